@@ -1,0 +1,41 @@
+# Two commands on a fresh machine (only the system Python needed):
+#   make demo   - create .venv, install everything, run the main job on a small embedded default
+#   make test   - create .venv, install everything, run the test suite
+# On a GPU machine: `make TORCH_REQUIREMENTS= ...` after installing your own torch build
+# into .venv (README, "Installing on a GPU machine").
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_REQUIREMENTS ?= requirements/torch.txt
+PYTEST_ARGS ?=
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.snl_video_installed
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/torch.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+ifneq ($(strip $(TORCH_REQUIREMENTS)),)
+	$(VPY) -m pip install --progress-bar off -r $(TORCH_REQUIREMENTS)
+endif
+	$(VPY) -m pip install --progress-bar off -e ".[test]"
+	$(VPY) -c "import torch, torchvision, snl_video; print('snl_video', snl_video.__version__, '| torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/snl-video demo
+
+# Default suite: everything not marked slow, on both cores.
+test: $(STAMP)
+	$(VPY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(VPY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VPY) scripts/bench_nonlocal.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,565 @@
+"""One non-local block class and the named presets of the paper's Table 1.
+
+Every block computes ``y = x + act(norm(Σ_k W_k P_k(A) Z))`` with ``Z = g(x)`` and ``A``
+built from ``θ(x)`` and ``φ(x)`` (see :mod:`.affinity` and :mod:`.filters`). The presets
+(``nl``, ``nl_dot``, ``ns``, ``a2``, ``cgnl``, ``cc``, ``dnl``, ``snl``) only choose the
+affinity builder, the filter terms and the output normalisation; :func:`build_nonlocal`
+resolves a kind name and its options into a :class:`NonLocalBlock`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .affinity import (
+    CrissCrossAffinity,
+    DenseAffinity,
+    GraphOperator,
+    LowRankAffinity,
+    SumAffinity,
+    TaylorChannelAffinity,
+    softmax_affinity,
+    spectral_affinity,
+)
+from .filters import Basis, FilterTerm, apply_graph_filter, chebyshev_terms
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "NonLocalBlock",
+    "build_nonlocal",
+    "list_nonlocal_kinds",
+    "nonlocal_options",
+    "resolve_impl",
+    "AUTO_LINEAR_NODES_PER_CHANNEL",
+]
+
+Impl = Literal["auto", "dense", "linear"]
+
+# `impl="auto"` uses the linear (factorised) affinity once N >= this × C_s. The dense
+# path costs ~2·N²·C_s multiply-adds plus several memory-bound passes over N² entries,
+# the linear one ~4·N·C_s²; the crossover measured by scripts/bench_nonlocal.py on CPU
+# (2 cores) and on an H100 lies between N ≈ 1·C_s and N ≈ 2·C_s.
+AUTO_LINEAR_NODES_PER_CHANNEL = 2.0
+
+
+def resolve_impl(impl: Impl, num_nodes: int, inter_channels: int) -> Literal["dense", "linear"]:
+    """Pick the affinity implementation for ``impl="auto"`` (the two give equal results)."""
+    if impl == "auto":
+        return "linear" if num_nodes >= AUTO_LINEAR_NODES_PER_CHANNEL * inter_channels else "dense"
+    if impl not in ("dense", "linear"):
+        raise ValueError(f"impl must be 'auto', 'dense' or 'linear', got {impl!r}")
+    return impl
+
+
+# --------------------------------------------------------------------------------------
+# Affinity builders: nn.Modules (some own parameters) that turn embeddings into operators.
+# --------------------------------------------------------------------------------------
+
+
+class AffinityBuilder(nn.Module):
+    """Builds the graph operator ``A`` from ``θ``, ``φ`` of shape ``(B, N, C_s)``."""
+
+    def forward(self, theta: Tensor, phi: Tensor, *, x: Tensor, shape: tuple[int, int, int]) -> GraphOperator:
+        raise NotImplementedError
+
+
+class EmbeddedGaussianAffinity(AffinityBuilder):
+    """``softmax_j(θ_i·φ_j · s)``; ``s = C_s^-1/2`` if ``scale`` (NL, NS)."""
+
+    def __init__(self, inter_channels: int, *, scale: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.factor = inter_channels**-0.5 if scale else 1.0
+
+    def forward(self, theta, phi, *, x, shape):
+        return softmax_affinity(theta, phi, scale=self.factor)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class FactorizedAffinity(AffinityBuilder):
+    """Low-rank affinities: ``θφᵀ/N`` (dot), ``relu(θ)relu(φ)ᵀ`` (A²), SNL, A² softmax."""
+
+    def __init__(self, inter_channels: int, *, variant: str, impl: Impl) -> None:
+        super().__init__()
+        self.inter_channels = inter_channels
+        self.variant = variant
+        self.impl = impl
+
+    def forward(self, theta, phi, *, x, shape):
+        impl = resolve_impl(self.impl, theta.shape[1], self.inter_channels)
+        if self.variant == "spectral":
+            return spectral_affinity(theta, phi, impl=impl)
+        if self.variant == "dot":
+            op = LowRankAffinity(theta, phi, normalization="count")
+        elif self.variant == "relu":
+            op = LowRankAffinity(torch.relu(theta), torch.relu(phi))
+        elif self.variant == "softmax":
+            # A²'s gather (softmax over positions) and distribute (softmax over channels).
+            op = LowRankAffinity(torch.softmax(theta, dim=2), torch.softmax(phi, dim=1))
+        else:  # pragma: no cover - guarded by the presets
+            raise AssertionError(self.variant)
+        return DenseAffinity(op.dense()) if impl == "dense" else op
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, impl={self.impl!r}"
+
+
+class CrissCrossAffinityBuilder(AffinityBuilder):
+    def __init__(self, inter_channels: int, *, scale: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.factor = inter_channels**-0.5 if scale else 1.0
+
+    def forward(self, theta, phi, *, x, shape):
+        return CrissCrossAffinity(theta, phi, shape, scale=self.factor)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+class DisentangledAffinity(AffinityBuilder):
+    """DNL (Yin et al., ECCV 2020): whitened pairwise softmax + a unary (per-key) term.
+
+    ``A = softmax_j((θ_i - μ_θ)·(φ_j - μ_φ) · s / τ) + 1 uᵀ`` with ``u = softmax_j(w_u x_j)``
+    (``μ`` are means over positions, ``w_u`` a 1×1×1 conv ``C → 1``). Every row of each
+    term sums to one. The unary conv has no bias: a softmax over positions ignores it.
+    """
+
+    def __init__(self, in_channels: int, inter_channels: int, *, scale: bool, temperature: float) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.unary = nn.Conv3d(in_channels, 1, kernel_size=1, bias=False)
+        self.scale = scale
+        self.factor = inter_channels**-0.5 if scale else 1.0
+        self.temperature = temperature
+
+    def forward(self, theta, phi, *, x, shape):
+        theta = theta - theta.mean(dim=1, keepdim=True)
+        phi = phi - phi.mean(dim=1, keepdim=True)
+        pairwise = softmax_affinity(theta, phi, scale=self.factor, temperature=self.temperature)
+        logits = self.unary(x.to(self.unary.weight.dtype)).flatten(1).to(theta.dtype)
+        unary = torch.softmax(logits, dim=1).unsqueeze(-1)
+        return SumAffinity([pairwise, LowRankAffinity(torch.ones_like(unary), unary)])
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, temperature={self.temperature}"
+
+
+class CompactGeneralizedAffinity(AffinityBuilder):
+    def __init__(self, *, groups: int, kernel: str, taylor_order: int, gamma: float, scale: bool) -> None:
+        super().__init__()
+        self.groups = groups
+        self.kernel = kernel
+        self.taylor_order = taylor_order
+        self.gamma = gamma
+        self.scale = scale
+
+    def forward(self, theta, phi, *, x, shape):
+        factor = 1.0
+        if self.scale:
+            # The CGNL code's `use_scale`: divide by sqrt(#nodes in a group).
+            factor = (theta.shape[1] * theta.shape[2] // self.groups) ** -0.5
+        return TaylorChannelAffinity(
+            theta,
+            phi,
+            groups=self.groups,
+            kernel=self.kernel,  # type: ignore[arg-type]
+            taylor_order=self.taylor_order,
+            gamma=self.gamma,
+            scale=factor,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"groups={self.groups}, kernel={self.kernel!r}, taylor_order={self.taylor_order}, "
+            f"gamma={self.gamma}, scale={self.scale}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# The block.
+# --------------------------------------------------------------------------------------
+
+
+class _ReLUOpenAtZero(torch.autograd.Function):
+    """``relu`` whose backward passes the gradient where the input is exactly 0.
+
+    ``relu'(0)`` is any value in ``[0, 1]``; PyTorch picks 0. Here it is 1, because the
+    block's output norm starts at zero (so the block is the identity): with 0, the
+    gradient of the zero-initialised norm would be exactly zero forever and the block
+    could never leave the identity. The forward value is the ordinary ``relu``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * (x >= 0).to(grad.dtype)
+
+
+def _to_nodes(x: Tensor) -> Tensor:
+    """``(B, C, T, H, W)`` → ``(B, N, C)``."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def _from_nodes(z: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """``(B, N, C)`` → ``(B, C, T, H, W)``."""
+    return z.transpose(1, 2).reshape(z.shape[0], z.shape[2], *shape)
+
+
+class NonLocalBlock(nn.Module):
+    """``y = x + act(norm(Σ_k W_k P_k(A) Z))``: the unified non-local block.
+
+    Submodules: ``theta``, ``phi``, ``g`` (1×1×1 convs ``C → C_s``, no bias), one
+    1×1×1 conv ``C_s → C`` per distinct weight of the filter (``w1``, ``w2``, …: the
+    weight of the ``A^k`` term is ``w{k+1}``), ``affinity`` (the builder of ``A``; DNL's
+    owns the unary conv) and the output norm ``bn`` (BatchNorm3d) or ``gn`` (GroupNorm).
+
+    Input ``(B, C, T, H, W)``, or ``(B, C, H, W)`` treated as ``T = 1``; output the same
+    shape. The norm starts at zero (``zero_init=True``), so a new block is exactly the
+    identity and inserting it into a pretrained network changes nothing at step 0.
+
+    Build instances with :func:`build_nonlocal`; the constructor is the low-level form.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        inter_channels: int,
+        *,
+        kind: str,
+        affinity: AffinityBuilder,
+        terms: Sequence[FilterTerm],
+        basis: Basis = "monomial",
+        norm: Literal["bn", "gn"] = "bn",
+        norm_groups: int = 1,
+        activation: Literal["relu", "none"] = "relu",
+        zero_init: bool = True,
+        recurrence: int = 1,
+        upcast: bool = True,
+        projection_groups: int = 1,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        _check_positive_int("in_channels", in_channels)
+        _check_positive_int("inter_channels", inter_channels)
+        _check_positive_int("recurrence", recurrence)
+        if activation not in ("relu", "none"):
+            raise ValueError(f"activation must be 'relu' or 'none', got {activation!r}")
+        if norm not in ("bn", "gn"):
+            raise ValueError(f"norm must be 'bn' or 'gn', got {norm!r}")
+        self.kind = kind
+        self.in_channels = in_channels
+        self.inter_channels = inter_channels
+        self.terms = tuple(terms)
+        self.basis = basis
+        self.activation = activation
+        self.recurrence = recurrence
+        self.upcast = upcast
+        self.options = dict(options or {})
+
+        self.theta = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
+        self.phi = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
+        self.g = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
+        self.affinity = affinity
+        self.weight_names = tuple(dict.fromkeys(t.weight for t in self.terms))
+        for name in self.weight_names:
+            self.add_module(
+                name,
+                nn.Conv3d(inter_channels, in_channels, kernel_size=1, bias=False, groups=projection_groups),
+            )
+        if norm == "bn":
+            self.bn = nn.BatchNorm3d(in_channels)
+            self._norm_name = "bn"
+        else:
+            if in_channels % norm_groups:
+                raise ValueError(f"GroupNorm: {in_channels} channels are not divisible by {norm_groups} groups")
+            self.gn = nn.GroupNorm(norm_groups, in_channels)
+            self._norm_name = "gn"
+        self.reset_parameters(zero_init=zero_init)
+
+    @property
+    def out_norm(self) -> nn.Module:
+        """The output normalisation (``bn`` or ``gn``), zero-initialised."""
+        return getattr(self, self._norm_name)
+
+    def reset_parameters(self, *, zero_init: bool = True) -> None:
+        """Kaiming (fan-out) 1×1×1 convs as in the official code; norm at 0 or 1."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.constant_(self.out_norm.weight, 0.0 if zero_init else 1.0)
+        nn.init.zeros_(self.out_norm.bias)
+        if zero_init:
+            # The block's contract: it starts as the identity.
+            assert not self.out_norm.weight.any() and not self.out_norm.bias.any()
+
+    def graph_operator(self, x: Tensor) -> GraphOperator:
+        """The affinity ``A`` this block builds for input ``x`` (for inspection and tests)."""
+        x5 = self._check_input(x)
+        theta, phi = _to_nodes(self.theta(x5)), _to_nodes(self.phi(x5))
+        return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:]))
+
+    def _check_input(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:
+            x = x.unsqueeze(2)
+        if x.dim() != 5:
+            raise ValueError(
+                f"{self.kind} block expects (B, C, T, H, W) or (B, C, H, W), got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self.kind} block was built for {self.in_channels} channels, got input with "
+                f"{x.shape[1]} (shape {tuple(x.shape)})"
+            )
+        if x.shape[2] * x.shape[3] * x.shape[4] == 0:
+            raise ValueError(f"{self.kind} block got an empty feature map, shape {tuple(x.shape)}")
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        squeeze = x.dim() == 4
+        out = self._check_input(x)
+        for _ in range(self.recurrence):
+            out = out + self._residual(out)
+        return out.squeeze(2) if squeeze else out
+
+    def _residual(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape[2:])
+        theta, phi, z = self.theta(x), self.phi(x), self.g(x)
+        graph_dtype = z.dtype
+        if self.upcast and z.dtype in (torch.float16, torch.bfloat16):
+            # Degrees, softmaxes and N-term sums overflow or lose precision in half
+            # precision; the graph part is cheap next to the backbone, so run it in fp32.
+            graph_dtype = torch.float32
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            theta, phi, z = (_to_nodes(t).to(graph_dtype) for t in (theta, phi, z))
+            op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
+            signals = apply_graph_filter(op, z, self.terms, basis=self.basis)
+        out = None
+        for name, signal in signals.items():
+            projected = getattr(self, name)(_from_nodes(signal, shape).to(x.dtype))
+            out = projected if out is None else out + projected
+        out = self.out_norm(out)
+        if self.activation == "relu":
+            out = _ReLUOpenAtZero.apply(out)
+        return out
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"kind={self.kind!r}, in_channels={self.in_channels}, inter_channels={self.inter_channels}" + (
+            f", {opts}" if opts else ""
+        )
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Presets (the paper's Table 1). Each is a function of (in_channels, inter_channels,
+# **options); its keyword arguments ARE the kind's options, with their defaults.
+# --------------------------------------------------------------------------------------
+
+_COMMON_DOC = "activation ('relu' as the official code | 'none'), zero_init, upcast"
+
+
+def _nl(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
+    """Non-local, embedded Gaussian (Wang et al. 2018): A = softmax(θᵀφ); filter A Z W."""
+    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=[FilterTerm(1, 1.0, "w2")])
+
+
+def _nl_dot(c, cs, *, impl: Impl = "auto", activation="relu", zero_init=True, upcast=True):
+    """Non-local, dot product: A = θᵀφ / N; filter A Z W."""
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    return dict(affinity=FactorizedAffinity(cs, variant="dot", impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
+
+
+def _ns(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
+    """Non-local stage (Zhu et al. 2019): A = softmax(θᵀφ); filter Z W - A Z W (one W)."""
+    return dict(
+        affinity=EmbeddedGaussianAffinity(cs, scale=scale),
+        terms=[FilterTerm(0, 1.0, "w2"), FilterTerm(1, -1.0, "w2")],
+    )
+
+
+def _a2(c, cs, *, kernel: str = "relu", impl: Impl = "auto", activation="relu", zero_init=True, upcast=True):
+    """Double attention (Chen et al. 2018): A = relu(θ)ᵀrelu(φ) unnormalised, as in the
+    paper's code (kernel='relu'), or A²'s own softmax_c(θ)ᵀ softmax_N(φ) (kernel='softmax');
+    filter A Z W."""
+    _check_choice("kernel", kernel, ("relu", "softmax"))
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    return dict(affinity=FactorizedAffinity(cs, variant=kernel, impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
+
+
+def _cgnl(
+    c,
+    cs,
+    *,
+    groups: int = 1,
+    kernel: str = "gaussian",
+    taylor_order: int = 2,
+    gamma: float = 1e-4,
+    scale: bool = False,
+    activation="none",
+    zero_init=True,
+    upcast=True,
+):
+    """Compact generalised non-local (Yue et al. 2018): nodes are (position, channel)
+    pairs within `groups` channel groups; Gaussian kernel Taylor-expanded to
+    `taylor_order` (or kernel='dot'); filter A Z W (grouped W); GroupNorm output, no
+    activation, as the CGNL and SNL code."""
+    _check_positive_int("groups", groups)
+    _check_choice("kernel", kernel, ("gaussian", "dot"))
+    _check_positive_int("taylor_order", taylor_order)
+    if cs % groups or c % groups:
+        raise ValueError(f"cgnl: groups={groups} must divide in_channels={c} and inter_channels={cs}")
+    return dict(
+        affinity=CompactGeneralizedAffinity(
+            groups=groups, kernel=kernel, taylor_order=taylor_order, gamma=gamma, scale=scale
+        ),
+        terms=[FilterTerm(1, 1.0, "w2")],
+        norm="gn",
+        norm_groups=groups,
+        projection_groups=groups,
+    )
+
+
+def _cc(c, cs, *, recurrence: int = 2, scale: bool = False, activation="relu", zero_init=True, upcast=True):
+    """Criss-cross (Huang et al. 2019) for video: A = softmax of θᵀφ over the t-, h- and
+    w-lines through each position; applied `recurrence` times with shared weights (2
+    passes connect every pair of positions, as CCNet's R = 2); filter A Z W."""
+    _check_positive_int("recurrence", recurrence)
+    return dict(
+        affinity=CrissCrossAffinityBuilder(cs, scale=scale),
+        terms=[FilterTerm(1, 1.0, "w2")],
+        recurrence=recurrence,
+    )
+
+
+def _dnl(c, cs, *, scale: bool = True, temperature: float = 1.0, activation="relu", zero_init=True, upcast=True):
+    """Disentangled non-local (Yin et al. 2020): A = softmax(whitened θᵀφ · s / τ) + 1uᵀ;
+    filter A Z W."""
+    return dict(
+        affinity=DisentangledAffinity(c, cs, scale=scale, temperature=temperature),
+        terms=[FilterTerm(1, 1.0, "w2")],
+    )
+
+
+def _snl(
+    c,
+    cs,
+    *,
+    order: int = 1,
+    impl: Impl = "auto",
+    basis: Basis = "monomial",
+    activation="relu",
+    zero_init=True,
+    upcast=True,
+):
+    """Spectral non-local (Zhu et al., ICCV 2021): A = D^-1/2 ((M+Mᵀ)/2) D^-1/2,
+    M = relu(θ)ᵀrelu(φ); filter Z W1 + A Z W2 (+ A^k Z W_{k+1} up to k = order). impl:
+    'dense' (N×N), 'linear' (exact O(N·C_s²) factorisation) or 'auto'."""
+    _check_positive_int("order", order)
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    _check_choice("basis", basis, ("monomial", "chebyshev"))
+    return dict(
+        affinity=FactorizedAffinity(cs, variant="spectral", impl=impl),
+        terms=chebyshev_terms(order),
+        basis=basis,
+    )
+
+
+_PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
+    "nl": _nl,
+    "nl_dot": _nl_dot,
+    "ns": _ns,
+    "a2": _a2,
+    "cgnl": _cgnl,
+    "cc": _cc,
+    "dnl": _dnl,
+    "snl": _snl,
+}
+
+_BLOCK_LEVEL_OPTIONS = ("activation", "zero_init", "upcast")
+
+
+def list_nonlocal_kinds() -> list[str]:
+    """Names accepted by :func:`build_nonlocal`."""
+    return list(_PRESETS)
+
+
+def nonlocal_options(kind: str) -> dict[str, Any]:
+    """The options of ``kind`` with their defaults (``inter_channels`` aside)."""
+    preset = _preset(kind)
+    return {
+        name: p.default
+        for name, p in inspect.signature(preset).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def describe_nonlocal(kind: str) -> str:
+    """One paragraph on what ``kind`` computes."""
+    return inspect.getdoc(_preset(kind)) or kind
+
+
+def _preset(kind: str) -> Callable[..., dict[str, Any]]:
+    if not isinstance(kind, str) or kind not in _PRESETS:
+        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(_PRESETS)}")
+    return _PRESETS[kind]
+
+
+def build_nonlocal(
+    kind: str, in_channels: int, *, inter_channels: int | None = None, **options: Any
+) -> NonLocalBlock:
+    """Build a non-local block of ``kind`` for ``in_channels``-channel feature maps.
+
+    Args:
+        kind: one of :func:`list_nonlocal_kinds` (``nl``, ``nl_dot``, ``ns``, ``a2``,
+            ``cgnl``, ``cc``, ``dnl``, ``snl``).
+        in_channels: channels ``C`` of the input (and output).
+        inter_channels: embedding channels ``C_s``; default ``in_channels // 2``.
+        **options: per-kind options, see :func:`nonlocal_options`; e.g. ``order`` and
+            ``impl`` for ``snl``. An unknown option is an error listing the valid ones.
+
+    Returns:
+        A :class:`NonLocalBlock` that starts as the identity.
+    """
+    preset = _preset(kind)
+    _check_positive_int("in_channels", in_channels)
+    if inter_channels is None:
+        inter_channels = max(in_channels // 2, 1)
+    _check_positive_int("inter_channels", inter_channels)
+    valid = nonlocal_options(kind)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for non-local kind {kind!r}; valid options: "
+            + ", ".join(f"{k}={v!r}" for k, v in valid.items())
+        )
+    resolved = {**valid, **options}
+    _check_choice("activation", resolved["activation"], ("relu", "none"))
+    spec = preset(in_channels, inter_channels, **options)
+    block_kwargs = {k: resolved[k] for k in _BLOCK_LEVEL_OPTIONS}
+    block = NonLocalBlock(in_channels, inter_channels, kind=kind, options=options, **block_kwargs, **spec)
+    logger.debug("built %r", block)
+    return block
