@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Forward+backward time and memory of every non-local kind vs the number of nodes N.
+
+Usage:
+    python scripts/bench_nonlocal.py                      # CPU, C=256, C_s=128, N = 98 ... 25,088
+    python scripts/bench_nonlocal.py --device cuda --channels 1024
+    python scripts/bench_nonlocal.py --quick              # small sizes, a minute on 2 cores
+
+Prints a Markdown table (time, memory, ratio to NL, SNL dense/linear ratios) and writes it
+with the raw rows to --out (JSON + Markdown). Memory is the CUDA peak on a GPU and the
+bytes saved for backward on CPU (see snl_video.benchmarking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from snl_video.benchmarking import bench_nonlocal, format_table
+from snl_video.nonlocal_blocks import list_nonlocal_kinds
+
+# (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).
+FULL_SHAPES = [(2, 7, 7), (4, 14, 14), (8, 14, 14), (8, 28, 28), (16, 28, 28), (32, 28, 28)]
+QUICK_SHAPES = [(2, 7, 7), (4, 14, 14), (8, 14, 14), (8, 28, 28)]
+
+COLUMNS = [
+    ("kind", "kind", ""),
+    ("N", "N", ",d"),
+    ("time_ms", "fwd+bwd ms", ".1f"),
+    ("memory_mb", "memory MB", ".1f"),
+    ("time_vs_nl", "time / NL", ".2f"),
+    ("dense_over_linear_time", "SNL dense/linear time", ".1f"),
+    ("dense_over_linear_memory", "SNL dense/linear memory", ".1f"),
+    ("auto_picks", "auto picks", ""),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--channels", type=int, default=256, help="C (default 256)")
+    p.add_argument("--inter-channels", type=int, default=None, help="C_s (default C/2)")
+    p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds(), choices=list_nonlocal_kinds())
+    p.add_argument("--quick", action="store_true", help="N up to 6,272 only")
+    p.add_argument("--max-dense-nodes", type=int, default=None, help="skip O(N^2) kinds above this N")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=Path("runs/bench_nonlocal"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = bench_nonlocal(
+        kinds=args.kinds,
+        shapes=QUICK_SHAPES if args.quick else FULL_SHAPES,
+        channels=args.channels,
+        inter_channels=args.inter_channels,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+        repeats=args.repeats,
+        max_dense_nodes=args.max_dense_nodes,
+    )
+    for r in rows:
+        if "memory_bytes" in r:
+            r["memory_mb"] = r["memory_bytes"] / 2**20
+    rows.sort(key=lambda r: (r["N"], r["kind"]))
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
+    title = (
+        f"Non-local blocks, forward+backward, batch 1, C={args.channels}, "
+        f"C_s={args.inter_channels or args.channels // 2}, {args.dtype}, {device_name}; "
+        f"memory = {rows[0].get('memory_kind', '?')}"
+    )
+    table = format_table(rows, COLUMNS)
+    print(f"\n{title}\n\n{table}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("bench_nonlocal.json", json.dumps({"title": title, "rows": rows}, indent=1)),
+                       ("bench_nonlocal.md", f"{title}\n\n{table}\n")):
+        tmp = args.out / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.out / name)
+    print(f"\nwritten: {args.out}/bench_nonlocal.md, bench_nonlocal.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

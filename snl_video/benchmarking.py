@@ -1,0 +1,189 @@
+"""Timing and memory measurement shared by the benchmarks (``scripts/bench_*.py``).
+
+Memory: on CUDA the real peak (``torch.cuda.max_memory_allocated``) of a forward+backward;
+on CPU, where PyTorch keeps no allocator statistics, the bytes of the tensors autograd
+saves for the backward pass (counted with ``saved_tensors_hooks``, each storage once). That
+is the term that grows with ``N²`` for a dense affinity and with ``N`` for a factorised
+one, and it is exact and repeatable, unlike a process RSS.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .nonlocal_blocks import build_nonlocal, resolve_impl
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Measurement", "measure_step", "saved_tensor_bytes", "bench_nonlocal", "format_table"]
+
+
+@dataclass
+class Measurement:
+    """Median wall time of one step (ms) and its memory (bytes, see module doc)."""
+
+    time_ms: float
+    memory_bytes: int
+    memory_kind: str
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def saved_tensor_bytes(step: Callable[[], Tensor]) -> int:
+    """Bytes of the distinct storages autograd saves while ``step()`` runs its forward."""
+    seen: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        try:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - exotic tensors
+            seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = step()
+    del out
+    return sum(seen.values())
+
+
+def measure_step(
+    forward: Callable[[], Tensor],
+    *,
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 5,
+    min_time_s: float = 0.0,
+) -> Measurement:
+    """Time ``forward().sum().backward()`` (median of ``repeats``) and measure its memory."""
+
+    def step() -> None:
+        forward().float().sum().backward()
+
+    for _ in range(warmup):
+        step()
+    _synchronize(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_time_s:
+        t0 = time.perf_counter()
+        step()
+        _synchronize(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step()
+        _synchronize(device)
+        memory, kind = torch.cuda.max_memory_allocated(device) - base, "cuda_peak"
+    else:
+        memory, kind = saved_tensor_bytes(forward), "saved_for_backward"
+    return Measurement(statistics.median(times), memory, kind)
+
+
+def bench_nonlocal(
+    *,
+    kinds: Sequence[str],
+    shapes: Iterable[tuple[int, int, int]],
+    channels: int = 256,
+    inter_channels: int | None = None,
+    batch: int = 1,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 3,
+    max_dense_nodes: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Forward+backward time and memory of each non-local kind at each map size.
+
+    ``snl`` is measured twice, ``impl="dense"`` and ``impl="linear"`` (rows ``snl`` and
+    ``snl_linear``). Kinds whose cost grows with N² are skipped above ``max_dense_nodes``
+    (recorded as skipped, not silently dropped). Returns one dict per (kind, shape).
+    """
+    from tqdm.auto import tqdm
+
+    dev = torch.device(device)
+    cs = inter_channels or channels // 2
+    variants: list[tuple[str, str, dict[str, Any]]] = []
+    for kind in kinds:
+        if kind == "snl":
+            variants += [("snl_dense", "snl", {"impl": "dense"}), ("snl_linear", "snl", {"impl": "linear"})]
+        else:
+            variants.append((kind, kind, {}))
+    shapes = list(shapes)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(shapes) * len(variants), disable=not progress, desc="non-local bench")
+    for shape in shapes:
+        nodes = shape[0] * shape[1] * shape[2]
+        x = torch.randn(batch, channels, *shape, device=dev, dtype=dtype, requires_grad=True)
+        for label, kind, options in variants:
+            bar.set_postfix_str(f"{label} N={nodes}")
+            quadratic = kind in ("nl", "ns", "dnl") or options.get("impl") == "dense"
+            row: dict[str, Any] = {"kind": label, "T": shape[0], "H": shape[1], "W": shape[2], "N": nodes}
+            if quadratic and max_dense_nodes is not None and nodes > max_dense_nodes:
+                rows.append({**row, "skipped": f"N > max_dense_nodes={max_dense_nodes}"})
+                bar.update()
+                continue
+            torch.manual_seed(0)
+            block = build_nonlocal(kind, channels, inter_channels=cs, **options).to(dev, dtype)
+            with torch.no_grad():
+                # Measure a trained-looking block, not the identity it starts as (the work
+                # is the same, but gradients then reach every parameter, as in training).
+                block.out_norm.weight.fill_(1.0)
+            try:
+                m = measure_step(lambda: block(x), device=dev, repeats=repeats)
+                rows.append({**row, **asdict(m)})
+            except torch.OutOfMemoryError:
+                rows.append({**row, "skipped": "out of memory"})
+            finally:
+                x.grad = None
+            bar.update()
+            del block
+    bar.close()
+    # Ratios against baselines measured in the same run.
+    by_key = {(r["kind"], r["N"]): r for r in rows}
+    for r in rows:
+        if "time_ms" not in r:
+            continue
+        nl = by_key.get(("nl", r["N"]))
+        if nl is not None and "time_ms" in nl:
+            r["time_vs_nl"] = r["time_ms"] / nl["time_ms"]
+        if r["kind"] == "snl_linear":
+            dense = by_key.get(("snl_dense", r["N"]))
+            if dense is not None and "time_ms" in dense:
+                r["dense_over_linear_time"] = dense["time_ms"] / r["time_ms"]
+                r["dense_over_linear_memory"] = dense["memory_bytes"] / max(r["memory_bytes"], 1)
+            r["auto_picks"] = resolve_impl("auto", r["N"], cs)
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A Markdown table: ``columns`` are (key, header, format spec)."""
+    header = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    lines = [header, rule]
+    for r in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = r.get(key)
+            if value is None:
+                cells.append(r.get("skipped", "") if key == "time_ms" else "")
+            else:
+                cells.append(format(value, spec) if spec else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,63 @@
+"""``snl-video <verb>``: the command-line edge of the toolkit.
+
+Each verb lives in its own module under :mod:`snl_video.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+namespace, returning an exit code). This module only wires them up, sets up logging and
+turns user errors into one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+
+# Verb modules, in the order `snl-video --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "snl_video.commands.demo",
+    "snl_video.commands.nonlocal_cmd",
+)
+
+logger = logging.getLogger("snl_video")
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snl-video",
+        description="Spectral non-local blocks for video action recognition (UCF-101, Kinetics-pretrained 3D ResNets).",
+    )
+    parser.add_argument("--version", action="version", version=f"snl_video {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, FileNotFoundError) as exc:
+        if args.verbose:
+            raise
+        print(f"snl-video {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

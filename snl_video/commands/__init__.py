@@ -1,0 +1,1 @@
+"""One module per ``snl-video`` verb; each exposes ``register(subparsers)``."""
