@@ -61,7 +61,7 @@ def measure_step(
     forward: Callable[[], Tensor],
     *,
     device: torch.device,
-    warmup: int = 2,
+    warmup: int = 1,
     repeats: int = 5,
     min_time_s: float = 0.0,
 ) -> Measurement:

@@ -43,8 +43,8 @@ Impl = Literal["auto", "dense", "linear"]
 
 # `impl="auto"` uses the linear (factorised) affinity once N >= this × C_s. The dense
 # path costs ~2·N²·C_s multiply-adds plus several memory-bound passes over N² entries,
-# the linear one ~4·N·C_s²; the crossover measured by scripts/bench_nonlocal.py on CPU
-# (2 cores) and on an H100 lies between N ≈ 1·C_s and N ≈ 2·C_s.
+# the linear one ~4·N·C_s²; on CPU (2 cores, forward+backward, C_s = 64..512) the two
+# cross between N ≈ 1.5·C_s and N ≈ 3·C_s, and the gap grows linearly in N beyond.
 AUTO_LINEAR_NODES_PER_CHANNEL = 2.0
 
 
@@ -348,14 +348,17 @@ class NonLocalBlock(nn.Module):
             theta, phi, z = (_to_nodes(t).to(graph_dtype) for t in (theta, phi, z))
             op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
             signals = apply_graph_filter(op, z, self.terms, basis=self.basis)
-        out = None
-        for name, signal in signals.items():
-            projected = getattr(self, name)(_from_nodes(signal, shape).to(x.dtype))
-            out = projected if out is None else out + projected
+            # The projections stay in the graph's precision too: A Z of an unnormalised
+            # affinity (A², dot product) can exceed the float16 range before the norm.
+            out = None
+            for name, signal in signals.items():
+                projection = getattr(self, name)
+                projected = projection(_from_nodes(signal, shape).to(projection.weight.dtype))
+                out = projected if out is None else out + projected
         out = self.out_norm(out)
         if self.activation == "relu":
             out = _ReLUOpenAtZero.apply(out)
-        return out
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

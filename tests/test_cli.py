@@ -1,0 +1,40 @@
+"""The command-line edge: verbs exist, user errors are one clear line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snl_video.cli import main
+
+
+def test_nonlocal_json_reports_the_paper_parameter_counts(capsys):
+    assert main(["nonlocal", "--json", "--channels", "1024"]) == 0
+    rows = {r["kind"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    # Independent arithmetic: θ, φ, g (3·C·C_s) + one or two W (C_s·C) + BN (2·C).
+    assert rows["snl"]["params"] == 3 * 1024 * 512 + 2 * 512 * 1024 + 2 * 1024
+    assert rows["nl"]["params"] == 3 * 1024 * 512 + 512 * 1024 + 2 * 1024
+    assert rows["snl"]["options"]["order"] == 1
+
+
+def test_unknown_kind_is_a_one_line_error(capsys):
+    assert main(["nonlocal", "gcnet"]) == 2
+    err = capsys.readouterr().err
+    assert "gcnet" in err and "snl" in err and "Traceback" not in err
+
+
+def test_unknown_verb_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["no-such-verb"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_self_check_verifies_identity_and_linear_snl():
+    from snl_video.commands.demo import _self_check
+
+    lines = _self_check()
+    assert sum("identity at init: yes" in line for line in lines) == 8
+    diff = float(lines[-1].rsplit(" ", 1)[-1])
+    assert diff <= 1e-10
