@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / "bench_nonlocal.partial.jsonl"
+    partial.write_text("")
+
+    def keep(row: dict) -> None:
+        with partial.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
     rows = bench_nonlocal(
         kinds=args.kinds,
         shapes=QUICK_SHAPES if args.quick else FULL_SHAPES,
@@ -70,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype=getattr(torch, args.dtype),
         repeats=args.repeats,
         max_dense_nodes=args.max_dense_nodes,
+        on_row=keep,
     )
     for r in rows:
         if "memory_bytes" in r:
@@ -83,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = format_table(rows, COLUMNS)
     print(f"\n{title}\n\n{table}")
-    args.out.mkdir(parents=True, exist_ok=True)
     for name, text in (("bench_nonlocal.json", json.dumps({"title": title, "rows": rows}, indent=1)),
                        ("bench_nonlocal.md", f"{title}\n\n{table}\n")):
         tmp = args.out / (name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, args.out / name)
+    partial.unlink()
     print(f"\nwritten: {args.out}/bench_nonlocal.md, bench_nonlocal.json")
     return 0
 

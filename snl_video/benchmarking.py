@@ -64,15 +64,22 @@ def measure_step(
     warmup: int = 1,
     repeats: int = 5,
     min_time_s: float = 0.0,
+    slow_step_s: float = 20.0,
 ) -> Measurement:
-    """Time ``forward().sum().backward()`` (median of ``repeats``) and measure its memory."""
+    """Time ``forward().sum().backward()`` (median of ``repeats``) and measure its memory.
+
+    When a warm-up step takes longer than ``slow_step_s``, one timed step is taken.
+    """
 
     def step() -> None:
         forward().float().sum().backward()
 
+    warm_start = time.perf_counter()
     for _ in range(warmup):
         step()
     _synchronize(device)
+    if warmup and (time.perf_counter() - warm_start) / warmup > slow_step_s:
+        repeats = 1  # a step this slow is its own average; keep the benchmark bounded
     times = []
     start = time.perf_counter()
     while len(times) < repeats or time.perf_counter() - start < min_time_s:
@@ -91,6 +98,28 @@ def measure_step(
     return Measurement(statistics.median(times), memory, kind)
 
 
+def available_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: CUDA free memory, or the OS's MemAvailable on CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 2**62
+
+
+# Peak number of N×N matrices alive in a forward+backward of a quadratic block: autograd
+# saves ~1.3 (NL, NS, DNL) or ~3.3 (dense SNL) of them (saved_tensor_bytes at small N),
+# and the backward creates about two more transient ones. Used to skip sizes that
+# cannot fit instead of being killed by the OOM killer.
+DENSE_MATRICES_ALIVE = {"snl": 6, "default": 4}
+
+
 def bench_nonlocal(
     *,
     kinds: Sequence[str],
@@ -103,12 +132,16 @@ def bench_nonlocal(
     repeats: int = 3,
     max_dense_nodes: int | None = None,
     progress: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Forward+backward time and memory of each non-local kind at each map size.
 
     ``snl`` is measured twice, ``impl="dense"`` and ``impl="linear"`` (rows ``snl`` and
     ``snl_linear``). Kinds whose cost grows with N² are skipped above ``max_dense_nodes``
-    (recorded as skipped, not silently dropped). Returns one dict per (kind, shape).
+    (recorded as skipped, not silently dropped), and so are sizes whose N×N matrices
+    would not fit in the free memory. ``on_row`` sees each measurement as it is taken
+    (e.g. to append it to a file, so a long run that is killed keeps what it measured).
+    Returns one dict per (kind, shape).
     """
     from tqdm.auto import tqdm
 
@@ -134,6 +167,13 @@ def bench_nonlocal(
                 rows.append({**row, "skipped": f"N > max_dense_nodes={max_dense_nodes}"})
                 bar.update()
                 continue
+            alive = DENSE_MATRICES_ALIVE.get(kind, DENSE_MATRICES_ALIVE["default"])
+            need = alive * batch * nodes * nodes * torch.finfo(dtype).bits // 8
+            if quadratic and need > 0.8 * available_memory_bytes(dev):
+                rows.append({**row, "skipped": f"needs ~{need / 2**30:.0f} GiB for N×N matrices"})
+                logger.warning("skipping %s at N=%d: needs ~%.0f GiB", label, nodes, need / 2**30)
+                bar.update()
+                continue
             torch.manual_seed(0)
             block = build_nonlocal(kind, channels, inter_channels=cs, **options).to(dev, dtype)
             with torch.no_grad():
@@ -143,6 +183,8 @@ def bench_nonlocal(
             try:
                 m = measure_step(lambda: block(x), device=dev, repeats=repeats)
                 rows.append({**row, **asdict(m)})
+                if on_row is not None:
+                    on_row(rows[-1])
             except torch.OutOfMemoryError:
                 rows.append({**row, "skipped": "out of memory"})
             finally:

@@ -153,21 +153,33 @@ class LowRankAffinity(GraphOperator):
         self.symmetrize = symmetrize
         self.normalization = normalization
         self.num_nodes = left.shape[1]
+        self._pq: tuple[Tensor, Tensor] | None = None
         self._scale: Tensor | None = None
         if normalization == "symmetric":
             self._scale = inverse_sqrt_degrees(self.degrees()).unsqueeze(-1)
 
+    def _factors(self) -> tuple[Tensor, Tensor]:
+        """``(P, Q)`` with ``M = P Qᵀ``; for the symmetrised ``(L Rᵀ + R Lᵀ)/2`` that is
+        ``P = [L, R]``, ``Q = [R, L] / 2`` (rank 2r, one product instead of two)."""
+        if self._pq is None:
+            if self.symmetrize:
+                self._pq = (
+                    torch.cat([self.left, self.right], dim=2),
+                    0.5 * torch.cat([self.right, self.left], dim=2),
+                )
+            else:
+                self._pq = (self.left, self.right)
+        return self._pq
+
     def _unnormalized_matmul(self, z: Tensor) -> Tensor:
-        # L (Rᵀ z): the r×C product is formed first, never the N×N one.
-        out = torch.bmm(self.left, torch.bmm(self.right.transpose(1, 2), z))
-        if self.symmetrize:
-            out = 0.5 * (out + torch.bmm(self.right, torch.bmm(self.left.transpose(1, 2), z)))
-        return out
+        # P (Qᵀ z): the r×C product is formed first, never the N×N one.
+        p, q = self._factors()
+        return torch.bmm(p, torch.bmm(q.transpose(1, 2), z))
 
     def degrees(self) -> Tensor:
         """Row sums of the (symmetrised) unnormalised affinity, shape ``(B, N)``."""
-        ones = torch.ones_like(self.left[:, :, :1])
-        return self._unnormalized_matmul(ones).squeeze(-1)
+        p, q = self._factors()
+        return torch.bmm(p, q.sum(dim=1).unsqueeze(-1)).squeeze(-1)
 
     def matmul(self, z: Tensor) -> Tensor:
         if self.normalization == "symmetric":

@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .affinity import (
     CrissCrossAffinity,
@@ -220,6 +221,20 @@ def _from_nodes(z: Tensor, shape: tuple[int, int, int]) -> Tensor:
     return z.transpose(1, 2).reshape(z.shape[0], z.shape[2], *shape)
 
 
+def _pointwise(conv: nn.Conv3d, nodes: Tensor) -> Tensor:
+    """A 1×1×1 conv applied to node features ``(B, N, C_in)`` → ``(B, N, C_out)``.
+
+    The same function as ``conv`` on the map, computed as one matrix product: PyTorch's
+    CPU Conv3d falls back to a slow per-frame unfold for 1×1×1 kernels, and the nodes
+    layout is what the affinity needs anyway. Grouped convs (CGNL) use the conv itself.
+    """
+    if conv.groups == 1:
+        return F.linear(nodes, conv.weight.flatten(1))
+    batch, count, _ = nodes.shape
+    mapped = conv(nodes.transpose(1, 2).reshape(batch, -1, count, 1, 1))
+    return mapped.flatten(2).transpose(1, 2)
+
+
 class NonLocalBlock(nn.Module):
     """``y = x + act(norm(Σ_k W_k P_k(A) Z))``: the unified non-local block.
 
@@ -310,7 +325,8 @@ class NonLocalBlock(nn.Module):
     def graph_operator(self, x: Tensor) -> GraphOperator:
         """The affinity ``A`` this block builds for input ``x`` (for inspection and tests)."""
         x5 = self._check_input(x)
-        theta, phi = _to_nodes(self.theta(x5)), _to_nodes(self.phi(x5))
+        nodes = _to_nodes(x5)
+        theta, phi = _pointwise(self.theta, nodes), _pointwise(self.phi, nodes)
         return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:]))
 
     def _check_input(self, x: Tensor) -> Tensor:
@@ -338,24 +354,32 @@ class NonLocalBlock(nn.Module):
 
     def _residual(self, x: Tensor) -> Tensor:
         shape = tuple(x.shape[2:])
-        theta, phi, z = self.theta(x), self.phi(x), self.g(x)
+        nodes = _to_nodes(x)
+        # θ, φ and g in one matrix product (same function as three 1×1×1 convs).
+        stacked = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
+        theta, phi, z = F.linear(nodes, stacked).split(self.inter_channels, dim=-1)
         graph_dtype = z.dtype
         if self.upcast and z.dtype in (torch.float16, torch.bfloat16):
             # Degrees, softmaxes and N-term sums overflow or lose precision in half
             # precision; the graph part is cheap next to the backbone, so run it in fp32.
             graph_dtype = torch.float32
         with torch.autocast(device_type=x.device.type, enabled=False):
-            theta, phi, z = (_to_nodes(t).to(graph_dtype) for t in (theta, phi, z))
+            theta, phi, z = (t.to(graph_dtype) for t in (theta, phi, z))
             op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
             signals = apply_graph_filter(op, z, self.terms, basis=self.basis)
             # The projections stay in the graph's precision too: A Z of an unnormalised
             # affinity (A², dot product) can exceed the float16 range before the norm.
-            out = None
-            for name, signal in signals.items():
-                projection = getattr(self, name)
-                projected = projection(_from_nodes(signal, shape).to(projection.weight.dtype))
-                out = projected if out is None else out + projected
-        out = self.out_norm(out)
+            projections = [getattr(self, name) for name in signals]
+            if len(signals) > 1 and all(p.groups == 1 for p in projections):
+                # Σ_k W_k s_k as one product: [s_1 … s_K] @ [W_1 … W_K]ᵀ.
+                weight = torch.cat([p.weight.flatten(1) for p in projections], dim=1)
+                out = F.linear(torch.cat(list(signals.values()), dim=-1).to(weight.dtype), weight)
+            else:
+                out = None
+                for projection, signal in zip(projections, signals.values()):
+                    projected = _pointwise(projection, signal.to(projection.weight.dtype))
+                    out = projected if out is None else out + projected
+        out = self.out_norm(_from_nodes(out, shape))
         if self.activation == "relu":
             out = _ReLUOpenAtZero.apply(out)
         return out.to(x.dtype)
