@@ -170,16 +170,18 @@ def _first_dim(state: Mapping[str, torch.Tensor], key: str) -> int | None:
 
 # --- architecture guesses ---------------------------------------------------------------
 
-# (regex for "stage index, block index", regex for a key only bottleneck blocks have)
-_STAGE_PATTERNS: tuple[tuple[re.Pattern[str], int, re.Pattern[str]], ...] = (
+# (regex capturing "stage id, block index", regex for a key only bottleneck blocks have).
+# Stages are ordered by their id, whatever it starts at: pytorchvideo's I3D and C2D put a
+# pooling layer at blocks.2, so their stages are blocks.1,3,4,5 (Slow: blocks.1-4).
+_STAGE_PATTERNS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     # torchvision / Hara / mmaction2 (after backbone.): layer1..4.J.
-    (re.compile(r"^(?:backbone\.)?layer([1-4])\.(\d+)\."), 1, re.compile(r"^(?:backbone\.)?layer\d\.\d+\.conv3\.")),
-    # pytorchvideo: blocks.1..4.res_blocks.J.
-    (re.compile(r"^blocks\.([1-4])\.res_blocks\.(\d+)\."), 1, re.compile(r"\.branch2\.conv_c\.")),
-    # PySlowFast: s2..5.pathway0_resJ.
-    (re.compile(r"^s([2-5])\.pathway0_res(\d+)\."), 2, re.compile(r"\.branch2\.c\.")),
-    # Caffe2: res2..5_J_branch2a_w
-    (re.compile(r"^res([2-5])_(\d+)_branch2"), 2, re.compile(r"^res\d_\d+_branch2c_")),
+    (re.compile(r"^(?:backbone\.)?layer(\d+)\.(\d+)\."), re.compile(r"^(?:backbone\.)?layer\d+\.\d+\.conv3\.")),
+    # pytorchvideo: blocks.S.res_blocks.J.
+    (re.compile(r"^blocks\.(\d+)\.res_blocks\.(\d+)\."), re.compile(r"\.branch2\.conv_c\.")),
+    # PySlowFast: sS.pathway0_resJ.
+    (re.compile(r"^s(\d+)\.pathway0_res(\d+)\."), re.compile(r"\.branch2\.c\.")),
+    # Caffe2: resS_J_branch2*
+    (re.compile(r"^res(\d+)_(\d+)_branch2"), re.compile(r"^res\d+_\d+_branch2c_")),
 )
 
 _STEM_KEYS = (
@@ -200,17 +202,17 @@ def guess_architecture(state: Mapping[str, torch.Tensor]) -> ArchitectureGuess:
     not fit a model.
     """
     best: tuple[int, ArchitectureGuess] | None = None
-    for stage_re, first_stage, bottleneck_re in _STAGE_PATTERNS:
+    for stage_re, bottleneck_re in _STAGE_PATTERNS:
         blocks: dict[int, set[int]] = {}
         matched = 0
         for key in state:
             m = stage_re.match(key)
             if m:
                 matched += 1
-                blocks.setdefault(int(m.group(1)) - first_stage, set()).add(int(m.group(2)))
+                blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
         if not matched:
             continue
-        per_stage = tuple(len(blocks.get(s, ())) for s in range(max(blocks) + 1))
+        per_stage = tuple(len(blocks[s]) for s in sorted(blocks))
         bottleneck = any(bottleneck_re.search(k) for k in state)
         guess = ArchitectureGuess(blocks_per_stage=per_stage, bottleneck=bottleneck)
         if best is None or matched > best[0]:
