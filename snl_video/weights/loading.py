@@ -165,7 +165,9 @@ def load_state_with_report(
     if not report.ok:
         summary = report.summary()
         backbone = [k for k in model_state if not is_head(k) and not _matches(k, new_module_patterns)]
-        fit = sum(1 for k in report.loaded if not is_head(k)) / max(1, len(backbone))
+        # Share of backbone tensors that fit, out of all the model's backbone tensors plus the
+        # checkpoint's leftovers: low when the two sides are different networks.
+        fit = sum(1 for k in report.loaded if not is_head(k)) / max(1, len(backbone) + len(report.unexpected))
         ckpt_arch = guess_architecture(state_dict)
         model_arch = guess_architecture(model_state)
         depths_differ = ckpt_arch.depth is not None and model_arch.depth is not None and ckpt_arch.depth != model_arch.depth
@@ -173,7 +175,7 @@ def load_state_with_report(
             ckpt_desc = checkpoint_description or ckpt_arch.describe()
             message = (
                 f"{source} does not fit {type(model).__name__}: the checkpoint looks like {ckpt_desc}, "
-                f"the model is {model_arch.describe()} (only {fit:.0%} of the model's backbone tensors fit). "
+                f"the model is {model_arch.describe()} (only {fit:.0%} of their tensors fit each other). "
                 f"Pick the model that matches the checkpoint, or the checkpoint that matches the model.\n{summary}"
             )
             logger.error("%s", message)
