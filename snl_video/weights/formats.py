@@ -403,9 +403,25 @@ def convert_hara2020(state: StateDict) -> StateDict:
     return strip_prefix(state, "module.")
 
 
+def convert_torchvision_2d(state: StateDict) -> StateDict:
+    """torchvision ImageNet ResNet keys → snl_video r3d keys: the same names (Hara kept them).
+
+    The kernels stay 2-D here; :func:`snl_video.weights.inflate.inflate_state_dict` makes them 3-D
+    against the target model's shapes.
+    """
+    return dict(state)
+
+
+def convert_generic(state: StateDict) -> StateDict:
+    """A generic state dict (e.g. one snl_video saved itself) is taken as already in the model's names."""
+    return dict(state)
+
+
 CONVERTERS: dict[str, Converter] = {
     "hara2017": convert_hara2017,
     "hara2020": convert_hara2020,
+    "torchvision_2d": convert_torchvision_2d,
+    "generic": convert_generic,
 }
 
 

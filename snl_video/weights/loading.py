@@ -173,10 +173,21 @@ def load_state_with_report(
         depths_differ = ckpt_arch.depth is not None and model_arch.depth is not None and ckpt_arch.depth != model_arch.depth
         if fit < _WRONG_ARCHITECTURE_FIT or depths_differ:
             ckpt_desc = checkpoint_description or ckpt_arch.describe()
+            alike = (
+                ckpt_arch.blocks_per_stage == model_arch.blocks_per_stage
+                and ckpt_arch.bottleneck == model_arch.bottleneck
+                and bool(ckpt_arch.blocks_per_stage)
+            )
+            advice = (
+                "The stage layouts look alike, so the key names probably differ: convert the checkpoint's keys "
+                "to the model's (snl_video.weights.formats.convert_state) before loading."
+                if alike
+                else "Pick the model that matches the checkpoint, or the checkpoint that matches the model."
+            )
             message = (
                 f"{source} does not fit {type(model).__name__}: the checkpoint looks like {ckpt_desc}, "
                 f"the model is {model_arch.describe()} (only {fit:.0%} of their tensors fit each other). "
-                f"Pick the model that matches the checkpoint, or the checkpoint that matches the model.\n{summary}"
+                f"{advice}\n{summary}"
             )
             logger.error("%s", message)
             raise WrongArchitectureError(message, report)
