@@ -309,7 +309,8 @@ def detect_format(obj: Any, *, source: str = "<in memory>") -> DetectedCheckpoin
 
     sd = obj.get("state_dict")
     if isinstance(sd, Mapping) and sd:
-        if "meta" in obj and any(str(k).startswith(("backbone.", "module.backbone.")) for k in sd):
+        keys = [str(k).removeprefix("module.") for k in sd]
+        if any(k.startswith("backbone.") for k in keys) and ("meta" in obj or any(k.startswith("cls_head.") for k in keys)):
             state = _tensor_state(sd, where=f"{source}['state_dict']")
             meta = _metadata(obj.get("meta") or {}, ("epoch", "iter", "mmcv_version", "mmaction2_version", "config"))
             return result("mmaction2", state, ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"), meta)

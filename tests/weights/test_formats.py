@@ -225,3 +225,10 @@ def test_converter_registry():
     finally:
         CONVERTERS.clear()
         CONVERTERS.update(saved)
+
+
+def test_mmaction2_is_recognised_by_its_keys_without_meta():
+    state = mmaction2_i3d_state(nonlocal_blocks=False)
+    d = detect_format({"state_dict": {f"module.{k}": v for k, v in state.items()}})
+    assert d.format == "mmaction2" and d.num_classes == 400
+    assert_same_tensors(d.state_dict, state)
