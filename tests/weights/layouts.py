@@ -82,7 +82,12 @@ def sgd_state(num_params: int) -> dict:
 
 
 def mmaction2_i3d_state(*, nonlocal_blocks: bool, width: int = 8, num_classes: int = 400) -> dict[str, torch.Tensor]:
-    """mmaction2 ResNet3d (ConvModule: .conv / .bn) + I3DHead (cls_head.fc_cls), optional NonLocal3d."""
+    """mmaction2 ResNet3d (mmcv ConvModule: .conv / .bn) + I3DHead (cls_head.fc_cls), optional NonLocal3d.
+
+    Non-local blocks follow mmaction2's I3D-NL configs (every other block of res3 / res4 here;
+    the real configs pick blocks per stage) with mmcv's NonLocal3d: g/theta/phi 1x1x1 convs
+    with bias and conv_out followed by BN3d.
+    """
     s: dict[str, torch.Tensor] = {"backbone.conv1.conv.weight": torch.empty(width, 3, 5, 7, 7)}
     s.update(_bn("backbone.conv1.bn", width))
     in_c = width
@@ -101,8 +106,8 @@ def mmaction2_i3d_state(*, nonlocal_blocks: bool, width: int = 8, num_classes: i
                 for name in ("g", "theta", "phi"):
                     s[f"{p}.non_local_block.{name}.conv.weight"] = torch.empty(ci, c, 1, 1, 1)
                     s[f"{p}.non_local_block.{name}.conv.bias"] = torch.empty(ci)
+                # mmcv ConvModule: bias="auto" drops the bias when a norm follows (conv_out has BN3d).
                 s[f"{p}.non_local_block.conv_out.conv.weight"] = torch.empty(c, ci, 1, 1, 1)
-                s[f"{p}.non_local_block.conv_out.conv.bias"] = torch.empty(c)
                 s.update(_bn(f"{p}.non_local_block.conv_out.bn", c))
             in_c = planes * 4
     s["cls_head.fc_cls.weight"] = torch.empty(num_classes, in_c)
