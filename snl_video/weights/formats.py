@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, get_args
 
@@ -450,7 +449,3 @@ def convert_state(detected: DetectedCheckpoint) -> StateDict:
         )
     return converter(dict(detected.state_dict))
 
-
-def count_by_prefix(state: Mapping[str, Any], depth: int = 1) -> Counter[str]:
-    """How many keys share each dotted prefix of ``depth`` parts (for reports)."""
-    return Counter(".".join(k.split(".")[:depth]) for k in state)

@@ -155,3 +155,25 @@ def test_atomic_save_leaves_no_temporary_file(tmp_path):
         atomic_torch_save({"w": Boom()}, path)
     assert [p.name for p in path.parent.iterdir()] == ["x.pth"]
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(1))
+
+
+def test_opt_in_also_covers_plain_pickles(tmp_path):
+    path = tmp_path / "trusted.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"blobs": {"conv1_w": np.ones(2)}, "created": datetime.date(2018, 1, 1)}, f, protocol=2)
+    with pytest.raises(UnsafeCheckpointError, match="datetime.date"):
+        load_checkpoint(path)
+    obj = load_checkpoint(path, allow_unsafe_pickle=True)
+    assert obj["created"] == datetime.date(2018, 1, 1)
+    np.testing.assert_array_equal(obj["blobs"]["conv1_w"], np.ones(2))
+
+
+def test_corrupted_bytes_inside_a_zip_checkpoint_are_reported(tmp_path):
+    path = tmp_path / "flipped.pth"
+    torch.save({"w": torch.randn(4096)}, path)
+    data = bytearray(path.read_bytes())
+    # Overwrite the zip's central directory region (end of file) with garbage.
+    data[-200:-22] = b"\xff" * 178
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointReadError, match="truncated or corrupt"):
+        load_checkpoint(path)
