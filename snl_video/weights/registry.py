@@ -1,0 +1,357 @@
+"""Known Kinetics checkpoints, as data: where to get them, how to check them, how to feed them.
+
+Each :class:`PretrainedWeights` entry records the source (url and sha256 where published),
+the container format and the snl_video architecture it belongs to, the class count, and
+the clip the network was trained and evaluated on (frames, stride, resize, crop, value
+scale, mean/std). :func:`eval_transform_params` derives the evaluation preprocessing from
+an entry, so nobody copies mean/std by hand.
+
+Sources of the facts below (checked against the installed packages where possible):
+torchvision ``torchvision/models/video/resnet.py`` (urls, acc@1, protocol) and
+``transforms/_presets.py`` (``VideoClassification`` mean/std/resize/crop); pytorchvideo
+``pytorchvideo/models/hub/resnet.py`` (urls, top-1 in the docstrings) and its model zoo
+page (8x8 clips, 3 crops x 10 clips); 3D-ResNets-PyTorch's README and code (Google Drive
+only, preprocessing).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import WeightsError
+from .formats import KNOWN_FORMATS, FormatName
+
+__all__ = [
+    "ClipSpec",
+    "PretrainedWeights",
+    "EvalTransformParams",
+    "WEIGHTS",
+    "get_weights",
+    "list_weights",
+    "eval_transform_params",
+]
+
+ValueScale = Literal[1, 255]
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """The input a checkpoint expects.
+
+    ``resize`` is the short side in pixels (an int) or a fixed ``(height, width)``;
+    ``value_scale`` is 1 for pixels in [0, 1] and 255 for raw 0-255 values; ``mean`` and
+    ``std`` are in that scale (``std`` of 1 means "not divided"). ``target_fps`` is set when
+    the recipe resamples videos to a frame rate before taking ``num_frames`` frames every
+    ``sampling_stride`` frames.
+    """
+
+    num_frames: int
+    sampling_stride: int
+    crop_size: int
+    resize: int | tuple[int, int]
+    value_scale: ValueScale
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    target_fps: float | None = None
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """One known checkpoint.
+
+    ``sha256`` is the full hex digest, or its leading hex digits when only a prefix is
+    published (torchvision file names embed the first 8), or ``None`` when nothing is
+    published (then downloads are not verified and a warning says so). ``url`` is ``None``
+    for files that cannot be fetched directly (Google Drive): those are used through the
+    offline path (put the file in the cache directory under ``file_name``).
+    """
+
+    name: str
+    url: str | None
+    sha256: str | None
+    file_name: str
+    format: FormatName
+    architecture: str
+    num_classes: int
+    dataset: str
+    clip: ClipSpec
+    reported_top1: float | None
+    protocol: str
+    notes: str = ""
+
+    @property
+    def sha256_is_prefix(self) -> bool:
+        return self.sha256 is not None and len(self.sha256) < 64
+
+
+@dataclass(frozen=True)
+class EvalTransformParams:
+    """Evaluation preprocessing for the data pipeline: scale pixels, normalise, resize, crop, sample.
+
+    Apply as ``(pixels_uint8 / 255 * value_scale - mean) / std`` after resizing (short side
+    ``resize``, or to ``(height, width)``) and centre-cropping ``crop_size``; take
+    ``num_frames`` frames ``sampling_stride`` apart.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    value_scale: ValueScale
+    resize: int | tuple[int, int]
+    crop_size: int
+    num_frames: int
+    sampling_stride: int
+    target_fps: float | None = None
+
+
+_PTV_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+_PTV_CLIP = ClipSpec(
+    num_frames=8, sampling_stride=8, crop_size=256, resize=256, value_scale=1, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
+)
+_PTV_PROTOCOL = "Kinetics-400 val, 3 spatial crops x 10 temporal clips of 8x8, short side 256 (pytorchvideo model zoo)"
+
+_TV_CLIP = ClipSpec(
+    num_frames=16,
+    sampling_stride=1,
+    crop_size=112,
+    resize=(128, 171),
+    value_scale=1,
+    mean=(0.43216, 0.394666, 0.37645),
+    std=(0.22803, 0.22145, 0.216989),
+    target_fps=15.0,
+)
+_TV_PROTOCOL = (
+    "Kinetics-400 val, video-level: 5 clips per video of 16 frames at 15 fps, resize 128x171, "
+    "centre crop 112 (torchvision weights meta)"
+)
+
+_HARA_GDRIVE = (
+    "Published only on the authors' Google Drive folder (linked from the 3D-ResNets-PyTorch README), "
+    "with no per-file URL: download it in a browser and put it in the weights cache directory."
+)
+
+WEIGHTS: tuple[PretrainedWeights, ...] = (
+    PretrainedWeights(
+        name="i3d_r50.pytorchvideo_k400",
+        url=f"{_PTV_ROOT}/I3D_8x8_R50.pyth",
+        sha256=None,
+        file_name="I3D_8x8_R50.pyth",
+        format="pytorchvideo",
+        architecture="i3d_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_PTV_CLIP,
+        reported_top1=73.27,
+        protocol=_PTV_PROTOCOL,
+        notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published.",
+    ),
+    PretrainedWeights(
+        name="slow_r50.pytorchvideo_k400",
+        url=f"{_PTV_ROOT}/SLOW_8x8_R50.pyth",
+        sha256=None,
+        file_name="SLOW_8x8_R50.pyth",
+        format="pytorchvideo",
+        architecture="slow_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_PTV_CLIP,
+        reported_top1=74.58,
+        protocol=_PTV_PROTOCOL,
+        notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published.",
+    ),
+    PretrainedWeights(
+        name="c2d_r50.pytorchvideo_k400",
+        url=f"{_PTV_ROOT}/C2D_8x8_R50.pyth",
+        sha256=None,
+        file_name="C2D_8x8_R50.pyth",
+        format="pytorchvideo",
+        architecture="c2d_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_PTV_CLIP,
+        reported_top1=71.46,
+        protocol=_PTV_PROTOCOL,
+        notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published.",
+    ),
+    PretrainedWeights(
+        name="r3d_18.torchvision_k400",
+        url="https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
+        sha256="b3b3357e",
+        file_name="r3d_18-b3b3357e.pth",
+        format="torchvision_video",
+        architecture="r3d_18",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_TV_CLIP,
+        reported_top1=63.200,
+        protocol=_TV_PROTOCOL,
+        notes="torchvision R3D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
+    ),
+    PretrainedWeights(
+        name="mc3_18.torchvision_k400",
+        url="https://download.pytorch.org/models/mc3_18-a90a0ba3.pth",
+        sha256="a90a0ba3",
+        file_name="mc3_18-a90a0ba3.pth",
+        format="torchvision_video",
+        architecture="mc3_18",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_TV_CLIP,
+        reported_top1=63.960,
+        protocol=_TV_PROTOCOL,
+        notes="torchvision MC3_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
+    ),
+    PretrainedWeights(
+        name="r2plus1d_18.torchvision_k400",
+        url="https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",
+        sha256="91a641e6",
+        file_name="r2plus1d_18-91a641e6.pth",
+        format="torchvision_video",
+        architecture="r2plus1d_18",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_TV_CLIP,
+        reported_top1=67.463,
+        protocol=_TV_PROTOCOL,
+        notes="torchvision R2Plus1D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
+    ),
+    PretrainedWeights(
+        name="r3d50.hara2017_k400",
+        url=None,
+        sha256=None,
+        file_name="resnet-50-kinetics.pth",
+        format="hara2017",
+        architecture="r3d50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=ClipSpec(
+            num_frames=16,
+            sampling_stride=1,
+            crop_size=112,
+            resize=112,
+            value_scale=255,
+            mean=(114.7748, 107.7354, 99.4750),
+            std=(1.0, 1.0, 1.0),
+        ),
+        reported_top1=None,
+        protocol="not recorded here (see Hara et al., CVPR 2018)",
+        notes="3D-ResNets-PyTorch 2017 release; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
+    ),
+    PretrainedWeights(
+        name="r3d50.hara2020_k700",
+        url=None,
+        sha256=None,
+        file_name="r3d50_K_200ep.pth",
+        format="hara2020",
+        architecture="r3d50",
+        num_classes=700,
+        dataset="kinetics700",
+        clip=ClipSpec(
+            num_frames=16,
+            sampling_stride=1,
+            crop_size=112,
+            resize=112,
+            value_scale=1,
+            mean=(0.4345, 0.4051, 0.3775),
+            std=(0.2768, 0.2713, 0.2737),
+        ),
+        reported_top1=None,
+        protocol="not recorded here (see Kataoka et al., arXiv:2004.04968)",
+        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
+    ),
+    PretrainedWeights(
+        name="r3d50.hara2020_kmit",
+        url=None,
+        sha256=None,
+        file_name="r3d50_KM_200ep.pth",
+        format="hara2020",
+        architecture="r3d50",
+        num_classes=1039,
+        dataset="kinetics700+moments_in_time",
+        clip=ClipSpec(
+            num_frames=16,
+            sampling_stride=1,
+            crop_size=112,
+            resize=112,
+            value_scale=1,
+            mean=(0.4345, 0.4051, 0.3775),
+            std=(0.2768, 0.2713, 0.2737),
+        ),
+        reported_top1=None,
+        protocol="not recorded here (see Kataoka et al., arXiv:2004.04968)",
+        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). " + _HARA_GDRIVE,
+    ),
+)
+
+_BY_NAME: dict[str, PretrainedWeights] = {}
+for _entry in WEIGHTS:
+    if _entry.name in _BY_NAME:  # pragma: no cover - guarded by the registry tests
+        raise RuntimeError(f"duplicate weights name {_entry.name!r} in the registry")
+    _BY_NAME[_entry.name] = _entry
+
+
+def get_weights(name: str) -> PretrainedWeights:
+    """The registry entry called ``name`` (error lists the known names)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise WeightsError(
+            f"unknown pretrained weights {name!r}; known: {', '.join(sorted(_BY_NAME))} "
+            "(`snl-video weights list` shows them)"
+        ) from None
+
+
+def list_weights(pattern: str = "*") -> list[str]:
+    """Names of the registry entries matching the fnmatch ``pattern``, sorted."""
+    return sorted(n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern))
+
+
+def eval_transform_params(weights: str | PretrainedWeights) -> EvalTransformParams:
+    """The evaluation preprocessing of a registry entry (by name or entry)."""
+    entry = get_weights(weights) if isinstance(weights, str) else weights
+    c = entry.clip
+    return EvalTransformParams(
+        mean=c.mean,
+        std=c.std,
+        value_scale=c.value_scale,
+        resize=c.resize,
+        crop_size=c.crop_size,
+        num_frames=c.num_frames,
+        sampling_stride=c.sampling_stride,
+        target_fps=c.target_fps,
+    )
+
+
+def validate_entry(entry: PretrainedWeights) -> list[str]:
+    """Problems with an entry's fields ([] when valid); the registry tests run it on every entry."""
+    problems = []
+    if entry.format not in KNOWN_FORMATS:
+        problems.append(f"format {entry.format!r} is not one of {KNOWN_FORMATS}")
+    if entry.sha256 is not None and not (8 <= len(entry.sha256) <= 64 and _HEX.match(entry.sha256)):
+        problems.append(f"sha256 {entry.sha256!r} is not 8-64 lowercase hex digits")
+    if entry.url is not None and not entry.url.startswith("https://"):
+        problems.append(f"url {entry.url!r} is not https")
+    if entry.url is not None and not entry.url.endswith("/" + entry.file_name):
+        problems.append(f"url {entry.url!r} does not end with file_name {entry.file_name!r}")
+    if "/" in entry.file_name or not entry.file_name:
+        problems.append(f"file_name {entry.file_name!r} must be a bare file name")
+    if entry.num_classes < 1:
+        problems.append(f"num_classes {entry.num_classes}")
+    c = entry.clip
+    if c.value_scale not in (1, 255):
+        problems.append(f"value_scale {c.value_scale}")
+    if min(c.num_frames, c.sampling_stride, c.crop_size) < 1:
+        problems.append("num_frames, sampling_stride and crop_size must be >= 1")
+    short = c.resize if isinstance(c.resize, int) else min(c.resize)
+    if short < c.crop_size:
+        problems.append(f"resize {c.resize} is smaller than crop {c.crop_size}")
+    if len(c.mean) != 3 or len(c.std) != 3 or min(c.std) <= 0:
+        problems.append("mean and std need 3 values, std > 0")
+    if any(not (0 <= m <= c.value_scale) for m in c.mean):
+        problems.append(f"mean {c.mean} outside [0, value_scale={c.value_scale}]")
+    if entry.reported_top1 is not None and not 0 < entry.reported_top1 < 100:
+        problems.append(f"reported_top1 {entry.reported_top1}")
+    return problems

@@ -1,0 +1,95 @@
+"""Registry consistency: every entry valid, names unique, facts that can be checked against installed packages."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from snl_video.weights.errors import WeightsError
+from snl_video.weights.registry import (
+    WEIGHTS,
+    EvalTransformParams,
+    eval_transform_params,
+    get_weights,
+    list_weights,
+    validate_entry,
+)
+
+# Architectures snl_video's models layer is expected to provide (issue: backbones).
+SNL_ARCHITECTURES = {"r3d50", "i3d_r50", "slow_r50", "c2d_r50", "r3d_18", "mc3_18", "r2plus1d_18"}
+
+
+@pytest.mark.parametrize("entry", WEIGHTS, ids=lambda e: e.name)
+def test_entry_is_valid(entry):
+    assert validate_entry(entry) == []
+    assert entry.architecture in SNL_ARCHITECTURES
+    assert entry.name.startswith(entry.architecture + ".")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.num_classes = 1  # type: ignore[misc]
+
+
+def test_names_and_file_names_are_unique():
+    names = [e.name for e in WEIGHTS]
+    files = [e.file_name for e in WEIGHTS]
+    assert len(set(names)) == len(names) and len(set(files)) == len(files)
+
+
+def test_validate_entry_catches_bad_fields():
+    good = get_weights("r3d_18.torchvision_k400")
+    bad = dataclasses.replace(good, sha256="XYZ", url="http://x/y.pth", clip=dataclasses.replace(good.clip, crop_size=500))
+    problems = " | ".join(validate_entry(bad))
+    assert "sha256" in problems and "https" in problems and "file_name" in problems and "crop" in problems
+
+
+def test_torchvision_entries_match_the_installed_torchvision():
+    from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
+
+    for name, enum in [("r3d_18", R3D_18_Weights), ("mc3_18", MC3_18_Weights), ("r2plus1d_18", R2Plus1D_18_Weights)]:
+        entry, tv = get_weights(f"{name}.torchvision_k400"), enum.KINETICS400_V1
+        assert entry.url == tv.url
+        # torchvision file names embed the first hex digits of the sha256 (checked by its hub code).
+        assert entry.sha256 == re.search(r"-([0-9a-f]+)\.pth$", tv.url).group(1)
+        assert entry.sha256_is_prefix
+        assert entry.reported_top1 == pytest.approx(tv.meta["_metrics"]["Kinetics-400"]["acc@1"])
+        preset = tv.transforms()
+        assert list(entry.clip.mean) == preset.mean and list(entry.clip.std) == preset.std
+        assert list(entry.clip.resize) == preset.resize_size and [entry.clip.crop_size] * 2 == preset.crop_size
+        assert entry.num_classes == len(tv.meta["categories"])
+
+
+def test_pytorchvideo_entries_match_the_installed_hub():
+    from pytorchvideo.models.hub import resnet as hub
+
+    for arch, top1 in [("i3d_r50", 73.27), ("slow_r50", 74.58), ("c2d_r50", 71.46)]:
+        entry = get_weights(f"{arch}.pytorchvideo_k400")
+        assert entry.url == hub.checkpoint_paths[arch]
+        assert f"top1 accuracy of {top1}" in getattr(hub, arch).__doc__
+        assert entry.reported_top1 == top1
+
+
+def test_hara_entries_are_offline_only_with_their_documented_preprocessing():
+    k400 = get_weights("r3d50.hara2017_k400")
+    assert k400.url is None and k400.clip.value_scale == 255 and k400.clip.std == (1.0, 1.0, 1.0)
+    assert k400.clip.mean == (114.7748, 107.7354, 99.4750)
+    assert {get_weights("r3d50.hara2020_k700").num_classes, get_weights("r3d50.hara2020_kmit").num_classes} == {700, 1039}
+
+
+def test_lookup_and_listing():
+    assert list_weights("*pytorchvideo*") == [
+        "c2d_r50.pytorchvideo_k400", "i3d_r50.pytorchvideo_k400", "slow_r50.pytorchvideo_k400"
+    ]
+    assert list_weights() == sorted(e.name for e in WEIGHTS)
+    with pytest.raises(WeightsError) as info:
+        get_weights("i3d_r101")
+    assert "i3d_r101" in str(info.value) and "i3d_r50.pytorchvideo_k400" in str(info.value)
+
+
+def test_eval_transform_params_come_from_the_entry():
+    params = eval_transform_params("slow_r50.pytorchvideo_k400")
+    assert params == EvalTransformParams(
+        mean=(0.45,) * 3, std=(0.225,) * 3, value_scale=1, resize=256, crop_size=256, num_frames=8, sampling_stride=8
+    )
+    hara = eval_transform_params(get_weights("r3d50.hara2017_k400"))
+    assert hara.value_scale == 255 and hara.num_frames == 16 and hara.crop_size == 112
