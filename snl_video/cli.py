@@ -20,6 +20,8 @@ from . import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.demo",
     "snl_video.commands.nonlocal_cmd",
+    "snl_video.commands.prepare",
+    "snl_video.commands.make_synthetic",
 )
 
 logger = logging.getLogger("snl_video")

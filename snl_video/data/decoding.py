@@ -21,14 +21,14 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all"]
+__all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 #: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
@@ -106,33 +106,36 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise DecodeError(f"{path}: {exc}") from exc
 
 
-def decode_all(path: str | Path) -> tuple[np.ndarray, str | None]:
-    """Every frame PyAV decodes sequentially, as ``uint8 (T, H, W, 3)``.
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield every frame PyAV decodes sequentially, ``uint8 (H, W, 3)`` RGB, single-threaded.
 
-    Returns ``(frames, error)``: when decoding fails part-way, the frames decoded before the
-    failure and the error text (so a truncated file still yields its good prefix). A file
-    that cannot be opened raises :class:`DecodeError`.
+    Raises :class:`DecodeError` when the file cannot be opened or has no video stream, and
+    also when decoding fails part-way (after yielding the frames decoded before the failure).
     """
     import av
 
-    frames: list[np.ndarray] = []
-    error: str | None = None
     try:
         container = av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"{path}: cannot open ({exc})") from exc
+        raise DecodeError(f"cannot open: {exc}") from exc
     with container:
         if not container.streams.video:
-            raise DecodeError(f"{path}: no video stream")
+            raise DecodeError("no video stream")
         stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
-            error = str(exc)
+            raise DecodeError(f"decoding failed: {exc}") from exc
+
+
+def decode_all(path: str | Path) -> np.ndarray:
+    """Every frame of ``path`` as ``uint8 (T, H, W, 3)``: the reference the backends must match."""
+    frames = list(iter_frames(path))
     if not frames:
-        return np.zeros((0, 0, 0, 3), np.uint8), error
-    return np.stack(frames), error
+        raise DecodeError(f"{path}: no frame could be decoded")
+    return np.stack(frames)
 
 
 def _read_pyav(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
