@@ -10,9 +10,17 @@ frames (``tests/data/test_decoding.py`` checks this on generated MPEG-4 AVIs):
 
 * ``pyav``: sequential decode up to the largest requested index (exact by construction).
 * ``decord``: ``VideoReader.get_batch`` (seeks to the previous key frame, then decodes).
-* ``torchcodec``: ``VideoDecoder(seek_mode="exact")``, which scans the file first so that
-  index-based access is exact. Optional: it needs the system FFmpeg libraries, and it is
-  simply absent from :func:`available_backends` when it cannot be imported.
+* ``torchcodec``: ``VideoDecoder(seek_mode="exact")``. Optional: it needs the system FFmpeg
+  libraries, and it is simply absent from :func:`available_backends` when it cannot be
+  imported.
+
+A trap we measured (``tests/data/test_decoding.py``): in an MPEG-4 AVI with B-frames the
+packets carry ``pts != dts`` (the first ``pts`` is 1, not 0), and both decord and
+torchcodec then return the WRONG frames after a seek (decord two frames late, torchcodec
+one frame early), while their sequential decode is right. So before a random access
+:func:`has_frame_reordering` demuxes the first packets (no decoding, cached per file); on
+such a stream decord and torchcodec decode from frame 0 instead of seeking. Streams
+without B-frames (the common xvid/DivX case) keep the fast seeking path.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames"]
+__all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
+           "has_frame_reordering"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 #: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
@@ -154,12 +163,39 @@ def _read_pyav(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _reordering_cached(path: str, size: int, mtime_ns: int, packets: int) -> bool:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        for k, packet in enumerate(container.demux(stream)):
+            if k >= packets:
+                break
+            if packet.size == 0:  # flush packet at the end of the stream
+                continue
+            if packet.pts is None or packet.dts is None or packet.pts != packet.dts:
+                return True
+    return False
+
+
+def has_frame_reordering(path: str | Path, *, packets: int = 48) -> bool:
+    """Whether the first ``packets`` packets of the video stream are out of presentation order
+    (B-frames: ``pts != dts``, or no timestamps), read by demuxing only. Cached per file
+    (path, size, mtime)."""
+    stat = Path(path).stat()
+    return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+
+
 def _read_decord(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
     import decord
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     if wanted[-1] >= len(reader):
         raise IndexError(f"frame {wanted[-1]} requested but decord sees {len(reader)} frames")
+    if has_frame_reordering(path):  # seeking is not frame-exact here: decode from frame 0
+        batch = reader.get_batch(list(range(wanted[-1] + 1))).asnumpy()
+        return {i: batch[i] for i in wanted}
     batch = reader.get_batch(wanted).asnumpy()
     return dict(zip(wanted, batch))
 
@@ -171,6 +207,9 @@ def _read_torchcodec(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
     n = decoder.metadata.num_frames
     if n is not None and wanted[-1] >= n:
         raise IndexError(f"frame {wanted[-1]} requested but torchcodec sees {n} frames")
+    if has_frame_reordering(path):  # seeking is not frame-exact here: decode from frame 0
+        batch = decoder.get_frames_in_range(start=0, stop=wanted[-1] + 1).data.numpy()
+        return {i: batch[i] for i in wanted}
     batch = decoder.get_frames_at(indices=wanted).data.numpy()
     return dict(zip(wanted, batch))
 
