@@ -30,7 +30,7 @@ __all__ = [
     "MultiScaleRandomCrop",
     "ThreeCrop",
     "train_transform",
-    "test_transform",
+    "eval_transform",
     "KINETICS_NORMALIZATION",
 ]
 
@@ -151,7 +151,7 @@ def train_transform(
     return v2.Compose(steps)
 
 
-def test_transform(
+def eval_transform(
     normalization: NormalizationSpec | Mapping, *, size: int = 112, crops: Literal[1, 3] = 1
 ) -> v2.Compose:
     """Test: resize the short side to ``size``, then the centre crop (``crops=1``, output
