@@ -15,7 +15,8 @@ The job, in order:
 Statuses: ``ok``; ``short`` (fewer frames than one clip: kept, and the samplers loop-pad
 it; skipped instead with ``short_videos="skip"``, status ``too_short``); ``truncated``
 (decoding stopped early, or fewer frames than the header declares: the frames before the
-damage are kept, if at least one); ``empty_file``, ``not_a_video``, ``undecodable``,
+damage are kept, minus the last decoded one, which comes from the cut packet and holds
+concealment garbage); ``empty_file``, ``not_a_video``, ``undecodable``,
 ``too_short``, ``error`` (anything unexpected): skipped.
 
 Re-running skips every video whose record exists and whose source size and mtime are
@@ -140,20 +141,24 @@ def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSetting
         error = str(exc)
     if pending:
         chunks.append(_resize_chunk(pending, size))
-    num = sum(len(c) for c in chunks)
+    frames = np.concatenate(chunks) if chunks else np.zeros((0, *size, 3), np.uint8)
+    decoded = len(frames)
+    status, reason = "ok", ""
+    if error or (info.declared_frames and decoded < info.declared_frames):
+        # the last frame of a cut file comes from a cut packet: the decoder conceals the
+        # missing bytes with garbage (measured), so it is dropped with the damage
+        status = "truncated"
+        why = f"decoding failed ({error})" if error else f"the header declares {info.declared_frames}"
+        frames = frames[:-1]
+        reason = f"decoded {decoded} frames, {why}; kept the first {len(frames)}"
+    num = len(frames)
     if num == 0:
         return {**update, "status": "undecodable", "reason": error or "no frame could be decoded"}
-    status, reason = "ok", ""
-    if error:
-        status, reason = "truncated", f"decoding stopped after {num} frames: {error}"
-    elif info.declared_frames and num < info.declared_frames:
-        status, reason = "truncated", f"decoded {num} of the {info.declared_frames} frames the header declares"
     if num < settings.clip_len:
         if settings.short_videos == "skip":
             return {**update, "status": "too_short", "reason": f"{num} frames < clip length {settings.clip_len}"}
         if status == "ok":
             status, reason = "short", f"{num} frames < clip length {settings.clip_len}: loop-padded when sampled"
-    frames = np.concatenate(chunks)
     dest = frames_path(out, video)
     dest.parent.mkdir(parents=True, exist_ok=True)
     save_frames(dest, frames)
