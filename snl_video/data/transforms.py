@@ -29,6 +29,8 @@ __all__ = [
     "ToVideo",
     "MultiScaleRandomCrop",
     "ThreeCrop",
+    "NormalizeToModel",
+    "ToModelLayout",
     "train_transform",
     "eval_transform",
     "KINETICS_NORMALIZATION",
@@ -89,6 +91,31 @@ class ToModelLayout(nn.Module):
         return video.as_subclass(Tensor).transpose(-4, -3).contiguous()
 
 
+class NormalizeToModel(nn.Module):
+    """uint8 ``(..., T, C, H, W)`` -> normalised float32 ``(..., C, T, H, W)``, in one pass.
+
+    The same numbers as ``v2.ToDtype(float32, scale=True)`` + ``v2.Normalize`` + a permute
+    (the tests check it against them), but fused: those three each walk the whole float
+    clip, on the strided layout the crop leaves, and cost 3-4x more than the crop itself.
+    Here the permute happens on uint8 (4x fewer bytes) and the affine map is one
+    ``x * a - b`` per channel.
+    """
+
+    def __init__(self, spec: NormalizationSpec) -> None:
+        super().__init__()
+        std = torch.tensor(spec.std, dtype=torch.float32) / spec.value_scale
+        mean = torch.tensor(spec.mean, dtype=torch.float32) / spec.value_scale
+        self.register_buffer("scale", (1.0 / (255.0 * std)).view(3, 1, 1, 1), persistent=False)
+        self.register_buffer("shift", (mean / std).view(3, 1, 1, 1), persistent=False)
+
+    def forward(self, video: Tensor) -> Tensor:
+        plain = video.as_subclass(Tensor)
+        if plain.dtype != torch.uint8:
+            raise ValueError(f"NormalizeToModel expects uint8 frames, got {plain.dtype}")
+        out = plain.transpose(-4, -3).contiguous().to(torch.float32)
+        return out.mul_(self.scale).sub_(self.shift)
+
+
 class MultiScaleRandomCrop(nn.Module):
     """3D-ResNets-style multi-scale crop: a square of side ``scale * short_side`` (scale drawn
     from ``scales``) at a random position, resized to ``size`` x ``size``."""
@@ -147,7 +174,7 @@ def train_transform(
     steps: list[nn.Module] = [ToVideo(), cropper]
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
-    steps += [v2.ToDtype(torch.float32, scale=True), spec.normalize(), ToModelLayout()]
+    steps.append(NormalizeToModel(spec))
     return v2.Compose(steps)
 
 
@@ -165,5 +192,5 @@ def eval_transform(
     else:
         raise ValueError(f"crops must be 1 or 3, got {crops!r}")
     return v2.Compose(
-        [ToVideo(), v2.Resize(size, antialias=True), cropper, v2.ToDtype(torch.float32, scale=True), spec.normalize(), ToModelLayout()]
+        [ToVideo(), v2.Resize(size, antialias=True), cropper, NormalizeToModel(spec)]
     )

@@ -78,3 +78,30 @@ def test_spec_errors():
         train_transform(SPEC, crop="corner")
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         eval_transform(SPEC)(torch.zeros(3, 8, 112, 112, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("value_scale", [1.0, 255.0])
+def test_fused_normalisation_equals_torchvision_v2(value_scale):
+    from torchvision.transforms import v2
+
+    from snl_video.data.transforms import NormalizeToModel, ToModelLayout, ToVideo
+
+    spec = NormalizationSpec(
+        mean=tuple(m * value_scale for m in (0.43, 0.39, 0.37)), std=tuple(s * value_scale for s in (0.22, 0.22, 0.21)),
+        value_scale=value_scale,
+    )
+    video = ToVideo()(_clip())[:, :, 5:117, 9:121]  # strided, as after a crop
+    reference = v2.Compose([v2.ToDtype(torch.float32, scale=True), spec.normalize(), ToModelLayout()])(video)
+    fused = NormalizeToModel(spec)(video)
+    assert fused.shape == reference.shape == (3, 8, 112, 112) and fused.is_contiguous()
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
+    crops = ThreeCrop(50)(video)
+    torch.testing.assert_close(NormalizeToModel(spec)(crops), reference_of(crops, spec), rtol=1e-5, atol=1e-5)
+
+
+def reference_of(video, spec):
+    from torchvision.transforms import v2
+
+    from snl_video.data.transforms import ToModelLayout
+
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), spec.normalize(), ToModelLayout()])(video)
