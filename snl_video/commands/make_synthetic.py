@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     u.add_argument("--frames", type=int, default=40, help="frames per video, before jitter (default: 40)")
     u.add_argument("--frame-jitter", type=int, default=8, help="add 0..N extra frames per video (default: 8)")
     u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--noise", type=float, default=0.0, help="per-frame pixel noise std (realistic bit rates; default 0)")
+    u.add_argument("--bit-rate", type=int, default=1_500_000, help="MPEG-4 target bit rate, bit/s (default: 1.5M)")
     u.add_argument("--no-progress", action="store_true")
     u.set_defaults(func=run)
 
@@ -30,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         frame_jitter=args.frame_jitter,
         seed=args.seed,
+        noise=args.noise,
+        bit_rate=args.bit_rate,
         progress=not args.no_progress,
     )
     print(f"wrote {args.out / 'UCF-101'} and {args.out / 'ucfTrainTestlist'}")
