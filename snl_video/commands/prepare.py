@@ -28,19 +28,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import PrepareSettings, prepare_ucf101
+    from ..cli import UserError
+    from ..data.prepare import PrepareBusyError, PrepareSettings, prepare_ucf101
 
     splits = [1, 2, 3] if args.split == "all" else [int(args.split)]
-    report = prepare_ucf101(
-        args.videos,
-        args.splits,
-        args.out,
-        splits=splits,
-        workers=args.workers,
-        allow_missing=args.allow_missing,
-        settings=PrepareSettings(short_side=args.short_side, clip_len=args.clip_len, short_videos=args.short_videos),
-        progress=not args.no_progress,
-    )
+    settings = PrepareSettings(short_side=args.short_side, clip_len=args.clip_len, short_videos=args.short_videos)
+    try:
+        report = prepare_ucf101(
+            args.videos,
+            args.splits,
+            args.out,
+            splits=splits,
+            workers=args.workers,
+            allow_missing=args.allow_missing,
+            settings=settings,
+            progress=not args.no_progress,
+        )
+    except PrepareBusyError as exc:
+        raise UserError(str(exc)) from exc
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report["counts"].items()))
     print(f"prepared {args.out}: {counts}; missing: {len(report['missing'])}; report: {args.out / 'report.json'}")
     return 0

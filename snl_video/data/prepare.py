@@ -25,13 +25,15 @@ unchanged, and writes the same files (nothing in them depends on time or worker 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import multiprocessing as mp
 import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,13 +54,17 @@ from .ucf101 import read_splits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MissingVideosError", "PrepareSettings", "prepare_ucf101", "prepare_one", "resized_shape"]
+__all__ = ["MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_ucf101", "prepare_one", "resized_shape"]
 
 ShortVideos = Literal["loop", "skip"]
 
 
 class MissingVideosError(FileNotFoundError):
     """Listed videos are absent from the video tree."""
+
+
+class PrepareBusyError(RuntimeError):
+    """Another prepare holds the output directory."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,7 @@ def prepare_ucf101(
     splits_dir: str | Path,
     out_dir: str | Path,
     *,
-    splits: list[int] = (1, 2, 3),
+    splits: Sequence[int] = (1, 2, 3),
     workers: int = 1,
     allow_missing: bool = False,
     settings: PrepareSettings = PrepareSettings(),
@@ -238,6 +244,33 @@ def prepare_ucf101(
     videos = videos[found].reset_index(drop=True)
 
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _prepare_locked(videos_dir, out, manifest, videos, missing, splits, workers, settings, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One prepare per OUT at a time (it removes temporaries it finds); the OS drops the
+    lock when the process dies, so a killed run never blocks the next one."""
+    with open(out / ".prepare.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --out") from None
+        yield
+
+
+def _prepare_locked(
+    videos_dir: Path,
+    out: Path,
+    manifest: pd.DataFrame,
+    videos: pd.DataFrame,
+    missing: list[str],
+    splits: Sequence[int],
+    workers: int,
+    settings: PrepareSettings,
+    progress: bool,
+) -> dict:
     settings_file = out / "settings.json"
     if settings_file.is_file():
         import json

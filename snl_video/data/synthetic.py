@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MotionClass", "motion_classes", "encode_avi", "render_video", "make_synthetic_ucf101", "group_of_split"]
+__all__ = ["MotionClass", "motion_classes", "encode_avi", "render_video", "make_synthetic_ucf101", "held_out_groups"]
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 NUM_GROUPS = 25
@@ -59,7 +59,7 @@ def motion_classes() -> list[MotionClass]:
     return out
 
 
-def group_of_split(split: int) -> range:
+def held_out_groups(split: int) -> range:
     """The groups held out as test videos in official split ``split`` (1: groups 1-7, ...)."""
     return range(7 * (split - 1) + 1, 7 * split + 1)
 
@@ -182,7 +182,7 @@ def make_synthetic_ucf101(
         encode_avi(frames, video_root / rel, bit_rate=bit_rate)
     _write_lines(split_root / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(classes)])
     for split in (1, 2, 3):
-        held_out = set(group_of_split(split))
+        held_out = set(held_out_groups(split))
         _write_lines(split_root / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g not in held_out])
         _write_lines(split_root / f"testlist0{split}.txt", [r for r, lab, g in entries if g in held_out])
     logger.info("wrote %d synthetic videos in %d classes to %s", len(entries), num_classes, out)

@@ -194,3 +194,20 @@ def test_settings_must_match_on_resume_and_skip_policy(tree, tmp_path):
     assert short not in set(pd.read_csv(out / "index.csv")["path"])
     with pytest.raises(ValueError, match="use a new --out or the same settings"):
         _run(tree, out)
+
+
+def test_a_second_prepare_on_the_same_out_is_refused(tree, tmp_path):
+    import fcntl
+
+    from snl_video.data.prepare import PrepareBusyError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".prepare.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(PrepareBusyError, match="another `prepare` is running"):
+            _run(tree, out)
+        args = ["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
+                "--out", str(out), "--no-progress"]
+        assert main(args) == 2
+    assert main(args) == 0  # lock released
