@@ -11,16 +11,16 @@ is a dict ``{"clip": float (C, T, H, W) or (V, C, T, H, W), "label": int, "index
 * ``mode="video"``: ``num_clips`` uniform clips, each through ``transform`` (which may give
   several crops); the views are stacked as ``V = num_clips x crops`` for averaging.
 
-Decode failures: at train time a failed read is counted (in counters shared by the
-DataLoader worker processes), logged with the file, and replaced by the next video; when
+Decode failures: at train time a failed read is counted (in a shared-memory tensor that
+the DataLoader worker processes all write to, so the count is over the whole run), logged with the file, and replaced by the next video; when
 the count exceeds ``max_failure_fraction`` of the dataset (0 by default: any failure), it
 raises. At test time a failure always raises: an evaluation must not silently drop videos.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "video_file_dataset"]
 
 Mode = Literal["train", "clip", "video"]
+MAX_LOADER_WORKERS = 128
 Subset = Literal["train", "test"]
 
 
@@ -84,9 +85,9 @@ class ClipDataset(Dataset):
         self.short_policy = short_policy
         self.max_failure_fraction = max_failure_fraction
         self.count_frames = count_frames
-        # shared by DataLoader workers (fork and spawn), so the count is over the whole run
-        self._failures = mp.get_context().Value("q", 0)
-        self._reads = mp.get_context().Value("q", 0)
+        # (reads, failures) per process: row 0 the main process, row 1 + k DataLoader worker k.
+        # A shared-memory tensor survives fork and spawn alike, and one writer per row needs no lock.
+        self._counters = torch.zeros(MAX_LOADER_WORKERS + 1, 2, dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -96,9 +97,17 @@ class ClipDataset(Dataset):
         return [v.label for v in self.videos]
 
     def failure_report(self) -> dict:
-        """Reads and decode failures so far (all workers)."""
-        return {"reads": int(self._reads.value), "failures": int(self._failures.value),
-                "allowed": self.allowed_failures}
+        """Reads and decode failures so far, summed over the main process and all loader workers."""
+        reads, failures = self._counters.sum(0).tolist()
+        return {"reads": reads, "failures": failures, "allowed": self.allowed_failures}
+
+    def _row(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return 0
+        if info.id >= MAX_LOADER_WORKERS:
+            raise RuntimeError(f"ClipDataset counts failures for at most {MAX_LOADER_WORKERS} loader workers")
+        return 1 + info.id
 
     @property
     def allowed_failures(self) -> int:
@@ -134,17 +143,16 @@ class ClipDataset(Dataset):
         attempt = index
         for _ in range(len(self)):
             entry = self.videos[attempt]
-            with self._reads.get_lock():
-                self._reads.value += 1
+            row = self._row()
+            self._counters[row, 0] += 1
             try:
                 clip = self._load(entry)
                 return {"clip": clip, "label": entry.label, "index": attempt}
             except (DecodeError, IndexError, OSError, ValueError) as exc:
                 if self.mode != "train":
                     raise DecodeError(f"{entry.path}: {exc}") from exc
-                with self._failures.get_lock():
-                    self._failures.value += 1
-                    failures = self._failures.value
+                self._counters[row, 1] += 1
+                failures = int(self._counters[:, 1].sum())
                 logger.warning("decode failure %d (allowed %d): %s: %s", failures, self.allowed_failures, entry.path, exc)
                 if failures > self.allowed_failures:
                     raise TooManyDecodeFailures(
@@ -176,7 +184,16 @@ def prepared_dataset(
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     rows = index[index[column] == subset]
     videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
-    return ClipDataset(videos, lambda entry, indices: read_clip(entry.path, indices), mode=mode, transform=transform, **kwargs)
+    return ClipDataset(videos, _read_prepared, mode=mode, transform=transform, **kwargs)
+
+
+# Readers are module-level (picklable), so datasets work with spawn-started DataLoader workers.
+def _read_prepared(entry: VideoEntry, indices: list[int]) -> Tensor:
+    return read_clip(entry.path, indices)
+
+
+def _read_video_file(entry: VideoEntry, indices: list[int], *, backend: Backend | None) -> Tensor:
+    return read_frames(entry.path, indices, backend=backend)
 
 
 def _declared_frames(entry: VideoEntry) -> int:
@@ -207,7 +224,7 @@ def video_file_dataset(
     videos = [VideoEntry(str(Path(videos_dir) / r.path), int(r.label)) for r in table.itertuples()]
     return ClipDataset(
         videos,
-        lambda entry, indices: read_frames(entry.path, indices, backend=backend),
+        functools.partial(_read_video_file, backend=backend),
         mode=mode,
         transform=transform,
         count_frames=_declared_frames,

@@ -128,3 +128,15 @@ def test_unprepared_split_and_bad_arguments(prepared, tmp_path):
         prepared_dataset(tmp_path)
     with pytest.raises(ValueError, match="mode must be"):
         prepared_dataset(prepared, mode="eval")
+
+
+def test_works_with_spawned_loader_workers(prepared, synthetic_tree):
+    # spawn pickles the dataset: the reader and the shared counters must survive it
+    import pickle
+
+    pickle.dumps(prepared_dataset(prepared, subset="test").read)
+    ds = video_file_dataset(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", subset="test", mode="clip",
+                            backend="pyav", transform=eval_transform(KINETICS_NORMALIZATION))
+    loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    assert sum(len(b["label"]) for b in loader) == len(ds)
+    assert ds.failure_report()["reads"] == len(ds)  # counted in the worker, visible here
