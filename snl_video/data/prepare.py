@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -187,8 +188,6 @@ def _is_done(out: Path, video: str, source: Path) -> dict | None:
     if not rec_file.is_file():
         return None
     try:
-        import json
-
         record = json.loads(rec_file.read_text())
     except (OSError, ValueError):
         return None
@@ -273,8 +272,6 @@ def _prepare_locked(
 ) -> dict:
     settings_file = out / "settings.json"
     if settings_file.is_file():
-        import json
-
         previous = json.loads(settings_file.read_text())
         if previous != settings.as_dict():
             raise ValueError(
