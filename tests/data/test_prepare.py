@@ -211,3 +211,25 @@ def test_a_second_prepare_on_the_same_out_is_refused(tree, tmp_path):
                 "--out", str(out), "--no-progress"]
         assert main(args) == 2
     assert main(args) == 0  # lock released
+
+
+def test_handstand_quirk_end_to_end(tmp_path):
+    # folder HandstandPushups, files v_HandStandPushups_*: the label comes from the folder
+    root = tmp_path / "UCF-101"
+    frames = np.full((18, 240, 320, 3), 70, np.uint8)
+    for rel in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "HandstandPushups/v_HandStandPushups_g08_c01.avi",
+                "HandstandPushups/v_HandStandPushups_g01_c01.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_avi(frames, root / rel)
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
+    for split in (1, 2, 3):
+        (lists / f"trainlist0{split}.txt").write_bytes(
+            b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\nHandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n")
+        (lists / f"testlist0{split}.txt").write_bytes(b"HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n")
+    prepare_ucf101(root, lists, tmp_path / "out", progress=False)
+    index = pd.read_csv(tmp_path / "out" / "index.csv", keep_default_na=False).set_index("path")
+    assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "label"] == 1
+    assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "subset_1"] == "test"
+    assert (tmp_path / "out" / index.loc["HandstandPushups/v_HandStandPushups_g08_c01.avi", "frames_file"]).is_file()
