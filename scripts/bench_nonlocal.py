@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from snl_video.benchmarking import bench_nonlocal, format_table
+from snl_video.benchmarking import bench_nonlocal, bench_snl_operator, format_table
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
 # (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).
@@ -92,7 +92,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = format_table(rows, COLUMNS)
     print(f"\n{title}\n\n{table}")
-    for name, text in (("bench_nonlocal.json", json.dumps({"title": title, "rows": rows}, indent=1)),
+    cs = args.inter_channels or args.channels // 2
+    op_rows = bench_snl_operator(
+        shapes=QUICK_SHAPES if args.quick else FULL_SHAPES,
+        inter_channels=cs,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+        repeats=args.repeats,
+    )
+    for r in op_rows:
+        for impl in ("dense", "linear"):
+            if f"{impl}_memory_bytes" in r:
+                r[f"{impl}_mb"] = r[f"{impl}_memory_bytes"] / 2**20
+    op_title = (
+        f"SNL graph part only (build A from θ, φ and apply A Z; forward+backward), C_s={cs}: "
+        "what the factorisation changes, without the 1×1×1 projections both paths share"
+    )
+    op_table = format_table(
+        op_rows,
+        [
+            ("N", "N", ",d"),
+            ("dense_ms", "dense ms", ".1f"),
+            ("linear_ms", "linear ms", ".1f"),
+            ("dense_over_linear_time", "dense/linear time", ".1f"),
+            ("dense_mb", "dense MB", ".1f"),
+            ("linear_mb", "linear MB", ".1f"),
+            ("dense_over_linear_memory", "dense/linear memory", ".1f"),
+        ],
+    )
+    print(f"\n{op_title}\n\n{op_table}")
+    table = f"{table}\n\n{op_title}\n\n{op_table}"
+    for name, text in (("bench_nonlocal.json", json.dumps({"title": title, "rows": rows, "snl_operator": op_rows}, indent=1)),
                        ("bench_nonlocal.md", f"{title}\n\n{table}\n")):
         tmp = args.out / (name + ".tmp")
         tmp.write_text(text)

@@ -22,7 +22,14 @@ from .nonlocal_blocks import build_nonlocal, resolve_impl
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Measurement", "measure_step", "saved_tensor_bytes", "bench_nonlocal", "format_table"]
+__all__ = [
+    "Measurement",
+    "measure_step",
+    "saved_tensor_bytes",
+    "bench_nonlocal",
+    "bench_snl_operator",
+    "format_table",
+]
 
 
 @dataclass
@@ -206,6 +213,47 @@ def bench_nonlocal(
                 r["dense_over_linear_time"] = dense["time_ms"] / r["time_ms"]
                 r["dense_over_linear_memory"] = dense["memory_bytes"] / max(r["memory_bytes"], 1)
             r["auto_picks"] = resolve_impl("auto", r["N"], cs)
+    return rows
+
+
+def bench_snl_operator(
+    *,
+    shapes: Iterable[tuple[int, int, int]],
+    inter_channels: int = 128,
+    batch: int = 1,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 3,
+) -> list[dict[str, Any]]:
+    """Forward+backward of the SNL graph part alone: build ``A`` from θ, φ and apply ``Z W1 + A Z W2``'s ``A Z``.
+
+    The block-level ratio dense/linear is bounded by the 1×1×1 projections both paths
+    share (``~5·N·C·C_s`` multiply-adds); this isolates what the factorisation changes.
+    """
+    from .nonlocal_blocks import spectral_affinity
+
+    dev = torch.device(device)
+    rows: list[dict[str, Any]] = []
+    for shape in shapes:
+        nodes = shape[0] * shape[1] * shape[2]
+        theta, phi, z = (
+            torch.randn(batch, nodes, inter_channels, device=dev, dtype=dtype, requires_grad=True) for _ in range(3)
+        )
+        row: dict[str, Any] = {"T": shape[0], "H": shape[1], "W": shape[2], "N": nodes, "C_s": inter_channels}
+        for impl in ("dense", "linear"):
+            need = DENSE_MATRICES_ALIVE["snl"] * batch * nodes * nodes * torch.finfo(dtype).bits // 8
+            if impl == "dense" and need > 0.8 * available_memory_bytes(dev):
+                row["dense_skipped"] = f"needs ~{need / 2**30:.0f} GiB"
+                continue
+            m = measure_step(
+                lambda: spectral_affinity(theta, phi, impl=impl).matmul(z), device=dev, repeats=repeats  # noqa: B023
+            )
+            row[f"{impl}_ms"] = m.time_ms
+            row[f"{impl}_memory_bytes"] = m.memory_bytes
+        if "dense_ms" in row:
+            row["dense_over_linear_time"] = row["dense_ms"] / row["linear_ms"]
+            row["dense_over_linear_memory"] = row["dense_memory_bytes"] / max(row["linear_memory_bytes"], 1)
+        rows.append(row)
     return rows
 
 

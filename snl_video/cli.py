@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.demo",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",
+    "snl_video.commands.prepare",
+    "snl_video.commands.make_synthetic",
 )
 
 logger = logging.getLogger("snl_video")

@@ -1,0 +1,11 @@
+"""UCF-101 data pipeline: split files, decoding, clip sampling, transforms, prepared format, datasets.
+
+Nothing here knows about models. Conventions: frames are ``uint8 (T, H, W, 3)`` at the
+decoder boundary and ``float (C, T, H, W)`` after the transforms; frame indices (never
+seconds) inside; labels 0-based.
+"""
+
+from .decoding import DecodeError, available_backends, read_frames
+from .ucf101 import SplitFileError, read_class_index, read_split
+
+__all__ = ["DecodeError", "SplitFileError", "available_backends", "read_class_index", "read_frames", "read_split"]

@@ -1,0 +1,232 @@
+"""Map-style clip datasets over prepared videos or the original video files.
+
+One class, :class:`ClipDataset`, does the sampling, the decode-failure accounting and the
+transform; what differs between sources is only how frames are read (a callable). Every
+dataset has ``__len__`` = number of videos, so ``DistributedSampler`` shards it, and an item
+is a dict ``{"clip": float (C, T, H, W) or (V, C, T, H, W), "label": int, "index": int}``:
+
+* ``mode="train"``: one random clip (:func:`~snl_video.data.sampling.random_clip`);
+* ``mode="clip"``: the centre clip (:func:`~snl_video.data.sampling.center_clip`), the
+  clip-level test protocol;
+* ``mode="video"``: ``num_clips`` uniform clips, each through ``transform`` (which may give
+  several crops); the views are stacked as ``V = num_clips x crops`` for averaging.
+
+Decode failures: at train time a failed read is counted (in a shared-memory tensor that
+the DataLoader worker processes all write to, so the count is over the whole run), logged with the file, and replaced by the next video; when
+the count exceeds ``max_failure_fraction`` of the dataset (0 by default: any failure), it
+raises. At test time a failure always raises: an evaluation must not silently drop videos.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .decoding import Backend, DecodeError, probe_video, read_frames
+from .prepared import load_index, read_clip
+from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
+from .ucf101 import read_split
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "video_file_dataset"]
+
+Mode = Literal["train", "clip", "video"]
+MAX_LOADER_WORKERS = 128
+Subset = Literal["train", "test"]
+
+
+class TooManyDecodeFailures(RuntimeError):
+    """More training videos failed to decode than the dataset's threshold allows."""
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video: where its frames are, its 0-based label, and its frame count (None: ask the file)."""
+
+    path: str
+    label: int
+    num_frames: int | None = None
+
+
+class ClipDataset(Dataset):
+    def __init__(
+        self,
+        videos: Sequence[VideoEntry],
+        read: Callable[[VideoEntry, list[int]], Tensor],
+        *,
+        mode: Mode = "train",
+        transform: Callable[[Tensor], Tensor] | None = None,
+        clip_len: int = 16,
+        stride: int = 1,
+        num_clips: int = 10,
+        short_policy: ShortPolicy = "loop",
+        max_failure_fraction: float = 0.0,
+        count_frames: Callable[[VideoEntry], int] | None = None,
+    ) -> None:
+        if mode not in ("train", "clip", "video"):
+            raise ValueError(f"mode must be 'train', 'clip' or 'video', got {mode!r}")
+        if not videos:
+            raise ValueError("no videos: check the split, the subset and the prepared index")
+        if not 0.0 <= max_failure_fraction <= 1.0:
+            raise ValueError(f"max_failure_fraction must be in [0, 1], got {max_failure_fraction}")
+        self.videos = list(videos)
+        self.read = read
+        self.mode = mode
+        self.transform = transform
+        self.clip_len, self.stride, self.num_clips = clip_len, stride, num_clips
+        self.short_policy = short_policy
+        self.max_failure_fraction = max_failure_fraction
+        self.count_frames = count_frames
+        # (reads, failures) per process: row 0 the main process, row 1 + k DataLoader worker k.
+        # A shared-memory tensor survives fork and spawn alike, and one writer per row needs no lock.
+        self._counters = torch.zeros(MAX_LOADER_WORKERS + 1, 2, dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @property
+    def labels(self) -> list[int]:
+        return [v.label for v in self.videos]
+
+    def failure_report(self) -> dict:
+        """Reads and decode failures so far, summed over the main process and all loader workers."""
+        reads, failures = self._counters.sum(0).tolist()
+        return {"reads": reads, "failures": failures, "allowed": self.allowed_failures}
+
+    def _row(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return 0
+        if info.id >= MAX_LOADER_WORKERS:
+            raise RuntimeError(f"ClipDataset counts failures for at most {MAX_LOADER_WORKERS} loader workers")
+        return 1 + info.id
+
+    @property
+    def allowed_failures(self) -> int:
+        return int(self.max_failure_fraction * len(self))
+
+    def _clips(self, entry: VideoEntry) -> list[list[int]]:
+        num_frames = entry.num_frames
+        if num_frames is None:
+            if self.count_frames is None:
+                raise ValueError(f"{entry.path}: frame count unknown and no count_frames given")
+            num_frames = self.count_frames(entry)
+        kwargs = dict(clip_len=self.clip_len, stride=self.stride, short_policy=self.short_policy)
+        if self.mode == "train":
+            return random_clip(num_frames, **kwargs)
+        if self.mode == "clip":
+            return center_clip(num_frames, **kwargs)
+        return uniform_clips(num_frames, num_clips=self.num_clips, **kwargs)
+
+    def _load(self, entry: VideoEntry) -> Tensor:
+        clips = self._clips(entry)
+        views = []
+        for clip in clips:
+            frames = self.read(entry, clip)
+            views.append(self.transform(frames) if self.transform is not None else frames)
+        if self.mode != "video":
+            return views[0]
+        # each view is (C, T, H, W) or (crops, C, T, H, W): flatten to (V, C, T, H, W)
+        return torch.cat([v if v.ndim == 5 else v.unsqueeze(0) for v in views])
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} videos")
+        attempt = index
+        for _ in range(len(self)):
+            entry = self.videos[attempt]
+            row = self._row()
+            self._counters[row, 0] += 1
+            try:
+                clip = self._load(entry)
+                return {"clip": clip, "label": entry.label, "index": attempt}
+            except (DecodeError, IndexError, OSError, ValueError) as exc:
+                if self.mode != "train":
+                    raise DecodeError(f"{entry.path}: {exc}") from exc
+                self._counters[row, 1] += 1
+                failures = int(self._counters[:, 1].sum())
+                logger.warning("decode failure %d (allowed %d): %s: %s", failures, self.allowed_failures, entry.path, exc)
+                if failures > self.allowed_failures:
+                    raise TooManyDecodeFailures(
+                        f"{failures} decode failures, more than the {self.allowed_failures} allowed "
+                        f"(max_failure_fraction={self.max_failure_fraction} of {len(self)} videos); last: "
+                        f"{entry.path}: {exc}. Re-run prepare to find and list the bad videos."
+                    ) from exc
+                attempt = (attempt + 1) % len(self)
+        raise TooManyDecodeFailures("every video failed to decode")
+
+
+def prepared_dataset(
+    root: str | Path,
+    *,
+    split: int = 1,
+    subset: Subset = "train",
+    mode: Mode = "train",
+    transform: Callable[[Tensor], Tensor] | None = None,
+    **kwargs,
+) -> ClipDataset:
+    """A :class:`ClipDataset` over a prepared directory (``snl-video prepare``), for one split and subset."""
+    root = Path(root)
+    index = load_index(root)
+    column = f"subset_{split}"
+    if column not in index.columns:
+        have = sorted(c.removeprefix("subset_") for c in index.columns if c.startswith("subset_"))
+        raise ValueError(f"{root} was not prepared for split {split} (it has splits {have}); prepare with --split {split}")
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
+    rows = index[index[column] == subset]
+    videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
+    return ClipDataset(videos, _read_prepared, mode=mode, transform=transform, **kwargs)
+
+
+# Readers are module-level (picklable), so datasets work with spawn-started DataLoader workers.
+def _read_prepared(entry: VideoEntry, indices: list[int]) -> Tensor:
+    return read_clip(entry.path, indices)
+
+
+def _read_video_file(entry: VideoEntry, indices: list[int], *, backend: Backend | None) -> Tensor:
+    return read_frames(entry.path, indices, backend=backend)
+
+
+def _declared_frames(entry: VideoEntry) -> int:
+    count = probe_video(entry.path).declared_frames
+    if count <= 0:
+        raise DecodeError(f"{entry.path}: the container does not declare a frame count")
+    return count
+
+
+def video_file_dataset(
+    videos_dir: str | Path,
+    splits_dir: str | Path,
+    *,
+    split: int = 1,
+    subset: Subset = "train",
+    mode: Mode = "train",
+    backend: Backend | None = None,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    **kwargs,
+) -> ClipDataset:
+    """A :class:`ClipDataset` decoding the original files with ``backend`` (no preparation).
+
+    Frame counts come from each file's header when it is first sampled; a header that
+    over-states them (a truncated file) surfaces as a decode failure.
+    """
+    table = read_split(splits_dir, split)
+    table = table[table["subset"] == subset]
+    videos = [VideoEntry(str(Path(videos_dir) / r.path), int(r.label)) for r in table.itertuples()]
+    return ClipDataset(
+        videos,
+        functools.partial(_read_video_file, backend=backend),
+        mode=mode,
+        transform=transform,
+        count_frames=_declared_frames,
+        **kwargs,
+    )

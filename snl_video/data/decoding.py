@@ -1,0 +1,244 @@
+"""Video decoding behind one interface: :func:`read_frames` and :func:`available_backends`.
+
+Convention at this boundary: frames are addressed by 0-based *index in decode order* (never
+seconds), and come back as one ``uint8`` tensor ``(T, H, W, 3)`` in RGB, in the order the
+indices were asked for (repeats allowed, so loop-padded clips cost nothing extra).
+
+The reference is PyAV decoding the stream sequentially from the first packet: it has no
+seeking, so it cannot land on the wrong frame. The other backends must return the same
+frames (``tests/data/test_decoding.py`` checks this on generated MPEG-4 AVIs):
+
+* ``pyav``: sequential decode up to the largest requested index (exact by construction).
+* ``decord``: ``VideoReader.get_batch`` (seeks to the previous key frame, then decodes).
+* ``torchcodec``: ``VideoDecoder(seek_mode="exact")``. Optional: it needs the system FFmpeg
+  libraries, and it is simply absent from :func:`available_backends` when it cannot be
+  imported.
+
+A trap we measured (``tests/data/test_decoding.py``): in an MPEG-4 AVI with B-frames the
+packets carry ``pts != dts`` (the first ``pts`` is 1, not 0), and both decord and
+torchcodec then return the WRONG frames after a seek (decord two frames late, torchcodec
+one frame early), while their sequential decode is right. So before a random access
+:func:`has_frame_reordering` demuxes the first packets (no decoding, cached per file); on
+such a stream decord and torchcodec decode from frame 0 instead of seeking. Streams
+without B-frames (the common xvid/DivX case) keep the fast seeking path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
+           "has_frame_reordering"]
+
+Backend = Literal["pyav", "decord", "torchcodec"]
+#: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
+BACKENDS: tuple[Backend, ...] = ("pyav", "decord", "torchcodec")
+
+
+class DecodeError(RuntimeError):
+    """A video could not be decoded (or has fewer frames than an index asked for)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream (the header, not a decode)."""
+
+    width: int
+    height: int
+    fps: float
+    declared_frames: int  # 0 when the container does not say
+    codec: str
+
+
+@lru_cache(maxsize=None)
+def _importable(backend: str) -> bool:
+    try:
+        if backend == "pyav":
+            import av  # noqa: F401
+        elif backend == "decord":
+            import decord  # noqa: F401
+        elif backend == "torchcodec":
+            from torchcodec.decoders import VideoDecoder  # noqa: F401
+        else:
+            return False
+    except Exception as exc:  # ImportError, or OSError/RuntimeError when FFmpeg libraries are missing
+        logger.debug("decoding backend %s unavailable: %s", backend, exc)
+        return False
+    return True
+
+
+def available_backends() -> list[Backend]:
+    """The backends that can be imported here, in order of preference."""
+    return [b for b in BACKENDS if _importable(b)]
+
+
+def _check_backend(backend: str | None) -> str:
+    if backend is None:
+        return available_backends()[0]
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
+    if not _importable(backend):
+        raise ValueError(
+            f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
+            f"install it or pick another"
+        )
+    return backend
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read the header of ``path`` with PyAV (no decoding)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or 0
+            return VideoInfo(
+                width=int(stream.codec_context.width),
+                height=int(stream.codec_context.height),
+                fps=float(rate),
+                declared_frames=int(stream.frames or 0),
+                codec=str(stream.codec_context.name),
+            )
+    except av.FFmpegError as exc:
+        raise DecodeError(f"{path}: {exc}") from exc
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield every frame PyAV decodes sequentially, ``uint8 (H, W, 3)`` RGB, single-threaded.
+
+    Raises :class:`DecodeError` when the file cannot be opened or has no video stream, and
+    also when decoding fails part-way (after yielding the frames decoded before the failure).
+    """
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"cannot open: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no video stream")
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as exc:
+            raise DecodeError(f"decoding failed: {exc}") from exc
+
+
+def decode_all(path: str | Path) -> np.ndarray:
+    """Every frame of ``path`` as ``uint8 (T, H, W, 3)``: the reference the backends must match."""
+    frames = list(iter_frames(path))
+    if not frames:
+        raise DecodeError(f"{path}: no frame could be decoded")
+    return np.stack(frames)
+
+
+def _read_pyav(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
+    import av
+
+    last = wanted[-1]
+    want = set(wanted)
+    out: dict[int, np.ndarray] = {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i in want:
+                out[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _reordering_cached(path: str, size: int, mtime_ns: int, packets: int) -> bool:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        for k, packet in enumerate(container.demux(stream)):
+            if k >= packets:
+                break
+            if packet.size == 0:  # flush packet at the end of the stream
+                continue
+            if packet.pts is None or packet.dts is None or packet.pts != packet.dts:
+                return True
+    return False
+
+
+def has_frame_reordering(path: str | Path, *, packets: int = 48) -> bool:
+    """Whether the first ``packets`` packets of the video stream are out of presentation order
+    (B-frames: ``pts != dts``, or no timestamps), read by demuxing only. Cached per file
+    (path, size, mtime)."""
+    stat = Path(path).stat()
+    return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+
+
+def _read_decord(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    if wanted[-1] >= len(reader):
+        raise IndexError(f"frame {wanted[-1]} requested but decord sees {len(reader)} frames")
+    if has_frame_reordering(path):  # seeking is not frame-exact here: decode from frame 0
+        batch = reader.get_batch(list(range(wanted[-1] + 1))).asnumpy()
+        return {i: batch[i] for i in wanted}
+    batch = reader.get_batch(wanted).asnumpy()
+    return dict(zip(wanted, batch))
+
+
+def _read_torchcodec(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
+    from torchcodec.decoders import VideoDecoder
+
+    decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
+    n = decoder.metadata.num_frames
+    if n is not None and wanted[-1] >= n:
+        raise IndexError(f"frame {wanted[-1]} requested but torchcodec sees {n} frames")
+    if has_frame_reordering(path):  # seeking is not frame-exact here: decode from frame 0
+        batch = decoder.get_frames_in_range(start=0, stop=wanted[-1] + 1).data.numpy()
+        return {i: batch[i] for i in wanted}
+    batch = decoder.get_frames_at(indices=wanted).data.numpy()
+    return dict(zip(wanted, batch))
+
+
+_READERS = {"pyav": _read_pyav, "decord": _read_decord, "torchcodec": _read_torchcodec}
+
+
+def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | None = None) -> torch.Tensor:
+    """Frames ``indices`` (0-based, decode order; any order, repeats allowed) of ``path``.
+
+    Returns ``uint8 (len(indices), H, W, 3)`` RGB. ``backend=None`` takes the first of
+    :func:`available_backends`. Raises :class:`DecodeError` when the file cannot be
+    decoded or an index is past its last frame, ``ValueError`` for a bad argument.
+    """
+    name = _check_backend(backend)
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("indices is empty; ask for at least one frame")
+    if min(indices) < 0:
+        raise ValueError(f"frame indices must be >= 0, got {min(indices)}")
+    wanted = sorted(set(indices))
+    path = str(path)
+    try:
+        got = _READERS[name](path, wanted)
+    except DecodeError:
+        raise
+    except Exception as exc:  # each library raises its own types; one error type leaves here
+        raise DecodeError(f"{path}: {name} failed to decode frames {wanted[0]}..{wanted[-1]}: {exc}") from exc
+    missing = [i for i in wanted if i not in got]
+    if missing:
+        raise DecodeError(f"{path}: {name} decoded fewer frames than requested (missing {missing[:5]}...)")
+    return torch.from_numpy(np.stack([got[i] for i in indices]))

@@ -1,0 +1,337 @@
+"""``prepare``: verify the listed UCF-101 videos and write them in the prepared format.
+
+The job, in order:
+
+1. read the requested splits (validated, :func:`snl_video.data.ucf101.read_splits`);
+2. check that every listed video exists; missing ones are an error that lists them, unless
+   ``allow_missing`` (then they are left out and listed in the report);
+3. decode each remaining video with PyAV (the frame-exact reference), resize to the short
+   side, and write ``.npy`` + record atomically (:mod:`snl_video.data.prepared`), in
+   ``workers`` processes with a progress bar. A bad video never stops the run: it gets a
+   status and a reason;
+4. write ``index.csv`` (usable videos with their subsets) and ``report.json`` (every found
+   video with its status), atomically.
+
+Statuses: ``ok``; ``short`` (fewer frames than one clip: kept, and the samplers loop-pad
+it; skipped instead with ``short_videos="skip"``, status ``too_short``); ``truncated``
+(decoding stopped early, or fewer frames than the header declares: the frames before the
+damage are kept, minus the last decoded one, which comes from the cut packet and holds
+concealment garbage); ``empty_file``, ``not_a_video``, ``undecodable``,
+``too_short``, ``error`` (anything unexpected): skipped.
+
+Re-running skips every video whose record exists and whose source size and mtime are
+unchanged, and writes the same files (nothing in them depends on time or worker order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import multiprocessing as mp
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .decoding import DecodeError, iter_frames, probe_video
+from .prepared import (
+    FORMAT_VERSION,
+    INDEX_COLUMNS,
+    KEPT_STATUSES,
+    atomic_write_json,
+    frames_path,
+    record_path,
+    save_frames,
+)
+from .ucf101 import read_splits
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_ucf101", "prepare_one", "resized_shape"]
+
+ShortVideos = Literal["loop", "skip"]
+
+
+class MissingVideosError(FileNotFoundError):
+    """Listed videos are absent from the video tree."""
+
+
+class PrepareBusyError(RuntimeError):
+    """Another prepare holds the output directory."""
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    short_side: int = 128  # 0 keeps the source size
+    clip_len: int = 16
+    short_videos: ShortVideos = "loop"
+
+    def as_dict(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "short_side": self.short_side, "clip_len": self.clip_len,
+                "short_videos": self.short_videos}
+
+
+def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(H, W) with the short side ``short_side`` and the aspect ratio kept (240x320 -> 128x171)."""
+    if short_side <= 0:
+        return height, width
+    if height <= width:
+        return short_side, int(round(width * short_side / height))
+    return int(round(height * short_side / width)), short_side
+
+
+def _resize_chunk(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    batch = np.stack(frames)
+    if batch.shape[1:3] == size:
+        return batch
+    # bilinear with antialias on uint8, the same kernel torchvision's resize uses
+    video = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(video, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings) -> dict:
+    """Prepare one video and write its record; returns the record. Never raises for a bad video."""
+    out = Path(out_dir)
+    src = Path(source)
+    stat = src.stat()
+    record: dict = {"path": video, "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns,
+                    "status": None, "reason": "", "num_frames": 0, "height": 0, "width": 0,
+                    "source_height": 0, "source_width": 0, "fps": 0.0, "declared_frames": 0}
+    try:
+        record.update(_decode_and_store(src, video, out, settings, record))
+    except Exception as exc:  # noqa: BLE001 - a bad video must never stop the run
+        record.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+        logger.debug("unexpected failure on %s:\n%s", video, traceback.format_exc())
+    rec_file = record_path(out, video)
+    rec_file.parent.mkdir(parents=True, exist_ok=True)
+    if record["status"] not in KEPT_STATUSES:
+        stale = frames_path(out, video)
+        if stale.exists():
+            stale.unlink()
+    atomic_write_json(rec_file, record)
+    return record
+
+
+def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSettings, record: dict) -> dict:
+    if record["source_bytes"] == 0:
+        return {"status": "empty_file", "reason": "file has zero bytes"}
+    try:
+        info = probe_video(src)
+    except DecodeError as exc:
+        return {"status": "not_a_video", "reason": str(exc)}
+    update: dict = {"source_height": info.height, "source_width": info.width, "fps": round(info.fps, 6),
+                    "declared_frames": info.declared_frames}
+    if info.width <= 0 or info.height <= 0:
+        return {**update, "status": "undecodable", "reason": "video stream has no frame size"}
+    size = resized_shape(info.height, info.width, settings.short_side)
+    chunks: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    error = ""
+    try:
+        for frame in iter_frames(src):
+            if frame.shape[:2] != (info.height, info.width):
+                raise DecodeError(f"frame size changed mid-stream to {frame.shape[1]}x{frame.shape[0]}")
+            pending.append(frame)
+            if len(pending) == 32:
+                chunks.append(_resize_chunk(pending, size))
+                pending = []
+    except DecodeError as exc:
+        error = str(exc)
+    if pending:
+        chunks.append(_resize_chunk(pending, size))
+    frames = np.concatenate(chunks) if chunks else np.zeros((0, *size, 3), np.uint8)
+    decoded = len(frames)
+    status, reason = "ok", ""
+    if error or (info.declared_frames and decoded < info.declared_frames):
+        # the last frame of a cut file comes from a cut packet: the decoder conceals the
+        # missing bytes with garbage (measured), so it is dropped with the damage
+        status = "truncated"
+        why = f"decoding failed ({error})" if error else f"the header declares {info.declared_frames}"
+        frames = frames[:-1]
+        reason = f"decoded {decoded} frames, {why}; kept the first {len(frames)}"
+    num = len(frames)
+    if num == 0:
+        return {**update, "status": "undecodable", "reason": error or "no frame could be decoded"}
+    if num < settings.clip_len:
+        if settings.short_videos == "skip":
+            return {**update, "status": "too_short", "reason": f"{num} frames < clip length {settings.clip_len}"}
+        if status == "ok":
+            status, reason = "short", f"{num} frames < clip length {settings.clip_len}: loop-padded when sampled"
+    dest = frames_path(out, video)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_frames(dest, frames)
+    return {**update, "status": status, "reason": reason, "num_frames": int(num),
+            "height": int(frames.shape[1]), "width": int(frames.shape[2])}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+    logging.getLogger("libav").setLevel(logging.ERROR)
+
+
+def _run_job(job: tuple[str, str, str, PrepareSettings]) -> dict:
+    return prepare_one(*job)
+
+
+def _is_done(out: Path, video: str, source: Path) -> dict | None:
+    """The record of ``video`` if it is finished and its source is unchanged, else None."""
+    rec_file = record_path(out, video)
+    if not rec_file.is_file():
+        return None
+    try:
+        record = json.loads(rec_file.read_text())
+    except (OSError, ValueError):
+        return None
+    stat = source.stat()
+    if record.get("source_bytes") != stat.st_size or record.get("source_mtime_ns") != stat.st_mtime_ns:
+        return None
+    if record.get("status") in KEPT_STATUSES and not frames_path(out, video).is_file():
+        return None
+    return record
+
+
+def _remove_stale_temporaries(out: Path) -> int:
+    count = 0
+    for tmp in out.rglob("*.tmp-*"):
+        if tmp.is_file():
+            tmp.unlink()
+            count += 1
+    return count
+
+
+def prepare_ucf101(
+    videos_dir: str | Path,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    splits: Sequence[int] = (1, 2, 3),
+    workers: int = 1,
+    allow_missing: bool = False,
+    settings: PrepareSettings = PrepareSettings(),
+    progress: bool = True,
+) -> dict:
+    """Run the whole job (see the module doc); returns the report that is also written to ``OUT/report.json``."""
+    videos_dir, out = Path(videos_dir), Path(out_dir)
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the UCF-101/ folder of class folders)")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if settings.short_videos not in ("loop", "skip"):
+        raise ValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
+    manifest = read_splits(splits_dir, list(splits))
+    videos = manifest.drop_duplicates("path")[["path", "class_name", "label"]].reset_index(drop=True)
+    found = videos["path"].map(lambda p: (videos_dir / p).is_file())
+    missing = sorted(videos.loc[~found, "path"])
+    if missing and not allow_missing:
+        shown = "\n  ".join(missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise MissingVideosError(
+            f"{len(missing)} listed videos are missing from {videos_dir}:\n  {shown}{more}\n"
+            f"fix --videos, or pass --allow-missing to prepare the others"
+        )
+    if missing:
+        logger.warning("%d listed videos are missing; preparing the %d others", len(missing), int(found.sum()))
+    videos = videos[found].reset_index(drop=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _prepare_locked(videos_dir, out, manifest, videos, missing, splits, workers, settings, progress)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One prepare per OUT at a time (it removes temporaries it finds); the OS drops the
+    lock when the process dies, so a killed run never blocks the next one."""
+    with open(out / ".prepare.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --out") from None
+        yield
+
+
+def _prepare_locked(
+    videos_dir: Path,
+    out: Path,
+    manifest: pd.DataFrame,
+    videos: pd.DataFrame,
+    missing: list[str],
+    splits: Sequence[int],
+    workers: int,
+    settings: PrepareSettings,
+    progress: bool,
+) -> dict:
+    settings_file = out / "settings.json"
+    if settings_file.is_file():
+        previous = json.loads(settings_file.read_text())
+        if previous != settings.as_dict():
+            raise ValueError(
+                f"{out} was prepared with {previous}, not {settings.as_dict()}; use a new --out or the same settings"
+            )
+    else:
+        atomic_write_json(settings_file, settings.as_dict())
+    removed = _remove_stale_temporaries(out)
+    if removed:
+        logger.info("removed %d temporary files left by an interrupted run", removed)
+
+    records: dict[str, dict] = {}
+    jobs = []
+    for video in videos["path"]:
+        done = _is_done(out, video, videos_dir / video)
+        if done is not None:
+            records[video] = done
+        else:
+            jobs.append((str(videos_dir / video), video, str(out), settings))
+    logger.info("%d videos to prepare, %d already done, %d workers", len(jobs), len(records), workers)
+    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            record = _run_job(job)
+            records[record["path"]] = record
+            bar.update()
+    else:
+        with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            for record in pool.imap_unordered(_run_job, jobs, chunksize=1):
+                records[record["path"]] = record
+                bar.update()
+    bar.close()
+
+    ordered = [records[v] for v in videos["path"]]
+    _write_index(out, manifest, videos, ordered)
+    counts: dict[str, int] = {}
+    for r in ordered:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    bad = [r for r in ordered if r["status"] != "ok"]
+    for r in bad:
+        logger.warning("%s: %s (%s)", r["path"], r["status"], r["reason"])
+    report = {"settings": settings.as_dict(), "splits": list(splits), "counts": counts,
+              "missing": missing, "videos": ordered}
+    atomic_write_json(out / "report.json", report)
+    logger.info("prepared %s: %s; %d missing", out, counts, len(missing))
+    return report
+
+
+def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, records: list[dict]) -> None:
+    rows = []
+    for (_, video), record in zip(videos.iterrows(), records):
+        if record["status"] not in KEPT_STATUSES:
+            continue
+        rows.append({"path": video["path"], "class_name": video["class_name"], "label": int(video["label"]),
+                     "status": record["status"], "num_frames": record["num_frames"], "height": record["height"],
+                     "width": record["width"], "frames_file": frames_path(Path("."), video["path"]).as_posix()})
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    for split in sorted(manifest["split"].unique()):
+        subsets = manifest[manifest["split"] == split].set_index("path")["subset"]
+        index[f"subset_{split}"] = index["path"].map(subsets).fillna("")
+    tmp = out / f"index.csv.tmp-{os.getpid()}"
+    index.to_csv(tmp, index=False)
+    os.replace(tmp, out / "index.csv")

@@ -1,0 +1,161 @@
+"""Clip sampling: small pure functions from a video's frame count to frame indices.
+
+Every sampler has the same signature,
+``sampler(num_frames, *, clip_len, stride, generator) -> list[Clip]``, where a ``Clip`` is
+a list of ``clip_len`` frame indices (0-based, decode order) and ``stride`` is the step
+between consecutive frames of a clip. A clip spans ``(clip_len - 1) * stride + 1`` frames.
+
+Policy for videos shorter than that span (``short_policy``):
+
+* ``"loop"`` (default, as 3D-ResNets-PyTorch's ``LoopPadding``): take the frames
+  ``0, stride, 2*stride, ...`` that exist and repeat that list cyclically up to
+  ``clip_len`` (e.g. 5 frames, clip 8, stride 1 -> ``0 1 2 3 4 0 1 2``);
+* ``"error"``: raise ``ValueError``.
+
+Protocols:
+
+* :func:`random_clip` (training): one clip, start uniform over every start that fits.
+* :func:`center_clip` (clip-level test, the protocol of our clip accuracy): one clip
+  centred in the video, scored on its own with a centre crop. One clip per video makes
+  clip accuracy a property of the video set, not of the video lengths.
+* :func:`sliding_clips` (every non-overlapping clip, as 3D-ResNets-PyTorch's test does).
+* :func:`uniform_clips` (video-level test): ``num_clips`` starts evenly spaced over the
+  video; each clip is seen in M spatial crops and the N x M scores are averaged.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal, Protocol
+
+__all__ = [
+    "Clip",
+    "ShortPolicy",
+    "ClipSampler",
+    "clip_span",
+    "loop_pad",
+    "random_clip",
+    "center_clip",
+    "sliding_clips",
+    "uniform_clips",
+]
+
+Clip = list[int]
+ShortPolicy = Literal["loop", "error"]
+
+
+class ClipSampler(Protocol):
+    def __call__(
+        self, num_frames: int, *, clip_len: int, stride: int, generator: random.Random | None = None
+    ) -> list[Clip]: ...
+
+
+def _check(num_frames: int, clip_len: int, stride: int) -> None:
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+    if clip_len < 1:
+        raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+
+
+def clip_span(clip_len: int, stride: int) -> int:
+    """Frames covered by one clip, first to last inclusive."""
+    return (clip_len - 1) * stride + 1
+
+
+def loop_pad(num_frames: int, *, clip_len: int, stride: int, short_policy: ShortPolicy = "loop") -> Clip:
+    """The clip of a video shorter than one clip span (see the module doc for the policy)."""
+    _check(num_frames, clip_len, stride)
+    if short_policy == "error":
+        raise ValueError(
+            f"video has {num_frames} frames, fewer than one clip ({clip_span(clip_len, stride)}); "
+            f"use short_policy='loop' or drop the video"
+        )
+    if short_policy != "loop":
+        raise ValueError(f"short_policy must be 'loop' or 'error', got {short_policy!r}")
+    available = list(range(0, num_frames, stride))
+    return [available[k % len(available)] for k in range(clip_len)]
+
+
+def _clip_at(start: int, clip_len: int, stride: int) -> Clip:
+    return [start + k * stride for k in range(clip_len)]
+
+
+def random_clip(
+    num_frames: int,
+    *,
+    clip_len: int = 16,
+    stride: int = 1,
+    generator: random.Random | None = None,
+    short_policy: ShortPolicy = "loop",
+) -> list[Clip]:
+    """Training: one clip whose start is uniform over ``0 .. num_frames - span``."""
+    _check(num_frames, clip_len, stride)
+    span = clip_span(clip_len, stride)
+    if num_frames < span:
+        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    rng = generator if generator is not None else random
+    return [_clip_at(rng.randint(0, num_frames - span), clip_len, stride)]
+
+
+def center_clip(
+    num_frames: int,
+    *,
+    clip_len: int = 16,
+    stride: int = 1,
+    generator: random.Random | None = None,
+    short_policy: ShortPolicy = "loop",
+) -> list[Clip]:
+    """Clip-level test: the one clip centred in the video (start ``(num_frames - span) // 2``)."""
+    _check(num_frames, clip_len, stride)
+    span = clip_span(clip_len, stride)
+    if num_frames < span:
+        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    return [_clip_at((num_frames - span) // 2, clip_len, stride)]
+
+
+def sliding_clips(
+    num_frames: int,
+    *,
+    clip_len: int = 16,
+    stride: int = 1,
+    generator: random.Random | None = None,
+    short_policy: ShortPolicy = "loop",
+) -> list[Clip]:
+    """Every non-overlapping clip from frame 0 (``floor(num_frames / span)`` clips; at least one)."""
+    _check(num_frames, clip_len, stride)
+    span = clip_span(clip_len, stride)
+    if num_frames < span:
+        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    return [_clip_at(start, clip_len, stride) for start in range(0, num_frames - span + 1, span)]
+
+
+def uniform_clips(
+    num_frames: int,
+    *,
+    clip_len: int = 16,
+    stride: int = 1,
+    num_clips: int = 10,
+    generator: random.Random | None = None,
+    short_policy: ShortPolicy = "loop",
+) -> list[Clip]:
+    """Video-level test: ``num_clips`` clips with starts ``round(i * (num_frames - span) / (num_clips - 1))``.
+
+    The first clip starts at frame 0 and the last ends at the last frame; clips overlap
+    when the video is short. ``num_clips=1`` gives the centre clip. A video shorter than
+    one span gives ``num_clips`` copies of its loop-padded clip, so every video yields the
+    same number of views.
+    """
+    _check(num_frames, clip_len, stride)
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    span = clip_span(clip_len, stride)
+    if num_frames < span:
+        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)] * num_clips
+    if num_clips == 1:
+        return center_clip(num_frames, clip_len=clip_len, stride=stride)
+    room = num_frames - span
+    # integer arithmetic, round half up: no float drift between platforms
+    starts = [(2 * i * room + (num_clips - 1)) // (2 * (num_clips - 1)) for i in range(num_clips)]
+    return [_clip_at(s, clip_len, stride) for s in starts]

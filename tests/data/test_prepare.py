@@ -1,0 +1,235 @@
+"""The prepare job: statuses of broken videos, missing videos, resume, interruption, parallel determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torchvision.transforms.v2 import functional as F
+
+from snl_video.cli import main
+from snl_video.data.decoding import decode_all
+from snl_video.data.prepare import MissingVideosError, PrepareSettings, prepare_ucf101
+from snl_video.data.synthetic import encode_avi
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tree(synthetic_tree, tmp_path) -> Path:
+    """A private copy of the synthetic tree (tests break videos in it)."""
+    dest = tmp_path / "src"
+    shutil.copytree(synthetic_tree, dest)
+    return dest
+
+
+def _videos(tree: Path) -> list[str]:
+    return sorted(p.relative_to(tree / "UCF-101").as_posix() for p in (tree / "UCF-101").rglob("*.avi"))
+
+
+def _run(tree: Path, out: Path, **kwargs) -> dict:
+    return prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False, **kwargs)
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _garble_payloads(path: Path) -> None:
+    """Keep the AVI structure, replace every video packet's bytes with noise."""
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    pos = data.find(b"movi") + 4
+    while (j := data.find(b"00dc", pos)) >= 0:
+        size = int.from_bytes(data[j + 4 : j + 8], "little")
+        data[j + 8 : j + 8 + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        pos = j + 8 + size
+    path.write_bytes(bytes(data))
+
+
+def _reference_prepared(path: Path, short_side=128) -> np.ndarray:
+    """Independent of the job: decode sequentially, resize with torchvision."""
+    frames = torch.from_numpy(decode_all(path)).permute(0, 3, 1, 2)
+    return F.resize(frames, [short_side, 171], antialias=True).permute(0, 2, 3, 1).numpy()
+
+
+def test_every_broken_kind_gets_its_status_and_never_stops_the_run(tree, tmp_path):
+    videos = _videos(tree)
+    root = tree / "UCF-101"
+    empty, text, truncated, garbled, short = videos[0], videos[3], videos[5], videos[7], videos[9]
+    (root / empty).write_bytes(b"")
+    (root / text).write_text("this is not a video\n")
+    full = (root / truncated).read_bytes()
+    original_truncated = tmp_path / "orig.avi"
+    original_truncated.write_bytes(full)
+    (root / truncated).write_bytes(full[: len(full) // 2])
+    _garble_payloads(root / garbled)
+    encode_avi(np.full((10, 240, 320, 3), 90, np.uint8), root / short)
+
+    out = tmp_path / "out"
+    report = _run(tree, out)
+    by_path = {r["path"]: r for r in report["videos"]}
+    assert sorted(by_path) == videos  # an entry for every listed, found video
+    expected = {empty: "empty_file", text: "not_a_video", truncated: "truncated", garbled: "undecodable", short: "short"}
+    assert {v: by_path[v]["status"] for v in expected} == expected
+    assert all(by_path[v]["status"] == "ok" for v in videos if v not in expected)
+    assert all(by_path[v]["reason"] for v in expected)
+    assert report["counts"] == {"ok": 7, "empty_file": 1, "not_a_video": 1, "truncated": 1, "undecodable": 1, "short": 1}
+    assert json.loads((out / "report.json").read_text()) == report
+
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    assert sorted(index["path"]) == sorted(v for v in videos if by_path[v]["status"] in ("ok", "short", "truncated"))
+    # the truncated video keeps exactly the frames before the damage
+    kept = np.load(out / "videos" / Path(truncated).with_suffix(".npy"))
+    reference = _reference_prepared(original_truncated)
+    assert 0 < len(kept) < len(reference)
+    np.testing.assert_array_equal(kept, reference[: len(kept)])
+    assert not (out / "videos" / Path(garbled).with_suffix(".npy")).exists()
+
+
+def test_prepared_frames_equal_an_independent_decode_and_resize(tree, tmp_path):
+    out = tmp_path / "out"
+    _run(tree, out, splits=[1])
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    assert set(index.columns) >= {"subset_1"} and "subset_2" not in index.columns
+    for row in index.itertuples():
+        stored = np.load(out / row.frames_file)
+        assert stored.shape == (row.num_frames, 128, 171, 3) == (row.num_frames, row.height, row.width, 3)
+        np.testing.assert_array_equal(stored, _reference_prepared(tree / "UCF-101" / row.path))
+
+
+def test_missing_videos_are_an_error_listing_them_unless_allowed(tree, tmp_path):
+    gone = _videos(tree)[2]
+    (tree / "UCF-101" / gone).unlink()
+    with pytest.raises(MissingVideosError, match=gone.replace(".", r"\.")):
+        _run(tree, tmp_path / "out")
+    assert not (tmp_path / "out" / "index.csv").exists()
+    report = _run(tree, tmp_path / "out", allow_missing=True)
+    assert report["missing"] == [gone] and len(report["videos"]) == 11
+    assert gone not in set(pd.read_csv(tmp_path / "out" / "index.csv")["path"])
+    # the CLI turns it into one line and exit code 2
+    code = main(["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
+                 "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert code == 2
+
+
+def test_rerun_skips_finished_videos_and_writes_the_same_files(tree, tmp_path):
+    out = tmp_path / "out"
+    _run(tree, out)
+    first = _snapshot(out)
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in first if p.startswith("videos/")}
+    time.sleep(0.01)
+    _run(tree, out)
+    assert _snapshot(out) == first
+    assert {p: (out / p).stat().st_mtime_ns for p in mtimes} == mtimes  # nothing re-done
+
+
+def test_workers_give_the_same_files_as_one_process(tree, tmp_path):
+    _run(tree, tmp_path / "one", workers=1)
+    _run(tree, tmp_path / "two", workers=2)
+    assert _snapshot(tmp_path / "one") == _snapshot(tmp_path / "two")
+
+
+def test_leftovers_of_a_killed_run_are_never_taken_for_complete(tree, tmp_path):
+    clean = tmp_path / "clean"
+    _run(tree, clean)
+    out = tmp_path / "out"
+    shutil.copytree(clean, out)
+    videos = _videos(tree)
+    # killed while writing a frames file: a partial temporary, no record
+    npy = out / "videos" / Path(videos[0]).with_suffix(".npy")
+    (npy.parent / (npy.name + ".tmp-999")).write_bytes(npy.read_bytes()[:1000])
+    npy.unlink()
+    (out / "videos" / Path(videos[0]).with_suffix(".json")).unlink()
+    # killed between the frames file and its record
+    (out / "videos" / Path(videos[1]).with_suffix(".json")).unlink()
+    # killed while writing the index
+    (out / "index.csv.tmp-999").write_text("path\n")
+    _run(tree, out)
+    assert _snapshot(out) == _snapshot(clean)
+
+
+def test_sigkill_at_a_random_moment_then_resume(tree, tmp_path):
+    out = tmp_path / "out"
+    code = (
+        "import sys; from snl_video.data.prepare import prepare_ucf101; "
+        f"prepare_ucf101({str(tree / 'UCF-101')!r}, {str(tree / 'ucfTrainTestlist')!r}, {str(out)!r}, progress=False)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    deadline = time.time() + 60
+    while not list(out.rglob("*.json"))[3:] and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # whatever exists under a final name is complete
+    for npy in out.rglob("*.npy"):
+        assert np.load(npy).ndim == 4
+    for record in (out / "videos").rglob("*.json"):
+        rec = json.loads(record.read_text())
+        if rec["status"] == "ok":
+            assert np.load(record.with_suffix(".npy")).shape[0] == rec["num_frames"]
+    _run(tree, out)
+    _run(tree, tmp_path / "clean")
+    assert _snapshot(out) == _snapshot(tmp_path / "clean")
+
+
+def test_settings_must_match_on_resume_and_skip_policy(tree, tmp_path):
+    root = tree / "UCF-101"
+    short = _videos(tree)[4]
+    encode_avi(np.full((10, 240, 320, 3), 90, np.uint8), root / short)
+    out = tmp_path / "out"
+    report = _run(tree, out, settings=PrepareSettings(short_videos="skip"))
+    assert {r["path"]: r["status"] for r in report["videos"]}[short] == "too_short"
+    assert short not in set(pd.read_csv(out / "index.csv")["path"])
+    with pytest.raises(ValueError, match="use a new --out or the same settings"):
+        _run(tree, out)
+
+
+def test_a_second_prepare_on_the_same_out_is_refused(tree, tmp_path):
+    import fcntl
+
+    from snl_video.data.prepare import PrepareBusyError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".prepare.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(PrepareBusyError, match="another `prepare` is running"):
+            _run(tree, out)
+        args = ["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
+                "--out", str(out), "--no-progress"]
+        assert main(args) == 2
+    assert main(args) == 0  # lock released
+
+
+def test_handstand_quirk_end_to_end(tmp_path):
+    # folder HandstandPushups, files v_HandStandPushups_*: the label comes from the folder
+    root = tmp_path / "UCF-101"
+    frames = np.full((18, 240, 320, 3), 70, np.uint8)
+    for rel in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "HandstandPushups/v_HandStandPushups_g08_c01.avi",
+                "HandstandPushups/v_HandStandPushups_g01_c01.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_avi(frames, root / rel)
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
+    for split in (1, 2, 3):
+        (lists / f"trainlist0{split}.txt").write_bytes(
+            b"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\nHandstandPushups/v_HandStandPushups_g08_c01.avi 2\r\n")
+        (lists / f"testlist0{split}.txt").write_bytes(b"HandstandPushups/v_HandStandPushups_g01_c01.avi\r\n")
+    prepare_ucf101(root, lists, tmp_path / "out", progress=False)
+    index = pd.read_csv(tmp_path / "out" / "index.csv", keep_default_na=False).set_index("path")
+    assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "label"] == 1
+    assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "subset_1"] == "test"
+    assert (tmp_path / "out" / index.loc["HandstandPushups/v_HandStandPushups_g08_c01.avi", "frames_file"]).is_file()
