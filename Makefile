@@ -11,17 +11,22 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup system-deps demo test test-all bench clean
+
+system-deps:
+	bash scripts/install_system_deps.sh
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/torch.txt
+	bash scripts/install_system_deps.sh
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 ifneq ($(strip $(TORCH_REQUIREMENTS)),)
 	$(VPY) -m pip install --progress-bar off -r $(TORCH_REQUIREMENTS)
 endif
 	$(VPY) -m pip install --progress-bar off -e ".[test]"
 	$(VPY) -c "import torch, torchvision, snl_video; print('snl_video', snl_video.__version__, '| torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	$(VPY) -c "from snl_video.data import available_backends; print('decoding backends:', ', '.join(available_backends()))"
 	touch $(STAMP)
 
 demo: $(STAMP)
