@@ -174,7 +174,7 @@ class PretrainedConfig:
     which is replaced whenever the class count differs).
     """
 
-    source: str = "r3d50.hara2017_k400"
+    source: str
     ignore: tuple[str, ...] = ()
 
     def check(self, errors: _Errors, prefix: str) -> None:
@@ -659,10 +659,14 @@ def _build(cls: type, value: Any, prefix: str, errors: _Errors) -> Any:
             errors.add(where, f"unknown key{_suggest(key, names)} (valid keys: {', '.join(names)})")
     kwargs: dict[str, Any] = {}
     failed: set[str] = set()
-    for name in names:
-        if name not in value:
-            continue
+    for f in dataclasses.fields(cls):
+        name = f.name
         key = f"{prefix}.{name}" if prefix else name
+        if name not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                errors.add(key, "is required")
+                failed.add(key)
+            continue
         before = len(errors.items)
         converted = _convert(value[name], hints[name], key, errors)
         if converted is _MISSING or len(errors.items) > before:
@@ -671,7 +675,10 @@ def _build(cls: type, value: Any, prefix: str, errors: _Errors) -> Any:
             kwargs[name] = converted
     # Range checks run even when some fields failed (those keep their defaults), so every
     # problem of the section is reported; a check about a failed field would only repeat it.
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except TypeError:  # a required field failed: nothing to range-check without it
+        return _MISSING
     checks = _Errors()
     obj.check(checks, prefix)
     errors.items += [(k, m) for k, m in checks.items if not any(k == f or k.startswith(f + ".") for f in failed)]

@@ -261,6 +261,13 @@ def test_pretrained_must_be_a_registry_name_or_a_file(tmp_path):
     assert key == "pretrained.source" and "r3d50.hara2017_k400" in message
 
 
+def test_pretrained_source_is_required(tmp_path):
+    # `pretrained: {ignore: [...]}` must not silently pick some checkpoint.
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "c.yaml", ""), ["pretrained.ignore=[fc.*]", "data.split=0"])
+    assert set(error_keys(info.value)) == {"pretrained.source", "data.split"}
+
+
 def test_errors_in_several_sections_and_fields_of_one_section(tmp_path):
     # A type error in one field must not hide a range error in its sibling.
     path = write(tmp_path, "c.yaml", "optim: {lr: abc, momentum: 3}\ndata: {split: 9}\nmodle: {}\n")

@@ -509,8 +509,9 @@ def write_confusion_csv(report: MetricsReport, path: str | os.PathLike[str]) -> 
 def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *, normalize: bool = True) -> Path:
     """A PNG of the confusion matrix, rows normalised to recall when ``normalize``.
 
-    Sized with the class count (about 0.16 inch per class) so all 101 UCF-101 names stay
-    readable as tick labels; counts are written in the cells only for up to 20 classes.
+    Sized with the class count (about 0.16 inch per class, 150 dpi past 20 classes) so all
+    101 UCF-101 names stay readable as tick labels; counts are written in the cells only
+    for up to 20 classes.
     """
     import matplotlib
 
@@ -525,8 +526,9 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
     else:
         shown = cm
     side = max(6.0, 0.16 * n + 3.0)
-    font = 10 if n <= 20 else 5 if n <= 120 else 3
-    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    font = 10 if n <= 20 else 6 if n <= 120 else 4
+    # 150 dpi for many classes: 6-point names are then ~12 px high, legible when zoomed.
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100 if n <= 20 else 150)
     try:
         image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
         ax.set_xticks(range(n))
@@ -535,8 +537,9 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
         ax.set_yticklabels(report.class_names, fontsize=font)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
-        title = f"video top-1 {report.video_top1:.2f}%, mean class {report.mean_class_accuracy:.2f}% ({report.num_videos} videos)"
-        ax.set_title(title + (" — rows normalised" if normalize else ""))
+        title = f"video top-1 {report.video_top1:.2f}%, mean class {report.mean_class_accuracy:.2f}%"
+        subtitle = f"{report.num_videos} videos" + (", rows normalised to recall" if normalize else ", counts")
+        ax.set_title(f"{title}\n{subtitle}")
         if n <= 20:
             for i in range(n):
                 for j in range(n):

@@ -325,3 +325,22 @@ def test_confusion_png_for_101_classes_is_large_enough_for_the_labels(tmp_path):
 def test_report_checks_class_counts():
     with pytest.raises(ValueError, match="num_classes=5"):
         compute_metrics_report(SCORES, LABELS, SCORES, LABELS, [0, 1, 2, 3], num_classes=5)
+
+
+def test_two_process_gather_after_dedup_gives_the_one_process_report():
+    # Simulated DDP evaluation: each rank scores the indices its DistributedSampler gives
+    # it (3 + 3 for 5 videos x 1 view), outputs are concatenated and deduplicated.
+    rng = np.random.default_rng(5)
+    n, c = 5, 3
+    scores = rng.normal(size=(n, c))
+    labels = np.array([0, 1, 2, 1, 0])
+    single = compute_metrics_report(scores, labels, scores, labels, np.arange(n), num_classes=c).to_json_dict()
+    gathered = []
+    for rank in range(2):
+        gathered += list(DistributedSampler(_Range(n), num_replicas=2, rank=rank, shuffle=True, seed=0))
+    idx = np.array(gathered)
+    kept, s, y = deduplicate_by_index(idx, scores[idx], labels[idx])
+    ddp = compute_metrics_report(s, y, s, y, kept, num_classes=c).to_json_dict()
+    assert ddp == single
+    # Without the dedup the duplicated video would be counted twice.
+    assert compute_metrics_report(scores[idx], labels[idx], scores[idx], labels[idx], idx, num_classes=c).num_clips == 6
