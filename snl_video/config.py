@@ -465,10 +465,15 @@ def _parse_yaml(text: str, *, source: str) -> Any:
         raise ConfigError([("", f"not valid YAML: {exc}")], source=source) from exc
 
 
-def load_yaml_with_includes(path: str | os.PathLike[str], *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def load_yaml_with_includes(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping; a top-level ``defaults:`` (or ``base:``) names one file or a
-    list of files, relative to this one, that are read first and deep-merged under it."""
-    path = Path(path)
+    list of files, relative to this one, that are read first (in order) and deep-merged
+    under it. A value in the including file replaces the base's, except that mappings merge.
+    """
+    return _load_yaml(Path(path), ())
+
+
+def _load_yaml(path: Path, _seen: tuple[Path, ...]) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, resolved))
@@ -489,7 +494,7 @@ def load_yaml_with_includes(path: str | os.PathLike[str], *, _seen: tuple[Path, 
         if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
             raise ConfigError([(key, f"must be a file name or a list of file names, got {includes!r}")], source=str(path))
         for include in includes:
-            base = load_yaml_with_includes(path.parent / include, _seen=(*_seen, resolved))
+            base = _load_yaml(path.parent / include, (*_seen, resolved))
             merged = _deep_merge(merged, base)
     return _deep_merge(merged, data)
 
