@@ -86,13 +86,17 @@ class ConfigError(ValueError):
     A subclass of ``ValueError`` so the CLI reports it like any other user error.
     """
 
-    def __init__(self, errors: Sequence[tuple[str, str]], *, source: str | None = None) -> None:
+    def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None) -> None:
         self.errors: list[tuple[str, str]] = list(errors)
         self.source = source
         where = f" in {source}" if source else ""
         lines = [f"{len(self.errors)} problem(s){where}:"]
         lines += [f"  {key or '<top level>'}: {message}" for key, message in self.errors]
         super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles intact (e.g. raised in a worker process), not as a message string.
+        return (type(self), (self.errors, self.source))
 
 
 class _Errors:
@@ -445,7 +449,7 @@ class _Loader(yaml.SafeLoader):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,

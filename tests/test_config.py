@@ -67,6 +67,20 @@ def test_yaml_1e4_is_a_float_not_a_string(tmp_path):
     # Plain PyYAML (YAML 1.1) reads `1e-4` as the string '1e-4'.
     cfg = load_config(write(tmp_path, "c.yaml", "optim:\n  weight_decay: 5e-4\n  lr: 1E-3\n"))
     assert cfg.optim.weight_decay == 0.0005 and cfg.optim.lr == 0.001
+    cfg = load_config(tmp_path / "c.yaml", ["optim.eps=1e-6", "optim.lr=.5", "schedule.epochs=3"])
+    assert (cfg.optim.eps, cfg.optim.lr, cfg.schedule.epochs) == (1e-6, 0.5, 3)
+    assert type(cfg.schedule.epochs) is int
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "c.yaml", ["optim.lr=-.5"])
+    assert error_keys(info.value) == ["optim.lr"]
+
+
+def test_config_error_pickles_with_its_errors():
+    import pickle
+
+    err = ConfigError([("optim.lr", "must be > 0, got 0.0"), ("data.split", "bad")], "x.yaml")
+    back = pickle.loads(pickle.dumps(err))
+    assert back.errors == err.errors and str(back) == str(err)
 
 
 # --------------------------------------------------------------------------- overrides
