@@ -11,6 +11,10 @@ The defaults are the paper's UCF-101 fine-tuning recipe (Zhu et al., ICCV 2021, 
 3D-ResNets-PyTorch): SGD with momentum 0.9 and weight decay 1e-4, learning rate 0.01
 divided by 10 every 40 epochs, 100 epochs, 16-frame 112x112 clips.
 
+Paths in a config (``data.root``, a ``pretrained`` file, ``runtime.output_dir``) are taken
+relative to the working directory, as on the command line; only ``defaults:`` includes
+are relative to the including file.
+
 Strings live only here, at the boundary: choices are ``Literal`` types checked against
 their valid values, and the non-local kind and options are checked with
 :func:`snl_video.nonlocal_blocks.nonlocal_options` and a construction on the meta device.

@@ -389,3 +389,9 @@ def test_cli_config_check_lists_all_errors_with_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "optim.lrr" in err and "'lr'" in err and "data.split" in err and "runtime.amp" in err
     assert "Traceback" not in err
+
+
+def test_cli_config_check_missing_file_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["config", "check", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.yaml" in err and "Traceback" not in err
