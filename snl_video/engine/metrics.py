@@ -218,7 +218,10 @@ def aggregate_video_predictions(
         labels: optional ``(N,)`` labels; all views of a video must agree.
     """
     s = _scores(clip_scores)
-    ids = list(_to_numpy(video_ids).tolist()) if hasattr(video_ids, "detach") or isinstance(video_ids, np.ndarray) else list(video_ids)
+    if hasattr(video_ids, "detach") or isinstance(video_ids, np.ndarray):
+        ids = list(_to_numpy(video_ids).tolist())
+    else:  # numpy / torch scalars become Python values: a 0-d tensor hashes by identity
+        ids = [v.item() if hasattr(v, "item") else v for v in video_ids]
     if len(ids) != s.shape[0]:
         raise ValueError(f"video_ids has {len(ids)} entries for {s.shape[0]} score rows")
     if inputs not in ("logits", "probs"):

@@ -160,6 +160,15 @@ def test_video_aggregation_is_independent_of_view_order():
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-12)
 
 
+def test_video_ids_as_tensors_or_scalar_lists_group_by_value():
+    logits = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    ids = torch.tensor([4, 2, 4])
+    for given in (ids, list(ids), ids.numpy(), list(ids.numpy())):
+        out = aggregate_video_predictions(logits, given)
+        assert out.video_ids == [2, 4]
+        np.testing.assert_array_equal(out.num_views, [1, 2])
+
+
 def test_inconsistent_labels_within_a_video_are_an_error():
     with pytest.raises(ValueError, match="different labels"):
         aggregate_video_predictions(np.zeros((2, 3)), [1, 1], labels=[0, 2])
