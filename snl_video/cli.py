@@ -18,6 +18,7 @@ from . import __version__
 
 # Verb modules, in the order `snl-video --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "snl_video.commands.config_cmd",
     "snl_video.commands.demo",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",

@@ -1,0 +1,35 @@
+"""``snl-video config check FILE [key=value ...]``: validate a recipe before running it.
+
+Prints the fully resolved configuration (defaults, includes and overrides applied) as YAML,
+or every problem found, one per line, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import ConfigError, dump_config, load_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("config", help="validate a YAML recipe and print the resolved configuration")
+    verbs = p.add_subparsers(dest="config_command", metavar="<check>", required=True)
+    p_check = verbs.add_parser(
+        "check",
+        help="validate FILE with overrides; print the resolved config or every error (exit code 2)",
+        description="Validate a recipe: print the resolved config, or all problems at once (exit code 2).",
+    )
+    p_check.add_argument("file", help="YAML recipe, e.g. configs/ucf101/r3d50_snl.yaml")
+    p_check.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=0.1 data.split=2")
+    p_check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file, args.overrides)
+    except ConfigError as exc:
+        print(f"snl-video config check: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(dump_config(cfg))
+    return 0
