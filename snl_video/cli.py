@@ -20,6 +20,7 @@ from . import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.demo",
     "snl_video.commands.nonlocal_cmd",
+    "snl_video.commands.profile",
 )
 
 logger = logging.getLogger("snl_video")
