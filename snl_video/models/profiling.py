@@ -71,9 +71,8 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     return int(counter.get_total_flops()) // 2, per_module
 
 
-def _norm_output_elements(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """Output elements of every BatchNorm/GroupNorm, in total and per module name."""
-    per_module: dict[str, int] = {}
+def _record_norm_outputs(model: nn.Module, per_module: dict[str, int]) -> list[Any]:
+    """Hooks adding the output elements of every BatchNorm/GroupNorm to ``per_module``."""
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
@@ -82,13 +81,7 @@ def _norm_output_elements(model: nn.Module, inputs: torch.Tensor) -> tuple[int, 
                     lambda m, i, o, name=name: per_module.__setitem__(name, per_module.get(name, 0) + o.numel())
                 )
             )
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return sum(per_module.values()), per_module
+    return handles
 
 
 def profile_model(
@@ -105,11 +98,15 @@ def profile_model(
     was_training = model.training
     model.eval()
     inputs = torch.zeros(*input_shape, device=device)
+    norm_per_module: dict[str, int] = {}
+    handles = _record_norm_outputs(model, norm_per_module)
     try:
         macs, per_module = count_macs(model, inputs)
-        norm_total, norm_per_module = _norm_output_elements(model, inputs)
     finally:
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
+    norm_total = sum(norm_per_module.values())
     root = type(model).__name__
     nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
