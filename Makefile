@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench bench-models clean
 
 setup: $(STAMP)
 
