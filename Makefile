@@ -37,5 +37,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(VPY) scripts/bench_nonlocal.py
 
+bench-models: $(STAMP)
+	$(VPY) scripts/bench_models.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
