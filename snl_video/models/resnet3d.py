@@ -20,10 +20,9 @@ checkpoint loads with or without them (see :mod:`.placement`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
-import torch
 from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
