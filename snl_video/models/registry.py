@@ -102,10 +102,11 @@ def build_model(
             + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none")
         )
     model = ResNet3D(entry.make_spec(**kw), num_classes=num_classes)
-    if pretrained is not None:
-        load_backbone_weights(model, pretrained)
     if nonlocal_blocks is not None:
         insert_nonlocal_blocks(model, nonlocal_blocks)
+    if pretrained is not None:
+        # After placement, so a checkpoint that has the same blocks loads them too.
+        load_backbone_weights(model, pretrained)
     return model
 
 
@@ -114,7 +115,8 @@ def load_backbone_weights(
 ) -> dict[str, list[str]]:
     """Load a backbone state dict (toolkit key format) into ``model``.
 
-    Keys of ``model.nonlocal_blocks`` may be missing (new blocks start as the identity);
+    Keys of ``model.nonlocal_blocks`` may be missing (new blocks start as the identity;
+    blocks present in the weights are loaded);
     the head (``fc``) is skipped when its shape differs (fine-tuning to a new class
     count) if ``allow_missing_head``. Any other missing or unexpected key is an error.
     Returns and logs the report ``{"missing": [...], "skipped_head": [...]}``.
@@ -135,6 +137,13 @@ def load_backbone_weights(
             skipped_head.append(key)
     state = {k: v for k, v in state.items() if k not in skipped_head}
     unexpected = sorted(set(state) - set(own))
+    extra_blocks = sorted({k.split(".")[1] for k in unexpected if k.startswith("nonlocal_blocks.")})
+    if extra_blocks:
+        raise ValueError(
+            f"the weights hold non-local blocks {extra_blocks} that the model does not have "
+            f"(it has {list(model.nonlocal_blocks) or 'none'}): build the model with the same nonlocal_blocks, "
+            "or load only the backbone (ResNet3D.backbone_state_dict())"
+        )
     missing = sorted(set(own) - set(state))
     bad_missing = [k for k in missing if not k.startswith("nonlocal_blocks.") and k not in skipped_head]
     if unexpected or bad_missing:

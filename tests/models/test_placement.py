@@ -98,6 +98,16 @@ def test_checkpoint_with_blocks_loads_into_plain_backbone_and_back():
     assert report["missing"] and all(k.startswith(("nonlocal_blocks.", "fc.")) for k in report["missing"])
 
 
+def test_checkpoint_with_blocks_restores_them_and_plain_model_refuses_them():
+    trained = build_model("r3d10", num_classes=4, nonlocal_blocks="snl")
+    with torch.no_grad():
+        trained.nonlocal_blocks["layer3_after_0"].out_norm.weight.fill_(0.7)
+    restored = build_model("r3d10", num_classes=4, nonlocal_blocks="snl", pretrained=trained.state_dict())
+    assert restored.nonlocal_blocks["layer3_after_0"].out_norm.weight[0].item() == pytest.approx(0.7)
+    with pytest.raises(ValueError, match=r"non-local blocks \['layer3_after_0'\] that the model does not have"):
+        build_model("r3d10", num_classes=4, pretrained=trained.state_dict())
+
+
 def test_loading_a_foreign_checkpoint_is_an_error():
     model = build_model("r3d18", num_classes=4)
     bad = {("module." + k): v for k, v in model.state_dict().items()}
