@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup system-deps demo test test-all bench clean
+.PHONY: setup system-deps demo test test-all bench bench-models clean
 
 system-deps:
 	bash scripts/install_system_deps.sh
@@ -41,6 +41,9 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) scripts/bench_nonlocal.py
+
+bench-models: $(STAMP)
+	$(VPY) scripts/bench_models.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

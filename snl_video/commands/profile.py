@@ -1,0 +1,80 @@
+"""``snl-video profile``: parameters and multiply-adds of a model on one clip.
+
+Prints the counter's MACs (convs, ``fc`` and every matrix product, by
+``torch.utils.flop_counter``) and the paper's Table 7 convention (convs, ``fc`` and 2
+operations per norm output element; no affinity products); see
+:mod:`snl_video.models.profiling`. With ``--json`` the last line is one JSON object
+``{"params": int, "macs": int, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ..models import build_model, list_models, profile_model
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("profile", help="count parameters and multiply-adds (MACs) of a model")
+    p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--num-classes", type=int, default=400, help="head size (default 400, Kinetics)")
+    p.add_argument("--frames", type=int, default=16, help="clip length T (default 16)")
+    p.add_argument("--size", type=int, default=112, help="crop size H = W (default 112)")
+    p.add_argument(
+        "--nonlocal",
+        dest="nonlocal_spec",
+        default=None,
+        help="a non-local kind (paper placement: res4, before its last block) or a JSON placement spec, "
+        'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\'',
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=run)
+
+
+def _parse_nonlocal(text: str | None) -> object:
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--nonlocal is not valid JSON ({exc}): {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("num_classes", "frames", "size"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    spec = _parse_nonlocal(args.nonlocal_spec)
+    model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
+    shape = (1, 3, args.frames, args.size, args.size)
+    profile = profile_model(model, input_shape=shape)
+    result = {
+        "model": args.model,
+        "num_classes": args.num_classes,
+        "frames": args.frames,
+        "size": args.size,
+        "nonlocal": spec,
+        **profile.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    blocks = ", ".join(profile.nonlocal_keys) or "none"
+    print(f"{args.model}: {args.num_classes} classes, clip 3x{args.frames}x{args.size}x{args.size}, non-local blocks: {blocks}")
+    print(
+        f"  params           {profile.params / 1e6:8.2f} M   (backbone {profile.params_backbone / 1e6:.2f} M"
+        f" + non-local {profile.params_nonlocal / 1e6:.2f} M)"
+    )
+    print(
+        f"  MACs (counter)   {profile.macs / 1e9:8.2f} G   (non-local {profile.macs_nonlocal / 1e9:.3f} G;"
+        f" by op: {', '.join(f'{k} {v / 1e9:.3f} G' for k, v in profile.macs_by_op.items())})"
+    )
+    print(
+        f"  MACs (Table 7)   {profile.macs_table7 / 1e9:8.2f} G   (non-local {profile.macs_nonlocal_table7 / 1e9:.3f} G;"
+        f" convs + fc + 2 x {profile.norm_elements / 1e6:.2f} M norm elements, no affinity products)"
+    )
+    return 0

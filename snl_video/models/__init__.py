@@ -1,0 +1,41 @@
+"""3D ResNet backbones, non-local placement, the model registry and profiling.
+
+``build_model(name, num_classes=..., nonlocal_blocks=...)`` builds any registered backbone
+(``list_models()``): Hara's ``r3d10..r3d200``, pytorchvideo's ``i3d_r50``/``slow_r50``/
+``c2d_r50``, torchvision's ``r3d_18``/``mc3_18``/``r2plus1d_18`` — all one generic
+:class:`ResNet3D` described by data. ``profile_model`` counts parameters and
+multiply-adds.
+"""
+
+from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
+from .placement import NonLocalPlacement, default_positions, insert_nonlocal_blocks, resolve_placement
+from .profiling import ModelProfile, count_macs, profile_model
+from .registry import ModelEntry, build_model, list_models, load_backbone_weights, model_entry, register_model
+from .resnet3d import STAGE_NAMES, ConvSpec, ResidualBlock3D, ResNet3D, ResNet3DSpec, StageSpec, StemSpec
+
+__all__ = [
+    "HARA_DEPTHS",
+    "STAGE_NAMES",
+    "ConvSpec",
+    "ModelEntry",
+    "ModelProfile",
+    "NonLocalPlacement",
+    "ResNet3D",
+    "ResNet3DSpec",
+    "ResidualBlock3D",
+    "StageSpec",
+    "StemSpec",
+    "build_model",
+    "count_macs",
+    "default_positions",
+    "hara_resnet",
+    "insert_nonlocal_blocks",
+    "list_models",
+    "load_backbone_weights",
+    "model_entry",
+    "profile_model",
+    "pytorchvideo_resnet50",
+    "register_model",
+    "resolve_placement",
+    "torchvision_video_resnet18",
+]

@@ -1,0 +1,159 @@
+"""Where non-local blocks go in a :class:`~.resnet3d.ResNet3D`.
+
+A *position* ``p`` in stage ``layerK`` means "after residual block ``p`` of that stage"
+(0-based, so ``0 ≤ p ≤ depth - 1``; ``depth - 1`` is the end of the stage). The block
+sees that residual block's output, ``(B, C_stage, T, H, W)``.
+
+* The paper's default (``nonlocal_blocks="snl"``, or any kind name): one block in res4
+  (``layer3``) right before its last residual block, i.e. position ``depth - 2`` (4 for
+  the 6-block res4 of a ResNet-50; a one-block stage gets position 0), ``C_s = C / 2``.
+* A spec mapping names the kind, its options and the positions, e.g. the NL paper's
+  5-block layout (res3 after blocks 1, 3; res4 after blocks 1, 3, 5)::
+
+      {"kind": "nl", "options": {}, "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}
+
+  Keys: ``kind`` (required), ``options`` (passed to
+  :func:`~snl_video.nonlocal_blocks.build_nonlocal`), ``positions`` (default: the
+  paper's), ``inter_channels`` (``C_s``; default ``C / 2`` of each stage). Stages may be
+  named ``layer1..layer4`` or ``res2..res5``.
+
+Blocks live in the model's ``nonlocal_blocks`` ModuleDict (key ``layer3_after_4``), not
+inside the stages, so no backbone key changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Union
+
+from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
+from .resnet3d import STAGE_NAMES, ResNet3D
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NonLocalPlacement", "NonLocalSpec", "default_positions", "resolve_placement", "insert_nonlocal_blocks"]
+
+STAGE_ALIASES: dict[str, str] = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
+_SPEC_KEYS = ("kind", "options", "positions", "inter_channels")
+
+
+@dataclass(frozen=True)
+class NonLocalPlacement:
+    """A validated placement: one kind (with options) at ``positions`` per stage."""
+
+    kind: str
+    positions: dict[str, tuple[int, ...]]
+    options: dict[str, Any] = field(default_factory=dict)
+    inter_channels: int | None = None
+
+    def keys(self) -> list[str]:
+        """The ``nonlocal_blocks`` keys this placement creates."""
+        return [ResNet3D.nonlocal_key(stage, p) for stage, ps in self.positions.items() for p in ps]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "options": dict(self.options),
+            "positions": {k: list(v) for k, v in self.positions.items()},
+            "inter_channels": self.inter_channels,
+        }
+
+
+NonLocalSpec = Union[str, Mapping[str, Any], NonLocalPlacement]
+
+
+def default_positions(stage_depths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    """The paper's placement: res4 (``layer3``), right before its last residual block."""
+    return {"layer3": (max(stage_depths["layer3"] - 2, 0),)}
+
+
+def _stage_name(name: Any) -> str:
+    if isinstance(name, str):
+        name = STAGE_ALIASES.get(name, name)
+    if name not in STAGE_NAMES:
+        raise ValueError(
+            f"unknown stage {name!r} in non-local positions; valid stages: {', '.join(STAGE_NAMES)} "
+            f"(or {', '.join(f'{a}={s}' for a, s in STAGE_ALIASES.items())})"
+        )
+    return name
+
+
+def _check_positions(raw: Any, stage_depths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError(
+            f"non-local positions must be a non-empty mapping stage -> list of block indices, e.g. "
+            f"{{'layer3': [4]}}; got {raw!r} (to place no blocks, pass nonlocal_blocks=None)"
+        )
+    positions: dict[str, tuple[int, ...]] = {}
+    for stage_raw, indices in raw.items():
+        stage = _stage_name(stage_raw)
+        if stage in positions:
+            raise ValueError(f"stage {stage} is given twice in non-local positions (as {stage_raw!r} and an alias)")
+        depth = stage_depths[stage]
+        if isinstance(indices, int) and not isinstance(indices, bool):
+            indices = [indices]
+        if not isinstance(indices, (list, tuple)) or not indices:
+            raise ValueError(f"positions for {stage} must be a non-empty list of block indices, got {indices!r}")
+        for p in indices:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < depth:
+                raise ValueError(
+                    f"non-local position {p!r} is out of range for {stage}, which has {depth} residual "
+                    f"block(s): valid positions are 0..{depth - 1} (position p = after block p)"
+                )
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"duplicate non-local positions for {stage}: {list(indices)}")
+        positions[stage] = tuple(sorted(indices))
+    return positions
+
+
+def resolve_placement(spec: NonLocalSpec | None, *, stage_depths: Mapping[str, int]) -> NonLocalPlacement | None:
+    """Validate ``spec`` against a backbone's stage depths; ``None`` means no blocks."""
+    if spec is None:
+        return None
+    if isinstance(spec, NonLocalPlacement):
+        spec = spec.to_dict()
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"nonlocal_blocks must be a kind name ({', '.join(list_nonlocal_kinds())}), a mapping with keys "
+            f"{list(_SPEC_KEYS)}, or None; got {type(spec).__name__} {spec!r}"
+        )
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in the non-local spec; valid keys: {list(_SPEC_KEYS)}")
+    kind = spec.get("kind")
+    if kind not in list_nonlocal_kinds():
+        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(list_nonlocal_kinds())}")
+    options = spec.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"non-local options must be a mapping, got {options!r}")
+    positions_raw = spec.get("positions")
+    positions = default_positions(stage_depths) if positions_raw is None else _check_positions(positions_raw, stage_depths)
+    inter_channels = spec.get("inter_channels")
+    if inter_channels is not None and (isinstance(inter_channels, bool) or not isinstance(inter_channels, int) or inter_channels <= 0):
+        raise ValueError(f"inter_channels must be a positive int or None (C/2), got {inter_channels!r}")
+    return NonLocalPlacement(kind=kind, positions=positions, options=dict(options), inter_channels=inter_channels)
+
+
+def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlacement:
+    """Build the blocks of ``spec`` into ``model.nonlocal_blocks``; returns the placement.
+
+    Every block starts as the identity, so the model's function is unchanged. Placing a
+    block where one already is is an error.
+    """
+    placement = resolve_placement(spec, stage_depths=model.stage_depths())
+    assert placement is not None
+    channels = model.stage_channels()
+    for stage, indices in placement.positions.items():
+        for index in indices:
+            key = ResNet3D.nonlocal_key(stage, index)
+            if key in model.nonlocal_blocks:
+                raise ValueError(f"a non-local block is already placed at {key}")
+            block = build_nonlocal(
+                placement.kind, channels[stage], inter_channels=placement.inter_channels, **placement.options
+            )
+            model.nonlocal_blocks[key] = block
+    logger.debug("placed %s blocks at %s", placement.kind, placement.keys())
+    return placement

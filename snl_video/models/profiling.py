@@ -1,0 +1,140 @@
+"""Parameters and multiply-adds (MACs, the papers' "FLOPs") of a model on one clip.
+
+MACs are counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which counts
+``2 × MACs`` for every convolution and matrix product (``mm``, ``addmm``, ``bmm``, …) and
+nothing for element-wise ops, norms and pooling; we report its count ÷ 2.
+
+Two conventions are reported, because the paper's Table 7 uses the older one:
+
+* ``macs`` — the counter's: convs + ``fc`` + every matrix product, including the
+  non-local blocks' affinity products (``θᵀφ`` and ``A Z``: ``2·N²·C_s`` for a dense
+  affinity, ``~4·N·C_s²`` for the linear SNL).
+* ``macs_table7`` — the convention that reproduces the paper (THOP's, in eval mode):
+  convs and ``fc`` as above, plus 2 operations per BatchNorm/GroupNorm output element
+  (normalise, then scale-and-shift), and *no* affinity products (a module-hook counter
+  never sees ``torch.bmm`` calls). For ``r3d50`` at 16×112×112 and 400 classes this is
+  10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
+  SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ModelProfile", "count_macs", "profile_model"]
+
+
+@dataclass
+class ModelProfile:
+    """What :func:`profile_model` measured (counts are for one clip of ``input_shape``)."""
+
+    params: int
+    macs: int
+    macs_table7: int
+    params_nonlocal: int
+    macs_nonlocal: int
+    macs_nonlocal_table7: int
+    macs_by_op: dict[str, int]
+    norm_elements: int
+    input_shape: list[int]
+    nonlocal_keys: list[str] = field(default_factory=list)
+
+    @property
+    def params_backbone(self) -> int:
+        return self.params - self.params_nonlocal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "params_backbone": self.params_backbone}
+
+
+def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, dict[str, int]]]:
+    """MACs of ``model(inputs)`` (no grad) and per-module, per-op MACs, by FlopCounterMode.
+
+    The per-module dict is keyed by the counter's module names (``"<RootClass>.<path>"``,
+    plus ``"Global"``); each module's counts include its children's.
+    """
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(inputs)
+    per_module = {
+        name: {str(op).split(".")[1] if str(op).startswith("aten.") else str(op): int(n) // 2 for op, n in ops.items()}
+        for name, ops in counter.get_flop_counts().items()
+    }
+    return int(counter.get_total_flops()) // 2, per_module
+
+
+def _record_norm_outputs(model: nn.Module, per_module: dict[str, int]) -> list[Any]:
+    """Hooks adding the output elements of every BatchNorm/GroupNorm to ``per_module``."""
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, i, o, name=name: per_module.__setitem__(name, per_module.get(name, 0) + o.numel())
+                )
+            )
+    return handles
+
+
+def profile_model(
+    model: nn.Module, *, input_shape: Sequence[int], device: str | torch.device = "cpu"
+) -> ModelProfile:
+    """Count parameters and MACs of ``model`` on one zero clip of ``input_shape`` (B, C, T, H, W).
+
+    The model is put in eval mode (BN uses running statistics; dropout off). Non-local
+    blocks are those in ``model.nonlocal_blocks`` (if any); their MACs come from the
+    counter's per-module breakdown.
+    """
+    if len(input_shape) != 5:
+        raise ValueError(f"input_shape must be (B, C, T, H, W), got {tuple(input_shape)}")
+    was_training = model.training
+    model.eval()
+    inputs = torch.zeros(*input_shape, device=device)
+    norm_per_module: dict[str, int] = {}
+    handles = _record_norm_outputs(model, norm_per_module)
+    try:
+        macs, per_module = count_macs(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    norm_total = sum(norm_per_module.values())
+    root = type(model).__name__
+    nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
+    keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
+    macs_nl = macs_nl_conv = norm_nl = 0
+    for key in keys:
+        ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
+        macs_nl += sum(ops.values())
+        macs_nl_conv += ops.get("convolution", 0)
+        norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
+    by_op = per_module.get("Global", {})
+    # Table 7 convention: convs + linear layers, 2 ops per norm output element, no matmuls.
+    linear = sum(
+        sum(per_module.get(f"{root}.{name}", {}).values())
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    )
+    conv_linear = by_op.get("convolution", 0) + linear
+    params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
+    return ModelProfile(
+        params=sum(p.numel() for p in model.parameters()),
+        macs=macs,
+        macs_table7=conv_linear + 2 * norm_total,
+        params_nonlocal=params_nl,
+        macs_nonlocal=macs_nl,
+        macs_nonlocal_table7=macs_nl_conv + 2 * norm_nl,
+        macs_by_op=dict(by_op),
+        norm_elements=norm_total,
+        input_shape=list(input_shape),
+        nonlocal_keys=keys,
+    )
+

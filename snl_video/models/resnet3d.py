@@ -1,0 +1,302 @@
+"""One generic 3D ResNet whose stem and stages are described as data.
+
+Every backbone of the toolkit (Hara's 3D ResNets, pytorchvideo's I3D / Slow / C2D
+R50, torchvision's R3D / MC3 / R(2+1)D) is a :class:`ResNet3D` built from a
+:class:`ResNet3DSpec`: a stem, four stages and a head. A stage says how deep it is,
+how wide, its stride and the *conv pattern* of its residual blocks (the kernel of each
+conv, cycled over the blocks, so I3D's alternating ``3×1×1 / 1×1×1`` inflation is one
+line of data). The families differ only in that data, not in classes or flags.
+
+State-dict keys follow Hara's 3D-ResNets-PyTorch (``conv1``, ``bn1``,
+``layerX.Y.convZ`` / ``bnZ``, ``layerX.Y.downsample.0/1``, ``fc``), so its checkpoints
+map one-to-one; other families are converted by :mod:`.reference_keys`.
+
+Non-local blocks are kept out of the stages, in ``nonlocal_blocks`` (an
+:class:`~torch.nn.ModuleDict` keyed ``"<stage>_after_<index>"``) and applied by
+:meth:`ResNet3D.forward`, so placing blocks never renames a backbone key and one
+checkpoint loads with or without them (see :mod:`.placement`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConvSpec", "StemSpec", "StageSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
+
+Triple = tuple[int, int, int]
+STAGE_NAMES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One conv of a residual block (or the stem).
+
+    ``kernel`` is ``(t, h, w)``; padding is ``kernel // 2``. ``factorized=True`` is the
+    (2+1)D conv of Tran et al.: a spatial ``1×h×w`` conv to ``mid_channels``, BN, ReLU,
+    then a temporal ``t×1×1`` conv (an ``nn.Sequential``, keys ``.0``, ``.1``, ``.3``).
+    """
+
+    kernel: Triple
+    factorized: bool = False
+
+    @property
+    def spatial(self) -> bool:
+        return self.kernel[1] > 1 or self.kernel[2] > 1
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """``conv1`` (with ``stride``) → ``bn1`` → ReLU → optional max-pool."""
+
+    conv: ConvSpec
+    stride: Triple = (1, 2, 2)
+    out_channels: int = 64
+    mid_channels: int | None = None  # factorized stem only (torchvision R(2+1)D: 45)
+    pool_kernel: Triple | None = None
+    pool_stride: Triple | None = None
+    pool_padding: Triple | None = None
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage (``layerK``) of residual blocks.
+
+    Args:
+        depth: number of residual blocks.
+        width: channels of the blocks' inner convs; the stage outputs ``width × expansion``.
+        stride: ``(t, h, w)`` stride of the first block, applied by its first conv with a
+            spatial kernel and by its ``downsample`` shortcut.
+        conv_patterns: one tuple of :class:`ConvSpec` per block, cycled over the blocks
+            (block ``i`` uses ``conv_patterns[i % len(conv_patterns)]``).
+        pool_after: temporal max-pool ``(kernel = stride)`` applied after the stage
+            (pytorchvideo's pool after res2 in I3D and C2D), or ``None``.
+    """
+
+    depth: int
+    width: int
+    stride: Triple
+    conv_patterns: tuple[tuple[ConvSpec, ...], ...]
+    pool_after: Triple | None = None
+
+    def convs_of_block(self, index: int) -> tuple[ConvSpec, ...]:
+        return self.conv_patterns[index % len(self.conv_patterns)]
+
+
+@dataclass(frozen=True)
+class ResNet3DSpec:
+    """A whole backbone: stem, stages (``layer1..layer4``), head dropout."""
+
+    block: Literal["basic", "bottleneck"]
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    dropout: float = 0.0
+    in_channels: int = 3
+    family: str = ""
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    def stage_channels(self) -> dict[str, int]:
+        """Output channels of each stage, by name."""
+        return {name: s.width * self.expansion for name, s in zip(STAGE_NAMES, self.stages)}
+
+    def stage_depths(self) -> dict[str, int]:
+        return {name: s.depth for name, s in zip(STAGE_NAMES, self.stages)}
+
+
+def _padding(kernel: Triple) -> Triple:
+    return (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
+
+
+def factorized_mid_channels(in_channels: int, out_channels: int, kernel: Triple) -> int:
+    """Mid channels of a (2+1)D conv with as many parameters as the full ``kernel`` conv
+    (Tran et al. 2018; torchvision computes it once per block from the block's input and
+    output channels and uses it for both of the block's convs)."""
+    t, h, w = kernel
+    return (in_channels * out_channels * t * h * w) // (in_channels * h * w + t * out_channels)
+
+
+def make_conv(
+    spec: ConvSpec, in_channels: int, out_channels: int, *, stride: Triple = (1, 1, 1), mid_channels: int | None = None
+) -> nn.Module:
+    """The conv module of ``spec`` (bias-free, padding ``kernel // 2``)."""
+    if not spec.factorized:
+        return nn.Conv3d(
+            in_channels, out_channels, spec.kernel, stride=stride, padding=_padding(spec.kernel), bias=False
+        )
+    if mid_channels is None:
+        mid_channels = factorized_mid_channels(in_channels, out_channels, spec.kernel)
+    t, h, w = spec.kernel
+    return nn.Sequential(
+        nn.Conv3d(
+            in_channels, mid_channels, (1, h, w), stride=(1, stride[1], stride[2]), padding=(0, h // 2, w // 2), bias=False
+        ),
+        nn.BatchNorm3d(mid_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(mid_channels, out_channels, (t, 1, 1), stride=(stride[0], 1, 1), padding=(t // 2, 0, 0), bias=False),
+    )
+
+
+class ResidualBlock3D(nn.Module):
+    """A basic (two convs) or bottleneck (three convs, ``expansion`` 4) residual block.
+
+    ``convK`` → ``bnK`` (→ ReLU except after the last) for each conv of ``convs``; the
+    stride goes to the first conv with a spatial kernel (Hara, torchvision and
+    pytorchvideo all stride there), and the shortcut is ``downsample`` = 1×1×1 conv + BN
+    (Hara's shortcut "B") when the stride or the channel count changes.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        *,
+        convs: Sequence[ConvSpec],
+        expansion: int,
+        stride: Triple = (1, 1, 1),
+    ) -> None:
+        super().__init__()
+        if expansion == 1 and len(convs) != 2 or expansion == 4 and len(convs) != 3:
+            raise ValueError(f"a block with expansion {expansion} needs {2 if expansion == 1 else 3} convs, got {len(convs)}")
+        out_channels = width * expansion
+        strided = next((i for i, c in enumerate(convs) if c.spatial), 0)
+        # (2+1)D mid channels: one value per block, from its input and output widths (torchvision).
+        mid = factorized_mid_channels(in_channels, width, (3, 3, 3))
+        self.num_convs = len(convs)
+        channels = [in_channels] + [width] * (len(convs) - 1) + [out_channels]
+        for i, spec in enumerate(convs):
+            self.add_module(
+                f"conv{i + 1}",
+                make_conv(
+                    spec,
+                    channels[i],
+                    channels[i + 1],
+                    stride=stride if i == strided else (1, 1, 1),
+                    mid_channels=mid if spec.factorized else None,
+                ),
+            )
+            self.add_module(f"bn{i + 1}", nn.BatchNorm3d(channels[i + 1]))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if tuple(stride) != (1, 1, 1) or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm3d(out_channels),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = x
+        for i in range(1, self.num_convs + 1):
+            out = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(out))
+            if i < self.num_convs:
+                out = self.relu(out)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class ResNet3D(nn.Module):
+    """Stem → ``layer1..layer4`` (with non-local blocks after chosen residual blocks) →
+    global average pool → dropout → ``fc``.
+
+    Input ``(B, C, T, H, W)``; output logits ``(B, num_classes)``. Build instances with
+    :func:`snl_video.models.build_model`.
+    """
+
+    def __init__(self, spec: ResNet3DSpec, *, num_classes: int) -> None:
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if len(spec.stages) != len(STAGE_NAMES):
+            raise ValueError(f"a ResNet3DSpec needs {len(STAGE_NAMES)} stages, got {len(spec.stages)}")
+        self.spec = spec
+        self.num_classes = num_classes
+        stem = spec.stem
+        self.conv1 = make_conv(
+            stem.conv, spec.in_channels, stem.out_channels, stride=stem.stride, mid_channels=stem.mid_channels
+        )
+        self.bn1 = nn.BatchNorm3d(stem.out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool: nn.Module | None = None
+        if stem.pool_kernel is not None:
+            self.maxpool = nn.MaxPool3d(
+                stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel, padding=stem.pool_padding or 0
+            )
+        channels = stem.out_channels
+        self._pools_after: dict[str, Triple] = {}
+        for name, stage in zip(STAGE_NAMES, spec.stages):
+            blocks = []
+            for index in range(stage.depth):
+                blocks.append(
+                    ResidualBlock3D(
+                        channels,
+                        stage.width,
+                        convs=stage.convs_of_block(index),
+                        expansion=spec.expansion,
+                        stride=stage.stride if index == 0 else (1, 1, 1),
+                    )
+                )
+                channels = stage.width * spec.expansion
+            self.add_module(name, nn.Sequential(*blocks))
+            if stage.pool_after is not None:
+                self._pools_after[name] = stage.pool_after
+        self.feature_channels = channels
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(channels, num_classes)
+        # Non-local blocks, keyed "<stage>_after_<block index>"; filled by placement.
+        self.nonlocal_blocks = nn.ModuleDict()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming (fan-out) convs, BN at (1, 0), as Hara's and torchvision's code."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    @staticmethod
+    def nonlocal_key(stage: str, index: int) -> str:
+        """Key in ``nonlocal_blocks`` of the block applied after residual block ``index`` of ``stage``."""
+        return f"{stage}_after_{index}"
+
+    def stage_channels(self) -> dict[str, int]:
+        return self.spec.stage_channels()
+
+    def stage_depths(self) -> dict[str, int]:
+        return self.spec.stage_depths()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The pooled features ``(B, feature_channels)`` before dropout and ``fc``."""
+        if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
+            raise ValueError(
+                f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}"
+            )
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+        for name in STAGE_NAMES:
+            for index, block in enumerate(getattr(self, name)):
+                x = block(x)
+                key = self.nonlocal_key(name, index)
+                if key in self.nonlocal_blocks:
+                    x = self.nonlocal_blocks[key](x)
+            pool = self._pools_after.get(name)
+            if pool is not None:
+                x = nn.functional.max_pool3d(x, kernel_size=pool, stride=pool)
+        return self.avgpool(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.dropout(self.forward_features(x)))
+
+    def backbone_state_dict(self) -> dict[str, Tensor]:
+        """The state dict without the non-local blocks (what a backbone checkpoint holds)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("nonlocal_blocks.")}

@@ -1,0 +1,96 @@
+"""Profiling: the paper's Table 7 complexity columns, the counter's convention, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from torch import nn
+
+from snl_video.cli import main
+from snl_video.models import build_model, profile_model
+
+TABLE7_CLIP = (1, 3, 16, 112, 112)
+
+
+@pytest.fixture(scope="module")
+def table7():
+    return {
+        kind: profile_model(build_model("r3d50", num_classes=400, nonlocal_blocks=kind), input_shape=TABLE7_CLIP)
+        for kind in (None, "snl", "nl")
+    }
+
+
+def test_table7_backbone(table7):
+    base = table7[None]
+    assert round(base.params / 1e6, 2) == 47.02
+    assert round(base.macs_table7 / 1e9, 2) == 10.10
+    # The counter's own convention (no BN) is 10.07 G: the 0.03 G gap is 2 x BN elements.
+    assert round(base.macs / 1e9, 2) == 10.07
+    assert base.macs_table7 - (base.macs_by_op["convolution"] + base.macs_by_op["addmm"]) == 2 * base.norm_elements
+
+
+@pytest.mark.parametrize("kind, params_m, macs_g", [("snl", 2.62, 0.26), ("nl", 2.10, 0.21)])
+def test_table7_nonlocal_increments(table7, kind, params_m, macs_g):
+    base, placed = table7[None], table7[kind]
+    assert round((placed.params - base.params) / 1e6, 2) == params_m
+    assert placed.params - base.params == placed.params_nonlocal
+    assert round(placed.macs_nonlocal_table7 / 1e9, 2) == macs_g
+    assert placed.macs_table7 - base.macs_table7 == placed.macs_nonlocal_table7
+    # The counter also sees the affinity products (bmm), which Table 7 leaves out.
+    assert placed.macs - base.macs == placed.macs_nonlocal
+    # (Table 7's count has the block's output BN, 2 x 1024 x 2x7x7 elements, instead.)
+    nodes = 2 * 7 * 7
+    assert placed.macs_nonlocal == placed.macs_nonlocal_table7 - 2 * 1024 * nodes + placed.macs_by_op["bmm"]
+    # NL's products are exactly θᵀφ and A·Z: 2·N²·C_s; SNL's dense path adds small O(N·C_s) terms.
+    if kind == "nl":
+        assert placed.macs_by_op["bmm"] == 2 * nodes * nodes * 512
+    else:
+        assert 0 <= placed.macs_by_op["bmm"] - 2 * nodes * nodes * 512 < nodes * 512 * 8
+
+
+def test_counter_matches_an_independent_count_of_conv_and_linear_macs():
+    """MACs of every conv/linear from its output size and kernel (forward hooks) equal the
+    counter's count: its convention is 2 FLOPs per multiply-add, and we halve it."""
+    model = build_model("i3d_r50", num_classes=11).eval()
+    expected = 0
+
+    def hook(module, inputs, output):
+        nonlocal expected
+        if isinstance(module, nn.Conv3d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.kernel_size[2]
+            expected += output.numel() * module.in_channels // module.groups * k
+        else:
+            expected += output.numel() * module.in_features
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv3d, nn.Linear)):
+            m.register_forward_hook(hook)
+    profile = profile_model(model, input_shape=(1, 3, 8, 64, 64))
+    assert profile.macs == expected
+    assert profile.params == sum(p.numel() for p in model.parameters())
+
+
+def test_cli_profile_json_last_line(capsys):
+    assert main(["profile", "--model", "r3d18", "--num-classes", "5", "--frames", "8", "--size", "64",
+                 "--nonlocal", "snl", "--json"]) == 0  # fmt: skip
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    model = build_model("r3d18", num_classes=5, nonlocal_blocks="snl")
+    assert result["params"] == sum(p.numel() for p in model.parameters())
+    assert isinstance(result["macs"], int) and result["macs"] > result["macs_nonlocal"] > 0
+    assert result["nonlocal_keys"] == ["layer3_after_0"]
+
+
+def test_cli_profile_accepts_a_json_placement(capsys):
+    spec = '{"kind": "nl", "positions": {"res3": [1, 3], "res4": [1, 3, 5]}}'
+    assert main(["profile", "--model", "c2d_r50", "--frames", "8", "--size", "64", "--nonlocal", spec, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["nonlocal_keys"]) == 5
+
+
+def test_cli_profile_errors_are_one_line(capsys):
+    assert main(["profile", "--model", "r3d51"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'r3d51'; valid models:" in err and "Traceback" not in err
+    assert main(["profile", "--model", "r3d50", "--nonlocal", '{"kind": "nl", "positions": {"layer3": [9]}}']) == 2
+    assert "position 9 is out of range for layer3" in capsys.readouterr().err
