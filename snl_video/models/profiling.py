@@ -10,9 +10,10 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   non-local blocks' affinity products (``θᵀφ`` and ``A Z``: ``2·N²·C_s`` for a dense
   affinity, ``~4·N·C_s²`` for the linear SNL).
 * ``macs_table7`` — the convention that reproduces the paper (THOP's, in eval mode):
-  convs and ``fc`` as above, plus 2 operations per BatchNorm/GroupNorm output element
-  (normalise, then scale-and-shift), and *no* affinity products (a module-hook counter
-  never sees ``torch.bmm`` calls). For ``r3d50`` at 16×112×112 and 400 classes this is
+  convs, ``fc`` and the non-local blocks' 1×1×1 projections (computed as ``mm``) as
+  above, plus 2 operations per BatchNorm/GroupNorm output element (normalise, then
+  scale-and-shift), and *no* affinity products (a module-hook counter never sees the
+  ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
 """
@@ -28,6 +29,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 logger = logging.getLogger(__name__)
+
+# Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
+_AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
 
 __all__ = ["ModelProfile", "count_macs", "profile_model"]
 
@@ -114,16 +118,13 @@ def profile_model(
     for key in keys:
         ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
         macs_nl += sum(ops.values())
-        macs_nl_conv += ops.get("convolution", 0)
+        macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
         norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
     by_op = per_module.get("Global", {})
-    # Table 7 convention: convs + linear layers, 2 ops per norm output element, no matmuls.
-    linear = sum(
-        sum(per_module.get(f"{root}.{name}", {}).values())
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
-    )
-    conv_linear = by_op.get("convolution", 0) + linear
+    # Table 7 convention: every conv / linear product (the non-local blocks compute their
+    # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
+    # batched affinity products (`bmm`), which a module-hook counter never sees.
+    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS)
     params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
     return ModelProfile(
         params=sum(p.numel() for p in model.parameters()),
