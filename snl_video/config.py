@@ -64,6 +64,8 @@ __all__ = [
 #: placements and ``runtime.freeze_until`` use them.
 STAGE_NAMES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 FREEZE_POINTS: tuple[str, ...] = ("stem", *STAGE_NAMES, "head")
+# The paper's stage names (res2 = layer1, ...), accepted in non-local positions.
+STAGE_ALIASES: tuple[str, ...] = ("res2", "res3", "res4", "res5")
 
 #: Keys that name a base YAML file to include (resolved relative to the including file).
 INCLUDE_KEYS: tuple[str, ...] = ("defaults", "base")
@@ -147,10 +149,11 @@ class ModelConfig:
 class NonLocalConfig:
     """Non-local blocks to insert into the backbone.
 
-    ``positions`` maps a stage (``layer1`` .. ``layer4``) to 0-based residual-block
-    indices; a block is inserted *before* each listed residual block. ``{layer3: [5]}`` in
-    a 50-layer network (6 blocks in ``layer3`` = res4) is the paper's placement: one block
-    in res4 before its last residual block. ``None`` means the model's default placement.
+    ``positions`` maps a stage (``layer1`` .. ``layer4``, or ``res2`` .. ``res5``) to 0-based
+    residual-block indices; a block is inserted *after* each listed residual block (the
+    convention of :mod:`snl_video.models.placement`). ``{layer3: [4]}`` in a 50-layer network
+    (6 blocks in ``layer3`` = res4) is the paper's placement: one block in res4 before its
+    last residual block. ``None`` means the model's default placement (that one).
     The indices are checked against each stage's depth by the models layer; the kind and
     its options are checked here.
     """
@@ -166,8 +169,9 @@ class NonLocalConfig:
                 errors.add(f"{prefix}.positions", "is empty: leave it out (null) for the default placement, or list blocks")
             for stage, indices in self.positions.items():
                 key = f"{prefix}.positions.{stage}"
-                if stage not in STAGE_NAMES:
-                    errors.add(key, f"unknown stage {stage!r}; valid stages: {', '.join(STAGE_NAMES)}{_suggest(stage, STAGE_NAMES)}")
+                if stage not in STAGE_NAMES + STAGE_ALIASES:
+                    valid = STAGE_NAMES + STAGE_ALIASES
+                    errors.add(key, f"unknown stage {stage!r}; valid stages: {', '.join(valid)}{_suggest(stage, valid)}")
                 if any(i < 0 for i in indices):
                     errors.add(key, f"block indices are 0-based and non-negative, got {list(indices)}")
                 if len(set(indices)) != len(indices):

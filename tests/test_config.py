@@ -259,10 +259,13 @@ def test_validation_does_not_move_the_global_rng(tmp_path):
 
 
 def test_nonlocal_positions_are_named_stages(tmp_path):
-    path = write(tmp_path, "c.yaml", "nonlocal_blocks: {kind: snl, positions: {res4: [5], layer3: [-1]}}\n")
+    path = write(tmp_path, "c.yaml", "nonlocal_blocks: {kind: snl, positions: {res6: [5], layer3: [-1]}}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert set(error_keys(info.value)) == {"nonlocal_blocks.positions.res4", "nonlocal_blocks.positions.layer3"}
+    assert set(error_keys(info.value)) == {"nonlocal_blocks.positions.res6", "nonlocal_blocks.positions.layer3"}
+    # The paper's stage names are aliases of layer1..layer4.
+    ok = load_config(write(tmp_path, "d.yaml", "nonlocal_blocks: {kind: snl, positions: {res4: [4]}}\n"))
+    assert ok.nonlocal_blocks.positions == {"res4": (4,)}
 
 
 def test_pretrained_must_be_a_registry_name_or_a_file(tmp_path):
@@ -369,8 +372,17 @@ def test_every_shipped_recipe_validates(path):
 def test_r3d50_snl_recipe_is_the_table7_row():
     cfg = load_config(REPO / "configs" / "ucf101" / "r3d50_snl.yaml")
     assert cfg.model.name == "r3d50" and cfg.model.num_classes == 101
-    assert cfg.nonlocal_blocks.kind == "snl" and cfg.nonlocal_blocks.positions == {"layer3": (5,)}
+    assert cfg.nonlocal_blocks.kind == "snl" and cfg.nonlocal_blocks.positions == {"layer3": (4,)}
     assert cfg.pretrained.source == "r3d50.hara2017_k400"
+    # The recipe's placement is the paper's: one block in res4 right before its last
+    # residual block, which is also the models layer's default for a kind name.
+    from snl_video.models import build_model
+
+    spec = {"kind": "snl", "options": dict(cfg.nonlocal_blocks.options), "positions": {"layer3": [4]}}
+    model = build_model("r3d50", num_classes=101, nonlocal_blocks=spec)
+    default = build_model("r3d50", num_classes=101, nonlocal_blocks="snl")
+    assert list(model.nonlocal_blocks.keys()) == list(default.nonlocal_blocks.keys()) == ["layer3_after_4"]
+    assert len(model.layer3) == 6
 
 
 # --------------------------------------------------------------------------- CLI
