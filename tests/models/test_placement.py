@@ -113,7 +113,7 @@ def test_dataparallel_prefix_is_stripped_and_unknown_keys_are_an_error():
     prefixed = {("module." + k): v for k, v in model.state_dict().items()}
     assert load_backbone_weights(model, prefixed).ok
     bad = {("net." + k): v for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=r"does not fit .*UNEXPECTED"):
+    with pytest.raises(ValueError, match=r"(?s)does not fit .*UNEXPECTED"):
         load_backbone_weights(model, bad)
 
 
