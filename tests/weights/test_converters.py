@@ -165,22 +165,24 @@ def test_mmaction2_nonlocal_blocks_are_reported_not_transferable(tmp_path):
     assert torch.equal(model.layer3[5].conv3.weight, state["backbone.layer3.5.conv3.conv.weight"])
 
 
-def test_slowfast_pyth_loads_into_slow_r50(tmp_path):
-    state = slowfast_slow_state(width=W, temporal=SLOW_TEMPORAL, stem_t=1)
+@pytest.mark.parametrize("name, temporal, stem_t", [("slow_r50", SLOW_TEMPORAL, 1), ("i3d_r50", I3D_TEMPORAL, 5)])
+def test_slowfast_pyth_loads_into_r50s(tmp_path, name, temporal, stem_t):
+    state = slowfast_slow_state(width=W, temporal=temporal, stem_t=stem_t)
     path = tmp_path / "SLOWONLY_8x8_R50.pyth"
     torch.save({"model_state": state, "optimizer_state": {}, "epoch": 196, "cfg": "TRAIN: ..."}, path)
-    model = build_model("slow_r50", num_classes=400, pretrained=path)
+    model = build_model(name, num_classes=400, pretrained=path)
     _assert_loaded_everything(model, len(state))
     sd = model.state_dict()
     for ours, theirs in [("conv1.weight", "s1.pathway0_stem.conv.weight"),
                          ("layer3.4.conv1.weight", "s4.pathway0_res4.branch2.a.weight"),
                          ("layer3.4.bn2.running_var", "s4.pathway0_res4.branch2.b_bn.running_var"),
+                         ("layer4.1.conv1.weight", "s5.pathway0_res1.branch2.a.weight"),
                          ("layer2.0.downsample.0.weight", "s3.pathway0_res0.branch1.weight"),
                          ("fc.bias", "head.projection.bias")]:
         assert torch.equal(sd[ours], state[theirs]), ours
 
 
-@pytest.mark.parametrize("name, temporal, stem_t", [("i3d_r50", I3D_TEMPORAL, 5), ("c2d_r50", C2D_TEMPORAL, 1)])
+@pytest.mark.parametrize("name, temporal, stem_t", [("i3d_r50", I3D_TEMPORAL, 5), ("c2d_r50", C2D_TEMPORAL, 1), ("slow_r50", SLOW_TEMPORAL, 1)])
 def test_caffe2_pkl_loads_into_r50s(tmp_path, name, temporal, stem_t):
     blobs = caffe2_blobs(width=W, temporal=temporal, stem_t=stem_t)
     blobs["model_iter"] = __import__("numpy").array([1000])  # solver state, skipped on read
