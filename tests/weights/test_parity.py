@@ -117,3 +117,14 @@ def test_hara2017_container_gives_identical_logits(tmp_path, name):
         assert torch.equal(ours(clip), source(clip))
     for key, value in source.state_dict().items():
         assert torch.equal(ours.state_dict()[key], value), key
+
+
+def test_hara2020_container_with_a_700_class_head_fine_tunes(tmp_path):
+    source = _hara_source("r3d18", classes=700, seed=4)
+    path = tmp_path / "r3d18_K_200ep.pth"
+    torch.save({"epoch": 200, "arch": "resnet", "state_dict": source.state_dict(), "optimizer": {}, "scheduler": {}}, path)
+    ours = build_model("r3d18", num_classes=101, pretrained=path).eval()
+    assert ours.load_report.reinitialised_head == ["fc.weight", "fc.bias"]
+    clip = _clip(4, 32)
+    with torch.no_grad():
+        assert torch.equal(ours.forward_features(clip), source.forward_features(clip))
