@@ -17,9 +17,14 @@ own keys, so one converter serves every model of a family):
 * ``mmaction2`` (ResNet3d + I3DHead): ``backbone.`` dropped, mmcv ``ConvModule``'s
   ``.conv`` / ``.bn`` → ``convZ`` / ``bnZ`` (``downsample.0`` / ``.1``), ``conv1`` →
   ``conv1`` / ``bn1``, ``cls_head.fc_cls`` → ``fc``. Non-local keys keep their names under
-  the block (``layerX.Y.non_local_block...``): mmcv's ``NonLocal3d`` has conv biases, a
-  ``1/sqrt(C_s)`` softmax scale and no ReLU, which snl_video's ``nl`` block does not
-  represent, so they are reported as not transferable (see :func:`check_nonlocal_keys`).
+  the block (``layerX.Y.non_local_block...``): mmaction2's ``NonLocal3d`` has biased
+  g/theta/phi convs, max-pooled phi/g in the published I3D-NL configs (``sub_sample=True``),
+  an optional ``1/sqrt(C_s)`` scale (``use_scale``) and no ReLU after its output BN, which
+  snl_video's ``nl`` block does not represent, so they are reported as not transferable
+  (see :func:`check_nonlocal_keys`). mmaction2's I3D stem also strides time by 2 in
+  ``conv1`` and its max-pool (``conv1_stride_t=2, pool1_stride_t=2``), which pytorchvideo's
+  i3d_r50 does not: the tensors are the same shapes and load exactly, the clip length the
+  weights were trained on differs.
 * ``slowfast`` (PySlowFast ``.pyth``): ``s1.pathway0_stem.conv/bn`` → ``conv1``/``bn1``,
   ``sS.pathway0_resJ.branch2.{a,b,c}`` / ``{a,b,c}_bn`` → ``layer{S-1}.J.conv/bn{1,2,3}``,
   ``branch1`` / ``branch1_bn`` → ``downsample.0`` / ``.1``, ``head.projection`` → ``fc``.
@@ -189,8 +194,8 @@ def check_nonlocal_keys(
 ) -> None:
     """Explain non-local tensors of a checkpoint that the model cannot take (unless ignored).
 
-    * mmaction2's ``non_local_block`` (mmcv ``NonLocal3d``: biased g/theta/phi, a
-      ``1/sqrt(C_s)`` softmax scale, ``conv_out`` + BN with no ReLU) has no exact
+    * mmaction2's ``non_local_block`` (``NonLocal3d``: biased g/theta/phi, sub-sampled
+      phi/g, optional ``1/sqrt(C_s)`` scale, ``conv_out`` + BN with no ReLU) has no exact
       counterpart among snl_video's blocks, so it is not transferable.
     * snl_video's own ``nonlocal_blocks.<name>`` keys must match blocks the model has.
     """
@@ -198,8 +203,8 @@ def check_nonlocal_keys(
     if foreign:
         raise WeightsLoadError(
             f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of mmaction2's "
-            "NonLocal3d, which snl_video's blocks cannot represent exactly (its g/theta/phi convs have biases, its "
-            "affinity is scaled by 1/sqrt(C_s), and it has no ReLU after the output BN), so they are not "
+            "NonLocal3d, which snl_video's blocks cannot represent exactly (its g/theta/phi convs have biases, it "
+            "max-pools phi and g when sub_sample=True, and it has no ReLU after the output BN), so they are not "
             "transferable. Load the backbone alone and train fresh blocks: pass "
             "pretrained_ignore=('*non_local_block*',) (and nonlocal_blocks=... to place snl_video's own)."
         )
