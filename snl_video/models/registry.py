@@ -23,7 +23,7 @@ from .placement import NonLocalSpec, insert_nonlocal_blocks
 from .resnet3d import ResNet3D, ResNet3DSpec
 
 if TYPE_CHECKING:
-    from snl_video.weights import LoadReport
+    from snl_video.weights import LoadReport, PretrainedWeights
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def build_model(
     *,
     num_classes: int,
     nonlocal_blocks: NonLocalSpec | None = None,
-    pretrained: str | Path | Mapping[str, Any] | None = None,
+    pretrained: "str | Path | PretrainedWeights | Mapping[str, Any] | None" = None,
     pretrained_ignore: Sequence[str] = (),
     **kw: Any,
 ) -> ResNet3D:
@@ -132,7 +132,7 @@ def build_model(
 
 def load_backbone_weights(
     model: ResNet3D,
-    source: str | Path | Mapping[str, Any],
+    source: "str | Path | PretrainedWeights | Mapping[str, Any]",
     *,
     ignore: Sequence[str] = (),
     model_name: str | None = None,
@@ -149,15 +149,20 @@ def load_backbone_weights(
     # Lazy: snl_video.weights must not be needed to import the models.
     from snl_video.weights import load_pretrained
     from snl_video.weights.errors import WrongArchitectureError
-    from snl_video.weights.registry import get_weights, list_weights
+    from snl_video.weights.registry import PretrainedWeights, get_weights, list_weights
 
     from .checkpoint_converters import check_nonlocal_keys
 
-    if isinstance(source, (str, Path)) and not Path(source).is_file() and str(source) in list_weights():
-        recorded = get_weights(str(source)).architecture
-        if model_name is not None and recorded != model_name:
+    entry: PretrainedWeights | None = None
+    if isinstance(source, PretrainedWeights):
+        entry = source
+    elif isinstance(source, (str, Path)) and not Path(source).is_file() and str(source) in list_weights():
+        entry = get_weights(str(source))
+    if entry is not None and model_name is not None:
+        recorded = entry.architecture
+        if recorded != model_name:
             raise WrongArchitectureError(
-                f"registry weights {str(source)!r} are for {recorded}, but the model is {model_name}: "
+                f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
                 f"build_model({recorded!r}, ...) or pick weights made for {model_name} (`snl-video weights list`)"
             )
 

@@ -126,3 +126,11 @@ def test_code_running_pickle_is_refused_through_build_model(r3d18_file, tmp_path
     with pytest.raises(UnsafeCheckpointError, match="allow_unsafe_pickle"):
         build_model("r3d18", num_classes=CLASSES, pretrained=path)
     assert not marker.exists()
+
+
+def test_registry_entry_object_is_checked_too(tmp_path, monkeypatch):
+    from snl_video.weights import get_weights
+
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    with pytest.raises(WrongArchitectureError, match="are for r3d_18, but the model is mc3_18"):
+        build_model("mc3_18", num_classes=101, pretrained=get_weights("r3d_18.torchvision_k400"))
