@@ -134,3 +134,18 @@ def test_registry_entry_object_is_checked_too(tmp_path, monkeypatch):
     monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
     with pytest.raises(WrongArchitectureError, match="are for r3d_18, but the model is mc3_18"):
         build_model("mc3_18", num_classes=101, pretrained=get_weights("r3d_18.torchvision_k400"))
+
+
+def test_registry_name_loads_the_file_dropped_in_the_cache(tmp_path, monkeypatch):
+    """The documented offline path: the registry's file name in $SNL_VIDEO_CACHE, then a registry name."""
+    from pytorchvideo.models import hub
+
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    upstream = hub.slow_r50(pretrained=False).state_dict()
+    torch.save({"model_state": upstream}, tmp_path / "SLOW_8x8_R50.pyth")
+    model = build_model("slow_r50", num_classes=101, nonlocal_blocks="snl", pretrained="slow_r50.pytorchvideo_k400")
+    report = model.load_report
+    assert report.reinitialised_head == ["fc.weight", "fc.bias"] and report.new
+    assert str(tmp_path / "SLOW_8x8_R50.pyth") in report.source
+    assert torch.equal(model.layer3[2].conv1.weight, upstream["blocks.3.res_blocks.2.branch2.conv_a.weight"])
