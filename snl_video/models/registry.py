@@ -181,9 +181,9 @@ def load_backbone_weights(
         matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
         if matches:
             raise WrongArchitectureError(
-                f"{detected.source} is a {detected.describe()} whose backbone is that of "
+                f"{detected.source} holds a {detected.describe()} whose backbone is that of "
                 f"{' / '.join(matches)}, but the model is {model_desc}: build_model({matches[0]!r}, ...) "
-                f"or use a {model_desc} checkpoint"
+                f"or use a checkpoint made for {model_desc}"
             )
 
     return load_pretrained(
