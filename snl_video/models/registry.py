@@ -8,11 +8,12 @@ keyword arguments are the model's options (e.g. ``conv1_t_size`` for Hara's ResN
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -20,6 +21,9 @@ from torch import Tensor
 from . import architectures as arch
 from .placement import NonLocalSpec, insert_nonlocal_blocks
 from .resnet3d import ResNet3D, ResNet3DSpec
+
+if TYPE_CHECKING:
+    from snl_video.weights import LoadReport, PretrainedWeights
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +80,20 @@ def build_model(
     *,
     num_classes: int,
     nonlocal_blocks: NonLocalSpec | None = None,
-    pretrained: str | Path | Mapping[str, Tensor] | None = None,
+    pretrained: "str | Path | PretrainedWeights | Mapping[str, Any] | None" = None,
+    pretrained_ignore: Sequence[str] = (),
     **kw: Any,
 ) -> ResNet3D:
-    """Build backbone ``name`` with a ``num_classes`` head and optional non-local blocks.
+    """Build backbone ``name`` with a ``num_classes`` head, optional non-local blocks and weights.
+
+    This is the one fine-tuning path: the model is built, non-local blocks are placed, and
+    then ``pretrained`` is loaded through :func:`snl_video.weights.load_pretrained` (format
+    detected, keys converted, 2-D kernels inflated). The head (``fc``) is re-initialised
+    when its class count differs, newly placed blocks keep their identity initialisation,
+    and any other missing, mis-shaped or unexpected tensor is an error listing them — never
+    a silent partial load. A checkpoint made for another registered architecture (an r3d18
+    file into r3d50, a pytorchvideo I3D file into slow_r50) is an error naming both.
+    The :class:`~snl_video.weights.LoadReport` is logged and kept as ``model.load_report``.
 
     Args:
         name: one of :func:`list_models`.
@@ -87,10 +101,11 @@ def build_model(
         nonlocal_blocks: ``None`` (no blocks), a kind name (the paper's placement: one
             block before the last residual block of res4, ``C_s = C/2``) or a placement
             spec (see :mod:`snl_video.models.placement`).
-        pretrained: backbone weights in this toolkit's key format: a state dict or a
-            path to one (``torch.save``); loaded by :func:`load_backbone_weights` (the
-            head is dropped when the class count differs). Named checkpoints and foreign
-            formats are converted by ``snl_video.weights``.
+        pretrained: a checkpoint file of any format :mod:`snl_video.weights` reads, a
+            weights registry name (``snl-video weights list``), or a checkpoint / state
+            dict already in memory.
+        pretrained_ignore: fnmatch patterns of checkpoint or model keys to skip (e.g.
+            ``("*non_local_block*",)`` to load an mmaction2 I3D-NL backbone without its blocks).
         **kw: the model's options (see ``model_entry(name).options()``).
     """
     entry = model_entry(name)
@@ -102,65 +117,105 @@ def build_model(
             + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none")
         )
     model = ResNet3D(entry.make_spec(**kw), num_classes=num_classes)
+    model.load_report = None  # type: ignore[attr-defined]
     if nonlocal_blocks is not None:
         insert_nonlocal_blocks(model, nonlocal_blocks)
     if pretrained is not None:
         # After placement, so a checkpoint that has the same blocks loads them too.
-        load_backbone_weights(model, pretrained)
+        model.load_report = load_backbone_weights(  # type: ignore[attr-defined]
+            model, pretrained, ignore=pretrained_ignore, model_name=name
+        )
+    elif pretrained_ignore:
+        raise ValueError(f"pretrained_ignore={tuple(pretrained_ignore)!r} was given without pretrained weights")
     return model
 
 
 def load_backbone_weights(
-    model: ResNet3D, source: str | Path | Mapping[str, Tensor], *, allow_missing_head: bool = True
-) -> dict[str, list[str]]:
-    """Load a backbone state dict (toolkit key format) into ``model``.
+    model: ResNet3D,
+    source: "str | Path | PretrainedWeights | Mapping[str, Any]",
+    *,
+    ignore: Sequence[str] = (),
+    model_name: str | None = None,
+) -> "LoadReport":
+    """Load pretrained weights into a built ``model`` (what ``build_model(pretrained=...)`` does).
 
-    Keys of ``model.nonlocal_blocks`` may be missing (new blocks start as the identity;
-    blocks present in the weights are loaded);
-    the head (``fc``) is skipped when its shape differs (fine-tuning to a new class
-    count) if ``allow_missing_head``. Any other missing or unexpected key is an error.
-    Returns and logs the report ``{"missing": [...], "skipped_head": [...]}``.
+    ``source`` is a path, a weights registry name or an in-memory checkpoint / state dict.
+    ``model_name`` (the registry name the model was built from) lets errors name the
+    architecture; when a weights registry name is used, its recorded architecture must
+    equal it. Returns the :class:`~snl_video.weights.LoadReport`; raises
+    :class:`~snl_video.weights.WeightsLoadError` (or its subclass
+    ``WrongArchitectureError``) without touching the model when the weights do not fit.
     """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        state = dict(source)
+    # Lazy: snl_video.weights must not be needed to import the models.
+    from snl_video.weights import load_pretrained
+    from snl_video.weights.errors import WrongArchitectureError
+    from snl_video.weights.registry import PretrainedWeights, get_weights, list_weights
+
+    from .checkpoint_converters import check_nonlocal_keys
+
+    entry: PretrainedWeights | None = None
+    if isinstance(source, PretrainedWeights):
+        entry = source
+    elif isinstance(source, (str, Path)) and not Path(source).is_file() and str(source) in list_weights():
+        entry = get_weights(str(source))
+    if entry is not None and model_name is not None:
+        recorded = entry.architecture
+        if recorded != model_name:
+            raise WrongArchitectureError(
+                f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
+                f"build_model({recorded!r}, ...) or pick weights made for {model_name} (`snl-video weights list`)"
+            )
+
     own = model.state_dict()
-    skipped_head = []
-    for key in ("fc.weight", "fc.bias"):
-        if key in state and key in own and state[key].shape != own[key].shape:
-            if not allow_missing_head:
-                raise ValueError(f"{key} has shape {tuple(state[key].shape)}, the model {tuple(own[key].shape)}")
-            skipped_head.append(key)
-    state = {k: v for k, v in state.items() if k not in skipped_head}
-    unexpected = sorted(set(state) - set(own))
-    extra_blocks = sorted({k.split(".")[1] for k in unexpected if k.startswith("nonlocal_blocks.")})
-    if extra_blocks:
-        raise ValueError(
-            f"the weights hold non-local blocks {extra_blocks} that the model does not have "
-            f"(it has {list(model.nonlocal_blocks) or 'none'}): build the model with the same nonlocal_blocks, "
-            "or load only the backbone (ResNet3D.backbone_state_dict())"
+    model_desc = model_name or type(model).__name__
+
+    def check(detected: Any, state: dict[str, Tensor]) -> None:
+        ignored = {k for k in state if any(fnmatch.fnmatchcase(k, p) for p in ignore)}
+        check_nonlocal_keys(
+            state, model_keys=set(own), model_blocks=list(model.nonlocal_blocks), ignored=ignored, fmt=detected.format
         )
-    missing = sorted(set(own) - set(state))
-    bad_missing = [k for k in missing if not k.startswith("nonlocal_blocks.") and k not in skipped_head]
-    if unexpected or bad_missing:
-        raise ValueError(
-            f"pretrained weights do not match the model: {len(unexpected)} unexpected key(s) "
-            f"{unexpected[:5]}, {len(bad_missing)} missing key(s) {bad_missing[:5]}; convert foreign checkpoints "
-            "with snl_video.weights first"
-        )
-    model.load_state_dict(state, strict=False)
-    report = {"missing": missing, "skipped_head": skipped_head}
-    logger.info(
-        "loaded %d tensors; new (identity-initialised) non-local tensors: %d; head skipped: %s",
-        len(state),
-        sum(k.startswith("nonlocal_blocks.") for k in missing),
-        skipped_head or "no",
+        mine = _backbone_signature(own, ignore)
+        theirs = _backbone_signature(state, ignore)
+        if mine == theirs:
+            return
+        matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
+        if matches:
+            raise WrongArchitectureError(
+                f"{detected.source} holds a {detected.describe()} whose backbone is that of "
+                f"{' / '.join(matches)}, but the model is {model_desc}: build_model({matches[0]!r}, ...) "
+                f"or use a checkpoint made for {model_desc}"
+            )
+
+    return load_pretrained(
+        model,
+        source,
+        head_prefixes=("fc.",),
+        ignore=tuple(ignore),
+        new_module_patterns=("nonlocal_blocks.*",),
+        check=check,
     )
-    return report
+
+
+def _backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Key → shape of the backbone tensors (no head, no non-local blocks, none ignored)."""
+    return {
+        k: tuple(v.shape)
+        for k, v in state.items()
+        if not k.startswith(("fc.", "nonlocal_blocks.")) and "non_local" not in k
+        and not any(fnmatch.fnmatchcase(k, p) for p in ignore)
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _registered_signature_all(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    with torch.device("meta"):
+        model = ResNet3D(model_entry(name).make_spec(), num_classes=1)
+    return tuple(_backbone_signature(model.state_dict(), ()).items())
+
+
+def _registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Backbone signature of registered model ``name`` with default options (built on the meta device)."""
+    return {k: v for k, v in _registered_signature_all(name) if not any(fnmatch.fnmatchcase(k, p) for p in ignore)}
 
 
 # --------------------------------------------------------------------------------------

@@ -12,19 +12,26 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
+import torch
 from torch import nn
 
 from .download import download_weights
-from .formats import convert_state, read_checkpoint
+from .formats import DetectedCheckpoint, convert_state, detect_format, read_checkpoint
 from .inflate import InflateMethod, inflate_state_dict
 from .loading import DEFAULT_NEW_MODULE_PATTERNS, LoadReport, load_state_with_report
 from .registry import PretrainedWeights, get_weights, list_weights
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_pretrained", "resolve_checkpoint_path"]
+__all__ = ["load_pretrained", "resolve_checkpoint_path", "PretrainedSource", "StateCheck"]
+
+# A file path, a registry name or entry, or an already loaded checkpoint / state dict.
+PretrainedSource = str | os.PathLike[str] | PretrainedWeights | Mapping[str, Any]
+# Called with the detected checkpoint and its converted (and inflated) state before loading;
+# raises to refuse the load with a message the generic report could not give.
+StateCheck = Callable[[DetectedCheckpoint, dict[str, torch.Tensor]], None]
 
 
 def resolve_checkpoint_path(
@@ -46,7 +53,7 @@ def resolve_checkpoint_path(
 
 def load_pretrained(
     model: nn.Module,
-    source: str | os.PathLike[str] | PretrainedWeights,
+    source: PretrainedSource,
     *,
     head_prefixes: Sequence[str] = ("fc.",),
     ignore: Sequence[str] = (),
@@ -55,6 +62,7 @@ def load_pretrained(
     inflate_method: InflateMethod = "average",
     allow_unsafe_pickle: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
+    check: StateCheck | None = None,
 ) -> LoadReport:
     """Load pretrained weights into ``model`` and return (and log) the load report.
 
@@ -62,18 +70,30 @@ def load_pretrained(
     weights into a 3-D ResNet); ``"never"`` leaves such mismatches to be reported as errors.
     Errors are those of :func:`read_checkpoint`, :func:`convert_state` (no converter for the
     format yet) and :func:`load_state_with_report`.
+
+    ``source`` may also be a checkpoint already in memory (a container dict or a state
+    dict); it goes through the same detection and conversion as a file. ``check`` (see
+    :data:`StateCheck`) lets the caller refuse a load before anything is copied, e.g.
+    the models layer naming the architecture a checkpoint belongs to.
     """
-    path = resolve_checkpoint_path(source, cache_dir=cache_dir)
-    detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    if isinstance(source, Mapping):
+        where = "<state dict>"
+        detected = detect_format(source, source=where)
+    else:
+        path = resolve_checkpoint_path(source, cache_dir=cache_dir)
+        where = str(path)
+        detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
     state = convert_state(detected)
     if inflate == "auto":
         state = inflate_state_dict(state, model.state_dict(), method=inflate_method)
+    if check is not None:
+        check(detected, state)
     return load_state_with_report(
         model,
         state,
         head_prefixes=head_prefixes,
         ignore=ignore,
         new_module_patterns=new_module_patterns,
-        source=str(path),
+        source=where,
         checkpoint_description=detected.describe(),
     )

@@ -94,8 +94,8 @@ def test_checkpoint_with_blocks_loads_into_plain_backbone_and_back():
     for key, value in plain.state_dict().items():
         assert torch.equal(value, placed.state_dict()[key])
     report = load_backbone_weights(build_model("r3d18", num_classes=9, nonlocal_blocks="nl"), plain.state_dict())
-    assert report["skipped_head"] == ["fc.weight", "fc.bias"]
-    assert report["missing"] and all(k.startswith(("nonlocal_blocks.", "fc.")) for k in report["missing"])
+    assert report.reinitialised_head == ["fc.weight", "fc.bias"]
+    assert report.new and all(k.startswith("nonlocal_blocks.") for k in report.new)
 
 
 def test_checkpoint_with_blocks_restores_them_and_plain_model_refuses_them():
@@ -108,10 +108,12 @@ def test_checkpoint_with_blocks_restores_them_and_plain_model_refuses_them():
         build_model("r3d10", num_classes=4, pretrained=trained.state_dict())
 
 
-def test_loading_a_foreign_checkpoint_is_an_error():
+def test_dataparallel_prefix_is_stripped_and_unknown_keys_are_an_error():
     model = build_model("r3d18", num_classes=4)
-    bad = {("module." + k): v for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match="unexpected key.*convert foreign checkpoints"):
+    prefixed = {("module." + k): v for k, v in model.state_dict().items()}
+    assert load_backbone_weights(model, prefixed).ok
+    bad = {("net." + k): v for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"(?s)does not fit .*UNEXPECTED"):
         load_backbone_weights(model, bad)
 
 

@@ -16,6 +16,13 @@ import torch
 R50_BLOCKS = (3, 4, 6, 3)
 R18_BLOCKS = (2, 2, 2, 2)
 
+# Temporal kernel of each bottleneck's first conv, per stage (res2..res5), as published:
+# I3D-R50 (video-nonlocal-net / mmaction2 ``inflate=((1,1,1),(1,0,1,0),(1,0,1,0,1,0),(0,1,0))``
+# with the 3x1x1 style / pytorchvideo i3d_r50), Slow-only R50 (3 in res4 and res5), C2D (none).
+I3D_TEMPORAL = ((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1))
+SLOW_TEMPORAL = ((1,) * 3, (1,) * 4, (3,) * 6, (3,) * 3)
+C2D_TEMPORAL = ((1,) * 3, (1,) * 4, (1,) * 6, (1,) * 3)
+
 
 def randomise(state: dict[str, torch.Tensor], *, seed: int = 0) -> dict[str, torch.Tensor]:
     """Fresh random values for every tensor, BN statistics and counters included."""
@@ -81,7 +88,9 @@ def sgd_state(num_params: int) -> dict:
     }
 
 
-def mmaction2_i3d_state(*, nonlocal_blocks: bool, width: int = 8, num_classes: int = 400) -> dict[str, torch.Tensor]:
+def mmaction2_i3d_state(
+    *, nonlocal_blocks: bool, width: int = 8, num_classes: int = 400, temporal=None
+) -> dict[str, torch.Tensor]:
     """mmaction2 ResNet3d (mmcv ConvModule: .conv / .bn) + I3DHead (cls_head.fc_cls), optional NonLocal3d.
 
     Non-local blocks follow mmaction2's I3D-NL configs (every other block of res3 / res4 here;
@@ -95,7 +104,8 @@ def mmaction2_i3d_state(*, nonlocal_blocks: bool, width: int = 8, num_classes: i
         planes = width * 2 ** (stage - 1)
         for j in range(n):
             p = f"backbone.layer{stage}.{j}"
-            for z, (o, i, k) in enumerate(((planes, in_c, (3, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1))), 1):
+            t = 3 if temporal is None else temporal[stage - 1][j]
+            for z, (o, i, k) in enumerate(((planes, in_c, (t, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1))), 1):
                 s[f"{p}.conv{z}.conv.weight"] = torch.empty(o, i, *k)
                 s.update(_bn(f"{p}.conv{z}.bn", o))
             if j == 0:
@@ -115,9 +125,11 @@ def mmaction2_i3d_state(*, nonlocal_blocks: bool, width: int = 8, num_classes: i
     return randomise(s, seed=1)
 
 
-def slowfast_slow_state(*, width: int = 8, num_classes: int = 400) -> dict[str, torch.Tensor]:
+def slowfast_slow_state(
+    *, width: int = 8, num_classes: int = 400, temporal=None, stem_t: int = 1
+) -> dict[str, torch.Tensor]:
     """PySlowFast ResNet (Slow-only) keys: s1.pathway0_stem, sS.pathway0_resJ.branch1/branch2.{a,b,c}, head.projection."""
-    s: dict[str, torch.Tensor] = {"s1.pathway0_stem.conv.weight": torch.empty(width, 3, 1, 7, 7)}
+    s: dict[str, torch.Tensor] = {"s1.pathway0_stem.conv.weight": torch.empty(width, 3, stem_t, 7, 7)}
     s.update(_bn("s1.pathway0_stem.bn", width))
     in_c = width
     for stage, n in enumerate(R50_BLOCKS, start=2):
@@ -127,7 +139,8 @@ def slowfast_slow_state(*, width: int = 8, num_classes: int = 400) -> dict[str, 
             if j == 0:
                 s[f"{p}.branch1.weight"] = torch.empty(planes * 4, in_c, 1, 1, 1)
                 s.update(_bn(f"{p}.branch1_bn", planes * 4))
-            for name, (o, i, k) in zip("abc", ((planes, in_c, (1, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1)))):
+            t = 1 if temporal is None else temporal[stage - 2][j]
+            for name, (o, i, k) in zip("abc", ((planes, in_c, (t, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1)))):
                 s[f"{p}.branch2.{name}.weight"] = torch.empty(o, i, *k)
                 s.update(_bn(f"{p}.branch2.{name}_bn", o))
             in_c = planes * 4
@@ -136,7 +149,7 @@ def slowfast_slow_state(*, width: int = 8, num_classes: int = 400) -> dict[str, 
     return randomise(s, seed=2)
 
 
-def caffe2_blobs(*, width: int = 8, num_classes: int = 400) -> dict[str, np.ndarray]:
+def caffe2_blobs(*, width: int = 8, num_classes: int = 400, temporal=None, stem_t: int = 5) -> dict[str, np.ndarray]:
     """Caffe2 / Detectron blob names of a ResNet-50 video model (conv1_w, res_conv1_bn_*, resS_J_branch*, pred_*)."""
     rng = np.random.default_rng(3)
 
@@ -146,7 +159,7 @@ def caffe2_blobs(*, width: int = 8, num_classes: int = 400) -> dict[str, np.ndar
     def bn(prefix, c):
         return {f"{prefix}_s": arr(c), f"{prefix}_b": arr(c), f"{prefix}_rm": arr(c), f"{prefix}_riv": np.abs(arr(c)) + 0.5}
 
-    b = {"conv1_w": arr(width, 3, 5, 7, 7), **bn("res_conv1_bn", width)}
+    b = {"conv1_w": arr(width, 3, stem_t, 7, 7), **bn("res_conv1_bn", width)}
     in_c = width
     for stage, n in enumerate(R50_BLOCKS, start=2):
         planes = width * 2 ** (stage - 2)
@@ -155,7 +168,8 @@ def caffe2_blobs(*, width: int = 8, num_classes: int = 400) -> dict[str, np.ndar
             if j == 0:
                 b[f"{p}_branch1_w"] = arr(planes * 4, in_c, 1, 1, 1)
                 b.update(bn(f"{p}_branch1_bn", planes * 4))
-            for name, (o, i, k) in zip("abc", ((planes, in_c, (3, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1)))):
+            t = 3 if temporal is None else temporal[stage - 2][j]
+            for name, (o, i, k) in zip("abc", ((planes, in_c, (t, 1, 1)), (planes, planes, (1, 3, 3)), (planes * 4, planes, (1, 1, 1)))):
                 b[f"{p}_branch2{name}_w"] = arr(o, i, *k)
                 b.update(bn(f"{p}_branch2{name}_bn", o))
             in_c = planes * 4

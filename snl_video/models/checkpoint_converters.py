@@ -1,0 +1,238 @@
+"""Key converters from the upstream checkpoint formats to snl_video's ResNet3D keys.
+
+Each converter is a pure ``state -> state`` function registered with
+:func:`snl_video.weights.formats.register_converter` when :mod:`snl_video.models` is
+imported. A converter renames the keys it knows and passes any other key through
+unchanged, so the load report lists it as unexpected (an error naming it, unless the
+user ignores it) instead of the converter silently dropping it.
+
+What each format maps to (the stage and head positions are read off the checkpoint's
+own keys, so one converter serves every model of a family):
+
+* ``pytorchvideo``: ``blocks.<stage>.res_blocks.J`` → ``layerK.J`` with the four stage
+  blocks in ascending order (I3D / C2D: 1, 3, 4, 5 — a pool sits at ``blocks.2``; Slow:
+  1–4), the last ``blocks.N.proj`` → ``fc``. Uses :func:`.reference_keys.pytorchvideo_key`.
+* ``torchvision_video``: :func:`.reference_keys.torchvision_key`; R(2+1)D is recognised
+  by its factorised stem (``stem.3``).
+* ``mmaction2`` (ResNet3d + I3DHead): ``backbone.`` dropped, mmcv ``ConvModule``'s
+  ``.conv`` / ``.bn`` → ``convZ`` / ``bnZ`` (``downsample.0`` / ``.1``), ``conv1`` →
+  ``conv1`` / ``bn1``, ``cls_head.fc_cls`` → ``fc``. Non-local keys keep their names under
+  the block (``layerX.Y.non_local_block...``): mmaction2's ``NonLocal3d`` has biased
+  g/theta/phi convs, max-pooled phi/g in the published I3D-NL configs (``sub_sample=True``),
+  an optional ``1/sqrt(C_s)`` scale (``use_scale``) and no ReLU after its output BN, which
+  snl_video's ``nl`` block does not represent, so they are reported as not transferable
+  (see :func:`check_nonlocal_keys`). mmaction2's I3D stem also strides time by 2 in
+  ``conv1`` and its max-pool (``conv1_stride_t=2, pool1_stride_t=2``), which pytorchvideo's
+  i3d_r50 does not: the tensors are the same shapes and load exactly, the clip length the
+  weights were trained on differs.
+* ``slowfast`` (PySlowFast ``.pyth``): ``s1.pathway0_stem.conv/bn`` → ``conv1``/``bn1``,
+  ``sS.pathway0_resJ.branch2.{a,b,c}`` / ``{a,b,c}_bn`` → ``layer{S-1}.J.conv/bn{1,2,3}``,
+  ``branch1`` / ``branch1_bn`` → ``downsample.0`` / ``.1``, ``head.projection`` → ``fc``.
+* ``caffe2`` (``.pkl`` blobs): ``conv1_w``, ``res_conv1_bn_{s,b,rm,riv}``,
+  ``resS_J_branch2{a,b,c}_w`` / ``_bn_*``, ``resS_J_branch1_w`` / ``_bn_*``, ``pred_w`` /
+  ``pred_b``; BN ``_s``/``_b``/``_rm``/``_riv`` → ``weight``/``bias``/``running_mean``/
+  ``running_var``. Caffe2 keeps no batch counter, so every converted BN gets
+  ``num_batches_tracked = 0`` (it only matters for momentum-free BN, which no model here uses).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+from snl_video.weights.errors import WeightsLoadError
+from snl_video.weights.formats import CONVERTERS, register_converter
+
+from .reference_keys import _PTV_BLOCK_PARTS, torchvision_key
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "convert_pytorchvideo",
+    "convert_torchvision_video",
+    "convert_mmaction2",
+    "convert_slowfast",
+    "convert_caffe2",
+    "check_nonlocal_keys",
+    "register_checkpoint_converters",
+]
+
+StateDict = dict[str, Tensor]
+
+
+def _put(out: StateDict, key: str, value: Tensor, original: str) -> None:
+    if key in out:
+        raise KeyError(f"two checkpoint keys map to {key!r} (the second is {original!r})")
+    out[key] = value
+
+
+def convert_pytorchvideo(state: Mapping[str, Tensor]) -> StateDict:
+    """pytorchvideo hub ResNet keys (``blocks.N...``) → ResNet3D keys.
+
+    The stage blocks are those holding ``res_blocks``, in ascending order, and the head is
+    the highest-numbered ``blocks.N.proj``; this covers I3D/C2D (pool at ``blocks.2``,
+    head ``blocks.6``) and Slow (head ``blocks.5``) without being told which it is.
+    """
+    stage_ids = sorted({int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.res_blocks\.", k))})
+    head_ids = [int(m[1]) for k in state if (m := re.fullmatch(r"blocks\.(\d+)\.proj\.(?:weight|bias)", k))]
+    head = max(head_ids) if head_ids else None
+    out: StateDict = {}
+    for key, value in state.items():
+        new = key
+        if m := re.fullmatch(r"blocks\.0\.(conv|norm)\.(.+)", key):
+            new = f"{'conv1' if m[1] == 'conv' else 'bn1'}.{m[2]}"
+        elif (m := re.fullmatch(r"blocks\.(\d+)\.res_blocks\.(\d+)\.(branch2\.\w+|branch1_\w+)\.(.+)", key)) and (
+            m[3] in _PTV_BLOCK_PARTS and len(stage_ids) == 4
+        ):
+            new = f"layer{stage_ids.index(int(m[1])) + 1}.{m[2]}.{_PTV_BLOCK_PARTS[m[3]]}.{m[4]}"
+        elif (m := re.fullmatch(r"blocks\.(\d+)\.proj\.(weight|bias)", key)) and int(m[1]) == head:
+            new = f"fc.{m[2]}"
+        _put(out, new, value, key)
+    return out
+
+
+def convert_torchvision_video(state: Mapping[str, Tensor]) -> StateDict:
+    """torchvision ``r3d_18`` / ``mc3_18`` / ``r2plus1d_18`` keys → ResNet3D keys.
+
+    R(2+1)D's stem is ``stem.0/1/3/4`` (factorised conv, BN); the others' is ``stem.0/1``.
+    """
+    model_name = "r2plus1d_18" if "stem.3.weight" in state else "r3d_18"
+    out: StateDict = {}
+    for key, value in state.items():
+        try:
+            new = torchvision_key(key, model_name=model_name)
+        except KeyError:
+            new = key
+        _put(out, new, value, key)
+    return out
+
+
+_MM_CONVMODULE = {"conv": 0, "bn": 1}
+
+
+def convert_mmaction2(state: Mapping[str, Tensor]) -> StateDict:
+    """mmaction2 ``ResNet3d`` backbone + ``I3DHead`` keys → ResNet3D keys (non-local kept, renamed under its block)."""
+    out: StateDict = {}
+    for key, value in state.items():
+        k = key.removeprefix("module.")
+        new = k
+        if m := re.fullmatch(r"backbone\.conv1\.(conv|bn)\.(.+)", k):
+            new = f"{'conv1' if m[1] == 'conv' else 'bn1'}.{m[2]}"
+        elif m := re.fullmatch(r"backbone\.(layer\d\.\d+)\.conv(\d)\.(conv|bn)\.(.+)", k):
+            new = f"{m[1]}.{'conv' if m[3] == 'conv' else 'bn'}{m[2]}.{m[4]}"
+        elif m := re.fullmatch(r"backbone\.(layer\d\.\d+)\.downsample\.(conv|bn)\.(.+)", k):
+            new = f"{m[1]}.downsample.{_MM_CONVMODULE[m[2]]}.{m[3]}"
+        elif m := re.fullmatch(r"backbone\.(layer\d\.\d+\.non_local_block\..+)", k):
+            new = m[1]
+        elif m := re.fullmatch(r"cls_head\.fc_cls\.(weight|bias)", k):
+            new = f"fc.{m[1]}"
+        _put(out, new, value, key)
+    return out
+
+
+_SF_BRANCH2 = {"a": "conv1", "b": "conv2", "c": "conv3", "a_bn": "bn1", "b_bn": "bn2", "c_bn": "bn3"}
+
+
+def convert_slowfast(state: Mapping[str, Tensor]) -> StateDict:
+    """PySlowFast single-pathway ResNet keys (``s1.pathway0_stem``, ``sS.pathway0_resJ``) → ResNet3D keys."""
+    out: StateDict = {}
+    for key, value in state.items():
+        new = key
+        if m := re.fullmatch(r"s1\.pathway0_stem\.(conv|bn)\.(.+)", key):
+            new = f"{'conv1' if m[1] == 'conv' else 'bn1'}.{m[2]}"
+        elif m := re.fullmatch(r"s(\d)\.pathway0_res(\d+)\.branch2\.(a|b|c|a_bn|b_bn|c_bn)\.(.+)", key):
+            new = f"layer{int(m[1]) - 1}.{m[2]}.{_SF_BRANCH2[m[3]]}.{m[4]}"
+        elif m := re.fullmatch(r"s(\d)\.pathway0_res(\d+)\.branch1(_bn)?\.(.+)", key):
+            new = f"layer{int(m[1]) - 1}.{m[2]}.downsample.{1 if m[3] else 0}.{m[4]}"
+        elif m := re.fullmatch(r"head\.projection\.(weight|bias)", key):
+            new = f"fc.{m[1]}"
+        _put(out, new, value, key)
+    return out
+
+
+_C2_BN = {"s": "weight", "b": "bias", "rm": "running_mean", "riv": "running_var"}
+_C2_BRANCH2 = {"a": "1", "b": "2", "c": "3"}
+
+
+def convert_caffe2(state: Mapping[str, Tensor]) -> StateDict:
+    """Caffe2 video ResNet blob names → ResNet3D keys (BN ``_s/_b/_rm/_riv``; ``num_batches_tracked`` added as 0)."""
+    out: StateDict = {}
+    bn_modules: list[str] = []
+    for key, value in state.items():
+        new = key
+        if key == "conv1_w":
+            new = "conv1.weight"
+        elif m := re.fullmatch(r"res_conv1_bn_(s|b|rm|riv)", key):
+            new = f"bn1.{_C2_BN[m[1]]}"
+            bn_modules.append("bn1")
+        elif m := re.fullmatch(r"res(\d)_(\d+)_branch2([abc])_w", key):
+            new = f"layer{int(m[1]) - 1}.{m[2]}.conv{_C2_BRANCH2[m[3]]}.weight"
+        elif m := re.fullmatch(r"res(\d)_(\d+)_branch2([abc])_bn_(s|b|rm|riv)", key):
+            module = f"layer{int(m[1]) - 1}.{m[2]}.bn{_C2_BRANCH2[m[3]]}"
+            new = f"{module}.{_C2_BN[m[4]]}"
+            bn_modules.append(module)
+        elif m := re.fullmatch(r"res(\d)_(\d+)_branch1_w", key):
+            new = f"layer{int(m[1]) - 1}.{m[2]}.downsample.0.weight"
+        elif m := re.fullmatch(r"res(\d)_(\d+)_branch1_bn_(s|b|rm|riv)", key):
+            module = f"layer{int(m[1]) - 1}.{m[2]}.downsample.1"
+            new = f"{module}.{_C2_BN[m[3]]}"
+            bn_modules.append(module)
+        elif m := re.fullmatch(r"pred_(w|b)", key):
+            new = f"fc.{'weight' if m[1] == 'w' else 'bias'}"
+        _put(out, new, value, key)
+    for module in dict.fromkeys(bn_modules):
+        out.setdefault(f"{module}.num_batches_tracked", torch.zeros((), dtype=torch.long))
+    return out
+
+
+def check_nonlocal_keys(
+    state: Mapping[str, Tensor], *, model_keys: set[str], model_blocks: list[str], ignored: set[str], fmt: str
+) -> None:
+    """Explain non-local tensors of a checkpoint that the model cannot take (unless ignored).
+
+    * mmaction2's ``non_local_block`` (``NonLocal3d``: biased g/theta/phi, sub-sampled
+      phi/g, optional ``1/sqrt(C_s)`` scale, ``conv_out`` + BN with no ReLU) has no exact
+      counterpart among snl_video's blocks, so it is not transferable.
+    * snl_video's own ``nonlocal_blocks.<name>`` keys must match blocks the model has.
+    """
+    foreign = sorted(k for k in state if "non_local_block." in k and k not in ignored)
+    if foreign:
+        raise WeightsLoadError(
+            f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of mmaction2's "
+            "NonLocal3d, which snl_video's blocks cannot represent exactly (its g/theta/phi convs have biases, it "
+            "max-pools phi and g when sub_sample=True, and it has no ReLU after the output BN), so they are not "
+            "transferable. Load the backbone alone and train fresh blocks: pass "
+            "pretrained_ignore=('*non_local_block*',) (and nonlocal_blocks=... to place snl_video's own)."
+        )
+    extra = sorted(
+        {k.split(".")[1] for k in state if k.startswith("nonlocal_blocks.") and k not in model_keys and k not in ignored}
+    )
+    if extra:
+        raise WeightsLoadError(
+            f"the weights hold non-local blocks {extra} that the model does not have (it has "
+            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks, or pass "
+            "pretrained_ignore=('nonlocal_blocks.*',) to load only the backbone"
+        )
+
+
+_CONVERTERS = {
+    "pytorchvideo": convert_pytorchvideo,
+    "torchvision_video": convert_torchvision_video,
+    "mmaction2": convert_mmaction2,
+    "slowfast": convert_slowfast,
+    "caffe2": convert_caffe2,
+}
+
+
+def register_checkpoint_converters() -> None:
+    """Register this module's converters (idempotent: a format already served by them is left alone)."""
+    for fmt, converter in _CONVERTERS.items():
+        if CONVERTERS.get(fmt) is not converter:
+            register_converter(fmt, converter, overwrite=True)
+
+
+register_checkpoint_converters()
