@@ -73,9 +73,9 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     for r in rows:
         cells.append([
             r["run"], r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
-            "-" if r["gmacs"] is None else f"{r['gmacs']:.2f}", "-" if r["params_m"] is None else f"{r['params_m']:.2f}",
+            "-" if r["gmacs"] is None else f"{r['gmacs']:.3f}", "-" if r["params_m"] is None else f"{r['params_m']:.2f}",
             delta(r["top1"], base["top1"], ".2f"), delta(r["top5"], base["top5"], ".2f"),
-            delta(r["gmacs"], base["gmacs"], ".3f"), delta(r["params_m"], base["params_m"], ".3f"),
+            delta(r["gmacs"], base["gmacs"], ".4f"), delta(r["params_m"], base["params_m"], ".3f"),
         ])
     return header, cells
 
@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
     table = "\n".join(lines)
-    print(f"{args.level}-level accuracy (%), deltas against the baseline row '{cells[0][0] if rows else ''}'")
+    base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+    print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}")
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(table + "\n")
