@@ -25,13 +25,23 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.evaluate import run_evaluation
     from ..engine.train import train
 
+    from ..engine.builders import resolve_device
+    from ..engine.distributed import cleanup_distributed, setup_distributed
+
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume)
-    if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
-        report = run_evaluation(cfg, result.last_checkpoint)
-        if int(os.environ.get("RANK", 0)) == 0:
-            print(f"clip top-1 {report.clip_top1:.2f}  top-5 {report.clip_top5:.2f} | video top-1 "
-                  f"{report.video_top1:.2f}  top-5 {report.video_top5:.2f} | mean class {report.mean_class_accuracy:.2f}")
+    # Join the process group here (under torchrun), so training and the final evaluation
+    # share it: re-creating a group in the same processes would hang on the rendezvous.
+    started = setup_distributed(resolve_device(cfg.runtime.device))
+    try:
+        result = train(cfg, resume=args.resume)
+        if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
+            report = run_evaluation(cfg, result.last_checkpoint)
+            if int(os.environ.get("RANK", 0)) == 0:
+                print(f"clip top-1 {report.clip_top1:.2f}  top-5 {report.clip_top5:.2f} | video top-1 "
+                      f"{report.video_top1:.2f}  top-5 {report.video_top5:.2f} | mean class {report.mean_class_accuracy:.2f}")
+    finally:
+        if started:
+            cleanup_distributed()
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"run: {result.output_dir} (config.yaml, metrics.jsonl, metrics.csv, checkpoints/, eval/)")
     return 0

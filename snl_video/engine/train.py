@@ -330,7 +330,11 @@ def train(
             is_best = top1 is not None and top1 > best_top1
             if is_best:
                 best_top1 = float(top1)
-            if main and ((epoch + 1) % r.checkpoint_every == 0 or epoch + 1 == cfg.schedule.epochs or is_best):
+            saving = (epoch + 1) % r.checkpoint_every == 0 or epoch + 1 == cfg.schedule.epochs or is_best
+            if saving:  # every rank knows the paths; rank 0 writes
+                last_ckpt = ckpt_dir / LAST
+                best_ckpt = ckpt_dir / BEST if is_best else best_ckpt
+            if main and saving:
                 state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
