@@ -58,7 +58,7 @@ def _one(args: argparse.Namespace, kind: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="r3d50")
-    p.add_argument("--nonlocal", nargs="+", default=["none", "snl"], help="kinds to compare ('none': baseline)")
+    p.add_argument("--nonlocal", dest="kinds", nargs="+", default=["none", "snl"], help="kinds to compare ('none': baseline)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--batch", type=int, default=2)
@@ -71,7 +71,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(_one(args, args.child)))
         return
-    for kind in args.nonlocal:
+    for kind in args.kinds:
         argv = [a for a in sys.argv[1:]]
         out = subprocess.run([sys.executable, __file__, *argv, "--child", kind], capture_output=True, text=True, check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
