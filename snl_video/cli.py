@@ -20,6 +20,9 @@ from . import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.config_cmd",
     "snl_video.commands.demo",
+    "snl_video.commands.train",
+    "snl_video.commands.eval_cmd",
+    "snl_video.commands.compare",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",
     "snl_video.commands.prepare",

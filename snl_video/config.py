@@ -135,6 +135,9 @@ class ModelConfig:
     num_classes: int = 101
     #: 3D-ResNets-PyTorch (whose recipe the paper follows) has no dropout before the head.
     dropout: float = 0.0
+    #: The model's constructor options (``model_entry(name).options()``), e.g.
+    #: ``{widen_factor: 0.5}`` for the small demo network; unknown ones fail at build time.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def check(self, errors: _Errors, prefix: str) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.+-]*", self.name):
@@ -226,6 +229,10 @@ class DataConfig:
     batch_size: int = 32
     num_workers: int = 4
     max_decode_failure_fraction: float = 0.0
+    #: Input normalisation. ``None``: from the pretrained registry entry when ``pretrained``
+    #: names one, else the Kinetics statistics of 3D-ResNets-PyTorch on a [0, 1] scale.
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
 
     def check(self, errors: _Errors, prefix: str) -> None:
         if not self.root:
@@ -244,6 +251,10 @@ class DataConfig:
             errors.add(f"{prefix}.train_scales", f"must be a non-empty list of scales in (0, 1], got {list(self.train_scales)}")
         if not 0.0 <= self.max_decode_failure_fraction <= 1.0:
             errors.add(f"{prefix}.max_decode_failure_fraction", f"must be in [0, 1], got {self.max_decode_failure_fraction}")
+        if (self.mean is None) != (self.std is None):
+            errors.add(f"{prefix}.mean", "give both data.mean and data.std, or neither")
+        if self.std is not None and any(v <= 0 for v in self.std):
+            errors.add(f"{prefix}.std", f"must all be > 0, got {list(self.std)}")
 
 
 @dataclass(frozen=True)
@@ -352,6 +363,10 @@ class RuntimeConfig:
     output_dir: str = "runs/experiment"
     log_every: int = 20
     checkpoint_every: int = 1
+    #: tqdm progress bars (throughput and ETA) on the main process.
+    progress: bool = True
+    #: Also write TensorBoard event files when the ``tensorboard`` package is installed.
+    tensorboard: bool = True
 
     def check(self, errors: _Errors, prefix: str) -> None:
         if self.seed < 0:

@@ -1,0 +1,101 @@
+"""``snl-video compare RUN_DIR...``: a Table-7-style comparison of finished runs.
+
+Each run directory holds ``config.yaml`` (written by ``train``) and ``eval/metrics.json``
+(written by ``eval``, or by ``train`` at the end). The table lists top-1 / top-5 (clip
+level, the paper's protocol), GMACs and parameters of the model at the run's input size,
+and the deltas against the baseline row (the first run without non-local blocks, else the
+first run). It is printed and written as Markdown and CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("compare", help="Table-7-style table of finished runs (top-1/top-5, GMACs, params, deltas)")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (runtime.output_dir of each)")
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for table.md and table.csv")
+    p.add_argument("--level", choices=["clip", "video"], default="clip", help="which accuracies (default: clip, as the paper)")
+    p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
+    p.set_defaults(func=run)
+
+
+def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> dict[str, Any]:
+    """One table row from a run folder; a missing file is an error naming it and the command that writes it."""
+    from ..config import load_config
+
+    config_file, metrics_file = run_dir / "config.yaml", run_dir / "eval" / "metrics.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} is missing: is {run_dir} a folder written by `snl-video train`?")
+    if not metrics_file.is_file():
+        raise FileNotFoundError(f"{metrics_file} is missing: run `snl-video eval --config {config_file} "
+                                f"--checkpoint {run_dir / 'checkpoints' / 'last.pt'}`")
+    cfg = load_config(config_file)
+    metrics = json.loads(metrics_file.read_text())
+    row: dict[str, Any] = {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        "nonlocal": cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
+        "top1": float(metrics[f"{level}_top1"]),
+        "top5": float(metrics[f"{level}_top5"]),
+        "gmacs": None,
+        "params_m": None,
+    }
+    if profile:
+        from ..engine.builders import build_model_from_config
+        from ..models import profile_model
+
+        model = build_model_from_config(cfg, load_weights=False)
+        prof = profile_model(model, input_shape=(1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size))
+        row["gmacs"], row["params_m"] = prof.macs / 1e9, prof.params / 1e6
+    return row
+
+
+def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells, with deltas against the baseline row."""
+    base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+
+    def delta(value: float | None, ref: float | None, fmt: str) -> str:
+        if value is None or ref is None:
+            return "-"
+        return f"{value - ref:+{fmt}}" if r is not base else ""
+
+    header = ["run", "model", "non-local", "top-1", "top-5", "GMACs", "params (M)", "Δtop-1", "Δtop-5", "ΔGMACs", "Δparams (M)"]
+    cells = []
+    for r in rows:
+        cells.append([
+            r["run"], r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
+            "-" if r["gmacs"] is None else f"{r['gmacs']:.3f}", "-" if r["params_m"] is None else f"{r['params_m']:.2f}",
+            delta(r["top1"], base["top1"], ".2f"), delta(r["top5"], base["top5"], ".2f"),
+            delta(r["gmacs"], base["gmacs"], ".4f"), delta(r["params_m"], base["params_m"], ".3f"),
+        ])
+    return header, cells
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
+    header, cells = format_rows(rows)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    table = "\n".join(lines)
+    base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+    print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}")
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(table + "\n")
+    with open(args.out / "table.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(cells)
+    print(f"written: {args.out / 'table.md'}, {args.out / 'table.csv'}")
+    return 0

@@ -1,0 +1,47 @@
+"""``snl-video train --config FILE [key=value ...] [--resume]``: run a fine-tuning recipe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="fine-tune a model from a YAML recipe (torchrun for several processes)")
+    p.add_argument("--config", type=Path, required=True, help="YAML recipe, e.g. configs/ucf101/r3d50_snl.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=0.001")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
+                   help="continue the run in runtime.output_dir (or from CKPT) exactly where it stopped")
+    p.add_argument("--no-eval", action="store_true", help="skip the full evaluation after training")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.evaluate import run_evaluation
+    from ..engine.train import train
+
+    from ..engine.builders import resolve_device
+    from ..engine.distributed import cleanup_distributed, setup_distributed
+
+    cfg = load_config(args.config, args.overrides)
+    # Join the process group here (under torchrun), so training and the final evaluation
+    # share it: re-creating a group in the same processes would hang on the rendezvous.
+    started = setup_distributed(resolve_device(cfg.runtime.device))
+    try:
+        result = train(cfg, resume=args.resume)
+        if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
+            report = run_evaluation(cfg, result.last_checkpoint)
+            if int(os.environ.get("RANK", 0)) == 0:
+                print(f"clip top-1 {report.clip_top1:.2f}  top-5 {report.clip_top5:.2f} | video top-1 "
+                      f"{report.video_top1:.2f}  top-5 {report.video_top5:.2f} | mean class {report.mean_class_accuracy:.2f}")
+    finally:
+        if started:
+            cleanup_distributed()
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"run: {result.output_dir} (config.yaml, metrics.jsonl, metrics.csv, checkpoints/, eval/)")
+    return 0

@@ -1,0 +1,116 @@
+"""From a validated :class:`~snl_video.config.ExperimentConfig` to the objects a run needs.
+
+Train and eval share these, so a checkpoint is always evaluated with the model, the
+normalisation and the clip spec it was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..config import ExperimentConfig
+from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
+from ..data.transforms import NormalizationSpec, eval_transform, train_transform
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names"]
+
+#: 3D-ResNets-PyTorch's Kinetics statistics on a [0, 1] scale: the fallback when neither the
+#: config nor a registry entry gives the normalisation.
+KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
+KINETICS_STD = (0.2768, 0.2713, 0.2737)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → the CUDA device of this process (``LOCAL_RANK``) when there is one, else the CPU."""
+    import os
+
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("runtime.device=cuda but no CUDA device is visible; use runtime.device=cpu or auto")
+        index = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True) -> nn.Module:
+    """The backbone with its non-local blocks; pretrained weights loaded (with a report) when asked."""
+    from ..models import build_model
+
+    spec = None
+    if cfg.nonlocal_blocks is not None:
+        nl = cfg.nonlocal_blocks
+        spec = {"kind": nl.kind, "options": dict(nl.options)}
+        if nl.positions is not None:
+            spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
+    kw = dict(cfg.model.options)
+    model = build_model(cfg.model.name, num_classes=cfg.model.num_classes, nonlocal_blocks=spec, **kw)
+    if cfg.model.dropout > 0 and hasattr(model, "dropout"):
+        model.dropout = nn.Dropout(cfg.model.dropout)
+    if load_weights and cfg.pretrained is not None:
+        from ..weights import load_pretrained
+
+        report = load_pretrained(model, cfg.pretrained.source, ignore=cfg.pretrained.ignore)
+        logger.info("pretrained weights from %s:\n%s", cfg.pretrained.source, report.summary())
+    return model
+
+
+def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
+    """``data.mean/std`` if given, else the registry entry's, else :data:`KINETICS_MEAN`/``STD``."""
+    if cfg.data.mean is not None and cfg.data.std is not None:
+        return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), 1.0)
+    if cfg.pretrained is not None:
+        from ..weights import eval_transform_params, list_weights
+
+        if cfg.pretrained.source in list_weights():
+            p = eval_transform_params(cfg.pretrained.source)
+            return NormalizationSpec(tuple(p.mean), tuple(p.std), p.value_scale)
+    return NormalizationSpec(KINETICS_MEAN, KINETICS_STD, 1.0)
+
+
+def build_dataset(
+    cfg: ExperimentConfig, *, subset: Literal["train", "test"], mode: Literal["train", "clip", "video"]
+) -> ClipDataset:
+    """The dataset of ``subset`` in ``mode`` with the config's clip spec and transforms."""
+    d = cfg.data
+    norm = normalization_from_config(cfg)
+    if mode == "train":
+        transform = train_transform(norm, size=d.crop_size, crop=d.train_crop, flip=d.horizontal_flip)
+        if d.train_crop == "multiscale":
+            from ..data.transforms import MultiScaleRandomCrop
+
+            transform.transforms[1] = MultiScaleRandomCrop(d.crop_size, tuple(d.train_scales))
+    else:
+        crops = cfg.eval.num_crops if mode == "video" else 1
+        transform = eval_transform(norm, size=d.crop_size, crops=crops)
+    kwargs = dict(
+        split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
+        stride=d.sampling_stride, num_clips=cfg.eval.num_clips,
+        max_failure_fraction=d.max_decode_failure_fraction,
+    )
+    if d.backend == "prepared":
+        root = Path(d.root)
+        if not (root / "index.csv").is_file():
+            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare ucf101 --out {d.root}` first")
+        return prepared_dataset(root, **kwargs)
+    return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)
+
+
+def class_names(cfg: ExperimentConfig) -> list[str] | None:
+    """Class names by label from the prepared index (``None`` when they cannot be read)."""
+    if cfg.data.backend != "prepared":
+        return None
+    try:
+        index = pd.read_csv(Path(cfg.data.root) / "index.csv", usecols=["class_name", "label"])
+    except (OSError, ValueError):
+        return None
+    names = dict(zip(index["label"].astype(int), index["class_name"].astype(str)))
+    return [names.get(i, str(i)) for i in range(cfg.model.num_classes)]

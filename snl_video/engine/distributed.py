@@ -1,0 +1,69 @@
+"""Distributed helpers: one process per device under ``torchrun`` (nccl on GPU, gloo on CPU).
+
+Everything here is a no-op in a single process, so the training and evaluation code
+calls the same functions whether or not it was launched with ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["setup_distributed", "cleanup_distributed", "is_distributed", "rank", "world_size", "is_main",
+           "all_gather_objects", "barrier", "local_rank"]
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def setup_distributed(device: torch.device) -> bool:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1); return whether
+    this call started it (so only the caller that started it destroys it)."""
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1 or is_distributed():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    logger.info("process group: backend %s, rank %d of %d", backend, rank(), world_size())
+    return True
+
+
+def cleanup_distributed() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` in rank order (``[obj]`` in a single process)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,179 @@
+"""Evaluation: clip-level and video-level accuracy of a model on the test split.
+
+Protocols (recorded in ``metrics.json``):
+
+* **clip level** (the paper's numbers, as 3D-ResNets-PyTorch reports them): one clip per
+  test video, the ``num_frames`` frames at the temporal centre, resized to the crop size on
+  the short side and centre-cropped;
+* **video level**: ``eval.num_clips`` uniformly spaced clips x ``eval.num_crops`` crops per
+  video, softmax probabilities averaged (``eval.reduce``).
+
+Under ``torchrun`` each rank scores a shard (``DistributedSampler``, which pads the last
+shard with repeats); the outputs are gathered and de-duplicated by dataset index, so every
+test video is counted exactly once and the metrics equal a one-process run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..config import ExperimentConfig
+from . import distributed as dist_utils
+from .builders import build_dataset, class_names
+from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["predict", "evaluate_model", "run_evaluation"]
+
+
+def _loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoader:
+    sampler = DistributedSampler(dataset, shuffle=False) if dist_utils.is_distributed() else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable[dict],
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    desc: str = "eval",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits of every item this process sees: ``(indices (N,), labels (N,), logits (N, [V,] C))``.
+
+    An item with several views (``(V, C, T, H, W)``) is scored view by view in one batch and
+    keeps its ``V`` axis, so the caller can de-duplicate by video before expanding views.
+    """
+    model.eval()
+    indices, labels, logits = [], [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+        clip = batch["clip"]
+        views = clip.shape[1] if clip.ndim == 6 else None
+        x = clip.flatten(0, 1) if views is not None else clip
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(x)
+        out = out.float().cpu()
+        if views is not None:
+            out = out.view(clip.shape[0], views, -1)
+        logits.append(out.numpy())
+        labels.append(np.asarray(batch["label"]))
+        indices.append(np.asarray(batch["index"]))
+    if not logits:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    return np.concatenate(indices), np.concatenate(labels), np.concatenate(logits)
+
+
+def _gather(indices: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All ranks' predictions, each dataset index once, sorted by index."""
+    parts = dist_utils.all_gather_objects((indices, labels, logits))
+    parts = [p for p in parts if len(p[0])]
+    idx = np.concatenate([p[0] for p in parts])
+    lab = np.concatenate([p[1] for p in parts])
+    out = np.concatenate([p[2] for p in parts])
+    return deduplicate_by_index(idx, lab, out)
+
+
+def evaluate_model(
+    model: nn.Module,
+    cfg: ExperimentConfig,
+    *,
+    device: torch.device,
+    video_level: bool = True,
+    progress: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> MetricsReport:
+    """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split.
+
+    Without ``video_level`` (the quick evaluation during training) the video-level fields
+    repeat the clip-level protocol (one view per video). Every rank returns the same report.
+    """
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.runtime.amp) if device.type == "cuda" else None
+    if cfg.runtime.amp == "bf16" and device.type == "cpu":
+        amp_dtype = torch.bfloat16
+    workers = cfg.data.num_workers
+    clip_ds = build_dataset(cfg, subset="test", mode="clip")
+    idx, lab, clip_logits = _gather(*predict(
+        model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
+        channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
+    if video_level:
+        video_ds = build_dataset(cfg, subset="test", mode="video")
+        # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
+        per_item = cfg.eval.num_clips * cfg.eval.num_crops
+        vbatch = max(1, cfg.eval.batch_size // per_item)
+        vidx, vlab, vlogits = _gather(*predict(
+            model, _loader(video_ds, vbatch, workers), device=device, amp_dtype=amp_dtype,
+            channels_last=cfg.runtime.channels_last, desc="eval videos", progress=progress))
+        views = vlogits.shape[1]
+        view_scores = vlogits.reshape(-1, vlogits.shape[-1])
+        view_labels = np.repeat(vlab, views)
+        view_ids = np.repeat(vidx, views)
+    else:
+        view_scores, view_labels, view_ids = clip_logits, lab, idx
+    names = {i: Path(v.path).parent.name + "/" + Path(v.path).name for i, v in enumerate(clip_ds.videos)}
+    meta = {
+        "clip_protocol": f"centre clip of {cfg.data.num_frames} frames (stride {cfg.data.sampling_stride}), "
+                         f"centre crop {cfg.data.crop_size}",
+        "video_protocol": (f"{cfg.eval.num_clips} uniform clips x {cfg.eval.num_crops} crops, {cfg.eval.reduce}"
+                           if video_level else "as clip level (quick evaluation)"),
+        "split": cfg.data.split,
+        "world_size": dist_utils.world_size(),
+    }
+    meta.update(extra or {})
+    return compute_metrics_report(
+        clip_logits, lab, view_scores, view_labels, view_ids, num_classes=cfg.model.num_classes,
+        class_names=class_names(cfg), video_names=names, reduce=cfg.eval.reduce, extra=meta,
+    )
+
+
+def run_evaluation(
+    cfg: ExperimentConfig,
+    checkpoint: str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+) -> MetricsReport:
+    """``snl-video eval``: load ``checkpoint`` into the config's model, evaluate, write the outputs.
+
+    Outputs go to ``out_dir`` (default ``<runtime.output_dir>/eval``): ``metrics.json``, the
+    per-video, per-class and confusion CSVs and the confusion PNG (written by rank 0 only).
+    """
+    from .builders import build_model_from_config, resolve_device
+    from .checkpoint import load_checkpoint
+
+    device = resolve_device(cfg.runtime.device)
+    started = dist_utils.setup_distributed(device)
+    try:
+        state = load_checkpoint(checkpoint)
+        model = build_model_from_config(cfg, load_weights=False)
+        model.load_state_dict(state["model"])
+        model.to(device)
+        if cfg.runtime.channels_last:
+            model.to(memory_format=torch.channels_last_3d)
+        show = cfg.runtime.progress if progress is None else progress
+        report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
+                                extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")})
+        if dist_utils.is_main():
+            out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
+            paths = write_evaluation_outputs(report, out)
+            logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))
+        return report
+    finally:
+        if started:
+            dist_utils.cleanup_distributed()

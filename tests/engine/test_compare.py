@@ -1,0 +1,37 @@
+"""``snl-video compare``: a Table-7-style table with deltas against the baseline row."""
+
+from __future__ import annotations
+
+import json
+
+from snl_video.cli import main
+from snl_video.config import save_config
+
+from .conftest import tiny_config
+
+
+def _fake_run(root, name, nonlocal_blocks, top1, top5, data_root):
+    cfg = tiny_config(data_root, root / name, name=name, nonlocal_blocks=nonlocal_blocks)
+    (root / name / "eval").mkdir(parents=True)
+    save_config(cfg, root / name / "config.yaml")
+    (root / name / "eval" / "metrics.json").write_text(json.dumps({"clip_top1": top1, "clip_top5": top5}))
+    return root / name
+
+
+def test_compare_table_has_deltas_against_the_baseline(tmp_path, capsys):
+    snl = _fake_run(tmp_path, "snl", {"kind": "snl", "positions": {"layer3": [0]}}, 52.5, 90.0, tmp_path)
+    base = _fake_run(tmp_path, "base", None, 50.0, 91.0, tmp_path)
+    assert main(["compare", str(snl), str(base), "--out", str(tmp_path / "cmp")]) == 0
+    rows = (tmp_path / "cmp" / "table.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    snl_row = dict(zip(header, rows[1].split(",")))
+    base_row = dict(zip(header, rows[2].split(",")))
+    assert base_row["Δtop-1"] == "" and snl_row["Δtop-1"] == "+2.50" and snl_row["Δtop-5"] == "-1.00"
+    assert snl_row["ΔGMACs"].startswith("+") and float(snl_row["Δparams (M)"]) > 0
+    assert "| snl" in capsys.readouterr().out
+
+
+def test_compare_names_the_missing_file(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["compare", str(tmp_path / "run")]) == 2
+    assert "config.yaml is missing" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""The training engine: a tiny run learns, resume is exact, NaN stops cleanly, schedules, freezing, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from snl_video.config import config_from_dict
+from snl_video.engine import train as train_module
+from snl_video.engine.checkpoint import LAST, load_checkpoint, save_checkpoint
+from snl_video.engine.evaluate import run_evaluation
+from snl_video.engine.train import (NonFiniteLossError, build_optimizer, build_scheduler, freeze_until, read_history,
+                                    train)
+from snl_video.models import build_model
+
+from .conftest import NUM_CLASSES, tiny_config
+
+
+def test_tiny_run_learns_and_evaluates(tiny_prepared, tmp_path):
+    # 4 motion classes: the loss must fall and the held-out clip accuracy must beat chance (25%).
+    cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 20, "kind": "cosine"}, optim={"lr": 0.05})
+    result = train(cfg)
+    epochs = [h for h in read_history(tmp_path / "run") if h["kind"] == "epoch"]
+    assert len(epochs) == 20 and result.epochs_done == 20
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] - 0.3
+    assert min(h["train_top1"] for h in epochs[-3:]) > 50.0
+    report = run_evaluation(cfg, result.last_checkpoint)
+    # 44 training videos: it overfits, but the held-out clips must still beat chance (deterministic run)
+    assert report.clip_top1 > 100.0 / NUM_CLASSES
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    for key in ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy", "num_classes"):
+        assert key in metrics
+    assert metrics["num_classes"] == NUM_CLASSES and metrics["num_videos"] == report.num_clips
+    for name in ("predictions.csv", "per_class_accuracy.csv", "confusion_matrix.csv", "confusion_matrix.png"):
+        assert (tmp_path / "run" / "eval" / name).is_file()
+    # the run records its resolved config, and every metric in JSONL and CSV
+    assert config_from_dict(__import__("yaml").safe_load((tmp_path / "run" / "config.yaml").read_text())) == cfg
+    csv_text = (tmp_path / "run" / "metrics.csv").read_text()
+    assert "train_loss" in csv_text and "clips_per_s" in csv_text
+
+
+def test_kill_and_resume_gives_the_same_weights(tiny_prepared, tmp_path):
+    sections = dict(schedule={"epochs": 3, "kind": "step", "step_size": 1, "gamma": 0.5})
+    full = train(tiny_config(tiny_prepared, tmp_path / "full", **sections))
+    cfg = tiny_config(tiny_prepared, tmp_path / "cut", **sections)
+    first = train(cfg, stop_after_epochs=1)  # "killed" after the checkpoint of epoch 1
+    assert first.epochs_done == 1 and load_checkpoint(first.last_checkpoint)["epoch"] == 1
+    with pytest.raises(ValueError, match="--resume"):
+        train(cfg)  # no silent overwrite of an existing run
+    resumed = train(cfg, resume=True)
+    assert resumed.epochs_done == 3
+    a, b = load_checkpoint(full.last_checkpoint), load_checkpoint(resumed.last_checkpoint)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["scheduler"] == b["scheduler"]
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    # the logged losses of the resumed epochs equal the uninterrupted run's
+    loss = lambda d: [h["train_loss"] for h in read_history(d) if h["kind"] == "epoch"]  # noqa: E731
+    assert loss(tmp_path / "full") == loss(tmp_path / "cut")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_prepared, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    train(cfg, stop_after_epochs=1)
+    good = load_checkpoint(tmp_path / "run" / "checkpoints" / LAST)
+
+    class NanLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, input, target):  # noqa: A002
+            return super().forward(input, target) * float("nan")
+
+    monkeypatch.setattr(train_module.nn, "CrossEntropyLoss", NanLoss)
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 2, step 1"):
+        train(cfg, resume=True)
+    kept = load_checkpoint(tmp_path / "run" / "checkpoints" / LAST)
+    assert kept["epoch"] == 1
+    assert all(torch.equal(v, good["model"][k]) for k, v in kept["model"].items())
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+
+
+def _sched_cfg(**schedule):
+    return config_from_dict({"schedule": schedule, "runtime": {"device": "cpu"}})
+
+
+def _lrs(cfg, epochs):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.optim.lr)
+    sched = build_scheduler(opt, cfg)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_default_schedule_is_the_papers():
+    cfg = _sched_cfg()
+    assert (cfg.optim.name, cfg.optim.momentum, cfg.optim.weight_decay) == ("sgd", 0.9, 1e-4)
+    lrs = _lrs(cfg, 100)
+    assert lrs[0] == pytest.approx(0.01) and lrs[39] == pytest.approx(0.01)
+    assert lrs[40] == pytest.approx(0.001) and lrs[80] == pytest.approx(0.0001)
+
+
+def test_warmup_then_cosine():
+    lrs = _lrs(_sched_cfg(epochs=10, kind="cosine", warmup_epochs=2, warmup_start_factor=0.1, min_lr=0.0), 10)
+    assert lrs[0] == pytest.approx(0.001) and lrs[1] == pytest.approx(0.0055)
+    assert lrs[2] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
+
+
+def test_freeze_until_keeps_nonlocal_blocks_trainable():
+    model = build_model("r3d10", num_classes=4, nonlocal_blocks="snl", widen_factor=0.25)
+    frozen = freeze_until(model, "layer4")
+    assert frozen == ["conv1", "bn1", "layer1", "layer2", "layer3"]
+    assert not any(p.requires_grad for p in model.layer3.parameters())
+    assert all(p.requires_grad for p in model.layer4.parameters())
+    assert all(p.requires_grad for p in model.nonlocal_blocks.parameters())
+    cfg = config_from_dict({"runtime": {"device": "cpu"}})
+    trainable = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
+    assert trainable == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_checkpoint_write_is_atomic_and_rejects_foreign_files(tmp_path):
+    path = save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 3}, tmp_path / "c" / "last.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]
+    assert load_checkpoint(path)["epoch"] == 3
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
