@@ -52,14 +52,19 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
         if nl.positions is not None:
             spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
     kw = dict(cfg.model.options)
-    model = build_model(cfg.model.name, num_classes=cfg.model.num_classes, nonlocal_blocks=spec, **kw)
+    pretrained = cfg.pretrained if load_weights else None
+    # One fine-tuning path: build, place the blocks, then load any checkpoint format with
+    # a load report (head re-initialised, blocks new, wrong architecture refused).
+    model = build_model(
+        cfg.model.name,
+        num_classes=cfg.model.num_classes,
+        nonlocal_blocks=spec,
+        pretrained=pretrained.source if pretrained is not None else None,
+        pretrained_ignore=tuple(pretrained.ignore) if pretrained is not None else (),
+        **kw,
+    )
     if cfg.model.dropout > 0 and hasattr(model, "dropout"):
         model.dropout = nn.Dropout(cfg.model.dropout)
-    if load_weights and cfg.pretrained is not None:
-        from ..weights import load_pretrained
-
-        report = load_pretrained(model, cfg.pretrained.source, ignore=cfg.pretrained.ignore)
-        logger.info("pretrained weights from %s:\n%s", cfg.pretrained.source, report.summary())
     return model
 
 
