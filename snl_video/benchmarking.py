@@ -197,7 +197,6 @@ def bench_nonlocal(
             finally:
                 x.grad = None
             bar.update()
-            del block
     bar.close()
     # Ratios against baselines measured in the same run.
     by_key = {(r["kind"], r["N"]): r for r in rows}

@@ -28,7 +28,6 @@ import difflib
 import logging
 import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
+
+from .fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -789,19 +790,6 @@ def dump_config(cfg: ExperimentConfig) -> str:
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike[str]) -> Path:
     """Write the resolved config to ``path`` atomically (temporary name, then ``os.replace``),
     so a run directory always records the exact config it ran with."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "# Resolved configuration (defaults, includes and overrides applied); load it with load_config.\n"
     text += dump_config(cfg)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text)

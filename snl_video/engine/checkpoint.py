@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..fileio import atomic_torch_save
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint", "LAST", "BEST"]
@@ -72,18 +74,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    path = atomic_torch_save(state, path)
     logger.debug("checkpoint written: %s", path)
     return path
 

@@ -27,12 +27,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Literal, Mapping, Sequence
 
 import numpy as np
+
+from ..fileio import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -420,24 +421,11 @@ def compute_metrics_report(
 
 
 def _atomic_write_bytes(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def _atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return _atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write_text(path, text)
 
 
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

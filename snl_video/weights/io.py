@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
 
+from ..fileio import atomic_torch_save, atomic_write
 from .errors import CheckpointReadError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
@@ -202,29 +202,3 @@ def _unsafe_globals(path: Path) -> list[str]:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # noqa: BLE001 - the file may be too broken to list; the caller reports it
         return []
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file through ``write(stream)`` to a temporary name, then ``os.replace`` it.
-
-    A reader never sees a half-written file, and a crash leaves the old file (if any) intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` through :func:`atomic_write`."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
