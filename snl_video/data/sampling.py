@@ -26,7 +26,7 @@ Protocols:
 from __future__ import annotations
 
 import random
-from typing import Literal, Protocol
+from typing import Callable, Literal, Protocol
 
 __all__ = [
     "Clip",
@@ -82,6 +82,17 @@ def _clip_at(start: int, clip_len: int, stride: int) -> Clip:
     return [start + k * stride for k in range(clip_len)]
 
 
+def _one_clip(
+    num_frames: int, clip_len: int, stride: int, short_policy: ShortPolicy, choose_start: Callable[[int], int]
+) -> list[Clip]:
+    """One clip starting at ``choose_start(num_frames - span)``; short videos by ``short_policy``."""
+    _check(num_frames, clip_len, stride)
+    span = clip_span(clip_len, stride)
+    if num_frames < span:
+        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    return [_clip_at(choose_start(num_frames - span), clip_len, stride)]
+
+
 def random_clip(
     num_frames: int,
     *,
@@ -91,12 +102,8 @@ def random_clip(
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
     """Training: one clip whose start is uniform over ``0 .. num_frames - span``."""
-    _check(num_frames, clip_len, stride)
-    span = clip_span(clip_len, stride)
-    if num_frames < span:
-        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
     rng = generator if generator is not None else random
-    return [_clip_at(rng.randint(0, num_frames - span), clip_len, stride)]
+    return _one_clip(num_frames, clip_len, stride, short_policy, lambda last_start: rng.randint(0, last_start))
 
 
 def center_clip(
@@ -108,11 +115,7 @@ def center_clip(
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
     """Clip-level test: the one clip centred in the video (start ``(num_frames - span) // 2``)."""
-    _check(num_frames, clip_len, stride)
-    span = clip_span(clip_len, stride)
-    if num_frames < span:
-        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
-    return [_clip_at((num_frames - span) // 2, clip_len, stride)]
+    return _one_clip(num_frames, clip_len, stride, short_policy, lambda last_start: last_start // 2)
 
 
 def sliding_clips(

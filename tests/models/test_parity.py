@@ -17,7 +17,7 @@ import torch
 from snl_video.models import build_model
 from snl_video.models.reference_keys import convert_state_dict, pytorchvideo_key, torchvision_key
 
-from .conftest import randomize_batchnorm
+from ..helpers import randomize_batchnorm
 from .hara_reference import hara_reference_resnet
 
 NUM_CLASSES = 7

@@ -8,7 +8,7 @@ import torch
 from snl_video.models import build_model, default_positions, load_backbone_weights, resolve_placement
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
-from .conftest import randomize_batchnorm
+from ..helpers import randomize_batchnorm
 
 FIVE_BLOCK_NL = {"layer2": [1, 3], "layer3": [1, 3, 5]}  # the NL paper: res3 after 1, 3; res4 after 1, 3, 5
 R50_DEPTHS = {"layer1": 3, "layer2": 4, "layer3": 6, "layer4": 3}

@@ -19,20 +19,18 @@ from torch import nn
 
 from snl_video.models import build_model
 
+from ..helpers import randomize_batchnorm
+
 CLASSES = 400
 
 
 def randomise_model(model: nn.Module, *, seed: int) -> None:
     """Random values for every parameter and buffer, at a scale that keeps a deep net's activations finite."""
-    gen = torch.Generator().manual_seed(seed)
+    randomize_batchnorm(model, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
                 module.num_batches_tracked.fill_(int(torch.randint(1, 1000, (), generator=gen)))
             elif isinstance(module, (nn.Conv3d, nn.Linear)):
                 fan_in = module.weight[0].numel()
