@@ -30,7 +30,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import pandas as pd
@@ -61,19 +61,28 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete."""
+def _atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write(stream)`` to ``<name>.tmp-<pid>``, then ``os.replace``.
+
+    The ``.tmp-<pid>`` suffix is what :func:`snl_video.data.prepare` sweeps away after a
+    killed run, so this module keeps its own naming rather than :mod:`snl_video.fileio`'s.
+    """
     path = Path(path)
     tmp = _tmp_name(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete."""
+    _atomic(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -84,17 +93,7 @@ def save_frames(path: str | Path, frames: np.ndarray) -> None:
     """Save ``uint8 (T, H, W, 3)`` frames as ``.npy``, atomically."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {frames.dtype} {frames.shape}")
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(frames), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _atomic(path, lambda f: np.save(f, np.ascontiguousarray(frames), allow_pickle=False))
 
 
 def frames_path(out_dir: Path, video: str) -> Path:
