@@ -15,16 +15,25 @@ Decode failures: at train time a failed read is counted (in a shared-memory tens
 the DataLoader worker processes all write to, so the count is over the whole run), logged with the file, and replaced by the next video; when
 the count exceeds ``max_failure_fraction`` of the dataset (0 by default: any failure), it
 raises. At test time a failure always raises: an evaluation must not silently drop videos.
+
+Reproducible augmentation: after :meth:`ClipDataset.set_epoch_seed`, every random draw for
+item ``i`` (the clip start, the crop, the flip) comes from generators seeded by
+``(seed, i)`` alone. The training clips of an epoch are then the same whatever the number
+of loader workers, the number of processes, the batch size or the order the items are
+read in: a 2-process run sees exactly the clips of a 1-process run, and a resumed epoch
+replays exactly.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -85,6 +94,7 @@ class ClipDataset(Dataset):
         self.short_policy = short_policy
         self.max_failure_fraction = max_failure_fraction
         self.count_frames = count_frames
+        self.epoch_seed: int | None = None
         # (reads, failures) per process: row 0 the main process, row 1 + k DataLoader worker k.
         # A shared-memory tensor survives fork and spawn alike, and one writer per row needs no lock.
         self._counters = torch.zeros(MAX_LOADER_WORKERS + 1, 2, dtype=torch.int64).share_memory_()
@@ -109,11 +119,26 @@ class ClipDataset(Dataset):
             raise RuntimeError(f"ClipDataset counts failures for at most {MAX_LOADER_WORKERS} loader workers")
         return 1 + info.id
 
+    def set_epoch_seed(self, seed: int | None) -> None:
+        """Seed every random draw of item ``i`` by ``(seed, i)`` (``None``: the global generators).
+
+        Call it before building the epoch's DataLoader (workers copy the dataset when they
+        start). Only ``mode="train"`` draws anything at random.
+        """
+        self.epoch_seed = None if seed is None else int(seed)
+
+    def item_seed(self, index: int) -> int:
+        """The seed of item ``index`` under the current epoch seed (a SeedSequence mix, so
+        neighbouring seeds and indices give unrelated streams)."""
+        if self.epoch_seed is None:
+            raise ValueError("no epoch seed set: call set_epoch_seed first")
+        return int(np.random.SeedSequence([self.epoch_seed, index]).generate_state(1, np.uint64)[0] >> 1)
+
     @property
     def allowed_failures(self) -> int:
         return int(self.max_failure_fraction * len(self))
 
-    def _clips(self, entry: VideoEntry) -> list[list[int]]:
+    def _clips(self, entry: VideoEntry, generator: random.Random | None = None) -> list[list[int]]:
         num_frames = entry.num_frames
         if num_frames is None:
             if self.count_frames is None:
@@ -121,13 +146,23 @@ class ClipDataset(Dataset):
             num_frames = self.count_frames(entry)
         kwargs = dict(clip_len=self.clip_len, stride=self.stride, short_policy=self.short_policy)
         if self.mode == "train":
-            return random_clip(num_frames, **kwargs)
+            return random_clip(num_frames, generator=generator, **kwargs)
         if self.mode == "clip":
             return center_clip(num_frames, **kwargs)
         return uniform_clips(num_frames, num_clips=self.num_clips, **kwargs)
 
-    def _load(self, entry: VideoEntry) -> Tensor:
-        clips = self._clips(entry)
+    def _load(self, entry: VideoEntry, index: int) -> Tensor:
+        if self.epoch_seed is not None and self.mode == "train":
+            seed = self.item_seed(index)
+            # the transforms draw from torch's global generator: fork it, so seeding one item
+            # leaves the caller's stream (model dropout, other items) untouched
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return self._load_views(entry, random.Random(seed))
+        return self._load_views(entry, None)
+
+    def _load_views(self, entry: VideoEntry, generator: random.Random | None) -> Tensor:
+        clips = self._clips(entry, generator)
         views = []
         for clip in clips:
             frames = self.read(entry, clip)
@@ -146,7 +181,7 @@ class ClipDataset(Dataset):
             row = self._row()
             self._counters[row, 0] += 1
             try:
-                clip = self._load(entry)
+                clip = self._load(entry, attempt)
                 return {"clip": clip, "label": entry.label, "index": attempt}
             except (DecodeError, IndexError, OSError, ValueError) as exc:
                 if self.mode != "train":

@@ -16,7 +16,7 @@ import torch.distributed as dist
 logger = logging.getLogger(__name__)
 
 __all__ = ["setup_distributed", "cleanup_distributed", "is_distributed", "rank", "world_size", "is_main",
-           "all_gather_objects", "barrier", "local_rank"]
+           "all_gather_objects", "all_reduce_sum", "all_reduce_max", "barrier", "local_rank"]
 
 
 def is_distributed() -> bool:
@@ -67,3 +67,22 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def _all_reduce(values: list[float], op: "dist.ReduceOp") -> list[float]:
+    if not is_distributed():
+        return [float(v) for v in values]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=op)
+    return t.tolist()
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (float64; the values themselves in one process)."""
+    return _all_reduce(values, dist.ReduceOp.SUM)
+
+
+def all_reduce_max(value: float) -> float:
+    """The largest ``value`` of all ranks."""
+    return _all_reduce([value], dist.ReduceOp.MAX)[0]

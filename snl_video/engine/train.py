@@ -6,11 +6,18 @@ forward / backward / step with autocast and gradient accumulation, a clip-level 
 every ``eval.every_epochs``) → **save** (an atomic checkpoint every epoch) → **cleanup**.
 
 Exact resume. Every random draw of an epoch comes from generators seeded by
-``(runtime.seed, epoch)``: the sampler's shuffle, the loader's worker seeds and the global
-python / numpy / torch generators the transforms use in the main process. A run resumed
-from the checkpoint of epoch ``e`` therefore replays epoch ``e + 1`` exactly as the
-uninterrupted run did (on the CPU with ``runtime.deterministic``, bit for bit); the RNG
-states are saved as well, for the record and for anything drawn outside the epoch loop.
+``(runtime.seed, epoch)``: the sampler's shuffle, each item's clip and crop (seeded by
+``(epoch seed, item)``, see :meth:`~snl_video.data.datasets.ClipDataset.set_epoch_seed`)
+and the global generators the model draws from (dropout). A run resumed from the
+checkpoint of epoch ``e`` therefore replays epoch ``e + 1`` exactly as the uninterrupted
+run did (on the CPU with ``runtime.deterministic``, bit for bit); the RNG states are saved
+as well, for the record and for anything drawn outside the epoch loop.
+
+Scaling. The same sampler serves 1 and W processes (rank r takes every W-th item of the
+epoch's permutation) and augmentation depends on the item, not on who reads it, so W
+processes with batch b and a run with batch b and W-step gradient accumulation take the
+same optimizer steps (tested with 2 gloo processes). Epoch records (loss, top-1, clips/s)
+are summed over all processes; per-step records are rank 0's micro-batch.
 
 A non-finite loss stops the run with :class:`NonFiniteLossError` before the optimizer
 step, so the last checkpoint on disk is the last good one.
@@ -32,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
@@ -298,11 +305,12 @@ def train(
             seed = epoch_seed(r.seed, epoch)
             _seed_everything(seed + dist_utils.rank())
             generator = torch.Generator().manual_seed(seed)
-            if dist_utils.is_distributed():
-                sampler: Any = DistributedSampler(train_ds, shuffle=True, seed=seed, drop_last=False)
-                sampler.set_epoch(epoch)
-            else:
-                sampler = RandomSampler(train_ds, generator=generator)
+            # One sampler for 1 and N processes: the epoch's permutation is the same, rank r
+            # takes every W-th item of it, and each item's augmentation depends on (seed, item)
+            # only, so W processes x batch b see the clips of 1 process x b x W accumulation.
+            sampler = DistributedSampler(train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
+                                         shuffle=True, seed=seed, drop_last=False)
+            train_ds.set_epoch_seed(seed)
             loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                                 generator=generator, pin_memory=device.type == "cuda", drop_last=False,
                                 persistent_workers=False)
@@ -387,13 +395,18 @@ def _train_one_epoch(
     bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", disable=not show,
                unit="step", dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
+    group_start = 0
     for step, batch in enumerate(bar):
         clip = batch["clip"].to(device, non_blocking=True)
         label = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
         if r.channels_last:
             clip = clip.contiguous(memory_format=torch.channels_last_3d)
-        # Gradient accumulation: average over `accum` micro-batches; DDP syncs only on the last.
-        last_micro = (step + 1) % accum == 0 or step + 1 == steps_per_epoch
+        # Gradient accumulation: average over the micro-batches of the group (`accum`, fewer in
+        # an epoch's last group, which must not be scaled down); DDP syncs only on the last.
+        if step % accum == 0:
+            group_start = step
+        group_size = min(accum, steps_per_epoch - group_start)
+        last_micro = step + 1 == group_start + group_size
         sync = getattr(net, "no_sync", None)
         ctx = sync() if (sync is not None and not last_micro) else _nullcontext()
         with ctx:
@@ -405,7 +418,7 @@ def _train_one_epoch(
                     f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
                     f"is kept in {Path(r.output_dir) / 'checkpoints'}. Lower optim.lr, use runtime.amp=bf16 or none, "
                     f"or check the data for corrupt clips")
-            scaler.scale(loss / accum).backward()
+            scaler.scale(loss / group_size).backward()
         if last_micro:
             scaler.step(optimizer)
             scaler.update()
@@ -422,6 +435,11 @@ def _train_one_epoch(
             log.log("step", epoch=epoch + 1, step=global_step, loss=loss.item(), clips_per_s=rate,
                     lr=optimizer.param_groups[0]["lr"])
     elapsed = time.perf_counter() - t0
+    # Epoch figures are over every process (a DistributedSampler's padding repeats are
+    # counted: it is a training statistic); throughput is the whole job's.
+    totals = dist_utils.all_reduce_sum([total_loss, float(total_correct), float(total_clips)])
+    total_loss, total_correct, total_clips = totals[0], totals[1], totals[2]
+    elapsed = dist_utils.all_reduce_max(elapsed)
     return {
         "train_loss": total_loss / max(total_clips, 1),
         "train_top1": 100.0 * total_correct / max(total_clips, 1),
