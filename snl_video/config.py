@@ -366,7 +366,7 @@ class RuntimeConfig:
     checkpoint_every: int = 1
     #: tqdm progress bars (throughput and ETA) on the main process.
     progress: bool = True
-    #: Also write TensorBoard event files when the ``tensorboard`` package is installed.
+    #: Also write TensorBoard event files (``<output_dir>/tensorboard``; ``tensorboard`` is a dependency).
     tensorboard: bool = True
 
     def check(self, errors: _Errors, prefix: str) -> None:

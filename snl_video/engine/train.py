@@ -69,7 +69,7 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------------------
-# Logging of metrics: JSONL + CSV always, TensorBoard when installed
+# Logging of metrics: JSONL + CSV always, TensorBoard unless runtime.tensorboard=false
 # --------------------------------------------------------------------------------------
 
 
@@ -95,7 +95,8 @@ class MetricLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                logger.info("tensorboard is not installed: metrics go to metrics.jsonl / metrics.csv only")
+                logger.warning("the tensorboard package is missing (reinstall snl_video): metrics go to "
+                               "metrics.jsonl / metrics.csv only")
             else:
                 self.writer = SummaryWriter(str(out_dir / "tensorboard"))
 

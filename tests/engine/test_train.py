@@ -131,3 +131,19 @@ def test_checkpoint_write_is_atomic_and_rejects_foreign_files(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_tensorboard_events_hold_the_logged_metrics(tiny_prepared, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 2}, eval={"every_epochs": 1}))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"step/loss", "step/lr", "epoch/train_loss", "epoch/train_top1", "epoch/val_clip_top1"} <= tags
+    history = read_history(tmp_path / "run")
+    for kind, name in (("epoch", "train_loss"), ("epoch", "val_clip_top1"), ("step", "loss")):
+        logged = [(h["step"], h[name]) for h in history if h["kind"] == kind]
+        scalars = [(e.step, e.value) for e in events.Scalars(f"{kind}/{name}")]
+        assert [s for s, _ in scalars] == [s for s, _ in logged]
+        assert [v for _, v in scalars] == pytest.approx([v for _, v in logged], rel=1e-6)  # stored as float32
