@@ -385,19 +385,23 @@ def _train_one_epoch(
     log: MetricLogger,
     show: bool,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, train top-1 (%), clips/s and seconds."""
+    """One pass over ``loader``; returns mean loss, train top-1 (%), clips/s, seconds and the
+    fraction of the time spent waiting for data."""
     from tqdm import tqdm
 
     r = cfg.runtime
     accum = r.grad_accum_steps
     loss_fn = nn.CrossEntropyLoss()
     total_loss, total_correct, total_clips = 0.0, 0, 0
+    data_seconds = 0.0  # time spent waiting for the loader: training is input-bound when it is large
     t0 = time.perf_counter()
     bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", disable=not show,
                unit="step", dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
     group_start = 0
+    fetch = time.perf_counter()
     for step, batch in enumerate(bar):
+        data_seconds += time.perf_counter() - fetch
         clip = batch["clip"].to(device, non_blocking=True)
         label = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
         if r.channels_last:
@@ -430,22 +434,29 @@ def _train_one_epoch(
         total_clips += n
         elapsed = time.perf_counter() - t0
         rate = total_clips / max(elapsed, 1e-9)
-        bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{rate:.1f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{rate:.1f}", data=f"{100 * data_seconds / elapsed:.0f}%")
         global_step = epoch * steps_per_epoch + step + 1
         if (step + 1) % r.log_every == 0:
             log.log("step", epoch=epoch + 1, step=global_step, loss=loss.item(), clips_per_s=rate,
                     lr=optimizer.param_groups[0]["lr"])
+        fetch = time.perf_counter()
     elapsed = time.perf_counter() - t0
     # Epoch figures are over every process (a DistributedSampler's padding repeats are
     # counted: it is a training statistic); throughput is the whole job's.
-    totals = dist_utils.all_reduce_sum([total_loss, float(total_correct), float(total_clips)])
+    # The data fraction is the mean over processes of (loader wait / epoch time): near 0 the
+    # model is the bottleneck; a large value means more loader workers (data.num_workers) or
+    # the prepared format would speed training up.
+    totals = dist_utils.all_reduce_sum([total_loss, float(total_correct), float(total_clips),
+                                        data_seconds / max(elapsed, 1e-9)])
     total_loss, total_correct, total_clips = totals[0], totals[1], totals[2]
+    data_fraction = totals[3] / dist_utils.world_size()
     elapsed = dist_utils.all_reduce_max(elapsed)
     return {
         "train_loss": total_loss / max(total_clips, 1),
         "train_top1": 100.0 * total_correct / max(total_clips, 1),
         "clips_per_s": total_clips / max(elapsed, 1e-9),
         "epoch_seconds": elapsed,
+        "data_fraction": data_fraction,
     }
 
 

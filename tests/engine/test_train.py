@@ -147,3 +147,32 @@ def test_tensorboard_events_hold_the_logged_metrics(tiny_prepared, tmp_path):
         scalars = [(e.step, e.value) for e in events.Scalars(f"{kind}/{name}")]
         assert [s for s, _ in scalars] == [s for s, _ in logged]
         assert [v for _, v in scalars] == pytest.approx([v for _, v in logged], rel=1e-6)  # stored as float32
+
+
+def test_epoch_records_the_time_spent_waiting_for_data(tiny_prepared, tmp_path, monkeypatch):
+    # a loader slowed down to 40 ms per clip (~0.3 s per batch of 8) must show up as an
+    # input-bound epoch; the plain one waits far less
+    import time
+
+    cfg = dict(schedule={"epochs": 1}, nonlocal_blocks=None)
+    fast = train(tiny_config(tiny_prepared, tmp_path / "fast", **cfg)).history[0]
+    real_build = train_module.build_dataset
+
+    def slow_dataset(*args, **kwargs):
+        ds = real_build(*args, **kwargs)
+        read = ds.read
+
+        def slow_read(entry, indices):
+            time.sleep(0.04)
+            return read(entry, indices)
+
+        ds.read = slow_read
+        return ds
+
+    monkeypatch.setattr(train_module, "build_dataset", slow_dataset)
+    slow = train(tiny_config(tiny_prepared, tmp_path / "slow", **cfg)).history[0]
+    assert slow["data_fraction"] > 0.5 and slow["data_fraction"] > fast["data_fraction"] + 0.2
+    assert 0.0 <= fast["data_fraction"] < 1.0
+    # the measured wait covers the injected sleeps (one per training clip)
+    n_train = len(real_build(tiny_config(tiny_prepared, tmp_path / "x"), subset="train", mode="train"))
+    assert slow["epoch_seconds"] * slow["data_fraction"] >= 0.9 * 0.04 * n_train
