@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup system-deps demo test test-all bench bench-models clean
+.PHONY: setup system-deps demo test test-all bench bench-models bench-train clean
 
 system-deps:
 	bash scripts/install_system_deps.sh
@@ -44,6 +44,11 @@ bench: $(STAMP)
 
 bench-models: $(STAMP)
 	$(VPY) scripts/bench_models.py
+
+# r3d50 +- SNL / NL at the paper's setting: model-only step and the real training loop on a
+# small synthetic prepared set (is training input-bound?). A few minutes on 2 CPU cores.
+bench-train: $(STAMP)
+	$(VPY) scripts/bench_train.py --model r3d50 --nonlocal none snl nl --batch 2 --data synthetic --workers 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

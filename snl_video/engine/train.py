@@ -264,6 +264,9 @@ def train(
     if r.channels_last:
         model.to(memory_format=torch.channels_last_3d)
     if r.sync_bn and dist_utils.is_distributed():
+        if device.type != "cuda":  # runtime.device=auto on a machine without a GPU
+            raise ValueError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm); this run is on "
+                             f"{device.type}: set runtime.sync_bn=false")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
