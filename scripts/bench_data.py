@@ -8,10 +8,11 @@ Usage:
 
 What is measured, per worker (one process, one thread: a DataLoader worker's share):
 decoded + augmented training clips per second (random 16-frame clip, random-resized crop to
-112, flip, normalise), from (a) our prepared .npy files, (b) PyAV on the AVIs, (c) decord
+112, flip, normalise), from (a) our prepared .npy files, (a') our prepared .jpegs files
+(storage="jpeg"), (b) PyAV on the AVIs, (c) decord
 on the AVIs, (d) torchcodec on the AVIs (if installed), (e) pytorchvideo's
 LabeledVideoDataset (PyAV decoder, random clip of the same duration, same augmentation).
-Also the preparation rate (videos/s per worker) and the prepared size relative to the AVIs.
+Also the preparation rate (videos/s per worker) and both prepared sizes relative to the AVIs.
 Ratios are against the PyAV and decord rows measured in this run. Files are read warm from
 the page cache in every row (they were just written or read), so this compares decoding
 and augmentation cost, not disk speed.
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from snl_video.benchmarking import format_table  # noqa: E402
 from snl_video.data.datasets import prepared_dataset, video_file_dataset  # noqa: E402
 from snl_video.data.decoding import available_backends  # noqa: E402
-from snl_video.data.prepare import prepare_ucf101  # noqa: E402
+from snl_video.data.prepare import PrepareSettings, prepare_ucf101  # noqa: E402
 from snl_video.data.synthetic import make_synthetic_ucf101  # noqa: E402
 from snl_video.data.transforms import KINETICS_NORMALIZATION, train_transform  # noqa: E402
 from snl_video.data.ucf101 import read_split  # noqa: E402
@@ -96,6 +97,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=60, help="clips per row (at least; rows also run >= --seconds)")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N train videos")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="quality of the JPEG-storage row")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("snl_video.data.datasets").setLevel(logging.ERROR)
@@ -129,17 +131,24 @@ def main() -> int:
     (bench_splits / "trainlist01.txt").write_text("".join(f"{p} {lab + 1}\r\n" for p, lab in zip(table["path"], table["label"])))
     (bench_splits / "testlist01.txt").write_text("")
 
-    prepared = work / "prepared"
-    if prepared.exists():
-        shutil.rmtree(prepared)
+    prepared, packed = work / "prepared", work / "prepared_jpeg"
+    for folder in (prepared, packed):
+        if folder.exists():
+            shutil.rmtree(folder)
     start = time.perf_counter()
     report = prepare_ucf101(videos_dir, bench_splits, prepared, splits=[1], workers=1, progress=False)
     prep_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    prepare_ucf101(videos_dir, bench_splits, packed, splits=[1], workers=1, progress=False,
+                   settings=PrepareSettings(storage="jpeg", jpeg_quality=args.jpeg_quality))
+    jpeg_prep_seconds = time.perf_counter() - start
     n_videos = len(report["videos"])
     avi_bytes = sum((videos_dir / p).stat().st_size for p in table["path"])
     npy_bytes = _tree_bytes(prepared / "videos", ".npy")
+    jpeg_bytes = _tree_bytes(packed / "videos", ".jpegs")
     frames_total = sum(r["num_frames"] for r in report["videos"])
-    logger.info("prepared %d videos (%d frames) in %.1f s", n_videos, frames_total, prep_seconds)
+    logger.info("prepared %d videos (%d frames) in %.1f s (.npy), %.1f s (.jpegs)", n_videos, frames_total,
+                prep_seconds, jpeg_prep_seconds)
 
     transform = train_transform(KINETICS_NORMALIZATION)
     rows = []
@@ -151,6 +160,8 @@ def main() -> int:
 
     ds = prepared_dataset(prepared, split=1, subset="train", transform=transform)
     add("prepared .npy (ours)", lambda i: ds[i % len(ds)])
+    ds_jpeg = prepared_dataset(packed, split=1, subset="train", transform=transform)
+    add(f"prepared .jpegs q{args.jpeg_quality} (ours)", lambda i: ds_jpeg[i % len(ds_jpeg)])
     for backend in ("pyav", "decord", "torchcodec"):
         if backend not in available_backends():
             rows.append({"source": f"{backend} on AVI", "skipped": "not installed"})
@@ -185,6 +196,10 @@ def main() -> int:
         "avi_mb": avi_bytes / 2**20,
         "prepared_mb": npy_bytes / 2**20,
         "prepared_over_avi_size": npy_bytes / avi_bytes,
+        "prepare_jpeg_videos_per_s_per_worker": n_videos / jpeg_prep_seconds,
+        "prepared_jpeg_mb": jpeg_bytes / 2**20,
+        "prepared_jpeg_over_avi_size": jpeg_bytes / avi_bytes,
+        "jpeg_quality": args.jpeg_quality,
         "torch": torch.__version__,
         "cpu_threads": 1,
     }
@@ -197,6 +212,9 @@ def main() -> int:
         f"({summary['prepare_frames_per_s_per_worker']:.0f} frames/s)",
         f"prepared size: {summary['prepared_mb']:.1f} MB = {summary['prepared_over_avi_size']:.1f}x the AVIs "
         f"(uint8 at 128x171, uncompressed)",
+        f"prepared as JPEG (quality {args.jpeg_quality}): {summary['prepared_jpeg_mb']:.1f} MB = "
+        f"{summary['prepared_jpeg_over_avi_size']:.2f}x the AVIs, {npy_bytes / max(jpeg_bytes, 1):.1f}x smaller than "
+        f".npy; {summary['prepare_jpeg_videos_per_s_per_worker']:.2f} videos/s per worker",
     ]
     text = "\n".join(lines)
     print(text)

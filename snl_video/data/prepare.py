@@ -6,7 +6,8 @@ The job, in order:
 2. check that every listed video exists; missing ones are an error that lists them, unless
    ``allow_missing`` (then they are left out and listed in the report);
 3. decode each remaining video with PyAV (the frame-exact reference), resize to the short
-   side, and write ``.npy`` + record atomically (:mod:`snl_video.data.prepared`), in
+   side, and write the frames (``.npy``, or ``.jpegs`` with ``storage="jpeg"``) + record
+   atomically (:mod:`snl_video.data.prepared`), in
    ``workers`` processes with a progress bar. A bad video never stops the run: it gets a
    status and a reason;
 4. write ``index.csv`` (usable videos with their subsets) and ``report.json`` (every found
@@ -46,10 +47,12 @@ from .prepared import (
     FORMAT_VERSION,
     INDEX_COLUMNS,
     KEPT_STATUSES,
+    STORAGES,
     atomic_write_json,
     frames_path,
     record_path,
     save_frames,
+    save_jpeg_frames,
 )
 from .ucf101 import read_splits
 
@@ -58,6 +61,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_ucf101", "prepare_one", "resized_shape"]
 
 ShortVideos = Literal["loop", "skip"]
+Storage = Literal["npy", "jpeg"]
 
 
 class MissingVideosError(FileNotFoundError):
@@ -73,10 +77,21 @@ class PrepareSettings:
     short_side: int = 128  # 0 keeps the source size
     clip_len: int = 16
     short_videos: ShortVideos = "loop"
+    storage: Storage = "npy"  # raw frames, or "jpeg": packed JPEGs, several times smaller
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if self.storage not in STORAGES:
+            raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {self.storage!r}")
+        if self.storage == "jpeg" and not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
     def as_dict(self) -> dict:
-        return {"format_version": FORMAT_VERSION, "short_side": self.short_side, "clip_len": self.clip_len,
-                "short_videos": self.short_videos}
+        d = {"format_version": FORMAT_VERSION, "short_side": self.short_side, "clip_len": self.clip_len,
+             "short_videos": self.short_videos}
+        if self.storage != "npy":  # directories prepared before storage existed stay valid
+            d.update(storage=self.storage, jpeg_quality=self.jpeg_quality)
+        return d
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -114,7 +129,7 @@ def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings
     rec_file = record_path(out, video)
     rec_file.parent.mkdir(parents=True, exist_ok=True)
     if record["status"] not in KEPT_STATUSES:
-        stale = frames_path(out, video)
+        stale = frames_path(out, video, settings.storage)
         if stale.exists():
             stale.unlink()
     atomic_write_json(rec_file, record)
@@ -166,9 +181,12 @@ def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSetting
             return {**update, "status": "too_short", "reason": f"{num} frames < clip length {settings.clip_len}"}
         if status == "ok":
             status, reason = "short", f"{num} frames < clip length {settings.clip_len}: loop-padded when sampled"
-    dest = frames_path(out, video)
+    dest = frames_path(out, video, settings.storage)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    save_frames(dest, frames)
+    if settings.storage == "jpeg":
+        save_jpeg_frames(dest, frames, quality=settings.jpeg_quality)
+    else:
+        save_frames(dest, frames)
     return {**update, "status": status, "reason": reason, "num_frames": int(num),
             "height": int(frames.shape[1]), "width": int(frames.shape[2])}
 
@@ -182,7 +200,7 @@ def _run_job(job: tuple[str, str, str, PrepareSettings]) -> dict:
     return prepare_one(*job)
 
 
-def _is_done(out: Path, video: str, source: Path) -> dict | None:
+def _is_done(out: Path, video: str, source: Path, storage: str) -> dict | None:
     """The record of ``video`` if it is finished and its source is unchanged, else None."""
     rec_file = record_path(out, video)
     if not rec_file.is_file():
@@ -194,7 +212,7 @@ def _is_done(out: Path, video: str, source: Path) -> dict | None:
     stat = source.stat()
     if record.get("source_bytes") != stat.st_size or record.get("source_mtime_ns") != stat.st_mtime_ns:
         return None
-    if record.get("status") in KEPT_STATUSES and not frames_path(out, video).is_file():
+    if record.get("status") in KEPT_STATUSES and not frames_path(out, video, storage).is_file():
         return None
     return record
 
@@ -286,7 +304,7 @@ def _prepare_locked(
     records: dict[str, dict] = {}
     jobs = []
     for video in videos["path"]:
-        done = _is_done(out, video, videos_dir / video)
+        done = _is_done(out, video, videos_dir / video, settings.storage)
         if done is not None:
             records[video] = done
         else:
@@ -306,7 +324,7 @@ def _prepare_locked(
     bar.close()
 
     ordered = [records[v] for v in videos["path"]]
-    _write_index(out, manifest, videos, ordered)
+    _write_index(out, manifest, videos, ordered, settings.storage)
     counts: dict[str, int] = {}
     for r in ordered:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -320,14 +338,14 @@ def _prepare_locked(
     return report
 
 
-def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, records: list[dict]) -> None:
+def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, records: list[dict], storage: str) -> None:
     rows = []
     for (_, video), record in zip(videos.iterrows(), records):
         if record["status"] not in KEPT_STATUSES:
             continue
         rows.append({"path": video["path"], "class_name": video["class_name"], "label": int(video["label"]),
                      "status": record["status"], "num_frames": record["num_frames"], "height": record["height"],
-                     "width": record["width"], "frames_file": frames_path(Path("."), video["path"]).as_posix()})
+                     "width": record["width"], "frames_file": frames_path(Path("."), video["path"], storage).as_posix()})
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     for split in sorted(manifest["split"].unique()):
         subsets = manifest[manifest["split"] == split].set_index("path")["subset"]

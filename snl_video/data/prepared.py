@@ -1,11 +1,13 @@
-"""The prepared format: one memory-mappable ``.npy`` per video, plus a clip index.
+"""The prepared format: one file of frames per video (raw ``.npy`` or packed JPEGs), plus a clip index.
 
 Layout of a prepared directory ``OUT/``::
 
-    OUT/settings.json                 how it was prepared (short side, clip length, policy)
+    OUT/settings.json                 how it was prepared (short side, clip length, policy, storage)
     OUT/index.csv                     the clip index: one row per usable video (see INDEX_COLUMNS)
     OUT/report.json                   every listed video that was found, with its status
-    OUT/videos/<Class>/<stem>.npy     uint8 (T, H, W, 3), RGB, short side resized (128x171 for UCF-101)
+    OUT/videos/<Class>/<stem>.npy     storage "npy": uint8 (T, H, W, 3), RGB, short side resized
+                                      (128x171 for UCF-101)
+    OUT/videos/<Class>/<stem>.jpegs   storage "jpeg": the same frames, each a JPEG, in one file
     OUT/videos/<Class>/<stem>.json    the per-video record (status, frames, shape, source size)
 
 Why this format: training reads 16 of ~180 frames per video, at random. Decoding an
@@ -15,8 +17,15 @@ decode cost and only the touched pages read. Frames are stored at 128x171 (the s
 3D-ResNets-PyTorch and torchvision's video models train from), so the augmentation works
 on 2.5x fewer pixels than the 240x320 source. The price is disk: raw pixels are ~10-20x
 larger than the compressed AVI (``scripts/bench_data.py`` measures it); UCF-101 at
-128x171 is ~163 GB, which fits a data SSD. JPEG frames would be ~4x smaller but pay a
-JPEG decode per frame.
+128x171 is ~163 GB, which fits a data SSD. Where it does not, ``storage="jpeg"`` packs
+the same frames as JPEGs (quality 90 by default) into one ``.jpegs`` file per video: several
+times smaller, and a clip costs one batched JPEG decode of its frames (still no seeking
+through a video stream). ``scripts/bench_data.py`` measures both.
+
+The ``.jpegs`` container (little-endian): the 8 bytes ``SNLJPEG1``; uint32 frame count T,
+uint16 height, uint16 width; int64 offsets[T + 1] of each JPEG relative to the end of the
+offsets; then the JPEG bytes. A reader needs only the header and the bytes of the frames
+it uses.
 
 Crash safety: every file is written to a temporary name in the same folder and then
 ``os.replace``-d into place, so a name that exists is complete. A video's ``.json``
@@ -26,6 +35,7 @@ the report are written last. Readers look only at ``index.csv``.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -40,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "FORMAT_VERSION",
+    "STORAGES",
+    "save_jpeg_frames",
     "INDEX_COLUMNS",
     "KEPT_STATUSES",
     "atomic_write_bytes",
@@ -52,6 +64,10 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: How frames are stored, and the file suffix of each.
+STORAGES = {"npy": ".npy", "jpeg": ".jpegs"}
+JPEG_MAGIC = b"SNLJPEG1"
+_JPEG_HEADER = np.dtype([("magic", "S8"), ("frames", "<u4"), ("height", "<u2"), ("width", "<u2")])
 #: Statuses whose frames are stored and listed in the index; every other status is skipped.
 KEPT_STATUSES = ("ok", "short", "truncated")
 INDEX_COLUMNS = ["path", "class_name", "label", "status", "num_frames", "height", "width", "frames_file"]
@@ -96,9 +112,78 @@ def save_frames(path: str | Path, frames: np.ndarray) -> None:
     _atomic(path, lambda f: np.save(f, np.ascontiguousarray(frames), allow_pickle=False))
 
 
-def frames_path(out_dir: Path, video: str) -> Path:
-    """Where the frames of listed video ``Class/v_x.avi`` go."""
-    return out_dir / "videos" / Path(video).with_suffix(".npy")
+def save_jpeg_frames(path: str | Path, frames: np.ndarray, *, quality: int = 90) -> None:
+    """Save ``uint8 (T, H, W, 3)`` frames as a ``.jpegs`` container (see the module doc), atomically."""
+    from PIL import Image
+
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {frames.dtype} {frames.shape}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+    num, height, width = frames.shape[:3]
+    if num >= 2**32 or height >= 2**16 or width >= 2**16:
+        raise ValueError(f"frames {frames.shape} too large for the .jpegs container")
+    encoded = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        # 4:2:0 chroma, as the MPEG-4 source already is; no optimisation passes (faster, deterministic)
+        Image.fromarray(frame, mode="RGB").save(buffer, format="JPEG", quality=quality, subsampling=2)
+        encoded.append(buffer.getvalue())
+    sizes = np.array([0] + [len(e) for e in encoded], dtype="<i8")
+    header = np.array([(JPEG_MAGIC, num, height, width)], dtype=_JPEG_HEADER)
+
+    def write(f: BinaryIO) -> None:
+        f.write(header.tobytes())
+        f.write(np.cumsum(sizes).astype("<i8").tobytes())
+        for e in encoded:
+            f.write(e)
+
+    _atomic(path, write)
+
+
+def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
+    from PIL import Image
+
+    from .decoding import DecodeError
+
+    with open(frames_file, "rb") as f:
+        raw = f.read(_JPEG_HEADER.itemsize)
+        if len(raw) < _JPEG_HEADER.itemsize or raw[:8] != JPEG_MAGIC:
+            raise DecodeError(f"{frames_file}: not a .jpegs frame file (bad header); prepare the video again")
+        header = np.frombuffer(raw, dtype=_JPEG_HEADER)[0]
+        num, height, width = int(header["frames"]), int(header["height"]), int(header["width"])
+        if max(indices) >= num or min(indices) < 0:
+            raise IndexError(f"{frames_file}: frame indices {min(indices)}..{max(indices)} outside 0..{num - 1}")
+        offsets = np.frombuffer(f.read(8 * (num + 1)), dtype="<i8")
+        data_start = _JPEG_HEADER.itemsize + 8 * (num + 1)
+        if len(offsets) != num + 1 or os.fstat(f.fileno()).st_size < data_start + int(offsets[-1]):
+            raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
+        unique = sorted(set(indices))  # loop-padded clips repeat frames: decode each once
+        blobs = []
+        for i in unique:
+            f.seek(data_start + int(offsets[i]))
+            blob = f.read(int(offsets[i + 1] - offsets[i]))
+            blobs.append(blob)
+    out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+    for k, (i, blob) in enumerate(zip(unique, blobs)):
+        try:
+            with Image.open(io.BytesIO(blob), formats=["JPEG"]) as image:
+                image.load()
+                frame = np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as exc:  # what PIL raises for damaged JPEG data
+            raise DecodeError(f"{frames_file}: JPEG frame {i} does not decode ({exc}); prepare the video again") from exc
+        if frame.shape[:2] != (height, width):
+            raise DecodeError(f"{frames_file}: frame {i} decodes to {frame.shape[:2]}, the header says {(height, width)}")
+        for slot in (j for j, wanted in enumerate(indices) if wanted == i):
+            out[slot] = frame
+    return torch.from_numpy(out)
+
+
+def frames_path(out_dir: Path, video: str, storage: str = "npy") -> Path:
+    """Where the frames of listed video ``Class/v_x.avi`` go (``.npy`` or ``.jpegs`` by ``storage``)."""
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+    return out_dir / "videos" / Path(video).with_suffix(STORAGES[storage])
 
 
 def record_path(out_dir: Path, video: str) -> Path:
@@ -121,7 +206,12 @@ def load_index(root: str | Path) -> pd.DataFrame:
 
 
 def read_clip(frames_file: str | Path, indices: list[int]) -> torch.Tensor:
-    """Frames ``indices`` of a prepared video, ``uint8 (T, H, W, 3)``; a memory-mapped slice."""
+    """Frames ``indices`` of a prepared video, ``uint8 (T, H, W, 3)``: a memory-mapped slice of a
+    ``.npy``, or the decoded JPEGs of a ``.jpegs`` (chosen by the suffix)."""
+    if not indices:
+        raise ValueError(f"{frames_file}: no frame indices")
+    if Path(frames_file).suffix == STORAGES["jpeg"]:
+        return _read_jpeg_clip(Path(frames_file), list(indices))
     array = np.load(frames_file, mmap_mode="r", allow_pickle=False)
     if max(indices) >= array.shape[0] or min(indices) < 0:
         raise IndexError(f"{frames_file}: frame indices {min(indices)}..{max(indices)} outside 0..{array.shape[0] - 1}")

@@ -233,3 +233,104 @@ def test_handstand_quirk_end_to_end(tmp_path):
     assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "label"] == 1
     assert index.loc["HandstandPushups/v_HandStandPushups_g01_c01.avi", "subset_1"] == "test"
     assert (tmp_path / "out" / index.loc["HandstandPushups/v_HandStandPushups_g08_c01.avi", "frames_file"]).is_file()
+
+
+def _parse_jpegs_by_hand(path: Path) -> list[bytes]:
+    """The documented .jpegs layout, restated: magic, uint32 T, uint16 H, uint16 W, int64 offsets[T+1], bytes."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:8] == b"SNLJPEG1"
+    count, _height, _width = struct.unpack("<IHH", data[8:16])
+    offsets = struct.unpack(f"<{count + 1}q", data[16 : 16 + 8 * (count + 1)])
+    start = 16 + 8 * (count + 1)
+    assert start + offsets[-1] == len(data)
+    return [data[start + a : start + b] for a, b in zip(offsets, offsets[1:])]
+
+
+def test_jpeg_storage_holds_the_raw_frames_as_jpegs(tree, tmp_path):
+    import warnings
+
+    import torch
+    from torchvision.io import decode_jpeg
+
+    from snl_video.data.prepared import read_clip
+
+    _run(tree, tmp_path / "npy", splits=[1])
+    code = main(["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
+                 "--out", str(tmp_path / "jpeg"), "--split", "1", "--storage", "jpeg", "--jpeg-quality", "90",
+                 "--no-progress"])
+    assert code == 0
+    raw = pd.read_csv(tmp_path / "npy" / "index.csv", keep_default_na=False)
+    packed = pd.read_csv(tmp_path / "jpeg" / "index.csv", keep_default_na=False)
+    assert packed.drop(columns="frames_file").equals(raw.drop(columns="frames_file"))
+    assert all(f.endswith(".jpegs") for f in packed["frames_file"])
+    raw_bytes = packed_bytes = 0
+    for r, p in zip(raw.itertuples(), packed.itertuples()):
+        frames = np.load(tmp_path / "npy" / r.frames_file)
+        path = tmp_path / "jpeg" / p.frames_file
+        raw_bytes += frames.nbytes
+        packed_bytes += path.stat().st_size
+        everything = read_clip(path, list(range(p.num_frames))).numpy()
+        assert everything.shape == frames.shape and everything.dtype == np.uint8
+        error = np.abs(everything.astype(np.float64) - frames)
+        psnr = 10 * np.log10(255.0**2 / (error**2).mean())
+        assert psnr > 30.0, psnr  # lossy, but close to the raw frames at quality 90
+        # the container is what the docs say: another JPEG decoder (torchvision's libjpeg-turbo)
+        # reads every frame of the hand-parsed file as read_clip (PIL) does
+        blobs = _parse_jpegs_by_hand(path)
+        assert len(blobs) == p.num_frames
+        for k in (0, p.num_frames // 2, p.num_frames - 1):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                other = decode_jpeg(torch.frombuffer(bytearray(blobs[k]), dtype=torch.uint8)).permute(1, 2, 0).numpy()
+            assert np.abs(other.astype(int) - everything[k]).max() <= 2  # IDCT rounding of two libjpeg builds
+        # a strided, loop-padded clip is the same frames, in order, with repeats
+        clip = [3, 0, 5, 5, p.num_frames - 1, 0]
+        assert np.array_equal(read_clip(path, clip).numpy(), everything[clip])
+    assert packed_bytes < 0.35 * raw_bytes, packed_bytes / raw_bytes
+
+
+def test_a_damaged_jpegs_file_is_a_clear_decode_error(tree, tmp_path):
+    from snl_video.data.datasets import prepared_dataset
+    from snl_video.data.decoding import DecodeError
+    from snl_video.data.prepared import read_clip
+
+    out = tmp_path / "jpeg"
+    _run(tree, out, splits=[1], settings=PrepareSettings(storage="jpeg"))
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    files = [out / f for f in index[index["subset_1"] == "train"]["frames_file"]]
+    data = files[0].read_bytes()
+    files[0].write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecodeError, match="truncated .jpegs file; prepare the video again"):
+        read_clip(files[0], [0, 1])
+    files[1].write_bytes(b"not a frame file at all")
+    with pytest.raises(DecodeError, match="not a .jpegs frame file"):
+        read_clip(files[1], [0])
+    blobs = _parse_jpegs_by_hand(files[2])
+    damaged = bytearray(files[2].read_bytes())
+    start = len(damaged) - sum(len(b) for b in blobs)
+    damaged[start:] = b"\x00" * (len(damaged) - start)  # every JPEG zeroed, the container intact
+    files[2].write_bytes(bytes(damaged))
+    with pytest.raises(DecodeError, match="does not decode"):
+        read_clip(files[2], [0, 1])
+    with pytest.raises(IndexError, match="outside"):
+        read_clip(files[3], [10**6])
+    # in training, damaged files are counted and replaced like undecodable videos
+    ds = prepared_dataset(out, subset="train", max_failure_fraction=0.5)
+    assert ds[0]["index"] == 3 and ds.failure_report()["failures"] == 3
+
+
+def test_storage_settings_are_validated_and_fixed_per_directory(tree, tmp_path):
+    with pytest.raises(ValueError, match="storage must be one of"):
+        PrepareSettings(storage="png")
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        PrepareSettings(storage="jpeg", jpeg_quality=0)
+    # raw storage keeps the settings.json of directories prepared before storage existed
+    assert set(PrepareSettings().as_dict()) == {"format_version", "short_side", "clip_len", "short_videos"}
+    _run(tree, tmp_path / "out", splits=[1], settings=PrepareSettings(storage="jpeg"))
+    with pytest.raises(ValueError, match="was prepared with"):
+        _run(tree, tmp_path / "out", splits=[1])
+    code = main(["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
+                 "--out", str(tmp_path / "q"), "--storage", "jpeg", "--jpeg-quality", "101", "--no-progress"])
+    assert code == 2
