@@ -197,11 +197,13 @@ def load_backbone_weights(
 
 
 def _backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """Key → shape of the backbone tensors (no head, no non-local blocks, none ignored)."""
+    """Key → shape of the backbone tensors (no head, no non-local blocks, none ignored, and no
+    BatchNorm ``num_batches_tracked``: checkpoints older than PyTorch 0.4 lack them)."""
     return {
         k: tuple(v.shape)
         for k, v in state.items()
         if not k.startswith(("fc.", "nonlocal_blocks.")) and "non_local" not in k
+        and not k.endswith("num_batches_tracked")
         and not any(fnmatch.fnmatchcase(k, p) for p in ignore)
     }
 

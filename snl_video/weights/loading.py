@@ -8,6 +8,11 @@ load, and :func:`load_state_with_report` allows exactly those, by name:
   checkpoint lacks keep their identity initialisation;
 * keys the user explicitly ``ignore``-s (fnmatch patterns on checkpoint and model keys).
 
+One key kind is filled in rather than refused: BatchNorm's ``num_batches_tracked``
+counter, which checkpoints saved before PyTorch 0.4 (3D-ResNets-PyTorch's 2017 release,
+Caffe2 exports) do not have. It only matters for momentum-free BatchNorm; it is set to 0,
+as PyTorch itself does for such old state dicts, and listed as ``defaulted``.
+
 Anything else — a backbone tensor missing from the checkpoint, one whose shape differs, a
 checkpoint tensor the model has no place for — is an error that lists the keys, raised
 before the model is touched. When most keys do not fit, the error says which architecture
@@ -45,7 +50,8 @@ class LoadReport:
     ``loaded``: copied from the checkpoint. ``reinitialised_head``: classifier keys whose
     shape differs (or that the checkpoint lacks), re-initialised. ``new``: model keys
     matching the allowed new-module patterns that the checkpoint lacks; they keep their
-    initialisation. ``ignored``: keys the caller chose to ignore. The three error lists
+    initialisation. ``ignored``: keys the caller chose to ignore. ``defaulted``: BatchNorm
+    ``num_batches_tracked`` counters the checkpoint lacks (set to 0). The three error lists
     (``missing``, ``mismatched``, ``unexpected``) must be empty for the load to happen.
     """
 
@@ -53,6 +59,7 @@ class LoadReport:
     reinitialised_head: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    defaulted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -72,7 +79,7 @@ class LoadReport:
         lines = [
             f"load report for {self.source}: {len(self.loaded)} loaded, "
             f"{len(self.reinitialised_head)} head re-initialised, {len(self.new)} new, "
-            f"{len(self.ignored)} ignored, {len(self.missing)} missing, "
+            f"{len(self.ignored)} ignored, {len(self.defaulted)} defaulted, {len(self.missing)} missing, "
             f"{len(self.mismatched)} shape-mismatched, {len(self.unexpected)} unexpected"
         ]
         if self.reinitialised_head:
@@ -81,6 +88,8 @@ class LoadReport:
             lines.append(f"  new (kept at their initialisation): {keys(self.new)}")
         if self.ignored:
             lines.append(f"  ignored: {keys(self.ignored)}")
+        if self.defaulted:
+            lines.append(f"  set to 0 (BatchNorm counters the checkpoint predates): {len(self.defaulted)} keys")
         if self.missing:
             lines.append(f"  MISSING from the checkpoint: {keys(self.missing)}")
         if self.mismatched:
@@ -136,6 +145,15 @@ def load_state_with_report(
     def is_head(key: str) -> bool:
         return any(key.startswith(p) for p in head_prefixes)
 
+    def is_bn_counter(key: str) -> bool:
+        module, _, name = key.rpartition(".")
+        if name != "num_batches_tracked":
+            return False
+        try:
+            return isinstance(model.get_submodule(module), nn.modules.batchnorm._BatchNorm)
+        except AttributeError:
+            return False
+
     for key, target in model_state.items():
         if key in state_dict:
             value = state_dict[key]
@@ -156,6 +174,9 @@ def load_state_with_report(
             report.new.append(key)
         elif _matches(key, ignore):
             report.ignored.append(key)
+        elif is_bn_counter(key):
+            report.defaulted.append(key)
+            to_load[key] = torch.zeros_like(target)
         else:
             report.missing.append(key)
     for key in state_dict:
