@@ -28,6 +28,19 @@ def test_compare_table_has_deltas_against_the_baseline(tmp_path, capsys):
     base_row = dict(zip(header, rows[2].split(",")))
     assert base_row["Δtop-1"] == "" and snl_row["Δtop-1"] == "+2.50" and snl_row["Δtop-5"] == "-1.00"
     assert snl_row["ΔGMACs"].startswith("+") and float(snl_row["Δparams (M)"]) > 0
+    # the paper's convention is the profiler's Table 7 count of the same model
+    from snl_video.config import load_config
+    from snl_video.engine.builders import build_model_from_config
+    from snl_video.models import profile_model
+
+    def table7(run):
+        cfg = load_config(run / "config.yaml")
+        return profile_model(build_model_from_config(cfg, load_weights=False),
+                             input_shape=(1, 3, cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size))
+
+    with_block, without = table7(snl), table7(base)
+    assert snl_row["GFLOPs (paper)"] == f"{with_block.macs_table7 / 1e9:.2f}"
+    assert snl_row["ΔGFLOPs (paper)"] == f"{(with_block.macs_table7 - without.macs_table7) / 1e9:+.4f}" != "+0.0000"
     assert "| snl" in capsys.readouterr().out
 
 
