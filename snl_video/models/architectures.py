@@ -2,7 +2,8 @@
 
 * ``r3d10 … r3d200``: Hara et al. (CVPR 2018), the 3D-ResNets-PyTorch project (2020
   version: ``conv1_t_size``, ``conv1_t_stride``, ``no_max_pool``, ``widen_factor``);
-  shortcut "B"; every residual conv 3×3×3; layers 2–4 stride 2 in t, h and w.
+  shortcut "B" (or "A" with ``shortcut="A"``); every residual conv 3×3×3; layers 2–4
+  stride 2 in t, h and w.
 * ``i3d_r50``, ``slow_r50``, ``c2d_r50``: pytorchvideo's hub models (the SlowFast
   codebase's I3D/Slow/C2D R50): stem ``k×7×7``, max-pool ``1×3×3``, bottlenecks whose
   first conv carries the temporal kernel (I3D: ``3×1×1`` and ``1×1×1`` alternating),
@@ -43,15 +44,20 @@ def hara_resnet(
     conv1_t_stride: int = 1,
     no_max_pool: bool = False,
     widen_factor: float = 1.0,
+    shortcut: str = "B",
 ) -> ResNet3DSpec:
     """Hara's 3D ResNet of ``depth`` (10, 18, 34, 50, 101, 152 or 200).
 
     ``conv1_t_size``/``conv1_t_stride``: temporal kernel and stride of ``conv1`` (7 and 1
     in the paper's and the 2017 checkpoints); ``no_max_pool`` drops the stem pool;
-    ``widen_factor`` scales every width (wide ResNets).
+    ``widen_factor`` scales every width (wide ResNets); ``shortcut``: "B" (1×1×1 conv + BN,
+    the 2020 release and every 2017 ResNet-50+) or "A" (stride + zero channels, the 2017
+    ``resnet-18/34-kinetics.pth``; the project's ``--resnet_shortcut``).
     """
     if depth not in HARA_DEPTHS:
         raise ValueError(f"Hara 3D ResNet depth must be one of {sorted(HARA_DEPTHS)}, got {depth!r}")
+    if shortcut not in ("A", "B"):
+        raise ValueError(f"shortcut must be 'A' (zero padding) or 'B' (1x1x1 conv + BN), got {shortcut!r}")
     block, depths = HARA_DEPTHS[depth]
     widths = [int(w * widen_factor) for w in _WIDTHS]
     pattern = ((_POINT, _FULL, _POINT),) if block == "bottleneck" else ((_FULL, _FULL),)
@@ -67,7 +73,7 @@ def hara_resnet(
         StageSpec(depth=d, width=w, stride=(1, 1, 1) if i == 0 else (2, 2, 2), conv_patterns=pattern)
         for i, (d, w) in enumerate(zip(depths, widths))
     )
-    return ResNet3DSpec(block=block, stem=stem, stages=stages, family="hara")  # type: ignore[arg-type]
+    return ResNet3DSpec(block=block, stem=stem, stages=stages, family="hara", shortcut=shortcut)  # type: ignore[arg-type]
 
 
 # Per-stage patterns of the first (temporal) bottleneck conv, from pytorchvideo's hub builders.

@@ -110,6 +110,7 @@ def build_model(
     """
     entry = model_entry(name)
     valid = entry.options()
+    kw = _with_weights_options(name, pretrained, kw)
     unknown = sorted(set(kw) - set(valid))
     if unknown:
         raise ValueError(
@@ -130,6 +131,29 @@ def build_model(
     return model
 
 
+def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` plus the model options a registry checkpoint needs (e.g. ``shortcut="A"``);
+    an option given with another value is an error naming both."""
+    from snl_video.weights import get_weights, list_weights
+    from snl_video.weights.registry import PretrainedWeights
+
+    entry = None
+    if isinstance(pretrained, PretrainedWeights):
+        entry = pretrained
+    elif isinstance(pretrained, (str, Path)) and not Path(pretrained).is_file() and str(pretrained) in list_weights():
+        entry = get_weights(str(pretrained))
+    if entry is None or not entry.model_options or entry.architecture != name:
+        return kw
+    out = dict(kw)
+    for key, value in entry.model_options:
+        if key not in out:
+            logger.info("%s: building %s with %s=%r, as the checkpoint needs", entry.name, name, key, value)
+            out[key] = value
+        elif out[key] != value:
+            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given")
+    return out
+
+
 def load_backbone_weights(
     model: ResNet3D,
     source: "str | Path | PretrainedWeights | Mapping[str, Any]",
@@ -148,7 +172,7 @@ def load_backbone_weights(
     """
     # Lazy: snl_video.weights must not be needed to import the models.
     from snl_video.weights import load_pretrained
-    from snl_video.weights.errors import WrongArchitectureError
+    from snl_video.weights.errors import WeightsLoadError, WrongArchitectureError
     from snl_video.weights.registry import PretrainedWeights, get_weights, list_weights
 
     from .checkpoint_converters import check_nonlocal_keys
@@ -178,6 +202,17 @@ def load_backbone_weights(
         theirs = _backbone_signature(state, ignore)
         if mine == theirs:
             return
+        shortcut = getattr(getattr(model, "spec", None), "shortcut", None)
+        own_ds = any(".downsample." in k for k in mine)
+        their_ds = any(".downsample." in k for k in theirs)
+        if getattr(model.spec, "family", "") == "hara" and own_ds != their_ds:
+            need = "A" if own_ds else "B"
+            raise WeightsLoadError(
+                f"{detected.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
+                f"was built with shortcut {shortcut!r}: it is a shortcut-{need} network"
+                + (" (3D-ResNets-PyTorch 2017 resnet-18/34)" if need == "A" else "")
+                + f". Build it with shortcut={need!r} (config: model.options: {{shortcut: {need}}})"
+            )
         matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
         if matches:
             raise WrongArchitectureError(
@@ -229,7 +264,8 @@ _HARA = "Hara et al., CVPR 2018 (kenshohara/3D-ResNets-PyTorch, models/resnet.py
 
 def _register_hara(depth: int) -> None:
     def make_spec(
-        *, conv1_t_size: int = 7, conv1_t_stride: int = 1, no_max_pool: bool = False, widen_factor: float = 1.0
+        *, conv1_t_size: int = 7, conv1_t_stride: int = 1, no_max_pool: bool = False, widen_factor: float = 1.0,
+        shortcut: str = "B",
     ) -> ResNet3DSpec:
         return arch.hara_resnet(
             depth,
@@ -237,6 +273,7 @@ def _register_hara(depth: int) -> None:
             conv1_t_stride=conv1_t_stride,
             no_max_pool=no_max_pool,
             widen_factor=widen_factor,
+            shortcut=shortcut,
         )
 
     make_spec.__qualname__ = f"r3d{depth}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,10 @@ class ResNet3DSpec:
     dropout: float = 0.0
     in_channels: int = 3
     family: str = ""
+    #: Residual shortcut where the shape changes: "B" = 1×1×1 conv + BN (every model here by
+    #: default), "A" = Hara's parameter-free stride + zero channel padding (the 2017
+    #: resnet-18/34 Kinetics checkpoints).
+    shortcut: Literal["A", "B"] = "B"
 
     @property
     def expansion(self) -> int:
@@ -144,13 +149,39 @@ def make_conv(
     )
 
 
+class ZeroPadShortcut(nn.Module):
+    """Hara's shortcut "A": keep every ``stride``-th position (a 1×1×1 average pool with that
+    stride) and append zero channels up to ``out_channels``. No parameters.
+
+    3D-ResNets-PyTorch builds the result from ``.data``, which cuts the gradient through
+    this path; here it flows, as through any identity shortcut (same forward, so the same
+    logits from the same checkpoint).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: Triple) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"shortcut A pads channels; it cannot go from {in_channels} to {out_channels}")
+        self.extra = out_channels - in_channels
+        self.stride = tuple(stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        st, sh, sw = self.stride
+        out = x[:, :, ::st, ::sh, ::sw]
+        return F.pad(out, (0, 0, 0, 0, 0, 0, 0, self.extra)) if self.extra else out
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, zero_channels={self.extra}"
+
+
 class ResidualBlock3D(nn.Module):
     """A basic (two convs) or bottleneck (three convs, ``expansion`` 4) residual block.
 
     ``convK`` → ``bnK`` (→ ReLU except after the last) for each conv of ``convs``; the
     stride goes to the first conv with a spatial kernel (Hara, torchvision and
     pytorchvideo all stride there), and the shortcut is ``downsample`` = 1×1×1 conv + BN
-    (Hara's shortcut "B") when the stride or the channel count changes.
+    (Hara's shortcut "B") when the stride or the channel count changes, or the parameter-free
+    :class:`ZeroPadShortcut` with ``shortcut="A"``.
     """
 
     def __init__(
@@ -161,6 +192,7 @@ class ResidualBlock3D(nn.Module):
         convs: Sequence[ConvSpec],
         expansion: int,
         stride: Triple = (1, 1, 1),
+        shortcut: Literal["A", "B"] = "B",
     ) -> None:
         super().__init__()
         if expansion == 1 and len(convs) != 2 or expansion == 4 and len(convs) != 3:
@@ -186,10 +218,15 @@ class ResidualBlock3D(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
         if tuple(stride) != (1, 1, 1) or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm3d(out_channels),
-            )
+            if shortcut == "A":
+                self.downsample = ZeroPadShortcut(in_channels, out_channels, stride)
+            elif shortcut == "B":
+                self.downsample = nn.Sequential(
+                    nn.Conv3d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                    nn.BatchNorm3d(out_channels),
+                )
+            else:
+                raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         out = x
@@ -240,6 +277,7 @@ class ResNet3D(nn.Module):
                         convs=stage.convs_of_block(index),
                         expansion=spec.expansion,
                         stride=stage.stride if index == 0 else (1, 1, 1),
+                        shortcut=spec.shortcut,
                     )
                 )
                 channels = stage.width * spec.expansion

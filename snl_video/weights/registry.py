@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
@@ -82,6 +82,9 @@ class PretrainedWeights:
     reported_top1: float | None
     protocol: str
     notes: str = ""
+    #: Model options the checkpoint needs (``build_model(architecture, **model_options)``);
+    #: ``build_model(pretrained=<this name>)`` applies them when not given.
+    model_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def sha256_is_prefix(self) -> bool:
@@ -239,6 +242,33 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         reported_top1=None,
         protocol="not recorded here (see Hara et al., CVPR 2018)",
         notes="3D-ResNets-PyTorch 2017 release; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
+    ),
+    *(
+        PretrainedWeights(
+            name=f"r3d{depth}.hara2017_k400",
+            url=None,
+            sha256=None,
+            file_name=f"resnet-{depth}-kinetics.pth",
+            format="hara2017",
+            architecture=f"r3d{depth}",
+            num_classes=400,
+            dataset="kinetics400",
+            clip=ClipSpec(
+                num_frames=16,
+                sampling_stride=1,
+                crop_size=112,
+                resize=112,
+                value_scale=255,
+                mean=(114.7748, 107.7354, 99.4750),
+                std=(1.0, 1.0, 1.0),
+            ),
+            reported_top1=None,
+            protocol="not recorded here (see Hara et al., CVPR 2018)",
+            notes=f"3D-ResNets-PyTorch 2017 release, ResNet-{depth} with shortcut A (zero padding: the "
+                  "file has no downsample tensors); 0-255 input minus the ActivityNet mean. " + _HARA_GDRIVE,
+            model_options=(("shortcut", "A"),),
+        )
+        for depth in (18, 34)
     ),
     PretrainedWeights(
         name="r3d50.hara2020_k700",

@@ -5,11 +5,15 @@ It deliberately shares no code with ``snl_video.models``: plain per-block classe
 project's attribute names (so its state dict has the project's keys), stride on the
 3×3×3 conv, shortcut "B" (1×1×1 conv + BN) when the shape changes, conv1 7×7×7 stride
 (1, 2, 2) padding 3, max-pool 3 / stride 2 / padding 1, global average pool, fc.
+Shortcut "A" (the 2017 ResNet-18/34) as the project describes it: a 1×1×1 average pool
+with the block's stride, then zero channels concatenated up to the output width.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 _LAYERS = {
     10: ("basic", [1, 1, 1, 1]),
@@ -69,9 +73,21 @@ class _Bottleneck(nn.Module):
         return self.relu(y + (x if self.downsample is None else self.downsample(x)))
 
 
-class HaraReferenceResNet(nn.Module):
-    def __init__(self, block, layers, num_classes):
+class _ShortcutA(nn.Module):
+    def __init__(self, planes, stride):
         super().__init__()
+        self.planes, self.stride = planes, stride
+
+    def forward(self, x):
+        out = F.avg_pool3d(x, kernel_size=1, stride=self.stride)
+        zeros = torch.zeros(out.size(0), self.planes - out.size(1), *out.shape[2:], dtype=out.dtype)
+        return torch.cat([out, zeros], dim=1)
+
+
+class HaraReferenceResNet(nn.Module):
+    def __init__(self, block, layers, num_classes, shortcut="B"):
+        super().__init__()
+        self.shortcut = shortcut
         self.in_planes = 64
         self.conv1 = nn.Conv3d(3, 64, kernel_size=(7, 7, 7), stride=(1, 2, 2), padding=(3, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(64)
@@ -86,7 +102,9 @@ class HaraReferenceResNet(nn.Module):
 
     def _layer(self, block, planes, blocks, stride):
         downsample = None
-        if stride != 1 or self.in_planes != planes * block.expansion:
+        if (stride != 1 or self.in_planes != planes * block.expansion) and self.shortcut == "A":
+            downsample = _ShortcutA(planes * block.expansion, stride)
+        elif stride != 1 or self.in_planes != planes * block.expansion:
             downsample = nn.Sequential(
                 _conv1(self.in_planes, planes * block.expansion, stride), nn.BatchNorm3d(planes * block.expansion)
             )
@@ -101,6 +119,6 @@ class HaraReferenceResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def hara_reference_resnet(depth: int, *, num_classes: int) -> HaraReferenceResNet:
+def hara_reference_resnet(depth: int, *, num_classes: int, shortcut: str = "B") -> HaraReferenceResNet:
     kind, layers = _LAYERS[depth]
-    return HaraReferenceResNet(_Basic if kind == "basic" else _Bottleneck, layers, num_classes)
+    return HaraReferenceResNet(_Basic if kind == "basic" else _Bottleneck, layers, num_classes, shortcut)

@@ -98,6 +98,29 @@ def test_hara_parity_deep(depth):
     test_hara_parity_same_keys(depth)
 
 
+@pytest.mark.parametrize("depth", [18, 50])
+def test_hara_shortcut_a_parity(depth):
+    """Shortcut "A" (2017 ResNet-18/34): no downsample tensors at all, same logits as the
+    reference's average-pool-and-concatenate statement of it."""
+    torch.manual_seed(0)
+    reference = hara_reference_resnet(depth, num_classes=NUM_CLASSES, shortcut="A")
+    randomize_batchnorm(reference)
+    ours = build_model(f"r3d{depth}", num_classes=NUM_CLASSES, shortcut="A")
+    assert not any("downsample" in k for k in ours.state_dict())
+    _load_converted(reference, ours, lambda k: k)
+    clip = torch.randn(2, 3, 8, 48, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _assert_same_logits(reference, ours, clip)
+    # unlike the project's `.data` trick, the gradient flows through the shortcut
+    x = clip[:1].clone().requires_grad_(True)
+    block = ours.layer2[0].eval()
+    with torch.no_grad():
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()  # residual branch off: the block is relu(shortcut(x))
+    y = block(ours.layer1(ours.maxpool(ours.relu(ours.bn1(ours.conv1(x))))))
+    y.sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "depth, params",
     # r3d50 with the 400-class Kinetics head: 47.02 M, the paper's Table 7. The others are

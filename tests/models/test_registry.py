@@ -60,8 +60,10 @@ def test_hara_options_change_the_architecture():
     assert model.maxpool is None
     assert model.fc.in_features == 1024
     assert model_entry("r3d18").options() == {
-        "conv1_t_size": 7, "conv1_t_stride": 1, "no_max_pool": False, "widen_factor": 1.0,
+        "conv1_t_size": 7, "conv1_t_stride": 1, "no_max_pool": False, "widen_factor": 1.0, "shortcut": "B",
     }  # fmt: skip
+    with pytest.raises(ValueError, match="shortcut must be 'A'"):
+        build_model("r3d18", num_classes=3, shortcut="C")
 
 
 MATRIX = [

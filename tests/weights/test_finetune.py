@@ -151,3 +151,31 @@ def test_registry_name_loads_the_file_dropped_in_the_cache(tmp_path, monkeypatch
     assert report.reinitialised_head == ["fc.weight", "fc.bias"] and report.new
     assert str(tmp_path / "SLOW_8x8_R50.pyth") in report.source
     assert torch.equal(model.layer3[2].conv1.weight, upstream["blocks.3.res_blocks.2.branch2.conv_a.weight"])
+
+
+def test_a_2017_shortcut_a_file_loads_into_a_shortcut_a_model_and_explains_otherwise(tmp_path, monkeypatch):
+    # Hara's 2017 resnet-18/34 use shortcut A: the file has no downsample tensors
+    torch.manual_seed(5)
+    source = build_model("r3d18", num_classes=CLASSES, shortcut="A").eval()
+    path = tmp_path / "resnet-18-kinetics.pth"
+    save_hara2017(source, path)
+    ours = build_model("r3d18", num_classes=CLASSES, shortcut="A", pretrained=path).eval()
+    clip = _clip(4, 32)
+    with torch.no_grad():
+        assert torch.equal(ours(clip), source(clip))
+    # the default (shortcut B) model: a clear error saying what to build
+    with pytest.raises(WeightsLoadError, match=r"has no shortcut \(downsample\) tensors.*shortcut='A'"):
+        build_model("r3d18", num_classes=101, pretrained=path)
+    # and the other way round: a shortcut-B file into a shortcut-A model
+    b_file = tmp_path / "b.pth"
+    save_hara2017(build_model("r3d18", num_classes=CLASSES), b_file)
+    with pytest.raises(WeightsLoadError, match=r"has shortcut \(downsample\) tensors.*shortcut='B'"):
+        build_model("r3d18", num_classes=101, shortcut="A", pretrained=b_file)
+    # the registry entry builds the model it needs (offline path: the file in the cache)
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    via_name = build_model("r3d18", num_classes=CLASSES, pretrained="r3d18.hara2017_k400").eval()
+    assert via_name.spec.shortcut == "A"
+    with torch.no_grad():
+        assert torch.equal(via_name(clip), source(clip))
+    with pytest.raises(ValueError, match="needs r3d18 built with shortcut='A', but shortcut='B' was given"):
+        build_model("r3d18", num_classes=CLASSES, shortcut="B", pretrained="r3d18.hara2017_k400")

@@ -17,14 +17,14 @@ from snl_video.weights.registry import (
     validate_entry,
 )
 
-# Architectures snl_video's models layer is expected to provide (issue: backbones).
-SNL_ARCHITECTURES = {"r3d50", "i3d_r50", "slow_r50", "c2d_r50", "r3d_18", "mc3_18", "r2plus1d_18"}
-
-
 @pytest.mark.parametrize("entry", WEIGHTS, ids=lambda e: e.name)
 def test_entry_is_valid(entry):
+    from snl_video.models import list_models
+    from snl_video.models.registry import model_entry
+
     assert validate_entry(entry) == []
-    assert entry.architecture in SNL_ARCHITECTURES
+    assert entry.architecture in list_models()
+    assert set(dict(entry.model_options)) <= set(model_entry(entry.architecture).options())
     assert entry.name.startswith(entry.architecture + ".")
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.num_classes = 1  # type: ignore[misc]
