@@ -136,6 +136,41 @@ _HARA_GDRIVE = (
     "with no per-file URL: download it in a browser and put it in the weights cache directory."
 )
 
+
+# 2017 release: 0-255 input minus the ActivityNet mean, no std; 2020: [0, 1] input, Kinetics mean/std.
+_HARA_2017_CLIP = ClipSpec(
+    num_frames=16, sampling_stride=1, crop_size=112, resize=112, value_scale=255,
+    mean=(114.7748, 107.7354, 99.4750), std=(1.0, 1.0, 1.0),
+)  # fmt: skip
+_HARA_2020_CLIP = ClipSpec(
+    num_frames=16, sampling_stride=1, crop_size=112, resize=112, value_scale=1,
+    mean=(0.4345, 0.4051, 0.3775), std=(0.2768, 0.2713, 0.2737),
+)  # fmt: skip
+_HARA_2020_PROTOCOL = "not recorded here (see Kataoka et al., arXiv:2004.04968)"
+
+
+def _hara2017(depth: int) -> PretrainedWeights:
+    """The 2017 release's ``resnet-<depth>-kinetics.pth``: ResNet-18/34 use shortcut A, 50 shortcut B."""
+    shortcut = "A" if depth < 50 else "B"
+    return PretrainedWeights(
+        name=f"r3d{depth}.hara2017_k400",
+        url=None,
+        sha256=None,
+        file_name=f"resnet-{depth}-kinetics.pth",
+        format="hara2017",
+        architecture=f"r3d{depth}",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_HARA_2017_CLIP,
+        reported_top1=None,
+        protocol="not recorded here (see Hara et al., CVPR 2018)",
+        notes=f"3D-ResNets-PyTorch 2017 release, shortcut {shortcut}"
+        + (" (zero padding: the file has no downsample tensors)" if shortcut == "A" else "")
+        + "; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
+        model_options=(("shortcut", "A"),) if shortcut == "A" else (),
+    )
+
+
 WEIGHTS: tuple[PretrainedWeights, ...] = (
     PretrainedWeights(
         name="i3d_r50.pytorchvideo_k400",
@@ -221,55 +256,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         protocol=_TV_PROTOCOL,
         notes="torchvision R2Plus1D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
-    PretrainedWeights(
-        name="r3d50.hara2017_k400",
-        url=None,
-        sha256=None,
-        file_name="resnet-50-kinetics.pth",
-        format="hara2017",
-        architecture="r3d50",
-        num_classes=400,
-        dataset="kinetics400",
-        clip=ClipSpec(
-            num_frames=16,
-            sampling_stride=1,
-            crop_size=112,
-            resize=112,
-            value_scale=255,
-            mean=(114.7748, 107.7354, 99.4750),
-            std=(1.0, 1.0, 1.0),
-        ),
-        reported_top1=None,
-        protocol="not recorded here (see Hara et al., CVPR 2018)",
-        notes="3D-ResNets-PyTorch 2017 release; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
-    ),
-    *(
-        PretrainedWeights(
-            name=f"r3d{depth}.hara2017_k400",
-            url=None,
-            sha256=None,
-            file_name=f"resnet-{depth}-kinetics.pth",
-            format="hara2017",
-            architecture=f"r3d{depth}",
-            num_classes=400,
-            dataset="kinetics400",
-            clip=ClipSpec(
-                num_frames=16,
-                sampling_stride=1,
-                crop_size=112,
-                resize=112,
-                value_scale=255,
-                mean=(114.7748, 107.7354, 99.4750),
-                std=(1.0, 1.0, 1.0),
-            ),
-            reported_top1=None,
-            protocol="not recorded here (see Hara et al., CVPR 2018)",
-            notes=f"3D-ResNets-PyTorch 2017 release, ResNet-{depth} with shortcut A (zero padding: the "
-                  "file has no downsample tensors); 0-255 input minus the ActivityNet mean. " + _HARA_GDRIVE,
-            model_options=(("shortcut", "A"),),
-        )
-        for depth in (18, 34)
-    ),
+    *(_hara2017(depth) for depth in (18, 34, 50)),
     PretrainedWeights(
         name="r3d50.hara2020_k700",
         url=None,
@@ -279,17 +266,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r3d50",
         num_classes=700,
         dataset="kinetics700",
-        clip=ClipSpec(
-            num_frames=16,
-            sampling_stride=1,
-            crop_size=112,
-            resize=112,
-            value_scale=1,
-            mean=(0.4345, 0.4051, 0.3775),
-            std=(0.2768, 0.2713, 0.2737),
-        ),
+        clip=_HARA_2020_CLIP,
         reported_top1=None,
-        protocol="not recorded here (see Kataoka et al., arXiv:2004.04968)",
+        protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
     ),
     PretrainedWeights(
@@ -301,17 +280,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r3d50",
         num_classes=1039,
         dataset="kinetics700+moments_in_time",
-        clip=ClipSpec(
-            num_frames=16,
-            sampling_stride=1,
-            crop_size=112,
-            resize=112,
-            value_scale=1,
-            mean=(0.4345, 0.4051, 0.3775),
-            std=(0.2768, 0.2713, 0.2737),
-        ),
+        clip=_HARA_2020_CLIP,
         reported_top1=None,
-        protocol="not recorded here (see Kataoka et al., arXiv:2004.04968)",
+        protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). " + _HARA_GDRIVE,
     ),
 )
