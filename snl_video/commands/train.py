@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.evaluate import run_evaluation
-    from ..engine.train import train
+    from ..engine.train import NonFiniteLossError, train
 
     from ..engine.builders import resolve_device
     from ..engine.distributed import cleanup_distributed, setup_distributed
@@ -33,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
     # share it: re-creating a group in the same processes would hang on the rendezvous.
     started = setup_distributed(resolve_device(cfg.runtime.device))
     try:
-        result = train(cfg, resume=args.resume)
+        try:
+            result = train(cfg, resume=args.resume)
+        except NonFiniteLossError as exc:
+            # a diverged run is not a crash: one clear line, exit 1, checkpoints kept
+            print(f"snl-video train: stopped: {exc}", file=sys.stderr)
+            return 1
         if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
             report = run_evaluation(cfg, result.last_checkpoint)
             if int(os.environ.get("RANK", 0)) == 0:

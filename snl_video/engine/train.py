@@ -421,9 +421,17 @@ def _train_one_epoch(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(clip)
                 loss = loss_fn(logits.float(), label)
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if dist_utils.is_distributed():
+                # every process must stop together: one that raised alone would leave the
+                # others waiting in the gradient all-reduce
+                everywhere = dist_utils.all_reduce_max(0.0 if finite else 1.0) == 0.0
+            else:
+                everywhere = finite
+            if not everywhere:
+                where = f"loss is {loss.item()}" if not finite else "a non-finite loss on another process"
                 raise NonFiniteLossError(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
+                    f"{where} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
                     f"is kept in {Path(r.output_dir) / 'checkpoints'}. Lower optim.lr, use runtime.amp=bf16 or none, "
                     f"or check the data for corrupt clips")
             scaler.scale(loss / group_size).backward()

@@ -78,6 +78,38 @@ def test_two_process_gloo_training_equals_one_process_with_accumulation(tiny_pre
         assert b["train_top1"] == pytest.approx(a["train_top1"])
 
 
+def test_a_non_finite_loss_on_one_process_stops_every_process_cleanly(tiny_prepared, tmp_path):
+    # rank 1's loss becomes NaN in epoch 2; rank 0's stays finite. Both must stop with the
+    # clear error (rank 0 must not wait forever in the gradient all-reduce), exit code 1,
+    # and the checkpoint of epoch 1 must stay.
+    cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 3})
+    config_file = save_config(cfg, tmp_path / "run.yaml")
+    script = tmp_path / "nan_on_rank1.py"
+    script.write_text(
+        "import os, sys, torch\n"
+        "from snl_video.cli import main\n"
+        "from snl_video.engine import train as t\n"
+        "real = t._train_one_epoch\n"
+        "def patched(*args, epoch, **kwargs):\n"
+        "    if epoch == 1 and os.environ['RANK'] == '1':\n"
+        "        class NanLoss(torch.nn.CrossEntropyLoss):\n"
+        "            def forward(self, input, target):\n"
+        "                return super().forward(input, target) * float('nan')\n"
+        "        t.nn.CrossEntropyLoss = NanLoss\n"
+        "    return real(*args, epoch=epoch, **kwargs)\n"
+        "t._train_one_epoch = patched\n"
+        f"sys.exit(main(['train', '--config', {str(config_file)!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "stopped: loss is nan at epoch 2, step 1" in err  # rank 1
+    assert "stopped: a non-finite loss on another process at epoch 2, step 1" in err  # rank 0, not killed
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1
+
+
 def test_accumulation_equals_the_large_batch(tiny_prepared, tmp_path):
     # Only the head trains (every BatchNorm frozen in eval mode, no non-local block), so
     # batch 8 and 2 x 4 accumulated are the same gradient. The epoch's last group holds a
