@@ -202,10 +202,16 @@ def load_backbone_weights(
         theirs = _backbone_signature(state, ignore)
         if mine == theirs:
             return
-        shortcut = getattr(getattr(model, "spec", None), "shortcut", None)
+        spec = getattr(model, "spec", None)
+        shortcut = getattr(spec, "shortcut", None)
         own_ds = any(".downsample." in k for k in mine)
         their_ds = any(".downsample." in k for k in theirs)
-        if getattr(model.spec, "family", "") == "hara" and own_ds != their_ds:
+
+        def without_shortcuts(sig: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+            return {k: v for k, v in sig.items() if ".downsample." not in k}
+
+        same_otherwise = without_shortcuts(mine) == without_shortcuts(theirs)
+        if getattr(spec, "family", "") == "hara" and own_ds != their_ds and same_otherwise:
             need = "A" if own_ds else "B"
             raise WeightsLoadError(
                 f"{detected.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
@@ -214,11 +220,16 @@ def load_backbone_weights(
                 + f". Build it with shortcut={need!r} (config: model.options: {{shortcut: {need}}})"
             )
         matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
+        option = ""
+        if not matches and not their_ds:  # a shortcut-A file: compare the rest of the backbone
+            matches = [n for n in list_models(pattern="r3d[0-9]*") if n != model_name
+                       and without_shortcuts(_registered_signature(n, ignore)) == without_shortcuts(theirs)]
+            option = ", shortcut='A'"
         if matches:
             raise WrongArchitectureError(
                 f"{detected.source} holds a {detected.describe()} whose backbone is that of "
-                f"{' / '.join(matches)}, but the model is {model_desc}: build_model({matches[0]!r}, ...) "
-                f"or use a checkpoint made for {model_desc}"
+                f"{' / '.join(matches)}{' with shortcut A' if option else ''}, but the model is {model_desc}: "
+                f"build_model({matches[0]!r}{option}, ...) or use a checkpoint made for {model_desc}"
             )
 
     return load_pretrained(

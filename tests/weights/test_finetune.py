@@ -177,5 +177,8 @@ def test_a_2017_shortcut_a_file_loads_into_a_shortcut_a_model_and_explains_other
     assert via_name.spec.shortcut == "A"
     with torch.no_grad():
         assert torch.equal(via_name(clip), source(clip))
+    # another depth is still "another architecture", not a shortcut problem
+    with pytest.raises(WrongArchitectureError, match=r"that of r3d18 with shortcut A.*build_model\('r3d18', shortcut='A'"):
+        build_model("r3d34", num_classes=101, pretrained=path)
     with pytest.raises(ValueError, match="needs r3d18 built with shortcut='A', but shortcut='B' was given"):
         build_model("r3d18", num_classes=CLASSES, shortcut="B", pretrained="r3d18.hara2017_k400")
