@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("compare", help="Table-7-style table of finished runs (top-1/top-5, GMACs, params, deltas)")
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (runtime.output_dir of each)")
-    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for table.md and table.csv")
+    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for table.md, table.csv and curves.png")
     p.add_argument("--level", choices=["clip", "video"], default="clip", help="which accuracies (default: clip, as the paper)")
     p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
+    p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
     p.set_defaults(func=run)
 
 
@@ -106,5 +107,16 @@ def run(args: argparse.Namespace) -> int:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(cells)
-    print(f"written: {args.out / 'table.md'}, {args.out / 'table.csv'}")
+    written = [args.out / "table.md", args.out / "table.csv"]
+    if not args.no_curves:
+        from ..engine.plots import plot_training_curves
+        from ..engine.train import read_history
+
+        histories = {r["run"]: read_history(d) for r, d in zip(rows, args.runs)}
+        if any(h for h in histories.values()):
+            plot_training_curves(histories, args.out / "curves.png")
+            written.append(args.out / "curves.png")
+        else:
+            logger.warning("no metrics.jsonl in the runs: no curves.png")
+    print("written: " + ", ".join(str(p) for p in written))
     return 0

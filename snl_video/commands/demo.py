@@ -64,37 +64,12 @@ def _self_check() -> list[str]:
     return lines
 
 
-def plot_curves(history: list[dict], path: Path) -> Path:
-    """Training loss and train / held-out clip top-1 per epoch, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history if h.get("kind") == "epoch"]
-    rows = [h for h in history if h.get("kind") == "epoch"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["train_loss"] for h in rows], marker="o")
-    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax2.plot(epochs, [h["train_top1"] for h in rows], marker="o", label="train (random clips)")
-    val = [(h["epoch"], h["val_clip_top1"]) for h in rows if "val_clip_top1" in h]
-    if val:
-        ax2.plot(*zip(*val), marker="s", label="held-out clip top-1")
-    ax2.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy", ylim=(0, 100))
-    ax2.legend()
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..data.prepare import PrepareSettings, prepare_ucf101
     from ..data.synthetic import make_synthetic_ucf101
     from ..engine.evaluate import run_evaluation
+    from ..engine.plots import plot_training_curves
     from ..engine.train import read_history, train
 
     t_start = time.perf_counter()
@@ -128,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_evaluation(cfg, result.last_checkpoint, out_dir=out)
 
         logger.info("[5/5] plots")
-        plot_curves(read_history(out / "train"), out / "curves.png")
+        plot_training_curves({"demo": read_history(out / "train")}, out / "curves.png")
         chance = 100.0 / cfg.model.num_classes
         minutes = (time.perf_counter() - t_start) / 60
         summary = {

@@ -15,6 +15,9 @@ def _fake_run(root, name, nonlocal_blocks, top1, top5, data_root):
     (root / name / "eval").mkdir(parents=True)
     save_config(cfg, root / name / "config.yaml")
     (root / name / "eval" / "metrics.json").write_text(json.dumps({"clip_top1": top1, "clip_top5": top5}))
+    (root / name / "metrics.jsonl").write_text("".join(
+        json.dumps({"kind": "epoch", "epoch": e, "step": e, "train_loss": 2.0 / e, "train_top1": 10.0 * e,
+                    "val_clip_top1": top1 * e / 2}) + "\n" for e in (1, 2)))
     return root / name
 
 
@@ -42,6 +45,7 @@ def test_compare_table_has_deltas_against_the_baseline(tmp_path, capsys):
     assert snl_row["GFLOPs (paper)"] == f"{with_block.macs_table7 / 1e9:.2f}"
     assert snl_row["ΔGFLOPs (paper)"] == f"{(with_block.macs_table7 - without.macs_table7) / 1e9:+.4f}" != "+0.0000"
     assert "| snl" in capsys.readouterr().out
+    assert (tmp_path / "cmp" / "curves.png").is_file()  # the runs' curves beside the table
 
 
 def test_compare_names_the_missing_file(tmp_path, capsys):
