@@ -7,7 +7,7 @@
 multiply-adds.
 """
 
-from . import checkpoint_converters  # registers the upstream formats' key converters
+from . import checkpoint_converters  # registers the upstream formats' key converters  # noqa: F401
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
 from .placement import NonLocalPlacement, default_positions, insert_nonlocal_blocks, resolve_placement
 from .profiling import ModelProfile, count_macs, profile_model

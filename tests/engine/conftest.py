@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snl_video.config import ExperimentConfig, config_from_dict, config_to_dict
+from snl_video.config import ExperimentConfig, config_from_dict
 from snl_video.data.prepare import PrepareSettings, prepare_ucf101
 from snl_video.data.synthetic import make_synthetic_ucf101
 
