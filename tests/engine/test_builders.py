@@ -20,8 +20,9 @@ def _write_checkpoint(tmp_path):
             elif t.is_floating_point():
                 t.copy_(torch.randn_like(t) * 0.1)
     path = tmp_path / "resnet-10-kinetics.pth"
-    # 3D-ResNets-PyTorch 2017 container: DataParallel keys, epoch/arch/optimizer beside.
-    state = {f"module.{k}": v for k, v in source.state_dict().items()}
+    # 3D-ResNets-PyTorch 2017 container: DataParallel keys, epoch/arch/optimizer beside, and
+    # no BatchNorm num_batches_tracked (saved before PyTorch 0.4 added them).
+    state = {f"module.{k}": v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save({"epoch": 200, "arch": "resnet-10", "state_dict": state, "optimizer": {}}, path)
     return source, path
 
@@ -37,6 +38,9 @@ def test_config_pretrained_loads_backbone_replaces_head_and_keeps_blocks_new(tmp
     src = source.state_dict()
     for key, value in model.state_dict().items():
         if key.startswith(("fc.", "nonlocal_blocks.")):
+            continue
+        if key.endswith("num_batches_tracked"):
+            assert int(value) == 0 and key in report.defaulted
             continue
         assert torch.equal(value, src[key]), key
     # With its blocks at identity, the fine-tuning model computes the source's features.
@@ -57,3 +61,43 @@ def test_config_pretrained_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError) as info:
         build_model_from_config(load_config(recipe))
     assert "r3d18" in str(info.value)
+
+
+def test_the_shipped_snl_recipe_fine_tunes_from_the_registry_checkpoint(tiny_prepared, tmp_path, monkeypatch, capsys):
+    """The user's path with `configs/ucf101/r3d50_snl.yaml` as shipped (only data, classes,
+    clip size and length overridden): the registry name finds the Hara 2017 file in the
+    offline cache, the backbone loads, the SNL block is placed before res4's last block,
+    one epoch trains, the evaluation and `compare` run. (The baseline recipe differs only in
+    `nonlocal_blocks`: every shipped recipe is validated in tests/test_config.py.)"""
+    from pathlib import Path
+
+    from snl_video.cli import main
+    from snl_video.engine.checkpoint import load_checkpoint
+
+    from .conftest import NUM_CLASSES
+
+    repo = Path(__file__).resolve().parents[2]
+    torch.manual_seed(0)
+    source = build_model("r3d50", num_classes=400)
+    state = {f"module.{k}": v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save({"epoch": 200, "arch": "resnet-50", "state_dict": state, "optimizer": {}},
+               tmp_path / "resnet-50-kinetics.pth")  # the registry's file name for r3d50.hara2017_k400
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    overrides = [f"data.root={tiny_prepared}", f"model.num_classes={NUM_CLASSES}", "data.num_frames=4",
+                 "data.crop_size=40", "data.batch_size=4", "data.train_scales=[1.0]", "schedule.epochs=1",
+                 "data.num_workers=0", "eval.num_clips=1", "eval.num_crops=1", "runtime.device=cpu",
+                 "runtime.progress=false"]
+    run = tmp_path / "snl"
+    code = main(["train", "--config", str(repo / "configs" / "ucf101" / "r3d50_snl.yaml"), *overrides,
+                 f"runtime.output_dir={run}"])
+    assert code == 0
+    assert (run / "eval" / "metrics.json").is_file()
+    model = load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+    assert "nonlocal_blocks.layer3_after_4.w1.weight" in model  # before the last of res4's 6 blocks
+    # the backbone started from the file: a frozen-in-expectation tensor moved only by one small epoch
+    start = source.state_dict()["layer4.2.conv3.weight"]
+    assert (model["layer4.2.conv3.weight"] - start).abs().max() < 0.05 * start.abs().max()
+    capsys.readouterr()
+    assert main(["compare", str(run), "--out", str(tmp_path / "cmp")]) == 0
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert "| ucf101_r3d50_snl" in table and "| snl" in table
