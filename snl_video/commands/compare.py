@@ -5,6 +5,11 @@ Each run directory holds ``config.yaml`` (written by ``train``) and ``eval/metri
 level, the paper's protocol), GMACs and parameters of the model at the run's input size,
 and the deltas against the baseline row (the first run without non-local blocks, else the
 first run). It is printed and written as Markdown and CSV.
+
+UCF-101 results are usually the mean over its three official splits: runs that differ only
+in ``data.split`` (same model, non-local blocks, weights and clip) are also summarised in
+``table_splits.md`` / ``.csv`` — mean and sample standard deviation over the splits, and
+the deltas of the means against the baseline group.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +48,16 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
                                 f"--checkpoint {run_dir / 'checkpoints' / 'last.pt'}`")
     cfg = load_config(config_file)
     metrics = json.loads(metrics_file.read_text())
+    nl = cfg.nonlocal_blocks
     row: dict[str, Any] = {
         "run": cfg.name,
+        "split": cfg.data.split,
+        # what makes two runs "the same recipe on another split"
+        "group": json.dumps([cfg.model.name, dict(cfg.model.options), nl.kind if nl else None,
+                             dict(nl.options) if nl else None,
+                             {k: list(v) for k, v in nl.positions.items()} if nl and nl.positions else None,
+                             cfg.pretrained.source if cfg.pretrained else None, cfg.data.num_frames,
+                             cfg.data.crop_size], sort_keys=True, default=str),
         "model": cfg.model.name,
         "nonlocal": cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
         "top1": float(metrics[f"{level}_top1"]),
@@ -71,8 +86,8 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
             return "-"
         return f"{value - ref:+{fmt}}" if r is not base else ""
 
-    header = ["run", "model", "non-local", "top-1", "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "Δtop-1", "Δtop-5",
-              "ΔGFLOPs (paper)", "ΔGMACs", "Δparams (M)"]
+    header = ["run", "split", "model", "non-local", "top-1", "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "Δtop-1",
+              "Δtop-5", "ΔGFLOPs (paper)", "ΔGMACs", "Δparams (M)"]
 
     def value(x: float | None, fmt: str) -> str:
         return "-" if x is None else f"{x:{fmt}}"
@@ -80,7 +95,7 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     cells = []
     for r in rows:
         cells.append([
-            r["run"], r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
+            r["run"], str(r["split"]), r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
             value(r["gflops_paper"], ".2f"), value(r["gmacs"], ".3f"), value(r["params_m"], ".2f"),
             delta(r["top1"], base["top1"], ".2f"), delta(r["top5"], base["top5"], ".2f"),
             delta(r["gflops_paper"], base["gflops_paper"], ".4f"), delta(r["gmacs"], base["gmacs"], ".4f"),
@@ -89,30 +104,84 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     return header, cells
 
 
-def run(args: argparse.Namespace) -> int:
-    rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
-    header, cells = format_rows(rows)
+def split_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per recipe (runs equal but for ``data.split``), in first-seen order: the splits
+    and the mean / sample standard deviation of top-1 and top-5 over them."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["group"], []).append(r)
+    out = []
+    for members in groups.values():
+        splits = [m["split"] for m in members]
+        if len(set(splits)) != len(splits):
+            raise ValueError(f"runs {[m['run'] for m in members]} are the same recipe on the same split "
+                             f"{sorted(splits)}: pass each split once")
+        first = members[0]
+        summary = {k: first[k] for k in ("run", "model", "nonlocal", "gflops_paper", "gmacs", "params_m")}
+        summary["splits"] = sorted(splits)
+        for metric in ("top1", "top5"):
+            values = np.array([m[metric] for m in members], dtype=np.float64)
+            summary[metric] = float(values.mean())
+            summary[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(summary)
+    return out
+
+
+def format_split_rows(means: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the mean-over-splits table, deltas of the means against the baseline."""
+    base = next((r for r in means if r["nonlocal"] == "-"), means[0])
+    header = ["recipe", "splits", "model", "non-local", "top-1 mean", "top-1 std", "top-5 mean", "top-5 std",
+              "Δtop-1", "Δtop-5"]
+    cells = []
+    for r in means:
+        deltas = ["", ""] if r is base else [f"{r['top1'] - base['top1']:+.2f}", f"{r['top5'] - base['top5']:+.2f}"]
+        cells.append([r["run"], " ".join(map(str, r["splits"])), r["model"], r["nonlocal"], f"{r['top1']:.2f}",
+                      f"{r['top1_std']:.2f}", f"{r['top5']:.2f}", f"{r['top5_std']:.2f}", *deltas])
+    return header, cells
+
+
+def _write_tables(header: list[str], cells: list[list[str]], md: Path, csv_path: Path) -> str:
+    """The table as Markdown (returned, and written) and CSV, both atomically."""
+    import io
+
+    from ..fileio import atomic_write_text
+
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
     table = "\n".join(lines)
+    atomic_write_text(md, table + "\n")
+    buffer = io.StringIO()
+    w = csv.writer(buffer, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(cells)
+    atomic_write_text(csv_path, buffer.getvalue())
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
+    header, cells = format_rows(rows)
+    table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
     base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
     print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}. GFLOPs (paper): the "
           f"convention of the paper's Table 7 (conv/linear products + 2 per norm element); GMACs: every product")
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(table + "\n")
-    with open(args.out / "table.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(cells)
     written = [args.out / "table.md", args.out / "table.csv"]
+    means = split_means(rows)
+    if any(len(m["splits"]) > 1 for m in means):
+        split_table = _write_tables(*format_split_rows(means), args.out / "table_splits.md",
+                                    args.out / "table_splits.csv")
+        print(f"\nmean over splits ({args.level} level, sample std):")
+        print(split_table)
+        written += [args.out / "table_splits.md", args.out / "table_splits.csv"]
     if not args.no_curves:
         from ..engine.plots import plot_training_curves
         from ..engine.train import read_history
 
-        histories = {r["run"]: read_history(d) for r, d in zip(rows, args.runs)}
+        histories = {f"{r['run']} (split {r['split']})" if sum(o["run"] == r["run"] for o in rows) > 1 else r["run"]:
+                     read_history(d) for r, d in zip(rows, args.runs)}
         if any(h for h in histories.values()):
             plot_training_curves(histories, args.out / "curves.png")
             written.append(args.out / "curves.png")

@@ -52,3 +52,34 @@ def test_compare_names_the_missing_file(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert main(["compare", str(tmp_path / "run")]) == 2
     assert "config.yaml is missing" in capsys.readouterr().err
+
+
+def _split_run(root, folder, name, nonlocal_blocks, split, top1, top5, data_root):
+    cfg = tiny_config(data_root, root / folder, name=name, nonlocal_blocks=nonlocal_blocks, data={"split": split})
+    (root / folder / "eval").mkdir(parents=True)
+    save_config(cfg, root / folder / "config.yaml")
+    (root / folder / "eval" / "metrics.json").write_text(json.dumps({"clip_top1": top1, "clip_top5": top5}))
+    return root / folder
+
+
+def test_runs_of_one_recipe_on_several_splits_are_averaged(tmp_path, capsys):
+    snl = {"kind": "snl", "positions": {"layer3": [0]}}
+    runs = [
+        _split_run(tmp_path, f"base{s}", "base", None, s, t1, 90.0, tmp_path) for s, t1 in ((1, 50.0), (2, 52.0), (3, 54.0))
+    ] + [
+        _split_run(tmp_path, f"snl{s}", "snl", snl, s, t1, t5, tmp_path)
+        for s, t1, t5 in ((1, 55.0, 91.0), (2, 56.0, 92.0), (3, 60.0, 96.0))
+    ]
+    assert main(["compare", *map(str, runs), "--no-profile", "--no-curves", "--out", str(tmp_path / "cmp")]) == 0
+    lines = (tmp_path / "cmp" / "table_splits.csv").read_text().strip().splitlines()
+    header = lines[0].split(",")
+    base, with_snl = (dict(zip(header, line.split(","))) for line in lines[1:])
+    assert base["splits"] == with_snl["splits"] == "1 2 3"
+    assert base["top-1 mean"] == "52.00" and base["top-1 std"] == "2.00"  # sample std of 50, 52, 54
+    assert with_snl["top-1 mean"] == "57.00" and with_snl["top-1 std"] == f"{7 ** 0.5:.2f}"  # (4 + 1 + 9) / 2 = 7
+    assert with_snl["top-5 mean"] == "93.00" and with_snl["Δtop-1"] == "+5.00" and with_snl["Δtop-5"] == "+3.00"
+    assert "mean over splits" in capsys.readouterr().out
+    # the same recipe twice on one split is a mistake, not a mean
+    dup = _split_run(tmp_path, "base1b", "base", None, 1, 51.0, 90.0, tmp_path)
+    assert main(["compare", str(runs[0]), str(dup), "--no-profile", "--out", str(tmp_path / "x")]) == 2
+    assert "same recipe on the same split" in capsys.readouterr().err
