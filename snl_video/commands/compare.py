@@ -6,8 +6,9 @@ level, the paper's protocol), GMACs and parameters of the model at the run's inp
 and the deltas against the baseline row (the first run without non-local blocks, else the
 first run). It is printed and written as Markdown and CSV.
 
-UCF-101 results are usually the mean over its three official splits: runs that differ only
-in ``data.split`` (same model, non-local blocks, weights and clip) are also summarised in
+UCF-101 results are usually the mean over its three official splits: runs whose configs
+differ only in ``data.split`` (and in their name and where / how fast they ran: output
+folder, device, loader workers, ...) are also summarised in
 ``table_splits.md`` / ``.csv`` — mean and sample standard deviation over the splits, and
 the deltas of the means against the baseline group.
 """
@@ -48,16 +49,10 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
                                 f"--checkpoint {run_dir / 'checkpoints' / 'last.pt'}`")
     cfg = load_config(config_file)
     metrics = json.loads(metrics_file.read_text())
-    nl = cfg.nonlocal_blocks
     row: dict[str, Any] = {
         "run": cfg.name,
         "split": cfg.data.split,
-        # what makes two runs "the same recipe on another split"
-        "group": json.dumps([cfg.model.name, dict(cfg.model.options), nl.kind if nl else None,
-                             dict(nl.options) if nl else None,
-                             {k: list(v) for k, v in nl.positions.items()} if nl and nl.positions else None,
-                             cfg.pretrained.source if cfg.pretrained else None, cfg.data.num_frames,
-                             cfg.data.crop_size], sort_keys=True, default=str),
+        "group": recipe_key(cfg),
         "model": cfg.model.name,
         "nonlocal": cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
         "top1": float(metrics[f"{level}_top1"]),
@@ -75,6 +70,27 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
         row["gmacs"], row["params_m"] = prof.macs / 1e9, prof.params / 1e6
         row["gflops_paper"] = prof.macs_table7 / 1e9  # Table 7's "FLOPs" (r3d50: 10.10 G)
     return row
+
+
+# Settings that say where or how fast a run went, not what it computed: two runs that differ
+# only in these (and in data.split) are the same recipe.
+_NOT_THE_RECIPE = {
+    "data": ("split", "root", "splits_dir", "num_workers"),
+    "eval": ("batch_size",),
+    "runtime": ("output_dir", "device", "progress", "log_every", "tensorboard", "checkpoint_every"),
+}
+
+
+def recipe_key(cfg: Any) -> str:
+    """The config without its split and bookkeeping settings, as a canonical string."""
+    from ..config import config_to_dict
+
+    d = config_to_dict(cfg)
+    d.pop("name", None)  # a label: "r3d50_snl_split2" is still the r3d50_snl recipe
+    for section, keys in _NOT_THE_RECIPE.items():
+        for key in keys:
+            d.get(section, {}).pop(key, None)
+    return json.dumps(d, sort_keys=True, default=str)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -114,8 +130,9 @@ def split_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for members in groups.values():
         splits = [m["split"] for m in members]
         if len(set(splits)) != len(splits):
-            raise ValueError(f"runs {[m['run'] for m in members]} are the same recipe on the same split "
-                             f"{sorted(splits)}: pass each split once")
+            logger.warning("runs %s repeat one recipe on the same split (%s): not averaged over splits",
+                           [m["run"] for m in members], sorted(splits))
+            continue
         first = members[0]
         summary = {k: first[k] for k in ("run", "model", "nonlocal", "gflops_paper", "gmacs", "params_m")}
         summary["splits"] = sorted(splits)
@@ -170,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     written = [args.out / "table.md", args.out / "table.csv"]
     means = split_means(rows)
-    if any(len(m["splits"]) > 1 for m in means):
+    if means and any(len(m["splits"]) > 1 for m in means):
         split_table = _write_tables(*format_split_rows(means), args.out / "table_splits.md",
                                     args.out / "table_splits.csv")
         print(f"\nmean over splits ({args.level} level, sample std):")

@@ -67,7 +67,7 @@ def test_runs_of_one_recipe_on_several_splits_are_averaged(tmp_path, capsys):
     runs = [
         _split_run(tmp_path, f"base{s}", "base", None, s, t1, 90.0, tmp_path) for s, t1 in ((1, 50.0), (2, 52.0), (3, 54.0))
     ] + [
-        _split_run(tmp_path, f"snl{s}", "snl", snl, s, t1, t5, tmp_path)
+        _split_run(tmp_path, f"snl{s}", f"snl_split{s}", snl, s, t1, t5, tmp_path)  # names may differ
         for s, t1, t5 in ((1, 55.0, 91.0), (2, 56.0, 92.0), (3, 60.0, 96.0))
     ]
     assert main(["compare", *map(str, runs), "--no-profile", "--no-curves", "--out", str(tmp_path / "cmp")]) == 0
@@ -79,7 +79,17 @@ def test_runs_of_one_recipe_on_several_splits_are_averaged(tmp_path, capsys):
     assert with_snl["top-1 mean"] == "57.00" and with_snl["top-1 std"] == f"{7 ** 0.5:.2f}"  # (4 + 1 + 9) / 2 = 7
     assert with_snl["top-5 mean"] == "93.00" and with_snl["Δtop-1"] == "+5.00" and with_snl["Δtop-5"] == "+3.00"
     assert "mean over splits" in capsys.readouterr().out
-    # the same recipe twice on one split is a mistake, not a mean
+    # another learning rate is another recipe: compared row by row, never averaged with it
+    other = tiny_config(tmp_path, tmp_path / "lr", name="base", nonlocal_blocks=None, data={"split": 2},
+                        optim={"lr": 0.5})
+    (tmp_path / "lr" / "eval").mkdir(parents=True)
+    save_config(other, tmp_path / "lr" / "config.yaml")
+    (tmp_path / "lr" / "eval" / "metrics.json").write_text(json.dumps({"clip_top1": 10.0, "clip_top5": 50.0}))
+    assert main(["compare", str(runs[0]), str(tmp_path / "lr"), "--no-profile", "--no-curves",
+                 "--out", str(tmp_path / "x")]) == 0
+    assert not (tmp_path / "x" / "table_splits.csv").exists()
+    # the same recipe twice on one split: both rows kept, no mean
     dup = _split_run(tmp_path, "base1b", "base", None, 1, 51.0, 90.0, tmp_path)
-    assert main(["compare", str(runs[0]), str(dup), "--no-profile", "--out", str(tmp_path / "x")]) == 2
-    assert "same recipe on the same split" in capsys.readouterr().err
+    assert main(["compare", str(runs[0]), str(dup), "--no-profile", "--no-curves", "--out", str(tmp_path / "y")]) == 0
+    assert len((tmp_path / "y" / "table.csv").read_text().strip().splitlines()) == 3
+    assert not (tmp_path / "y" / "table_splits.csv").exists()
