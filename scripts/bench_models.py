@@ -101,6 +101,36 @@ def _step(model: torch.nn.Module, clip: torch.Tensor, device: torch.device) -> f
     return time.perf_counter() - t0
 
 
+def _interleaved_rounds(
+    modules: dict[str, torch.nn.Module],
+    x: torch.Tensor,
+    device: torch.device,
+    rows: dict[str, dict[str, Any]],
+    key: str,
+    skipped: set[str],
+    *,
+    warmup: int,
+    repeats: int,
+    name: str,
+) -> None:
+    """``warmup + repeats`` rounds of one timed step per module; the milliseconds of the
+    repeats go to ``rows[label][key]``. A module that runs out of memory is marked
+    skipped and left out of the later rounds (and of later calls sharing ``skipped``)."""
+    for round_index in range(warmup + repeats):
+        for label, module in modules.items():
+            if label in skipped:
+                continue
+            try:
+                seconds = _step(module, x, device)
+            except torch.OutOfMemoryError:
+                skipped.add(label)
+                rows[label]["skipped"] = "out of memory"
+                continue
+            if round_index >= warmup:
+                rows[label][key].append(seconds * 1e3)
+        logger.info("%s: round %d/%d done", name, round_index + 1, warmup + repeats)
+
+
 def bench_setting(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time every variant of one setting, interleaved: each round runs one step of every
     variant in turn, so a slow spell of a shared machine hits all variants alike. The
@@ -130,19 +160,8 @@ def bench_setting(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         probe(clip)
     del probe
     skipped: set[str] = set()
-    for round_index in range(args.warmup + args.repeats):
-        for label, model in models.items():
-            if label in skipped:
-                continue
-            try:
-                seconds = _step(model, clip, device)
-            except torch.OutOfMemoryError:
-                skipped.add(label)
-                rows[label]["skipped"] = "out of memory"
-                continue
-            if round_index >= args.warmup:
-                rows[label]["times"].append(seconds * 1e3)
-        logger.info("%s: round %d/%d done", name, round_index + 1, args.warmup + args.repeats)
+    _interleaved_rounds(models, clip, device, rows, "times", skipped, warmup=args.warmup, repeats=args.repeats,
+                        name=name)
     # The block alone, forward+backward on the captured map (gradient to its input too):
     # a direct measure of the block's cost, far less noisy than a difference of two
     # whole-network timings when the block is a few percent of the network.
@@ -154,18 +173,8 @@ def bench_setting(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     }
     for label in blocks:
         rows[label]["block_times"] = []
-    for round_index in range(args.warmup + args.block_repeats):
-        for label, block in blocks.items():
-            if label in skipped:
-                continue
-            try:
-                seconds = _step(block, feature, device)
-            except torch.OutOfMemoryError:
-                skipped.add(label)
-                rows[label]["skipped"] = "out of memory"
-                continue
-            if round_index >= args.warmup:
-                rows[label]["block_times"].append(seconds * 1e3)
+    _interleaved_rounds(blocks, feature, device, rows, "block_times", skipped, warmup=args.warmup,
+                        repeats=args.block_repeats, name=f"{name} (blocks alone)")
     for label, model in models.items():
         row = rows[label]
         row["N"] = captured["N"]

@@ -93,9 +93,14 @@ def recipe_key(cfg: Any) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
+def baseline(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row the deltas are taken against: the first without non-local blocks, else the first."""
+    return next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+
+
 def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells, with deltas against the baseline row."""
-    base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+    base = baseline(rows)
 
     def delta(value: float | None, ref: float | None, fmt: str) -> str:
         if value is None or ref is None:
@@ -146,7 +151,7 @@ def split_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_split_rows(means: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the mean-over-splits table, deltas of the means against the baseline."""
-    base = next((r for r in means if r["nonlocal"] == "-"), means[0])
+    base = baseline(means)
     header = ["recipe", "splits", "model", "non-local", "top-1 mean", "top-1 std", "top-5 mean", "top-5 std",
               "Δtop-1", "Δtop-5"]
     cells = []
@@ -181,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
     header, cells = format_rows(rows)
     table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
-    base = next((r for r in rows if r["nonlocal"] == "-"), rows[0])
+    base = baseline(rows)
     print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}. GFLOPs (paper): the "
           f"convention of the paper's Table 7 (conv/linear products + 2 per norm element); GMACs: every product")
     print(table)

@@ -165,8 +165,8 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
             f.seek(data_start + int(offsets[i]))
             blob = f.read(int(offsets[i + 1] - offsets[i]))
             blobs.append(blob)
-    out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
-    for k, (i, blob) in enumerate(zip(unique, blobs)):
+    decoded: dict[int, np.ndarray] = {}
+    for i, blob in zip(unique, blobs):
         try:
             with Image.open(io.BytesIO(blob), formats=["JPEG"]) as image:
                 image.load()
@@ -175,9 +175,8 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
             raise DecodeError(f"{frames_file}: JPEG frame {i} does not decode ({exc}); prepare the video again") from exc
         if frame.shape[:2] != (height, width):
             raise DecodeError(f"{frames_file}: frame {i} decodes to {frame.shape[:2]}, the header says {(height, width)}")
-        for slot in (j for j, wanted in enumerate(indices) if wanted == i):
-            out[slot] = frame
-    return torch.from_numpy(out)
+        decoded[i] = frame
+    return torch.from_numpy(np.stack([decoded[i] for i in indices]))
 
 
 def frames_path(out_dir: Path, video: str, storage: str = "npy") -> Path:

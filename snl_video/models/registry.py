@@ -131,17 +131,21 @@ def build_model(
     return model
 
 
+def _registry_entry(source: Any) -> "PretrainedWeights | None":
+    """The weights registry entry ``source`` names (an entry, or a name that is not a file), else None."""
+    from snl_video.weights.registry import PretrainedWeights, get_weights, list_weights
+
+    if isinstance(source, PretrainedWeights):
+        return source
+    if isinstance(source, (str, Path)) and not Path(source).is_file() and str(source) in list_weights():
+        return get_weights(str(source))
+    return None
+
+
 def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dict[str, Any]:
     """``kw`` plus the model options a registry checkpoint needs (e.g. ``shortcut="A"``);
     an option given with another value is an error naming both."""
-    from snl_video.weights import get_weights, list_weights
-    from snl_video.weights.registry import PretrainedWeights
-
-    entry = None
-    if isinstance(pretrained, PretrainedWeights):
-        entry = pretrained
-    elif isinstance(pretrained, (str, Path)) and not Path(pretrained).is_file() and str(pretrained) in list_weights():
-        entry = get_weights(str(pretrained))
+    entry = _registry_entry(pretrained)
     if entry is None or not entry.model_options or entry.architecture != name:
         return kw
     out = dict(kw)
@@ -173,15 +177,10 @@ def load_backbone_weights(
     # Lazy: snl_video.weights must not be needed to import the models.
     from snl_video.weights import load_pretrained
     from snl_video.weights.errors import WeightsLoadError, WrongArchitectureError
-    from snl_video.weights.registry import PretrainedWeights, get_weights, list_weights
 
     from .checkpoint_converters import check_nonlocal_keys
 
-    entry: PretrainedWeights | None = None
-    if isinstance(source, PretrainedWeights):
-        entry = source
-    elif isinstance(source, (str, Path)) and not Path(source).is_file() and str(source) in list_weights():
-        entry = get_weights(str(source))
+    entry = _registry_entry(source)
     if entry is not None and model_name is not None:
         recorded = entry.architecture
         if recorded != model_name:
