@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from ..config import ExperimentConfig
 from . import distributed as dist_utils
 from .builders import build_dataset, class_names
+from .progress import progress as progress_bar
 from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def predict(
     """
     model.eval()
     indices, labels, logits = [], [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False, unit="batch"):
         clip = batch["clip"]
         views = clip.shape[1] if clip.ndim == 6 else None
         x = clip.flatten(0, 1) if views is not None else clip
