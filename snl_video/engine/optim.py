@@ -58,7 +58,7 @@ class ParamGroupInfo:
 
 
 def _top_level_modules(model: nn.Module) -> list[str]:
-    return [name for name, _ in model.named_children()]
+    return [name for name, m in model.named_children() if any(True for _ in m.parameters())]
 
 
 def parameter_groups(model: nn.Module, cfg: ExperimentConfig) -> tuple[list[dict[str, Any]], list[ParamGroupInfo]]:
@@ -73,7 +73,8 @@ def parameter_groups(model: nn.Module, cfg: ExperimentConfig) -> tuple[list[dict
 
     Raises:
         ValueError: a pattern matches no trainable parameter (the message lists the model's
-            top-level modules, from which parameter names start).
+            top-level modules, from which parameter names start), or only parameters an
+            earlier pattern decides.
     """
     o = cfg.optim
     norm_params: set[int] = set()
@@ -82,7 +83,8 @@ def parameter_groups(model: nn.Module, cfg: ExperimentConfig) -> tuple[list[dict
             if isinstance(module, NORM_TYPES):
                 norm_params.update(id(p) for p in module.parameters(recurse=False))
     patterns = list(o.lr_mult.items())
-    used = {pattern: 0 for pattern, _ in patterns}
+    used = {pattern: 0 for pattern, _ in patterns}  # parameters each pattern decides
+    matched = {pattern: 0 for pattern, _ in patterns}  # parameters each pattern matches
     groups: dict[tuple[float, float, str | None], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -90,13 +92,18 @@ def parameter_groups(model: nn.Module, cfg: ExperimentConfig) -> tuple[list[dict
         mult, which = 1.0, None
         for pattern, value in patterns:
             if fnmatch.fnmatchcase(name, pattern):
-                mult, which = float(value), pattern
-                used[pattern] += 1
-                break
+                matched[pattern] += 1
+                if which is None:
+                    mult, which = float(value), pattern
+                    used[pattern] += 1
         exempt = id(param) in norm_params or ("bias" in o.no_weight_decay_on and name.endswith(".bias"))
         decay = 0.0 if exempt else o.weight_decay
         groups.setdefault((mult, decay, which), []).append(param)
-    unused = [pattern for pattern, count in used.items() if count == 0]
+    shadowed = [pattern for pattern in used if used[pattern] == 0 and matched[pattern] > 0]
+    if shadowed:
+        raise ValueError(f"optim.lr_mult: pattern(s) {shadowed} only match parameters that an earlier pattern "
+                         f"already decides (the first matching pattern wins): reorder or remove them")
+    unused = [pattern for pattern, count in matched.items() if count == 0]
     if unused:
         raise ValueError(
             f"optim.lr_mult: pattern(s) {unused} match no trainable parameter; parameter names start with a "
