@@ -142,6 +142,28 @@ def evaluate_model(
     )
 
 
+def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> dict[str, Any]:
+    """The checkpoint's model state and epoch, read by rank 0 only and broadcast to the others.
+
+    Under ``torchrun`` across machines only global rank 0 writes checkpoints, to its own
+    ``output_dir``; the other nodes need not see that file (no shared filesystem needed).
+    A failure to read it on rank 0 is raised on every rank (none is left waiting).
+    """
+    if not dist_utils.is_distributed():
+        return load(checkpoint)
+    payload: Any = None
+    if dist_utils.is_main():
+        try:
+            state = load(checkpoint)
+            payload = {"model": state["model"], "epoch": state.get("epoch")}
+        except (OSError, ValueError) as exc:
+            payload = f"{type(exc).__name__}: {exc}"
+    payload = dist_utils.broadcast_object(payload)
+    if isinstance(payload, str):
+        raise ValueError(f"rank 0 could not read the checkpoint {checkpoint}: {payload}")
+    return payload
+
+
 def run_evaluation(
     cfg: ExperimentConfig,
     checkpoint: str | os.PathLike[str],
@@ -153,6 +175,8 @@ def run_evaluation(
 
     Outputs go to ``out_dir`` (default ``<runtime.output_dir>/eval``): ``metrics.json``, the
     per-video, per-class and confusion CSVs and the confusion PNG (written by rank 0 only).
+    Under ``torchrun`` only rank 0 reads ``checkpoint`` and sends the weights to the other
+    ranks, so nodes without a shared filesystem evaluate too.
     """
     from .builders import build_model_from_config, resolve_device
     from .checkpoint import load_checkpoint
@@ -160,7 +184,7 @@ def run_evaluation(
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
     try:
-        state = load_checkpoint(checkpoint)
+        state = _load_on_main_and_share(checkpoint, load_checkpoint)
         model = build_model_from_config(cfg, load_weights=False)
         model.load_state_dict(state["model"])
         model.to(device)
