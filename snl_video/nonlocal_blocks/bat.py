@@ -63,6 +63,14 @@ def _pointwise(conv: nn.Conv3d, x: Tensor) -> Tensor:
     return F.conv2d(x.reshape(b, c, t * h, w), weight, conv.bias).reshape(b, -1, t, h, w)
 
 
+def _softmax(logits: Tensor, dim: int) -> Tensor:
+    """Softmax in float32 (or the input's wider dtype): half-precision exponentials of
+    data-dependent logits lose the small entries the bilinear products sum."""
+    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        return torch.softmax(logits.to(dtype), dim=dim)
+
+
 def _conv_bn_relu_forward(seq: nn.Sequential, x: Tensor) -> Tensor:
     return seq[2](seq[1](_pointwise(seq[0], x)))
 
@@ -81,7 +89,7 @@ class BATransform(nn.Module):
         self.conv2 = _conv_bn_relu(in_channels, in_channels)
 
     def matrices(self, xl: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """The small matrices of input ``xl`` (float32): ``p`` ``(B, k, T, s, s)`` with rows
+        """The small matrices of input ``xl`` (at least float32): ``p`` ``(B, k, T, s, s)`` with rows
         summing to 1, ``q`` ``(B, k, T, s, s)`` with columns summing to 1 and, if ``tk > 0``,
         ``tm`` ``(B, tk, ts, ts)`` with rows summing to 1."""
         b, _, t, _, _ = xl.shape
@@ -92,12 +100,12 @@ class BATransform(nn.Module):
         # conv output channel k·s² + i·s + j holds entry (i, j) of group k's matrix.
         p = self.conv_p(rows).reshape(b, k, s, s, t).permute(0, 1, 4, 2, 3)
         q = self.conv_q(cols).reshape(b, k, s, s, t).permute(0, 1, 4, 2, 3)
-        p = torch.softmax(p.float(), dim=-1)  # each row of P sums to 1
-        q = torch.softmax(q.float(), dim=-2)  # each column of Q sums to 1
+        p = _softmax(p, dim=-1)  # each row of P sums to 1
+        q = _softmax(q, dim=-2)  # each column of Q sums to 1
         tm = None
         if self.tk > 0:
             pooled = F.adaptive_avg_pool3d(o, (self.ts, 1, 1))
-            tm = torch.softmax(self.conv_t(pooled).reshape(b, self.tk, self.ts, self.ts).float(), dim=-1)
+            tm = _softmax(self.conv_t(pooled).reshape(b, self.tk, self.ts, self.ts), dim=-1)
         return p, q, tm
 
     def forward(self, xl: Tensor) -> Tensor:
