@@ -36,3 +36,32 @@ def test_lo_override_binds_the_block_to_res4_of_the_recipe_clip():
     block = model.nonlocal_blocks["layer3_after_4"]
     assert block.spatial_size == (7, 7) and block.source_P.shape == (7, 7)
     assert not block.alpha.detach().any()
+
+
+def test_training_attaches_the_lo_retraction(tiny_prepared, tmp_path, monkeypatch):
+    import torch
+
+    import snl_video.nonlocal_blocks as blocks
+    from snl_video.engine.checkpoint import load_checkpoint
+    from snl_video.engine.train import train
+
+    from .conftest import tiny_config
+
+    calls = []
+    real = blocks.attach_orthogonal_retraction
+
+    def spy(model, optimizer):
+        handles = real(model, optimizer)
+        calls.append(len(handles))
+        return handles
+
+    monkeypatch.setattr(blocks, "attach_orthogonal_retraction", spy)
+    cfg = tiny_config(tiny_prepared, tmp_path / "run", nonlocal_blocks={
+        "kind": "srb", "options": {"transform": "lo"}, "positions": {"layer3": [0]}}, schedule={"epochs": 1})
+    result = train(cfg)
+    assert calls == [1]  # one hook, on the run's optimizer, for the one LO block
+    state = load_checkpoint(result.last_checkpoint)["model"]
+    p = state["nonlocal_blocks.layer3_after_0.source_P"]
+    assert p.shape == (3, 3)  # bound to res4's 3x3 map of a 6x40x40 clip by the placement
+    assert torch.linalg.matrix_norm(p.T @ p - torch.eye(3)) < 1e-5
+    assert state["nonlocal_blocks.layer3_after_0.alpha"].abs().item() > 0  # it trained
