@@ -55,11 +55,12 @@ from .prepared import (
     save_frames,
     save_jpeg_frames,
 )
-from .sources import check_manifest, ucf101_manifest
+from .hmdb51 import OFFICIAL_PER_CLASS
+from .sources import check_manifest, hmdb51_manifest, ucf101_manifest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DATASET_FILE", "MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_manifest", "prepare_ucf101",
+__all__ = ["DATASET_FILE", "MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_hmdb51", "prepare_manifest", "prepare_ucf101",
            "prepare_one", "read_dataset_name", "resized_shape"]
 
 #: Names the source of a prepared directory (absent in directories written before sources existed: UCF-101).
@@ -249,6 +250,30 @@ def prepare_ucf101(
     _check_job(workers, settings)
     manifest = ucf101_manifest(splits_dir, list(splits))
     return prepare_manifest(manifest, videos_dir, out_dir, dataset="ucf101", workers=workers,
+                            allow_missing=allow_missing, settings=settings, progress=progress)
+
+
+def prepare_hmdb51(
+    videos_dir: str | Path,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    splits: Sequence[int] = (1, 2, 3),
+    per_class: tuple[int, int] | None = OFFICIAL_PER_CLASS,
+    workers: int = 1,
+    allow_missing: bool = False,
+    settings: PrepareSettings = PrepareSettings(),
+    progress: bool = True,
+) -> dict:
+    """HMDB-51 as :func:`prepare_ucf101`: the split files are read and the 70/30 counts
+    (``per_class``) checked before any video is looked at (:mod:`snl_video.data.hmdb51`)."""
+    videos_dir = Path(videos_dir)
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the hmdb51_org/ folder of "
+                                "class folders, per-class RARs extracted)")
+    _check_job(workers, settings)
+    manifest = hmdb51_manifest(splits_dir, list(splits), per_class=per_class)
+    return prepare_manifest(manifest, videos_dir, out_dir, dataset="hmdb51", workers=workers,
                             allow_missing=allow_missing, settings=settings, progress=progress)
 
 
