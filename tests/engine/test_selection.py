@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from snl_video.commands.compare import collect_row
 from snl_video.engine.checkpoint import BEST, LAST, load_checkpoint
@@ -54,3 +55,27 @@ def test_without_val_fraction_the_run_records_selection_on_test(tiny_prepared, t
     assert any("model selection (periodic evaluation, best.pt) uses the TEST split" in r.message for r in caplog.records)
     run_evaluation(cfg, run / "checkpoints" / LAST)
     assert collect_row(run, profile=False)["selection"] == f"test ({n_test})"
+
+
+def test_a_folder_source_trains_selects_on_its_own_val_subset_and_evaluates_on_test(tmp_path):
+    from snl_video.cli import main
+    from snl_video.data.synthetic import make_synthetic_folder
+
+    videos = make_synthetic_folder(tmp_path / "raw", num_classes=2, videos_per_class=8, clips_per_group=2,
+                                   num_frames=12, frame_jitter=0, progress=False)
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "folder", "--videos", str(videos), "--group-regex", "_g([0-9]+)_", "--test-fraction",
+                 "0.25", "--val-fraction", "0.25", "--split-name", "a", "--out", str(prepared), "--short-side", "48",
+                 "--clip-len", "6", "--no-progress"]) == 0
+    run = tmp_path / "run"
+    cfg = tiny_config(prepared, run, model={"num_classes": 2}, schedule={"epochs": 1}, eval={"every_epochs": 1},
+                      data={"dataset": "folder", "split": "a"})
+    train(cfg)
+    (epoch,) = _epochs(run)
+    assert epoch["selection_subset"] == "val" and epoch["selection_videos"] == 4  # one group of 2 per class
+    report = run_evaluation(cfg, run / "checkpoints" / LAST)
+    assert report.num_clips == 4 and json.loads((run / "eval" / "metrics.json").read_text())["dataset"] == "folder"
+    # the same recipe pointed at the folder directory but naming another source is refused
+    wrong = tiny_config(prepared, tmp_path / "wrong", model={"num_classes": 2}, data={"dataset": "list", "split": "a"})
+    with pytest.raises(ValueError, match="holds a prepared 'folder' dataset but the recipe names data.dataset='list'"):
+        train(wrong)
