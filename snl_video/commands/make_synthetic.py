@@ -55,8 +55,8 @@ def run_other(args: argparse.Namespace) -> int:
     common = dict(num_classes=args.classes, num_frames=args.frames, frame_jitter=args.frame_jitter, seed=args.seed,
                   progress=not args.no_progress)
     if args.dataset == "hmdb51":
-        synthetic.make_synthetic_hmdb51(args.out, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                                        unused_per_class=args.unused_per_class,
+        synthetic.make_synthetic_hmdb51(args.out, train_per_class=args.train_per_class,
+                                        test_per_class=args.test_per_class, unused_per_class=args.unused_per_class,
                                         clips_per_source=args.clips_per_source, **common)
         print(f"wrote {args.out / 'hmdb51_org'} and {args.out / 'testTrainMulti_7030_splits'}; prepare with: snl-video "
               f"prepare hmdb51 --videos {args.out / 'hmdb51_org'} --splits {args.out / 'testTrainMulti_7030_splits'} "
