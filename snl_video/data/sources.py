@@ -165,6 +165,8 @@ def _parse_list_line(line: str) -> list[str]:
 
 
 def _read_classes(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"--classes {path} does not exist (one class name per line, in label order)")
     names: list[str] = []
     seen: dict[str, int] = {}
     for line_no, line in _lines(path):

@@ -236,3 +236,44 @@ def test_an_old_prepared_ucf101_directory_still_loads_and_carves_a_validation_se
         prepared_dataset(out, split=1, subset="train", dataset="hmdb51")
     with pytest.raises(ValueError, match="split 1 has no validation subset: set data.val_fraction"):
         prepared_dataset(out, split=1, subset="val", dataset="ucf101")
+
+
+def test_decoding_backend_carves_the_same_validation_videos_as_the_prepared_index(synthetic_tree, tmp_path):
+    from snl_video.data.datasets import video_file_dataset
+
+    out = tmp_path / "prepared"
+    prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[2],
+                   settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+    for subset in ("train", "val", "test"):
+        prepared = prepared_dataset(out, split=2, subset=subset, val_fraction=0.3, clip_len=4)
+        files = video_file_dataset(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", split=2,
+                                   subset=subset, val_fraction=0.3, clip_len=4)
+        stems = lambda ds: sorted(Path(v.path).stem for v in ds.videos)  # noqa: E731
+        assert stems(prepared) == stems(files) and len(files) > 0
+        assert sorted(prepared.labels) == sorted(files.labels)
+
+
+def test_cli_make_synthetic_list_csv_then_prepare_list(tmp_path, capsys):
+    assert main(["make-synthetic", "list", "--out", str(tmp_path / "raw"), "--classes", "2", "--videos-per-class", "3",
+                 "--test-per-class", "1", "--format", "csv", "--frames", "6", "--frame-jitter", "0",
+                 "--no-progress"]) == 0
+    assert "snl-video prepare list --train" in capsys.readouterr().out
+    raw = tmp_path / "raw"
+    assert (raw / "train.csv").read_text().splitlines()[0] == "path,label"
+    assert main(["prepare", "list", "--train", str(raw / "train.csv"), "--test", str(raw / "test.csv"), "--root",
+                 str(raw / "videos"), "--out", str(tmp_path / "out"), "--short-side", "24", "--clip-len", "4",
+                 "--no-progress"]) == 0
+    index = pd.read_csv(tmp_path / "out" / "index.csv", keep_default_na=False)
+    # class names from the list, sorted: MoveLeft (0) before MoveRight (1)
+    assert index.groupby("class_name")["label"].first().to_dict() == {"MoveLeft": 0, "MoveRight": 1}
+    assert index["subset_1"].value_counts().to_dict() == {"train": 4, "test": 2}
+    # an unknown label: one line naming the file and line, exit code 2, nothing written
+    (raw / "bad.csv").write_text("path,label\nMoveLeft/MoveLeft_000.avi,Jump\n")
+    assert main(["prepare", "list", "--train", str(raw / "bad.csv"), "--test", str(raw / "test.csv"), "--classes",
+                 str(tmp_path / "none.txt"), "--root", str(raw / "videos"), "--out", str(tmp_path / "o2")]) == 2
+    assert "--classes" in capsys.readouterr().err
+    (tmp_path / "classes.txt").write_text("MoveLeft\nMoveRight\n")
+    assert main(["prepare", "list", "--train", str(raw / "bad.csv"), "--test", str(raw / "test.csv"), "--classes",
+                 str(tmp_path / "classes.txt"), "--root", str(raw / "videos"), "--out", str(tmp_path / "o2")]) == 2
+    assert "bad.csv:2: unknown label 'Jump'" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
