@@ -10,7 +10,9 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint: clip/video top-1/top-5, per-class, confusion")
-    p.add_argument("--config", type=Path, required=True, help="the recipe the checkpoint was trained with")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the recipe the checkpoint was trained with (default: the recipe stored in the checkpoint; "
+                        "required for checkpoints written before they stored it)")
     p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by `snl-video train`")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
@@ -21,7 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.evaluate import run_evaluation
 
-    cfg = load_config(args.config, args.overrides)
+    if args.config is not None:
+        cfg = load_config(args.config, args.overrides)
+    else:
+        from ..engine.checkpoint import checkpoint_recipe, load_checkpoint
+
+        cfg = checkpoint_recipe(load_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
     report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({k: v for k, v in report.to_json_dict().items()
