@@ -33,6 +33,17 @@ def load_model_from_args(args: argparse.Namespace):  # -> InferenceModel
                                 device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
 
 
+def set_class_names(model, path: Path) -> None:
+    """Replace ``model.class_names`` by the lines of ``path`` (their count must match the head)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--class-names {path} does not exist")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if len(names) != model.num_classes:
+        raise ValueError(f"--class-names {path} lists {len(names)} names for a {model.num_classes}-class head; "
+                         "give one name per line, in head order")
+    model.class_names = names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k classes of videos (or of windows of long videos)")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files (.avi, .mp4, .mkv, .webm, ...) or folders")
@@ -45,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
+    p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
+                   help="one class name per line, in head order (overrides the checkpoint's / registry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -56,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out}: use a .csv or .json file name")
     paths = find_videos(args.videos)  # bad paths fail before the model loads
     model = load_model_from_args(args)
+    if args.class_names is not None:
+        set_class_names(model, args.class_names)
     result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
                      window=args.window, stride=args.stride, backend=args.backend, num_workers=args.workers,
                      progress=not args.no_progress and len(paths) > 1)

@@ -415,6 +415,8 @@ def _reason(exc: BaseException, path: str) -> str:
         text = text[len(path) + 2:]
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         return f"empty file (0 bytes): {text}"
+    if "fewer frames than requested" in text:
+        return f"truncated: fewer frames decode than the container declares ({text})"
     return text
 
 
@@ -583,3 +585,83 @@ def iter_predictions(result: PredictResult) -> Iterator[tuple[str, float, float,
     for p in result.predictions:
         for rank, c in enumerate(p.top_k, start=1):
             yield p.video, p.start_s, p.end_s, rank, c.class_name, c.probability
+
+
+# --------------------------------------------------------------------------------------
+# eval --weights: a foreign or registry checkpoint on a prepared dataset
+# --------------------------------------------------------------------------------------
+
+
+def apply_head_from(loaded: InferenceModel, checkpoint: str | os.PathLike[str]) -> InferenceModel:
+    """Replace ``loaded``'s classifier (``fc``) by the one of a training checkpoint (its class
+    names too, when it stores them): a backbone evaluated with a head trained elsewhere."""
+    from .checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)["model"]
+    head = {k.removeprefix("fc."): v for k, v in state.items() if k.startswith("fc.")}
+    fc = getattr(loaded.model, "fc", None)
+    if fc is None or set(head) != {"weight", "bias"}:
+        raise ValueError(f"--head-from {checkpoint}: no fc.weight / fc.bias in it (is it an snl-video checkpoint?)")
+    if head["weight"].shape[1] != fc.in_features:
+        raise ValueError(f"--head-from {checkpoint}: its head takes {head['weight'].shape[1]} features, the "
+                         f"{loaded.architecture} backbone gives {fc.in_features}: use a checkpoint of that architecture")
+    new = nn.Linear(fc.in_features, head["weight"].shape[0]).to(loaded.device)
+    new.load_state_dict(head)
+    loaded.model.fc = new
+    stored = load_checkpoint(checkpoint).get("class_names")
+    loaded.class_names = list(stored) if stored and len(stored) == new.out_features else _generic_names(new.out_features)
+    loaded.source += f" + head of {checkpoint}"
+    return loaded
+
+
+def evaluation_config_for(loaded: InferenceModel, cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with the model's input spec (frames, stride, crop, mean/std) in its data section,
+    so the dataset feeds the network what it was trained on; the protocol stays ``cfg``'s."""
+    import dataclasses
+
+    n = loaded.normalization
+    scale = n.value_scale
+    data = dataclasses.replace(
+        cfg.data, num_frames=loaded.num_frames, sampling_stride=loaded.sampling_stride, crop_size=loaded.crop_size,
+        # (x * value_scale - mean) / std == (x - mean / value_scale) / (std / value_scale)
+        mean=tuple(m / scale for m in n.mean), std=tuple(s / scale for s in n.std),
+    )
+    model = dataclasses.replace(cfg.model, name=loaded.architecture, num_classes=loaded.num_classes)
+    return dataclasses.replace(cfg, data=data, model=model, nonlocal_blocks=None, pretrained=None)
+
+
+def evaluate_weights(
+    cfg: ExperimentConfig,
+    weights: str | os.PathLike[str],
+    *,
+    head_from: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
+    allow_unsafe_pickle: bool = False,
+) -> Any:
+    """``snl-video eval --weights``: evaluate a registry or foreign checkpoint (no training)
+    on ``cfg``'s test split with ``cfg``'s protocol, writing the same outputs as ``eval``.
+
+    The head must have the dataset's class count (a Kinetics head on a Kinetics-class
+    dataset), or come from ``head_from`` (a training checkpoint of the same backbone).
+    """
+    from .builders import resolve_device
+    from .evaluate import evaluate_model
+    from .metrics import write_evaluation_outputs
+
+    device = resolve_device(cfg.runtime.device)
+    loaded = load_inference_model(weights=weights, device=device, allow_unsafe_pickle=allow_unsafe_pickle)
+    if head_from is not None:
+        apply_head_from(loaded, head_from)
+    if loaded.num_classes != cfg.model.num_classes:
+        raise ValueError(f"{weights} has a {loaded.num_classes}-class head but the recipe's dataset has "
+                         f"{cfg.model.num_classes} classes: pass --head-from CKPT (a checkpoint trained on it), or "
+                         "evaluate on a dataset with the head's classes")
+    eval_cfg = evaluation_config_for(loaded, cfg)
+    show = cfg.runtime.progress if progress is None else progress
+    report = evaluate_model(loaded.model, eval_cfg, device=device, progress=show,
+                            extra={"weights": str(weights), "head_from": str(head_from) if head_from else None})
+    out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
+    paths = write_evaluation_outputs(report, out)
+    logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))
+    return report
