@@ -90,6 +90,8 @@ class InferenceModel:
     source: str
     recipe: ExperimentConfig | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: False when the clip spec is a guess (a foreign file with no registry entry).
+    input_known: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -208,7 +210,7 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
         logger.warning("%s: no registry entry for %s %s files; assuming 16x112 clips with the Kinetics mean/std",
                        path, detected.format, arch)
         defaults = dict(normalization=NormalizationSpec(KINETICS_MEAN, KINETICS_STD, 1.0), num_frames=16,
-                        sampling_stride=1, crop_size=112, num_clips=10, num_crops=3)
+                        sampling_stride=1, crop_size=112, num_clips=10, num_crops=3, input_known=False)
     else:
         defaults = _registry_defaults(entry)
     names = _class_names_for(entry, num_classes)

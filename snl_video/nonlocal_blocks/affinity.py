@@ -84,7 +84,7 @@ class SumAffinity(GraphOperator):
     def __init__(self, parts: Sequence[GraphOperator]) -> None:
         if not parts:
             raise ValueError("SumAffinity needs at least one part")
-        sizes = {p.num_nodes for p in parts}
+        sizes = {int(p.num_nodes) for p in parts}  # int(): under tracing a size may be a 0-d tensor
         if len(sizes) != 1:
             raise ValueError(f"all parts must have the same number of nodes, got {sorted(sizes)}")
         self.parts = list(parts)
