@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.predict",
     "snl_video.commands.export",
     "snl_video.commands.explain",
+    "snl_video.commands.features",
     "snl_video.commands.compare",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",
