@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
@@ -499,6 +500,7 @@ def predict(
     batch_size: int = 16,
     num_workers: int = 0,
     progress: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> PredictResult:
     """Top-k classes of each video (or of each ``window``-second window, every ``stride`` s).
 
@@ -512,6 +514,8 @@ def predict(
         window, stride: seconds; both or neither. A timeline: one prediction per window.
         backend: decoding backend (default: the first available, PyAV).
         num_workers: decoding processes (a DataLoader); the model runs in this process.
+        timings: if given, ``data_s`` (waiting for decoded views) and ``model_s`` (forward and
+            averaging) are added to it, in seconds: where the time goes.
 
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
@@ -554,11 +558,16 @@ def predict(
     predictions: list[Prediction] = []
     errors: list[PredictionError] = []
     names = loaded.class_names
+    clock = time.perf_counter()
+    data_s = model_s = 0.0
     for item in tqdm(loader, total=len(items), desc="predict", unit="video", disable=not progress):
+        started = time.perf_counter()
+        data_s += started - clock
         video = str(paths[item["index"]])
         if item["error"] is not None:
             errors.append(PredictionError(video, item["error"]))
             logger.warning("%s: %s", video, item["error"])
+            clock = time.perf_counter()
             continue
         for views, (start_s, end_s) in zip(item["views"], item["spans"]):
             probs = _score_views(loaded, views, batch_size=batch_size, forward=forward_views,
@@ -566,6 +575,11 @@ def predict(
             order = _topk_indices(probs[None], k)[0]
             top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in order)
             predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
+        clock = time.perf_counter()
+        model_s += clock - started
+    if timings is not None:
+        timings["data_s"] = timings.get("data_s", 0.0) + data_s
+        timings["model_s"] = timings.get("model_s", 0.0) + model_s
     return PredictResult(predictions, errors, list(names), k, notes)
 
 

@@ -157,3 +157,26 @@ def test_old_checkpoint_and_wrong_architecture_are_clear_errors(video_run, tmp_p
     assert main(["predict", "--checkpoint", str(old), "--config", str(other_file), video]) == 2
     err = capsys.readouterr().err
     assert "does not fit r3d18" in err and len(err.strip().splitlines()) == 1
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_runs_code_is_refused_by_checkpoint_and_weights(video_run, tmp_path, capsys):
+    cfg, _, _, _ = video_run
+    video = str(sorted(Path(cfg.data.root).rglob("*.avi"))[0])
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "x": _RunsCode(str(marker))}, evil)
+    for flag in ("--checkpoint", "--weights"):
+        assert main(["predict", flag, str(evil), video]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "could run" in err[0], err
+    assert not marker.exists()
