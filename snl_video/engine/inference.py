@@ -398,11 +398,18 @@ def find_videos(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
 
 
 def count_frames(entry: VideoEntry) -> int:
-    """The frame count the container declares (as ``eval`` reads video files), else counted by decoding."""
-    count = probe_video(entry.path).declared_frames
+    """The frame count the container declares (as ``eval`` reads video files), else counted by
+    decoding (``.mkv`` / ``.webm`` often declare none); cached per file (path, size, mtime)."""
+    stat = Path(entry.path).stat()
+    return _count_frames_cached(str(entry.path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _count_frames_cached(path: str, size: int, mtime_ns: int) -> int:
+    count = probe_video(path).declared_frames
     if count > 0:
         return count
-    count = sum(1 for _ in iter_frames(entry.path))
+    count = sum(1 for _ in iter_frames(path))
     if count == 0:
         raise DecodeError("no frame could be decoded")
     return count

@@ -180,3 +180,29 @@ def test_a_pickle_that_runs_code_is_refused_by_checkpoint_and_weights(video_run,
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "could run" in err[0], err
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("ext, codec", [(".mkv", "mpeg4"), (".webm", "libvpx"), (".mp4", "mpeg4")])
+def test_other_containers_including_ones_without_a_frame_count(video_run, tmp_path, ext, codec):
+    import av
+
+    from snl_video.data.sampling import uniform_clips
+
+    _, ckpt, model, _ = video_run
+    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"v{ext}"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    (pred,) = snl_video.predict(path, checkpoint=ckpt, num_crops=1).predictions
+    assert pred.end_s == pytest.approx(20 / 25)  # counted by decoding where the container declares no count
+    transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0), size=40, crops=1)
+    x = torch.stack([transform(read_frames(path, c)) for c in uniform_clips(20, clip_len=6, stride=2, num_clips=2)])
+    with torch.no_grad():
+        expected = torch.softmax(model(x), 1).mean(0).numpy()
+    np.testing.assert_allclose(pred.probabilities, expected, rtol=1e-5, atol=1e-7)
