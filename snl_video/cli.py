@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.prepare",
     "snl_video.commands.make_synthetic",
     "snl_video.commands.profile",
+    "snl_video.commands.spectrum",
 )
 
 logger = logging.getLogger("snl_video")
