@@ -543,7 +543,7 @@ def _snl(
     basis: Basis = "monomial",
     filter: Filter = "chebyshev",
     zoom_init: float = 1.0,
-    solver: str | None = None,
+    solver: str = "auto",
     jacobi_iters: int = 10,
     stacks: int = 1,
     layers: int = 1,
@@ -563,7 +563,7 @@ def _snl(
     'cayley_official' (the released caylay.py: Z W1 + (Z W_h + L² Z) W2) or 'arma'
     (Bianchi et al.'s ARMA: stacks × layers of σ(A X W + Z V), solver 'recursion' or
     'exact' = the fixed point (I − wA)^-1 for activation_inner='none', feedback='diagonal').
-    solver=None is the filter's default ('exact' for cayley, 'recursion' for arma)."""
+    solver='auto' is the filter's default ('exact' for cayley, 'recursion' for arma)."""
     _check_choice("filter", filter, ("chebyshev", "cayley", "cayley_official", "arma"))
     _check_positive_int("order", order)
     _check_choice("impl", impl, ("auto", "dense", "linear"))
@@ -583,7 +583,7 @@ def _snl(
     if filter == "chebyshev":
         spec.update(terms=chebyshev_terms(order), basis=basis)
     elif filter == "cayley":
-        solver = "exact" if solver is None else solver
+        solver = "exact" if solver == "auto" else solver
         _check_choice("solver", solver, ("exact", "jacobi"))
         _check_positive_int("jacobi_iters", jacobi_iters)
         if isinstance(zoom_init, bool) or not isinstance(zoom_init, (int, float)) or not zoom_init > 0:
@@ -594,7 +594,7 @@ def _snl(
     elif filter == "cayley_official":
         spec["graph_filter"] = CayleyOfficialFilter
     else:
-        solver = "recursion" if solver is None else solver
+        solver = "recursion" if solver == "auto" else solver
         _check_choice("solver", solver, ("recursion", "exact"))
         _check_positive_int("stacks", stacks)
         _check_positive_int("layers", layers)
