@@ -13,7 +13,7 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   convs, ``fc`` and the non-local blocks' 1×1×1 projections (computed as ``mm``) as
   above, plus 2 operations per BatchNorm/GroupNorm output element (normalise, then
   scale-and-shift), and *no* affinity products (a module-hook counter never sees the
-  ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
+  ``torch.bmm`` calls that build and apply ``A``), and no linear solves. For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
 """
@@ -32,6 +32,19 @@ logger = logging.getLogger(__name__)
 
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
 _AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
+# Linear solves of the rational filters (Cayley, ARMA): counted by `_solve_flop` below and
+# reported on their own line, outside both the affinity products and the Table 7 count.
+_SOLVE_OPS = frozenset({"_linalg_solve_ex"})
+
+
+def _solve_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs (2 × MACs) of ``solve(A, B)``: LU ``n³/3`` MACs + two triangular solves ``n²·k``, per matrix."""
+    n = a_shape[-1]
+    k = b_shape[-1] if len(b_shape) == len(a_shape) else 1
+    batch = 1
+    for d in b_shape[:-2] if len(b_shape) == len(a_shape) else b_shape[:-1]:
+        batch *= d
+    return 2 * batch * (n**3 // 3 + n * n * k)
 
 __all__ = ["ModelProfile", "count_macs", "profile_model"]
 
@@ -50,6 +63,8 @@ class ModelProfile:
     norm_elements: int
     input_shape: list[int]
     nonlocal_keys: list[str] = field(default_factory=list)
+    macs_solves: int = 0
+    macs_nonlocal_solves: int = 0
 
     @property
     def params_backbone(self) -> int:
@@ -65,7 +80,7 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     The per-module dict is keyed by the counter's module names (``"<RootClass>.<path>"``,
     plus ``"Global"``); each module's counts include its children's.
     """
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten._linalg_solve_ex: _solve_flop})
     with counter, torch.no_grad():
         model(inputs)
     per_module = {
@@ -114,17 +129,19 @@ def profile_model(
     root = type(model).__name__
     nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
-    macs_nl = macs_nl_conv = norm_nl = 0
+    macs_nl = macs_nl_conv = norm_nl = macs_nl_solves = 0
     for key in keys:
         ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
         macs_nl += sum(ops.values())
-        macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+        macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS and op not in _SOLVE_OPS)
+        macs_nl_solves += sum(v for op, v in ops.items() if op in _SOLVE_OPS)
         norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
     by_op = per_module.get("Global", {})
     # Table 7 convention: every conv / linear product (the non-local blocks compute their
     # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
     # batched affinity products (`bmm`), which a module-hook counter never sees.
-    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS)
+    solves = sum(v for op, v in by_op.items() if op in _SOLVE_OPS)
+    conv_linear = macs - solves - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS)
     params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
     return ModelProfile(
         params=sum(p.numel() for p in model.parameters()),
@@ -135,6 +152,8 @@ def profile_model(
         macs_nonlocal_table7=macs_nl_conv + 2 * norm_nl,
         macs_by_op=dict(by_op),
         norm_elements=norm_total,
+        macs_solves=solves,
+        macs_nonlocal_solves=macs_nl_solves,
         input_shape=list(input_shape),
         nonlocal_keys=keys,
     )

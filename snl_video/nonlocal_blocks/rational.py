@@ -345,28 +345,34 @@ class ArmaFilter(GraphFilter):
     def _layer(self, index: int) -> int:
         return 0 if self.feedback.shape[1] == 1 else index
 
+    @staticmethod
+    def _skip_term(z: Tensor, v: Tensor, layer: int) -> Tensor:
+        """``[Z V_1, …, Z V_K]`` as ``(B, N, K·C_s)``, one matrix product."""
+        k, _, cs, _ = v.shape
+        return F.linear(z, v[:, layer].transpose(1, 2).reshape(k * cs, cs))
+
     def forward(self, op: GraphOperator, z: Tensor) -> dict[str, Tensor]:
         batch, nodes, cs = z.shape
         k = self.stacks
         w = self.feedback_weights().to(z.dtype)
         v = self.skip.to(z.dtype)
         if self.solver == "exact":
-            zv = torch.einsum("bnc,kcd->bnkd", z, v[:, 0]).reshape(batch, nodes, k * cs)
-            wd = w[:, 0].reshape(k * cs)
-            x = solve_quadratic(op, [1.0, -wd], zv)
-            out = x.reshape(batch, nodes, k, cs).mean(dim=2)
-            return {"w_out": out}
-        x = z.unsqueeze(2).expand(batch, nodes, k, cs)
+            x = solve_quadratic(op, [1.0, -w[:, 0].reshape(k * cs)], self._skip_term(z, v, 0))
+            return {"w_out": x.reshape(batch, nodes, k, cs).mean(dim=2)}
+        x = z.repeat(1, 1, k)  # (B, N, K·C_s): stacks side by side, one A·X for all
         for t in range(self.layers):
             layer = self._layer(t)
-            ax = op.matmul(x.reshape(batch, nodes, k * cs)).reshape(batch, nodes, k, cs)
+            ax = op.matmul(x)
             if self.feedback_kind == "full":
-                fb = torch.einsum("bnkc,kcd->bnkd", ax, w[:, layer])
+                # Products with W and V as plain matrix products (`mm`), like the block's 1×1×1 convs.
+                parts = ax.split(cs, dim=-1)
+                fb = torch.cat([F.linear(parts[s], w[s, layer].transpose(0, 1)) for s in range(k)], dim=-1)
             else:
-                fb = ax * w[:, layer]
-            x = fb + torch.einsum("bnc,kcd->bnkd", z, v[:, layer])
+                fb = ax * w[:, layer].reshape(k * cs)
+            x = fb + self._skip_term(z, v, layer)
             if self.activation_inner == "relu":
                 x = torch.relu(x)
+        x = x.reshape(batch, nodes, k, cs)
         return {"w_out": x.mean(dim=2)}
 
     def response(self, lam: Tensor, weights: Mapping[str, Tensor]) -> Tensor | None:
