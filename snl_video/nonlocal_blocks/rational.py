@@ -105,12 +105,17 @@ def solve_quadratic(
     if not per_channel:
         matrix = c0 * eye + c1 * a + (c2 * torch.bmm(a, a) if c2.abs().item() != 0 else 0.0)
         return batched_solve(matrix, rhs)
-    a2 = torch.bmm(a, a) if bool((c2 != 0).any()) else torch.zeros_like(a)
-    matrix = (
-        c0[None, :, None, None] * eye + c1[None, :, None, None] * a[:, None] + c2[None, :, None, None] * a2[:, None]
-    )  # (B, C, N, N)
-    x = batched_solve(matrix, rhs.transpose(1, 2).unsqueeze(-1), chunk=4)  # (B, C, N, 1)
-    return x.squeeze(-1).transpose(1, 2)
+    a2 = torch.bmm(a, a) if bool((c2 != 0).any()) else None
+    # One N×N system per channel (dense path only: O(C·N³)); a few channels at a time so
+    # that at most `chunk` N×N matrices exist at once.
+    chunk, parts = 4, []
+    for start in range(0, rhs.shape[-1], chunk):
+        sl = slice(start, start + chunk)
+        matrix = c0[sl, None, None] * eye + c1[sl, None, None] * a[:, None]  # (B, c, N, N)
+        if a2 is not None:
+            matrix = matrix + c2[sl, None, None] * a2[:, None]
+        parts.append(torch.linalg.solve(matrix, rhs[..., sl].transpose(1, 2).unsqueeze(-1)).squeeze(-1))
+    return torch.cat(parts, dim=1).transpose(1, 2)
 
 
 def _softplus_inverse(value: float) -> float:
