@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..fileio import atomic_write, atomic_write_text
-from ..nonlocal_blocks import GraphOperator, LowRankAffinity, NonLocalBlock
+from ..nonlocal_blocks import GraphOperator, LowRankAffinity, NonLocalBlock, TaylorChannelAffinity
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,11 @@ def affinity_eigenvalues(op: GraphOperator, *, item: int = 0) -> dict[str, Any]:
 
 
 def _eigenvalues(op: GraphOperator, n: int, item: int) -> dict[str, Any]:
+    if isinstance(op, TaylorChannelAffinity):
+        raise ValueError(
+            "CGNL's affinity is over (position, channel) pairs (N·C_s nodes), not positions: its "
+            "eigenvalues are not computed"
+        )
     if isinstance(op, LowRankAffinity):
         u, v = (f[item].double() for f in op.factors())
         # U = Q R: A = Q (R Vᵀ Q) Qᵀ on range(Q), and zero on its complement.

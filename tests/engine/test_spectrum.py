@@ -34,11 +34,13 @@ class TinyNet(nn.Module):
 def test_snl_family_spectra_are_real_in_the_unit_interval_with_top_one(tmp_path):
     torch.manual_seed(0)
     kinds = [("snl", {"impl": "linear"}), ("snl", {"impl": "dense", "filter": "cayley"}), ("snl_a1", {}),
-             ("nl", {}), ("snl", {"filter": "arma"})]
+             ("nl", {}), ("snl", {"filter": "arma"}), ("cgnl", {})]
     model = TinyNet(kinds)
     clip = torch.randn(1, 3, 4, 16, 20)
     results = compute_spectra(model, clip)
     assert [r["name"] for r in results] == list(model.nonlocal_blocks)
+    cgnl = results.pop()
+    assert cgnl["eigenvalues"] is None and "position, channel" in cgnl["eigen_note"]
     for entry in results:
         real, imag = entry["eigenvalues"]["real"], entry["eigenvalues"]["imag"]
         assert len(real) == len(imag) == entry["num_nodes"] == 4 * 8 * 10
@@ -53,7 +55,7 @@ def test_snl_family_spectra_are_real_in_the_unit_interval_with_top_one(tmp_path)
     assert responses["block4_snl"] is None  # ARMA with a ReLU inside: no frequency response
     gains = np.asarray(responses["block0_snl"]["gain_per_output_channel"])
     assert gains.shape == (16, 101)
-    paths = write_spectrum_report(results, tmp_path, extra={"video": "x"})
+    paths = write_spectrum_report(results + [cgnl], tmp_path, extra={"video": "x"})
     doc = json.loads(paths["json"].read_text())
     assert [b["name"] for b in doc["blocks"]] == list(model.nonlocal_blocks)
     assert set(doc["blocks"][0]) >= {"name", "kind", "num_nodes", "eigenvalues"}
