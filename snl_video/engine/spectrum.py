@@ -222,7 +222,9 @@ def _plot_block(entry: dict[str, Any], path: Path) -> None:
     fig, (ax_eig, ax_resp) = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
         eig = entry.get("eigenvalues")
-        title = f"{entry['name']} ({entry['kind']}), N = {entry['num_nodes']:,}"
+        flt = entry.get("options", {}).get("filter")
+        label = f"{entry['kind']}, {flt}" if flt else entry["kind"]
+        title = f"{entry['name']} ({label}), N = {entry['num_nodes']:,}"
         if eig is None:
             ax_eig.text(0.5, 0.5, "eigenvalues not computed", ha="center", va="center")
         elif entry.get("symmetric"):
