@@ -96,6 +96,21 @@ def test_cli_profile_errors_are_one_line(capsys):
     assert "position 9 is out of range for layer3" in capsys.readouterr().err
 
 
+def test_rational_filter_solves_are_counted_on_their_own_line():
+    # Cayley order 2, exact, on the linear path: per forward two r×r Woodbury systems
+    # (r = 2·C_s) with 2·C_s right-hand sides (real and imaginary parts).
+    model = build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"filter": "cayley", "order": 2, "impl": "linear"}, "positions": {"layer3": [0]}})
+    profile = profile_model(model, input_shape=(1, 3, 8, 64, 64))
+    r, k = 2 * 128, 2 * 128
+    assert profile.macs_solves == profile.macs_nonlocal_solves == 2 * (r**3 // 3 + r * r * k)
+    plain = profile_model(build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"impl": "linear"}, "positions": {"layer3": [0]}}), input_shape=(1, 3, 8, 64, 64))
+    assert plain.macs_solves == 0
+    # Table 7 counts the projections only: w0 + 2 × (re, im) = 5 convs C_s → C vs SNL's 2.
+    n = 1 * 4 * 4
+    assert profile.macs_nonlocal_table7 - plain.macs_nonlocal_table7 == 3 * n * 128 * 256
+
 # --------------------------------------------------------------------------- srb / bat
 
 
