@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.weights",
     "snl_video.commands.prepare",
     "snl_video.commands.make_synthetic",
+    "snl_video.commands.download",
     "snl_video.commands.profile",
 )
 
