@@ -135,9 +135,18 @@ def selection_subset(cfg: ExperimentConfig) -> Literal["val", "test"]:
 
 
 def class_names(cfg: ExperimentConfig) -> list[str] | None:
-    """Class names by label from the prepared index (``None`` when they cannot be read)."""
+    """Class names by label from the prepared index, or from ``classInd.txt`` with a decoding
+    backend (``None`` when they cannot be read)."""
     if cfg.data.backend != "prepared":
-        return None
+        if not cfg.data.splits_dir:
+            return None
+        from ..data.ucf101 import SplitFileError, read_class_index
+
+        try:
+            names_list = read_class_index(cfg.data.splits_dir)
+        except (OSError, ValueError, SplitFileError):
+            return None
+        return names_list if len(names_list) == cfg.model.num_classes else None
     try:
         index = pd.read_csv(Path(cfg.data.root) / "index.csv", usecols=["class_name", "label"])
     except (OSError, ValueError):

@@ -43,8 +43,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
-from .builders import build_dataset, build_model_from_config, resolve_device, selection_subset
-from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
+                       resolve_device, selection_subset)
+from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_checkpoint, restore_rng_state,
+                         save_checkpoint)
 from .evaluate import evaluate_model
 
 logger = logging.getLogger(__name__)
@@ -305,6 +307,9 @@ def train(
         else:
             logger.info("model selection on a validation set of %d videos (training on %d)", selection_videos,
                         len(train_ds))
+    # What every checkpoint of the run carries besides the weights: the checkpoint alone then
+    # rebuilds and feeds the model (predict, eval, export without the YAML or the dataset).
+    description = checkpoint_metadata(cfg, class_names=class_names(cfg), normalization=normalization_from_config(cfg))
     batch_size = cfg.data.batch_size
     accum = r.grad_accum_steps
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
@@ -377,6 +382,7 @@ def train(
                     "config_name": cfg.name,
                     "selection_subset": selection,
                     "selection_videos": selection_videos,
+                    **description,
                 }
                 last_ckpt = save_checkpoint(state, ckpt_dir / LAST)
                 if is_best:

@@ -382,7 +382,9 @@ class NonLocalBlock(nn.Module):
                     out = projected if out is None else out + projected
         out = self.out_norm(_from_nodes(out, shape))
         if self.activation == "relu":
-            out = _ReLUOpenAtZero.apply(out)
+            # The open-at-zero subgradient matters only for training; in eval mode a plain ReLU
+            # (the same values) keeps the block traceable (TorchScript, torch.export, ONNX).
+            out = _ReLUOpenAtZero.apply(out) if self.training else F.relu(out)
         return out.to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -142,3 +142,12 @@ def test_srb_lo_and_bat_table7_counts_their_convs_not_their_products(transform_p
     assert bat.macs_table7 - base.macs_table7 == bat.macs_nonlocal_table7
     # The einsum Kronecker products: 2·C'·T·H·W·s spatial + C'·H·W·T·ts temporal.
     assert bat.macs_nonlocal - convs == 2 * cp * nodes * s + cp * nodes * ts
+
+
+def test_cli_profile_binds_lo_to_the_clip_and_prints_ffts_apart(capsys):
+    # --frames/--size are the nominal clip: LO binds to res4's map of a 8x112² clip (1x7x7).
+    spec = '{"kind": "srb", "options": {"transform": "lo", "spectrum_relu": true}}'
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", spec]) == 0
+    assert "FFTs" not in capsys.readouterr().out  # LO has no FFT
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", "srb"]) == 0
+    assert "FFTs" in capsys.readouterr().out
