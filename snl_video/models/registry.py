@@ -119,6 +119,11 @@ def build_model(
         )
     model = ResNet3D(entry.make_spec(**kw), num_classes=num_classes)
     model.load_report = None  # type: ignore[attr-defined]
+    weights_entry = _registry_entry(pretrained)
+    if nonlocal_blocks is None and weights_entry is not None and weights_entry.nonlocal_blocks is not None:
+        # A registry checkpoint that holds non-local blocks (BAT-Video-Classification's) places them.
+        logger.info("%s: placing its non-local blocks %s", weights_entry.name, dict(weights_entry.nonlocal_blocks))
+        nonlocal_blocks = dict(weights_entry.nonlocal_blocks)
     if nonlocal_blocks is not None:
         insert_nonlocal_blocks(model, nonlocal_blocks)
     if pretrained is not None:
@@ -146,7 +151,7 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
     """``kw`` plus the model options a registry checkpoint needs (e.g. ``shortcut="A"``);
     an option given with another value is an error naming both."""
     entry = _registry_entry(pretrained)
-    if entry is None or not entry.model_options or entry.architecture != name:
+    if entry is None or not entry.model_options or name not in (entry.architecture, *entry.also_fits):
         return kw
     out = dict(kw)
     for key, value in entry.model_options:
@@ -183,7 +188,7 @@ def load_backbone_weights(
     entry = _registry_entry(source)
     if entry is not None and model_name is not None:
         recorded = entry.architecture
-        if recorded != model_name:
+        if model_name not in (recorded, *entry.also_fits):
             raise WrongArchitectureError(
                 f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
                 f"build_model({recorded!r}, ...) or pick weights made for {model_name} (`snl-video weights list`)"

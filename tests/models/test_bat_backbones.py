@@ -136,3 +136,37 @@ def test_released_checkpoint_with_bat_blocks_gives_the_released_logits(tmp_path,
     clip = torch.randn(1, 3, 8, 224, 224, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(model(clip), ref(clip), rtol=0, atol=1e-5)
+
+
+def test_registry_entries_load_from_the_offline_cache(tmp_path, monkeypatch):
+    from snl_video.weights import eval_transform_params, get_weights
+
+    entry = get_weights("bat_i3d_r50.bat_k400")
+    assert entry.url is None and entry.format == "bat_video" and entry.nonlocal_blocks is None
+    params = eval_transform_params(entry)
+    assert params.value_scale == 255 and params.mean == (103.939, 116.779, 123.68) and params.std == (1.0, 1.0, 1.0)
+    assert (params.num_frames, params.sampling_stride) == (8, 8)
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    torch.save({"state_dict": RefBATResNet50("i3d").state_dict()}, tmp_path / entry.file_name)
+    model = build_model("bat_i3d_r50", num_classes=101, pretrained=entry.name)
+    assert model.load_report.ok and model.load_report.reinitialised_head == ["fc.weight", "fc.bias"]
+    # The with-blocks entries say which blocks their files hold (placed by build_model).
+    bat3d = get_weights("bat_c2d_r50.bat3d_k400")
+    assert bat3d.nonlocal_blocks == {
+        "kind": "bat", "options": {"k": 8, "tk": 4, "ts": 4}, "positions": BAT_PLACEMENT
+    }  # fmt: skip
+    assert get_weights("bat_c2d_r50.bat2d_k400").nonlocal_blocks["options"]["tk"] == 0
+
+
+@pytest.mark.skipif("bat" not in list_nonlocal_kinds(), reason="the bat non-local block is not in this tree yet")
+def test_registry_entry_with_blocks_places_them(tmp_path, monkeypatch):
+    from snl_video.weights import get_weights
+
+    entry = get_weights("bat_c2d_r50.bat3d_k400")
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    torch.save({"state_dict": RefBATResNet50("c2d", bat={"k": 8, "tk": 4, "ts": 4}).state_dict()}, tmp_path / entry.file_name)
+    model = build_model("bat_c2d_r50", num_classes=101, pretrained=entry.name)
+    assert sorted(model.nonlocal_blocks) == [
+        "layer2_after_1", "layer2_after_3", "layer3_after_1", "layer3_after_3", "layer3_after_5"
+    ]  # fmt: skip
+    assert model.load_report.ok and not model.load_report.new

@@ -285,3 +285,20 @@ def test_a_checkpoint_with_the_other_lfu_setting_is_a_clear_error(tmp_path):
     path = _released_ffc_checkpoint(tmp_path, ref, "ffc_resnet50_lfu.pth.tar")
     with pytest.raises(WeightsLoadError, match=r"has local Fourier units, .*lfu=False: build it with lfu=True"):
         build_model("ffc_c2d_r50", num_classes=1000, pretrained=path)
+
+
+def test_registry_entry_in_the_offline_cache_loads_into_both_trunks_with_its_options(tmp_path, monkeypatch):
+    from snl_video.weights import eval_transform_params, get_weights
+
+    entry = get_weights("ffc_c2d_r50.ffc_lfu_imagenet")
+    assert entry.url is None and "drive.google.com" in entry.notes  # Google Drive: offline cache only
+    assert eval_transform_params(entry).mean == (0.485, 0.456, 0.406)
+    monkeypatch.setenv("SNL_VIDEO_CACHE", str(tmp_path))
+    ref = RefFFCResNet50(ratio=0.25, lfu=True)
+    cached = _released_ffc_checkpoint(tmp_path, ref, entry.file_name)
+    assert cached == str(tmp_path / entry.file_name)
+    for name in ("ffc_c2d_r50", "ffc_i3d_r50"):  # lfu=True comes from the entry
+        model = build_model(name, num_classes=101, pretrained=entry.name)
+        assert model.spec.fourier.lfu and model.load_report.ok
+    with pytest.raises(Exception, match=r"are for ffc_c2d_r50.*the model is ffc_r3d50"):
+        build_model("ffc_r3d50", num_classes=101, pretrained=entry.name)
