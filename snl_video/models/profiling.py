@@ -16,11 +16,19 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
+
+Fast Fourier transforms (FFC's Fourier units, SRB) are in neither count, as the FFC, SRL and
+BAT papers leave them out; they are reported apart as ``fft_flops``, an *estimate* of real
+floating-point operations: ``2.5·N·log2(N)`` per real transform (forward ``rfft`` or inverse
+``irfft``) of ``N`` points and ``5·N·log2(N)`` per complex one, times the number of
+transforms — the classic radix-2 operation count, not a measurement. The 1×1 convs applied
+to the spectra are ordinary convs and are counted in ``macs``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -33,7 +41,45 @@ logger = logging.getLogger(__name__)
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
 _AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
 
+# FFT ops (counted apart, see the module docstring); the counter's keys for them.
+_FFT_OPS = frozenset({"_fft_r2c", "_fft_c2r", "_fft_c2c"})
+
 __all__ = ["ModelProfile", "count_macs", "profile_model"]
+
+
+def _fft_flops(points: int, batch: int, *, complex_input: bool) -> int:
+    if points <= 1:
+        return 0
+    per = (5.0 if complex_input else 2.5) * points * math.log2(points)
+    return int(round(per * batch))
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return math.prod(int(n) for n in shape)
+
+
+# Formulas for FlopCounterMode's custom_mapping: it passes input shapes and ``out_shape``.
+# The counter halves every count into MACs, so these return 2 × the flop estimate.
+def _r2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    points = _numel([self_shape[d] for d in dim])
+    return 2 * _fft_flops(points, _numel(self_shape) // max(points, 1), complex_input=False)
+
+
+def _c2r_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    points = _numel([out_shape[d] for d in dim])
+    return 2 * _fft_flops(points, _numel(out_shape) // max(points, 1), complex_input=False)
+
+
+def _c2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+    points = _numel([self_shape[d] for d in dim])
+    return 2 * _fft_flops(points, _numel(self_shape) // max(points, 1), complex_input=True)
+
+
+_FFT_FORMULAS = {
+    torch.ops.aten._fft_r2c: _r2c_flops,
+    torch.ops.aten._fft_c2r: _c2r_flops,
+    torch.ops.aten._fft_c2c: _c2c_flops,
+}
 
 
 @dataclass
@@ -50,6 +96,9 @@ class ModelProfile:
     norm_elements: int
     input_shape: list[int]
     nonlocal_keys: list[str] = field(default_factory=list)
+    #: Estimated real flops of the FFTs (not in ``macs``; see the module docstring).
+    fft_flops: int = 0
+    fft_flops_nonlocal: int = 0
 
     @property
     def params_backbone(self) -> int:
@@ -65,14 +114,16 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     The per-module dict is keyed by the counter's module names (``"<RootClass>.<path>"``,
     plus ``"Global"``); each module's counts include its children's.
     """
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_FFT_FORMULAS)
     with counter, torch.no_grad():
         model(inputs)
     per_module = {
         name: {str(op).split(".")[1] if str(op).startswith("aten.") else str(op): int(n) // 2 for op, n in ops.items()}
         for name, ops in counter.get_flop_counts().items()
     }
-    return int(counter.get_total_flops()) // 2, per_module
+    fft = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
+    # FFTs are counted apart: their formulas return 2 × flops, so the halved per-op counts are flops.
+    return int(counter.get_total_flops()) // 2 - fft, per_module
 
 
 def _record_norm_outputs(model: nn.Module, per_module: dict[str, int]) -> list[Any]:
@@ -115,12 +166,16 @@ def profile_model(
     nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
     macs_nl = macs_nl_conv = norm_nl = 0
+    fft_nl = 0
     for key in keys:
         ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
+        fft_nl += sum(v for op, v in ops.items() if op in _FFT_OPS)
+        ops = {op: v for op, v in ops.items() if op not in _FFT_OPS}
         macs_nl += sum(ops.values())
         macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
         norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
-    by_op = per_module.get("Global", {})
+    fft_total = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
+    by_op = {op: v for op, v in per_module.get("Global", {}).items() if op not in _FFT_OPS}
     # Table 7 convention: every conv / linear product (the non-local blocks compute their
     # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
     # batched affinity products (`bmm`), which a module-hook counter never sees.
@@ -137,5 +192,7 @@ def profile_model(
         norm_elements=norm_total,
         input_shape=list(input_shape),
         nonlocal_keys=keys,
+        fft_flops=fft_total,
+        fft_flops_nonlocal=fft_nl,
     )
 
