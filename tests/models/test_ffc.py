@@ -302,3 +302,25 @@ def test_registry_entry_in_the_offline_cache_loads_into_both_trunks_with_its_opt
         assert model.spec.fourier.lfu and model.load_report.ok
     with pytest.raises(Exception, match=r"are for ffc_c2d_r50.*the model is ffc_r3d50"):
         build_model("ffc_r3d50", num_classes=101, pretrained=entry.name)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "model_name", "blocks"),
+    [("ffc_c2d_r50", "ffc_c2d_r50", 0), ("ffc_i3d_r50", "ffc_i3d_r50", 0), ("ffc_c2d_r50_nl", "ffc_c2d_r50", 1),
+     ("ffc_i3d_r50_nl", "ffc_i3d_r50", 1)],
+)  # fmt: skip
+def test_ffc_recipes_build_and_run_at_their_clip_size(recipe, model_name, blocks):
+    from pathlib import Path
+
+    from snl_video.config import load_config
+    from snl_video.engine.builders import build_model_from_config, normalization_from_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "ucf101" / f"{recipe}.yaml")
+    assert cfg.model.name == model_name and cfg.pretrained.source == "ffc_c2d_r50.ffc_imagenet"
+    assert normalization_from_config(cfg).mean == (0.485, 0.456, 0.406)  # the ImageNet entry's
+    model = build_model_from_config(cfg, load_weights=False).eval()
+    assert len(model.nonlocal_blocks) == blocks and not model.spec.fourier.lfu
+    assert (cfg.data.num_frames, cfg.data.crop_size) == (16, 112)
+    with torch.no_grad():  # 2 frames (not 16) keep the test short; the 112² crop gives res4 7×7
+        out = model(torch.randn(1, 3, 2, cfg.data.crop_size, cfg.data.crop_size))
+    assert out.shape == (1, 101)
