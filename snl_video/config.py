@@ -440,7 +440,8 @@ def _check_nonlocal_kind_and_options(kind: str, options: Mapping[str, Any], erro
         expected = type(defaults[name])
         if expected is float and type(value) is int:
             value = float(value)
-        if type(value) is not expected:
+        # An option whose default is None (e.g. srb's groups, spatial_size) is checked by the block.
+        if defaults[name] is not None and type(value) is not expected:
             errors.add(key, f"expected {expected.__name__} (default {defaults[name]!r}), got {type(value).__name__} {value!r}")
             bad = True
             continue

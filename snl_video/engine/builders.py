@@ -49,6 +49,8 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
     if cfg.nonlocal_blocks is not None:
         nl = cfg.nonlocal_blocks
         spec = {"kind": nl.kind, "options": dict(nl.options)}
+        # The clip size: size-bound blocks (srb lo / spectrum_relu) take their map's size from it.
+        spec["input_size"] = [cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size]
         if nl.positions is not None:
             spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
     kw = dict(cfg.model.options)

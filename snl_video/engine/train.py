@@ -269,6 +269,10 @@ def train(
                              f"{device.type}: set runtime.sync_bn=false")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg)
+    # Learnable-orthogonal SRBs: P, Q are retracted onto O(n) after every step, never in forward.
+    from ..nonlocal_blocks import attach_orthogonal_retraction
+
+    attach_orthogonal_retraction(model, optimizer)
     scheduler = build_scheduler(optimizer, cfg)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(r.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=r.amp == "fp16")

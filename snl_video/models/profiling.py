@@ -16,19 +16,19 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
+  For the transform-domain blocks (``srb``, ``bat``) the same module-hook view keeps
+  their convs (all their learned maps are convs) and their norms, and leaves out their
+  functional matrix products (BAT's ``P X Q`` / temporal products, SRB-LO's ``P X Q``).
 
-Fast Fourier transforms (FFC's Fourier units, SRB) are in neither count, as the FFC, SRL and
-BAT papers leave them out; they are reported apart as ``fft_flops``, an *estimate* of real
-floating-point operations: ``2.5·N·log2(N)`` per real transform (forward ``rfft`` or inverse
-``irfft``) of ``N`` points and ``5·N·log2(N)`` per complex one, times the number of
-transforms — the classic radix-2 operation count, not a measurement. The 1×1 convs applied
-to the spectra are ordinary convs and are counted in ``macs``.
+FFTs (SRB, FFC) are counted by neither convention, as in the papers; ``macs_fft`` reports
+them on a separate line, estimated as ``2.5·n·log₂n`` MACs per complex ``n``-point
+transform (the radix-2 ``5·n·log₂n`` flops ÷ 2) and half that per real-input or
+real-output transform, ``n`` the product of the transformed sizes.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -40,46 +40,34 @@ logger = logging.getLogger(__name__)
 
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
 _AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
-
-# FFT ops (counted apart, see the module docstring); the counter's keys for them.
 _FFT_OPS = frozenset({"_fft_r2c", "_fft_c2r", "_fft_c2c"})
 
+
+def _fft_flops(shape: Sequence[int], dim: Sequence[int], *, real: bool) -> int:
+    """Flops (2 × MACs) of FFTs over ``dim`` of a tensor of ``shape`` (see module doc)."""
+    import math
+
+    n = math.prod(shape[d] for d in dim)
+    batch = math.prod(shape) // max(n, 1)
+    flops = 5.0 * n * math.log2(n) * batch if n > 1 else 0.0
+    return int(flops / 2 if real else flops)
+
+
+def _fft_mapping() -> dict[Any, Any]:
+    aten = torch.ops.aten
+
+    def r2c(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(x_shape, dim, real=True)
+
+    def c2r(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(out_shape, dim, real=True)
+
+    def c2c(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(x_shape, dim, real=False)
+
+    return {aten._fft_r2c: r2c, aten._fft_c2r: c2r, aten._fft_c2c: c2c}
+
 __all__ = ["ModelProfile", "count_macs", "profile_model"]
-
-
-def _fft_flops(points: int, batch: int, *, complex_input: bool) -> int:
-    if points <= 1:
-        return 0
-    per = (5.0 if complex_input else 2.5) * points * math.log2(points)
-    return int(round(per * batch))
-
-
-def _numel(shape: Sequence[int]) -> int:
-    return math.prod(int(n) for n in shape)
-
-
-# Formulas for FlopCounterMode's custom_mapping: it passes input shapes and ``out_shape``.
-# The counter halves every count into MACs, so these return 2 × the flop estimate.
-def _r2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
-    points = _numel([self_shape[d] for d in dim])
-    return 2 * _fft_flops(points, _numel(self_shape) // max(points, 1), complex_input=False)
-
-
-def _c2r_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
-    points = _numel([out_shape[d] for d in dim])
-    return 2 * _fft_flops(points, _numel(out_shape) // max(points, 1), complex_input=False)
-
-
-def _c2c_flops(self_shape, dim, *args, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
-    points = _numel([self_shape[d] for d in dim])
-    return 2 * _fft_flops(points, _numel(self_shape) // max(points, 1), complex_input=True)
-
-
-_FFT_FORMULAS = {
-    torch.ops.aten._fft_r2c: _r2c_flops,
-    torch.ops.aten._fft_c2r: _c2r_flops,
-    torch.ops.aten._fft_c2c: _c2c_flops,
-}
 
 
 @dataclass
@@ -96,9 +84,8 @@ class ModelProfile:
     norm_elements: int
     input_shape: list[int]
     nonlocal_keys: list[str] = field(default_factory=list)
-    #: Estimated real flops of the FFTs (not in ``macs``; see the module docstring).
-    fft_flops: int = 0
-    fft_flops_nonlocal: int = 0
+    #: FFTs (SRB, FFC), not in ``macs`` nor ``macs_table7``; estimate, see the module doc.
+    macs_fft: int = 0
 
     @property
     def params_backbone(self) -> int:
@@ -112,9 +99,10 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     """MACs of ``model(inputs)`` (no grad) and per-module, per-op MACs, by FlopCounterMode.
 
     The per-module dict is keyed by the counter's module names (``"<RootClass>.<path>"``,
-    plus ``"Global"``); each module's counts include its children's.
+    plus ``"Global"``); each module's counts include its children's. FFTs are listed there
+    (``_fft_r2c``, ``_fft_c2r``, ``_fft_c2c``) but not in the returned total.
     """
-    counter = FlopCounterMode(display=False, custom_mapping=_FFT_FORMULAS)
+    counter = FlopCounterMode(display=False, custom_mapping=_fft_mapping())
     with counter, torch.no_grad():
         model(inputs)
     per_module = {
@@ -122,7 +110,6 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
         for name, ops in counter.get_flop_counts().items()
     }
     fft = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
-    # FFTs are counted apart: their formulas return 2 × flops, so the halved per-op counts are flops.
     return int(counter.get_total_flops()) // 2 - fft, per_module
 
 
@@ -165,21 +152,24 @@ def profile_model(
     root = type(model).__name__
     nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
-    macs_nl = macs_nl_conv = norm_nl = 0
-    fft_nl = 0
+    from ..nonlocal_blocks import NonLocalBlock
+
+    macs_nl = macs_nl_conv = norm_nl = transform_products = 0
     for key in keys:
-        ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
-        fft_nl += sum(v for op, v in ops.items() if op in _FFT_OPS)
-        ops = {op: v for op, v in ops.items() if op not in _FFT_OPS}
+        ops = {op: v for op, v in per_module.get(f"{root}.nonlocal_blocks.{key}", {}).items() if op not in _FFT_OPS}
         macs_nl += sum(ops.values())
-        macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+        if isinstance(nonlocal_blocks[key], NonLocalBlock):
+            macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+        else:  # srb / bat: only their convs (their P X Q products are functional)
+            macs_nl_conv += ops.get("convolution", 0)
+            transform_products += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS and op != "convolution")
         norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
-    fft_total = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
     by_op = {op: v for op, v in per_module.get("Global", {}).items() if op not in _FFT_OPS}
+    macs_fft = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
     # Table 7 convention: every conv / linear product (the non-local blocks compute their
     # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
     # batched affinity products (`bmm`), which a module-hook counter never sees.
-    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS)
+    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS) - transform_products
     params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
     return ModelProfile(
         params=sum(p.numel() for p in model.parameters()),
@@ -192,7 +182,6 @@ def profile_model(
         norm_elements=norm_total,
         input_shape=list(input_shape),
         nonlocal_keys=keys,
-        fft_flops=fft_total,
-        fft_flops_nonlocal=fft_nl,
+        macs_fft=macs_fft,
     )
 
