@@ -130,10 +130,14 @@ class RefBATResNet50(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Conv3d(2048, num_classes, 1, bias=True)
 
-    def forward(self, x):
+    def features(self, x):
+        """The res5 map before the head."""
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         x = self.layer1(x)
         x = F.max_pool3d(x, (2, 1, 1), (2, 1, 1))
-        x = self.layer4(self.layer3(self.layer2(x)))
+        return self.layer4(self.layer3(self.layer2(x)))
+
+    def forward(self, x):
+        x = self.features(x)
         x = F.avg_pool3d(x, (x.shape[2], 7, 7), stride=1)
         return self.fc(self.dropout(x)).mean(dim=(2, 3, 4))
