@@ -27,7 +27,8 @@ from .affinity import (
     softmax_affinity,
     spectral_affinity,
 )
-from .filters import Basis, FilterTerm, apply_graph_filter, chebyshev_terms
+from .filters import Basis, FilterTerm, GraphFilter, PolynomialFilter, chebyshev_terms
+from .rational import ArmaFilter, CayleyFilter, CayleyOfficialFilter
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ __all__ = [
     "list_nonlocal_kinds",
     "nonlocal_options",
     "resolve_impl",
+    "register_block_kind",
     "AUTO_LINEAR_NODES_PER_CHANNEL",
 ]
 
@@ -269,8 +271,9 @@ class NonLocalBlock(nn.Module):
         *,
         kind: str,
         affinity: AffinityBuilder,
-        terms: Sequence[FilterTerm],
+        terms: Sequence[FilterTerm] = (),
         basis: Basis = "monomial",
+        graph_filter: Callable[[int], GraphFilter] | None = None,
         norm: Literal["bn", "gn"] = "bn",
         norm_groups: int = 1,
         activation: Literal["relu", "none"] = "relu",
@@ -300,9 +303,10 @@ class NonLocalBlock(nn.Module):
         self.upcast = upcast
         self.options = dict(options or {})
         self.subsample = _check_subsample(subsample)
-        if self.subsample != (1, 1, 1) and max(t.power for t in self.terms) > 1:
-            raise ValueError(f"{kind}: subsample={list(self.subsample)} needs a filter of order <= 1 (A maps "
-                             "positions to fewer pooled keys, so A^2 is undefined)")
+        if self.subsample != (1, 1, 1) and (graph_filter is not None or not self.terms
+                                            or max(t.power for t in self.terms) > 1):
+            raise ValueError(f"{kind}: subsample={list(self.subsample)} needs a polynomial filter of order <= 1 "
+                             "(A maps positions to fewer pooled keys, so A^2 and rational filters are undefined)")
 
         self.theta = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=bias)
         self.phi = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=bias)
@@ -310,7 +314,10 @@ class NonLocalBlock(nn.Module):
         self.affinity = affinity
         if isinstance(affinity, DisentangledAffinity):
             affinity.key_pool = self.subsample
-        self.weight_names = tuple(dict.fromkeys(t.weight for t in self.terms))
+        # The filter: polynomial terms (Table 1) unless a rational filter factory is given
+        # (called with C_s; it may own parameters, e.g. Cayley's zoom, under `filter.`).
+        self.filter = graph_filter(inter_channels) if graph_filter is not None else PolynomialFilter(self.terms, basis)
+        self.weight_names = tuple(self.filter.weight_names)
         for name in self.weight_names:
             self.add_module(
                 name,
@@ -359,6 +366,27 @@ class NonLocalBlock(nn.Module):
         pooled = F.max_pool3d(_from_nodes(nodes, shape), kernel_size=self.subsample, stride=self.subsample)
         return _to_nodes(pooled)
 
+    def filter_input(self, x: Tensor) -> tuple[GraphOperator, Tensor]:
+        """``(A, Z)`` for input ``x``: the graph and the node signal the filter acts on."""
+        x5 = self._check_input(x)
+        nodes = _to_nodes(x5)
+        theta, phi, z = (_pointwise(getattr(self, n), nodes) for n in ("theta", "phi", "g"))
+        return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:])), z
+
+    def frequency_response(self, lam: Tensor) -> Tensor | None:
+        """``H(λ)``, ``(G, C, C_s)``: the filter's response at the eigenvalues ``lam`` of ``A``.
+
+        For an eigenvector ``v`` of ``A`` (eigenvalue ``λ``) and ``Z = v cᵀ`` the filter
+        output (before the output norm) is ``v (H(λ) c)ᵀ``. ``None`` when the filter is not
+        linear in ``Z`` (ARMA with a ReLU inside) or uses grouped projections (CGNL).
+        """
+        convs = [getattr(self, name) for name in self.weight_names]
+        if any(c.groups != 1 for c in convs):
+            return None
+        weights = {name: c.weight.detach().flatten(1).to(lam.dtype) for name, c in zip(self.weight_names, convs)}
+        with torch.no_grad():
+            return self.filter.response(lam, weights)
+
     def _check_input(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
             x = x.unsqueeze(2)
@@ -400,7 +428,7 @@ class NonLocalBlock(nn.Module):
             theta, phi, z = (t.to(graph_dtype) for t in (theta, phi, z))
             if self.subsample == (1, 1, 1):
                 op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
-                signals = apply_graph_filter(op, z, self.terms, basis=self.basis)
+                signals = self.filter(op, z)
             else:
                 op = self.affinity(theta, self._pool_keys(phi, shape), x=x.to(graph_dtype), shape=shape)
                 signals = _subsampled_filter(op, z, self._pool_keys(z, shape), self.terms)
@@ -418,7 +446,9 @@ class NonLocalBlock(nn.Module):
                     out = projected if out is None else out + projected
         out = self.out_norm(_from_nodes(out, shape))
         if self.activation == "relu":
-            out = _ReLUOpenAtZero.apply(out)
+            # The open-at-zero subgradient matters only for training; in eval mode a plain ReLU
+            # (the same values) keeps the block traceable (TorchScript, torch.export, ONNX).
+            out = _ReLUOpenAtZero.apply(out) if self.training else F.relu(out)
         return out.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -565,6 +595,23 @@ def _dnl(c, cs, *, scale: bool = True, temperature: float = 1.0, subsample: list
     )
 
 
+Filter = Literal["chebyshev", "cayley", "cayley_official", "arma"]
+
+# Options of `snl` that only some filters read, with the filters that read them.
+_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "order": ("chebyshev", "cayley"),
+    "basis": ("chebyshev",),
+    "zoom_init": ("cayley",),
+    "solver": ("cayley", "arma"),
+    "jacobi_iters": ("cayley",),
+    "stacks": ("arma",),
+    "layers": ("arma",),
+    "shared_weights": ("arma",),
+    "activation_inner": ("arma",),
+    "feedback": ("arma",),
+}
+
+
 def _snl(
     c,
     cs,
@@ -572,21 +619,123 @@ def _snl(
     order: int = 1,
     impl: Impl = "auto",
     basis: Basis = "monomial",
+    filter: Filter = "chebyshev",
+    zoom_init: float = 1.0,
+    solver: str = "auto",
+    jacobi_iters: int = 10,
+    stacks: int = 1,
+    layers: int = 1,
+    shared_weights: bool = False,
+    activation_inner: Literal["relu", "none"] = "relu",
+    feedback: Literal["full", "diagonal"] = "full",
     activation="relu",
     zero_init=True,
     upcast=True,
 ):
     """Spectral non-local (Zhu et al., ICCV 2021): A = D^-1/2 ((M+Mᵀ)/2) D^-1/2,
     M = relu(θ)ᵀrelu(φ); filter Z W1 + A Z W2 (+ A^k Z W_{k+1} up to k = order). impl:
-    'dense' (N×N), 'linear' (exact O(N·C_s²) factorisation) or 'auto'."""
+    'dense' (N×N), 'linear' (exact O(N·C_s²) factorisation) or 'auto'. filter:
+    'chebyshev' (that polynomial filter; basis 'monomial' A^k or 'chebyshev' T_k(A)),
+    'cayley' (CayleyNets' order-r rational filter on L = I − A with learned zoom h,
+    solver 'exact' (Woodbury on the linear path) or 'jacobi' with jacobi_iters),
+    'cayley_official' (the released caylay.py: Z W1 + (Z W_h + L² Z) W2) or 'arma'
+    (Bianchi et al.'s ARMA: stacks × layers of σ(A X W + Z V), solver 'recursion' or
+    'exact' = the fixed point (I − wA)^-1 for activation_inner='none', feedback='diagonal').
+    solver='auto' is the filter's default ('exact' for cayley, 'recursion' for arma)."""
+    _check_choice("filter", filter, ("chebyshev", "cayley", "cayley_official", "arma"))
     _check_positive_int("order", order)
     _check_choice("impl", impl, ("auto", "dense", "linear"))
     _check_choice("basis", basis, ("monomial", "chebyshev"))
-    return dict(
-        affinity=FactorizedAffinity(cs, variant="spectral", impl=impl),
-        terms=chebyshev_terms(order),
-        basis=basis,
+    given = dict(
+        order=order, basis=basis, zoom_init=zoom_init, solver=solver, jacobi_iters=jacobi_iters, stacks=stacks,
+        layers=layers, shared_weights=shared_weights, activation_inner=activation_inner, feedback=feedback,
     )
+    defaults = nonlocal_options("snl")
+    for name, filters in _FILTER_OPTIONS.items():
+        if filter not in filters and given[name] != defaults[name]:
+            raise ValueError(
+                f"snl: option {name}={given[name]!r} applies to filter {' / '.join(filters)}, not to "
+                f"filter={filter!r}; remove it or choose one of those filters"
+            )
+    spec: dict[str, Any] = dict(affinity=FactorizedAffinity(cs, variant="spectral", impl=impl))
+    if filter == "chebyshev":
+        spec.update(terms=chebyshev_terms(order), basis=basis)
+    elif filter == "cayley":
+        solver = "exact" if solver == "auto" else solver
+        _check_choice("solver", solver, ("exact", "jacobi"))
+        _check_positive_int("jacobi_iters", jacobi_iters)
+        if isinstance(zoom_init, bool) or not isinstance(zoom_init, (int, float)) or not zoom_init > 0:
+            raise ValueError(f"zoom_init must be a number > 0, got {zoom_init!r}")
+        spec["graph_filter"] = lambda _cs: CayleyFilter(
+            order=order, zoom_init=float(zoom_init), solver=solver, jacobi_iters=jacobi_iters  # type: ignore[arg-type]
+        )
+    elif filter == "cayley_official":
+        spec["graph_filter"] = CayleyOfficialFilter
+    else:
+        solver = "recursion" if solver == "auto" else solver
+        _check_choice("solver", solver, ("recursion", "exact"))
+        _check_positive_int("stacks", stacks)
+        _check_positive_int("layers", layers)
+        _check_choice("shared_weights", shared_weights, (True, False))
+        _check_choice("activation_inner", activation_inner, ("relu", "none"))
+        _check_choice("feedback", feedback, ("full", "diagonal"))
+        if solver == "exact" and layers != 1:
+            raise ValueError("arma: solver='exact' is the T = ∞ fixed point; `layers` is unused, leave it at 1")
+        spec["graph_filter"] = lambda _cs: ArmaFilter(
+            _cs,
+            stacks=stacks,
+            layers=layers,
+            shared_weights=shared_weights,
+            activation_inner=activation_inner,
+            feedback=feedback,
+            solver=solver,  # type: ignore[arg-type]
+        )
+    return spec
+
+
+def _snl_a1(c, cs, *, impl: Impl = "auto", activation="relu", zero_init=True, upcast=True):
+    """SNL_a1 (the SNL paper's ablation, ICCV Table 8): SNL's symmetric normalised
+    affinity A = D^-1/2 ((M+Mᵀ)/2) D^-1/2 with NL's single term: filter A Z W2
+    (parameters as NL). impl as snl."""
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    return dict(affinity=FactorizedAffinity(cs, variant="spectral", impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
+
+
+def _snl_a2(c, cs, *, scale: bool = False, subsample: list = _NO_SUBSAMPLE, bias: bool = False, activation="relu",
+            zero_init=True, upcast=True):
+    """SNL_a2 (the SNL paper's ablation, ICCV Table 8): NL's softmax affinity
+    A = softmax_j(θ_i·φ_j) (scale: · C_s^-1/2) with SNL's full first-order filter
+    Z W1 + A Z W2 (parameters as SNL). subsample max-pools φ and g of the A Z term."""
+    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=chebyshev_terms(1),
+                subsample=_check_subsample(subsample), bias=bias)
+
+
+def _gsnl(
+    c,
+    cs,
+    *,
+    affinity: Literal["softmax", "spectral"] = "softmax",
+    impl: Impl = "auto",
+    activation="none",
+    zero_init=True,
+    upcast=True,
+):
+    """gSNL as released in the 2019 spectral-nonlocal-block code: Z W1 + A Z W2 +
+    (2A − I) Z W3 on the softmax affinity softmax_j(θ_i·φ_j) (affinity='spectral': SNL's),
+    no ReLU after the norm by default (the code's --relu 0). Since 2A − I is linear in A,
+    this is a re-parametrised first-order filter, Z (W1 − W3) + A Z (W2 + 2 W3), not a
+    second-order one (T_2 = 2A² − I would be). impl applies to affinity='spectral'."""
+    _check_choice("affinity", affinity, ("softmax", "spectral"))
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    if affinity == "softmax" and impl != "auto":
+        raise ValueError("gsnl: impl applies to affinity='spectral' only (the softmax affinity is always dense)")
+    builder: AffinityBuilder = (
+        EmbeddedGaussianAffinity(cs, scale=False)
+        if affinity == "softmax"
+        else FactorizedAffinity(cs, variant="spectral", impl=impl)
+    )
+    terms = [FilterTerm(0, 1.0, "w1"), FilterTerm(1, 1.0, "w2"), FilterTerm(1, 2.0, "w3"), FilterTerm(0, -1.0, "w3")]
+    return dict(affinity=builder, terms=terms)
 
 
 _PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -598,14 +747,35 @@ _PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
     "cc": _cc,
     "dnl": _dnl,
     "snl": _snl,
+    "snl_a1": _snl_a1,
+    "snl_a2": _snl_a2,
+    "gsnl": _gsnl,
 }
 
 _BLOCK_LEVEL_OPTIONS = ("activation", "zero_init", "upcast")
 
+# Transform-domain kinds (SRB, BAT, …): residual blocks that are not an affinity × graph
+# filter, each its own nn.Module in its own file, placed by the same placement spec. A
+# factory is ``factory(in_channels, *, inter_channels=None, **options) -> nn.Module``; its
+# keyword-only arguments (``inter_channels`` aside) are the kind's options, with defaults.
+_MODULE_KINDS: dict[str, Callable[..., nn.Module]] = {}
 
-def list_nonlocal_kinds() -> list[str]:
-    """Names accepted by :func:`build_nonlocal`."""
-    return list(_PRESETS)
+KindFamily = Literal["all", "graph", "transform"]
+
+
+def register_block_kind(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Register a transform-domain block kind (a duplicate name is an error)."""
+    if name in _PRESETS or name in _MODULE_KINDS:
+        raise ValueError(f"non-local kind {name!r} is already registered")
+    _MODULE_KINDS[name] = factory
+
+
+def list_nonlocal_kinds(family: KindFamily = "all") -> list[str]:
+    """Names accepted by :func:`build_nonlocal`: ``graph`` kinds (a :class:`NonLocalBlock`,
+    affinity × graph filter), ``transform`` kinds (SRB, BAT) or ``all``."""
+    _check_choice("family", family, ("all", "graph", "transform"))
+    graph = list(_PRESETS) if family in ("all", "graph") else []
+    return graph + (list(_MODULE_KINDS) if family in ("all", "transform") else [])
 
 
 def nonlocal_options(kind: str) -> dict[str, Any]:
@@ -614,7 +784,7 @@ def nonlocal_options(kind: str) -> dict[str, Any]:
     return {
         name: p.default
         for name, p in inspect.signature(preset).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "inter_channels"
     }
 
 
@@ -623,15 +793,17 @@ def describe_nonlocal(kind: str) -> str:
     return inspect.getdoc(_preset(kind)) or kind
 
 
-def _preset(kind: str) -> Callable[..., dict[str, Any]]:
+def _preset(kind: str) -> Callable[..., Any]:
+    if isinstance(kind, str) and kind in _MODULE_KINDS:
+        return _MODULE_KINDS[kind]
     if not isinstance(kind, str) or kind not in _PRESETS:
-        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(_PRESETS)}")
+        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(list_nonlocal_kinds())}")
     return _PRESETS[kind]
 
 
 def build_nonlocal(
     kind: str, in_channels: int, *, inter_channels: int | None = None, **options: Any
-) -> NonLocalBlock:
+) -> nn.Module:
     """Build a non-local block of ``kind`` for ``in_channels``-channel feature maps.
 
     Args:
@@ -643,10 +815,19 @@ def build_nonlocal(
             ``impl`` for ``snl``. An unknown option is an error listing the valid ones.
 
     Returns:
-        A :class:`NonLocalBlock` that starts as the identity.
+        A :class:`NonLocalBlock` that starts as the identity, or for a transform-domain
+        kind (``srb``, ``bat``) that kind's module.
     """
     preset = _preset(kind)
     _check_positive_int("in_channels", in_channels)
+    if kind in _MODULE_KINDS:
+        unknown = sorted(set(options) - set(nonlocal_options(kind)))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for non-local kind {kind!r}; valid options: "
+                + ", ".join(f"{k}={v!r}" for k, v in nonlocal_options(kind).items())
+            )
+        return preset(in_channels, inter_channels=inter_channels, **options)
     if inter_channels is None:
         inter_channels = max(in_channels // 2, 1)
     _check_positive_int("inter_channels", inter_channels)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
+from .class_names import KINETICS400, KINETICS700
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
 
@@ -85,6 +86,20 @@ class PretrainedWeights:
     #: Model options the checkpoint needs (``build_model(architecture, **model_options)``);
     #: ``build_model(pretrained=<this name>)`` applies them when not given.
     model_options: tuple[tuple[str, Any], ...] = ()
+    #: Class names in the order of the checkpoint's head (``None`` where no verified order
+    #: is published); see :mod:`snl_video.weights.class_names` for how each was checked.
+    class_names: tuple[str, ...] | None = None
+    #: The video-level evaluation protocol ``predict`` / ``eval --weights`` default to:
+    #: uniform clips x spatial crops per video (``protocol`` describes the published one).
+    eval_num_clips: int = 10
+    eval_num_crops: Literal[1, 3] = 3
+    #: Other registered architectures the file loads into (2-D ImageNet weights inflate into
+    #: several video trunks): ``build_model(<one of them>, pretrained=<this name>)`` is allowed.
+    also_fits: tuple[str, ...] = ()
+    #: The non-local placement the checkpoint's blocks need (a placement spec, see
+    #: :mod:`snl_video.models.placement`); ``build_model(pretrained=<this name>)`` places it
+    #: when ``nonlocal_blocks`` is not given.
+    nonlocal_blocks: Mapping[str, Any] | None = None
 
     @property
     def sha256_is_prefix(self) -> bool:
@@ -168,6 +183,9 @@ def _hara2017(depth: int) -> PretrainedWeights:
         + (" (zero padding: the file has no downsample tensors)" if shortcut == "A" else "")
         + "; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
         model_options=(("shortcut", "A"),) if shortcut == "A" else (),
+        class_names=KINETICS400,
+        eval_num_clips=10,
+        eval_num_crops=1,
     )
 
 
@@ -184,6 +202,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=73.27,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published.",
     ),
     PretrainedWeights(
@@ -198,6 +217,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=74.58,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published.",
     ),
     PretrainedWeights(
@@ -212,6 +232,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=71.46,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published.",
     ),
     PretrainedWeights(
@@ -226,6 +247,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=63.200,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision R3D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     PretrainedWeights(
@@ -240,6 +264,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=63.960,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision MC3_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     PretrainedWeights(
@@ -254,6 +281,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=67.463,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision R2Plus1D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     *(_hara2017(depth) for depth in (18, 34, 50)),
@@ -270,6 +300,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
+        class_names=KINETICS700,
+        eval_num_clips=10,
+        eval_num_crops=1,
     ),
     PretrainedWeights(
         name="r3d50.hara2020_kmit",
@@ -283,9 +316,107 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_HARA_2020_CLIP,
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
-        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). " + _HARA_GDRIVE,
+        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). No class order "
+        "is published for the merged head (the merge script is not in 3D-ResNets-PyTorch), so no class names are "
+        "given: predictions name classes class_0 ... class_1038 (or pass --class-names FILE). " + _HARA_GDRIVE,
+        eval_num_clips=10,
+        eval_num_crops=1,
     ),
 )
+
+# --- pkumivision/FFC (ImageNet) and BA-Transform/BAT-Video-Classification (Kinetics-400) ---------
+
+_FFC_DRIVE = (
+    "Not linked from the FFC README: the authors posted Google Drive links in pkumivision/FFC issue #1 "
+    "(2021-09-22), {url}; download it in a browser and put it in the weights cache directory under this "
+    "file name. They note the models were trained on MXNet recordIO files, so ImageNet accuracy drops on JPEG "
+    "images, but they are good initialisations. main.py container (epoch, arch, DataParallel state_dict, "
+    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames)."
+)
+# The per-image ImageNet recipe of FFC's main.py, on the FFC-C2D Kinetics clip (8 frames, stride 8,
+# the BAT paper's baseline recipe, which the FFC paper shares).
+_FFC_CLIP = ClipSpec(
+    num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=1,
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+)  # fmt: skip
+
+
+def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
+    return PretrainedWeights(
+        name=f"ffc_c2d_r50.ffc{'_lfu' if lfu else ''}_imagenet",
+        url=None,
+        sha256=None,
+        file_name=f"ffc_resnet50_ratio0.25{'_lfu' if lfu else ''}.pth.tar",
+        format="ffc",
+        architecture="ffc_c2d_r50",
+        num_classes=1000,
+        dataset="imagenet",
+        clip=_FFC_CLIP,
+        reported_top1=77.8 if lfu else 77.6,
+        protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
+        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url),
+        model_options=(("ratio_global", 0.25), ("lfu", lfu)),
+        also_fits=("ffc_i3d_r50",),
+    )
+
+
+# RGB frames (read_mode video) in 0-255 minus [103.939, 116.779, 123.68] per channel in that order
+# (Caffe's BGR means applied to RGB as the released main.py / test_models.py do), std 1.
+_BAT_CLIP = ClipSpec(
+    num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=255,
+    mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0),
+)  # fmt: skip
+_BAT_PROTOCOL = (
+    "Kinetics-400 val, 10 clips x 3 crops, fully convolutional at short side 256 (BAT-Video-Classification README)"
+)
+_BAT_PLACEMENT = {"layer2": [1, 3], "layer3": [1, 3, 5]}
+
+
+def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -> PretrainedWeights:
+    """A BAT-Video-Classification checkpoint: ``blocks`` is "" (none), "2d" (tk=0) or "3d" (tk=4)."""
+    tag = {"": "bat", "2d": "bat2d", "3d": "bat3d"}[blocks]
+    placement = None
+    if blocks:
+        placement = {"kind": "bat", "options": {"k": 8, "tk": 4 if blocks == "3d" else 0, "ts": 4}, "positions": _BAT_PLACEMENT}
+    title = variant.upper() + (f" + {blocks.upper()}-BAT" if blocks else "")
+    return PretrainedWeights(
+        name=f"bat_{variant}_r50.{tag}_k400",
+        url=None,
+        sha256=None,
+        file_name=f"bat_{variant}_r50{'_' + blocks + 'bat' if blocks else ''}_k400.pth.tar",
+        format="bat_video",
+        architecture=f"bat_{variant}_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_BAT_CLIP,
+        reported_top1=top1,
+        protocol=_BAT_PROTOCOL,
+        notes=(
+            f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
+            "download it in a browser and put it in the weights cache directory under this file name. "
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std."
+            + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
+               "layer3 after 1, 3, 5)." if blocks else "")
+        ),
+        nonlocal_blocks=placement,
+    )
+
+
+_FFC_AND_BAT: tuple[PretrainedWeights, ...] = (
+    _ffc_imagenet(False, "https://drive.google.com/file/d/1bAbCJR7lNfBbF2gdREcrsjHqa8HIgI3N/view"),
+    _ffc_imagenet(True, "https://drive.google.com/file/d/1egTVmTr3l2pS1lPeplRinwp1b5YjVMOU/view"),
+    _bat_video("c2d", "", 72.0, "https://drive.google.com/file/d/1lH38bk2B8MVGS57uBVRJ4VP5OXMDVIvK/view",
+               "https://pan.baidu.com/s/1iqCYbl_7A659NEVpHz8cSQ (code r0i2)"),
+    _bat_video("i3d", "", 72.7, "https://drive.google.com/file/d/1LEc3X5sghJ0gDHHI30nolEFolY_C-Mzd/view",
+               "https://pan.baidu.com/s/1AJKmk9K5Jh5SzR45Y9jMfQ (code dnwv)"),
+    _bat_video("c2d", "2d", 74.6, "https://drive.google.com/file/d/15k2Qf2NPn9TWAH3CZwAtDMuCwgvfpw0i/view",
+               "https://pan.baidu.com/s/1u-hTUNGBg2bGs4fBhEw66w (code inb0)"),
+    _bat_video("i3d", "2d", 75.1, "https://drive.google.com/file/d/1RsexL9jE3-34CLo4ZK80gg2HZz1XcARo/view",
+               "https://pan.baidu.com/s/1vpkaAqphLu8cQVS1n9t7SA (code q8d8)"),
+    _bat_video("c2d", "3d", 75.5, "https://drive.google.com/file/d/1N1aTylbo2XkIeA7pGGo3E5FQNBAJCmy0/view",
+               "https://pan.baidu.com/s/1Kh0uhxTJiLDpe5juGtT93Q (code rnrg)"),
+)  # fmt: skip
+WEIGHTS = WEIGHTS + _FFC_AND_BAT
 
 _BY_NAME: dict[str, PretrainedWeights] = {}
 for _entry in WEIGHTS:
@@ -353,6 +484,13 @@ def validate_entry(entry: PretrainedWeights) -> list[str]:
         problems.append("mean and std need 3 values, std > 0")
     if any(not (0 <= m <= c.value_scale) for m in c.mean):
         problems.append(f"mean {c.mean} outside [0, value_scale={c.value_scale}]")
+    if entry.class_names is not None and (
+        len(entry.class_names) != entry.num_classes or len(set(entry.class_names)) != len(entry.class_names)
+    ):
+        problems.append(f"{len(entry.class_names)} class names (unique: {len(set(entry.class_names))}) for "
+                        f"{entry.num_classes} classes")
+    if entry.eval_num_clips < 1 or entry.eval_num_crops not in (1, 3):
+        problems.append(f"eval protocol {entry.eval_num_clips} clips x {entry.eval_num_crops} crops")
     if entry.reported_top1 is not None and not 0 < entry.reported_top1 < 100:
         problems.append(f"reported_top1 {entry.reported_top1}")
     return problems

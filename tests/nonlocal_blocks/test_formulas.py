@@ -26,6 +26,10 @@ def randomise(block: torch.nn.Module) -> torch.nn.Module:
 def reference_step(block, x: torch.Tensor) -> torch.Tensor:
     """One residual step of ``block`` computed from the paper's formulas."""
     kind, opts = block.kind, block.options
+    if kind in ("snl_a1", "snl_a2", "gsnl") or opts.get("filter", "chebyshev") != "chebyshev":
+        from .test_spectral_family import formula_forward  # the spectral family's formulas
+
+        return formula_forward(block, x)
     b, c, t, h, w = x.shape
     xf = x.reshape(b, c, -1)
     th, ph, z = ref.project(block.theta, xf), ref.project(block.phi, xf), ref.project(block.g, xf)
@@ -90,11 +94,14 @@ CASES = [
     ("snl", {"impl": "dense"}),
     ("snl", {"impl": "linear"}),
     ("snl", {"order": 3, "impl": "linear"}),
+    ("snl_a1", {}),
+    ("snl_a2", {}),
+    ("gsnl", {}),
 ]
 
 
 def test_cases_cover_every_kind():
-    assert {k for k, _ in CASES} == set(list_nonlocal_kinds())
+    assert {k for k, _ in CASES} == set(list_nonlocal_kinds("graph"))
 
 
 @pytest.mark.parametrize("kind,options", CASES, ids=[f"{k}-{o}" for k, o in CASES])
@@ -107,7 +114,7 @@ def test_block_matches_dense_formula(kind, options):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+@pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 def test_2d_input_is_the_t1_case(kind):
     block = randomise(build_nonlocal(kind, 8).double())
     x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
@@ -141,14 +148,14 @@ def test_filter_weights_follow_table1(kind, expected_weights):
     assert list(build_nonlocal(kind, 8).weight_names) == expected_weights
 
 
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+@pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 def test_parameter_count_formula(kind):
     c, cs = 1024, 512
-    order_terms = 2 if kind == "snl" else 1
+    order_terms = {"snl": 2, "snl_a2": 2, "gsnl": 3}.get(kind, 1)
     expected = 3 * c * cs + order_terms * cs * c + 2 * c + (c if kind == "dnl" else 0)
     block = build_nonlocal(kind, c)
     assert sum(p.numel() for p in block.parameters()) == expected
     if kind == "snl":  # the paper's Table 7: +2.62 M for SNL, +2.10 M for NL/NS/A²/CGNL
         assert round(expected / 1e6, 2) == 2.62
-    if kind in ("nl", "ns", "a2", "cgnl"):
+    if kind in ("nl", "ns", "a2", "cgnl", "snl_a1"):
         assert round(expected / 1e6, 2) == 2.10

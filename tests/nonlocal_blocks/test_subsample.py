@@ -40,7 +40,7 @@ def _reference(block, x, window):
     zk = _pool(z, (t, h, w), window)
     cs = th.shape[1]
     logits = th.transpose(1, 2) @ ph  # (B, N, M)
-    if kind in ("nl", "ns"):
+    if kind in ("nl", "ns", "snl_a2"):
         a = ref.softmax_rows(logits * (cs**-0.5 if opts.get("scale") else 1.0))
     elif kind == "nl_dot":
         a = logits / ph.shape[2]
@@ -57,6 +57,8 @@ def _reference(block, x, window):
     out = ref.project(block.w2, az)
     if kind == "ns":
         out = ref.project(block.w2, z) - out
+    elif kind == "snl_a2":  # Z W1 + A Z_keys W2
+        out = ref.project(block.w1, z) + out
     out = ref.batchnorm_eval(block.bn, out)
     if block.activation == "relu":
         out = torch.relu(out)
@@ -69,6 +71,7 @@ CASES = [
     ("nl_dot", {"impl": "dense", "bias": True}, (1, 2, 2)),
     ("nl_dot", {"impl": "linear"}, (2, 2, 2)),
     ("ns", {"bias": True}, (1, 2, 2)),
+    ("snl_a2", {"bias": True}, (1, 2, 2)),
     ("dnl", {}, (1, 2, 2)),
     ("dnl", {"bias": True, "temperature": 0.5}, (2, 1, 2)),
 ]
@@ -108,7 +111,7 @@ def test_bad_subsample_is_a_clear_error(bad):
 
 
 def test_subsample_is_an_option_of_exactly_the_softmax_and_dense_kinds_and_is_validated_in_configs():
-    for kind in ("nl", "nl_dot", "ns", "dnl"):
+    for kind in ("nl", "nl_dot", "ns", "dnl", "snl_a2"):
         assert nonlocal_options(kind)["subsample"] == [1, 1, 1] and nonlocal_options(kind)["bias"] is False
     assert "subsample" not in nonlocal_options("snl")
     cfg = config_from_dict({"nonlocal_blocks": {"kind": "nl", "options": {"subsample": [1, 2, 2], "bias": True}}})
