@@ -343,7 +343,8 @@ class ScheduleConfig:
     ``step``: multiply by ``gamma`` every ``step_size`` epochs (the paper: 0.1 every 40);
     ``cosine``: anneal to ``min_lr``; ``multistep``: multiply by ``gamma`` at each epoch of
     ``milestones`` (absolute epoch numbers); ``plateau``: multiply by ``factor`` when the
-    held-out clip top-1 (evaluated every ``eval.every_epochs``) has not improved for
+    model-selection clip top-1 (evaluated every ``eval.every_epochs``; the validation split
+    with ``data.val_fraction`` > 0) has not improved for
     ``patience`` evaluations, never below ``min_lr`` (as ``ReduceLROnPlateau``). Optional
     linear warm-up from ``warmup_start_factor x lr`` over ``warmup_epochs``, with every kind.
     """
