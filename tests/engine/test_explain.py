@@ -62,7 +62,8 @@ def _loaded(kind: str, options: dict | None = None, *, stage: str = "layer2") ->
 
 @pytest.mark.parametrize("kind, options", [
     ("snl", {"impl": "linear"}), ("snl", {"impl": "dense"}), ("nl", {}), ("nl_dot", {"impl": "linear"}),
-    ("a2", {}), ("dnl", {}), ("cc", {}), ("ns", {}),
+    ("a2", {}), ("dnl", {}), ("cc", {}), ("ns", {}), ("snl_a1", {"impl": "linear"}), ("snl_a2", {}), ("gsnl", {}),
+    ("snl", {"filter": "cayley", "impl": "linear"}), ("snl", {"filter": "arma", "impl": "linear"}),
 ])
 def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_path, monkeypatch):
     loaded = _loaded(kind, options)
