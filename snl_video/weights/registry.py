@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from .class_names import KINETICS400, KINETICS700
+from .class_names import IMAGENET1K, KINETICS400, KINETICS700
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
 
@@ -357,6 +357,7 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
         notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url),
         model_options=(("ratio_global", 0.25), ("lfu", lfu)),
         also_fits=("ffc_i3d_r50",),
+        class_names=IMAGENET1K,
     )
 
 
@@ -394,11 +395,15 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
         notes=(
             f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
             "download it in a browser and put it in the weights cache directory under this file name. "
-            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std."
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is published (labels come "
+            "from list files the user generates): predictions name class_0 ... class_399 unless --class-names FILE."
             + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
                "layer3 after 1, 3, 5)." if blocks else "")
         ),
         nonlocal_blocks=placement,
+        # The BAT code reads labels from list files the user generates (README: "video_path frame_num
+        # label"): no class order is published, so none is claimed here.
+        class_names=None,
     )
 
 
