@@ -106,7 +106,9 @@ class BATransform(nn.Module):
         q = _softmax(q, dim=-2)  # each column of Q sums to 1
         tm = None
         if self.tk > 0:
-            pooled = F.adaptive_avg_pool3d(o, (self.ts, 1, 1))
+            # = adaptive_avg_pool3d(o, (ts, 1, 1)) (T is a multiple of ts, see forward), written as a
+            # mean over equal bins: the ONNX exporter has no non-global adaptive average pool.
+            pooled = o.reshape(b, o.shape[1], self.ts, -1).mean(-1)[..., None, None]
             tm = _softmax(self.conv_t(pooled).reshape(b, self.tk, self.ts, self.ts), dim=-1)
         return p, q, tm
 
