@@ -354,7 +354,9 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
         clip=_FFC_CLIP,
         reported_top1=77.8 if lfu else 77.6,
         protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
-        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url),
+        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url)
+        + " The file is an initialisation for fine-tuning (the head is replaced); its 1000-class ImageNet head "
+        "uses torchvision's ImageNet order (FFC trains with ImageFolder).",
         model_options=(("ratio_global", 0.25), ("lfu", lfu)),
         also_fits=("ffc_i3d_r50",),
         class_names=IMAGENET1K,
@@ -395,8 +397,9 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
         notes=(
             f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
             "download it in a browser and put it in the weights cache directory under this file name. "
-            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is published (labels come "
-            "from list files the user generates): predictions name class_0 ... class_399 unless --class-names FILE."
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is published: the "
+            "labels come from list files each user generates ('video_path frame_num label', README), so no "
+            "class names are given (predictions name class_0 ... class_399; pass --class-names FILE)."
             + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
                "layer3 after 1, 3, 5)." if blocks else "")
         ),
