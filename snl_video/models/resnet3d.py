@@ -5,7 +5,9 @@ R50, torchvision's R3D / MC3 / R(2+1)D) is a :class:`ResNet3D` built from a
 :class:`ResNet3DSpec`: a stem, four stages and a head. A stage says how deep it is,
 how wide, its stride and the *conv pattern* of its residual blocks (the kernel of each
 conv, cycled over the blocks, so I3D's alternating ``3×1×1 / 1×1×1`` inflation is one
-line of data). The families differ only in that data, not in classes or flags.
+line of data). The families differ only in that data, not in classes or flags; FFC
+backbones set ``spec.fourier`` (every block an :class:`~.ffc.FFCBottleneck3D`, each stage's
+``global_ratio``) and BAT-Video-Classification's head sets ``spec.head_window``.
 
 State-dict keys follow Hara's 3D-ResNets-PyTorch (``conv1``, ``bn1``,
 ``layerX.Y.convZ`` / ``bnZ``, ``layerX.Y.downsample.0/1``, ``fc``), so its checkpoints
