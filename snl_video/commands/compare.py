@@ -52,6 +52,7 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
     row: dict[str, Any] = {
         "run": cfg.name,
         "split": cfg.data.split,
+        "selection": selection_protocol(run_dir, cfg),
         "group": recipe_key(cfg),
         "model": cfg.model.name,
         "nonlocal": cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
@@ -70,6 +71,17 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
         row["gmacs"], row["params_m"] = prof.macs / 1e9, prof.params / 1e6
         row["gflops_paper"] = prof.macs_table7 / 1e9  # Table 7's "FLOPs" (r3d50: 10.10 G)
     return row
+
+
+def selection_protocol(run_dir: Path, cfg: Any) -> str:
+    """Which subset chose the run's ``best.pt``: ``val (N)``, ``test (N)`` from its epoch records;
+    ``test`` for runs recorded before the field existed; ``none`` without periodic evaluation."""
+    from ..engine.train import read_history
+
+    chosen = [h for h in read_history(run_dir) if h.get("kind") == "epoch" and "selection_subset" in h]
+    if chosen:
+        return f"{chosen[-1]['selection_subset']} ({chosen[-1].get('selection_videos', '?')})"
+    return "test" if cfg.eval.every_epochs else "none"
 
 
 # Settings that say where or how fast a run went, not what it computed: two runs that differ
@@ -107,7 +119,7 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
             return "-"
         return f"{value - ref:+{fmt}}" if r is not base else ""
 
-    header = ["run", "split", "model", "non-local", "top-1", "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "Δtop-1",
+    header = ["run", "split", "selection", "model", "non-local", "top-1", "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "Δtop-1",
               "Δtop-5", "ΔGFLOPs (paper)", "ΔGMACs", "Δparams (M)"]
 
     def value(x: float | None, fmt: str) -> str:
@@ -116,7 +128,7 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     cells = []
     for r in rows:
         cells.append([
-            r["run"], str(r["split"]), r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
+            r["run"], str(r["split"]), r.get("selection", "-"), r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
             value(r["gflops_paper"], ".2f"), value(r["gmacs"], ".3f"), value(r["params_m"], ".2f"),
             delta(r["top1"], base["top1"], ".2f"), delta(r["top5"], base["top5"], ".2f"),
             delta(r["gflops_paper"], base["gflops_paper"], ".4f"), delta(r["gmacs"], base["gmacs"], ".4f"),
@@ -188,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
     base = baseline(rows)
     print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}. GFLOPs (paper): the "
-          f"convention of the paper's Table 7 (conv/linear products + 2 per norm element); GMACs: every product")
+          f"convention of the paper's Table 7 (conv/linear products + 2 per norm element); GMACs: every product; "
+          f"selection: the subset (videos) that chose best.pt — 'test' means model selection saw the test split")
     print(table)
     written = [args.out / "table.md", args.out / "table.csv"]
     means = split_means(rows)

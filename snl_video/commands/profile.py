@@ -102,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         f"  MACs (Table 7)   {profile.macs_table7 / 1e9:8.2f} G   (non-local {profile.macs_nonlocal_table7 / 1e9:.3f} G;"
         f" convs + fc + 2 x {profile.norm_elements / 1e6:.2f} M norm elements, no affinity products)"
     )
+    if profile.macs_solves:
+        print(
+            f"  MACs (solves)    {profile.macs_solves / 1e9:8.3f} G   (linear solves of the rational filters, "
+            "n^3/3 + n^2 k per n x n system; in the counter's total, not in Table 7's)"
+        )
+
     if profile.macs_fft:
         print(f"  FFTs             {profile.macs_fft / 1e9:8.3f} G   (estimate, 2.5 n log2 n per complex n-point "
               "transform; in neither count above, as in the papers)")

@@ -20,7 +20,8 @@ from ..data.transforms import NormalizationSpec, eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names"]
+__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names",
+           "selection_subset"]
 
 #: 3D-ResNets-PyTorch's Kinetics statistics on a [0, 1] scale: the fallback when neither the
 #: config nor a registry entry gives the normalisation.
@@ -84,7 +85,7 @@ def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
 
 
 def build_dataset(
-    cfg: ExperimentConfig, *, subset: Literal["train", "test"], mode: Literal["train", "clip", "video"]
+    cfg: ExperimentConfig, *, subset: Literal["train", "val", "test"], mode: Literal["train", "clip", "video"]
 ) -> ClipDataset:
     """The dataset of ``subset`` in ``mode`` with the config's clip spec and transforms."""
     d = cfg.data
@@ -102,19 +103,50 @@ def build_dataset(
         split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
         stride=d.sampling_stride, num_clips=cfg.eval.num_clips,
         max_failure_fraction=d.max_decode_failure_fraction,
+        val_fraction=d.val_fraction, val_seed=VAL_SEED, dataset=d.dataset,
     )
     if d.backend == "prepared":
         root = Path(d.root)
         if not (root / "index.csv").is_file():
-            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare ucf101 --out {d.root}` first")
+            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --out "
+                                    f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)
 
 
+#: The validation draw does not follow runtime.seed: runs with different seeds select on the same videos.
+VAL_SEED = 0
+
+
+def selection_subset(cfg: ExperimentConfig) -> Literal["val", "test"]:
+    """Which subset the periodic evaluation (and so ``best.pt``) uses: ``val`` with
+    ``data.val_fraction > 0`` or a split prepared with its own validation subset, else ``test``."""
+    if cfg.data.val_fraction > 0:
+        return "val"
+    if cfg.data.backend == "prepared":
+        try:
+            index = pd.read_csv(Path(cfg.data.root) / "index.csv", keep_default_na=False)
+        except (OSError, ValueError):
+            return "test"
+        column = f"subset_{cfg.data.split}"
+        if column in index.columns and (index[column].astype(str) == "val").any():
+            return "val"
+    return "test"
+
+
 def class_names(cfg: ExperimentConfig) -> list[str] | None:
-    """Class names by label from the prepared index (``None`` when they cannot be read)."""
+    """Class names by label from the prepared index, or from ``classInd.txt`` with a decoding
+    backend (``None`` when they cannot be read)."""
     if cfg.data.backend != "prepared":
-        return None
+        if not cfg.data.splits_dir:
+            return None
+        from ..data.ucf101 import SplitFileError, read_class_index
+
+        try:
+            names_list = read_class_index(cfg.data.splits_dir)
+        except (OSError, ValueError, SplitFileError):
+            return None
+        return names_list if len(names_list) == cfg.model.num_classes else None
     try:
         index = pd.read_csv(Path(cfg.data.root) / "index.csv", usecols=["class_name", "label"])
     except (OSError, ValueError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
@@ -98,8 +98,10 @@ def evaluate_model(
     video_level: bool = True,
     progress: bool = False,
     extra: dict[str, Any] | None = None,
+    subset: Literal["test", "val"] = "test",
 ) -> MetricsReport:
-    """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split.
+    """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split
+    (``subset="val"``: the validation set that selects ``best.pt``, see ``data.val_fraction``).
 
     Without ``video_level`` (the quick evaluation during training) the video-level fields
     repeat the clip-level protocol (one view per video). Every rank returns the same report.
@@ -108,12 +110,12 @@ def evaluate_model(
     if cfg.runtime.amp == "bf16" and device.type == "cpu":
         amp_dtype = torch.bfloat16
     workers = cfg.data.num_workers
-    clip_ds = build_dataset(cfg, subset="test", mode="clip")
+    clip_ds = build_dataset(cfg, subset=subset, mode="clip")
     idx, lab, clip_logits = _gather(*predict(
         model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
         channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
     if video_level:
-        video_ds = build_dataset(cfg, subset="test", mode="video")
+        video_ds = build_dataset(cfg, subset=subset, mode="video")
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
         per_item = cfg.eval.num_clips * cfg.eval.num_crops
         vbatch = max(1, cfg.eval.batch_size // per_item)
@@ -133,6 +135,8 @@ def evaluate_model(
         "video_protocol": (f"{cfg.eval.num_clips} uniform clips x {cfg.eval.num_crops} crops, {cfg.eval.reduce}"
                            if video_level else "as clip level (quick evaluation)"),
         "split": cfg.data.split,
+        "subset": subset,
+        "dataset": cfg.data.dataset,
         "world_size": dist_utils.world_size(),
     }
     meta.update(extra or {})

@@ -49,7 +49,9 @@ class _OpenReLU(nn.Module):
     """ReLU whose gradient at exactly 0 is 1 (see ``blocks._ReLUOpenAtZero``)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ReLUOpenAtZero.apply(x)
+        # The open-at-zero gradient matters only for training; eval uses the plain ReLU
+        # (same values) so the block traces and exports like any other module.
+        return _ReLUOpenAtZero.apply(x) if self.training else F.relu(x)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

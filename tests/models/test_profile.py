@@ -96,6 +96,21 @@ def test_cli_profile_errors_are_one_line(capsys):
     assert "position 9 is out of range for layer3" in capsys.readouterr().err
 
 
+def test_rational_filter_solves_are_counted_on_their_own_line():
+    # Cayley order 2, exact, on the linear path: per forward two r×r Woodbury systems
+    # (r = 2·C_s) with 2·C_s right-hand sides (real and imaginary parts).
+    model = build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"filter": "cayley", "order": 2, "impl": "linear"}, "positions": {"layer3": [0]}})
+    profile = profile_model(model, input_shape=(1, 3, 8, 64, 64))
+    r, k = 2 * 128, 2 * 128
+    assert profile.macs_solves == profile.macs_nonlocal_solves == 2 * (r**3 // 3 + r * r * k)
+    plain = profile_model(build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"impl": "linear"}, "positions": {"layer3": [0]}}), input_shape=(1, 3, 8, 64, 64))
+    assert plain.macs_solves == 0
+    # Table 7 counts the projections only: w0 + 2 × (re, im) = 5 convs C_s → C vs SNL's 2.
+    n = 1 * 4 * 4
+    assert profile.macs_nonlocal_table7 - plain.macs_nonlocal_table7 == 3 * n * 128 * 256
+
 def test_ffc_profile_counts_the_paper_parameters_and_keeps_ffts_apart(capsys):
     """ffc_c2d_r50 at α = 0.25, no LFU, 400 classes: 24.87 M (FFC paper, FFC-C2D: 24.9 M). The
     FFTs are not in the MACs (the counter has no formula for them) and are estimated apart."""
@@ -184,3 +199,12 @@ def test_srb_lo_and_bat_table7_counts_their_convs_not_their_products(transform_p
     assert bat.macs_table7 - base.macs_table7 == bat.macs_nonlocal_table7
     # The einsum Kronecker products: 2·C'·T·H·W·s spatial + C'·H·W·T·ts temporal.
     assert bat.macs_nonlocal - convs == 2 * cp * nodes * s + cp * nodes * ts
+
+
+def test_cli_profile_binds_lo_to_the_clip_and_prints_ffts_apart(capsys):
+    # --frames/--size are the nominal clip: LO binds to res4's map of a 8x112² clip (1x7x7).
+    spec = '{"kind": "srb", "options": {"transform": "lo", "spectrum_relu": true}}'
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", spec]) == 0
+    assert "FFTs" not in capsys.readouterr().out  # LO has no FFT
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", "srb"]) == 0
+    assert "FFTs" in capsys.readouterr().out

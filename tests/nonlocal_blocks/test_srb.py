@@ -343,10 +343,15 @@ def test_one_spec_places_lo_blocks_in_stages_of_different_sizes():
     assert blocks["layer2_after_0"].source_P.shape == (8, 8)
     assert blocks["layer3_after_0"].relu.weight.shape == (4, 4)
     clip = torch.randn(1, 3, 4, 64, 64)
-    plain = build_model("c2d_r50", num_classes=3, pretrained=model.backbone_state_dict() | {
-        "fc.weight": model.fc.weight, "fc.bias": model.fc.bias}).eval()
     with torch.no_grad():
-        assert torch.equal(model(clip), plain(clip))  # identity at insertion
+        placed = model(clip)
+        blocks, model.nonlocal_blocks = model.nonlocal_blocks, torch.nn.ModuleDict()
+        without = model(clip)  # the same backbone, no blocks
+        model.nonlocal_blocks = blocks
+        assert torch.equal(placed, without)  # identity at insertion
+        for block in model.nonlocal_blocks.values():
+            block.alpha.fill_(1.0)
+        assert not torch.allclose(model(clip), without)  # not vacuous
         with pytest.raises(ValueError, match="built for 8x8 maps, got 14x14"):
             model(torch.randn(1, 3, 4, 112, 112))
 
