@@ -331,7 +331,9 @@ _FFC_DRIVE = (
     "(2021-09-22), {url}; download it in a browser and put it in the weights cache directory under this "
     "file name. They note the models were trained on MXNet recordIO files, so ImageNet accuracy drops on JPEG "
     "images, but they are good initialisations. main.py container (epoch, arch, DataParallel state_dict, "
-    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames)."
+    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames). No class order "
+    "is recorded here: the 1000 ImageNet classes follow main.py's ImageFolder (sorted synsets); the head is "
+    "replaced when fine-tuning."
 )
 # The per-image ImageNet recipe of FFC's main.py, on the FFC-C2D Kinetics clip (8 frames, stride 8,
 # the BAT paper's baseline recipe, which the FFC paper shares).
@@ -394,7 +396,9 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
         notes=(
             f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
             "download it in a browser and put it in the weights cache directory under this file name. "
-            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std."
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is recorded: the label "
+            "indices come from the authors' own list files, which are not released (Kinetics-400's sorted "
+            "order is the usual choice, unverified)."
             + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
                "layer3 after 1, 3, 5)." if blocks else "")
         ),
