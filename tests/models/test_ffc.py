@@ -324,3 +324,18 @@ def test_ffc_recipes_build_and_run_at_their_clip_size(recipe, model_name, blocks
     with torch.no_grad():  # 2 frames (not 16) keep the test short; the 112² crop gives res4 7×7
         out = model(torch.randn(1, 3, 2, cfg.data.crop_size, cfg.data.crop_size))
     assert out.shape == (1, 101)
+
+
+def test_feature_and_gradcam_hooks_read_ffc_pairs():
+    from snl_video.engine.explain import gradcam
+    from snl_video.models.resnet3d import feature_map
+
+    model = build_model("ffc_c2d_r50", num_classes=4).eval()
+    x = torch.randn(1, 3, 2, 64, 64)
+    seen = {}
+    model.layer3[-1].register_forward_hook(lambda m, i, o: seen.__setitem__("res4", feature_map(o)))
+    with torch.no_grad():
+        model(x)
+    assert seen["res4"].shape == (1, 1024, 1, 4, 4)  # 768 local + 256 global channels
+    cam = gradcam(model, x, class_index=1)
+    assert cam.shape == (1, 2, 2) and torch.isfinite(cam).all()
