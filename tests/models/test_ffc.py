@@ -339,3 +339,26 @@ def test_feature_and_gradcam_hooks_read_ffc_pairs():
     assert seen["res4"].shape == (1, 1024, 1, 4, 4)  # 768 local + 256 global channels
     cam = gradcam(model, x, class_index=1)
     assert cam.shape == (1, 2, 2) and torch.isfinite(cam).all()
+
+
+@pytest.mark.parametrize("fft", ["2d", "3d"])
+@pytest.mark.parametrize("frames", [1, 2, 4, 8])
+@pytest.mark.parametrize("size", [7, 14])
+def test_ffc_layer_shapes_over_frames_and_map_sizes(fft, frames, size):
+    layer = FFC3d(64, 64, (3, 3, 3), ratio_gin=0.25, ratio_gout=0.25, fft=fft).eval()
+    x_l, x_g = torch.randn(1, 48, frames, size, size), torch.randn(1, 16, frames, size, size)
+    with torch.no_grad():
+        y_l, y_g = layer((x_l, x_g))
+    assert y_l.shape == x_l.shape and y_g.shape == x_g.shape
+    strided = FFC3d(64, 64, (1, 3, 3), ratio_gin=0.25, ratio_gout=0.25, stride=(1, 2, 2), fft=fft).eval()
+    lfu = FFC3d(64, 64, (1, 3, 3), ratio_gin=0.25, ratio_gout=0.25, fft=fft, lfu=True).eval()
+    if size % 2:  # 7: halving disagrees between the paths, and the LFU cannot quarter it
+        with pytest.raises(FFCInputSizeError, match="stride"):
+            strided((x_l, x_g))
+        with pytest.raises(FFCInputSizeError, match="lfu=True"):
+            lfu((x_l, x_g))
+    else:
+        with torch.no_grad():
+            y_l, y_g = strided((x_l, x_g))
+            assert y_l.shape[2:] == y_g.shape[2:] == (frames, size // 2, size // 2)
+            assert lfu((x_l, x_g))[1].shape == x_g.shape
