@@ -280,6 +280,12 @@ def test_released_checkpoint_fine_tunes_ffc_i3d_with_a_new_head(tmp_path):
     torch.testing.assert_close(w3d, w2d.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3)
 
 
+def test_a_checkpoint_with_another_global_ratio_is_a_clear_error():
+    ref = RefFFCResNet50(ratio=0.5)
+    with pytest.raises(WeightsLoadError, match=r"ratio_global ≈ 0.5 .*model has ratio_global=0.25: build it with ratio_global=0.5"):
+        build_model("ffc_c2d_r50", num_classes=1000, pretrained={f"module.{k}": v for k, v in ref.state_dict().items()})
+
+
 def test_a_checkpoint_with_the_other_lfu_setting_is_a_clear_error(tmp_path):
     ref = RefFFCResNet50(ratio=0.25, lfu=True)
     path = _released_ffc_checkpoint(tmp_path, ref, "ffc_resnet50_lfu.pth.tar")
