@@ -331,9 +331,7 @@ _FFC_DRIVE = (
     "(2021-09-22), {url}; download it in a browser and put it in the weights cache directory under this "
     "file name. They note the models were trained on MXNet recordIO files, so ImageNet accuracy drops on JPEG "
     "images, but they are good initialisations. main.py container (epoch, arch, DataParallel state_dict, "
-    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames). No class order "
-    "is recorded here: the 1000 ImageNet classes follow main.py's ImageFolder (sorted synsets); the head is "
-    "replaced when fine-tuning."
+    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames)."
 )
 # The per-image ImageNet recipe of FFC's main.py, on the FFC-C2D Kinetics clip (8 frames, stride 8,
 # the BAT paper's baseline recipe, which the FFC paper shares).
@@ -356,7 +354,9 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
         clip=_FFC_CLIP,
         reported_top1=77.8 if lfu else 77.6,
         protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
-        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url),
+        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url)
+        + " No class order is given for its 1000-class ImageNet head: the file is an initialisation for "
+        "fine-tuning (the head is replaced), not a video classifier.",
         model_options=(("ratio_global", 0.25), ("lfu", lfu)),
         also_fits=("ffc_i3d_r50",),
     )
@@ -396,9 +396,9 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
         notes=(
             f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
             "download it in a browser and put it in the weights cache directory under this file name. "
-            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is recorded: the label "
-            "indices come from the authors' own list files, which are not released (Kinetics-400's sorted "
-            "order is the usual choice, unverified)."
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is published: the "
+            "labels come from list files each user generates ('video_path frame_num label', README), so no "
+            "class names are given (predictions name class_0 ... class_399; pass --class-names FILE)."
             + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
                "layer3 after 1, 3, 5)." if blocks else "")
         ),
