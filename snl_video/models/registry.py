@@ -208,6 +208,15 @@ def load_backbone_weights(
             return
         spec = getattr(model, "spec", None)
         if getattr(spec, "fourier", None) is not None:
+            probe = "layer1.0.conv1.ffc.convl2g.weight"  # out = int(width · α) of res2's first conv
+            if probe in mine and probe in theirs and mine[probe][0] != theirs[probe][0]:
+                width = spec.stages[0].width
+                raise WeightsLoadError(
+                    f"{detected.source} was trained with ratio_global ≈ {theirs[probe][0] / width:.3g} "
+                    f"({theirs[probe][0]} of res2's {width} channels global), but the model has "
+                    f"ratio_global={spec.stages[0].global_ratio[1]:g}: build it with "
+                    f"ratio_global={theirs[probe][0] / width:.3g} (config: model.options: {{ratio_global: ...}})"
+                )
             own_lfu, their_lfu = (any(".lfu." in k for k in sig) for sig in (mine, theirs))
             if own_lfu != their_lfu:
                 raise WeightsLoadError(
