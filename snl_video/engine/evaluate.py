@@ -157,6 +157,12 @@ def run_evaluation(
     from .builders import build_model_from_config, resolve_device
     from .checkpoint import load_checkpoint
 
+    from .preflight import preflight
+
+    # the model, the test data and the labels are checked before the checkpoint is read
+    preflight(cfg, subsets=("test",))
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
     try:

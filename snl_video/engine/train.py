@@ -46,6 +46,8 @@ from . import distributed as dist_utils
 from .builders import build_dataset, build_model_from_config, resolve_device
 from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .evaluate import evaluate_model
+from .preflight import preflight
+from .resume import check_resume_config, record_amendment
 
 logger = logging.getLogger(__name__)
 
@@ -251,9 +253,13 @@ def train(
     elif main and (ckpt_dir / LAST).exists():
         raise ValueError(f"{out} already holds a run (checkpoints/{LAST}); pass --resume to continue it, "
                          f"or set runtime.output_dir to a new folder")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+    if resume_path is not None and not resume_path.is_file():
+        raise FileNotFoundError(f"--resume-from {resume_path}: no such checkpoint file")
+    # The run record is never rewritten: on resume, keys that cannot change are an error
+    # (before anything is built or written); allowed changes are recorded beside it.
+    resume_changes = check_resume_config(cfg, out, checkpoint=resume_path) if resume_path is not None else []
+    # Every cheap check (model, placement, data, labels) before weights, checkpoints or folders.
+    preflight(cfg, subsets=("train", "test"))
     dist_utils.barrier()
 
     model = build_model_from_config(cfg, load_weights=resume_path is None)
@@ -286,11 +292,17 @@ def train(
         restore_rng_state(state["rng"])
         start_epoch, best_top1 = int(state["epoch"]), float(state.get("best_top1", -1.0))
         logger.info("resumed from %s after epoch %d", resume_path, start_epoch)
+        if main and resume_changes and (out / "config.yaml").is_file():
+            record_amendment(cfg, out, resume_changes, resumed_after_epoch=start_epoch)
 
     train_ds = build_dataset(cfg, subset="train", mode="train")
     batch_size = cfg.data.batch_size
     accum = r.grad_accum_steps
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
+    if main:  # only now: a run that fails to start leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+        if resume_path is None or not (out / "config.yaml").is_file():
+            save_config(cfg, out / "config.yaml")
     log = MetricLogger(out, enabled=main, tensorboard=r.tensorboard)
     if main:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
