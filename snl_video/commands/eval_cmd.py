@@ -21,8 +21,16 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.evaluate import run_evaluation
 
+    from ..cli import Interrupted
+
     cfg = load_config(args.config, args.overrides)
-    report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
+    try:
+        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
+    except KeyboardInterrupt:
+        import shlex
+
+        raise Interrupted("nothing was written (the outputs are written at the end); run it again with: "
+                          f"snl-video {shlex.join(args.argv)}") from None
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({k: v for k, v in report.to_json_dict().items()
                           if k in ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy",

@@ -54,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
         )
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:
+        import shlex
+
+        from ..cli import Interrupted
+
+        done = sum(1 for _ in (args.out / "videos").rglob("*.json")) if (args.out / "videos").is_dir() else 0
+        raise Interrupted(f"kept {done} prepared videos in {args.out}; resume with the same command: "
+                          f"snl-video {shlex.join(args.argv)}") from None
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report["counts"].items()))
     print(f"prepared {args.out}: {counts}; missing: {len(report['missing'])}; report: {args.out / 'report.json'}")
     return 0

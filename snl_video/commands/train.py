@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.builders import resolve_device
     from ..engine.distributed import cleanup_distributed, setup_distributed
 
-    from ..cli import UserError
+    from ..cli import Interrupted, UserError
 
     # Fail fast on the resume flags, before reading anything heavy.
     if args.resume_from is not None and not args.resume_from.is_file():
@@ -50,12 +50,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             result = train(cfg, resume=resume)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted_train_message(cfg)) from None
         except NonFiniteLossError as exc:
             # a diverged run is not a crash: one clear line, exit 1, checkpoints kept
             print(f"snl-video train: stopped: {exc}", file=sys.stderr)
             return 1
         if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
-            report = run_evaluation(cfg, result.last_checkpoint)
+            try:
+                report = run_evaluation(cfg, result.last_checkpoint, clip_outputs=result.final_clip_outputs)
+            except KeyboardInterrupt:
+                raise Interrupted(f"training finished ({result.last_checkpoint} kept); the final evaluation was "
+                                  f"stopped: snl-video eval --config {result.output_dir / 'config.yaml'} "
+                                  f"--checkpoint {result.last_checkpoint}") from None
             if int(os.environ.get("RANK", 0)) == 0:
                 print(f"clip top-1 {report.clip_top1:.2f}  top-5 {report.clip_top5:.2f} | video top-1 "
                       f"{report.video_top1:.2f}  top-5 {report.video_top5:.2f} | mean class {report.mean_class_accuracy:.2f}")
@@ -65,3 +72,23 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"run: {result.output_dir} (config.yaml, metrics.jsonl, metrics.csv, checkpoints/, eval/)")
     return 0
+
+
+def interrupted_train_message(cfg) -> str:
+    """What a Ctrl-C during training kept, and the command that continues the run."""
+    import torch
+
+    from ..engine.checkpoint import LAST
+    from ..engine.resume import recorded_config_path
+
+    out = Path(cfg.runtime.output_dir)
+    last = out / "checkpoints" / LAST
+    if not last.is_file():
+        return (f"no checkpoint was written yet (the first saved epoch did not finish); start again with the same "
+                f"command (run folder {out})")
+    try:  # memory-mapped: reads the epoch, not the tensors
+        epoch = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    except Exception:  # noqa: BLE001 - a message must not fail
+        epoch = None
+    after = f" (after epoch {epoch} of {cfg.schedule.epochs})" if epoch is not None else ""
+    return f"kept {last}{after}; resume with: snl-video train --config {recorded_config_path(out)} --resume"

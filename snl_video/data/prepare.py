@@ -32,6 +32,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,8 @@ def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSetting
 
 
 def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle (it reports what was kept); workers just stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     logging.getLogger("libav").setLevel(logging.ERROR)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -31,7 +32,8 @@ from ..config import ConfigError, ExperimentConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint"]
+__all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint", "available_cpus", "usable_workers",
+           "warn_if_slow_on_cpu"]
 
 Subset = Literal["train", "test"]
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".flv", ".m4v")
@@ -155,3 +157,73 @@ def preflight(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train", "t
         problems += data_problems(cfg, subsets=subsets, missing_root_is_error=missing_root_is_error)
     if problems:
         raise ConfigError(problems, source="start-up checks")
+
+
+# --------------------------------------------------------------------------------------
+# Defaults that fit the machine
+# --------------------------------------------------------------------------------------
+
+_workers_reported: set[tuple[int, int]] = set()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def usable_workers(requested: int) -> int:
+    """``data.num_workers`` lowered to the CPUs available, with one INFO line per run (instead of
+    PyTorch's warning on every loader of every epoch). Loading is seeded per item, so the
+    number of workers never changes what is loaded."""
+    cpus = available_cpus()
+    if requested <= cpus:
+        return requested
+    if (requested, cpus) not in _workers_reported:
+        _workers_reported.add((requested, cpus))
+        logger.info("data.num_workers=%d but %d CPU(s) are available: using %d loader workers", requested, cpus, cpus)
+    return cpus
+
+
+#: An evaluation projected to take longer than this on the CPU is announced at its start.
+SLOW_CPU_EVAL_SECONDS = 600.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+@torch.no_grad()
+def warn_if_slow_on_cpu(model: torch.nn.Module, cfg: ExperimentConfig, *, num_videos: int | None = None) -> float:
+    """Time one clip through ``model`` and project the whole evaluation (clip level + video
+    level: ``num_clips x num_crops`` views per test video). When it exceeds
+    :data:`SLOW_CPU_EVAL_SECONDS`, say so with the override that shortens it. Returns the
+    projected seconds."""
+    import time
+
+    from .builders import build_dataset
+
+    if num_videos is None:
+        num_videos = len(build_dataset(cfg, subset="test", mode="clip"))
+    d = cfg.data
+    clip = torch.zeros(1, 3, d.num_frames, d.crop_size, d.crop_size)
+    was_training = model.training
+    model.eval()
+    model(clip)  # warm-up: first-call allocations
+    start = time.perf_counter()
+    model(clip)
+    per_view = time.perf_counter() - start
+    model.train(was_training)
+    views = cfg.eval.num_clips * cfg.eval.num_crops
+    projected = per_view * num_videos * (1 + views)
+    if projected > SLOW_CPU_EVAL_SECONDS:
+        quick = per_view * num_videos * 2
+        logger.warning(
+            "evaluating on the CPU: about %s for %d test videos x (1 centre clip + %d clips x %d crops) at %.2f s per "
+            "clip; eval.num_clips=1 eval.num_crops=1 takes about %s (clip-level numbers are unchanged), or run on a GPU",
+            _duration(projected), num_videos, cfg.eval.num_clips, cfg.eval.num_crops, per_view, _duration(quick))
+    return projected

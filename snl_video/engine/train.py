@@ -46,8 +46,9 @@ from . import distributed as dist_utils
 from .builders import build_dataset, build_model_from_config, resolve_device
 from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .evaluate import evaluate_model
-from .preflight import preflight
+from .preflight import preflight, usable_workers
 from .resume import check_resume_config, record_amendment
+from .state_fit import load_model_state
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class TrainResult:
     history: list[dict[str, Any]]
     last_checkpoint: Path | None
     best_checkpoint: Path | None
+    #: The clip-level pass of the last epoch's evaluation ``(indices, labels, logits)``, made
+    #: with the weights of ``last_checkpoint``: the final evaluation reuses it.
+    final_clip_outputs: Any = None
 
 
 # --------------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ def train(
     start_epoch, best_top1 = 0, -1.0
     if resume_path is not None:
         state = load_checkpoint(resume_path)
-        model.load_state_dict(state["model"])
+        load_model_state(model, state, checkpoint=resume_path)  # one-line error for another recipe's file
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -315,6 +319,7 @@ def train(
     last_ckpt: Path | None = ckpt_dir / LAST if resume_path is not None else None
     best_ckpt: Path | None = ckpt_dir / BEST if (ckpt_dir / BEST).exists() else None
     epochs_this_call = 0
+    final_clip_outputs = None
     try:
         for epoch in range(start_epoch, cfg.schedule.epochs):
             # Every random draw of this epoch derives from (seed, epoch): exact resume.
@@ -327,7 +332,7 @@ def train(
             sampler = DistributedSampler(train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
                                          shuffle=True, seed=seed, drop_last=False)
             train_ds.set_epoch_seed(seed)
-            loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+            loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=usable_workers(cfg.data.num_workers),
                                 generator=generator, pin_memory=device.type == "cuda", drop_last=False,
                                 persistent_workers=False)
             net.train()
@@ -342,6 +347,8 @@ def train(
             if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.schedule.epochs):
                 report = evaluate_model(model, cfg, device=device, video_level=False)
                 record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5)
+                if epoch + 1 == cfg.schedule.epochs:
+                    final_clip_outputs = report.clip_outputs
             history.append(record)
             if main:
                 log.log("epoch", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
@@ -383,7 +390,7 @@ def train(
         if started_pg:
             dist_utils.cleanup_distributed()
     done = start_epoch + epochs_this_call
-    return TrainResult(out, done, history, last_ckpt, best_ckpt)
+    return TrainResult(out, done, history, last_ckpt, best_ckpt, final_clip_outputs=final_clip_outputs)
 
 
 def _train_one_epoch(
