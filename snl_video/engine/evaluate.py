@@ -144,6 +144,12 @@ def evaluate_model(
                            if video_level else "as clip level (quick evaluation)"),
         "split": cfg.data.split,
         "world_size": dist_utils.world_size(),
+        # the protocol as numbers too, so `compare` can tell runs evaluated differently apart
+        "eval_num_clips": cfg.eval.num_clips if video_level else 1,
+        "eval_num_crops": cfg.eval.num_crops if video_level else 1,
+        "num_frames": cfg.data.num_frames,
+        "sampling_stride": cfg.data.sampling_stride,
+        "crop_size": cfg.data.crop_size,
     }
     meta.update(extra or {})
     report = compute_metrics_report(
