@@ -55,7 +55,7 @@ from .prepared import (
     save_frames,
     save_jpeg_frames,
 )
-from .ucf101 import read_splits
+from .ucf101 import read_class_index, read_splits
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +265,8 @@ def prepare_ucf101(
 
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
+        # every class name by label, also those no prepared video has (a subset of the dataset)
+        atomic_write_json(out / "classes.json", read_class_index(splits_dir))
         return _prepare_locked(videos_dir, out, manifest, videos, missing, splits, workers, settings, progress)
 
 

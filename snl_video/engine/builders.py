@@ -110,7 +110,14 @@ def build_dataset(
 
 
 def class_names(cfg: ExperimentConfig) -> list[str] | None:
-    """Class names by label from the prepared index (``None`` when they cannot be read)."""
+    """Class names by label: the dataset's full class list (``classes.json`` written by
+    ``prepare``, or ``classInd.txt`` with a decoding backend), so classes no video of a
+    subset has are named too; else the prepared index; ``None`` when none can be read."""
+    from .naming import full_class_list
+
+    every = full_class_list(cfg)
+    if every is not None:
+        return [every[i] if i < len(every) else str(i) for i in range(cfg.model.num_classes)]
     if cfg.data.backend != "prepared":
         return None
     try:

@@ -30,6 +30,7 @@ from ..config import ExperimentConfig
 from . import distributed as dist_utils
 from .builders import build_dataset, class_names
 from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
+from .naming import source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
 
 logger = logging.getLogger(__name__)
@@ -136,13 +137,14 @@ def evaluate_model(
         view_ids = np.repeat(vidx, views)
     else:
         view_scores, view_labels, view_ids = clip_logits, lab, idx
-    names = {i: Path(v.path).parent.name + "/" + Path(v.path).name for i, v in enumerate(clip_ds.videos)}
+    names = dict(enumerate(source_video_names(cfg, [v.path for v in clip_ds.videos])))  # the split file's name
     meta = {
         "clip_protocol": f"centre clip of {cfg.data.num_frames} frames (stride {cfg.data.sampling_stride}), "
                          f"centre crop {cfg.data.crop_size}",
         "video_protocol": (f"{cfg.eval.num_clips} uniform clips x {cfg.eval.num_crops} crops, {cfg.eval.reduce}"
                            if video_level else "as clip level (quick evaluation)"),
         "split": cfg.data.split,
+        "run": cfg.name,
         "world_size": dist_utils.world_size(),
         # the protocol as numbers too, so `compare` can tell runs evaluated differently apart
         "eval_num_clips": cfg.eval.num_clips if video_level else 1,
