@@ -205,8 +205,8 @@ def check_nonlocal_keys(
             f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of mmaction2's "
             "NonLocal3d, which snl_video's blocks cannot represent exactly (its g/theta/phi convs have biases, it "
             "max-pools phi and g when sub_sample=True, and it has no ReLU after the output BN), so they are not "
-            "transferable. Load the backbone alone and train fresh blocks: pass "
-            "pretrained_ignore=('*non_local_block*',) (and nonlocal_blocks=... to place snl_video's own)."
+            "transferable. Load the backbone alone and train fresh blocks: set pretrained.ignore=['*non_local_block*'] "
+            "(and nonlocal_blocks: to place snl_video's own; Python: pretrained_ignore=('*non_local_block*',))."
         )
     extra = sorted(
         {k.split(".")[1] for k in state if k.startswith("nonlocal_blocks.") and k not in model_keys and k not in ignored}
@@ -214,8 +214,9 @@ def check_nonlocal_keys(
     if extra:
         raise WeightsLoadError(
             f"the weights hold non-local blocks {extra} that the model does not have (it has "
-            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks, or pass "
-            "pretrained_ignore=('nonlocal_blocks.*',) to load only the backbone"
+            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks, or set "
+            "pretrained.ignore=['nonlocal_blocks.*'] to load only the backbone (Python: "
+            "pretrained_ignore=('nonlocal_blocks.*',))"
         )
 
 
