@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--model", default="r3d50")
     p.add_argument("--settings", nargs="+", default=["paper"], choices=list(SETTINGS))
-    p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds(), choices=list_nonlocal_kinds())
+    p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds("graph"), choices=list_nonlocal_kinds("graph"))
     p.add_argument("--repeats", type=int, default=3, help="timed rounds (one step of every variant each)")
     p.add_argument("--block-repeats", type=int, default=10, help="timed rounds of the isolated blocks")
     p.add_argument("--warmup", type=int, default=1)

@@ -5,6 +5,9 @@ Usage:
     python scripts/bench_nonlocal.py                      # CPU, C=256, C_s=128, N = 98 ... 25,088
     python scripts/bench_nonlocal.py --device cuda --channels 1024
     python scripts/bench_nonlocal.py --quick              # small sizes, a minute on 2 cores
+    python scripts/bench_nonlocal.py --spectral           # srb / bat variants vs nl and linear snl
+                                                          # at the res3/res4 maps of r3d50 / i3d_r50
+                                                          # (16x112²) and at N = 6,272 and 25,088
 
 Prints a Markdown table (time, memory, ratio to NL, SNL dense/linear ratios) and writes it
 with the raw rows to --out (JSON + Markdown). Memory is the CUDA peak on a GPU and the
@@ -22,12 +25,34 @@ from pathlib import Path
 
 import torch
 
-from snl_video.benchmarking import bench_nonlocal, bench_snl_operator, format_table
+from snl_video.benchmarking import bench_nonlocal, bench_snl_operator, bench_spectral_family, format_table
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
 # (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).
 FULL_SHAPES = [(2, 7, 7), (4, 14, 14), (8, 14, 14), (8, 28, 28), (16, 28, 28), (32, 28, 28)]
 QUICK_SHAPES = [(2, 7, 7), (4, 14, 14), (8, 14, 14), (8, 28, 28)]
+
+# (name, C, (T, H, W)) for --spectral: the maps a block sees at 16x112x112 (res3 = layer2,
+# res4 = layer3; models/architectures.py strides), then the N sweep's two large sizes.
+SPECTRAL_MAPS = [
+    ("r3d50 res4", 1024, (2, 7, 7)),
+    ("r3d50 res3", 512, (4, 14, 14)),
+    ("i3d_r50 res4", 1024, (8, 7, 7)),
+    ("i3d_r50 res3", 512, (8, 14, 14)),
+    ("N=6,272", 256, (8, 28, 28)),
+    ("N=25,088", 256, (32, 28, 28)),
+]
+SPECTRAL_COLUMNS = [
+    ("map", "map", ""),
+    ("C", "C", "d"),
+    ("N", "N", ",d"),
+    ("kind", "kind", ""),
+    ("time_ms", "fwd+bwd ms", ".1f"),
+    ("memory_mb", "memory MB", ".1f"),
+    ("time_vs_nl", "time / NL", ".3f"),
+    ("memory_vs_nl", "memory / NL", ".3f"),
+    ("time_vs_snl", "time / SNL-linear", ".2f"),
+]
 
 COLUMNS = [
     ("kind", "kind", ""),
@@ -47,13 +72,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--channels", type=int, default=256, help="C (default 256)")
     p.add_argument("--inter-channels", type=int, default=None, help="C_s (default C/2)")
-    p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds(), choices=list_nonlocal_kinds())
+    p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds("graph"), choices=list_nonlocal_kinds("graph"))
     p.add_argument("--quick", action="store_true", help="N up to 6,272 only")
     p.add_argument("--max-dense-nodes", type=int, default=None, help="skip O(N^2) kinds above this N")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("runs/bench_nonlocal"))
+    p.add_argument("--spectral", action="store_true", help="srb / bat vs nl and linear snl (SPECTRAL_MAPS)")
+    p.add_argument("--maps", nargs="+", default=None, help="with --spectral: only these map names (e.g. 'r3d50 res4')")
     return p.parse_args(argv)
+
+
+def run_spectral(args: argparse.Namespace) -> int:
+    maps = [m for m in SPECTRAL_MAPS if args.maps is None or m[0] in args.maps]
+    rows = bench_spectral_family(
+        maps=maps,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+        repeats=args.repeats,
+        max_dense_nodes=args.max_dense_nodes,
+    )
+    for r in rows:
+        if "memory_bytes" in r:
+            r["memory_mb"] = r["memory_bytes"] / 2**20
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()} threads"
+    title = (
+        f"Spectral family vs NL and linear SNL, forward+backward, batch 1, {args.dtype}, {device_name}; "
+        f"memory = {rows[0].get('memory_kind', '?')}; BAT ts = largest of 4, 2, 1 dividing T"
+    )
+    table = format_table(rows, SPECTRAL_COLUMNS)
+    print(f"\n{title}\n\n{table}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("bench_spectral.json", json.dumps({"title": title, "rows": rows}, indent=1)),
+                       ("bench_spectral.md", f"{title}\n\n{table}\n")):
+        tmp = args.out / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.out / name)
+    print(f"\nwritten: {args.out}/bench_spectral.md, bench_spectral.json")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.spectral:
+        return run_spectral(args)
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / "bench_nonlocal.partial.jsonl"
     partial.write_text("")

@@ -13,4 +13,12 @@ __version__ = "0.1.0"
 # that does not configure it sees no "No handler found" noise.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "predict"]
+
+
+def __getattr__(name: str):  # lazy: `import snl_video` stays light (no torch) until the API is used
+    if name == "predict":
+        from .engine.inference import predict
+
+        return predict
+    raise AttributeError(f"module 'snl_video' has no attribute {name!r}")

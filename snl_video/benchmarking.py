@@ -28,6 +28,7 @@ __all__ = [
     "saved_tensor_bytes",
     "bench_nonlocal",
     "bench_snl_operator",
+    "bench_spectral_family",
     "format_table",
 ]
 
@@ -253,6 +254,102 @@ def bench_snl_operator(
             row["dense_over_linear_time"] = row["dense_ms"] / row["linear_ms"]
             row["dense_over_linear_memory"] = row["dense_memory_bytes"] / max(row["linear_memory_bytes"], 1)
         rows.append(row)
+    return rows
+
+
+# The transform-domain blocks against NL and linear SNL: (label, kind, options). BAT's `ts`
+# is set per map (the largest of 4, 2, 1 dividing T), as a placement would have to.
+SPECTRAL_FAMILY_VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("nl", "nl", {}),
+    ("snl_linear", "snl", {"impl": "linear"}),
+    ("srb_fft", "srb", {}),
+    ("srb_fft_conv", "srb", {"temporal": "conv"}),
+    ("srb_fft3d", "srb", {"temporal": "fft3d"}),
+    ("srb_lo", "srb", {"transform": "lo"}),
+    ("srb_lo_conv", "srb", {"transform": "lo", "temporal": "conv"}),
+    ("bat", "bat", {}),
+    ("bat_2d", "bat", {"tk": 0}),
+)
+
+
+def _trained_looking(block: nn.Module) -> None:
+    """Leave the identity start so gradients reach every parameter, as in training."""
+    with torch.no_grad():
+        if hasattr(block, "out_norm"):
+            block.out_norm.weight.fill_(1.0)
+        if hasattr(block, "alpha"):
+            block.alpha.fill_(1.0)
+
+
+def bench_spectral_family(
+    *,
+    maps: Sequence[tuple[str, int, tuple[int, int, int]]],
+    variants: Sequence[tuple[str, str, dict[str, Any]]] = SPECTRAL_FAMILY_VARIANTS,
+    batch: int = 1,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 3,
+    max_dense_nodes: int | None = None,
+    progress: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Forward+backward time and memory of SRB / BAT variants against NL and linear SNL.
+
+    ``maps`` are ``(name, channels, (T, H, W))``, e.g. ``("r3d50 res4", 1024, (2, 7, 7))``.
+    NL (O(N²)) is skipped above ``max_dense_nodes`` or when its N×N matrices would not fit,
+    and recorded as skipped. Ratios ``time_vs_nl`` / ``memory_vs_nl`` (and ``_vs_snl``) are
+    against the baselines of the same map, measured in the same run.
+    """
+    from tqdm.auto import tqdm
+
+    dev = torch.device(device)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(maps) * len(variants), disable=not progress, desc="spectral family bench")
+    for name, channels, shape in maps:
+        nodes = shape[0] * shape[1] * shape[2]
+        x = torch.randn(batch, channels, *shape, device=dev, dtype=dtype, requires_grad=True)
+        for label, kind, options in variants:
+            bar.set_postfix_str(f"{label} {name}")
+            row: dict[str, Any] = {"map": name, "kind": label, "C": channels, "T": shape[0], "H": shape[1],
+                                   "W": shape[2], "N": nodes}
+            options = dict(options)
+            if kind == "nl":
+                need = DENSE_MATRICES_ALIVE["default"] * batch * nodes * nodes * torch.finfo(dtype).bits // 8
+                if max_dense_nodes is not None and nodes > max_dense_nodes:
+                    rows.append({**row, "skipped": f"N > max_dense_nodes={max_dense_nodes}"})
+                    bar.update()
+                    continue
+                if need > 0.8 * available_memory_bytes(dev):
+                    rows.append({**row, "skipped": f"needs ~{need / 2**30:.0f} GiB for N×N matrices"})
+                    bar.update()
+                    continue
+            if kind == "srb" and options.get("transform") == "lo":
+                options["spatial_size"] = shape[1:]
+            if kind == "bat" and options.get("tk", 4) > 0:
+                options["ts"] = next(ts for ts in (4, 2, 1) if shape[0] % ts == 0)
+            torch.manual_seed(0)
+            block = build_nonlocal(kind, channels, **options).to(dev, dtype)
+            _trained_looking(block)
+            try:
+                m = measure_step(lambda: block(x), device=dev, repeats=repeats)  # noqa: B023
+                rows.append({**row, **asdict(m)})
+                if on_row is not None:
+                    on_row(rows[-1])
+            except torch.OutOfMemoryError:
+                rows.append({**row, "skipped": "out of memory"})
+            finally:
+                x.grad = None
+            bar.update()
+    bar.close()
+    by_key = {(r["map"], r["kind"]): r for r in rows}
+    for r in rows:
+        if "time_ms" not in r:
+            continue
+        for base, suffix in (("nl", "nl"), ("snl_linear", "snl")):
+            ref = by_key.get((r["map"], base))
+            if ref is not None and "time_ms" in ref:
+                r[f"time_vs_{suffix}"] = r["time_ms"] / ref["time_ms"]
+                r[f"memory_vs_{suffix}"] = r["memory_bytes"] / max(ref["memory_bytes"], 1)
     return rows
 
 

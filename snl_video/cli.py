@@ -22,11 +22,16 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.demo",
     "snl_video.commands.train",
     "snl_video.commands.eval_cmd",
+    "snl_video.commands.predict",
+    "snl_video.commands.export",
+    "snl_video.commands.explain",
+    "snl_video.commands.features",
     "snl_video.commands.compare",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",
     "snl_video.commands.prepare",
     "snl_video.commands.make_synthetic",
+    "snl_video.commands.download",
     "snl_video.commands.profile",
 )
 

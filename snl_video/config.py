@@ -80,6 +80,7 @@ Amp = Literal["none", "bf16", "fp16"]
 FreezePoint = Literal["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 ClipProtocol = Literal["center"]
 VideoReduce = Literal["mean_prob", "mean_logit"]
+DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
 
 
 # --------------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ class DataConfig:
     """
 
     root: str = "data/ucf101_prepared"
-    split: int = 1
+    split: int | str = 1
     backend: Backend = "prepared"
     splits_dir: str | None = None
     num_frames: int = 16
@@ -234,12 +235,30 @@ class DataConfig:
     #: names one, else the Kinetics statistics of 3D-ResNets-PyTorch on a [0, 1] scale.
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    #: The dataset source the prepared directory holds (``snl-video prepare <dataset>``); a
+    #: directory of another source is refused. UCF-101 / HMDB-51 have splits 1-3; a folder or
+    #: list has the split name it was prepared with (``1`` unless ``--split-name``).
+    dataset: DatasetName = "ucf101"
+    #: Fraction of each class's training videos held out (by group: UCF-101 ``gXX``, HMDB-51
+    #: source video) as the validation set that the periodic evaluation and ``best.pt`` use.
+    #: 0 keeps the old protocol: model selection on the test split (recorded and logged).
+    val_fraction: float = 0.0
 
     def check(self, errors: _Errors, prefix: str) -> None:
         if not self.root:
             errors.add(f"{prefix}.root", "is empty: give the prepared dataset directory")
-        if self.split not in (1, 2, 3):
-            errors.add(f"{prefix}.split", f"UCF-101 has splits 1, 2 and 3, got {self.split}")
+        if self.dataset in ("ucf101", "hmdb51"):
+            if self.split not in (1, 2, 3):
+                name = {"ucf101": "UCF-101", "hmdb51": "HMDB-51"}[self.dataset]
+                errors.add(f"{prefix}.split", f"{name} has splits 1, 2 and 3, got {self.split!r}")
+        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(self.split)):
+            errors.add(f"{prefix}.split", f"must be the split name the {self.dataset} dataset was prepared with "
+                                          f"(default '1'), got {self.split!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            errors.add(f"{prefix}.val_fraction", f"must be in [0, 1) (0: select on the test split), got {self.val_fraction}")
+        if self.backend != "prepared" and self.dataset not in ("ucf101", "hmdb51"):
+            errors.add(f"{prefix}.backend", f"decoding the original files needs official split files (ucf101, hmdb51); "
+                                            f"prepare the {self.dataset} dataset and use backend 'prepared'")
         if self.backend != "prepared" and not self.splits_dir:
             errors.add(f"{prefix}.splits_dir", f"is needed with backend {self.backend!r} (the official split files' folder)")
         for name in ("num_frames", "sampling_stride", "crop_size", "batch_size"):
@@ -440,7 +459,8 @@ def _check_nonlocal_kind_and_options(kind: str, options: Mapping[str, Any], erro
         expected = type(defaults[name])
         if expected is float and type(value) is int:
             value = float(value)
-        if type(value) is not expected:
+        # An option whose default is None (e.g. srb's groups, spatial_size) is checked by the block.
+        if defaults[name] is not None and type(value) is not expected:
             errors.add(key, f"expected {expected.__name__} (default {defaults[name]!r}), got {type(value).__name__} {value!r}")
             bad = True
             continue

@@ -38,3 +38,14 @@ def test_demo_self_check_verifies_identity_and_linear_snl():
     assert sum("identity at init: yes" in line for line in lines) == 8
     diff = float(lines[-1].rsplit(" ", 1)[-1])
     assert diff <= 1e-10
+
+
+def test_nonlocal_lists_the_transform_kinds_and_their_options(capsys):
+    assert main(["nonlocal", "--json", "--channels", "1024"]) == 0
+    rows = {r["kind"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    assert rows["srb"]["family"] == rows["bat"]["family"] == "transform"
+    assert set(rows["srb"]["options"]) >= {"transform", "temporal", "groups", "spectrum_relu", "spatial_size"}
+    assert rows["bat"]["options"] == {"r": 2, "s": 7, "k": 8, "tk": 4, "ts": 4, "dropout": 0.2, "zero_init": False}
+    # Released SRB-FFT at C: 4C²/8 + 2C + 4C + 1 (alpha); BAT at the paper's setting: 1,367,784.
+    assert rows["srb"]["params"] == 4 * 1024 * 1024 // 8 + 6 * 1024 + 1
+    assert rows["bat"]["params"] == 1_367_784

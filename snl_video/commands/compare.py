@@ -59,6 +59,7 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
         "videos": metrics.get("num_videos"),
         "epochs": _epochs_trained(metrics, run_dir),
         "classes": cfg.model.num_classes,
+        "selection": selection_protocol(run_dir, cfg),
         "group": recipe_key(cfg),
         "model": cfg.model.name,
         "nonlocal": cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
@@ -119,6 +120,17 @@ def protocol_problems(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def selection_protocol(run_dir: Path, cfg: Any) -> str:
+    """Which subset chose the run's ``best.pt``: ``val (N)``, ``test (N)`` from its epoch records;
+    ``test`` for runs recorded before the field existed; ``none`` without periodic evaluation."""
+    from ..engine.train import read_history
+
+    chosen = [h for h in read_history(run_dir) if h.get("kind") == "epoch" and "selection_subset" in h]
+    if chosen:
+        return f"{chosen[-1]['selection_subset']} ({chosen[-1].get('selection_videos', '?')})"
+    return "test" if cfg.eval.every_epochs else "none"
+
+
 # Settings that say where or how fast a run went, not what it computed: two runs that differ
 # only in these (and in data.split) are the same recipe.
 _NOT_THE_RECIPE = {
@@ -154,9 +166,9 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
             return "-"
         return f"{value - ref:+{fmt}}" if r is not base else ""
 
-    header = ["run", "split", "level", "protocol", "videos", "epochs", "model", "non-local", "top-1", "top-5",
-              "GFLOPs (paper)", "GMACs", "params (M)", "head", "Δtop-1", "Δtop-5", "ΔGFLOPs (paper)", "ΔGMACs",
-              "Δparams (M)"]
+    header = ["run", "split", "selection", "level", "protocol", "videos", "epochs", "model", "non-local", "top-1",
+              "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "head", "Δtop-1", "Δtop-5", "ΔGFLOPs (paper)",
+              "ΔGMACs", "Δparams (M)"]
 
     def value(x: float | None, fmt: str) -> str:
         return "-" if x is None else f"{x:{fmt}}"
@@ -164,7 +176,7 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     cells = []
     for r in rows:
         cells.append([
-            r["run"], str(r["split"]), r.get("level", "clip"), r.get("protocol", "-"),
+            r["run"], str(r["split"]), r.get("selection", "-"), r.get("level", "clip"), r.get("protocol", "-"),
             "-" if r.get("videos") is None else str(r["videos"]), "-" if r.get("epochs") is None else str(r["epochs"]),
             r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
             value(r["gflops_paper"], ".2f"), value(r["gmacs"], ".3f"), value(r["params_m"], ".2f"),
@@ -247,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
     notes = [f"{args.level}-level accuracy (%) of each run's eval/metrics.json; deltas against the baseline row "
              f"{base['run']!r}. GFLOPs (paper): the convention of the paper's Table 7 (conv/linear products + 2 per "
              f"norm element); GMACs: every product; params include the classifier head of the size shown (the "
-             f"paper's 47.02 M for r3d50 counts a 400-class head)."]
+             f"paper's 47.02 M for r3d50 counts a 400-class head); selection: the subset (videos) that chose best.pt — "
+             f"'test' means model selection saw the test split."]
     notes += [f"WARNING: {line}" for line in mixed]
     for line in mixed:
         logger.warning("%s", line)

@@ -2,7 +2,8 @@
 
 1. self-check of the non-local family (each block starts as the identity; linear SNL = dense);
 2. a synthetic UCF-101-format dataset (8 classes that differ only in motion) and its
-   preparation, through the same ``prepare`` path as the real dataset;
+   preparation, through the same ``prepare`` path as the real dataset (``--dataset hmdb51|folder|list``:
+   the same classes in that source's format, prepared through that source);
 3. fine-tuning of a small 3D ResNet-10 with one SNL block (``configs/demo/``);
 4. evaluation (clip level: centre clip, centre crop; video level: 3 clips averaged);
 5. ``runs/demo/``: ``metrics.json``, ``curves.png`` (loss / accuracy), ``confusion_matrix.png``,
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the demo recipe")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of the training run")
+    p.add_argument("--dataset", choices=["ucf101", "hmdb51", "folder", "list"], default="ucf101",
+                   help="the source format of the synthetic data, prepared through that source (default: ucf101)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the demo recipe")
     p.set_defaults(func=run)
 
@@ -46,7 +49,7 @@ def _self_check() -> list[str]:
     lines = []
     torch.manual_seed(0)
     x = torch.randn(2, 64, 4, 7, 7, dtype=torch.float64)
-    for kind in list_nonlocal_kinds():
+    for kind in list_nonlocal_kinds("graph"):
         block = build_nonlocal(kind, 64).double()
         identity = torch.equal(block(x), x)
         lines.append(f"{kind:7s} identity at init: {'yes' if identity else 'NO'}")
@@ -64,9 +67,50 @@ def _self_check() -> list[str]:
     return lines
 
 
+def prepare_demo_data(
+    dataset: str, data_dir: Path, *, seed: int, clip_len: int, num_classes: int = DEMO_CLASSES,
+    videos_per_class: int = DEMO_VIDEOS_PER_CLASS, num_frames: int = DEMO_FRAMES, short_side: int = 64,
+    workers: int = 2,
+) -> Path:
+    """Synthetic motion classes in ``dataset``'s format under ``data_dir/raw``, prepared through that
+    source into ``data_dir/prepared`` (split ``1``, about 28 % of each class held out for test)."""
+    from ..data import synthetic
+    from ..data.prepare import PrepareSettings, prepare_manifest
+    from ..data.sources import folder_manifest, hmdb51_manifest, list_manifest, ucf101_manifest
+
+    raw, prepared = data_dir / "raw", data_dir / "prepared"
+    common = dict(num_classes=num_classes, num_frames=num_frames, seed=seed, progress=False)
+    held_out = max(2, round(0.28 * videos_per_class / 2) * 2)  # whole sources / groups of 2 clips
+    if dataset == "ucf101":
+        synthetic.make_synthetic_ucf101(raw, videos_per_class=videos_per_class, frame_jitter=4, **common)
+        manifest, videos = ucf101_manifest(raw / "ucfTrainTestlist", [1]), raw / "UCF-101"
+    elif dataset == "hmdb51":
+        train = videos_per_class - held_out - 2
+        synthetic.make_synthetic_hmdb51(raw, train_per_class=train, test_per_class=held_out, unused_per_class=2,
+                                        clips_per_source=2, frame_jitter=4, **common)
+        manifest = hmdb51_manifest(raw / "testTrainMulti_7030_splits", [1], per_class=(train, held_out))
+        videos = raw / "hmdb51_org"
+    elif dataset == "folder":
+        videos = synthetic.make_synthetic_folder(raw, videos_per_class=videos_per_class, clips_per_group=2,
+                                                 frame_jitter=4, **common)
+        manifest = folder_manifest(videos, test_fraction=held_out / videos_per_class, group_regex=r"_g([0-9]+)_",
+                                   seed=seed)
+    elif dataset == "list":
+        synthetic.make_synthetic_list(raw, videos_per_class=videos_per_class, test_per_class=held_out,
+                                      frame_jitter=4, **common)
+        manifest = list_manifest({"train": raw / "train.txt", "test": raw / "test.txt"}, root=raw / "videos",
+                                 classes=raw / "classes.txt", label_base=0)
+        videos = raw / "videos"
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: ucf101, hmdb51, folder, list")
+    prepare_manifest(manifest, videos, prepared, dataset=dataset, workers=workers,
+                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len), progress=False)
+    return prepared
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..data.prepare import PrepareSettings, prepare_ucf101
+    from ..data.prepare import PrepareSettings, prepare_ucf101, read_dataset_name
     from ..data.synthetic import make_synthetic_ucf101
     from ..engine.evaluate import run_evaluation
     from ..engine.plots import plot_training_curves
@@ -84,14 +128,20 @@ def run(args: argparse.Namespace) -> int:
             logger.info("  %s", line)
 
         data = out / "data"
-        logger.info("[2/5] synthetic UCF-101 (%d classes x %d videos, motion only) and its preparation",
-                    DEMO_CLASSES, DEMO_VIDEOS_PER_CLASS)
-        make_synthetic_ucf101(data / "raw", num_classes=DEMO_CLASSES, videos_per_class=DEMO_VIDEOS_PER_CLASS,
-                              num_frames=DEMO_FRAMES, frame_jitter=4, seed=args.seed, progress=False)
+        logger.info("[2/5] synthetic %s-format data (%d classes x %d videos, motion only) and its preparation",
+                    args.dataset, DEMO_CLASSES, DEMO_VIDEOS_PER_CLASS)
         cfg = load_config(args.config, [f"data.root={data / 'prepared'}", f"runtime.output_dir={out / 'train'}",
-                                        f"runtime.seed={args.seed}", *args.overrides])
-        prepare_ucf101(data / "raw" / "UCF-101", data / "raw" / "ucfTrainTestlist", data / "prepared", splits=[1],
-                       workers=2, settings=PrepareSettings(short_side=64, clip_len=cfg.data.num_frames), progress=False)
+                                        f"runtime.seed={args.seed}", f"data.dataset={args.dataset}", *args.overrides])
+        if (data / "prepared").exists() and read_dataset_name(data / "prepared") != args.dataset:
+            shutil.rmtree(data)  # the demo's own data of another source: prepare would refuse to mix them
+        if args.dataset == "ucf101":
+            make_synthetic_ucf101(data / "raw", num_classes=DEMO_CLASSES, videos_per_class=DEMO_VIDEOS_PER_CLASS,
+                                  num_frames=DEMO_FRAMES, frame_jitter=4, seed=args.seed, progress=False)
+            prepare_ucf101(data / "raw" / "UCF-101", data / "raw" / "ucfTrainTestlist", data / "prepared", splits=[1],
+                           workers=2, settings=PrepareSettings(short_side=64, clip_len=cfg.data.num_frames),
+                           progress=False)
+        else:
+            prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames)
 
         logger.info("[3/5] training %s + %s (%s)", cfg.model.name, cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
                     args.config)

@@ -10,30 +10,60 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint: clip/video top-1/top-5, per-class, confusion")
-    p.add_argument("--config", type=Path, required=True, help="the recipe the checkpoint was trained with")
-    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by `snl-video train`")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the recipe the checkpoint was trained with (default: the recipe stored in the checkpoint; "
+                        "required for checkpoints written before they stored it)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
+    src.add_argument("--weights", default=None,
+                     help="instead: a registry name or foreign checkpoint file, evaluated without training "
+                          "(its head must have the dataset's classes, or use --head-from)")
+    p.add_argument("--head-from", type=Path, default=None, metavar="CKPT",
+                   help="with --weights: take the classifier (fc) from this training checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..engine.evaluate import run_evaluation
-
     from ..cli import Interrupted
 
-    cfg = load_config(args.config, args.overrides)
     try:
-        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
-    except KeyboardInterrupt:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line (cli.py), exit 130
         import shlex
 
         raise Interrupted("nothing was written (the outputs are written at the end); run it again with: "
                           f"snl-video {shlex.join(args.argv)}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..engine.evaluate import run_evaluation
+
+    if args.weights is not None or args.head_from is not None:
+        from ..engine.inference import evaluate_weights
+
+        if args.weights is None or args.config is None:
+            raise ValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
+        cfg = load_config(args.config, args.overrides)
+        report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
+        _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
+        return 0
+    if args.config is not None:
+        cfg = load_config(args.config, args.overrides)
+    else:
+        from ..engine.checkpoint import checkpoint_recipe, load_checkpoint
+
+        cfg = checkpoint_recipe(load_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
+    report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
+    _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
+    return 0
+
+
+def _print_summary(report, out: Path) -> None:
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps({k: v for k, v in report.to_json_dict().items()
                           if k in ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy",
                                    "num_classes", "num_videos")}, indent=1))
-        print(f"outputs: {args.out or Path(cfg.runtime.output_dir) / 'eval'}")
-    return 0
+        print(f"outputs: {out}")

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "kind": kind,
+                "family": "transform" if kind in list_nonlocal_kinds("transform") else "graph",
                 "params": sum(p.numel() for p in block.parameters()),
                 "options": nonlocal_options(kind),
                 "description": " ".join(describe_nonlocal(kind).split()),
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         opts = ", ".join(f"{k}={v!r}" for k, v in row["options"].items())
-        print(f"{row['kind']:7s} {row['params'] / 1e6:6.2f} M params at C={args.channels}, C_s={args.channels // 2}")
+        width = f"C_s={args.channels // 2}" if row["family"] == "graph" else "transform-domain block, default options"
+        print(f"{row['kind']:7s} {row['params'] / 1e6:6.2f} M params at C={args.channels}, {width}")
         print(f"        {row['description']}")
         print(f"        options: {opts}")
     return 0

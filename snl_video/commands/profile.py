@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    spec = _parse_nonlocal(args.nonlocal_spec)
+    spec = given = _parse_nonlocal(args.nonlocal_spec)
+    if spec is not None:  # size-bound blocks (srb lo / spectrum_relu, bat checks) see this clip's maps
+        spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
+        spec.setdefault("input_size", [args.frames, args.size, args.size])
     model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
     shape = (1, 3, args.frames, args.size, args.size)
     profile = profile_model(model, input_shape=shape)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         "num_classes": args.num_classes,
         "frames": args.frames,
         "size": args.size,
-        "nonlocal": spec,
+        "nonlocal": given,
         **profile.to_dict(),
     }
     if args.json:
@@ -77,4 +80,7 @@ def run(args: argparse.Namespace) -> int:
         f"  MACs (Table 7)   {profile.macs_table7 / 1e9:8.2f} G   (non-local {profile.macs_nonlocal_table7 / 1e9:.3f} G;"
         f" convs + fc + 2 x {profile.norm_elements / 1e6:.2f} M norm elements, no affinity products)"
     )
+    if profile.macs_fft:
+        print(f"  FFTs             {profile.macs_fft / 1e9:8.3f} G   (estimate, 2.5 n log2 n per complex n-point "
+              "transform; in neither count above, as in the papers)")
     return 0

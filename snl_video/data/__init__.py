@@ -1,4 +1,5 @@
-"""UCF-101 data pipeline: split files, decoding, clip sampling, transforms, prepared format, datasets.
+"""Data pipeline: dataset sources (UCF-101, HMDB-51, a folder, list files) → one manifest, decoding,
+clip sampling, transforms, prepared format, datasets, downloads.
 
 Nothing here knows about models. Conventions: frames are ``uint8 (T, H, W, 3)`` at the
 decoder boundary and ``float (C, T, H, W)`` after the transforms; frame indices (never
@@ -6,6 +7,8 @@ seconds) inside; labels 0-based.
 """
 
 from .decoding import DecodeError, available_backends, read_frames
+from .sources import get_source, list_sources
 from .ucf101 import SplitFileError, read_class_index, read_split
 
-__all__ = ["DecodeError", "SplitFileError", "available_backends", "read_class_index", "read_frames", "read_split"]
+__all__ = ["DecodeError", "SplitFileError", "available_backends", "get_source", "list_sources", "read_class_index",
+           "read_frames", "read_split"]

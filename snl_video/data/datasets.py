@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -41,15 +42,14 @@ from torch.utils.data import Dataset
 from .decoding import Backend, DecodeError, probe_video, read_frames
 from .prepared import load_index, read_clip
 from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
-from .ucf101 import read_split
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "video_file_dataset"]
+__all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "split_rows", "video_file_dataset"]
 
 Mode = Literal["train", "clip", "video"]
 MAX_LOADER_WORKERS = 128
-Subset = Literal["train", "test"]
+Subset = Literal["train", "val", "test"]
 
 
 class TooManyDecodeFailures(RuntimeError):
@@ -199,25 +199,86 @@ class ClipDataset(Dataset):
         raise TooManyDecodeFailures("every video failed to decode")
 
 
-def prepared_dataset(
-    root: str | Path,
+def read_prepared_dataset_name(root: str | Path) -> str:
+    """The source a prepared directory holds (see :func:`snl_video.data.prepare.read_dataset_name`)."""
+    from .prepare import read_dataset_name
+
+    return read_dataset_name(root)
+
+
+def split_rows(
+    index: pd.DataFrame,
     *,
-    split: int = 1,
+    split: int | str = 1,
     subset: Subset = "train",
-    mode: Mode = "train",
-    transform: Callable[[Tensor], Tensor] | None = None,
-    **kwargs,
-) -> ClipDataset:
-    """A :class:`ClipDataset` over a prepared directory (``snl-video prepare``), for one split and subset."""
-    root = Path(root)
-    index = load_index(root)
+    val_fraction: float = 0.0,
+    val_seed: int = 0,
+    dataset: str = "ucf101",
+    where: str = "",
+) -> pd.DataFrame:
+    """The rows of a prepared index that form ``subset`` of ``split``.
+
+    With ``val_fraction > 0`` the validation set is carved out of the split's training list,
+    by (class, group) and reproducibly (:func:`~snl_video.data.splitting.draw_groups`,
+    seeded by ``val_seed``), and ``train`` is what remains; the test list is never touched.
+    A split prepared with its own ``val`` subset (``prepare folder --val-fraction``,
+    ``prepare list --val``) uses that one instead, so ``val_fraction`` must then be 0.
+    """
+    from .sources import get_source
+    from .splitting import draw_groups
+
     column = f"subset_{split}"
     if column not in index.columns:
         have = sorted(c.removeprefix("subset_") for c in index.columns if c.startswith("subset_"))
-        raise ValueError(f"{root} was not prepared for split {split} (it has splits {have}); prepare with --split {split}")
-    if subset not in ("train", "test"):
-        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
-    rows = index[index[column] == subset]
+        raise ValueError(f"{where} was not prepared for split {split} (it has splits {have}); prepare with --split {split}")
+    if subset not in ("train", "val", "test"):
+        raise ValueError(f"subset must be 'train', 'val' or 'test', got {subset!r}")
+    subsets = index[column].astype(str)
+    has_val = bool((subsets == "val").any())
+    if val_fraction <= 0 or subset == "test":
+        if subset == "val" and not has_val:
+            raise ValueError(f"{where} split {split} has no validation subset: set data.val_fraction (e.g. 0.1) to "
+                             "carve one out of the training list")
+        return index[subsets == subset]
+    if has_val:
+        raise ValueError(f"{where} split {split} was prepared with its own validation subset: set "
+                         "data.val_fraction=0 to use it")
+    train = index[subsets == "train"]
+    if "group" in train.columns:
+        groups = train["group"].astype(str)
+    else:  # indices written before groups were recorded: the source knows how to find them
+        group_of = get_source(dataset).group_of
+        groups = pd.Series([group_of(c, p) for c, p in zip(train["class_name"], train["path"])], index=train.index)
+    table = pd.DataFrame({"class_name": train["class_name"], "group": groups, "path": train["path"]})
+    drawn = draw_groups(table, [("val", val_fraction)], seed=val_seed, where=f"{where} data.val_fraction: ")
+    return train[drawn.to_numpy() == subset]
+
+
+def prepared_dataset(
+    root: str | Path,
+    *,
+    split: int | str = 1,
+    subset: Subset = "train",
+    mode: Mode = "train",
+    transform: Callable[[Tensor], Tensor] | None = None,
+    val_fraction: float = 0.0,
+    val_seed: int = 0,
+    dataset: str | None = None,
+    **kwargs,
+) -> ClipDataset:
+    """A :class:`ClipDataset` over a prepared directory (``snl-video prepare``), for one split and subset.
+
+    ``dataset``, when given, must be the source the directory was prepared from;
+    ``val_fraction`` / ``val_seed``: see :func:`split_rows`.
+    """
+    root = Path(root)
+    held = read_prepared_dataset_name(root)
+    if dataset is not None and held != dataset:
+        raise ValueError(f"{root} holds a prepared {held!r} dataset but the recipe names data.dataset={dataset!r}; "
+                         f"point data.root at a {dataset} directory or set data.dataset={held}")
+    index = load_index(root)
+    rows = split_rows(index, split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed,
+                      dataset=held, where=str(root))
     videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
     return ClipDataset(videos, _read_prepared, mode=mode, transform=transform, **kwargs)
 
@@ -242,11 +303,14 @@ def video_file_dataset(
     videos_dir: str | Path,
     splits_dir: str | Path,
     *,
-    split: int = 1,
+    split: int | str = 1,
     subset: Subset = "train",
     mode: Mode = "train",
     backend: Backend | None = None,
     transform: Callable[[Tensor], Tensor] | None = None,
+    val_fraction: float = 0.0,
+    val_seed: int = 0,
+    dataset: str = "ucf101",
     **kwargs,
 ) -> ClipDataset:
     """A :class:`ClipDataset` decoding the original files with ``backend`` (no preparation).
@@ -254,8 +318,17 @@ def video_file_dataset(
     Frame counts come from each file's header when it is first sampled; a header that
     over-states them (a truncated file) surfaces as a decode failure.
     """
-    table = read_split(splits_dir, split)
-    table = table[table["subset"] == subset]
+    from .sources import get_source
+
+    if dataset not in ("ucf101", "hmdb51"):
+        raise ValueError(f"decoding the original files needs official split files (ucf101, hmdb51), not {dataset!r}: "
+                         "prepare the dataset and use data.backend=prepared")
+    if int(split) not in (1, 2, 3):
+        raise ValueError(f"{dataset} has splits 1, 2 and 3, got {split!r}")
+    table = get_source(dataset).read(splits_dir, [int(split)])
+    table = split_rows(table.rename(columns={"split": "_split"}).assign(**{f"subset_{split}": table["subset"]}),
+                       split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed, dataset=dataset,
+                       where=str(splits_dir))
     videos = [VideoEntry(str(Path(videos_dir) / r.path), int(r.label)) for r in table.itertuples()]
     return ClipDataset(
         videos,

@@ -1,8 +1,9 @@
-"""``prepare``: verify the listed UCF-101 videos and write them in the prepared format.
+"""``prepare``: verify the listed videos of a dataset source and write them in the prepared format.
 
 The job, in order:
 
-1. read the requested splits (validated, :func:`snl_video.data.ucf101.read_splits`);
+1. read the requested splits into the common manifest (validated by the source, see
+   :mod:`snl_video.data.sources`: UCF-101, HMDB-51, a folder, list files);
 2. check that every listed video exists; missing ones are an error that lists them, unless
    ``allow_missing`` (then they are left out and listed in the report);
 3. decode each remaining video with PyAV (the frame-exact reference), resize to the short
@@ -55,11 +56,16 @@ from .prepared import (
     save_frames,
     save_jpeg_frames,
 )
-from .ucf101 import read_class_index, read_splits
+from .hmdb51 import OFFICIAL_PER_CLASS
+from .sources import check_manifest, hmdb51_manifest, ucf101_manifest
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_ucf101", "prepare_one", "resized_shape"]
+__all__ = ["DATASET_FILE", "MissingVideosError", "PrepareBusyError", "PrepareSettings", "prepare_hmdb51", "prepare_manifest", "prepare_ucf101",
+           "prepare_one", "read_dataset_name", "resized_shape"]
+
+#: Names the source of a prepared directory (absent in directories written before sources existed: UCF-101).
+DATASET_FILE = "dataset.json"
 
 ShortVideos = Literal["loop", "skip"]
 Storage = Literal["npy", "jpeg"]
@@ -241,15 +247,71 @@ def prepare_ucf101(
     progress: bool = True,
 ) -> dict:
     """Run the whole job (see the module doc); returns the report that is also written to ``OUT/report.json``."""
-    videos_dir, out = Path(videos_dir), Path(out_dir)
+    videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
         raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the UCF-101/ folder of class folders)")
+    _check_job(workers, settings)
+    manifest = ucf101_manifest(splits_dir, list(splits))
+    return prepare_manifest(manifest, videos_dir, out_dir, dataset="ucf101", workers=workers,
+                            allow_missing=allow_missing, settings=settings, progress=progress)
+
+
+def prepare_hmdb51(
+    videos_dir: str | Path,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    splits: Sequence[int] = (1, 2, 3),
+    per_class: tuple[int, int] | None = OFFICIAL_PER_CLASS,
+    workers: int = 1,
+    allow_missing: bool = False,
+    settings: PrepareSettings = PrepareSettings(),
+    progress: bool = True,
+) -> dict:
+    """HMDB-51 as :func:`prepare_ucf101`: the split files are read and the 70/30 counts
+    (``per_class``) checked before any video is looked at (:mod:`snl_video.data.hmdb51`)."""
+    videos_dir = Path(videos_dir)
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the hmdb51_org/ folder of "
+                                "class folders, per-class RARs extracted)")
+    _check_job(workers, settings)
+    manifest = hmdb51_manifest(splits_dir, list(splits), per_class=per_class)
+    return prepare_manifest(manifest, videos_dir, out_dir, dataset="hmdb51", workers=workers,
+                            allow_missing=allow_missing, settings=settings, progress=progress)
+
+
+def _check_job(workers: int, settings: PrepareSettings) -> None:
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if settings.short_videos not in ("loop", "skip"):
         raise ValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
-    manifest = read_splits(splits_dir, list(splits))
-    videos = manifest.drop_duplicates("path")[["path", "class_name", "label"]].reset_index(drop=True)
+
+
+def prepare_manifest(
+    manifest: pd.DataFrame,
+    videos_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    dataset: str,
+    workers: int = 1,
+    allow_missing: bool = False,
+    settings: PrepareSettings = PrepareSettings(),
+    progress: bool = True,
+) -> dict:
+    """Verify and prepare the videos of a source's manifest (:mod:`snl_video.data.sources`).
+
+    Every source ends here: the manifest is checked, missing videos are listed (an error
+    unless ``allow_missing``), and the rest decoded and written exactly as for UCF-101.
+    ``OUT/dataset.json`` records which source the directory holds; preparing another one
+    into it is an error (a directory without it was written by ``prepare ucf101``).
+    """
+    videos_dir, out = Path(videos_dir), Path(out_dir)
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos {videos_dir} is not a directory")
+    _check_job(workers, settings)
+    check_manifest(manifest)
+    splits = list(dict.fromkeys(manifest["split"].astype(str)))
+    videos = manifest.drop_duplicates("path")[["path", "class_name", "label", "group"]].reset_index(drop=True)
     found = videos["path"].map(lambda p: (videos_dir / p).is_file())
     missing = sorted(videos.loc[~found, "path"])
     if missing and not found.any():
@@ -268,10 +330,29 @@ def prepare_ucf101(
 
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
+        _claim_dataset(out, dataset)
         # every class name by label, also those no prepared video has (a subset of the dataset)
-        atomic_write_json(out / "classes.json", read_class_index(splits_dir))
+        if manifest.attrs.get("class_names"):
+            atomic_write_json(out / "classes.json", [str(n) for n in manifest.attrs["class_names"]])
         return _prepare_locked(videos_dir, out, manifest, videos, missing, splits, workers, settings, progress)
 
+
+def read_dataset_name(root: str | Path) -> str:
+    """Which source a prepared directory holds (``dataset.json``; directories written before it are UCF-101)."""
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return "ucf101"
+    return str(json.loads(path.read_text())["dataset"])
+
+
+def _claim_dataset(out: Path, dataset: str) -> None:
+    path = out / DATASET_FILE
+    if path.is_file() or (out / "settings.json").is_file():
+        previous = read_dataset_name(out)
+        if previous != dataset:
+            raise ValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --out")
+    if not path.is_file():
+        atomic_write_json(path, {"dataset": dataset})
 
 def _missing_summary(videos_dir: Path, missing: Sequence[str], limit: int = 20) -> str:
     """Missing videos, one line per class whose whole folder is absent, then single files."""
@@ -334,7 +415,7 @@ def _prepare_locked(
     manifest: pd.DataFrame,
     videos: pd.DataFrame,
     missing: list[str],
-    splits: Sequence[int],
+    splits: Sequence[str],
     workers: int,
     settings: PrepareSettings,
     progress: bool,
@@ -389,7 +470,8 @@ def _prepare_locked(
     bad = [r for r in ordered if r["status"] != "ok"]
     for r in bad:
         logger.warning("%s: %s (%s)", r["path"], r["status"], r["reason"])
-    report = {"settings": settings.as_dict(), "splits": list(splits), "counts": counts,
+    report = {"settings": settings.as_dict(), "splits": [int(x) if x.isdigit() else x for x in splits],
+              "dataset": read_dataset_name(out), "counts": counts,
               "missing": missing, "videos": ordered}
     atomic_write_json(out / "report.json", report)
     logger.info("prepared %s: %s; %d missing", out, counts, len(missing))
@@ -406,10 +488,12 @@ def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, record
             continue
         rows.append({"path": video["path"], "class_name": video["class_name"], "label": int(video["label"]),
                      "status": record["status"], "num_frames": record["num_frames"], "height": record["height"],
-                     "width": record["width"], "frames_file": frames_path(Path("."), video["path"], storage).as_posix()})
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    for split in sorted(manifest["split"].unique()):
-        subsets = manifest[manifest["split"] == split].set_index("path")["subset"]
+                     "width": record["width"], "frames_file": frames_path(Path("."), video["path"], storage).as_posix(),
+                     "group": video["group"]})
+    index = pd.DataFrame(rows, columns=[*INDEX_COLUMNS, "group"])
+    split_names = manifest["split"].astype(str)
+    for split in sorted(split_names.unique()):
+        subsets = manifest[split_names == split].set_index("path")["subset"]
         index[f"subset_{split}"] = index["path"].map(subsets).fillna("")
     tmp = out / f"index.csv.tmp-{os.getpid()}"
     index.to_csv(tmp, index=False)

@@ -196,7 +196,8 @@ def load_index(root: str | Path) -> pd.DataFrame:
     path = root / "index.csv"
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare ucf101 --out {root}`"
+            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare <ucf101|hmdb51|folder|list> "
+            f"... --out {root}`"
         )
     index = pd.read_csv(path, keep_default_na=False)
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]

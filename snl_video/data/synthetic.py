@@ -1,4 +1,4 @@
-"""A synthetic dataset in exact UCF-101 format whose classes differ only in motion.
+"""Synthetic datasets (UCF-101, HMDB-51, class folders, lists) whose classes differ only in motion.
 
 Each video shows a coloured square (or a bar) over a static random texture. Position,
 colour and texture are random per video and drawn the same way for every class; the
@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MotionClass", "motion_classes", "encode_avi", "render_video", "make_synthetic_ucf101", "held_out_groups"]
+__all__ = ["MotionClass", "motion_classes", "encode_avi", "render_video", "make_synthetic_ucf101", "held_out_groups",
+           "make_synthetic_hmdb51", "make_synthetic_folder", "make_synthetic_list"]
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 NUM_GROUPS = 25
@@ -186,4 +187,167 @@ def make_synthetic_ucf101(
         _write_lines(split_root / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g not in held_out])
         _write_lines(split_root / f"testlist0{split}.txt", [r for r, lab, g in entries if g in held_out])
     logger.info("wrote %d synthetic videos in %d classes to %s", len(entries), num_classes, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The other sources: HMDB-51's format, a class-folder tree, list files
+# --------------------------------------------------------------------------------------
+
+
+def _snake(name: str) -> str:
+    """``MoveUpRight`` → ``move_up_right`` (HMDB-51 names its classes in lower snake case)."""
+    out = ""
+    for ch in name:
+        out += ("_" if out and ch.isupper() else "") + ch.lower()
+    return out
+
+
+def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]], *, num_frames: int, frame_jitter: int,
+                seed: int, progress: bool, desc: str = "synthetic videos") -> None:
+    for rel, motion, label, i in tqdm(jobs, desc=desc, disable=not progress):
+        rng = np.random.default_rng([seed, label, i])
+        frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng)
+        path = video_root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode_avi(frames, path)
+
+
+def _check_counts(num_classes: int, **counts: int) -> list[MotionClass]:
+    catalogue = motion_classes()
+    if not 1 <= num_classes <= len(catalogue):
+        raise ValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
+    for name, value in counts.items():
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    return catalogue[:num_classes]
+
+
+def make_synthetic_hmdb51(
+    out: str | Path,
+    *,
+    num_classes: int = 4,
+    train_per_class: int = 8,
+    test_per_class: int = 4,
+    unused_per_class: int = 2,
+    clips_per_source: int = 2,
+    num_frames: int = 24,
+    frame_jitter: int = 6,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write ``out/hmdb51_org/<class>/*.avi`` and ``out/testTrainMulti_7030_splits/`` in HMDB-51's format.
+
+    Class names are lower snake case (``move_right``); files follow the official pattern
+    ``<source>_<class>_f_nm_np1_fr_goo_<clip>.avi``, ``clips_per_source`` clips cut from each
+    source; each split file lists every video of its class with ``1`` (train), ``2``
+    (test) or ``0`` (unused) and a trailing space, as the official files do. The splits
+    rotate which sources are held out, whole sources at a time. Prepare it with
+    ``--per-class TRAIN,TEST`` (the official 70,30 check is for the real dataset).
+    """
+    classes = _check_counts(num_classes, train_per_class=train_per_class, test_per_class=test_per_class,
+                            clips_per_source=clips_per_source)
+    if unused_per_class < 0:
+        raise ValueError(f"--unused-per-class must be >= 0, got {unused_per_class}")
+    if train_per_class % clips_per_source or test_per_class % clips_per_source or unused_per_class % clips_per_source:
+        raise ValueError("--train/--test/--unused-per-class must be multiples of --clips-per-source (whole sources "
+                         "on one side)")
+    out = Path(out)
+    video_root, split_root = out / "hmdb51_org", out / "testTrainMulti_7030_splits"
+    split_root.mkdir(parents=True, exist_ok=True)
+    per_class = train_per_class + test_per_class + unused_per_class
+    jobs = []
+    names: dict[str, list[str]] = {}
+    for label, motion in enumerate(classes):
+        cls = _snake(motion.name)
+        names[cls] = []
+        for i in range(per_class):
+            source, clip = divmod(i, clips_per_source)
+            file = f"Src{label:02d}x{source:02d}_{cls}_f_nm_np1_fr_goo_{clip}.avi"
+            names[cls].append(file)
+            jobs.append((f"{cls}/{file}", motion, label, i))
+    _render_all(video_root, jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    for split in (1, 2, 3):
+        offset = ((split - 1) * test_per_class) % per_class
+        for cls, files in names.items():
+            rotated = files[offset:] + files[:offset]
+            flags = {f: "2" for f in rotated[:test_per_class]}
+            flags.update({f: "1" for f in rotated[test_per_class : test_per_class + train_per_class]})
+            lines = [f"{f} {flags.get(f, '0')} " for f in files]
+            _write_lines_lf(split_root / f"{cls}_test_split{split}.txt", lines)
+    logger.info("wrote a synthetic HMDB-51-format set (%d classes x %d videos) to %s", num_classes, per_class, out)
+    return out
+
+
+def _write_lines_lf(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes("".join(line + "\n" for line in lines).encode("ascii"))
+    os.replace(tmp, path)
+
+
+def make_synthetic_folder(
+    out: str | Path,
+    *,
+    num_classes: int = 4,
+    videos_per_class: int = 10,
+    clips_per_group: int = 2,
+    num_frames: int = 24,
+    frame_jitter: int = 6,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write ``out/videos/<Class>/<Class>_gGG_cCC.avi`` (``clips_per_group`` clips per group):
+    a class-folder tree for ``prepare folder --group-regex '_g([0-9]+)_'``. Returns ``out/videos``."""
+    classes = _check_counts(num_classes, videos_per_class=videos_per_class, clips_per_group=clips_per_group)
+    root = Path(out) / "videos"
+    jobs = []
+    for label, motion in enumerate(classes):
+        for i in range(videos_per_class):
+            group, clip = divmod(i, clips_per_group)
+            jobs.append((f"{motion.name}/{motion.name}_g{group + 1:02d}_c{clip + 1:02d}.avi", motion, label, i))
+    _render_all(root, jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    logger.info("wrote a synthetic class-folder set (%d classes x %d videos) to %s", num_classes, videos_per_class, root)
+    return root
+
+
+def make_synthetic_list(
+    out: str | Path,
+    *,
+    num_classes: int = 4,
+    videos_per_class: int = 10,
+    test_per_class: int = 3,
+    list_format: str = "mmaction2",
+    num_frames: int = 24,
+    frame_jitter: int = 6,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write videos under ``out/videos/`` and the lists ``out/train.txt`` / ``out/test.txt``
+    (``list_format="mmaction2"``: ``path label`` with 0-based integer labels, plus
+    ``out/classes.txt``) or ``out/train.csv`` / ``out/test.csv`` (``"csv"``: a ``path,label``
+    header and class names). Returns ``out``."""
+    if list_format not in ("mmaction2", "csv"):
+        raise ValueError(f"--format must be 'mmaction2' or 'csv', got {list_format!r}")
+    classes = _check_counts(num_classes, videos_per_class=videos_per_class, test_per_class=test_per_class)
+    if test_per_class >= videos_per_class:
+        raise ValueError(f"--test-per-class ({test_per_class}) must be below --videos-per-class ({videos_per_class})")
+    out = Path(out)
+    jobs = []
+    lines: dict[str, list[str]] = {"train": [], "test": []}
+    for label, motion in enumerate(classes):
+        for i in range(videos_per_class):
+            rel = f"{motion.name}/{motion.name}_{i:03d}.avi"
+            jobs.append((rel, motion, label, i))
+            subset = "test" if i < test_per_class else "train"
+            lines[subset].append(f"{rel} {label}" if list_format == "mmaction2" else f"{rel},{motion.name}")
+    _render_all(out / "videos", jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ".txt" if list_format == "mmaction2" else ".csv"
+    for subset, rows in lines.items():
+        header = [] if list_format == "mmaction2" else ["path,label"]
+        _write_lines_lf(out / f"{subset}{suffix}", header + rows)
+    if list_format == "mmaction2":
+        _write_lines_lf(out / "classes.txt", [m.name for m in classes])
+    logger.info("wrote a synthetic list set (%d classes x %d videos, %s) to %s", num_classes, videos_per_class,
+                list_format, out)
     return out

@@ -20,7 +20,8 @@ from ..data.transforms import NormalizationSpec, eval_transform, train_transform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names"]
+__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names",
+           "selection_subset"]
 
 #: 3D-ResNets-PyTorch's Kinetics statistics on a [0, 1] scale: the fallback when neither the
 #: config nor a registry entry gives the normalisation.
@@ -49,6 +50,8 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
     if cfg.nonlocal_blocks is not None:
         nl = cfg.nonlocal_blocks
         spec = {"kind": nl.kind, "options": dict(nl.options)}
+        # The clip size: size-bound blocks (srb lo / spectrum_relu) take their map's size from it.
+        spec["input_size"] = [cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size]
         if nl.positions is not None:
             spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
     kw = dict(cfg.model.options)
@@ -82,7 +85,7 @@ def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
 
 
 def build_dataset(
-    cfg: ExperimentConfig, *, subset: Literal["train", "test"], mode: Literal["train", "clip", "video"]
+    cfg: ExperimentConfig, *, subset: Literal["train", "val", "test"], mode: Literal["train", "clip", "video"]
 ) -> ClipDataset:
     """The dataset of ``subset`` in ``mode`` with the config's clip spec and transforms."""
     d = cfg.data
@@ -100,26 +103,57 @@ def build_dataset(
         split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
         stride=d.sampling_stride, num_clips=cfg.eval.num_clips,
         max_failure_fraction=d.max_decode_failure_fraction,
+        val_fraction=d.val_fraction, val_seed=VAL_SEED, dataset=d.dataset,
     )
     if d.backend == "prepared":
         root = Path(d.root)
         if not (root / "index.csv").is_file():
-            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare ucf101 --out {d.root}` first")
+            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --out "
+                                    f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)
+
+
+#: The validation draw does not follow runtime.seed: runs with different seeds select on the same videos.
+VAL_SEED = 0
+
+
+def selection_subset(cfg: ExperimentConfig) -> Literal["val", "test"]:
+    """Which subset the periodic evaluation (and so ``best.pt``) uses: ``val`` with
+    ``data.val_fraction > 0`` or a split prepared with its own validation subset, else ``test``."""
+    if cfg.data.val_fraction > 0:
+        return "val"
+    if cfg.data.backend == "prepared":
+        try:
+            index = pd.read_csv(Path(cfg.data.root) / "index.csv", keep_default_na=False)
+        except (OSError, ValueError):
+            return "test"
+        column = f"subset_{cfg.data.split}"
+        if column in index.columns and (index[column].astype(str) == "val").any():
+            return "val"
+    return "test"
 
 
 def class_names(cfg: ExperimentConfig) -> list[str] | None:
     """Class names by label: the dataset's full class list (``classes.json`` written by
     ``prepare``, or ``classInd.txt`` with a decoding backend), so classes no video of a
-    subset has are named too; else the prepared index; ``None`` when none can be read."""
+    subset has are named too; else the prepared index, or ``classInd.txt`` with a decoding
+    backend; ``None`` when none can be read."""
     from .naming import full_class_list
 
     every = full_class_list(cfg)
     if every is not None:
         return [every[i] if i < len(every) else str(i) for i in range(cfg.model.num_classes)]
     if cfg.data.backend != "prepared":
-        return None
+        if not cfg.data.splits_dir:
+            return None
+        from ..data.ucf101 import SplitFileError, read_class_index
+
+        try:
+            names_list = read_class_index(cfg.data.splits_dir)
+        except (OSError, ValueError, SplitFileError):
+            return None
+        return names_list if len(names_list) == cfg.model.num_classes else None
     try:
         index = pd.read_csv(Path(cfg.data.root) / "index.csv", usecols=["class_name", "label"])
     except (OSError, ValueError):

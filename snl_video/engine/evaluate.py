@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
@@ -101,8 +101,10 @@ def evaluate_model(
     progress: bool = False,
     extra: dict[str, Any] | None = None,
     clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    subset: Literal["test", "val"] = "test",
 ) -> MetricsReport:
-    """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split.
+    """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split
+    (``subset="val"``: the validation set that selects ``best.pt``, see ``data.val_fraction``).
 
     Without ``video_level`` (the quick evaluation during training) the video-level fields
     repeat the clip-level protocol (one view per video) and only the clip numbers are logged.
@@ -115,7 +117,7 @@ def evaluate_model(
     if cfg.runtime.amp == "bf16" and device.type == "cpu":
         amp_dtype = torch.bfloat16
     workers = usable_workers(cfg.data.num_workers)
-    clip_ds = build_dataset(cfg, subset="test", mode="clip")
+    clip_ds = build_dataset(cfg, subset=subset, mode="clip")
     if clip_outputs is not None and len(clip_outputs[0]) == len(clip_ds):
         idx, lab, clip_logits = clip_outputs
         logger.info("clip level: the last epoch's evaluation of these weights (%d clips), not computed again", len(idx))
@@ -124,7 +126,7 @@ def evaluate_model(
             model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
     if video_level:
-        video_ds = build_dataset(cfg, subset="test", mode="video")
+        video_ds = build_dataset(cfg, subset=subset, mode="video")
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
         per_item = cfg.eval.num_clips * cfg.eval.num_crops
         vbatch = max(1, cfg.eval.batch_size // per_item)
@@ -145,6 +147,8 @@ def evaluate_model(
                            if video_level else "as clip level (quick evaluation)"),
         "split": cfg.data.split,
         "run": cfg.name,
+        "subset": subset,
+        "dataset": cfg.data.dataset,
         "world_size": dist_utils.world_size(),
         # the protocol as numbers too, so `compare` can tell runs evaluated differently apart
         "eval_num_clips": cfg.eval.num_clips if video_level else 1,

@@ -54,12 +54,13 @@ def _checkpoint_origin(state: Mapping[str, Any], checkpoint: Path) -> tuple[str,
     """What the checkpoint says it was made with, and the config file to evaluate it with (if known)."""
     import yaml
 
-    for key in ("config", "recipe"):  # a self-describing checkpoint carries its recipe
+    run_config = checkpoint.resolve().parent.parent / "config.yaml"
+    for key in ("recipe", "config"):  # a self-describing checkpoint carries its recipe
         recipe = state.get(key)
         if isinstance(recipe, Mapping) and "model" in recipe:
             name = recipe.get("name", state.get("config_name", "?"))
-            return f"recipe {name!r} ({describe_recipe(recipe)})", None
-    run_config = checkpoint.resolve().parent.parent / "config.yaml"
+            beside = run_config if checkpoint.resolve().parent.name == "checkpoints" and run_config.is_file() else None
+            return f"recipe {name!r} ({describe_recipe(recipe)}, stored in the checkpoint)", beside
     if checkpoint.resolve().parent.name == "checkpoints" and run_config.is_file():
         try:
             recipe = yaml.safe_load(run_config.read_text())
@@ -101,8 +102,12 @@ def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: 
         if unexpected:
             what.append(f"{len(unexpected)} not in the model ({_names(unexpected)})")
         origin, run_config = _checkpoint_origin(state, checkpoint)
-        fix = (f"evaluate it with --config {run_config}" if run_config is not None
-               else "evaluate it with the recipe it was trained with")
+        stored = any(isinstance(state.get(k), Mapping) for k in ("recipe", "config"))
+        if run_config is not None:
+            fix = f"evaluate it with --config {run_config}" + (" or without --config" if stored else "")
+        else:
+            fix = ("evaluate it without --config (it carries its recipe)" if stored
+                   else "evaluate it with the recipe it was trained with")
         raise CheckpointMismatchError(
             f"{checkpoint} does not fit the model of this config{f' ({model_desc})' if model_desc else ''}: "
             f"tensors {'; '.join(what)}. The checkpoint was made with {origin}: {fix}")

@@ -43,8 +43,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
-from .builders import build_dataset, build_model_from_config, resolve_device
-from .checkpoint import BEST, LAST, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
+                       resolve_device, selection_subset)
+from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_checkpoint, restore_rng_state,
+                         save_checkpoint)
 from .evaluate import evaluate_model
 from .preflight import preflight, usable_workers
 from .resume import check_resume_config, record_amendment
@@ -279,6 +281,10 @@ def train(
                              f"{device.type}: set runtime.sync_bn=false")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg)
+    # Learnable-orthogonal SRBs: P, Q are retracted onto O(n) after every step, never in forward.
+    from ..nonlocal_blocks import attach_orthogonal_retraction
+
+    attach_orthogonal_retraction(model, optimizer)
     scheduler = build_scheduler(optimizer, cfg)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(r.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=r.amp == "fp16")
@@ -300,6 +306,22 @@ def train(
             record_amendment(cfg, out, resume_changes, resumed_after_epoch=start_epoch)
 
     train_ds = build_dataset(cfg, subset="train", mode="train")
+    # Model selection (the periodic evaluation that picks best.pt) runs on a validation set
+    # carved from the training list when there is one; otherwise on the test split, which
+    # the run records (selection_subset) so nobody mistakes its best.pt for a clean one.
+    selection = selection_subset(cfg)
+    selection_videos = len(build_dataset(cfg, subset=selection, mode="clip")) if cfg.eval.every_epochs else 0
+    if main and cfg.eval.every_epochs:
+        if selection == "test":
+            logger.warning("model selection (periodic evaluation, best.pt) uses the TEST split (%d videos): set "
+                           "data.val_fraction (e.g. 0.1) for a validation set carved from the training list",
+                           selection_videos)
+        else:
+            logger.info("model selection on a validation set of %d videos (training on %d)", selection_videos,
+                        len(train_ds))
+    # What every checkpoint of the run carries besides the weights: the checkpoint alone then
+    # rebuilds and feeds the model (predict, eval, export without the YAML or the dataset).
+    description = checkpoint_metadata(cfg, class_names=class_names(cfg), normalization=normalization_from_config(cfg))
     batch_size = cfg.data.batch_size
     accum = r.grad_accum_steps
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
@@ -345,16 +367,18 @@ def train(
 
             every = cfg.eval.every_epochs
             if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.schedule.epochs):
-                report = evaluate_model(model, cfg, device=device, video_level=False)
-                record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5)
-                if epoch + 1 == cfg.schedule.epochs:
-                    final_clip_outputs = report.clip_outputs
+                report = evaluate_model(model, cfg, device=device, video_level=False, subset=selection)
+                record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5,
+                              selection_subset=selection, selection_videos=selection_videos)
+                if epoch + 1 == cfg.schedule.epochs and selection == "test":
+                    final_clip_outputs = report.clip_outputs  # the final evaluation's clip pass
             history.append(record)
             if main:
                 log.log("epoch", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
                         **{k: v for k, v in record.items() if k != "epoch"})
                 logger.info("epoch %d/%d: %s", epoch + 1, cfg.schedule.epochs,
-                            ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+                            ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                      for k, v in record.items() if k != "epoch"))
 
             # ---- save ---------------------------------------------------------------------
             top1 = record.get("val_clip_top1")
@@ -375,6 +399,9 @@ def train(
                     "best_top1": best_top1,
                     "rng": capture_rng_state(),
                     "config_name": cfg.name,
+                    "selection_subset": selection,
+                    "selection_videos": selection_videos,
+                    **description,
                 }
                 last_ckpt = save_checkpoint(state, ckpt_dir / LAST)
                 if is_best:

@@ -15,7 +15,12 @@ sees that residual block's output, ``(B, C_stage, T, H, W)``.
   Keys: ``kind`` (required), ``options`` (passed to
   :func:`~snl_video.nonlocal_blocks.build_nonlocal`), ``positions`` (default: the
   paper's), ``inter_channels`` (``C_s``; default ``C / 2`` of each stage). Stages may be
-  named ``layer1..layer4`` or ``res2..res5``.
+  named ``layer1..layer4`` or ``res2..res5``. ``input_size`` (``[T, H, W]``, the model's
+  nominal clip size) gives each placed block the map size of its position: blocks bound
+  to one size (``srb`` with ``transform="lo"`` or ``spectrum_relu``) are built for it, and
+  ``bat`` checks its ``s``/``ts`` against it, so errors name the position. It is needed
+  (an error says so) only by the size-bound kinds; ``build_model_from_config`` passes the
+  config's ``data.num_frames`` × ``data.crop_size``².
 
 Blocks live in the model's ``nonlocal_blocks`` ModuleDict (key ``layer3_after_4``), not
 inside the stages, so no backbone key changes.
@@ -32,10 +37,17 @@ from .resnet3d import STAGE_NAMES, ResNet3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NonLocalPlacement", "NonLocalSpec", "default_positions", "resolve_placement", "insert_nonlocal_blocks"]
+__all__ = [
+    "NonLocalPlacement",
+    "NonLocalSpec",
+    "default_positions",
+    "resolve_placement",
+    "insert_nonlocal_blocks",
+    "stage_map_sizes",
+]
 
 STAGE_ALIASES: dict[str, str] = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
-_SPEC_KEYS = ("kind", "options", "positions", "inter_channels")
+_SPEC_KEYS = ("kind", "options", "positions", "inter_channels", "input_size")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class NonLocalPlacement:
     positions: dict[str, tuple[int, ...]]
     options: dict[str, Any] = field(default_factory=dict)
     inter_channels: int | None = None
+    input_size: tuple[int, int, int] | None = None
 
     def keys(self) -> list[str]:
         """The ``nonlocal_blocks`` keys this placement creates."""
@@ -57,6 +70,7 @@ class NonLocalPlacement:
             "options": dict(self.options),
             "positions": {k: list(v) for k, v in self.positions.items()},
             "inter_channels": self.inter_channels,
+            "input_size": None if self.input_size is None else list(self.input_size),
         }
 
 
@@ -134,7 +148,42 @@ def resolve_placement(spec: NonLocalSpec | None, *, stage_depths: Mapping[str, i
     inter_channels = spec.get("inter_channels")
     if inter_channels is not None and (isinstance(inter_channels, bool) or not isinstance(inter_channels, int) or inter_channels <= 0):
         raise ValueError(f"inter_channels must be a positive int or None (C/2), got {inter_channels!r}")
-    return NonLocalPlacement(kind=kind, positions=positions, options=dict(options), inter_channels=inter_channels)
+    input_size = spec.get("input_size")
+    if input_size is not None:
+        if (
+            not isinstance(input_size, (list, tuple))
+            or len(input_size) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in input_size)
+        ):
+            raise ValueError(f"input_size must be the clip size [T, H, W] (positive ints) or None, got {input_size!r}")
+        input_size = tuple(input_size)
+    return NonLocalPlacement(
+        kind=kind, positions=positions, options=dict(options), inter_channels=inter_channels, input_size=input_size
+    )
+
+
+def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[str, tuple[int, int, int]]:
+    """``(T, H, W)`` of the output of every residual block (key ``layerK_after_i``) for a
+    clip of ``input_size``, from a shape-only run of the backbone on the meta device."""
+    import torch
+
+    with torch.device("meta"):
+        probe = type(model)(model.spec, num_classes=1)
+    sizes: dict[str, tuple[int, int, int]] = {}
+    handles = []
+    for stage in model.stage_depths():
+        for index, block in enumerate(getattr(probe, stage)):
+            key = ResNet3D.nonlocal_key(stage, index)
+            handles.append(
+                block.register_forward_hook(lambda m, i, o, key=key: sizes.__setitem__(key, tuple(o.shape[2:])))
+            )
+    try:
+        with torch.no_grad():
+            probe.forward_features(torch.empty(1, model.spec.in_channels, *input_size, device="meta"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sizes
 
 
 def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlacement:
@@ -146,6 +195,7 @@ def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlace
     placement = resolve_placement(spec, stage_depths=model.stage_depths())
     assert placement is not None
     channels = model.stage_channels()
+    sizes: dict[str, tuple[int, int, int]] | None = None
     for stage, indices in placement.positions.items():
         for index in indices:
             key = ResNet3D.nonlocal_key(stage, index)
@@ -154,6 +204,25 @@ def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlace
             block = build_nonlocal(
                 placement.kind, channels[stage], inter_channels=placement.inter_channels, **placement.options
             )
+            # Transform-domain kinds (srb, bat) learn the map size of their position.
+            bind = getattr(block, "bind_map_size", None)
+            if bind is not None and placement.input_size is not None:
+                if sizes is None:
+                    sizes = stage_map_sizes(model, placement.input_size)
+                try:
+                    bind(sizes[key])
+                except ValueError as exc:
+                    t, h, w = sizes[key]
+                    raise ValueError(
+                        f"{placement.kind} at {key} (map {t}x{h}x{w} for a {'x'.join(map(str, placement.input_size))} "
+                        f"clip): {exc}"
+                    ) from None
+            elif getattr(block, "requires_map_size", False) and getattr(block, "spatial_size", None) is None:
+                raise ValueError(
+                    f"{placement.kind} with options {placement.options} binds each block to the map size of its "
+                    f"position: give the non-local spec an input_size [T, H, W] (the clip size) or "
+                    f"options.spatial_size [H, W]"
+                )
             model.nonlocal_blocks[key] = block
     logger.debug("placed %s blocks at %s", placement.kind, placement.keys())
     return placement

@@ -16,6 +16,14 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
+  For the transform-domain blocks (``srb``, ``bat``) the same module-hook view keeps
+  their convs (all their learned maps are convs) and their norms, and leaves out their
+  functional matrix products (BAT's ``P X Q`` / temporal products, SRB-LO's ``P X Q``).
+
+FFTs (SRB, FFC) are counted by neither convention, as in the papers; ``macs_fft`` reports
+them on a separate line, estimated as ``2.5·n·log₂n`` MACs per complex ``n``-point
+transform (the radix-2 ``5·n·log₂n`` flops ÷ 2) and half that per real-input or
+real-output transform, ``n`` the product of the transformed sizes.
 """
 
 from __future__ import annotations
@@ -32,6 +40,32 @@ logger = logging.getLogger(__name__)
 
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
 _AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
+_FFT_OPS = frozenset({"_fft_r2c", "_fft_c2r", "_fft_c2c"})
+
+
+def _fft_flops(shape: Sequence[int], dim: Sequence[int], *, real: bool) -> int:
+    """Flops (2 × MACs) of FFTs over ``dim`` of a tensor of ``shape`` (see module doc)."""
+    import math
+
+    n = math.prod(shape[d] for d in dim)
+    batch = math.prod(shape) // max(n, 1)
+    flops = 5.0 * n * math.log2(n) * batch if n > 1 else 0.0
+    return int(flops / 2 if real else flops)
+
+
+def _fft_mapping() -> dict[Any, Any]:
+    aten = torch.ops.aten
+
+    def r2c(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(x_shape, dim, real=True)
+
+    def c2r(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(out_shape, dim, real=True)
+
+    def c2c(x_shape, dim, *args, out_shape=None, **kwargs):
+        return _fft_flops(x_shape, dim, real=False)
+
+    return {aten._fft_r2c: r2c, aten._fft_c2r: c2r, aten._fft_c2c: c2c}
 
 __all__ = ["ModelProfile", "count_macs", "profile_model"]
 
@@ -50,6 +84,8 @@ class ModelProfile:
     norm_elements: int
     input_shape: list[int]
     nonlocal_keys: list[str] = field(default_factory=list)
+    #: FFTs (SRB, FFC), not in ``macs`` nor ``macs_table7``; estimate, see the module doc.
+    macs_fft: int = 0
 
     @property
     def params_backbone(self) -> int:
@@ -63,16 +99,18 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     """MACs of ``model(inputs)`` (no grad) and per-module, per-op MACs, by FlopCounterMode.
 
     The per-module dict is keyed by the counter's module names (``"<RootClass>.<path>"``,
-    plus ``"Global"``); each module's counts include its children's.
+    plus ``"Global"``); each module's counts include its children's. FFTs are listed there
+    (``_fft_r2c``, ``_fft_c2r``, ``_fft_c2c``) but not in the returned total.
     """
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_fft_mapping())
     with counter, torch.no_grad():
         model(inputs)
     per_module = {
         name: {str(op).split(".")[1] if str(op).startswith("aten.") else str(op): int(n) // 2 for op, n in ops.items()}
         for name, ops in counter.get_flop_counts().items()
     }
-    return int(counter.get_total_flops()) // 2, per_module
+    fft = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
+    return int(counter.get_total_flops()) // 2 - fft, per_module
 
 
 def _record_norm_outputs(model: nn.Module, per_module: dict[str, int]) -> list[Any]:
@@ -114,17 +152,24 @@ def profile_model(
     root = type(model).__name__
     nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
-    macs_nl = macs_nl_conv = norm_nl = 0
+    from ..nonlocal_blocks import NonLocalBlock
+
+    macs_nl = macs_nl_conv = norm_nl = transform_products = 0
     for key in keys:
-        ops = per_module.get(f"{root}.nonlocal_blocks.{key}", {})
+        ops = {op: v for op, v in per_module.get(f"{root}.nonlocal_blocks.{key}", {}).items() if op not in _FFT_OPS}
         macs_nl += sum(ops.values())
-        macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+        if isinstance(nonlocal_blocks[key], NonLocalBlock):
+            macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+        else:  # srb / bat: only their convs (their P X Q products are functional)
+            macs_nl_conv += ops.get("convolution", 0)
+            transform_products += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS and op != "convolution")
         norm_nl += sum(v for k, v in norm_per_module.items() if k.startswith(f"nonlocal_blocks.{key}."))
-    by_op = per_module.get("Global", {})
+    by_op = {op: v for op, v in per_module.get("Global", {}).items() if op not in _FFT_OPS}
+    macs_fft = sum(v for op, v in per_module.get("Global", {}).items() if op in _FFT_OPS)
     # Table 7 convention: every conv / linear product (the non-local blocks compute their
     # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
     # batched affinity products (`bmm`), which a module-hook counter never sees.
-    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS)
+    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS) - transform_products
     params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
     return ModelProfile(
         params=sum(p.numel() for p in model.parameters()),
@@ -137,5 +182,6 @@ def profile_model(
         norm_elements=norm_total,
         input_shape=list(input_shape),
         nonlocal_keys=keys,
+        macs_fft=macs_fft,
     )
 

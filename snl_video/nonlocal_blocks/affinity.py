@@ -57,6 +57,14 @@ class GraphOperator:
         """The affinity as a ``(B, N, N)`` matrix."""
         raise NotImplementedError
 
+    def row(self, index: int) -> Tensor:
+        """Row ``index`` of ``A`` as ``(B, N)``: how node ``index`` weighs every node.
+
+        Generic fallback through :meth:`dense` (``O(N²)``); operators that can do better
+        (dense, low-rank, sums) override it.
+        """
+        return self.dense()[:, index, :]
+
     def _dense_by_probing(self, batch: int, like: Tensor) -> Tensor:
         eye = torch.eye(self.num_nodes, dtype=like.dtype, device=like.device)
         return self.matmul(eye.expand(batch, -1, -1))
@@ -77,6 +85,9 @@ class DenseAffinity(GraphOperator):
     def dense(self) -> Tensor:
         return self.matrix
 
+    def row(self, index: int) -> Tensor:
+        return self.matrix[:, index, :]
+
 
 class SumAffinity(GraphOperator):
     """``A = A_1 + A_2 + ...``: e.g. DNL's pairwise + unary terms."""
@@ -84,7 +95,7 @@ class SumAffinity(GraphOperator):
     def __init__(self, parts: Sequence[GraphOperator]) -> None:
         if not parts:
             raise ValueError("SumAffinity needs at least one part")
-        sizes = {p.num_nodes for p in parts}
+        sizes = {int(p.num_nodes) for p in parts}  # int(): under tracing a size may be a 0-d tensor
         if len(sizes) != 1:
             raise ValueError(f"all parts must have the same number of nodes, got {sorted(sizes)}")
         self.parts = list(parts)
@@ -100,6 +111,12 @@ class SumAffinity(GraphOperator):
         out = self.parts[0].dense()
         for part in self.parts[1:]:
             out = out + part.dense()
+        return out
+
+    def row(self, index: int) -> Tensor:
+        out = self.parts[0].row(index)
+        for part in self.parts[1:]:
+            out = out + part.row(index)
         return out
 
 
@@ -187,6 +204,19 @@ class LowRankAffinity(GraphOperator):
             return self._scale * self._unnormalized_matmul(self._scale * z)
         out = self._unnormalized_matmul(z)
         if self.normalization == "count":
+            out = out / self.num_nodes
+        return out
+
+    def row(self, index: int) -> Tensor:
+        """Row ``index`` in ``O(N·r)``, never forming ``N×N``: ``M_i· = P_i Qᵀ``, then the
+        normalisation (``s_i M_ij s_j`` for the symmetric one, ``/ N`` for the count)."""
+        p, q = self._factors()
+        out = torch.bmm(p[:, index : index + 1, :], q.transpose(1, 2)).squeeze(1)
+        if self.normalization == "symmetric":
+            assert self._scale is not None
+            scale = self._scale.squeeze(-1)
+            out = out * scale[:, index : index + 1] * scale
+        elif self.normalization == "count":
             out = out / self.num_nodes
         return out
 

@@ -37,6 +37,7 @@ __all__ = [
     "list_nonlocal_kinds",
     "nonlocal_options",
     "resolve_impl",
+    "register_block_kind",
     "AUTO_LINEAR_NODES_PER_CHANNEL",
 ]
 
@@ -381,7 +382,9 @@ class NonLocalBlock(nn.Module):
                     out = projected if out is None else out + projected
         out = self.out_norm(_from_nodes(out, shape))
         if self.activation == "relu":
-            out = _ReLUOpenAtZero.apply(out)
+            # The open-at-zero subgradient matters only for training; in eval mode a plain ReLU
+            # (the same values) keeps the block traceable (TorchScript, torch.export, ONNX).
+            out = _ReLUOpenAtZero.apply(out) if self.training else F.relu(out)
         return out.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -528,10 +531,28 @@ _PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
 
 _BLOCK_LEVEL_OPTIONS = ("activation", "zero_init", "upcast")
 
+# Transform-domain kinds (SRB, BAT, …): residual blocks that are not an affinity × graph
+# filter, each its own nn.Module in its own file, placed by the same placement spec. A
+# factory is ``factory(in_channels, *, inter_channels=None, **options) -> nn.Module``; its
+# keyword-only arguments (``inter_channels`` aside) are the kind's options, with defaults.
+_MODULE_KINDS: dict[str, Callable[..., nn.Module]] = {}
 
-def list_nonlocal_kinds() -> list[str]:
-    """Names accepted by :func:`build_nonlocal`."""
-    return list(_PRESETS)
+KindFamily = Literal["all", "graph", "transform"]
+
+
+def register_block_kind(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Register a transform-domain block kind (a duplicate name is an error)."""
+    if name in _PRESETS or name in _MODULE_KINDS:
+        raise ValueError(f"non-local kind {name!r} is already registered")
+    _MODULE_KINDS[name] = factory
+
+
+def list_nonlocal_kinds(family: KindFamily = "all") -> list[str]:
+    """Names accepted by :func:`build_nonlocal`: ``graph`` kinds (a :class:`NonLocalBlock`,
+    affinity × graph filter), ``transform`` kinds (SRB, BAT) or ``all``."""
+    _check_choice("family", family, ("all", "graph", "transform"))
+    graph = list(_PRESETS) if family in ("all", "graph") else []
+    return graph + (list(_MODULE_KINDS) if family in ("all", "transform") else [])
 
 
 def nonlocal_options(kind: str) -> dict[str, Any]:
@@ -540,7 +561,7 @@ def nonlocal_options(kind: str) -> dict[str, Any]:
     return {
         name: p.default
         for name, p in inspect.signature(preset).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "inter_channels"
     }
 
 
@@ -549,15 +570,17 @@ def describe_nonlocal(kind: str) -> str:
     return inspect.getdoc(_preset(kind)) or kind
 
 
-def _preset(kind: str) -> Callable[..., dict[str, Any]]:
+def _preset(kind: str) -> Callable[..., Any]:
+    if isinstance(kind, str) and kind in _MODULE_KINDS:
+        return _MODULE_KINDS[kind]
     if not isinstance(kind, str) or kind not in _PRESETS:
-        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(_PRESETS)}")
+        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(list_nonlocal_kinds())}")
     return _PRESETS[kind]
 
 
 def build_nonlocal(
     kind: str, in_channels: int, *, inter_channels: int | None = None, **options: Any
-) -> NonLocalBlock:
+) -> nn.Module:
     """Build a non-local block of ``kind`` for ``in_channels``-channel feature maps.
 
     Args:
@@ -569,10 +592,19 @@ def build_nonlocal(
             ``impl`` for ``snl``. An unknown option is an error listing the valid ones.
 
     Returns:
-        A :class:`NonLocalBlock` that starts as the identity.
+        A :class:`NonLocalBlock` that starts as the identity, or for a transform-domain
+        kind (``srb``, ``bat``) that kind's module.
     """
     preset = _preset(kind)
     _check_positive_int("in_channels", in_channels)
+    if kind in _MODULE_KINDS:
+        unknown = sorted(set(options) - set(nonlocal_options(kind)))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for non-local kind {kind!r}; valid options: "
+                + ", ".join(f"{k}={v!r}" for k, v in nonlocal_options(kind).items())
+            )
+        return preset(in_channels, inter_channels=inter_channels, **options)
     if inter_channels is None:
         inter_channels = max(in_channels // 2, 1)
     _check_positive_int("inter_channels", inter_channels)

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .class_names import KINETICS400, KINETICS700
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
 
@@ -85,6 +86,13 @@ class PretrainedWeights:
     #: Model options the checkpoint needs (``build_model(architecture, **model_options)``);
     #: ``build_model(pretrained=<this name>)`` applies them when not given.
     model_options: tuple[tuple[str, Any], ...] = ()
+    #: Class names in the order of the checkpoint's head (``None`` where no verified order
+    #: is published); see :mod:`snl_video.weights.class_names` for how each was checked.
+    class_names: tuple[str, ...] | None = None
+    #: The video-level evaluation protocol ``predict`` / ``eval --weights`` default to:
+    #: uniform clips x spatial crops per video (``protocol`` describes the published one).
+    eval_num_clips: int = 10
+    eval_num_crops: Literal[1, 3] = 3
 
     @property
     def sha256_is_prefix(self) -> bool:
@@ -168,6 +176,9 @@ def _hara2017(depth: int) -> PretrainedWeights:
         + (" (zero padding: the file has no downsample tensors)" if shortcut == "A" else "")
         + "; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
         model_options=(("shortcut", "A"),) if shortcut == "A" else (),
+        class_names=KINETICS400,
+        eval_num_clips=10,
+        eval_num_crops=1,
     )
 
 
@@ -184,6 +195,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=73.27,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published.",
     ),
     PretrainedWeights(
@@ -198,6 +210,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=74.58,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published.",
     ),
     PretrainedWeights(
@@ -212,6 +225,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_PTV_CLIP,
         reported_top1=71.46,
         protocol=_PTV_PROTOCOL,
+        class_names=KINETICS400,
         notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published.",
     ),
     PretrainedWeights(
@@ -226,6 +240,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=63.200,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision R3D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     PretrainedWeights(
@@ -240,6 +257,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=63.960,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision MC3_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     PretrainedWeights(
@@ -254,6 +274,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_TV_CLIP,
         reported_top1=67.463,
         protocol=_TV_PROTOCOL,
+        class_names=KINETICS400,
+        eval_num_clips=5,
+        eval_num_crops=1,
         notes="torchvision R2Plus1D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
     ),
     *(_hara2017(depth) for depth in (18, 34, 50)),
@@ -270,6 +293,9 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
+        class_names=KINETICS700,
+        eval_num_clips=10,
+        eval_num_crops=1,
     ),
     PretrainedWeights(
         name="r3d50.hara2020_kmit",
@@ -283,7 +309,11 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         clip=_HARA_2020_CLIP,
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
-        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). " + _HARA_GDRIVE,
+        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). No class order "
+        "is published for the merged head (the merge script is not in 3D-ResNets-PyTorch), so no class names are "
+        "given: predictions name classes class_0 ... class_1038 (or pass --class-names FILE). " + _HARA_GDRIVE,
+        eval_num_clips=10,
+        eval_num_crops=1,
     ),
 )
 
@@ -353,6 +383,13 @@ def validate_entry(entry: PretrainedWeights) -> list[str]:
         problems.append("mean and std need 3 values, std > 0")
     if any(not (0 <= m <= c.value_scale) for m in c.mean):
         problems.append(f"mean {c.mean} outside [0, value_scale={c.value_scale}]")
+    if entry.class_names is not None and (
+        len(entry.class_names) != entry.num_classes or len(set(entry.class_names)) != len(entry.class_names)
+    ):
+        problems.append(f"{len(entry.class_names)} class names (unique: {len(set(entry.class_names))}) for "
+                        f"{entry.num_classes} classes")
+    if entry.eval_num_clips < 1 or entry.eval_num_crops not in (1, 3):
+        problems.append(f"eval protocol {entry.eval_num_clips} clips x {entry.eval_num_crops} crops")
     if entry.reported_top1 is not None and not 0 < entry.reported_top1 < 100:
         problems.append(f"reported_top1 {entry.reported_top1}")
     return problems

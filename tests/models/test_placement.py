@@ -67,7 +67,7 @@ def plain_slow_r50():
     return plain, clip, logits
 
 
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+@pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 @pytest.mark.parametrize(
     "positions", [None, {"layer2": [1, 3], "layer3": [1, 3, 5]}, {"res2": [0], "res5": [2]}], ids=["paper", "nl5", "ends"]
 )

@@ -94,3 +94,60 @@ def test_cli_profile_errors_are_one_line(capsys):
     assert "unknown model 'r3d51'; valid models:" in err and "Traceback" not in err
     assert main(["profile", "--model", "r3d50", "--nonlocal", '{"kind": "nl", "positions": {"layer3": [9]}}']) == 2
     assert "position 9 is out of range for layer3" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- srb / bat
+
+
+@pytest.fixture(scope="module")
+def transform_profiles():
+    clip = (1, 3, 16, 112, 112)  # r3d18's res4 (layer3, C=256): 2x7x7
+    spec = {
+        "srb": {"kind": "srb"},
+        "srb_lo": {"kind": "srb", "options": {"transform": "lo"}, "input_size": [16, 112, 112]},
+        "bat": {"kind": "bat", "options": {"ts": 2}},
+    }
+    out = {name: profile_model(build_model("r3d18", num_classes=10, nonlocal_blocks=s), input_shape=clip)
+           for name, s in spec.items()}
+    out[None] = profile_model(build_model("r3d18", num_classes=10), input_shape=clip)
+    return out
+
+
+def test_srb_counts_its_convs_and_reports_ffts_apart(transform_profiles):
+    base, srb = transform_profiles[None], transform_profiles["srb"]
+    c, t, h, w, g = 256, 2, 7, 7, 8
+    wh = w // 2 + 1
+    conv = 4 * c * c // g * t * h * wh  # grouped 1x1 conv over the 2C spectral channels
+    assert srb.macs_nonlocal == conv
+    assert srb.macs_nonlocal_table7 == conv + 2 * (2 * c * t * h * wh)  # + its BN
+    assert srb.macs_table7 - base.macs_table7 == srb.macs_nonlocal_table7
+    # FFTs: one rfft2 and one irfft2 of B·C·T = 512 signals of 7x7, 2.5·n·log2(n)/2 MACs each.
+    import math
+
+    n = h * w
+    assert abs(srb.macs_fft - 2 * int(5 * n * math.log2(n) * c * t / 2) // 2) <= 2
+    assert base.macs_fft == 0 and srb.macs - base.macs == srb.macs_nonlocal
+
+
+def test_srb_lo_and_bat_table7_counts_their_convs_not_their_products(transform_profiles):
+    base, lo, bat = transform_profiles[None], transform_profiles["srb_lo"], transform_profiles["bat"]
+    c, t, h, w = 256, 2, 7, 7
+    nodes = t * h * w
+    assert lo.macs_nonlocal_table7 == c * c // 2 * nodes + 2 * c * nodes
+    assert lo.macs_nonlocal - lo.macs_nonlocal_table7 + 2 * c * nodes == 2 * c * t * h * w * (h + w)  # P X Q, twice
+    cp, k, s, tk, ts = c // 2, 8, 7, 4, 2
+    convs = c * cp * nodes + cp * k * nodes + 2 * k * k * s**3 * t + ts * ts * tk * k * ts + cp * cp * nodes + cp * c * nodes
+    norms = (cp + k + cp + c) * nodes
+    assert bat.macs_nonlocal_table7 == convs + 2 * norms
+    assert bat.macs_table7 - base.macs_table7 == bat.macs_nonlocal_table7
+    # The einsum Kronecker products: 2·C'·T·H·W·s spatial + C'·H·W·T·ts temporal.
+    assert bat.macs_nonlocal - convs == 2 * cp * nodes * s + cp * nodes * ts
+
+
+def test_cli_profile_binds_lo_to_the_clip_and_prints_ffts_apart(capsys):
+    # --frames/--size are the nominal clip: LO binds to res4's map of a 8x112² clip (1x7x7).
+    spec = '{"kind": "srb", "options": {"transform": "lo", "spectrum_relu": true}}'
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", spec]) == 0
+    assert "FFTs" not in capsys.readouterr().out  # LO has no FFT
+    assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", "srb"]) == 0
+    assert "FFTs" in capsys.readouterr().out

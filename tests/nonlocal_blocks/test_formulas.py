@@ -94,7 +94,7 @@ CASES = [
 
 
 def test_cases_cover_every_kind():
-    assert {k for k, _ in CASES} == set(list_nonlocal_kinds())
+    assert {k for k, _ in CASES} == set(list_nonlocal_kinds("graph"))
 
 
 @pytest.mark.parametrize("kind,options", CASES, ids=[f"{k}-{o}" for k, o in CASES])
@@ -107,7 +107,7 @@ def test_block_matches_dense_formula(kind, options):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+@pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 def test_2d_input_is_the_t1_case(kind):
     block = randomise(build_nonlocal(kind, 8).double())
     x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
@@ -141,7 +141,7 @@ def test_filter_weights_follow_table1(kind, expected_weights):
     assert list(build_nonlocal(kind, 8).weight_names) == expected_weights
 
 
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+@pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 def test_parameter_count_formula(kind):
     c, cs = 1024, 512
     order_terms = 2 if kind == "snl" else 1

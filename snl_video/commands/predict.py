@@ -1,0 +1,89 @@
+"""``snl-video predict``: top-k classes of videos (or of windows along them) with a trained model.
+
+Exit code 0 when at least one video was predicted (failed ones are reported with their
+reason), 2 with a one-line error when none was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
+    src.add_argument("--weights", help="a weights registry name (`snl-video weights list`) or a foreign checkpoint file")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the recipe of --checkpoint (only needed for checkpoints older than self-describing ones)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: cpu")
+    p.add_argument("--allow-unsafe-pickle", action="store_true",
+                   help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
+
+
+def load_model_from_args(args: argparse.Namespace):  # -> InferenceModel
+    from ..engine.inference import load_inference_model
+
+    return load_inference_model(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
+                                device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
+
+
+def set_class_names(model, path: Path) -> None:
+    """Replace ``model.class_names`` by the lines of ``path`` (their count must match the head)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--class-names {path} does not exist")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if len(names) != model.num_classes:
+        raise ValueError(f"--class-names {path} lists {len(names)} names for a {model.num_classes}-class head; "
+                         "give one name per line, in head order")
+    model.class_names = names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes of videos (or of windows of long videos)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files (.avi, .mp4, .mkv, .webm, ...) or folders")
+    add_model_arguments(p)
+    p.add_argument("--top-k", type=int, default=5, help="classes per prediction (default 5; clamped to the class count)")
+    p.add_argument("--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
+    p.add_argument("--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --clips)")
+    p.add_argument("--out", type=Path, default=None, help="write predictions.csv or .json")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
+    p.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
+    p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
+    p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
+                   help="one class name per line, in head order (overrides the checkpoint's / registry's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.inference import find_videos, predict
+
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--out {args.out}: use a .csv or .json file name")
+    paths = find_videos(args.videos)  # bad paths fail before the model loads
+    model = load_model_from_args(args)
+    if args.class_names is not None:
+        set_class_names(model, args.class_names)
+    result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
+                     window=args.window, stride=args.stride, backend=args.backend, num_workers=args.workers,
+                     progress=not args.no_progress and len(paths) > 1)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not result.predictions:
+        first = result.errors[0] if result.errors else None
+        detail = f" (e.g. {first.video}: {first.reason})" if first else ""
+        raise ValueError(f"none of the {len(paths)} video(s) could be predicted{detail}; check that they are "
+                         "readable videos")
+    print(result.table())
+    if args.out is not None:
+        print(f"written: {result.write(args.out)}")
+    if result.errors:
+        print(f"{len(result.errors)} of {len(paths)} video(s) failed (listed above)", file=sys.stderr)
+    return 0

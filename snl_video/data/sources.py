@@ -1,0 +1,366 @@
+"""Dataset sources: each turns its own files into one manifest that ``prepare`` verifies and writes.
+
+The manifest is a table with one row per (split, video)::
+
+    split        the split's name: "1", "2", "3" for UCF-101 / HMDB-51; "1" (or --split-name) for folder / list
+    path         the video, relative to the video root (``Class/v_x.avi``)
+    class_name   its class
+    label        0-based class index (the same for every split of one directory)
+    subset       "train", "val" or "test"
+    group        clips that come from one source video share a group (UCF-101 ``g08``, HMDB-51 the
+                 source-video title, a folder's --group-regex match): held-out sets never split a
+                 (class, group) pair
+
+Sources, by name (:func:`get_source`):
+
+* ``ucf101``: ``classInd.txt`` + ``trainlist0N`` / ``testlist0N`` (:mod:`.ucf101`);
+* ``hmdb51``: the 153 ``<class>_test_split<k>.txt`` files (:mod:`.hmdb51`);
+* ``folder``: ``ROOT/<class>/<video>``, subsets drawn per class (:func:`folder_manifest`);
+* ``list``: train / test (/ val) list files, mmaction2 (``path label``) or CSV (``path,label``)
+  (:func:`list_manifest`).
+
+Everything after the manifest (verification, decoding, the prepared index, datasets,
+train / eval / compare) is the same for every source.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Mapping, Sequence
+
+import pandas as pd
+
+from .hmdb51 import OFFICIAL_PER_CLASS, hmdb51_group, read_hmdb51_splits
+from .splitting import TooFewVideosError, draw_groups
+from .ucf101 import SplitFileError, _lines, read_class_index, read_splits
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "SUBSETS",
+    "VIDEO_EXTENSIONS",
+    "DatasetSource",
+    "ListFileError",
+    "TooFewVideosError",
+    "check_manifest",
+    "folder_manifest",
+    "get_source",
+    "hmdb51_manifest",
+    "list_manifest",
+    "list_sources",
+    "ucf101_group",
+    "ucf101_manifest",
+]
+
+MANIFEST_COLUMNS = ["split", "path", "class_name", "label", "subset", "group"]
+SUBSETS = ("train", "val", "test")
+DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
+#: File suffixes a folder source takes as videos (case-insensitive).
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ListFileError(SplitFileError):
+    """A malformed or inconsistent video list; the message names the file and the line."""
+
+
+def ucf101_group(class_name: str, path: str) -> str:
+    """UCF-101's group of a video (``v_ApplyEyeMakeup_g08_c01.avi`` → ``g08``); clips of a group
+    come from one long video. Another name falls back to its stem."""
+    match = re.search(r"_g([0-9]+)_c[0-9]+$", Path(path).stem)
+    return f"g{match.group(1)}" if match else Path(path).stem
+
+
+def ucf101_manifest(splits_dir: str | Path, splits: Sequence[int] = (1, 2, 3)) -> pd.DataFrame:
+    """The official UCF-101 splits as the common manifest (labels from ``classInd.txt``)."""
+    table = read_splits(splits_dir, list(splits))
+    table["group"] = [ucf101_group(c, p) for c, p in zip(table["class_name"], table["path"])]
+    table["split"] = table["split"].astype(str)
+    table = table[MANIFEST_COLUMNS].copy()
+    table.attrs["class_names"] = read_class_index(splits_dir)  # all classes, also those no listed video has
+    return table
+
+
+def hmdb51_manifest(
+    splits_dir: str | Path, splits: Sequence[int] = (1, 2, 3), *, per_class: tuple[int, int] | None = OFFICIAL_PER_CLASS
+) -> pd.DataFrame:
+    """The official HMDB-51 splits as the common manifest (70/30 checked; see :mod:`.hmdb51`)."""
+    table = read_hmdb51_splits(splits_dir, list(splits), per_class=per_class)
+    table["split"] = table["split"].astype(str)
+    return table[MANIFEST_COLUMNS]
+
+
+def _check_split_name(split_name: str) -> str:
+    if not _SPLIT_NAME.match(str(split_name)):
+        raise ValueError(f"--split-name {split_name!r}: use letters, digits, '_', '.', '-' (e.g. '1' or 'fold_a')")
+    return str(split_name)
+
+
+def folder_manifest(
+    videos_dir: str | Path,
+    *,
+    val_fraction: float = 0.0,
+    test_fraction: float = 0.2,
+    group_regex: str | None = None,
+    seed: int = 0,
+    split_name: str = "1",
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+) -> pd.DataFrame:
+    """``ROOT/<class>/<video>`` as one split: classes are the sub-folders (sorted, 0-based
+    labels), subsets drawn per class by group (:func:`~snl_video.data.splitting.draw_groups`).
+
+    ``group_regex`` is searched in each file name; its first capture group (or the whole
+    match) is the video's group; a name it does not match is its own group. Without it,
+    every video is its own group.
+    """
+    root = Path(videos_dir)
+    split_name = _check_split_name(split_name)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--videos {root} is not a directory (expected one sub-folder of videos per class)")
+    for name, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"--val-fraction + --test-fraction must be < 1 (training needs videos), got "
+                         f"{val_fraction} + {test_fraction}")
+    try:
+        pattern = re.compile(group_regex) if group_regex else None
+    except re.error as exc:
+        raise ValueError(f"--group-regex {group_regex!r} is not a valid regular expression: {exc}") from None
+    suffixes = {e.lower() for e in extensions}
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise FileNotFoundError(f"{root} has no class sub-folders (expected ROOT/<class>/<video>)")
+    rows = []
+    empty = []
+    for label, class_dir in enumerate(class_dirs):
+        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if not files:
+            empty.append(class_dir.name)
+        for file in files:
+            rel = file.relative_to(root).as_posix()
+            group = file.stem
+            if pattern is not None:
+                match = pattern.search(file.name)
+                if match:
+                    group = match.group(1) if match.groups() else match.group(0)
+            rows.append({"split": split_name, "path": rel, "class_name": class_dir.name, "label": label,
+                         "subset": "train", "group": group})
+    if empty:
+        raise FileNotFoundError(f"class folder(s) {empty} in {root} hold no videos ({', '.join(sorted(suffixes))}); "
+                                "remove them or add videos")
+    table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    table["subset"] = draw_groups(table, [("test", test_fraction), ("val", val_fraction)], seed=seed,
+                                  where=f"{root}: ").to_numpy()
+    _check_stems(table, where=str(root))
+    return table
+
+
+def _parse_list_line(line: str) -> list[str]:
+    if "," in line:
+        return [p.strip() for p in line.split(",")]
+    return line.split()
+
+
+def _read_classes(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"--classes {path} does not exist (one class name per line, in label order)")
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for line_no, line in _lines(path):
+        parts = line.split()
+        # "<name>" per line, or classInd-style "<index> <name>"
+        name = parts[-1] if len(parts) == 2 and parts[0].isdigit() else line
+        if name in seen:
+            raise ListFileError(path, line_no, f"duplicate class name {name!r} (first on line {seen[name]})")
+        seen[name] = line_no
+        names.append(name)
+    if not names:
+        raise ListFileError(path, None, "no classes listed")
+    return names
+
+
+def list_manifest(
+    lists: Mapping[str, str | Path],
+    *,
+    root: str | Path,
+    classes: str | Path | None = None,
+    label_base: int | None = None,
+    split_name: str = "1",
+) -> pd.DataFrame:
+    """Video lists (``{"train": file, "test": file, "val": file}``) as one split.
+
+    A line is ``path label`` (mmaction2's video list; SlowFast's ``path label`` CSV) or
+    ``path,label``; a first line whose label is ``label`` is a header. Labels are class
+    names, or integers when ``label_base`` is given (0 for mmaction2 / SlowFast, 1 for
+    1-based files). Class names and order come from ``classes`` (one name per line, or
+    ``<index> <name>``), else from the sorted names in the lists (integers: ``class_<k>``).
+    Paths are relative to ``root`` (an absolute path must lie under it).
+    """
+    root = Path(root)
+    split_name = _check_split_name(split_name)
+    unknown = sorted(set(lists) - set(SUBSETS))
+    if unknown:
+        raise ValueError(f"list subsets must be among {SUBSETS}, got {unknown}")
+    if "train" not in lists or "test" not in lists:
+        raise ValueError("give both a --train and a --test list")
+    if label_base not in (None, 0, 1):
+        raise ValueError(f"--label-base must be 0 or 1, got {label_base}")
+    class_names = _read_classes(Path(classes)) if classes is not None else None
+    raw: list[tuple[str, str, str, Path, int]] = []  # (subset, path, label text, file, line)
+    for subset in SUBSETS:
+        if subset not in lists:
+            continue
+        path = Path(lists[subset])
+        if not path.is_file():
+            raise FileNotFoundError(f"--{subset} list {path} does not exist")
+        entries = _lines(path)
+        for i, (line_no, line) in enumerate(entries):
+            parts = _parse_list_line(line)
+            if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):
+                continue
+            if len(parts) == 3 and parts[1].isdigit():  # mmaction2 "path num_frames label" is rawframes: refuse
+                raise ListFileError(path, line_no, "three columns ('frame_dir total_frames label') list extracted "
+                                                   "frames; list the video files as 'path label'")
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                raise ListFileError(path, line_no, f"expected 'path label' or 'path,label', got {line!r}")
+            raw.append((subset, parts[0], parts[1], path, line_no))
+        if not any(r[0] == subset for r in raw):
+            raise ListFileError(path, None, "lists no videos")
+
+    if label_base is not None:
+        numbers = []
+        for subset, video, text, path, line_no in raw:
+            try:
+                number = int(text)
+            except ValueError:
+                raise ListFileError(path, line_no, f"label {text!r} is not an integer (--label-base {label_base} "
+                                                   "says labels are integers; drop it for class names)") from None
+            numbers.append(number - label_base)
+        if class_names is None:
+            width = len(str(max(numbers)))
+            class_names = [f"class_{k:0{width}d}" for k in range(max(numbers) + 1)]
+        labels = []
+        for number, (subset, video, text, path, line_no) in zip(numbers, raw):
+            if not 0 <= number < len(class_names):
+                hi = len(class_names) - 1 + label_base
+                raise ListFileError(path, line_no, f"label {text} is out of range ({label_base}..{hi} with "
+                                                   f"--label-base {label_base} and {len(class_names)} classes)")
+            labels.append(number)
+    else:
+        texts = [r[2] for r in raw]
+        if class_names is None:
+            if all(t.lstrip("-").isdigit() for t in texts):
+                raise ListFileError(raw[0][3], raw[0][4], "labels are integers: say whether they count from 0 or 1 "
+                                                          "with --label-base 0|1")
+            class_names = sorted(set(texts))
+        to_label = {name: i for i, name in enumerate(class_names)}
+        labels = []
+        for subset, video, text, path, line_no in raw:
+            if text not in to_label:
+                raise ListFileError(path, line_no, f"unknown label {text!r} (not in {classes or 'the class list'})")
+            labels.append(to_label[text])
+
+    rows = []
+    seen: dict[str, tuple[Path, int]] = {}
+    for (subset, video, text, path, line_no), label in zip(raw, labels):
+        rel = Path(video)
+        if rel.is_absolute():
+            for base in (root, root.resolve()):
+                if rel.is_relative_to(base):
+                    rel = rel.relative_to(base)
+                    break
+            else:
+                raise ListFileError(path, line_no, f"{video} is not under --root {root}; list paths relative to --root")
+        if ".." in rel.parts:
+            raise ListFileError(path, line_no, f"{video}: '..' in a listed path; list paths under --root")
+        key = rel.as_posix()
+        if key in seen:
+            first = seen[key]
+            raise ListFileError(path, line_no, f"{key} is listed twice (first at {first[0]}:{first[1]}): a video "
+                                               "belongs to one subset")
+        seen[key] = (path, line_no)
+        rows.append({"split": split_name, "path": key, "class_name": class_names[label], "label": label,
+                     "subset": subset, "group": rel.stem})
+    table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    _check_stems(table, where="the lists")
+    table.attrs["class_names"] = list(class_names)  # all classes, also those no listed video has
+    return table
+
+
+def _check_stems(table: pd.DataFrame, *, where: str) -> None:
+    """Two videos whose paths differ only in the suffix would share one prepared file."""
+    stems = table.drop_duplicates("path")["path"].map(lambda p: Path(p).with_suffix("").as_posix())
+    clash = stems[stems.duplicated(keep=False)]
+    if len(clash):
+        paths = sorted(table.drop_duplicates("path").loc[clash.index, "path"])[:6]
+        raise ValueError(f"{where}: videos differ only in their suffix {paths}; rename one of each pair")
+
+
+def check_manifest(manifest: pd.DataFrame) -> None:
+    """Checks every source's manifest must pass before anything is decoded (internal invariants
+    of a reader, and the user-facing rules that hold across sources)."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    assert not missing, f"manifest lacks columns {missing}"
+    if manifest.empty:
+        raise ValueError("the dataset lists no videos")
+    bad = sorted(set(manifest["subset"]) - set(SUBSETS))
+    if bad:
+        raise ValueError(f"unknown subsets {bad}; valid: {SUBSETS}")
+    per_video = manifest.groupby(["split", "path"])["subset"].nunique()
+    twice = per_video[per_video > 1]
+    if len(twice):
+        shown = [f"{p} (split {s})" for s, p in twice.index[:10]]
+        raise ValueError(f"videos in two subsets of one split: {shown}")
+    names = manifest.drop_duplicates(["label", "class_name"])
+    if names["label"].duplicated().any() or names["class_name"].duplicated().any():
+        raise ValueError("one label maps to two class names (or the reverse) across the splits")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A registered source: its name, what it reads, its split names (``None``: named by the
+    user, one split per preparation) and how a video's group is found from its class and path
+    (used for prepared directories written before groups were recorded)."""
+
+    name: str
+    description: str
+    split_names: tuple[str, ...] | None
+    group_of: Callable[[str, str], str]
+    read: Callable[..., pd.DataFrame]
+
+
+_SOURCES: dict[str, DatasetSource] = {}
+
+
+def _register(source: DatasetSource) -> None:
+    if source.name in _SOURCES:
+        raise ValueError(f"dataset source {source.name!r} is registered twice")
+    _SOURCES[source.name] = source
+
+
+_register(DatasetSource("ucf101", "UCF-101: video tree + ucfTrainTestlist/", ("1", "2", "3"), ucf101_group,
+                        ucf101_manifest))
+_register(DatasetSource("hmdb51", "HMDB-51: class-folder tree + testTrainMulti_7030_splits/", ("1", "2", "3"),
+                        lambda c, p: hmdb51_group(c, Path(p).name), hmdb51_manifest))
+_register(DatasetSource("folder", "your videos: ROOT/<class>/<video>, subsets drawn per class", None,
+                        lambda c, p: Path(p).stem, folder_manifest))
+_register(DatasetSource("list", "your videos: train/test(/val) list files (mmaction2, SlowFast, CSV)", None,
+                        lambda c, p: Path(p).stem, list_manifest))
+
+
+def list_sources() -> list[str]:
+    """Names of the registered dataset sources."""
+    return sorted(_SOURCES)
+
+
+def get_source(name: str) -> DatasetSource:
+    """The source called ``name``; an unknown name is an error listing the valid ones."""
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_sources())}") from None

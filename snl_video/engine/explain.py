@@ -1,0 +1,373 @@
+"""What each non-local block attends to, and Grad-CAM of the last stage, on one video.
+
+The model sees the *centre clip* of the video after resize and centre crop (the
+clip-level protocol): ``T x S x S`` with ``T = num_frames`` and ``S = crop_size``. A query
+``(t, y, x)`` is a position of that clip. A block placed after stage ``k`` sees a coarser
+map ``t_b x h_b x w_b``; the query's node there is the cell that covers it,
+``(floor(t t_b / T), floor(y h_b / S), floor(x w_b / S))`` flattened in ``x.flatten(2)``
+order (:func:`query_node`) — exactly the cell whose nearest-neighbour upsampling covers the
+query (tested at several strides).
+
+For each placed block and query, the affinity row ``A[i, :]`` (how node ``i`` weighs every
+node, from the block's own :meth:`~snl_video.nonlocal_blocks.GraphOperator.row`: on the
+linear SNL path that costs ``O(N·C_s)`` and no ``N×N`` matrix is formed) is upsampled to the
+clip (nearest, or trilinear — a convex combination, so non-negative rows stay
+non-negative) and written as
+
+* ``<block>_rows.npy`` ``(Q, t_b, h_b, w_b)`` (the raw rows) and ``<block>_maps.npy``
+  ``(Q, T, S, S)`` (upsampled);
+* ``<block>_grid.png``: rows = queries, columns = frames, the heat map over the frame and the
+  query marked in its frame;
+* ``<block>.gif`` (or ``.mp4``): the overlay over time, one panel per query.
+
+``gradcam=True`` adds Grad-CAM (Selvaraju et al.) of the backbone's last stage for the
+predicted class (or ``class_name``): ``gradcam.npy``, ``gradcam_grid.png``, ``gradcam.gif``.
+Blocks without an explicit position affinity (CGNL's nodes are position x channel pairs;
+transform-domain blocks have none) are listed in ``explain.json`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..data.decoding import read_frames
+from ..data.sampling import center_clip
+from ..data.transforms import ToVideo, eval_transform
+from ..fileio import atomic_write, atomic_write_text
+from .inference import InferenceModel, count_frames
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Query", "ExplainResult", "query_node", "node_cell", "parse_query", "affinity_rows", "explain_video",
+           "gradcam", "upsample_map"]
+
+Upsample = Literal["nearest", "trilinear"]
+Query = tuple[int, int, int]
+
+
+def parse_query(text: str) -> Query:
+    """``"t,y,x"`` -> ``(t, y, x)`` (integers)."""
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise ValueError(f"--query {text!r}: expected three integers t,y,x (e.g. 7,56,56)")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def check_query(query: Query, clip_shape: tuple[int, int, int]) -> None:
+    t, y, x = query
+    T, H, W = clip_shape
+    if not (0 <= t < T and 0 <= y < H and 0 <= x < W):
+        raise ValueError(f"--query {t},{y},{x} is outside the model's input clip {T}x{H}x{W}: "
+                         f"use t in 0..{T - 1}, y in 0..{H - 1}, x in 0..{W - 1}")
+
+
+def query_node(query: Query, clip_shape: tuple[int, int, int], map_shape: tuple[int, int, int]) -> int:
+    """Node index (``x.flatten(2)`` order) of the map cell covering input position ``query``."""
+    check_query(query, clip_shape)
+    (t, y, x), (T, H, W), (tb, hb, wb) = query, clip_shape, map_shape
+    ti, yi, xi = t * tb // T, y * hb // H, x * wb // W
+    return (ti * hb + yi) * wb + xi
+
+
+def node_cell(node: int, clip_shape: tuple[int, int, int], map_shape: tuple[int, int, int]) -> Query:
+    """The input position at the centre of a node's cell (the inverse direction, for default queries)."""
+    (T, H, W), (tb, hb, wb) = clip_shape, map_shape
+    ti, rest = divmod(node, hb * wb)
+    yi, xi = divmod(rest, wb)
+    return (min(T - 1, (2 * ti + 1) * T // (2 * tb)), min(H - 1, (2 * yi + 1) * H // (2 * hb)),
+            min(W - 1, (2 * xi + 1) * W // (2 * wb)))
+
+
+def upsample_map(values: Tensor, size: tuple[int, int, int], mode: Upsample = "nearest") -> Tensor:
+    """``(Q, t, h, w)`` -> ``(Q, T, H, W)``; nearest or trilinear (never negative from non-negative input)."""
+    if mode not in ("nearest", "trilinear"):
+        raise ValueError(f"upsample must be 'nearest' or 'trilinear', got {mode!r}")
+    kw = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(values[:, None].float(), size=size, mode=mode, **kw)[:, 0]
+
+
+def affinity_rows(block: nn.Module, features: Tensor, nodes: Sequence[int]) -> Tensor:
+    """Rows ``A[i, :]`` of ``block``'s affinity on ``features`` ``(1, C, t, h, w)``: ``(Q, N)``."""
+    with torch.no_grad():
+        op = block.graph_operator(features)
+        return torch.stack([op.row(int(i))[0] for i in nodes])
+
+
+def no_affinity_reason(block: nn.Module) -> str | None:
+    """Why ``block`` has no per-position affinity row to show, or None when it has one."""
+    kind = getattr(block, "kind", type(block).__name__)
+    if not hasattr(block, "graph_operator"):
+        return f"{kind}: no explicit affinity (a transform-domain block); use --gradcam to see what drives the output"
+    if kind == "cgnl":
+        return ("cgnl: its affinity links (position, channel) pairs, not positions, so it has no per-position row; "
+                "use --gradcam")
+    return None
+
+
+@dataclass
+class ExplainResult:
+    """What was written, per block, and the class the clip was explained for."""
+
+    out_dir: Path
+    queries: list[Query]
+    predicted: str
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, list[int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _centre_clip(loaded: InferenceModel, video: str | os.PathLike[str], backend: Any) -> tuple[Tensor, np.ndarray]:
+    """The model input ``(1, 3, T, S, S)`` and the same frames for display ``uint8 (T, S, S, 3)``."""
+    from ..data.datasets import VideoEntry
+    from torchvision.transforms import v2
+
+    path = Path(video)
+    if not path.is_file():
+        raise FileNotFoundError(f"video {path} does not exist; check the path")
+    num = count_frames(VideoEntry(str(path), -1, None))
+    indices = center_clip(num, clip_len=loaded.num_frames, stride=loaded.sampling_stride)[0]
+    frames = read_frames(path, indices, backend=backend)
+    x = eval_transform(loaded.normalization, size=loaded.crop_size, crops=1)(frames)[None]
+    shown = v2.Compose([ToVideo(), v2.Resize(loaded.crop_size, antialias=True), v2.CenterCrop(loaded.crop_size)])(frames)
+    return x, shown.as_subclass(Tensor).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _capture_blocks(model: nn.Module, x: Tensor) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    """Logits and, per placed block, its input and output."""
+    seen: dict[str, tuple[Tensor, Tensor]] = {}
+    handles = []
+    for key, block in getattr(model, "nonlocal_blocks", {}).items():
+        handles.append(block.register_forward_hook(
+            lambda mod, inp, out, key=key: seen.__setitem__(key, (inp[0].detach(), out.detach()))))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, seen
+
+
+def _default_queries(inp: Tensor, out: Tensor, clip_shape: tuple[int, int, int], count: int = 3) -> list[Query]:
+    """Positions where the block changes its input most (``|y - x|`` per node), else where ``|y|`` is largest."""
+    change = (out - inp).flatten(2).norm(dim=1)[0]
+    if not change.any():
+        change = out.flatten(2).norm(dim=1)[0]
+    order = torch.argsort(change, descending=True).tolist()
+    queries: list[Query] = []
+    for node in order:
+        q = node_cell(node, clip_shape, tuple(inp.shape[2:]))
+        if q not in queries:
+            queries.append(q)
+        if len(queries) == count:
+            break
+    return queries
+
+
+def _overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    from matplotlib import colormaps
+
+    colored = colormaps["jet"](heat)[..., :3] * 255
+    return ((1 - alpha) * frame.astype(np.float64) + alpha * colored).clip(0, 255).astype(np.uint8)
+
+
+def _normalise(maps: np.ndarray) -> np.ndarray:
+    """Each map to [0, 1] over all its frames (min-max), for display."""
+    flat = maps.reshape(len(maps), -1)
+    lo, hi = flat.min(1)[:, None], flat.max(1)[:, None]
+    return ((flat - lo) / np.where(hi > lo, hi - lo, 1.0)).reshape(maps.shape)
+
+
+def _mark(image: "Any", centre: tuple[int, int], radius: int) -> None:
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(image)
+    cx, cy = centre
+    draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=(255, 255, 255), width=2)
+    draw.line([cx - radius - 2, cy, cx + radius + 2, cy], fill=(0, 0, 0), width=1)
+    draw.line([cx, cy - radius - 2, cx, cy + radius + 2], fill=(0, 0, 0), width=1)
+
+
+def _save_png(path: Path, image: "Any") -> Path:
+    return atomic_write(path, lambda f: image.save(f, format="PNG"))
+
+
+def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path) -> Path:
+    """Rows = maps (one per query), columns = frames; the query circled in its own frame."""
+    from PIL import Image
+
+    T, S = frames.shape[0], frames.shape[1]
+    heat = _normalise(maps)
+    grid = Image.new("RGB", (T * S, len(maps) * S))
+    for r, q in enumerate(queries):
+        for t in range(T):
+            grid.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (t * S, r * S))
+        if q is not None:
+            _mark(grid, (q[0] * S + q[2], r * S + q[1]), max(3, S // 16))
+    return _save_png(path, grid)
+
+
+def render_animation(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path,
+                     *, fps: float = 4.0) -> Path:
+    """The overlay over time: one panel per query side by side, one image per frame (GIF or MP4)."""
+    from PIL import Image
+
+    T, S = frames.shape[0], frames.shape[1]
+    heat = _normalise(maps)
+    images = []
+    for t in range(T):
+        panel = Image.new("RGB", (len(maps) * S, S))
+        for r, q in enumerate(queries):
+            panel.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (r * S, 0))
+            if q is not None and q[0] == t:
+                _mark(panel, (r * S + q[2], q[1]), max(3, S // 16))
+        images.append(panel)
+    if path.suffix == ".gif":
+        return atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                           duration=int(1000 / fps), loop=0))
+    if path.suffix == ".mp4":
+        import av
+
+        def write(f: Any) -> None:
+            with av.open(f, mode="w", format="mp4") as container:
+                stream = container.add_stream("mpeg4", rate=int(round(fps)))
+                stream.width, stream.height = images[0].size[0] // 2 * 2, images[0].size[1] // 2 * 2
+                stream.pix_fmt = "yuv420p"
+                for im in images:
+                    arr = np.asarray(im)[: stream.height, : stream.width]
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
+
+        return atomic_write(path, write)
+    raise ValueError(f"animation {path.name}: use .gif or .mp4")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
+    return atomic_write(path, lambda f: np.save(f, array))
+
+
+def _last_stage_module(model: nn.Module) -> nn.Module:
+    """The module whose output is the backbone's last feature map (after any block placed there)."""
+    stages = [n for n in ("layer4", "layer3", "layer2", "layer1") if hasattr(model, n)]
+    if not stages:
+        raise ValueError("--gradcam needs a 3D ResNet of this toolkit (layer1..layer4)")
+    stage = stages[0]
+    blocks = getattr(model, "nonlocal_blocks", {})
+    last = len(getattr(model, stage)) - 1
+    key = f"{stage}_after_{last}"
+    return blocks[key] if key in blocks else getattr(model, stage)[last]
+
+
+def gradcam(model: nn.Module, x: Tensor, class_index: int) -> Tensor:
+    """Grad-CAM of the last stage for ``class_index``: ``relu(Σ_c mean(∂y/∂A_c) A_c)``, ``(t, h, w)``."""
+    target = _last_stage_module(model)
+    store: dict[str, Tensor] = {}
+
+    def hook(mod: nn.Module, inp: Any, out: Tensor) -> None:
+        out.retain_grad()
+        store["act"] = out
+
+    handle = target.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = model(x.requires_grad_(False))
+            model.zero_grad(set_to_none=True)
+            logits[0, class_index].backward()
+    finally:
+        handle.remove()
+    act = store["act"]
+    weights = act.grad[0].mean(dim=(1, 2, 3))
+    return F.relu((weights[:, None, None, None] * act[0]).sum(0)).detach()
+
+
+def explain_video(
+    loaded: InferenceModel,
+    video: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    queries: Sequence[Query] | None = None,
+    upsample: Upsample = "nearest",
+    gradcam_class: str | None = None,
+    with_gradcam: bool = False,
+    animation: Literal["gif", "mp4"] = "gif",
+    backend: Any = None,
+) -> ExplainResult:
+    """Write affinity rows (and Grad-CAM) of ``video``'s centre clip to ``out_dir``; see the module doc."""
+    if animation not in ("gif", "mp4"):
+        raise ValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
+    model = loaded.model.eval()
+    x, frames = _centre_clip(loaded, video, backend)
+    x = x.to(loaded.device)
+    clip_shape = (x.shape[2], x.shape[3], x.shape[4])
+    for q in queries or ():
+        check_query(q, clip_shape)
+    class_index = None
+    if gradcam_class is not None:
+        if gradcam_class not in loaded.class_names:
+            close = __import__("difflib").get_close_matches(gradcam_class, loaded.class_names, n=3)
+            raise ValueError(f"--class {gradcam_class!r} is not one of the model's classes"
+                             + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
+        class_index = loaded.class_names.index(gradcam_class)
+    logits, captured = _capture_blocks(model, x)
+    predicted = int(logits[0].argmax())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExplainResult(out, [], loaded.class_names[predicted])
+    blocks = dict(getattr(model, "nonlocal_blocks", {}).items())
+    if not blocks and not with_gradcam:
+        raise ValueError(f"{loaded.source} has no non-local blocks to explain; add --gradcam for the last stage")
+    if queries is None and captured:
+        key = next(k for k in blocks if k in captured and no_affinity_reason(blocks[k]) is None) \
+            if any(no_affinity_reason(b) is None for b in blocks.values()) else next(iter(captured))
+        queries = _default_queries(*captured[key], clip_shape)
+    result.queries = list(queries or [])
+    for key, block in blocks.items():
+        reason = no_affinity_reason(block)
+        if reason is not None:
+            result.skipped[key] = reason
+            logger.warning("%s: %s", key, reason)
+            continue
+        features = captured[key][0]
+        map_shape = tuple(features.shape[2:])
+        nodes = [query_node(q, clip_shape, map_shape) for q in result.queries]
+        rows = affinity_rows(block, features[:1], nodes).reshape(len(nodes), *map_shape).cpu()
+        maps = upsample_map(rows, clip_shape, upsample).numpy()
+        files = [_save_npy(out / f"{key}_rows.npy", rows.numpy()), _save_npy(out / f"{key}_maps.npy", maps),
+                 render_grid(frames, maps, result.queries, out / f"{key}_grid.png"),
+                 render_animation(frames, maps, result.queries, out / f"{key}.{animation}")]
+        if getattr(block, "recurrence", 1) > 1:
+            result.notes.append(f"{key}: {block.kind} applies its affinity {block.recurrence} times; the rows are "
+                                "those of the first pass")
+        result.files[key] = files
+        result.nodes[key] = nodes
+    if with_gradcam:
+        idx = class_index if class_index is not None else predicted
+        cam = gradcam(model, x, idx).cpu()
+        maps = upsample_map(cam[None], clip_shape, "trilinear").numpy()
+        result.files["gradcam"] = [
+            _save_npy(out / "gradcam.npy", maps[0]),
+            render_grid(frames, maps, [None], out / "gradcam_grid.png"),
+            render_animation(frames, maps, [None], out / f"gradcam.{animation}"),
+        ]
+    summary = {
+        "video": str(video), "source": loaded.source, "predicted": result.predicted,
+        "gradcam_class": loaded.class_names[class_index if class_index is not None else predicted] if with_gradcam else None,
+        "clip_shape": list(clip_shape), "queries": [list(q) for q in result.queries], "upsample": upsample,
+        "blocks": {k: {"nodes": v, "files": [p.name for p in result.files[k]]} for k, v in result.nodes.items()},
+        "skipped": result.skipped, "notes": result.notes,
+    }
+    atomic_write_text(out / "explain.json", json.dumps(summary, indent=1) + "\n")
+    return result

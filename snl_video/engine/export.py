@@ -1,0 +1,188 @@
+"""Export a trained model for deployment: ``torch.export`` (``.pt2``) or ONNX (dynamo exporter).
+
+The exported graph is ``model.forward`` exactly: it takes the *normalised* float clip
+``(B, 3, T, H, W)`` and returns logits ``(B, num_classes)``, with a dynamic batch size.
+Preprocessing is not built in; it is written beside the model as JSON
+(``<out>.preprocessing.json``: decode RGB, take ``num_frames`` frames ``sampling_stride``
+apart, resize the short side to ``crop_size``, centre-crop, scale pixels to
+``[0, value_scale]``, subtract ``mean``, divide by ``std``, layout ``(3, T, H, W)``), with
+the class names in head order.
+
+``verify=True`` runs the exported program (``torch.export.load`` or onnxruntime) on a
+random clip with another batch size than the example (so the dynamic batch is exercised)
+and reports ``max |exported - pytorch| / max |pytorch|``, failing above ``1e-4``.
+
+The non-local blocks use a plain ReLU in eval mode (their open-at-zero subgradient only
+matters for training), so every block kind traces: torch.export, ONNX and TorchScript.
+ONNX needs the optional packages ``onnx``, ``onnxscript`` and ``onnxruntime``
+(``pip install snl_video[export]``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..fileio import atomic_write_text
+from .inference import InferenceModel
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ExportFormat", "ExportResult", "export_model", "VERIFY_TOLERANCE"]
+
+ExportFormat = Literal["onnx", "pt2"]
+#: Largest accepted relative difference of the exported logits (max abs diff / max abs logit).
+VERIFY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the program went, its input shape, and the verification figure (None if not run)."""
+
+    path: Path
+    preprocessing: Path
+    format: ExportFormat
+    input_shape: tuple[int, int, int, int, int]
+    relative_error: float | None
+
+
+def _atomic_output(path: Path, write: "callable") -> None:
+    """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        for leftover in (Path(tmp), Path(tmp + ".data")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def _require_onnx() -> None:
+    missing = []
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ValueError(f"--format onnx needs {', '.join(missing)}: pip install 'snl_video[export]' "
+                         "(or use --format pt2)")
+
+
+def export_model(
+    loaded: InferenceModel,
+    out: str | os.PathLike[str],
+    *,
+    format: ExportFormat = "pt2",
+    frames: int | None = None,
+    size: int | None = None,
+    verify: bool = False,
+    opset: int = 18,
+) -> ExportResult:
+    """Export ``loaded.model`` (eval mode, CPU) for clips of ``frames`` x ``size`` x ``size``.
+
+    ``frames``/``size`` default to the model's clip spec; a foreign file whose spec is
+    unknown needs them. Raises ``ValueError`` naming the problem when the model does not
+    run at that size or the verification misses :data:`VERIFY_TOLERANCE`.
+    """
+    if format not in ("onnx", "pt2"):
+        raise ValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
+    if (frames is None or size is None) and not loaded.input_known:
+        raise ValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
+                         "pass --frames T --size S")
+    frames = frames if frames is not None else loaded.num_frames
+    size = size if size is not None else loaded.crop_size
+    if frames < 1 or size < 1:
+        raise ValueError(f"--frames and --size must be positive, got {frames} and {size}")
+    out = Path(out)
+    expected_suffix = {"onnx": ".onnx", "pt2": ".pt2"}[format]
+    if out.suffix != expected_suffix:
+        raise ValueError(f"--out {out}: an {format} export is written to a '{expected_suffix}' file")
+    if format == "onnx":
+        _require_onnx()
+    model = loaded.model.to("cpu").eval()
+    example = torch.randn(2, 3, frames, size, size)
+    try:
+        with torch.no_grad():
+            model(example)
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --frames / "
+                         "--size the network accepts (its recipe's are the safe choice)") from None
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic = {"clip": {0: batch}}
+
+    class _Named(torch.nn.Module):  # names the input "clip" in both formats
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, clip: torch.Tensor) -> torch.Tensor:
+            return self.inner(clip)
+
+    wrapped = _Named(model).eval()
+    with torch.no_grad():
+        program = torch.export.export(wrapped, (example,), dynamic_shapes=dynamic, strict=False)
+    if format == "pt2":
+        _atomic_output(out, lambda tmp: torch.export.save(program, str(tmp)))
+    else:
+        def write_onnx(tmp: Path) -> None:
+            onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["clip"],
+                                             output_names=["logits"], opset_version=opset, verbose=False)
+            onnx_program.save(str(tmp))
+
+        _atomic_output(out, write_onnx)
+    n = loaded.normalization
+    spec = {
+        "input": {"name": "clip", "shape": ["batch", 3, frames, size, size], "dtype": "float32",
+                  "layout": "(batch, RGB channel, time, height, width)"},
+        "output": {"name": "logits", "shape": ["batch", loaded.num_classes]},
+        "preprocessing": [
+            "decode RGB frames",
+            f"take {frames} frames {loaded.sampling_stride} apart (uniform clips over the video for a video-level score)",
+            f"resize the short side to {size} (antialiased), centre-crop {size}x{size}",
+            f"scale pixels to [0, {n.value_scale:g}], subtract mean, divide by std (per RGB channel)",
+            "average softmax probabilities over the clips (and crops)",
+        ],
+        "mean": list(n.mean), "std": list(n.std), "value_scale": n.value_scale,
+        "num_frames": frames, "sampling_stride": loaded.sampling_stride, "crop_size": size,
+        "class_names": loaded.class_names, "source": loaded.source, "format": format,
+    }
+    side = out.with_name(out.name + ".preprocessing.json")
+    atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
+    rel = None
+    if verify:
+        rel = verify_export(model, out, format=format, frames=frames, size=size)
+        if rel > VERIFY_TOLERANCE:
+            raise ValueError(f"verification failed: exported logits differ from PyTorch by {rel:.2e} (relative), "
+                             f"more than {VERIFY_TOLERANCE:g}; {out} is kept for inspection")
+    logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, frames, size, size,
+                f", verified: relative error {rel:.2e}" if rel is not None else "")
+    return ExportResult(out, side, format, (-1, 3, frames, size, size), rel)
+
+
+def verify_export(model: torch.nn.Module, path: Path, *, format: ExportFormat, frames: int, size: int,
+                  batch: int = 3, seed: int = 0) -> float:
+    """``max |exported - model| / max |model|`` on a random clip of ``batch`` (not the example's 2)."""
+    gen = torch.Generator().manual_seed(seed)
+    clip = torch.randn(batch, 3, frames, size, size, generator=gen)
+    with torch.no_grad():
+        expected = model.eval()(clip)
+        if format == "pt2":
+            got = torch.export.load(str(path)).module()(clip)
+        else:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: clip.numpy()})[0])
+    return float((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12))

@@ -1,0 +1,243 @@
+"""Per-video features of a trained model: pooled pre-head features or a stage's map.
+
+Inputs: video files / folders (searched recursively), a list file (one path per line,
+relative paths taken from the list's folder), or a prepared dataset (a folder holding the
+``index.csv`` of ``snl-video prepare``: every video of it, read from its frames). Each
+video is sampled as the video-level protocol does (``num_clips`` uniform clips x
+``num_crops`` crops, the model's normalisation); its features are averaged over those views
+or kept per view (``per_clip``).
+
+Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``Class/v.avi``
+-> ``Class/v.npy``), written atomically, and ``index.csv`` (``video, features, shape,
+status``: ``ok`` or the reason it failed). A re-run skips videos whose ``.npy`` exists
+(a file under its final name is complete), so an interrupted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..data.datasets import ClipDataset, VideoEntry, _read_prepared
+from ..data.transforms import eval_transform
+from ..fileio import atomic_write, atomic_write_text
+from .inference import InferenceModel, _read, _reason, count_frames, find_videos
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FeatureSource", "FeaturesReport", "layer_names", "collect_sources", "extract_features"]
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """A video to featurise: how to read it, and its name in the output tree."""
+
+    entry: VideoEntry
+    name: str
+    prepared: bool = False
+
+
+@dataclass
+class FeaturesReport:
+    """Counts of the run and the index written."""
+
+    index: Path
+    written: int
+    skipped: int
+    failed: list[tuple[str, str]]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Valid ``--layer`` values: the stages (their last residual block's output) and the placed blocks."""
+    stages = [n for n in ("layer1", "layer2", "layer3", "layer4") if hasattr(model, n)]
+    return stages + list(getattr(model, "nonlocal_blocks", {}).keys())
+
+
+def _layer_module(model: nn.Module, layer: str) -> nn.Module:
+    valid = layer_names(model)
+    if layer not in valid:
+        raise ValueError(f"--layer {layer!r} does not exist in this model; valid layers: {', '.join(valid)}")
+    blocks = getattr(model, "nonlocal_blocks", {})
+    if layer in blocks:
+        return blocks[layer]
+    return getattr(model, layer)[-1]
+
+
+def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[FeatureSource]:
+    """Videos of folders / files, of a list file (``.txt`` / ``.lst`` / ``.list``), or of a prepared dataset."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    sources: list[FeatureSource] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir() and (path / "index.csv").is_file():
+            from ..data.prepared import load_index
+
+            index = load_index(path)
+            sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.num_frames)),
+                                      str(Path(r.path).with_suffix("")), prepared=True)
+                        for r in index.itertuples()]
+            continue
+        if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
+            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            if not lines:
+                raise ValueError(f"list file {path} names no videos; put one video path per line")
+            files = [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
+            missing = [str(f) for f in files if not f.is_file()]
+            if missing:
+                raise FileNotFoundError(f"list file {path} names {len(missing)} missing video(s), e.g. {missing[0]}; "
+                                        "fix the paths (relative ones are taken from the list's folder)")
+            sources += _file_sources(files)
+            continue
+        sources += _file_sources(find_videos(path))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --out folders")
+    return sources
+
+
+def _file_sources(files: Sequence[Path]) -> list[FeatureSource]:
+    """Names relative to the files' common folder, without suffix (``Class/v``)."""
+    resolved = [f.resolve() for f in files]
+    common = Path(os.path.commonpath([str(f.parent) for f in resolved]))
+    return [FeatureSource(VideoEntry(str(f), -1, None), str(r.relative_to(common).with_suffix("")))
+            for f, r in zip(files, resolved)]
+
+
+class _SourceViews(Dataset):
+    """The views ``(V, C, T, H, W)`` of each source (the video-level item of eval), or why it failed."""
+
+    def __init__(self, sources: Sequence[FeatureSource], make: Callable[[list[VideoEntry], bool], ClipDataset]) -> None:
+        self.sources = list(sources)
+        self.where: list[tuple[bool, int]] = []
+        entries: dict[bool, list[VideoEntry]] = {False: [], True: []}
+        for src in self.sources:
+            self.where.append((src.prepared, len(entries[src.prepared])))
+            entries[src.prepared].append(src.entry)
+        self.datasets = {kind: make(videos, kind) for kind, videos in entries.items() if videos}
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        kind, position = self.where[index]
+        try:
+            return {"index": index, "views": self.datasets[kind][position]["clip"], "error": None}
+        except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
+            return {"index": index, "views": None, "error": _reason(exc, self.sources[index].entry.path)}
+
+
+def _first(batch: list[Any]) -> Any:
+    return batch[0]
+
+
+def extract_features(
+    loaded: InferenceModel,
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    per_clip: bool = False,
+    num_clips: int | None = None,
+    num_crops: Literal[1, 3] | None = None,
+    backend: Any = None,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> FeaturesReport:
+    """Write one ``.npy`` per video and ``index.csv`` to ``out_dir`` (see the module doc).
+
+    Shapes: ``(C,)`` pooled (``(V, C)`` with ``per_clip``); with ``layer`` the map
+    ``(C, t, h, w)`` (``(V, C, t, h, w)``). Bad videos are listed in the index with their
+    reason; the others are written. Resumable: existing ``.npy`` files are kept.
+    """
+    model = loaded.model.eval()
+    module = _layer_module(model, layer) if layer is not None else None
+    sources = collect_sources(inputs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    transform = eval_transform(loaded.normalization, size=loaded.crop_size,
+                               crops=num_crops if num_crops is not None else loaded.num_crops)
+    common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
+                  num_clips=num_clips if num_clips is not None else loaded.num_clips)
+
+    def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:
+        if prepared:
+            return ClipDataset(videos, _read_prepared, **common)
+        return ClipDataset(videos, functools.partial(_read, backend=backend), count_frames=count_frames, **common)
+
+    rows: list[list[str]] = []
+    todo: list[int] = []
+    for i, src in enumerate(sources):
+        target = out / f"{src.name}.npy"
+        if target.is_file():
+            shape = np.load(target, mmap_mode="r").shape
+            rows.append([src.entry.path, str(target.relative_to(out)), "x".join(map(str, shape)), "ok"])
+        else:
+            rows.append([])
+            todo.append(i)
+    skipped = len(sources) - len(todo)
+    if skipped:
+        logger.info("features: %d of %d videos already done in %s (resuming)", skipped, len(sources), out)
+    items = _SourceViews([sources[i] for i in todo], make)
+    loader = DataLoader(items, batch_size=1, num_workers=num_workers, collate_fn=_first)
+    failed: list[tuple[str, str]] = []
+    written = 0
+    try:
+        for item in tqdm(loader, total=len(items), desc="features", unit="video", disable=not progress):
+            src = items.sources[item["index"]]
+            row = todo[item["index"]]
+            if item["error"] is not None:
+                failed.append((src.entry.path, item["error"]))
+                logger.warning("%s: %s", src.entry.path, item["error"])
+                rows[row] = [src.entry.path, "", "", f"failed: {item['error']}"]
+                continue
+            feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size)
+            array = (feats if per_clip else feats.mean(0)).numpy().astype(np.float32)
+            target = out / f"{src.name}.npy"
+            atomic_write(target, lambda f, a=array: np.save(f, a))
+            written += 1
+            rows[row] = [src.entry.path, str(target.relative_to(out)), "x".join(map(str, array.shape)), "ok"]
+    finally:  # the index of what exists, even when interrupted
+        buffer = io.StringIO()
+        w = csv.writer(buffer, lineterminator="\n")
+        w.writerow(["video", "features", "shape", "status"])
+        w.writerows(r for r in rows if r)
+        index = atomic_write_text(out / "index.csv", buffer.getvalue())
+    if written + skipped == 0:
+        first = failed[0] if failed else ("?", "?")
+        raise ValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
+                         f"(e.g. {first[0]}: {first[1]}); see {index}")
+    return FeaturesReport(index, written, skipped, failed)
+
+
+@torch.no_grad()
+def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
+              batch_size: int) -> Tensor:
+    """``(V, C)`` pooled features, or ``(V, C, t, h, w)`` of ``module``'s output."""
+    outs = []
+    for chunk in views.split(batch_size):
+        x = chunk.to(device)
+        if module is None:
+            outs.append(model.forward_features(x).float().cpu())
+            continue
+        store: dict[str, Tensor] = {}
+        handle = module.register_forward_hook(lambda m, i, o: store.setdefault("out", o))
+        try:
+            model.forward_features(x)
+        finally:
+            handle.remove()
+        outs.append(store["out"].float().cpu())
+    return torch.cat(outs)

@@ -1,0 +1,145 @@
+"""explain: rendered affinity rows are the rows of graph_operator(x).dense() at the query's node,
+the coordinate -> node mapping is the cell nearest upsampling paints, and Grad-CAM restated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from snl_video.cli import main
+from snl_video.data.synthetic import make_synthetic_ucf101
+from snl_video.data.transforms import NormalizationSpec
+from snl_video.engine.explain import _centre_clip, explain_video, node_cell, query_node
+from snl_video.engine.inference import InferenceModel
+from snl_video.models import build_model
+from snl_video.nonlocal_blocks import LowRankAffinity
+
+
+@pytest.mark.parametrize("clip_shape, map_shape", [
+    ((8, 32, 32), (8, 32, 32)),      # stride 1
+    ((8, 32, 32), (4, 16, 16)),      # stride 2
+    ((16, 112, 112), (2, 7, 7)),     # res4 of a 16x112 clip: strides 8 and 16
+    ((6, 40, 40), (2, 3, 3)),        # sizes that do not divide (ceil-mode maps)
+])
+def test_query_node_is_the_cell_nearest_upsampling_paints(clip_shape, map_shape):
+    T, H, W = clip_shape
+    tb, hb, wb = map_shape
+    nodes = torch.arange(tb * hb * wb, dtype=torch.float32).reshape(1, 1, tb, hb, wb)
+    painted = F.interpolate(nodes, size=clip_shape, mode="nearest")[0, 0].long()
+    rng = np.random.default_rng(0)
+    for t, y, x in zip(rng.integers(0, T, 60), rng.integers(0, H, 60), rng.integers(0, W, 60)):
+        assert query_node((int(t), int(y), int(x)), clip_shape, map_shape) == int(painted[t, y, x])
+    # and by hand: (5, 17, 30) in 8x32x32 over a 4x16x16 map is cell (2, 8, 15)
+    if map_shape == (4, 16, 16):
+        assert query_node((5, 17, 30), clip_shape, map_shape) == (2 * 16 + 8) * 16 + 15
+    for node in range(tb * hb * wb):  # a cell's centre maps back to the cell
+        assert query_node(node_cell(node, clip_shape, map_shape), clip_shape, map_shape) == node
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    root = make_synthetic_ucf101(tmp_path_factory.mktemp("explain"), num_classes=2, videos_per_class=1,
+                                 num_frames=20, frame_jitter=0, seed=0, progress=False)
+    return sorted((root / "UCF-101").rglob("*.avi"))[0]
+
+
+def _loaded(kind: str, options: dict | None = None, *, stage: str = "layer2") -> InferenceModel:
+    torch.manual_seed(0)
+    spec = {"kind": kind, "options": options or {}, "positions": {stage: [0]}}
+    model = build_model("r3d10", num_classes=3, nonlocal_blocks=spec, widen_factor=0.25, conv1_t_size=3).eval()
+    for block in model.nonlocal_blocks.values():  # leave the identity init: rows depend only on theta/phi anyway
+        torch.nn.init.normal_(block.out_norm.weight)
+    return InferenceModel(model, "r3d10", ["a", "b", "c"], NormalizationSpec((0.45,) * 3, (0.225,) * 3),
+                          num_frames=8, sampling_stride=2, crop_size=48, num_clips=1, num_crops=1,
+                          reduce="mean_prob", source="test")
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("snl", {"impl": "linear"}), ("snl", {"impl": "dense"}), ("nl", {}), ("nl_dot", {"impl": "linear"}),
+    ("a2", {}), ("dnl", {}), ("cc", {}), ("ns", {}),
+])
+def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_path, monkeypatch):
+    loaded = _loaded(kind, options)
+    queries = [(0, 0, 0), (5, 20, 31), (7, 47, 47)]
+    if options.get("impl") == "linear":  # the low-rank path must not form the N x N matrix
+        monkeypatch.setattr(LowRankAffinity, "dense", lambda self: (_ for _ in ()).throw(AssertionError("N x N formed")))
+    result = explain_video(loaded, video, tmp_path, queries=queries, upsample="trilinear")
+    monkeypatch.undo()
+    (key,) = result.files
+    rows = np.load(tmp_path / f"{key}_rows.npy")
+    maps = np.load(tmp_path / f"{key}_maps.npy")
+    # independent: the block's input from a hook, its dense affinity, the node by the cell formula
+    x, _ = _centre_clip(loaded, video, None)
+    seen = {}
+    block = loaded.model.nonlocal_blocks[key]
+    handle = block.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
+    with torch.no_grad():
+        loaded.model(x)
+        handle.remove()
+        dense = block.graph_operator(seen["x"]).dense()[0]
+    tb, hb, wb = seen["x"].shape[2:]
+    assert (tb, hb, wb) == (2, 6, 6)  # layer2 of 8x48x48: stride 4 in time, 8 in space
+    for q, (t, y, xx) in enumerate(queries):
+        node = ((t * tb // 8) * hb + y * hb // 48) * wb + xx * wb // 48
+        np.testing.assert_allclose(rows[q].reshape(-1), dense[node].numpy(), rtol=1e-5, atol=1e-7)
+    assert maps.shape == (3, 8, 48, 48)
+    if rows.min() >= 0:  # trilinear upsampling never creates negative values
+        assert maps.min() >= 0
+    png = tmp_path / f"{key}_grid.png"
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size == (8 * 48, 3 * 48)
+    with Image.open(tmp_path / f"{key}.gif") as im:
+        assert im.n_frames == 8
+
+
+def test_gradcam_matches_a_restatement_and_cgnl_is_explained_away(video, tmp_path):
+    loaded = _loaded("cgnl", stage="layer3")
+    result = explain_video(loaded, video, tmp_path, with_gradcam=True, gradcam_class="b")
+    assert "position, channel" in result.skipped["layer3_after_0"] and list(result.files) == ["gradcam"]
+    cam = np.load(tmp_path / "gradcam.npy")
+    x, _ = _centre_clip(loaded, video, None)
+    model = loaded.model
+    store = {}
+    handle = model.layer4[-1].register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    logits = model(x)
+    handle.remove()
+    (grad,) = torch.autograd.grad(logits[0, 1], store["a"])
+    expected = torch.relu((grad[0].mean((1, 2, 3))[:, None, None, None] * store["a"][0]).sum(0)).detach()
+    expected = F.interpolate(expected[None, None], size=(8, 48, 48), mode="trilinear", align_corners=False)[0, 0]
+    np.testing.assert_allclose(cam, expected.numpy(), rtol=1e-4, atol=1e-6)
+    assert json.loads((tmp_path / "explain.json").read_text())["gradcam_class"] == "b"
+
+
+def test_explain_cli_and_bad_queries(video, tmp_path, capsys):
+    loaded = _loaded("snl")
+    from snl_video.config import config_from_dict  # noqa: F401  (the CLI path is covered with a checkpoint below)
+    from snl_video.engine.checkpoint import save_checkpoint
+
+    state = {"model": loaded.model.state_dict(), "epoch": 1}
+    cfg_yaml = tmp_path / "c.yaml"
+    cfg_yaml.write_text(
+        "model: {name: r3d10, num_classes: 3, options: {widen_factor: 0.25, conv1_t_size: 3}}\n"
+        "nonlocal_blocks: {kind: snl, positions: {layer2: [0]}}\n"
+        "data: {num_frames: 8, sampling_stride: 2, crop_size: 48, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225]}\n")
+    ckpt = save_checkpoint(state, tmp_path / "c.pt")
+    out = tmp_path / "ex"
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--config", str(cfg_yaml), "--out", str(out),
+                 "--query", "3,10,10"]) == 0
+    assert "layer2_after_0" in capsys.readouterr().out and (out / "layer2_after_0_grid.png").is_file()
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--config", str(cfg_yaml), "--out", str(out),
+                 "--query", "8,10,10"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the model's input clip 8x48x48" in err and "t in 0..7" in err
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--config", str(cfg_yaml), "--out", str(out),
+                 "--query", "1,2"]) == 2
+    assert "expected three integers" in capsys.readouterr().err
+    assert main(["explain", str(video), "--checkpoint", str(ckpt), "--config", str(cfg_yaml), "--out", str(out),
+                 "--gradcam", "--class", "zzz"]) == 2
+    assert "is not one of the model's classes" in capsys.readouterr().err

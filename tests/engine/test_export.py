@@ -1,0 +1,118 @@
+"""export: ONNX and torch.export programs give PyTorch's logits (dynamic batch), every block kind
+traces in eval mode, and bad requests are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snl_video.cli import main
+from snl_video.data.transforms import NormalizationSpec
+from snl_video.engine.builders import build_model_from_config, normalization_from_config
+from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+from snl_video.engine.export import export_model
+from snl_video.engine.inference import InferenceModel
+from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
+
+from .conftest import tiny_config
+
+
+class _TinyNet(nn.Module):
+    """A conv, one non-local block of ``kind`` (non-identity), pooling and a head: a block-centred net
+    that exports in seconds."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.stem = nn.Conv3d(3, 8, 3, padding=1)
+        self.block = build_nonlocal(kind, 8)
+        self.fc = nn.Linear(8, 3)
+        nn.init.normal_(self.block.out_norm.weight)
+        nn.init.normal_(self.block.out_norm.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.block(self.stem(x)).mean((2, 3, 4)))
+
+
+def _loaded(kind: str) -> InferenceModel:
+    torch.manual_seed(0)
+    return InferenceModel(_TinyNet(kind).eval(), "tiny", ["a", "b", "c"], NormalizationSpec((0.5,) * 3, (0.25,) * 3),
+                          num_frames=4, sampling_stride=1, crop_size=8, num_clips=1, num_crops=1, reduce="mean_prob",
+                          source="test")
+
+
+@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+def test_every_kind_traces_in_eval_mode_with_the_same_values(kind):
+    net = _TinyNet(kind)
+    x = torch.randn(2, 3, 4, 8, 8)
+    net.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(net, x)
+        np.testing.assert_allclose(traced(x[:1]).numpy(), net(x[:1]).numpy(), rtol=1e-5, atol=1e-6)
+    # training keeps the open-at-zero ReLU: the zero-initialised norm of a fresh block gets a gradient
+    fresh = build_nonlocal(kind, 8).train()
+    fresh(torch.randn(2, 8, 2, 3, 3)).sum().backward()
+    assert fresh.out_norm.bias.grad is not None and fresh.out_norm.bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+def test_export_verifies_and_has_a_dynamic_batch(fmt, tmp_path):
+    loaded = _loaded("snl")
+    result = export_model(loaded, tmp_path / f"m.{fmt}", format=fmt, verify=True)
+    assert result.relative_error is not None and result.relative_error <= 1e-4
+    spec = json.loads(result.preprocessing.read_text())
+    assert spec["input"]["shape"] == ["batch", 3, 4, 8, 8] and spec["mean"] == [0.5] * 3 and spec["class_names"] == ["a", "b", "c"]
+    clip = torch.randn(1, 3, 4, 8, 8)  # batch 1: neither the example's 2 nor the verification's 3
+    with torch.no_grad():
+        expected = loaded.model(clip)
+        if fmt == "pt2":
+            got = torch.export.load(str(result.path)).module()(clip)
+        else:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+            assert session.get_inputs()[0].name == "clip"
+            got = torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0])
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".m.*"))  # no leftovers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+@pytest.mark.parametrize("kind", list_nonlocal_kinds())
+def test_every_kind_exports_and_verifies(kind, fmt, tmp_path):
+    result = export_model(_loaded(kind), tmp_path / f"m.{fmt}", format=fmt, verify=True)
+    assert result.relative_error <= 1e-4
+
+
+def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, capsys):
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    model = build_model_from_config(cfg)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(
+        cfg, class_names=None, normalization=normalization_from_config(cfg))}, tmp_path / "c.pt")
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--out", str(tmp_path / "m.pt2"),
+                 "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "input clip (batch, 3x6x40x40)" in out and "verified" in out
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    clip = torch.randn(3, 3, 6, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(program(clip), model.eval()(clip), rtol=1e-4, atol=1e-5)
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.pt2")]) == 2
+    assert "'.onnx' file" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--out", str(tmp_path / "x.pt2"),
+                 "--size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--frames and --size must be positive" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt2").exists()
+
+
+def test_unknown_input_size_needs_frames_and_size(tmp_path):
+    loaded = _loaded("nl")
+    loaded.input_known = False
+    with pytest.raises(ValueError, match="input size of test is unknown.*--frames T --size S"):
+        export_model(loaded, tmp_path / "m.pt2", format="pt2")
+    assert export_model(loaded, tmp_path / "m.pt2", format="pt2", frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)

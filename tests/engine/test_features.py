@@ -1,0 +1,101 @@
+"""features: pooled / per-clip / stage-map features equal a restatement; folders, list files and
+prepared datasets; bad videos listed; resumable."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snl_video.cli import main
+from snl_video.data.decoding import read_frames
+from snl_video.data.sampling import uniform_clips
+from snl_video.data.transforms import NormalizationSpec, eval_transform
+from snl_video.engine.builders import build_model_from_config, normalization_from_config
+from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+from snl_video.engine.features import extract_features
+from snl_video.engine.inference import load_inference_model
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("features")
+    cfg = tiny_config(tiny_prepared, out / "run", eval={"num_clips": 2, "num_crops": 1})
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(
+        cfg, class_names=None, normalization=normalization_from_config(cfg))}, out / "c.pt")
+    videos = out / "videos"
+    raw = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))
+    for src in raw[:2] + raw[-1:]:
+        (videos / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, videos / src.parent.name / src.name)
+    (videos / "broken.avi").write_bytes(b"\x00" * 100)
+    return ckpt, videos, model.eval()
+
+
+def _expected(model, path, *, clips=2, per_clip=False):
+    import av
+
+    with av.open(str(path)) as c:
+        n = c.streams.video[0].frames
+    transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3), size=40, crops=1)
+    x = torch.stack([transform(read_frames(path, clip)) for clip in uniform_clips(n, clip_len=6, stride=2, num_clips=clips)])
+    with torch.no_grad():
+        feats = model.forward_features(x)
+    return feats.numpy() if per_clip else feats.mean(0).numpy()
+
+
+def test_folder_features_bad_video_and_resume(setup, tmp_path):
+    ckpt, videos, model = setup
+    loaded = load_inference_model(checkpoint=ckpt)
+    out = tmp_path / "f"
+    report = extract_features(loaded, videos, out)
+    assert report.written == 3 and report.skipped == 0 and [Path(v).name for v, _ in report.failed] == ["broken.avi"]
+    files = sorted(p.relative_to(out) for p in out.rglob("*.npy"))
+    assert len(files) == 3 and all(len(f.parts) == 2 for f in files)  # Class/v_....npy mirrors the tree
+    first = sorted(videos.rglob("v_*.avi"))[0]
+    got = np.load(out / first.parent.name / (first.stem + ".npy"))
+    np.testing.assert_allclose(got, _expected(model, first), rtol=1e-5, atol=1e-6)
+    with open(out / "index.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["status"].split(":")[0] for r in rows} == {"ok", "failed"} and len(rows) == 4
+    assert rows[0].keys() == {"video", "features", "shape", "status"}
+    # resume: one file removed, another kept byte for byte
+    kept, removed = files[0], files[1]
+    before = (out / kept).read_bytes()
+    (out / removed).unlink()
+    again = extract_features(loaded, videos, out)
+    assert again.written == 1 and again.skipped == 2 and (out / kept).read_bytes() == before
+    assert (out / removed).is_file() and not list(out.rglob(".*.tmp"))
+
+
+def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, capsys):
+    ckpt, videos, model = setup
+    first = sorted(videos.rglob("v_*.avi"))[0]
+    listing = videos / "list.txt"
+    listing.write_text(f"{first.relative_to(videos)}\n")
+    assert main(["features", str(listing), "--checkpoint", str(ckpt), "--out", str(tmp_path / "a"), "--per-clip",
+                 "--no-progress"]) == 0
+    (npy,) = list((tmp_path / "a").rglob("*.npy"))
+    np.testing.assert_allclose(np.load(npy), _expected(model, first, per_clip=True), rtol=1e-5, atol=1e-6)
+    assert main(["features", str(first), "--checkpoint", str(ckpt), "--out", str(tmp_path / "b"), "--layer", "layer3",
+                 "--no-progress"]) == 0
+    (npy,) = list((tmp_path / "b").rglob("*.npy"))
+    assert np.load(npy).shape[0] == model.layer3[-1].bn2.num_features and np.load(npy).ndim == 4
+    assert main(["features", str(first), "--checkpoint", str(ckpt), "--out", str(tmp_path / "c"), "--layer",
+                 "layer9"]) == 2
+    err = capsys.readouterr().err
+    assert "--layer 'layer9' does not exist" in err and "layer3_after_0" in err
+    loaded = load_inference_model(checkpoint=ckpt)
+    report = extract_features(loaded, tiny_prepared, tmp_path / "p", num_clips=1)
+    index = __import__("pandas").read_csv(tiny_prepared / "index.csv")
+    assert report.written == len(index) and not report.failed
+    one = np.load(tmp_path / "p" / Path(index.path[0]).with_suffix(".npy"))
+    assert one.shape == (model.fc.in_features,)

@@ -1,0 +1,208 @@
+"""predict: the same scores as eval's video-level row, the CSV/JSON outputs, timelines, bad files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import snl_video
+from snl_video.cli import main
+from snl_video.data.decoding import read_frames
+from snl_video.data.sampling import sliding_clips
+from snl_video.data.transforms import NormalizationSpec, eval_transform
+from snl_video.data.ucf101 import read_class_index
+from snl_video.engine.builders import build_dataset, build_model_from_config, normalization_from_config
+from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+from snl_video.engine.evaluate import run_evaluation
+
+from .conftest import NUM_CLASSES, tiny_config
+
+
+@pytest.fixture(scope="module")
+def video_run(tiny_prepared, tmp_path_factory):
+    """A random model (random head) whose recipe evaluates the original AVIs with PyAV."""
+    out = tmp_path_factory.mktemp("predict")
+    raw = tiny_prepared.parent / "raw"
+    cfg = tiny_config(tiny_prepared, out / "run",
+                      data={"backend": "pyav", "root": str(raw / "UCF-101"), "splits_dir": str(raw / "ucfTrainTestlist")},
+                      eval={"num_clips": 2, "num_crops": 3, "batch_size": 6})
+    torch.manual_seed(3)
+    model = build_model_from_config(cfg)
+    torch.nn.init.normal_(model.fc.weight, std=2.0)
+    names = read_class_index(raw / "ucfTrainTestlist")
+    state = {"model": model.state_dict(), "epoch": 1,
+             **checkpoint_metadata(cfg, class_names=names, normalization=normalization_from_config(cfg))}
+    ckpt = save_checkpoint(state, out / "ckpt.pt")
+    return cfg, ckpt, model.eval(), names
+
+
+def test_predict_gives_evals_video_level_scores(video_run, tmp_path):
+    cfg, ckpt, _, names = video_run
+    report = run_evaluation(cfg, ckpt, out_dir=tmp_path / "eval")
+    videos = build_dataset(cfg, subset="test", mode="clip").videos
+    for row in (0, len(report.videos.video_ids) - 1):
+        path = videos[report.videos.video_ids[row]].path
+        result = snl_video.predict(path, checkpoint=ckpt)
+        (pred,) = result.predictions
+        np.testing.assert_allclose(pred.probabilities, report.videos.scores[row], rtol=1e-5, atol=1e-7)
+        expected = np.argsort(-report.videos.scores[row], kind="stable")[:4]
+        assert [c.index for c in pred.top_k] == expected.tolist()
+        assert [c.class_name for c in pred.top_k] == [names[i] for i in expected]
+        assert all(0.0 <= c.probability <= 1.0 for c in pred.top_k)
+        assert result.top_k == NUM_CLASSES and "--top-k 5" in result.notes[0]  # clamped to 4 classes
+
+
+def _bad_files(folder: Path, good: Path) -> None:
+    (folder / "empty.avi").write_bytes(b"")
+    (folder / "not_a_video.mp4").write_text("hello, I am text\n" * 50)
+    data = good.read_bytes()
+    (folder / "truncated.avi").write_bytes(data[: len(data) // 3])
+
+
+def test_cli_folder_with_bad_files_csv_and_json(video_run, tmp_path, capsys):
+    cfg, ckpt, _, names = video_run
+    good = sorted(Path(cfg.data.root).rglob("*.avi"))[:2]
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(good[0], folder / "a.avi")
+    shutil.copy(good[1], folder / "sub" / "b.avi")
+    _bad_files(folder, good[0])
+    assert main(["predict", "--checkpoint", str(ckpt), str(folder), "--top-k", "3", "--out", str(tmp_path / "p.csv"),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["video", "start_s", "end_s", "rank", "class", "probability"]
+    assert [r[0] for r in rows[1:]] == [str(folder / "a.avi")] * 3 + [str(folder / "sub" / "b.avi")] * 3
+    assert [r[3] for r in rows[1:4]] == ["1", "2", "3"] and all(r[4] in names for r in rows[1:])
+    probs = [float(r[5]) for r in rows[1:4]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+    assert "3 of 5 video(s) failed" in captured.err
+
+    assert main(["predict", "--checkpoint", str(ckpt), str(folder), "--out", str(tmp_path / "p.json"),
+                 "--no-progress"]) == 0
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert set(data) == {"predictions", "errors"}
+    assert set(data["predictions"][0]) == {"video", "start_s", "end_s", "top_k"}
+    assert set(data["predictions"][0]["top_k"][0]) == {"class", "probability"}
+    assert len(data["predictions"][0]["top_k"]) == NUM_CLASSES  # 5 clamped to 4
+    assert "more than the model's 4 classes" in capsys.readouterr().err
+    reasons = {Path(e["video"]).name: e["reason"] for e in data["errors"]}
+    assert set(reasons) == {"empty.avi", "not_a_video.mp4", "truncated.avi"}
+    assert reasons["empty.avi"].startswith("empty file") and all(reasons.values())
+
+
+def test_cli_bad_inputs_are_one_line_errors(video_run, tmp_path, capsys):
+    cfg, ckpt, _, _ = video_run
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    _bad_files(folder, sorted(Path(cfg.data.root).rglob("*.avi"))[0])
+    cases = {
+        "none of the 3 video(s) could be predicted": [str(folder)],
+        "does not exist": [str(tmp_path / "missing.mp4")],
+        "holds no videos": [str(tmp_path / "empty_dir")],
+    }
+    (tmp_path / "empty_dir").mkdir()
+    for message, inputs in cases.items():
+        assert main(["predict", "--checkpoint", str(ckpt), *inputs, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1], err
+    video = str(sorted(Path(cfg.data.root).rglob("*.avi"))[0])
+    assert main(["predict", "--checkpoint", str(ckpt), video, "--window", "1"]) == 2
+    assert "--window and --stride go together" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(ckpt), video, "--out", str(tmp_path / "p.txt")]) == 2
+    assert ".csv or .json" in capsys.readouterr().err
+
+
+def test_window_timeline_uses_sliding_clips(video_run):
+    cfg, ckpt, model, names = video_run
+    video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
+    result = snl_video.predict(video, checkpoint=ckpt, window=0.6, stride=0.2, num_crops=1, top_k=2)
+    import av
+
+    with av.open(str(video)) as c:
+        num_frames = c.streams.video[0].frames
+    window, step, fps = 15, 5, 25  # 0.6 s and 0.2 s at 25 fps
+    starts = list(range(0, num_frames - window + 1, step))
+    assert [(p.start_s, p.end_s) for p in result.predictions] == [(s / fps, (s + window) / fps) for s in starts]
+    # an independent restatement of one window: its non-overlapping 6x2 clips, centre crop, softmax mean
+    norm = NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0)
+    transform = eval_transform(norm, size=40, crops=1)
+    start = starts[-1]
+    clips = sliding_clips(window, clip_len=6, stride=2)
+    assert len(clips) == 1  # span 11 in a 15-frame window
+    x = torch.stack([transform(read_frames(video, [start + i for i in clip])) for clip in clips])
+    with torch.no_grad():
+        expected = torch.softmax(model(x), dim=1).mean(0).numpy()
+    np.testing.assert_allclose(result.predictions[-1].probabilities, expected, rtol=1e-5, atol=1e-7)
+    assert [c.class_name for c in result.predictions[-1].top_k] == [names[i] for i in np.argsort(-expected)[:2]]
+
+
+def test_old_checkpoint_and_wrong_architecture_are_clear_errors(video_run, tmp_path, capsys):
+    cfg, ckpt, model, _ = video_run
+    video = str(sorted(Path(cfg.data.root).rglob("*.avi"))[0])
+    old = save_checkpoint({"model": model.state_dict(), "epoch": 1}, tmp_path / "old.pt")
+    assert main(["predict", "--checkpoint", str(old), video]) == 2
+    assert "pass --config RECIPE" in capsys.readouterr().err
+    other = tiny_config(Path(cfg.data.root), tmp_path / "o", model={"name": "r3d18"})
+    from snl_video.config import save_config
+
+    other_file = save_config(other, tmp_path / "other.yaml")
+    assert main(["predict", "--checkpoint", str(old), "--config", str(other_file), video]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit r3d18" in err and len(err.strip().splitlines()) == 1
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_runs_code_is_refused_by_checkpoint_and_weights(video_run, tmp_path, capsys):
+    cfg, _, _, _ = video_run
+    video = str(sorted(Path(cfg.data.root).rglob("*.avi"))[0])
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": {}, "x": _RunsCode(str(marker))}, evil)
+    for flag in ("--checkpoint", "--weights"):
+        assert main(["predict", flag, str(evil), video]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "could run" in err[0], err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("ext, codec", [(".mkv", "mpeg4"), (".webm", "libvpx"), (".mp4", "mpeg4")])
+def test_other_containers_including_ones_without_a_frame_count(video_run, tmp_path, ext, codec):
+    import av
+
+    from snl_video.data.sampling import uniform_clips
+
+    _, ckpt, model, _ = video_run
+    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"v{ext}"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    (pred,) = snl_video.predict(path, checkpoint=ckpt, num_crops=1).predictions
+    assert pred.end_s == pytest.approx(20 / 25)  # counted by decoding where the container declares no count
+    transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0), size=40, crops=1)
+    x = torch.stack([transform(read_frames(path, c)) for c in uniform_clips(20, clip_len=6, stride=2, num_clips=2)])
+    with torch.no_grad():
+        expected = torch.softmax(model(x), 1).mean(0).numpy()
+    np.testing.assert_allclose(pred.probabilities, expected, rtol=1e-5, atol=1e-7)
