@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C: what was kept and how to go on, no traceback
         if args.verbose:
             raise
-        print(f"snl-video {args.command}: interrupted: {str(exc) or 'stopped before anything was written'}",
+        print(f"snl-video {args.command}: interrupted: {str(exc) or 'stopped by Ctrl-C'}",
               file=sys.stderr)
         return 130
 

@@ -118,6 +118,10 @@ def check_resume_config(cfg: ExperimentConfig, run_dir: str | Path, *,
     fixed = [(k, old, new) for k, old, new in diffs if k not in allowed]
     if fixed:
         raise ResumeConfigError(fixed, record)
+    if any(k == "schedule.epochs" for k, _, _ in diffs) and cfg.schedule.kind == "cosine":
+        logger.warning("resume: schedule.epochs changed under a cosine schedule: the learning rate of the remaining "
+                       "epochs follows the new length (the recorded run annealed towards epoch %s)",
+                       recorded.schedule.epochs)
     return diffs
 
 
