@@ -47,7 +47,6 @@ def _suggest(name: str, valid: Sequence[str]) -> str:
 def model_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     """``(key, message)`` for every problem building the config's model would hit."""
     from ..models import list_models, model_entry
-    from ..models.registry import build_model
 
     name = cfg.model.name
     names = list_models()
@@ -59,19 +58,18 @@ def model_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
                 for key in cfg.model.options if key not in valid]
     if problems:
         return problems
-    spec = None
-    if cfg.nonlocal_blocks is not None:
-        nl = cfg.nonlocal_blocks
-        spec = {"kind": nl.kind, "options": dict(nl.options)}
-        if nl.positions is not None:
-            spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
-    # The backbone first (its own options), then with the blocks, so each error names its key.
-    for key, blocks in (("model.options", None), ("nonlocal_blocks", spec)):
-        if key == "nonlocal_blocks" and spec is None:
+    import dataclasses
+
+    from .builders import build_model_from_config
+
+    # The backbone first (its own options), then with the blocks, so each error names its key;
+    # through the builder train and eval use, so the checked model is the one they build.
+    for key, variant in (("model.options", dataclasses.replace(cfg, nonlocal_blocks=None)), ("nonlocal_blocks", cfg)):
+        if key == "nonlocal_blocks" and cfg.nonlocal_blocks is None:
             break
         try:
             with torch.random.fork_rng(devices=[]), torch.device("meta"):
-                build_model(name, num_classes=cfg.model.num_classes, nonlocal_blocks=blocks, **dict(cfg.model.options))
+                build_model_from_config(variant, load_weights=False)
         except (ValueError, TypeError, KeyError) as exc:
             where = key
             if key == "nonlocal_blocks" and cfg.nonlocal_blocks is not None and cfg.nonlocal_blocks.positions is not None \
