@@ -21,6 +21,14 @@ Usage:
     python scripts/bench_models.py --settings paper res3_112 --kinds nl snl
     python scripts/bench_models.py --device cuda --settings paper res3_112 res3_224 --repeats 10
 
+Whole backbones against each other (no blocks; the first one is the baseline), e.g. FFC-C2D
+against C2D at the paper's Kinetics clip or the UCF-101 one:
+
+    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 --frames 8 --size 224
+    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 ffc_c2d_r50:fft=3d --frames 16 --size 112
+
+(``name:key=value,...`` passes model options.)
+
 Writes the table and raw rows to --out (Markdown + JSON). On CPU "memory" is the bytes
 autograd saves for backward; on CUDA the peak allocation (see snl_video.benchmarking).
 """
@@ -76,7 +84,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("runs/bench_models"))
+    p.add_argument(
+        "--backbones",
+        nargs="+",
+        default=None,
+        help="time these whole backbones against the first (no blocks; name or name:key=value,...) instead of --settings",
+    )
+    p.add_argument("--frames", type=int, default=16, help="clip length for --backbones")
+    p.add_argument("--size", type=int, default=112, help="crop size for --backbones")
     return p.parse_args(argv)
+
+
+BACKBONE_COLUMNS = [
+    ("variant", "backbone", ""),
+    ("params_m", "params M", ".2f"),
+    ("time_ms", "fwd+bwd ms (min)", ".0f"),
+    ("median_ms", "fwd+bwd ms (median)", ".0f"),
+    ("ratio", "/ baseline (min)", ".3f"),
+    ("ratio_median", "/ baseline (median)", ".3f"),
+    ("memory_mb", "memory MB", ".0f"),
+]
+
+
+def _backbone(text: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name:key=value,key=value`` (values read as YAML)."""
+    import yaml
+
+    name, _, rest = text.partition(":")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"backbone option {item!r} of {text!r} is not key=value")
+        options[key] = yaml.safe_load(value)
+    return name, options
+
+
+def bench_backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Forward+backward of whole backbones on one clip, interleaved rounds; ratios to the first."""
+    device = torch.device(args.device)
+    clip = torch.randn(1, 3, args.frames, args.size, args.size, device=device)
+    models: dict[str, torch.nn.Module] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for text in args.backbones:
+        name, options = _backbone(text)
+        torch.manual_seed(0)
+        model = build_model(name, num_classes=400, **options).to(device).train()
+        models[text] = model
+        rows[text] = {"variant": text, "frames": args.frames, "size": args.size, "times": [],
+                      "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    skipped: set[str] = set()
+    _interleaved_rounds(models, clip, device, rows, "times", skipped, warmup=args.warmup, repeats=args.repeats,
+                        name="backbones")
+    for label, model in models.items():
+        row = rows[label]
+        if row["times"]:
+            row["time_ms"] = min(row["times"])
+            row["median_ms"] = statistics.median(row["times"])
+            if device.type == "cpu":
+                row["memory_mb"] = saved_tensor_bytes(lambda: model(clip)) / 2**20
+        model.zero_grad(set_to_none=True)
+    base = rows[args.backbones[0]]
+    for r in rows.values():
+        if "time_ms" in r and "time_ms" in base:
+            r["ratio"] = r["time_ms"] / base["time_ms"]
+            r["ratio_median"] = r["median_ms"] / base["median_ms"]
+    return list(rows.values())
 
 
 def variants(kinds: list[str]) -> list[tuple[str, str | None, dict[str, Any]]]:
@@ -207,16 +280,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    for name in args.settings:
-        rows += bench_setting(name, args)
+    columns = COLUMNS
+    if args.backbones:
+        rows = bench_backbones(args)
+        columns = BACKBONE_COLUMNS
+    else:
+        for name in args.settings:
+            rows += bench_setting(name, args)
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     )
+    what = f"{' vs '.join(args.backbones)} at {args.frames}x{args.size}x{args.size}" if args.backbones else args.model
     title = (
-        f"{args.model}, forward+backward, batch 1, float32, {device_name}; {args.repeats} interleaved rounds "
+        f"{what}, forward+backward, batch 1, float32, {device_name}; {args.repeats} interleaved rounds "
         f"after {args.warmup} warm-up; memory = " + ("bytes saved for backward" if args.device == "cpu" else "not measured")
     )
-    table = format_table(rows, COLUMNS)
+    table = format_table(rows, columns)
     print(f"\n{title}\n\n{table}")
     args.out.mkdir(parents=True, exist_ok=True)
     for fname, text in (

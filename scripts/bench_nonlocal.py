@@ -5,9 +5,17 @@ Usage:
     python scripts/bench_nonlocal.py                      # CPU, C=256, C_s=128, N = 98 ... 25,088
     python scripts/bench_nonlocal.py --device cuda --channels 1024
     python scripts/bench_nonlocal.py --quick              # small sizes, a minute on 2 cores
+    python scripts/bench_nonlocal.py --kinds nl --snl-filters cayley arma_exact --repeats 1
+    python scripts/bench_nonlocal.py --large-only         # linear paths at N = 200,704 (64x56x56)
     python scripts/bench_nonlocal.py --spectral           # srb / bat variants vs nl and linear snl
                                                           # at the res3/res4 maps of r3d50 / i3d_r50
                                                           # (16x112²) and at N = 6,272 and 25,088
+
+The spectral family's `snl` filters (--snl-filters, default all of
+snl_video.benchmarking.SNL_FILTER_VARIANTS) are measured on the dense and the linear path
+with their ratio to the linear first-order SNL of the same run. --large (or --large-only)
+adds one forward+backward of the linear SNL (order 1) and of each filter at N = 200,704,
+each in a fresh process, with its time and peak memory (CUDA peak, or peak RSS growth).
 
 Prints a Markdown table (time, memory, ratio to NL, SNL dense/linear ratios) and writes it
 with the raw rows to --out (JSON + Markdown). Memory is the CUDA peak on a GPU and the
@@ -25,7 +33,14 @@ from pathlib import Path
 
 import torch
 
-from snl_video.benchmarking import bench_nonlocal, bench_snl_operator, bench_spectral_family, format_table
+from snl_video.benchmarking import (
+    SNL_FILTER_VARIANTS,
+    bench_nonlocal,
+    bench_one_large,
+    bench_snl_operator,
+    bench_spectral_family,
+    format_table,
+)
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
 # (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).
@@ -75,12 +90,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kinds", nargs="+", default=list_nonlocal_kinds("graph"), choices=list_nonlocal_kinds("graph"))
     p.add_argument("--quick", action="store_true", help="N up to 6,272 only")
     p.add_argument("--max-dense-nodes", type=int, default=None, help="skip O(N^2) kinds above this N")
+    p.add_argument("--max-nodes", type=int, default=None, help="only map sizes with N up to this")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("runs/bench_nonlocal"))
+    p.add_argument("--snl-filters", nargs="*", default=list(SNL_FILTER_VARIANTS), choices=list(SNL_FILTER_VARIANTS),
+                   help="snl filters measured dense and linear, against linear SNL order 1 (default: all)")
+    p.add_argument("--large", action="store_true", help="also the linear paths at N = 200,704 (64x56x56)")
+    p.add_argument("--large-only", action="store_true", help="only the N = 200,704 linear-path runs")
+    p.add_argument("--large-one", default=None, help=argparse.SUPPRESS)  # internal: one large run, JSON out
     p.add_argument("--spectral", action="store_true", help="srb / bat vs nl and linear snl (SPECTRAL_MAPS)")
     p.add_argument("--maps", nargs="+", default=None, help="with --spectral: only these map names (e.g. 'r3d50 res4')")
     return p.parse_args(argv)
+
+
+LARGE_SHAPE = (64, 56, 56)  # res2 of a 64-frame 224x224 clip: N = 200,704
+
+
+def large_variants(filters: list[str]) -> dict[str, dict]:
+    return {"snl_linear": {"impl": "linear"},
+            **{f"snl_{n}_linear": {**SNL_FILTER_VARIANTS[n], "impl": "linear"} for n in filters}}
+
+
+def run_large(args: argparse.Namespace) -> str:
+    """Each large run in a fresh interpreter (its peak RSS is then its own)."""
+    import subprocess
+
+    rows = []
+    for label in large_variants(args.snl_filters):
+        cmd = [sys.executable, __file__, "--large-one", label, "--device", args.device,
+               "--channels", str(args.channels), "--snl-filters", *args.snl_filters]
+        if args.inter_channels:
+            cmd += ["--inter-channels", str(args.inter_channels)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        print(f"large run: {label} ...", flush=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            rows.append({"kind": label, "skipped": (done.stderr.strip().splitlines() or ["failed"])[-1][:80]})
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["kind"] = label
+        row["peak_gib"] = row["peak_bytes"] / 2**30
+        row["within_4_gib"] = "yes" if row["peak_bytes"] < 4 * 2**30 else "NO"
+        if "saved_bytes" in row:
+            row["saved_gib"] = row["saved_bytes"] / 2**30
+        rows.append(row)
+    base = next((r for r in rows if r["kind"] == "snl_linear" and "time_s" in r), None)
+    for r in rows:
+        if base is not None and "time_s" in r:
+            r["time_vs_snl_linear"] = r["time_s"] / base["time_s"]
+    title = (f"Linear paths at N = {LARGE_SHAPE[0] * LARGE_SHAPE[1] * LARGE_SHAPE[2]:,} ({'x'.join(map(str, LARGE_SHAPE))}), "
+             f"C={args.channels}, C_s={args.inter_channels or args.channels // 2}, one forward+backward each "
+             f"(fresh process), memory = {rows[0].get('memory_kind', '?') if rows else '?'}")
+    table = format_table(rows, [("kind", "kind", ""), ("time_s", "fwd+bwd s", ".1f"),
+                                ("time_vs_snl_linear", "time / SNL linear", ".2f"), ("peak_gib", "peak GiB", ".2f"),
+                                ("saved_gib", "saved for backward GiB", ".2f"), ("within_4_gib", "< 4 GiB", "")])
+    text = f"{title}\n\n{table}"
+    print(f"\n{text}")
+    return text
 
 
 def run_spectral(args: argparse.Namespace) -> int:
@@ -117,9 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.large_one:
+        options = large_variants(args.snl_filters)[args.large_one]
+        row = bench_one_large("snl", options, shape=LARGE_SHAPE, channels=args.channels,
+                              inter_channels=args.inter_channels or args.channels // 2, device=args.device)
+        print(json.dumps(row))
+        return 0
     if args.spectral:
         return run_spectral(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.large_only:
+        text = run_large(args)
+        tmp = args.out / "bench_nonlocal_large.md.tmp"
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.out / "bench_nonlocal_large.md")
+        print(f"\nwritten: {args.out}/bench_nonlocal_large.md")
+        return 0
     partial = args.out / "bench_nonlocal.partial.jsonl"
     partial.write_text("")
 
@@ -127,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         with partial.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
+    shapes = [s for s in (QUICK_SHAPES if args.quick else FULL_SHAPES)
+              if args.max_nodes is None or s[0] * s[1] * s[2] <= args.max_nodes]
     rows = bench_nonlocal(
         kinds=args.kinds,
-        shapes=QUICK_SHAPES if args.quick else FULL_SHAPES,
+        shapes=shapes,
         channels=args.channels,
         inter_channels=args.inter_channels,
         device=args.device,
@@ -137,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         max_dense_nodes=args.max_dense_nodes,
         on_row=keep,
+        snl_filters=args.snl_filters,
     )
     for r in rows:
         if "memory_bytes" in r:
@@ -148,11 +232,24 @@ def main(argv: list[str] | None = None) -> int:
         f"C_s={args.inter_channels or args.channels // 2}, {args.dtype}, {device_name}; "
         f"memory = {rows[0].get('memory_kind', '?')}"
     )
-    table = format_table(rows, COLUMNS)
+    base_rows = [r for r in rows if not (r["kind"].startswith("snl_") and r["kind"] not in ("snl_dense", "snl_linear",
+                                                                                            "snl_a1", "snl_a2"))]
+    table = format_table(base_rows, COLUMNS)
     print(f"\n{title}\n\n{table}")
+    if args.snl_filters:
+        filter_rows = [r for r in rows if r["kind"] == "snl_linear" or r["kind"].startswith(
+            tuple(f"snl_{n}_" for n in args.snl_filters))]
+        filter_title = ("SNL filters (spectral family), dense and linear path, against the linear first-order SNL "
+                        "of the same run")
+        filter_table = format_table(filter_rows, [
+            ("kind", "kind", ""), ("N", "N", ",d"), ("time_ms", "fwd+bwd ms", ".1f"), ("memory_mb", "memory MB", ".1f"),
+            ("time_vs_snl_linear", "time / SNL linear", ".2f"), ("memory_vs_snl_linear", "memory / SNL linear", ".2f"),
+        ])
+        print(f"\n{filter_title}\n\n{filter_table}")
+        table = f"{table}\n\n{filter_title}\n\n{filter_table}"
     cs = args.inter_channels or args.channels // 2
     op_rows = bench_snl_operator(
-        shapes=QUICK_SHAPES if args.quick else FULL_SHAPES,
+        shapes=shapes,
         inter_channels=cs,
         device=args.device,
         dtype=getattr(torch, args.dtype),
@@ -187,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.out / name)
     partial.unlink()
     print(f"\nwritten: {args.out}/bench_nonlocal.md, bench_nonlocal.json")
+    if args.large:
+        text = run_large(args)
+        tmp = args.out / "bench_nonlocal_large.md.tmp"
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.out / "bench_nonlocal_large.md")
     return 0
 
 

@@ -125,7 +125,20 @@ def available_memory_bytes(device: torch.device) -> int:
 # saves ~1.3 (NL, NS, DNL) or ~3.3 (dense SNL) of them (saved_tensor_bytes at small N),
 # and the backward creates about two more transient ones. Used to skip sizes that
 # cannot fit instead of being killed by the OOM killer.
-DENSE_MATRICES_ALIVE = {"snl": 6, "default": 4}
+DENSE_MATRICES_ALIVE = {"snl": 6, "default": 4, "snl_filter": 10}
+
+#: The spectral family's `snl` filters measured by `bench_nonlocal(snl_filters=...)`, each on
+#: the dense and the linear path (rows `snl_<name>_dense`, `snl_<name>_linear`).
+SNL_FILTER_VARIANTS: dict[str, dict[str, Any]] = {
+    "order3": {"order": 3},
+    "cayley": {"filter": "cayley"},
+    "cayley_jacobi": {"filter": "cayley", "solver": "jacobi"},
+    "cayley_official": {"filter": "cayley_official"},
+    "arma": {"filter": "arma"},
+    "arma_exact": {"filter": "arma", "solver": "exact", "feedback": "diagonal", "activation_inner": "none"},
+}
+#: Per-channel dense solves cost O(C_s·N³): the dense ARMA-exact row stops here.
+MAX_DENSE_PER_CHANNEL_SOLVE_NODES = 1568
 
 
 def bench_nonlocal(
@@ -141,6 +154,7 @@ def bench_nonlocal(
     max_dense_nodes: int | None = None,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    snl_filters: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Forward+backward time and memory of each non-local kind at each map size.
 
@@ -149,18 +163,29 @@ def bench_nonlocal(
     (recorded as skipped, not silently dropped), and so are sizes whose N×N matrices
     would not fit in the free memory. ``on_row`` sees each measurement as it is taken
     (e.g. to append it to a file, so a long run that is killed keeps what it measured).
-    Returns one dict per (kind, shape).
+    ``snl_filters`` (names of :data:`SNL_FILTER_VARIANTS`) adds each of those ``snl``
+    filters on both paths, with ``time_vs_snl_linear`` / ``memory_vs_snl_linear``: the
+    ratio to the linear first-order SNL measured in the same run (``snl`` is then
+    measured too, as that baseline). Returns one dict per (kind, shape).
     """
     from tqdm.auto import tqdm
 
     dev = torch.device(device)
     cs = inter_channels or channels // 2
     variants: list[tuple[str, str, dict[str, Any]]] = []
+    unknown = sorted(set(snl_filters) - set(SNL_FILTER_VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown snl filter variant(s) {unknown}; valid: {', '.join(SNL_FILTER_VARIANTS)}")
+    if snl_filters and "snl" not in kinds:
+        kinds = [*kinds, "snl"]
     for kind in kinds:
         if kind == "snl":
             variants += [("snl_dense", "snl", {"impl": "dense"}), ("snl_linear", "snl", {"impl": "linear"})]
         else:
             variants.append((kind, kind, {}))
+    for name in snl_filters:
+        for impl in ("dense", "linear"):
+            variants.append((f"snl_{name}_{impl}", "snl", {**SNL_FILTER_VARIANTS[name], "impl": impl}))
     shapes = list(shapes)
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(shapes) * len(variants), disable=not progress, desc="non-local bench")
@@ -175,7 +200,13 @@ def bench_nonlocal(
                 rows.append({**row, "skipped": f"N > max_dense_nodes={max_dense_nodes}"})
                 bar.update()
                 continue
+            if quadratic and name_is_per_channel_dense(label) and nodes > MAX_DENSE_PER_CHANNEL_SOLVE_NODES:
+                rows.append({**row, "skipped": "O(C_s·N³) per-channel dense solves"})
+                bar.update()
+                continue
             alive = DENSE_MATRICES_ALIVE.get(kind, DENSE_MATRICES_ALIVE["default"])
+            if len(options) > 1:
+                alive = DENSE_MATRICES_ALIVE["snl_filter"]
             need = alive * batch * nodes * nodes * torch.finfo(dtype).bits // 8
             if quadratic and need > 0.8 * available_memory_bytes(dev):
                 rows.append({**row, "skipped": f"needs ~{need / 2**30:.0f} GiB for N×N matrices"})
@@ -213,7 +244,82 @@ def bench_nonlocal(
                 r["dense_over_linear_time"] = dense["time_ms"] / r["time_ms"]
                 r["dense_over_linear_memory"] = dense["memory_bytes"] / max(r["memory_bytes"], 1)
             r["auto_picks"] = resolve_impl("auto", r["N"], cs)
+        base = by_key.get(("snl_linear", r["N"]))
+        if snl_filters and base is not None and "time_ms" in base:
+            r["time_vs_snl_linear"] = r["time_ms"] / base["time_ms"]
+            r["memory_vs_snl_linear"] = r["memory_bytes"] / max(base["memory_bytes"], 1)
     return rows
+
+
+def name_is_per_channel_dense(label: str) -> bool:
+    """Rows whose dense path solves one N×N system per channel (ARMA's exact fixed point)."""
+    return label.startswith("snl_arma_exact") and label.endswith("_dense")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux ``VmHWM``), 0 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 0
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now (Linux ``VmRSS``), 0 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 0
+
+
+def bench_one_large(
+    kind: str,
+    options: dict[str, Any],
+    *,
+    shape: tuple[int, int, int] = (64, 56, 56),
+    channels: int = 256,
+    inter_channels: int = 128,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """One forward+backward of one block at a large map (default N = 200,704), timed once.
+
+    Memory: on CUDA the allocator's peak above the input; on CPU the process's peak RSS
+    growth over the step (run it in a fresh process so earlier work does not hide it) and
+    the bytes autograd saves. Meant for the linear path only.
+    """
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    block = build_nonlocal(kind, channels, inter_channels=inter_channels, **options).to(dev)
+    with torch.no_grad():
+        block.out_norm.weight.fill_(1.0)
+    x = torch.randn(1, channels, *shape, device=dev, requires_grad=True)
+    row: dict[str, Any] = {"kind": kind, "options": options, "N": shape[0] * shape[1] * shape[2], "C": channels,
+                           "C_s": inter_channels}
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+    else:
+        base = current_rss_bytes()
+    t0 = time.perf_counter()
+    block(x).float().sum().backward()
+    _synchronize(dev)
+    row["time_s"] = time.perf_counter() - t0
+    if dev.type == "cuda":
+        row["peak_bytes"], row["memory_kind"] = torch.cuda.max_memory_allocated(dev) - base, "cuda_peak"
+    else:
+        row["peak_bytes"], row["memory_kind"] = peak_rss_bytes() - base, "peak_rss_growth"
+        x.grad = None
+        row["saved_bytes"] = saved_tensor_bytes(lambda: block(x))
+    return row
 
 
 def bench_snl_operator(

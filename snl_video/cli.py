@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.make_synthetic",
     "snl_video.commands.download",
     "snl_video.commands.profile",
+    "snl_video.commands.spectrum",
 )
 
 logger = logging.getLogger("snl_video")

@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a non-local kind (paper placement: res4, before its last block) or a JSON placement spec, "
         'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\'',
     )
+    p.add_argument(
+        "--model-option",
+        dest="model_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option (repeatable; VALUE read as YAML), e.g. --model-option lfu=true --model-option ratio_global=0.5",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=run)
 
@@ -44,6 +52,18 @@ def _parse_nonlocal(text: str | None) -> object:
         raise ValueError(f"--nonlocal is not valid JSON ({exc}): {text!r}") from None
 
 
+def _parse_model_options(items: list[str]) -> dict[str, object]:
+    import yaml
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-option takes KEY=VALUE (e.g. lfu=true), got {item!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
@@ -52,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if spec is not None:  # size-bound blocks (srb lo / spectrum_relu, bat checks) see this clip's maps
         spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
         spec.setdefault("input_size", [args.frames, args.size, args.size])
-    model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
+    options = _parse_model_options(getattr(args, "model_options", []) or [])
+    model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec, **options)
     shape = (1, 3, args.frames, args.size, args.size)
     profile = profile_model(model, input_shape=shape)
     result = {
@@ -61,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": args.frames,
         "size": args.size,
         "nonlocal": given,
+        "model_options": options,
         **profile.to_dict(),
     }
     if args.json:
@@ -80,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         f"  MACs (Table 7)   {profile.macs_table7 / 1e9:8.2f} G   (non-local {profile.macs_nonlocal_table7 / 1e9:.3f} G;"
         f" convs + fc + 2 x {profile.norm_elements / 1e6:.2f} M norm elements, no affinity products)"
     )
+    if profile.macs_solves:
+        print(
+            f"  MACs (solves)    {profile.macs_solves / 1e9:8.3f} G   (linear solves of the rational filters, "
+            "n^3/3 + n^2 k per n x n system; in the counter's total, not in Table 7's)"
+        )
+
     if profile.macs_fft:
         print(f"  FFTs             {profile.macs_fft / 1e9:8.3f} G   (estimate, 2.5 n log2 n per complex n-point "
               "transform; in neither count above, as in the papers)")

@@ -11,13 +11,28 @@
   res2. Head dropout 0.5.
 * ``r3d_18``, ``mc3_18``, ``r2plus1d_18``: torchvision's video ResNets (basic blocks;
   3×3×3, mixed 3×3×3 then 1×3×3, and (2+1)D convs).
+* ``ffc_c2d_r50``, ``ffc_i3d_r50``, ``ffc_r3d50``: the C2D / I3D / Hara R50 trunks with every
+  residual conv an FFC (Chi et al., NeurIPS 2020): global share 0 → α in res2, α → α in
+  res3–res4, α → 0 in res5 (the released ImageNet FFC-ResNet's split); see :mod:`.ffc`.
+* ``bat_c2d_r50``, ``bat_i3d_r50``: BAT-Video-Classification's C2D / I3D ResNet-50 (Chi et
+  al., CVPR 2020): the pytorchvideo layout, but the stem max-pool has no padding and the
+  head average-pools (T, 7, 7) windows at stride 1 and averages their scores.
 """
 
 from __future__ import annotations
 
-from .resnet3d import ConvSpec, ResNet3DSpec, StageSpec, StemSpec
+import dataclasses
 
-__all__ = ["hara_resnet", "pytorchvideo_resnet50", "torchvision_video_resnet18", "HARA_DEPTHS"]
+from .resnet3d import ConvSpec, FourierSpec, ResNet3DSpec, StageSpec, StemSpec
+
+__all__ = [
+    "hara_resnet",
+    "pytorchvideo_resnet50",
+    "torchvision_video_resnet18",
+    "ffc_resnet",
+    "bat_resnet50",
+    "HARA_DEPTHS",
+]
 
 # depth → (block, blocks per stage), from the 3D-ResNets-PyTorch `generate_model`.
 HARA_DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -132,3 +147,45 @@ def torchvision_video_resnet18(variant: str, *, dropout: float = 0.0) -> ResNet3
             StageSpec(depth=2, width=width, stride=(1, 1, 1) if i == 0 else stride, conv_patterns=((conv, conv),))
         )
     return ResNet3DSpec(block="basic", stem=stem, stages=tuple(stages), dropout=dropout, family="torchvision")
+
+
+def ffc_resnet(base: ResNet3DSpec, *, ratio_global: float = 0.25, lfu: bool = False, fft: str = "2d") -> ResNet3DSpec:
+    """``base`` (a bottleneck ResNet) with every residual conv replaced by an FFC.
+
+    ``ratio_global`` (α) is the global share of the channels: res2 goes 0 → α, res3 and res4
+    α → α, res5 α → 0 (its first block takes the global part in; the head sees only local
+    channels), as pkumivision/FFC's ``FFCResNet``. ``lfu`` adds the local Fourier unit; ``fft``
+    is ``"2d"`` (per frame) or ``"3d"`` (over T, H, W).
+    """
+    if base.block != "bottleneck":
+        raise ValueError(f"FFC backbones need bottleneck blocks, {base.family or 'this'} backbone has {base.block!r}")
+    if isinstance(ratio_global, bool) or not isinstance(ratio_global, (int, float)) or not 0 < ratio_global < 1:
+        raise ValueError(f"ratio_global must be a number in (0, 1) (the published FFC-C2D uses 0.25), got {ratio_global!r}")
+    if not isinstance(lfu, bool):
+        raise ValueError(f"lfu must be true or false, got {lfu!r}")
+    if fft not in ("2d", "3d"):
+        raise ValueError(f"fft must be '2d' (per-frame FFT) or '3d' (FFT over T, H, W), got {fft!r}")
+    a = float(ratio_global)
+    ratios = ((0.0, a), (a, a), (a, a), (a, 0.0))
+    stages = tuple(dataclasses.replace(s, global_ratio=r) for s, r in zip(base.stages, ratios))
+    return dataclasses.replace(
+        base, stages=stages, fourier=FourierSpec(lfu=lfu, fft=fft), family=f"ffc-{base.family}"  # type: ignore[arg-type]
+    )
+
+
+def bat_resnet50(variant: str, *, dropout: float = 0.5) -> ResNet3DSpec:
+    """BAT-Video-Classification's ``c2d_resnet50`` / ``i3d_resnet50`` (``variant`` c2d, i3d).
+
+    Same convs as pytorchvideo's C2D / I3D R50 (stem 1×7×7 / 5×7×7, temporal kernels
+    ``[0,0,0] [0,0,0,0] ...`` / ``[1,1,1] [1,0,1,0] [1,0,1,0,1,0] [0,1,0]``, temporal max-pool
+    by 2 after res2), but the stem max-pool 1×3×3 / (1,2,2) has **no padding** (a 224² input
+    gives 55² after it, not 56²) and the head average-pools (T, 7, 7) windows at stride 1,
+    applies dropout and ``fc`` (a 1×1×1 conv there) to each and averages the scores: global
+    pooling on a 7×7 map (224² input), a non-uniform average on larger maps (their fully
+    convolutional 256² test); on maps smaller than 7 (112² input: 4×4) it pools globally.
+    """
+    if variant not in ("c2d", "i3d"):
+        raise ValueError(f"BAT ResNet-50 variant must be c2d or i3d, got {variant!r}")
+    base = pytorchvideo_resnet50(variant, dropout=dropout)
+    stem = dataclasses.replace(base.stem, pool_padding=(0, 0, 0))
+    return dataclasses.replace(base, stem=stem, head_window=(7, 7), family="bat")

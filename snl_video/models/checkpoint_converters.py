@@ -28,6 +28,17 @@ own keys, so one converter serves every model of a family):
 * ``slowfast`` (PySlowFast ``.pyth``): ``s1.pathway0_stem.conv/bn`` → ``conv1``/``bn1``,
   ``sS.pathway0_resJ.branch2.{a,b,c}`` / ``{a,b,c}_bn`` → ``layer{S-1}.J.conv/bn{1,2,3}``,
   ``branch1`` / ``branch1_bn`` → ``downsample.0`` / ``.1``, ``head.projection`` → ``fc``.
+* ``ffc`` (pkumivision/FFC ImageNet ``ffc_resnet50``, ``main.py``'s container
+  ``{'epoch', 'arch', 'state_dict', 'best_acc1', 'optimizer'}``, DataParallel ``module.``
+  prefix): the FFC backbones keep the released module names, so the keys map one-to-one
+  (prefix stripped by the detector; the optimizer state and ``best_acc1`` are ignored); the
+  2-D kernels are inflated by the generic loader.
+* ``bat_video`` (BA-Transform/BAT-Video-Classification, ``{'state_dict': ...}``): the
+  backbone keys are ours already; ``fc.weight`` of their 1×1×1 Conv3d head
+  ``(K, 2048, 1, 1, 1)`` becomes the Linear's ``(K, 2048)``; their blocks ``layerX.nlJ.<rest>``
+  (inside the stage, after residual block J) become ``nonlocal_blocks.layerX_after_J.<rest>``
+  (snl_video's ``bat`` block keeps the released inner names ``conv1``, ``batransform.*``,
+  ``conv2``).
 * ``caffe2`` (``.pkl`` blobs): ``conv1_w``, ``res_conv1_bn_{s,b,rm,riv}``,
   ``resS_J_branch2{a,b,c}_w`` / ``_bn_*``, ``resS_J_branch1_w`` / ``_bn_*``, ``pred_w`` /
   ``pred_b``; BN ``_s``/``_b``/``_rm``/``_riv`` → ``weight``/``bias``/``running_mean``/
@@ -57,6 +68,8 @@ __all__ = [
     "convert_mmaction2",
     "convert_slowfast",
     "convert_caffe2",
+    "convert_ffc",
+    "convert_bat_video",
     "check_nonlocal_keys",
     "register_checkpoint_converters",
 ]
@@ -189,6 +202,27 @@ def convert_caffe2(state: Mapping[str, Tensor]) -> StateDict:
     return out
 
 
+def convert_ffc(state: Mapping[str, Tensor]) -> StateDict:
+    """pkumivision/FFC keys → FFC backbone keys: the same names, ``module.`` dropped if every key has it."""
+    return {key.removeprefix("module.") if all(k.startswith("module.") for k in state) else key: value
+            for key, value in state.items()}
+
+
+def convert_bat_video(state: Mapping[str, Tensor]) -> StateDict:
+    """BAT-Video-Classification keys → ``bat_c2d_r50`` / ``bat_i3d_r50`` keys (see the module docstring)."""
+    out: StateDict = {}
+    for key, value in state.items():
+        new = key.removeprefix("module.")
+        if new == "fc.weight" and value.dim() == 5:
+            if tuple(value.shape[2:]) != (1, 1, 1):
+                raise WeightsLoadError(f"BAT checkpoint head fc.weight has shape {tuple(value.shape)}, expected (K, C, 1, 1, 1)")
+            value = value.reshape(value.shape[0], value.shape[1])
+        elif m := re.fullmatch(r"(layer\d)\.nl(\d+)\.(.+)", new):
+            new = f"nonlocal_blocks.{m[1]}_after_{m[2]}.{m[3]}"
+        _put(out, new, value, key)
+    return out
+
+
 def check_nonlocal_keys(
     state: Mapping[str, Tensor], *, model_keys: set[str], model_blocks: list[str], ignored: set[str], fmt: str
 ) -> None:
@@ -226,6 +260,8 @@ _CONVERTERS = {
     "mmaction2": convert_mmaction2,
     "slowfast": convert_slowfast,
     "caffe2": convert_caffe2,
+    "ffc": convert_ffc,
+    "bat_video": convert_bat_video,
 }
 
 

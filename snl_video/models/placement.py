@@ -175,7 +175,9 @@ def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[s
         for index, block in enumerate(getattr(probe, stage)):
             key = ResNet3D.nonlocal_key(stage, index)
             handles.append(
-                block.register_forward_hook(lambda m, i, o, key=key: sizes.__setitem__(key, tuple(o.shape[2:])))
+                block.register_forward_hook(  # FFC blocks return (local, global) pairs of one map size
+                    lambda m, i, o, key=key: sizes.__setitem__(key, tuple((o[0] if isinstance(o, tuple) else o).shape[2:]))
+                )
             )
     try:
         with torch.no_grad():

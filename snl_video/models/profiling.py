@@ -13,7 +13,7 @@ Two conventions are reported, because the paper's Table 7 uses the older one:
   convs, ``fc`` and the non-local blocks' 1×1×1 projections (computed as ``mm``) as
   above, plus 2 operations per BatchNorm/GroupNorm output element (normalise, then
   scale-and-shift), and *no* affinity products (a module-hook counter never sees the
-  ``torch.bmm`` calls that build and apply ``A``). For ``r3d50`` at 16×112×112 and 400 classes this is
+  ``torch.bmm`` calls that build and apply ``A``), and no linear solves. For ``r3d50`` at 16×112×112 and 400 classes this is
   10.069 G (convs + fc) + 2 × 16.96 M (BN elements) = 10.103 G ≈ 10.10 G; a res4
   SNL adds 0.257 G of 1×1×1 convs, an NL 0.206 G (affinity products, 0.010 G, left out).
   For the transform-domain blocks (``srb``, ``bat``) the same module-hook view keeps
@@ -40,6 +40,21 @@ logger = logging.getLogger(__name__)
 
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
 _AFFINITY_OPS = frozenset({"bmm", "baddbmm"})
+# Linear solves of the rational filters (Cayley, ARMA): counted by `_solve_flop` below and
+# reported on their own line, outside both the affinity products and the Table 7 count.
+_SOLVE_OPS = frozenset({"_linalg_solve_ex"})
+
+
+def _solve_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs (2 × MACs) of ``solve(A, B)``: LU ``n³/3`` MACs + two triangular solves ``n²·k``, per matrix."""
+    n = a_shape[-1]
+    k = b_shape[-1] if len(b_shape) == len(a_shape) else 1
+    batch = 1
+    for d in b_shape[:-2] if len(b_shape) == len(a_shape) else b_shape[:-1]:
+        batch *= d
+    return 2 * batch * (n**3 // 3 + n * n * k)
+
+
 _FFT_OPS = frozenset({"_fft_r2c", "_fft_c2r", "_fft_c2c"})
 
 
@@ -86,6 +101,8 @@ class ModelProfile:
     nonlocal_keys: list[str] = field(default_factory=list)
     #: FFTs (SRB, FFC), not in ``macs`` nor ``macs_table7``; estimate, see the module doc.
     macs_fft: int = 0
+    macs_solves: int = 0
+    macs_nonlocal_solves: int = 0
 
     @property
     def params_backbone(self) -> int:
@@ -102,7 +119,9 @@ def count_macs(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, d
     plus ``"Global"``); each module's counts include its children's. FFTs are listed there
     (``_fft_r2c``, ``_fft_c2r``, ``_fft_c2c``) but not in the returned total.
     """
-    counter = FlopCounterMode(display=False, custom_mapping=_fft_mapping())
+    counter = FlopCounterMode(
+        display=False, custom_mapping={**_fft_mapping(), torch.ops.aten._linalg_solve_ex: _solve_flop}
+    )
     with counter, torch.no_grad():
         model(inputs)
     per_module = {
@@ -154,12 +173,13 @@ def profile_model(
     keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
     from ..nonlocal_blocks import NonLocalBlock
 
-    macs_nl = macs_nl_conv = norm_nl = transform_products = 0
+    macs_nl = macs_nl_conv = norm_nl = transform_products = macs_nl_solves = 0
     for key in keys:
         ops = {op: v for op, v in per_module.get(f"{root}.nonlocal_blocks.{key}", {}).items() if op not in _FFT_OPS}
         macs_nl += sum(ops.values())
+        macs_nl_solves += sum(v for op, v in ops.items() if op in _SOLVE_OPS)
         if isinstance(nonlocal_blocks[key], NonLocalBlock):
-            macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS)
+            macs_nl_conv += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS and op not in _SOLVE_OPS)
         else:  # srb / bat: only their convs (their P X Q products are functional)
             macs_nl_conv += ops.get("convolution", 0)
             transform_products += sum(v for op, v in ops.items() if op not in _AFFINITY_OPS and op != "convolution")
@@ -169,7 +189,8 @@ def profile_model(
     # Table 7 convention: every conv / linear product (the non-local blocks compute their
     # 1×1×1 projections as matrix products, `mm`), 2 ops per norm output element, and no
     # batched affinity products (`bmm`), which a module-hook counter never sees.
-    conv_linear = macs - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS) - transform_products
+    solves = sum(v for op, v in by_op.items() if op in _SOLVE_OPS)
+    conv_linear = macs - solves - sum(v for op, v in by_op.items() if op in _AFFINITY_OPS) - transform_products
     params_nl = sum(p.numel() for p in nonlocal_blocks.parameters()) if keys else 0
     return ModelProfile(
         params=sum(p.numel() for p in model.parameters()),
@@ -180,6 +201,8 @@ def profile_model(
         macs_nonlocal_table7=macs_nl_conv + 2 * norm_nl,
         macs_by_op=dict(by_op),
         norm_elements=norm_total,
+        macs_solves=solves,
+        macs_nonlocal_solves=macs_nl_solves,
         input_shape=list(input_shape),
         nonlocal_keys=keys,
         macs_fft=macs_fft,

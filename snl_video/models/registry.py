@@ -13,7 +13,7 @@ import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -119,6 +119,11 @@ def build_model(
         )
     model = ResNet3D(entry.make_spec(**kw), num_classes=num_classes)
     model.load_report = None  # type: ignore[attr-defined]
+    weights_entry = _registry_entry(pretrained)
+    if nonlocal_blocks is None and weights_entry is not None and weights_entry.nonlocal_blocks is not None:
+        # A registry checkpoint that holds non-local blocks (BAT-Video-Classification's) places them.
+        logger.info("%s: placing its non-local blocks %s", weights_entry.name, dict(weights_entry.nonlocal_blocks))
+        nonlocal_blocks = dict(weights_entry.nonlocal_blocks)
     if nonlocal_blocks is not None:
         insert_nonlocal_blocks(model, nonlocal_blocks)
     if pretrained is not None:
@@ -146,7 +151,7 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
     """``kw`` plus the model options a registry checkpoint needs (e.g. ``shortcut="A"``);
     an option given with another value is an error naming both."""
     entry = _registry_entry(pretrained)
-    if entry is None or not entry.model_options or entry.architecture != name:
+    if entry is None or not entry.model_options or name not in (entry.architecture, *entry.also_fits):
         return kw
     out = dict(kw)
     for key, value in entry.model_options:
@@ -184,7 +189,7 @@ def load_backbone_weights(
     entry = _registry_entry(source)
     if entry is not None and model_name is not None:
         recorded = entry.architecture
-        if recorded != model_name:
+        if model_name not in (recorded, *entry.also_fits):
             raise WrongArchitectureError(
                 f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
                 f"set model.name={recorded} (Python: build_model({recorded!r}, ...)) or pick weights made for "
@@ -204,6 +209,13 @@ def load_backbone_weights(
         if mine == theirs:
             return
         spec = getattr(model, "spec", None)
+        if getattr(spec, "fourier", None) is not None:
+            own_lfu, their_lfu = (any(".lfu." in k for k in sig) for sig in (mine, theirs))
+            if own_lfu != their_lfu:
+                raise WeightsLoadError(
+                    f"{detected.source} {'has' if their_lfu else 'has no'} local Fourier units, but the model was "
+                    f"built with lfu={own_lfu}: build it with lfu={their_lfu} (config: model.options: {{lfu: {str(their_lfu).lower()}}})"
+                )
         shortcut = getattr(spec, "shortcut", None)
         own_ds = any(".downsample." in k for k in mine)
         their_ds = any(".downsample." in k for k in theirs)
@@ -315,9 +327,38 @@ def _register_torchvision(variant: str) -> None:
     )(make_spec)
 
 
+_FFC = "Chi, Jiang, Mu, NeurIPS 2020 (pkumivision/FFC, model_zoo/ffc.py, ffc_resnet.py), on the {} trunk"
+
+
+def _register_ffc(name: str, trunk: Callable[[], ResNet3DSpec], trunk_name: str) -> None:
+    def make_spec(*, ratio_global: float = 0.25, lfu: bool = False, fft: Literal["2d", "3d"] = "2d") -> ResNet3DSpec:
+        return arch.ffc_resnet(trunk(), ratio_global=ratio_global, lfu=lfu, fft=fft)
+
+    make_spec.__qualname__ = name
+    make_spec.__doc__ = f"FFC ResNet-50 on the {trunk_name} trunk (global share ratio_global, lfu, fft 2d|3d)."
+    register_model(name, family="ffc", reference=_FFC.format(trunk_name))(make_spec)
+
+
+def _register_bat(variant: str) -> None:
+    def make_spec(*, dropout: float = 0.5) -> ResNet3DSpec:
+        return arch.bat_resnet50(variant, dropout=dropout)
+
+    make_spec.__qualname__ = f"bat_{variant}_r50"
+    register_model(
+        f"bat_{variant}_r50",
+        family="bat",
+        reference=f"Chi et al., CVPR 2020 (BA-Transform/BAT-Video-Classification, models/resnet.py {variant}_resnet50)",
+    )(make_spec)
+
+
 for _depth in arch.HARA_DEPTHS:
     _register_hara(_depth)
 for _variant in ("i3d", "slow", "c2d"):
     _register_pytorchvideo(_variant)
 for _variant in ("r3d", "mc3", "r2plus1d"):
     _register_torchvision(_variant)
+_register_ffc("ffc_c2d_r50", lambda: arch.pytorchvideo_resnet50("c2d"), "c2d_r50")
+_register_ffc("ffc_i3d_r50", lambda: arch.pytorchvideo_resnet50("i3d"), "i3d_r50")
+_register_ffc("ffc_r3d50", lambda: arch.hara_resnet(50), "r3d50")
+for _variant in ("c2d", "i3d"):
+    _register_bat(_variant)

@@ -23,12 +23,15 @@ import logging
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .ffc import FFCBottleneck3D
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConvSpec", "StemSpec", "StageSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
+__all__ = ["ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
 
 Triple = tuple[int, int, int]
 STAGE_NAMES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
@@ -77,6 +80,8 @@ class StageSpec:
             (block ``i`` uses ``conv_patterns[i % len(conv_patterns)]``).
         pool_after: temporal max-pool ``(kernel = stride)`` applied after the stage
             (pytorchvideo's pool after res2 in I3D and C2D), or ``None``.
+        global_ratio: FFC networks only: the share of global channels ``(in, out)`` of the
+            stage's first block (later blocks use ``(out, out)``); see :mod:`.ffc`.
     """
 
     depth: int
@@ -84,9 +89,20 @@ class StageSpec:
     stride: Triple
     conv_patterns: tuple[tuple[ConvSpec, ...], ...]
     pool_after: Triple | None = None
+    global_ratio: tuple[float, float] = (0.0, 0.0)
 
     def convs_of_block(self, index: int) -> tuple[ConvSpec, ...]:
         return self.conv_patterns[index % len(self.conv_patterns)]
+
+
+@dataclass(frozen=True)
+class FourierSpec:
+    """Makes every residual block an FFC bottleneck (:mod:`.ffc`): local Fourier unit on or
+    off, and a per-frame (``"2d"``) or spatio-temporal (``"3d"``) FFT. The channel split is
+    each stage's ``global_ratio``."""
+
+    lfu: bool = False
+    fft: Literal["2d", "3d"] = "2d"
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,13 @@ class ResNet3DSpec:
     #: default), "A" = Hara's parameter-free stride + zero channel padding (the 2017
     #: resnet-18/34 Kinetics checkpoints).
     shortcut: Literal["A", "B"] = "B"
+    #: FFC backbones: every block is an :class:`~.ffc.FFCBottleneck3D` (``None``: plain convs).
+    fourier: FourierSpec | None = None
+    #: ``(h, w)``: the head average-pools ``(T, h, w)`` windows at stride 1, applies dropout
+    #: and ``fc`` to each and averages the scores (BAT-Video-Classification's fully
+    #: convolutional head; on a map smaller than the window, each dimension falls back to its
+    #: full size, i.e. global pooling). ``None``: global average pooling.
+    head_window: tuple[int, int] | None = None
 
     @property
     def expansion(self) -> int:
@@ -114,6 +137,24 @@ class ResNet3DSpec:
 
     def stage_depths(self) -> dict[str, int]:
         return {name: s.depth for name, s in zip(STAGE_NAMES, self.stages)}
+
+
+def _map_pair(fn, x):  # type: ignore[no-untyped-def]
+    """Apply ``fn`` to a map, or to each tensor of an FFC ``(local, global)`` pair."""
+    if isinstance(x, tuple):
+        return tuple(fn(t) if isinstance(t, Tensor) else t for t in x)
+    return fn(x)
+
+
+def _apply_to_pair(block: nn.Module, x):  # type: ignore[no-untyped-def]
+    """Run a non-local block on a map, or on an FFC pair concatenated on channels (split back after)."""
+    if not isinstance(x, tuple):
+        return block(x)
+    x_l, x_g = x
+    if isinstance(x_g, int):
+        return block(x_l), x_g
+    out = block(torch.cat([x_l, x_g], dim=1))
+    return out[:, : x_l.shape[1]], out[:, x_l.shape[1] :]
 
 
 def _padding(kernel: Triple) -> Triple:
@@ -270,16 +311,7 @@ class ResNet3D(nn.Module):
         for name, stage in zip(STAGE_NAMES, spec.stages):
             blocks = []
             for index in range(stage.depth):
-                blocks.append(
-                    ResidualBlock3D(
-                        channels,
-                        stage.width,
-                        convs=stage.convs_of_block(index),
-                        expansion=spec.expansion,
-                        stride=stage.stride if index == 0 else (1, 1, 1),
-                        shortcut=spec.shortcut,
-                    )
-                )
+                blocks.append(self._make_block(spec, stage, index, channels))
                 channels = stage.width * spec.expansion
             self.add_module(name, nn.Sequential(*blocks))
             if stage.pool_after is not None:
@@ -291,6 +323,31 @@ class ResNet3D(nn.Module):
         # Non-local blocks, keyed "<stage>_after_<block index>"; filled by placement.
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
+
+    @staticmethod
+    def _make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: int) -> nn.Module:
+        stride = stage.stride if index == 0 else (1, 1, 1)
+        convs = stage.convs_of_block(index)
+        if spec.fourier is None:
+            return ResidualBlock3D(
+                in_channels, stage.width, convs=convs, expansion=spec.expansion, stride=stride, shortcut=spec.shortcut
+            )
+        if spec.block != "bottleneck" or len(convs) != 3 or any(c.factorized for c in convs):
+            raise ValueError("FFC backbones are built from bottleneck blocks of three plain (not factorized) convs")
+        ratio_in, ratio_out = stage.global_ratio
+        return FFCBottleneck3D(
+            in_channels,
+            stage.width,
+            kernels=(convs[0].kernel, convs[1].kernel, convs[2].kernel),
+            stride=stride,
+            ratio_gin=ratio_in if index == 0 else ratio_out,
+            ratio_gout=ratio_out,
+            lfu=spec.fourier.lfu,
+            fft=spec.fourier.fft,
+            # The released FFCResNet._make_layer: the first block of a stage gets a shortcut
+            # conv when the stride or width changes or the stage input has no global part.
+            downsample=index == 0 and (tuple(stride) != (1, 1, 1) or in_channels != stage.width * 4 or ratio_in == 0),
+        )
 
     def reset_parameters(self) -> None:
         """Kaiming (fan-out) convs, BN at (1, 0), as Hara's and torchvision's code."""
@@ -312,8 +369,13 @@ class ResNet3D(nn.Module):
     def stage_depths(self) -> dict[str, int]:
         return self.spec.stage_depths()
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """The pooled features ``(B, feature_channels)`` before dropout and ``fc``."""
+    def forward_maps(self, x: Tensor) -> Tensor:
+        """The last stage's feature map ``(B, feature_channels, T', H', W')`` (before the head).
+
+        FFC backbones carry ``(local, global)`` pairs between blocks: a non-local block placed
+        there sees both parts concatenated on channels (the stage's full width) and its output
+        is split back; after ``layer4`` only the local part is left (its global ratio is 0).
+        """
         if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
             raise ValueError(
                 f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}"
@@ -326,13 +388,37 @@ class ResNet3D(nn.Module):
                 x = block(x)
                 key = self.nonlocal_key(name, index)
                 if key in self.nonlocal_blocks:
-                    x = self.nonlocal_blocks[key](x)
+                    x = _apply_to_pair(self.nonlocal_blocks[key], x)
             pool = self._pools_after.get(name)
             if pool is not None:
-                x = nn.functional.max_pool3d(x, kernel_size=pool, stride=pool)
+                x = _map_pair(lambda t: nn.functional.max_pool3d(t, kernel_size=pool, stride=pool), x)
+        if isinstance(x, tuple):
+            x_l, x_g = x
+            x = x_l if isinstance(x_g, int) else torch.cat([x_l, x_g], dim=1)
+        return x
+
+    def _head_windows(self, x: Tensor) -> Tensor:
+        """BAT's head: ``(T, h, w)`` average windows at stride 1 (``head_window``), ``(B, C, 1, H', W')``."""
+        assert self.spec.head_window is not None
+        h, w = self.spec.head_window
+        kernel = (x.shape[2], min(h, x.shape[3]), min(w, x.shape[4]))
+        return nn.functional.avg_pool3d(x, kernel_size=kernel, stride=1)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The pooled features ``(B, feature_channels)`` before dropout and ``fc``.
+
+        With a windowed head (``spec.head_window``) these are the windows' mean, so
+        ``fc(forward_features(x))`` equals the mean of the per-window scores (``fc`` is linear).
+        """
+        x = self.forward_maps(x)
+        if self.spec.head_window is not None:
+            return self._head_windows(x).mean(dim=(2, 3, 4))
         return self.avgpool(x).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.spec.head_window is not None:
+            # Dropout acts on every window before fc; fc of the windows' mean = mean of their scores.
+            return self.fc(self.dropout(self._head_windows(self.forward_maps(x))).mean(dim=(2, 3, 4)))
         return self.fc(self.dropout(self.forward_features(x)))
 
     def backbone_state_dict(self) -> dict[str, Tensor]:

@@ -57,6 +57,14 @@ class GraphOperator:
         """The affinity as a ``(B, N, N)`` matrix."""
         raise NotImplementedError
 
+    def diagonal(self) -> Tensor:
+        """The diagonal ``a_ii`` as a ``(B, N)`` tensor (Jacobi iterations need it).
+
+        The default reads it off :meth:`dense`; low-rank operators override it with an
+        ``O(N·r)`` formula.
+        """
+        return self.dense().diagonal(dim1=1, dim2=2)
+
     def row(self, index: int) -> Tensor:
         """Row ``index`` of ``A`` as ``(B, N)``: how node ``index`` weighs every node.
 
@@ -84,6 +92,9 @@ class DenseAffinity(GraphOperator):
 
     def dense(self) -> Tensor:
         return self.matrix
+
+    def diagonal(self) -> Tensor:
+        return self.matrix.diagonal(dim1=1, dim2=2)
 
     def row(self, index: int) -> Tensor:
         return self.matrix[:, index, :]
@@ -197,6 +208,25 @@ class LowRankAffinity(GraphOperator):
         """Row sums of the (symmetrised) unnormalised affinity, shape ``(B, N)``."""
         p, q = self._factors()
         return torch.bmm(p, q.sum(dim=1).unsqueeze(-1)).squeeze(-1)
+
+    def factors(self) -> tuple[Tensor, Tensor]:
+        """``(U, V)`` with ``A = U Vᵀ`` exactly, both ``(B, N, r')`` (``r' = 2r`` if symmetrised).
+
+        Normalisation is folded in (``U = D^-1/2 P``, ``V = D^-1/2 Q`` for SNL, ``V = Q / N``
+        for the count normalisation). Rational filters use them for exact ``O(N·r'²)``
+        Woodbury solves, and the spectrum inspector for the ``r'×r'`` eigenproblem.
+        """
+        p, q = self._factors()
+        if self.normalization == "symmetric":
+            assert self._scale is not None
+            return self._scale * p, self._scale * q
+        if self.normalization == "count":
+            return p, q / self.num_nodes
+        return p, q
+
+    def diagonal(self) -> Tensor:
+        u, v = self.factors()
+        return (u * v).sum(dim=-1)
 
     def matmul(self, z: Tensor) -> Tensor:
         if self.normalization == "symmetric":

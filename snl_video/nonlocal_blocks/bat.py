@@ -49,7 +49,9 @@ class _OpenReLU(nn.Module):
     """ReLU whose gradient at exactly 0 is 1 (see ``blocks._ReLUOpenAtZero``)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ReLUOpenAtZero.apply(x)
+        # The open-at-zero gradient matters only for training; eval uses the plain ReLU
+        # (same values) so the block traces and exports like any other module.
+        return _ReLUOpenAtZero.apply(x) if self.training else F.relu(x)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -92,11 +94,14 @@ class BATransform(nn.Module):
         """The small matrices of input ``xl`` (at least float32): ``p`` ``(B, k, T, s, s)`` with rows
         summing to 1, ``q`` ``(B, k, T, s, s)`` with columns summing to 1 and, if ``tk > 0``,
         ``tm`` ``(B, tk, ts, ts)`` with rows summing to 1."""
-        b, _, t, _, _ = xl.shape
+        b, _, t, h, w = xl.shape
         s, k = self.s, self.k
         o = _conv_bn_relu_forward(self.conv1, xl)
-        rows = F.adaptive_max_pool3d(o, (t, s, 1))
-        cols = F.adaptive_max_pool3d(o, (t, 1, s))
+        # adaptive_max_pool3d(o, (T, s, 1)) and (T, 1, s): with s | H and s | W its bins are
+        # contiguous blocks of H/s rows (W/s columns), so a reshape + amax is the same
+        # function — and one that ONNX export can translate (it has no adaptive pooling).
+        rows = o.reshape(b, k, t, s, (h // s) * w).amax(dim=-1).unsqueeze(-1)
+        cols = o.reshape(b, k, t, h, s, w // s).amax(dim=(3, 5)).unsqueeze(-2)
         # conv output channel k·s² + i·s + j holds entry (i, j) of group k's matrix.
         p = self.conv_p(rows).reshape(b, k, s, s, t).permute(0, 1, 4, 2, 3)
         q = self.conv_q(cols).reshape(b, k, s, s, t).permute(0, 1, 4, 2, 3)
@@ -104,7 +109,8 @@ class BATransform(nn.Module):
         q = _softmax(q, dim=-2)  # each column of Q sums to 1
         tm = None
         if self.tk > 0:
-            pooled = F.adaptive_avg_pool3d(o, (self.ts, 1, 1))
+            # adaptive_avg_pool3d(o, (ts, 1, 1)) with ts | T: means over blocks of T/ts frames.
+            pooled = o.reshape(b, k, self.ts, -1).mean(dim=-1)[..., None, None]
             tm = _softmax(self.conv_t(pooled).reshape(b, self.tk, self.ts, self.ts), dim=-1)
         return p, q, tm
 

@@ -27,7 +27,8 @@ from .affinity import (
     softmax_affinity,
     spectral_affinity,
 )
-from .filters import Basis, FilterTerm, apply_graph_filter, chebyshev_terms
+from .filters import Basis, FilterTerm, GraphFilter, PolynomialFilter, chebyshev_terms
+from .rational import ArmaFilter, CayleyFilter, CayleyOfficialFilter
 
 logger = logging.getLogger(__name__)
 
@@ -258,8 +259,9 @@ class NonLocalBlock(nn.Module):
         *,
         kind: str,
         affinity: AffinityBuilder,
-        terms: Sequence[FilterTerm],
+        terms: Sequence[FilterTerm] = (),
         basis: Basis = "monomial",
+        graph_filter: Callable[[int], GraphFilter] | None = None,
         norm: Literal["bn", "gn"] = "bn",
         norm_groups: int = 1,
         activation: Literal["relu", "none"] = "relu",
@@ -291,7 +293,10 @@ class NonLocalBlock(nn.Module):
         self.phi = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
         self.g = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
         self.affinity = affinity
-        self.weight_names = tuple(dict.fromkeys(t.weight for t in self.terms))
+        # The filter: polynomial terms (Table 1) unless a rational filter factory is given
+        # (called with C_s; it may own parameters, e.g. Cayley's zoom, under `filter.`).
+        self.filter = graph_filter(inter_channels) if graph_filter is not None else PolynomialFilter(self.terms, basis)
+        self.weight_names = tuple(self.filter.weight_names)
         for name in self.weight_names:
             self.add_module(
                 name,
@@ -330,6 +335,27 @@ class NonLocalBlock(nn.Module):
         theta, phi = _pointwise(self.theta, nodes), _pointwise(self.phi, nodes)
         return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:]))
 
+    def filter_input(self, x: Tensor) -> tuple[GraphOperator, Tensor]:
+        """``(A, Z)`` for input ``x``: the graph and the node signal the filter acts on."""
+        x5 = self._check_input(x)
+        nodes = _to_nodes(x5)
+        theta, phi, z = (_pointwise(getattr(self, n), nodes) for n in ("theta", "phi", "g"))
+        return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:])), z
+
+    def frequency_response(self, lam: Tensor) -> Tensor | None:
+        """``H(λ)``, ``(G, C, C_s)``: the filter's response at the eigenvalues ``lam`` of ``A``.
+
+        For an eigenvector ``v`` of ``A`` (eigenvalue ``λ``) and ``Z = v cᵀ`` the filter
+        output (before the output norm) is ``v (H(λ) c)ᵀ``. ``None`` when the filter is not
+        linear in ``Z`` (ARMA with a ReLU inside) or uses grouped projections (CGNL).
+        """
+        convs = [getattr(self, name) for name in self.weight_names]
+        if any(c.groups != 1 for c in convs):
+            return None
+        weights = {name: c.weight.detach().flatten(1).to(lam.dtype) for name, c in zip(self.weight_names, convs)}
+        with torch.no_grad():
+            return self.filter.response(lam, weights)
+
     def _check_input(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
             x = x.unsqueeze(2)
@@ -367,7 +393,7 @@ class NonLocalBlock(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             theta, phi, z = (t.to(graph_dtype) for t in (theta, phi, z))
             op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
-            signals = apply_graph_filter(op, z, self.terms, basis=self.basis)
+            signals = self.filter(op, z)
             # The projections stay in the graph's precision too: A Z of an unnormalised
             # affinity (A², dot product) can exceed the float16 range before the norm.
             projections = [getattr(self, name) for name in signals]
@@ -494,6 +520,23 @@ def _dnl(c, cs, *, scale: bool = True, temperature: float = 1.0, activation="rel
     )
 
 
+Filter = Literal["chebyshev", "cayley", "cayley_official", "arma"]
+
+# Options of `snl` that only some filters read, with the filters that read them.
+_FILTER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "order": ("chebyshev", "cayley"),
+    "basis": ("chebyshev",),
+    "zoom_init": ("cayley",),
+    "solver": ("cayley", "arma"),
+    "jacobi_iters": ("cayley",),
+    "stacks": ("arma",),
+    "layers": ("arma",),
+    "shared_weights": ("arma",),
+    "activation_inner": ("arma",),
+    "feedback": ("arma",),
+}
+
+
 def _snl(
     c,
     cs,
@@ -501,21 +544,121 @@ def _snl(
     order: int = 1,
     impl: Impl = "auto",
     basis: Basis = "monomial",
+    filter: Filter = "chebyshev",
+    zoom_init: float = 1.0,
+    solver: str = "auto",
+    jacobi_iters: int = 10,
+    stacks: int = 1,
+    layers: int = 1,
+    shared_weights: bool = False,
+    activation_inner: Literal["relu", "none"] = "relu",
+    feedback: Literal["full", "diagonal"] = "full",
     activation="relu",
     zero_init=True,
     upcast=True,
 ):
     """Spectral non-local (Zhu et al., ICCV 2021): A = D^-1/2 ((M+Mᵀ)/2) D^-1/2,
     M = relu(θ)ᵀrelu(φ); filter Z W1 + A Z W2 (+ A^k Z W_{k+1} up to k = order). impl:
-    'dense' (N×N), 'linear' (exact O(N·C_s²) factorisation) or 'auto'."""
+    'dense' (N×N), 'linear' (exact O(N·C_s²) factorisation) or 'auto'. filter:
+    'chebyshev' (that polynomial filter; basis 'monomial' A^k or 'chebyshev' T_k(A)),
+    'cayley' (CayleyNets' order-r rational filter on L = I − A with learned zoom h,
+    solver 'exact' (Woodbury on the linear path) or 'jacobi' with jacobi_iters),
+    'cayley_official' (the released caylay.py: Z W1 + (Z W_h + L² Z) W2) or 'arma'
+    (Bianchi et al.'s ARMA: stacks × layers of σ(A X W + Z V), solver 'recursion' or
+    'exact' = the fixed point (I − wA)^-1 for activation_inner='none', feedback='diagonal').
+    solver='auto' is the filter's default ('exact' for cayley, 'recursion' for arma)."""
+    _check_choice("filter", filter, ("chebyshev", "cayley", "cayley_official", "arma"))
     _check_positive_int("order", order)
     _check_choice("impl", impl, ("auto", "dense", "linear"))
     _check_choice("basis", basis, ("monomial", "chebyshev"))
-    return dict(
-        affinity=FactorizedAffinity(cs, variant="spectral", impl=impl),
-        terms=chebyshev_terms(order),
-        basis=basis,
+    given = dict(
+        order=order, basis=basis, zoom_init=zoom_init, solver=solver, jacobi_iters=jacobi_iters, stacks=stacks,
+        layers=layers, shared_weights=shared_weights, activation_inner=activation_inner, feedback=feedback,
     )
+    defaults = nonlocal_options("snl")
+    for name, filters in _FILTER_OPTIONS.items():
+        if filter not in filters and given[name] != defaults[name]:
+            raise ValueError(
+                f"snl: option {name}={given[name]!r} applies to filter {' / '.join(filters)}, not to "
+                f"filter={filter!r}; remove it or choose one of those filters"
+            )
+    spec: dict[str, Any] = dict(affinity=FactorizedAffinity(cs, variant="spectral", impl=impl))
+    if filter == "chebyshev":
+        spec.update(terms=chebyshev_terms(order), basis=basis)
+    elif filter == "cayley":
+        solver = "exact" if solver == "auto" else solver
+        _check_choice("solver", solver, ("exact", "jacobi"))
+        _check_positive_int("jacobi_iters", jacobi_iters)
+        if isinstance(zoom_init, bool) or not isinstance(zoom_init, (int, float)) or not zoom_init > 0:
+            raise ValueError(f"zoom_init must be a number > 0, got {zoom_init!r}")
+        spec["graph_filter"] = lambda _cs: CayleyFilter(
+            order=order, zoom_init=float(zoom_init), solver=solver, jacobi_iters=jacobi_iters  # type: ignore[arg-type]
+        )
+    elif filter == "cayley_official":
+        spec["graph_filter"] = CayleyOfficialFilter
+    else:
+        solver = "recursion" if solver == "auto" else solver
+        _check_choice("solver", solver, ("recursion", "exact"))
+        _check_positive_int("stacks", stacks)
+        _check_positive_int("layers", layers)
+        _check_choice("shared_weights", shared_weights, (True, False))
+        _check_choice("activation_inner", activation_inner, ("relu", "none"))
+        _check_choice("feedback", feedback, ("full", "diagonal"))
+        if solver == "exact" and layers != 1:
+            raise ValueError("arma: solver='exact' is the T = ∞ fixed point; `layers` is unused, leave it at 1")
+        spec["graph_filter"] = lambda _cs: ArmaFilter(
+            _cs,
+            stacks=stacks,
+            layers=layers,
+            shared_weights=shared_weights,
+            activation_inner=activation_inner,
+            feedback=feedback,
+            solver=solver,  # type: ignore[arg-type]
+        )
+    return spec
+
+
+def _snl_a1(c, cs, *, impl: Impl = "auto", activation="relu", zero_init=True, upcast=True):
+    """SNL_a1 (the SNL paper's ablation, ICCV Table 8): SNL's symmetric normalised
+    affinity A = D^-1/2 ((M+Mᵀ)/2) D^-1/2 with NL's single term: filter A Z W2
+    (parameters as NL). impl as snl."""
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    return dict(affinity=FactorizedAffinity(cs, variant="spectral", impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
+
+
+def _snl_a2(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
+    """SNL_a2 (the SNL paper's ablation, ICCV Table 8): NL's softmax affinity
+    A = softmax_j(θ_i·φ_j) (scale: · C_s^-1/2) with SNL's full first-order filter
+    Z W1 + A Z W2 (parameters as SNL)."""
+    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=chebyshev_terms(1))
+
+
+def _gsnl(
+    c,
+    cs,
+    *,
+    affinity: Literal["softmax", "spectral"] = "softmax",
+    impl: Impl = "auto",
+    activation="none",
+    zero_init=True,
+    upcast=True,
+):
+    """gSNL as released in the 2019 spectral-nonlocal-block code: Z W1 + A Z W2 +
+    (2A − I) Z W3 on the softmax affinity softmax_j(θ_i·φ_j) (affinity='spectral': SNL's),
+    no ReLU after the norm by default (the code's --relu 0). Since 2A − I is linear in A,
+    this is a re-parametrised first-order filter, Z (W1 − W3) + A Z (W2 + 2 W3), not a
+    second-order one (T_2 = 2A² − I would be). impl applies to affinity='spectral'."""
+    _check_choice("affinity", affinity, ("softmax", "spectral"))
+    _check_choice("impl", impl, ("auto", "dense", "linear"))
+    if affinity == "softmax" and impl != "auto":
+        raise ValueError("gsnl: impl applies to affinity='spectral' only (the softmax affinity is always dense)")
+    builder: AffinityBuilder = (
+        EmbeddedGaussianAffinity(cs, scale=False)
+        if affinity == "softmax"
+        else FactorizedAffinity(cs, variant="spectral", impl=impl)
+    )
+    terms = [FilterTerm(0, 1.0, "w1"), FilterTerm(1, 1.0, "w2"), FilterTerm(1, 2.0, "w3"), FilterTerm(0, -1.0, "w3")]
+    return dict(affinity=builder, terms=terms)
 
 
 _PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -527,6 +670,9 @@ _PRESETS: dict[str, Callable[..., dict[str, Any]]] = {
     "cc": _cc,
     "dnl": _dnl,
     "snl": _snl,
+    "snl_a1": _snl_a1,
+    "snl_a2": _snl_a2,
+    "gsnl": _gsnl,
 }
 
 _BLOCK_LEVEL_OPTIONS = ("activation", "zero_init", "upcast")

@@ -14,13 +14,21 @@ tied weight costs one projection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from .affinity import GraphOperator
 
-__all__ = ["FilterTerm", "apply_graph_filter", "chebyshev_terms"]
+__all__ = [
+    "FilterTerm",
+    "GraphFilter",
+    "PolynomialFilter",
+    "apply_graph_filter",
+    "chebyshev_terms",
+    "polynomial_values",
+]
 
 Basis = Literal["monomial", "chebyshev"]
 
@@ -86,3 +94,74 @@ def apply_graph_filter(
             contribution = term.coefficient * contribution
         grouped[term.weight] = contribution if term.weight not in grouped else grouped[term.weight] + contribution
     return grouped
+
+
+def polynomial_values(lam: Tensor, max_power: int, basis: Basis) -> list[Tensor]:
+    """``[P_0(λ), ..., P_K(λ)]`` (monomials or Chebyshev ``T_k``) evaluated at the points ``lam``."""
+    values = [torch.ones_like(lam)]
+    for k in range(1, max_power + 1):
+        nxt = lam * values[-1]
+        if basis == "chebyshev" and k >= 2:
+            nxt = 2.0 * nxt - values[-2]
+        values.append(nxt)
+    return values
+
+
+class GraphFilter(nn.Module):
+    """A graph filter ``Z ↦ {weight name: node signal}``; the block projects and sums.
+
+    ``forward(op, z)`` returns, for each name in :attr:`weight_names`, the ``(B, N, C_s)``
+    signal that the block's 1×1×1 conv of that name projects to ``C`` channels; the
+    block's filter output is the sum of the projections. A filter may own parameters of
+    its own (Cayley's zoom, ARMA's recursion weights).
+
+    ``response(lam, weights)`` is the frequency response: for an eigenvector ``v`` of
+    ``A`` with eigenvalue ``λ`` and an input ``Z = v cᵀ``, the filter output is
+    ``v (H(λ) c)ᵀ``; it returns ``H`` as ``(G, C, C_s)`` for the ``G`` points ``lam``
+    (``weights`` maps each weight name to its ``(C, C_s)`` matrix), or ``None`` where the
+    filter is not linear in ``Z`` (e.g. ARMA with a ReLU inside).
+    """
+
+    weight_names: tuple[str, ...] = ()
+
+    def forward(self, op: GraphOperator, z: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def response(self, lam: Tensor, weights: Mapping[str, Tensor]) -> Tensor | None:
+        return None
+
+    def solves_per_forward(self) -> int:
+        """Linear systems solved per forward (0 for polynomial filters): for profiling."""
+        return 0
+
+
+class PolynomialFilter(GraphFilter):
+    """``Σ_terms coefficient · P_power(A) Z W_weight``: every filter of the paper's Table 1.
+
+    ``basis="monomial"`` uses ``A^k``, ``"chebyshev"`` the Chebyshev polynomials ``T_k(A)``.
+    Owns no parameters (the weights are the block's convs).
+    """
+
+    def __init__(self, terms: Sequence[FilterTerm], basis: Basis = "monomial") -> None:
+        super().__init__()
+        if basis not in ("monomial", "chebyshev"):
+            raise ValueError(f"basis must be 'monomial' or 'chebyshev', got {basis!r}")
+        if not terms:
+            raise ValueError("a graph filter needs at least one term")
+        self.terms = tuple(terms)
+        self.basis: Basis = basis
+        self.weight_names = tuple(dict.fromkeys(t.weight for t in self.terms))
+
+    def forward(self, op: GraphOperator, z: Tensor) -> dict[str, Tensor]:
+        return apply_graph_filter(op, z, self.terms, basis=self.basis)
+
+    def response(self, lam: Tensor, weights: Mapping[str, Tensor]) -> Tensor | None:
+        values = polynomial_values(lam, max(t.power for t in self.terms), self.basis)
+        out = None
+        for term in self.terms:
+            part = (term.coefficient * values[term.power])[:, None, None] * weights[term.weight]
+            out = part if out is None else out + part
+        return out
+
+    def extra_repr(self) -> str:
+        return f"terms={len(self.terms)}, basis={self.basis!r}"

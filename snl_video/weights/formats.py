@@ -55,6 +55,8 @@ FormatName = Literal[
     "slowfast",  # PySlowFast .pyth
     "caffe2",  # Caffe2 / Detectron .pkl (blobs dict of numpy arrays)
     "torchvision_2d",  # torchvision ImageNet ResNets (2-D, to be inflated)
+    "ffc",  # pkumivision/FFC ImageNet FFC-ResNets (2-D, to be inflated; main.py's container)
+    "bat_video",  # BA-Transform/BAT-Video-Classification Kinetics C2D / I3D (+ BAT blocks)
     "generic",  # any dict of tensors
 ]
 KNOWN_FORMATS: tuple[str, ...] = get_args(FormatName)
@@ -254,6 +256,18 @@ def _last_blocks_head(state: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
     return tuple(heads)
 
 
+_BAT_NONLOCAL_KEY = re.compile(r"^(?:module\.)?layer\d\.nl\d+\.")
+
+
+def _is_bat_video_state(state: Mapping[str, Any]) -> bool:
+    """BAT-Video-Classification's ResNet: ``fc`` is a 1×1×1 Conv3d (5-D weight) and its
+    non-local blocks sit inside the stages as ``layerX.nlJ``."""
+    fc = state.get("fc.weight", state.get("module.fc.weight"))
+    if isinstance(fc, torch.Tensor) and fc.dim() == 5:
+        return True
+    return any(_BAT_NONLOCAL_KEY.match(str(k)) for k in state)
+
+
 def _detect_plain_state(state: StateDict) -> tuple[FormatName, tuple[str, ...]]:
     """Format and head keys of a bare state dict, from its key signature."""
     if "stem.0.weight" in state and any(k.startswith("layer1.0.conv1.0.") for k in state):
@@ -309,6 +323,20 @@ def detect_format(obj: Any, *, source: str = "<in memory>") -> DetectedCheckpoin
     sd = obj.get("state_dict")
     if isinstance(sd, Mapping) and sd:
         keys = [str(k).removeprefix("module.") for k in sd]
+        # pkumivision/FFC main.py: {'epoch', 'arch', 'state_dict', 'best_acc1', 'optimizer'};
+        # BAT-Video-Classification main.py: {'epoch', 'arch', 'state_dict', 'best_prec1', 'optim'}.
+        # Both have 'arch', like Hara's containers, so their key signatures are checked first.
+        if any(".ffc.conv" in k for k in keys):
+            state = _tensor_state(sd, where=f"{source}['state_dict']")
+            meta = _metadata(obj, ("epoch", "arch"))
+            best = obj.get("best_acc1")
+            if isinstance(best, (int, float)) or isinstance(best, torch.Tensor) and best.numel() == 1:
+                meta["best_acc1"] = float(best)
+            meta["had_module_prefix"] = all(str(k).startswith("module.") for k in sd)
+            return result("ffc", state, ("fc.weight", "fc.bias"), meta)
+        if _is_bat_video_state(sd):
+            state = _tensor_state(sd, where=f"{source}['state_dict']")
+            return result("bat_video", state, ("fc.weight", "fc.bias"), _metadata(obj, ("epoch", "arch", "best_prec1")))
         if any(k.startswith("backbone.") for k in keys) and ("meta" in obj or any(k.startswith("cls_head.") for k in keys)):
             state = _tensor_state(sd, where=f"{source}['state_dict']")
             meta = _metadata(obj.get("meta") or {}, ("epoch", "iter", "mmcv_version", "mmaction2_version", "config"))
@@ -322,6 +350,10 @@ def detect_format(obj: Any, *, source: str = "<in memory>") -> DetectedCheckpoin
 
     if _is_tensor_dict(obj):
         state = strip_prefix(obj, "module.")
+        if any(".ffc.conv" in k for k in state):
+            return result("ffc", state, ("fc.weight", "fc.bias"), {})
+        if _is_bat_video_state(state):
+            return result("bat_video", state, ("fc.weight", "fc.bias"), {})
         fmt, heads = _detect_plain_state(state)
         return result(fmt, state, heads, {})
 

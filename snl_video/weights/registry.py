@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from .class_names import KINETICS400, KINETICS700
 from .errors import WeightsError
@@ -93,6 +93,13 @@ class PretrainedWeights:
     #: uniform clips x spatial crops per video (``protocol`` describes the published one).
     eval_num_clips: int = 10
     eval_num_crops: Literal[1, 3] = 3
+    #: Other registered architectures the file loads into (2-D ImageNet weights inflate into
+    #: several video trunks): ``build_model(<one of them>, pretrained=<this name>)`` is allowed.
+    also_fits: tuple[str, ...] = ()
+    #: The non-local placement the checkpoint's blocks need (a placement spec, see
+    #: :mod:`snl_video.models.placement`); ``build_model(pretrained=<this name>)`` places it
+    #: when ``nonlocal_blocks`` is not given.
+    nonlocal_blocks: Mapping[str, Any] | None = None
 
     @property
     def sha256_is_prefix(self) -> bool:
@@ -316,6 +323,104 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         eval_num_crops=1,
     ),
 )
+
+# --- pkumivision/FFC (ImageNet) and BA-Transform/BAT-Video-Classification (Kinetics-400) ---------
+
+_FFC_DRIVE = (
+    "Not linked from the FFC README: the authors posted Google Drive links in pkumivision/FFC issue #1 "
+    "(2021-09-22), {url}; download it in a browser and put it in the weights cache directory under this "
+    "file name. They note the models were trained on MXNet recordIO files, so ImageNet accuracy drops on JPEG "
+    "images, but they are good initialisations. main.py container (epoch, arch, DataParallel state_dict, "
+    "best_acc1, optimizer); 2-D kernels are inflated (C2D: exact on a clip of identical frames)."
+)
+# The per-image ImageNet recipe of FFC's main.py, on the FFC-C2D Kinetics clip (8 frames, stride 8,
+# the BAT paper's baseline recipe, which the FFC paper shares).
+_FFC_CLIP = ClipSpec(
+    num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=1,
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+)  # fmt: skip
+
+
+def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
+    return PretrainedWeights(
+        name=f"ffc_c2d_r50.ffc{'_lfu' if lfu else ''}_imagenet",
+        url=None,
+        sha256=None,
+        file_name=f"ffc_resnet50_ratio0.25{'_lfu' if lfu else ''}.pth.tar",
+        format="ffc",
+        architecture="ffc_c2d_r50",
+        num_classes=1000,
+        dataset="imagenet",
+        clip=_FFC_CLIP,
+        reported_top1=77.8 if lfu else 77.6,
+        protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
+        notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url)
+        + " No class order is given for its 1000-class ImageNet head: the file is an initialisation for "
+        "fine-tuning (the head is replaced), not a video classifier.",
+        model_options=(("ratio_global", 0.25), ("lfu", lfu)),
+        also_fits=("ffc_i3d_r50",),
+    )
+
+
+# RGB frames (read_mode video) in 0-255 minus [103.939, 116.779, 123.68] per channel in that order
+# (Caffe's BGR means applied to RGB as the released main.py / test_models.py do), std 1.
+_BAT_CLIP = ClipSpec(
+    num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=255,
+    mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0),
+)  # fmt: skip
+_BAT_PROTOCOL = (
+    "Kinetics-400 val, 10 clips x 3 crops, fully convolutional at short side 256 (BAT-Video-Classification README)"
+)
+_BAT_PLACEMENT = {"layer2": [1, 3], "layer3": [1, 3, 5]}
+
+
+def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -> PretrainedWeights:
+    """A BAT-Video-Classification checkpoint: ``blocks`` is "" (none), "2d" (tk=0) or "3d" (tk=4)."""
+    tag = {"": "bat", "2d": "bat2d", "3d": "bat3d"}[blocks]
+    placement = None
+    if blocks:
+        placement = {"kind": "bat", "options": {"k": 8, "tk": 4 if blocks == "3d" else 0, "ts": 4}, "positions": _BAT_PLACEMENT}
+    title = variant.upper() + (f" + {blocks.upper()}-BAT" if blocks else "")
+    return PretrainedWeights(
+        name=f"bat_{variant}_r50.{tag}_k400",
+        url=None,
+        sha256=None,
+        file_name=f"bat_{variant}_r50{'_' + blocks + 'bat' if blocks else ''}_k400.pth.tar",
+        format="bat_video",
+        architecture=f"bat_{variant}_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        clip=_BAT_CLIP,
+        reported_top1=top1,
+        protocol=_BAT_PROTOCOL,
+        notes=(
+            f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
+            "download it in a browser and put it in the weights cache directory under this file name. "
+            "RGB 0-255 input minus (103.939, 116.779, 123.68), no std. No class order is published: the "
+            "labels come from list files each user generates ('video_path frame_num label', README), so no "
+            "class names are given (predictions name class_0 ... class_399; pass --class-names FILE)."
+            + (" The blocks are placed by build_model(pretrained=<this name>) (5 BAT blocks: layer2 after 1, 3; "
+               "layer3 after 1, 3, 5)." if blocks else "")
+        ),
+        nonlocal_blocks=placement,
+    )
+
+
+_FFC_AND_BAT: tuple[PretrainedWeights, ...] = (
+    _ffc_imagenet(False, "https://drive.google.com/file/d/1bAbCJR7lNfBbF2gdREcrsjHqa8HIgI3N/view"),
+    _ffc_imagenet(True, "https://drive.google.com/file/d/1egTVmTr3l2pS1lPeplRinwp1b5YjVMOU/view"),
+    _bat_video("c2d", "", 72.0, "https://drive.google.com/file/d/1lH38bk2B8MVGS57uBVRJ4VP5OXMDVIvK/view",
+               "https://pan.baidu.com/s/1iqCYbl_7A659NEVpHz8cSQ (code r0i2)"),
+    _bat_video("i3d", "", 72.7, "https://drive.google.com/file/d/1LEc3X5sghJ0gDHHI30nolEFolY_C-Mzd/view",
+               "https://pan.baidu.com/s/1AJKmk9K5Jh5SzR45Y9jMfQ (code dnwv)"),
+    _bat_video("c2d", "2d", 74.6, "https://drive.google.com/file/d/15k2Qf2NPn9TWAH3CZwAtDMuCwgvfpw0i/view",
+               "https://pan.baidu.com/s/1u-hTUNGBg2bGs4fBhEw66w (code inb0)"),
+    _bat_video("i3d", "2d", 75.1, "https://drive.google.com/file/d/1RsexL9jE3-34CLo4ZK80gg2HZz1XcARo/view",
+               "https://pan.baidu.com/s/1vpkaAqphLu8cQVS1n9t7SA (code q8d8)"),
+    _bat_video("c2d", "3d", 75.5, "https://drive.google.com/file/d/1N1aTylbo2XkIeA7pGGo3E5FQNBAJCmy0/view",
+               "https://pan.baidu.com/s/1Kh0uhxTJiLDpe5juGtT93Q (code rnrg)"),
+)  # fmt: skip
+WEIGHTS = WEIGHTS + _FFC_AND_BAT
 
 _BY_NAME: dict[str, PretrainedWeights] = {}
 for _entry in WEIGHTS:

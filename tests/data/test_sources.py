@@ -277,3 +277,17 @@ def test_cli_make_synthetic_list_csv_then_prepare_list(tmp_path, capsys):
                  str(tmp_path / "classes.txt"), "--root", str(raw / "videos"), "--out", str(tmp_path / "o2")]) == 2
     assert "bad.csv:2: unknown label 'Jump'" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_resuming_prepare_on_an_old_directory_adopts_it_as_ucf101(old_format_prepared, synthetic_tree, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(old_format_prepared, out)
+    frames_before = {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")}
+    report = prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[1],
+                            settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+    assert report["dataset"] == "ucf101" and (out / "dataset.json").is_file()
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")} == frames_before  # none redone
+    assert "group" in pd.read_csv(out / "index.csv").columns
+    with pytest.raises(ValueError, match="holds a prepared 'ucf101' dataset, not 'hmdb51'"):
+        prepare_manifest(ucf101_manifest(synthetic_tree / "ucfTrainTestlist", [1]), synthetic_tree / "UCF-101", out,
+                         dataset="hmdb51", settings=PrepareSettings(short_side=24, clip_len=4), progress=False)

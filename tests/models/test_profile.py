@@ -96,6 +96,63 @@ def test_cli_profile_errors_are_one_line(capsys):
     assert "position 9 is out of range for layer3" in capsys.readouterr().err
 
 
+def test_rational_filter_solves_are_counted_on_their_own_line():
+    # Cayley order 2, exact, on the linear path: per forward two r×r Woodbury systems
+    # (r = 2·C_s) with 2·C_s right-hand sides (real and imaginary parts).
+    model = build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"filter": "cayley", "order": 2, "impl": "linear"}, "positions": {"layer3": [0]}})
+    profile = profile_model(model, input_shape=(1, 3, 8, 64, 64))
+    r, k = 2 * 128, 2 * 128
+    assert profile.macs_solves == profile.macs_nonlocal_solves == 2 * (r**3 // 3 + r * r * k)
+    plain = profile_model(build_model("r3d10", num_classes=5, nonlocal_blocks={
+        "kind": "snl", "options": {"impl": "linear"}, "positions": {"layer3": [0]}}), input_shape=(1, 3, 8, 64, 64))
+    assert plain.macs_solves == 0
+    # Table 7 counts the projections only: w0 + 2 × (re, im) = 5 convs C_s → C vs SNL's 2.
+    n = 1 * 4 * 4
+    assert profile.macs_nonlocal_table7 - plain.macs_nonlocal_table7 == 3 * n * 128 * 256
+
+def test_ffc_profile_counts_the_paper_parameters_and_keeps_ffts_apart(capsys):
+    """ffc_c2d_r50 at α = 0.25, no LFU, 400 classes: 24.87 M (FFC paper, FFC-C2D: 24.9 M). The
+    FFTs are not in the MACs (the counter has no formula for them) and are estimated apart."""
+    import math
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from snl_video.models.ffc import FourierUnit
+
+    assert main(["profile", "--model", "ffc_c2d_r50", "--frames", "2", "--size", "64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert round(result["params"] / 1e6, 2) == 24.87
+    model = build_model("ffc_c2d_r50", num_classes=400).eval()
+    plain = FlopCounterMode(display=False)
+    with plain, torch.no_grad():
+        model(torch.zeros(1, 3, 2, 64, 64))
+    assert result["macs"] == plain.get_total_flops() // 2
+    # Independent FFT estimate: every Fourier unit runs one rfft and one irfft of N = H·W points
+    # on each of its c channels and T frames (2.5·N·log2 N real flops = 1.25·N·log2 N MACs each).
+    expected = 0
+
+    def hook(module, inputs, output):
+        nonlocal expected
+        b, c, t, h, w = inputs[0].shape
+        expected += 2 * 1.25 * h * w * math.log2(h * w) * b * c * t
+
+    for m in model.modules():
+        if isinstance(m, FourierUnit):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 2, 64, 64))
+    assert expected > 0 and abs(result["macs_fft"] - expected) <= 2 * 40 * 2  # rounding per transform
+    # Options reach the model; LFU adds one more Fourier unit per spectral transform.
+    assert main(["profile", "--model", "ffc_c2d_r50", "--frames", "2", "--size", "64",
+                 "--model-option", "lfu=true", "--json"]) == 0  # fmt: skip
+    lfu = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert round(lfu["params"] / 1e6, 2) == 25.49 and lfu["macs_fft"] > result["macs_fft"]
+    assert main(["profile", "--model", "ffc_c2d_r50", "--frames", "2", "--size", "64"]) == 0
+    assert "FFTs" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- srb / bat
 
 

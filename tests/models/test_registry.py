@@ -12,6 +12,7 @@ EXPECTED = [
     "r3d10", "r3d18", "r3d34", "r3d50", "r3d101", "r3d152", "r3d200",
     "i3d_r50", "slow_r50", "c2d_r50",
     "r3d_18", "mc3_18", "r2plus1d_18",
+    "ffc_c2d_r50", "ffc_i3d_r50", "ffc_r3d50", "bat_c2d_r50", "bat_i3d_r50",
 ]  # fmt: skip
 HEAVY = {"r3d101", "r3d152", "r3d200"}  # > 80 M parameters: slow on 2 CPU cores
 
@@ -22,7 +23,7 @@ def test_every_issue_model_is_registered():
 
 def test_list_models_pattern():
     assert list_models("r3d?0") == ["r3d10", "r3d50"]
-    assert set(list_models("*_r50")) == {"i3d_r50", "slow_r50", "c2d_r50"}
+    assert set(list_models("*_r50")) == {"i3d_r50", "slow_r50", "c2d_r50", "ffc_c2d_r50", "ffc_i3d_r50", "bat_c2d_r50", "bat_i3d_r50"}
     assert list_models("nothing*") == []
 
 

@@ -124,3 +124,70 @@ def groupnorm(gn, u: Tensor) -> Tensor:
     var = ug.var(dim=2, unbiased=False, keepdim=True)
     normed = ((ug - mean) / torch.sqrt(var + gn.eps)).reshape(b, c, n)
     return normed * gn.weight.view(1, -1, 1) + gn.bias.view(1, -1, 1)
+
+
+# --- Rational filters on the SNL affinity (Cayley, ARMA) and the released Cayley unit ---
+# Node signals below are (B, N, C) and weights (C_out, C_in) matrices; everything dense.
+
+
+def cayley_dense(a: Tensor, z: Tensor, zoom: float, w0: Tensor, w_re: list[Tensor], w_im: list[Tensor]) -> Tensor:
+    """CayleyNets' filter, complex arithmetic and a dense complex solve:
+    Z W0 + 2 Σ_j Re(Y_j) W_j_re − Im(Y_j) W_j_im, Y_j = (hL + iI)^-1 (hL − iI) Y_{j−1}."""
+    n = a.shape[-1]
+    lap = (torch.eye(n, dtype=a.dtype) - a).to(torch.complex128)
+    eye = torch.eye(n, dtype=torch.complex128)
+    plus, minus = zoom * lap + 1j * eye, zoom * lap - 1j * eye
+    y = z.to(torch.complex128)
+    out = z @ w0.T
+    for wr, wi in zip(w_re, w_im):
+        y = torch.linalg.solve(plus, minus @ y)
+        out = out + 2 * (y.real.to(z.dtype) @ wr.T - y.imag.to(z.dtype) @ wi.T)
+    return out
+
+
+def cayley_order1_real(a: Tensor, z: Tensor, zoom: float, w0: Tensor, w_re: Tensor, w_im: Tensor) -> Tensor:
+    """The order-1 Cayley filter in closed real form (research notes §5.2):
+    G(L) = c0 I + 2 [Re(c1)(h²L² − I) + 2 Im(c1) hL] (h²L² + I)^-1, per channel pair."""
+    n = a.shape[-1]
+    eye = torch.eye(n, dtype=a.dtype)
+    lap = eye - a
+    l2 = lap @ lap
+    inv = torch.linalg.inv(zoom**2 * l2 + eye)
+    real_part = (zoom**2 * l2 - eye) @ inv  # Re of the Cayley transform
+    imag_part = -2 * zoom * lap @ inv  # Im of it: 2 Re(c y) = 2(Re c Re y − Im c Im y)
+    return z @ w0.T + 2 * ((real_part @ z) @ w_re.T - (imag_part @ z) @ w_im.T)
+
+
+def cayley_official_dense(a: Tensor, z: Tensor, w1: Tensor, w2: Tensor, wh: Tensor) -> Tensor:
+    """The released caylay.py: L = I − att; L_2 = bmm(L, L); out = w_1(g) + w_2(w_h(g) + L_2 g)."""
+    lap = torch.eye(a.shape[-1], dtype=a.dtype) - a
+    l2 = torch.bmm(lap, lap)
+    return z @ w1.T + (z @ wh.T + l2 @ z) @ w2.T
+
+
+def arma_recursion(a: Tensor, z: Tensor, feedback: list[list[Tensor]], skip: list[list[Tensor]], relu: bool) -> Tensor:
+    """Bianchi et al.: X_k^{t+1} = σ(A X_k^t W_k^t + Z V_k^t), X^0 = Z; mean over stacks.
+    ``feedback[k][t]`` is a (C, C) matrix or a (C,) diagonal."""
+    outs = []
+    for fb_k, sk_k in zip(feedback, skip):
+        x = z
+        for w, v in zip(fb_k, sk_k):
+            ax = a @ x
+            x = (ax @ w if w.dim() == 2 else ax * w) + z @ v
+            if relu:
+                x = torch.relu(x)
+        outs.append(x)
+    return sum(outs) / len(outs)
+
+
+def arma_fixed_point(a: Tensor, z: Tensor, w: Tensor, v: Tensor) -> Tensor:
+    """Linear ARMA fixed point per stack k and channel c: (I − w_kc A)^-1 (Z V_k)_c, mean over k.
+    ``w`` (K, C) diagonal feedback, ``v`` (K, C, C)."""
+    n = a.shape[-1]
+    eye = torch.eye(n, dtype=a.dtype)
+    outs = []
+    for k in range(w.shape[0]):
+        zv = z @ v[k]
+        cols = [torch.linalg.solve(eye - w[k, c] * a, zv[..., c:c + 1]) for c in range(w.shape[1])]
+        outs.append(torch.cat(cols, dim=-1))
+    return sum(outs) / len(outs)

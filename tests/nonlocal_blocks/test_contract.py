@@ -12,6 +12,12 @@ KIND_OPTIONS = [(k, {}) for k in list_nonlocal_kinds("graph")] + [
     ("snl", {"impl": "dense"}),
     ("cgnl", {"groups": 4, "kernel": "dot"}),
     ("a2", {"kernel": "softmax"}),
+    ("snl", {"filter": "cayley", "order": 2}),
+    ("snl", {"filter": "cayley", "solver": "jacobi"}),
+    ("snl", {"filter": "cayley_official"}),
+    ("snl", {"filter": "arma", "stacks": 2, "layers": 2}),
+    ("snl", {"filter": "arma", "solver": "exact", "feedback": "diagonal", "activation_inner": "none"}),
+    ("gsnl", {"affinity": "spectral"}),
 ]
 IDS = [f"{k}-{o}" if o else k for k, o in KIND_OPTIONS]
 

@@ -26,6 +26,10 @@ def randomise(block: torch.nn.Module) -> torch.nn.Module:
 def reference_step(block, x: torch.Tensor) -> torch.Tensor:
     """One residual step of ``block`` computed from the paper's formulas."""
     kind, opts = block.kind, block.options
+    if kind in ("snl_a1", "snl_a2", "gsnl") or opts.get("filter", "chebyshev") != "chebyshev":
+        from .test_spectral_family import formula_forward  # the spectral family's formulas
+
+        return formula_forward(block, x)
     b, c, t, h, w = x.shape
     xf = x.reshape(b, c, -1)
     th, ph, z = ref.project(block.theta, xf), ref.project(block.phi, xf), ref.project(block.g, xf)
@@ -90,6 +94,9 @@ CASES = [
     ("snl", {"impl": "dense"}),
     ("snl", {"impl": "linear"}),
     ("snl", {"order": 3, "impl": "linear"}),
+    ("snl_a1", {}),
+    ("snl_a2", {}),
+    ("gsnl", {}),
 ]
 
 
@@ -144,11 +151,11 @@ def test_filter_weights_follow_table1(kind, expected_weights):
 @pytest.mark.parametrize("kind", list_nonlocal_kinds("graph"))
 def test_parameter_count_formula(kind):
     c, cs = 1024, 512
-    order_terms = 2 if kind == "snl" else 1
+    order_terms = {"snl": 2, "snl_a2": 2, "gsnl": 3}.get(kind, 1)
     expected = 3 * c * cs + order_terms * cs * c + 2 * c + (c if kind == "dnl" else 0)
     block = build_nonlocal(kind, c)
     assert sum(p.numel() for p in block.parameters()) == expected
     if kind == "snl":  # the paper's Table 7: +2.62 M for SNL, +2.10 M for NL/NS/A²/CGNL
         assert round(expected / 1e6, 2) == 2.62
-    if kind in ("nl", "ns", "a2", "cgnl"):
+    if kind in ("nl", "ns", "a2", "cgnl", "snl_a1"):
         assert round(expected / 1e6, 2) == 2.10

@@ -32,7 +32,8 @@ def test_kinetics700_is_sorted_and_unique():
 @pytest.mark.parametrize("entry", WEIGHTS, ids=lambda e: e.name)
 def test_every_entry_has_its_head_order_or_says_why_not(entry):
     assert validate_entry(entry) == []
-    if entry.name == "r3d50.hara2020_kmit":
+    if entry.name == "r3d50.hara2020_kmit" or entry.format in ("bat_video", "ffc"):
+        # no published head order (merged KM head; user-made BAT label lists; ImageNet init files)
         assert entry.class_names is None and "No class order" in entry.notes
         return
     expected = {"kinetics400": KINETICS400, "kinetics700": KINETICS700}[entry.dataset]
