@@ -74,11 +74,13 @@ INCLUDE_KEYS: tuple[str, ...] = ("defaults", "base")
 Backend = Literal["prepared", "pyav", "decord", "torchcodec"]
 TrainCrop = Literal["multiscale", "random_resized"]
 OptimizerName = Literal["sgd", "adamw"]
-ScheduleKind = Literal["step", "cosine"]
+ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
 FreezePoint = Literal["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 ClipProtocol = Literal["center"]
+NoWeightDecayOn = Literal["norm", "bias"]
+CheckpointStage = Literal["layer1", "layer2", "layer3", "layer4"]
 VideoReduce = Literal["mean_prob", "mean_logit"]
 DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
 
@@ -243,8 +245,16 @@ class DataConfig:
     #: source video) as the validation set that the periodic evaluation and ``best.pt`` use.
     #: 0 keeps the old protocol: model selection on the test split (recorded and logged).
     val_fraction: float = 0.0
+    #: Batch-level Mixup / CutMix (``torchvision.transforms.v2``) with Beta(alpha, alpha); 0 is off.
+    #: With both > 0 each batch gets one of the two at random. Train accuracy is then counted
+    #: against each clip's dominant label.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
 
     def check(self, errors: _Errors, prefix: str) -> None:
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) < 0:
+                errors.add(f"{prefix}.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
         if not self.root:
             errors.add(f"{prefix}.root", "is empty: give the prepared dataset directory")
         if self.dataset in ("ucf101", "hmdb51"):
@@ -289,8 +299,29 @@ class OptimConfig:
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    #: fnmatch patterns of parameter names -> learning-rate multipliers, e.g.
+    #: ``{"fc.*": 10, "nonlocal_blocks.*": 10}``; the first pattern (in the order given) that
+    #: matches a parameter decides. A pattern that matches no trainable parameter is an error.
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    #: Parameters with no weight decay: ``norm`` (every BatchNorm / GroupNorm / LayerNorm
+    #: weight and bias), ``bias`` (every other ``*.bias``). Empty: decay on everything (the paper).
+    no_weight_decay_on: tuple[NoWeightDecayOn, ...] = ()
+    #: Clip the global gradient norm to this value before each optimizer step (``null``: no
+    #: clipping); the pre-clip norm is logged (``grad_norm``) with every step record.
+    clip_grad_norm: float | None = None
+    #: Label smoothing of the cross-entropy loss (0: none).
+    label_smoothing: float = 0.0
 
     def check(self, errors: _Errors, prefix: str) -> None:
+        for pattern, mult in self.lr_mult.items():
+            if not mult > 0:
+                errors.add(f"{prefix}.lr_mult.{pattern}", f"must be > 0, got {mult}")
+        if len(set(self.no_weight_decay_on)) != len(self.no_weight_decay_on):
+            errors.add(f"{prefix}.no_weight_decay_on", f"repeats an entry: {list(self.no_weight_decay_on)}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            errors.add(f"{prefix}.clip_grad_norm", f"must be > 0 (or null: no clipping), got {self.clip_grad_norm}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            errors.add(f"{prefix}.label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
         if not self.lr > 0:
             errors.add(f"{prefix}.lr", f"must be > 0, got {self.lr}")
         if not 0.0 <= self.momentum < 1.0:
@@ -310,8 +341,12 @@ class ScheduleConfig:
     """Learning-rate schedule, stepped per epoch.
 
     ``step``: multiply by ``gamma`` every ``step_size`` epochs (the paper: 0.1 every 40);
-    ``cosine``: anneal to ``min_lr``. Optional linear warm-up from
-    ``warmup_start_factor x lr`` over ``warmup_epochs``.
+    ``cosine``: anneal to ``min_lr``; ``multistep``: multiply by ``gamma`` at each epoch of
+    ``milestones`` (absolute epoch numbers); ``plateau``: multiply by ``factor`` when the
+    model-selection clip top-1 (evaluated every ``eval.every_epochs``; the validation split
+    with ``data.val_fraction`` > 0) has not improved for
+    ``patience`` evaluations, never below ``min_lr`` (as ``ReduceLROnPlateau``). Optional
+    linear warm-up from ``warmup_start_factor x lr`` over ``warmup_epochs``, with every kind.
     """
 
     epochs: int = 100
@@ -321,8 +356,23 @@ class ScheduleConfig:
     min_lr: float = 0.0
     warmup_epochs: int = 0
     warmup_start_factor: float = 0.1
+    #: ``multistep``: the epochs (1-based counts of finished epochs) at which lr is multiplied by gamma.
+    milestones: tuple[int, ...] = ()
+    #: ``plateau``: evaluations without improvement before the lr is multiplied by ``factor``.
+    patience: int = 10
+    factor: float = 0.1
 
     def check(self, errors: _Errors, prefix: str) -> None:
+        if self.kind == "multistep":
+            m = list(self.milestones)
+            if not m:
+                errors.add(f"{prefix}.milestones", "schedule.kind=multistep needs milestones, e.g. [40, 80]")
+            elif any(b <= a for a, b in zip(m, m[1:])) or m[0] < 1 or m[-1] >= self.epochs:
+                errors.add(f"{prefix}.milestones", f"must increase strictly and lie in [1, epochs={self.epochs}), got {m}")
+        if self.patience < 0:
+            errors.add(f"{prefix}.patience", f"must be >= 0, got {self.patience}")
+        if not 0.0 < self.factor < 1.0:
+            errors.add(f"{prefix}.factor", f"must be in (0, 1), got {self.factor}")
         if self.epochs < 1:
             errors.add(f"{prefix}.epochs", f"must be at least 1, got {self.epochs}")
         if self.step_size < 1:
@@ -387,8 +437,15 @@ class RuntimeConfig:
     progress: bool = True
     #: Also write TensorBoard event files (``<output_dir>/tensorboard``; ``tensorboard`` is a dependency).
     tensorboard: bool = True
+    #: Stages whose residual blocks recompute their activations in the backward pass
+    #: (``torch.utils.checkpoint``): less memory, ~one more forward of those stages.
+    activation_checkpointing: tuple[CheckpointStage, ...] = ()
+    #: ``torch.compile`` the training model (the first steps pay the compilation; logged).
+    compile: bool = False
 
     def check(self, errors: _Errors, prefix: str) -> None:
+        if len(set(self.activation_checkpointing)) != len(self.activation_checkpointing):
+            errors.add(f"{prefix}.activation_checkpointing", f"repeats a stage: {list(self.activation_checkpointing)}")
         if self.seed < 0:
             errors.add(f"{prefix}.seed", f"must be >= 0, got {self.seed}")
         if self.grad_accum_steps < 1:
@@ -423,6 +480,8 @@ class ExperimentConfig:
     def check(self, errors: _Errors, prefix: str) -> None:
         if not self.name:
             errors.add("name", "is empty")
+        if self.schedule.kind == "plateau" and self.eval.every_epochs == 0:
+            errors.add("schedule.kind", "plateau follows the held-out clip top-1: set eval.every_epochs >= 1")
 
 
 # Shorthand: `nonlocal_blocks: snl` and `pretrained: NAME_OR_PATH` expand to these fields.

@@ -16,7 +16,7 @@ import torch.distributed as dist
 logger = logging.getLogger(__name__)
 
 __all__ = ["setup_distributed", "cleanup_distributed", "is_distributed", "rank", "world_size", "is_main",
-           "all_gather_objects", "all_reduce_sum", "all_reduce_max", "barrier", "local_rank"]
+           "all_gather_objects", "all_reduce_sum", "all_reduce_max", "barrier", "local_rank", "broadcast_object"]
 
 
 def is_distributed() -> bool:
@@ -67,6 +67,17 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj: Any, *, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (pickled; tensors travel on the CPU). The same object
+    in one process. How a file only one node has (a checkpoint rank 0 wrote to a local
+    ``output_dir``) reaches the others without a shared filesystem."""
+    if not is_distributed():
+        return obj
+    box = [obj if rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def _all_reduce(values: list[float], op: "dist.ReduceOp") -> list[float]:

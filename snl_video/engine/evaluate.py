@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from ..config import ExperimentConfig
 from . import distributed as dist_utils
 from .builders import build_dataset, class_names
+from .progress import progress as progress_bar
 from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
 from .naming import source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
@@ -62,7 +62,7 @@ def predict(
     """
     model.eval()
     indices, labels, logits = [], [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False, unit="batch"):
         clip = batch["clip"]
         views = clip.shape[1] if clip.ndim == 6 else None
         x = clip.flatten(0, 1) if views is not None else clip
@@ -167,6 +167,28 @@ def evaluate_model(
     return report
 
 
+def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> dict[str, Any]:
+    """The checkpoint's model state and epoch, read by rank 0 only and broadcast to the others.
+
+    Under ``torchrun`` across machines only global rank 0 writes checkpoints, to its own
+    ``output_dir``; the other nodes need not see that file (no shared filesystem needed).
+    A failure to read it on rank 0 is raised on every rank (none is left waiting).
+    """
+    if not dist_utils.is_distributed():
+        return load(checkpoint)
+    payload: Any = None
+    if dist_utils.is_main():
+        try:
+            state = load(checkpoint)
+            payload = {"model": state["model"], "epoch": state.get("epoch")}
+        except (OSError, ValueError) as exc:
+            payload = f"{type(exc).__name__}: {exc}"
+    payload = dist_utils.broadcast_object(payload)
+    if isinstance(payload, str):
+        raise ValueError(f"rank 0 could not read the checkpoint {checkpoint}: {payload}")
+    return payload
+
+
 def run_evaluation(
     cfg: ExperimentConfig,
     checkpoint: str | os.PathLike[str],
@@ -181,6 +203,8 @@ def run_evaluation(
     per-video, per-class and confusion CSVs and the confusion PNG (written by rank 0 only).
     ``clip_outputs``: the clip-level pass already computed with these weights (see
     :func:`evaluate_model`).
+    Under ``torchrun`` only rank 0 reads ``checkpoint`` and sends the weights to the other
+    ranks, so nodes without a shared filesystem evaluate too.
     """
     from .builders import build_model_from_config, resolve_device
     from .checkpoint import load_checkpoint
@@ -196,7 +220,7 @@ def run_evaluation(
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
     try:
-        state = load_checkpoint(checkpoint)
+        state = _load_on_main_and_share(checkpoint, load_checkpoint)
         model = build_model_from_config(cfg, load_weights=False)
         load_model_state(model, state, checkpoint=checkpoint, model_desc=describe_recipe(config_to_dict(cfg)))
         model.to(device)

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..data.datasets import ClipDataset, VideoEntry, _read_prepared
 from ..data.transforms import eval_transform
 from ..fileio import atomic_write, atomic_write_text
 from .inference import InferenceModel, _read, _reason, count_frames, find_videos
+from .progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def extract_features(
     failed: list[tuple[str, str]] = []
     written = 0
     try:
-        for item in tqdm(loader, total=len(items), desc="features", unit="video", disable=not progress):
+        for item in progress_bar(loader, total=len(items), desc="features", unit="video", enabled=progress):
             src = items.sources[item["index"]]
             row = todo[item["index"]]
             if item["error"] is not None:

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, VideoEntry
@@ -44,6 +43,7 @@ from ..data.decoding import Backend, DecodeError, iter_frames, probe_video, read
 from ..data.sampling import clip_span, sliding_clips
 from ..data.transforms import NormalizationSpec, eval_transform
 from ..fileio import atomic_write_text
+from .progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -567,7 +567,7 @@ def predict(
     names = loaded.class_names
     clock = time.perf_counter()
     data_s = model_s = 0.0
-    for item in tqdm(loader, total=len(items), desc="predict", unit="video", disable=not progress):
+    for item in progress_bar(loader, total=len(items), desc="predict", unit="video", enabled=progress):
         started = time.perf_counter()
         data_s += started - clock
         video = str(paths[item["index"]])

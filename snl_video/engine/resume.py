@@ -42,6 +42,8 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
     "runtime.log_every",
     "runtime.tensorboard",
     "runtime.checkpoint_every",
+    "runtime.activation_checkpointing",  # memory for time, same function
+    "runtime.compile",
 })
 
 _AMENDMENT = re.compile(r"^config\.resume-(\d+)\.yaml$")

@@ -51,6 +51,8 @@ from .evaluate import evaluate_model
 from .preflight import preflight, usable_workers
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
+from .optim import EpochSchedule, batch_mixer, parameter_groups
+from .progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +190,13 @@ def _keep_frozen_bn_eval(model: nn.Module, frozen: list[str]) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """SGD (the paper) or AdamW over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD (the paper) or AdamW over the trainable parameters, in the groups of ``optim.lr_mult``
+    and ``optim.no_weight_decay_on`` (see :func:`~snl_video.engine.optim.parameter_groups`;
+    logged on the main process)."""
+    params, groups = parameter_groups(model, cfg)
+    if dist_utils.is_main():
+        for i, info in enumerate(groups):
+            logger.info("optimizer group %d: %s", i, info.describe())
     o = cfg.optim
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
@@ -197,22 +204,10 @@ def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Opti
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: step (÷10 every 40 epochs by default) or cosine, after an optional linear warm-up."""
-    s = cfg.schedule
-    warm = s.warmup_epochs
-    base_lr = cfg.optim.lr
-
-    def factor(epoch: int) -> float:
-        if epoch < warm:
-            return s.warmup_start_factor + (1.0 - s.warmup_start_factor) * epoch / warm
-        if s.kind == "step":
-            return s.gamma ** ((epoch - warm) // s.step_size)
-        span = max(1, s.epochs - warm)
-        progress = (epoch - warm) / span
-        floor = s.min_lr / base_lr
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Per-epoch schedule: step (÷10 every 40 epochs by default), cosine, multistep or plateau,
+    after an optional linear warm-up (:class:`~snl_video.engine.optim.EpochSchedule`; its
+    plateau state is saved in the scheduler's state dict, so resume is exact)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, EpochSchedule(cfg))
 
 
 # --------------------------------------------------------------------------------------
@@ -275,6 +270,12 @@ def train(
     model.to(device)
     if r.channels_last:
         model.to(memory_format=torch.channels_last_3d)
+    if r.activation_checkpointing:
+        from .memory import apply_activation_checkpointing
+
+        wrapped = apply_activation_checkpointing(model, r.activation_checkpointing)
+        logger.info("activation checkpointing: %d residual blocks of %s recompute their activations in backward",
+                    wrapped, ", ".join(r.activation_checkpointing))
     if r.sync_bn and dist_utils.is_distributed():
         if device.type != "cuda":  # runtime.device=auto on a machine without a GPU
             raise ValueError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm); this run is on "
@@ -291,6 +292,10 @@ def train(
     net: nn.Module = model
     if dist_utils.is_distributed():
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if r.compile:
+        from .memory import compile_model
+
+        net = compile_model(net)
 
     start_epoch, best_top1 = 0, -1.0
     if resume_path is not None:
@@ -362,16 +367,21 @@ def train(
             stats = _train_one_epoch(net, loader, optimizer, scaler, cfg, device=device, amp_dtype=amp_dtype,
                                      epoch=epoch, steps_per_epoch=steps_per_epoch, log=log, show=main and r.progress)
             lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **stats}
 
             every = cfg.eval.every_epochs
             if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.schedule.epochs):
-                report = evaluate_model(model, cfg, device=device, video_level=False, subset=selection)
+                report = evaluate_model(model, cfg, device=device, video_level=False, subset=selection,
+                                        progress=main and r.progress)
                 record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5,
                               selection_subset=selection, selection_videos=selection_videos)
                 if epoch + 1 == cfg.schedule.epochs and selection == "test":
                     final_clip_outputs = report.clip_outputs  # the final evaluation's clip pass
+                # plateau: every rank sees the same report, so every rank reduces alike
+                if scheduler.lr_lambdas[0].observe(report.clip_top1, epochs_done=epoch + 1) and main:
+                    logger.info("schedule plateau: %s clip top-1 has not improved for %d evaluation(s): lr x%g",
+                                selection, cfg.schedule.patience + 1, cfg.schedule.factor)
+            scheduler.step()
             history.append(record)
             if main:
                 log.log("epoch", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
@@ -436,16 +446,18 @@ def _train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss, train top-1 (%), clips/s, seconds and the
     fraction of the time spent waiting for data."""
-    from tqdm import tqdm
-
     r = cfg.runtime
     accum = r.grad_accum_steps
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+    mix = batch_mixer(cfg)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm: float | None = None
+    grad_norms: list[float] = []
     total_loss, total_correct, total_clips = 0.0, 0, 0
     data_seconds = 0.0  # time spent waiting for the loader: training is input-bound when it is large
     t0 = time.perf_counter()
-    bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", disable=not show,
-               unit="step", dynamic_ncols=True)
+    bar = progress_bar(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", enabled=show,
+                       unit="step")
     optimizer.zero_grad(set_to_none=True)
     group_start = 0
     fetch = time.perf_counter()
@@ -453,6 +465,11 @@ def _train_one_epoch(
         data_seconds += time.perf_counter() - fetch
         clip = batch["clip"].to(device, non_blocking=True)
         label = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
+        target = label
+        if mix is not None:
+            # soft targets (B, num_classes); accuracy below counts against the dominant label
+            clip, target = mix(clip, label)
+            label = target.argmax(1)
         if r.channels_last:
             clip = clip.contiguous(memory_format=torch.channels_last_3d)
         # Gradient accumulation: average over the micro-batches of the group (`accum`, fewer in
@@ -466,7 +483,7 @@ def _train_one_epoch(
         with ctx:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(clip)
-                loss = loss_fn(logits.float(), label)
+                loss = loss_fn(logits.float(), target)
             finite = bool(torch.isfinite(loss))
             if dist_utils.is_distributed():
                 # every process must stop together: one that raised alone would leave the
@@ -482,9 +499,16 @@ def _train_one_epoch(
                     f"or check the data for corrupt clips")
             scaler.scale(loss / group_size).backward()
         if last_micro:
+            if cfg.optim.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
+                grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.optim.clip_grad_norm))
+                grad_norms.append(grad_norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+        if step == 0 and r.compile and show:
+            logger.info("first step of epoch %d with torch.compile: %.1f s (the run's first includes compilation)",
+                        epoch + 1, time.perf_counter() - fetch)
         n = clip.shape[0]
         total_loss += loss.item() * n
         total_correct += int((logits.argmax(1) == label).sum())
@@ -494,8 +518,9 @@ def _train_one_epoch(
         bar.set_postfix(loss=f"{loss.item():.3f}", clips_s=f"{rate:.1f}", data=f"{100 * data_seconds / elapsed:.0f}%")
         global_step = epoch * steps_per_epoch + step + 1
         if (step + 1) % r.log_every == 0:
+            extra = {"grad_norm": grad_norm} if grad_norm is not None else {}
             log.log("step", epoch=epoch + 1, step=global_step, loss=loss.item(), clips_per_s=rate,
-                    lr=optimizer.param_groups[0]["lr"])
+                    lr=optimizer.param_groups[0]["lr"], **extra)
         fetch = time.perf_counter()
     elapsed = time.perf_counter() - t0
     # Epoch figures are over every process (a DistributedSampler's padding repeats are
@@ -508,12 +533,17 @@ def _train_one_epoch(
     total_loss, total_correct, total_clips = totals[0], totals[1], totals[2]
     data_fraction = totals[3] / dist_utils.world_size()
     elapsed = dist_utils.all_reduce_max(elapsed)
+    clipping = {}
+    if grad_norms:  # the pre-clip global norm (identical on every rank after the all-reduce)
+        clipping = {"grad_norm_mean": float(np.mean(grad_norms)), "grad_norm_max": float(np.max(grad_norms)),
+                    "clipped_fraction": float(np.mean([g > cfg.optim.clip_grad_norm for g in grad_norms]))}
     return {
         "train_loss": total_loss / max(total_clips, 1),
         "train_top1": 100.0 * total_correct / max(total_clips, 1),
         "clips_per_s": total_clips / max(elapsed, 1e-9),
         "epoch_seconds": elapsed,
         "data_fraction": data_fraction,
+        **clipping,
     }
 
 

@@ -8,6 +8,7 @@ multiply-adds.
 """
 
 from . import checkpoint_converters  # registers the upstream formats' key converters  # noqa: F401
+from .checkpoint_converters import mmaction2_nonlocal_spec
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
 from .placement import NonLocalPlacement, default_positions, insert_nonlocal_blocks, resolve_placement
 from .profiling import ModelProfile, count_macs, profile_model
@@ -33,6 +34,7 @@ __all__ = [
     "insert_nonlocal_blocks",
     "list_models",
     "load_backbone_weights",
+    "mmaction2_nonlocal_spec",
     "model_entry",
     "profile_model",
     "pytorchvideo_resnet50",

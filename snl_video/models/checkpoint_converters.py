@@ -16,12 +16,14 @@ own keys, so one converter serves every model of a family):
   by its factorised stem (``stem.3``).
 * ``mmaction2`` (ResNet3d + I3DHead): ``backbone.`` dropped, mmcv ``ConvModule``'s
   ``.conv`` / ``.bn`` → ``convZ`` / ``bnZ`` (``downsample.0`` / ``.1``), ``conv1`` →
-  ``conv1`` / ``bn1``, ``cls_head.fc_cls`` → ``fc``. Non-local keys keep their names under
-  the block (``layerX.Y.non_local_block...``): mmaction2's ``NonLocal3d`` has biased
-  g/theta/phi convs, max-pooled phi/g in the published I3D-NL configs (``sub_sample=True``),
-  an optional ``1/sqrt(C_s)`` scale (``use_scale``) and no ReLU after its output BN, which
-  snl_video's ``nl`` block does not represent, so they are reported as not transferable
-  (see :func:`check_nonlocal_keys`). mmaction2's I3D stem also strides time by 2 in
+  ``conv1`` / ``bn1``, ``cls_head.fc_cls`` → ``fc``. mmaction2's ``NonLocal3d`` after
+  residual block ``layerX.Y`` (``non_local_block.{g,theta,phi}[.0].conv``,
+  ``conv_out.conv`` / ``conv_out.bn``) → ``nonlocal_blocks.layerX_after_Y.{g,theta,phi,w2,bn}``:
+  snl_video's ``nl`` (``embedded_gaussian``) or ``nl_dot`` (``dot_product``) block with
+  ``bias=True`` (biased g/theta/phi), ``subsample=[1, 2, 2]`` (``sub_sample=True``),
+  ``activation="none"`` (no ReLU after the output BN) and ``scale`` = ``use_scale`` is the
+  same function (tested against a restatement); :func:`mmaction2_nonlocal_spec` gives the
+  placement of the published I3D-NL configs. mmaction2's I3D stem also strides time by 2 in
   ``conv1`` and its max-pool (``conv1_stride_t=2, pool1_stride_t=2``), which pytorchvideo's
   i3d_r50 does not: the tensors are the same shapes and load exactly, the clip length the
   weights were trained on differs.
@@ -71,6 +73,7 @@ __all__ = [
     "convert_ffc",
     "convert_bat_video",
     "check_nonlocal_keys",
+    "mmaction2_nonlocal_spec",
     "register_checkpoint_converters",
 ]
 
@@ -139,8 +142,13 @@ def convert_mmaction2(state: Mapping[str, Tensor]) -> StateDict:
             new = f"{m[1]}.{'conv' if m[3] == 'conv' else 'bn'}{m[2]}.{m[4]}"
         elif m := re.fullmatch(r"backbone\.(layer\d\.\d+)\.downsample\.(conv|bn)\.(.+)", k):
             new = f"{m[1]}.downsample.{_MM_CONVMODULE[m[2]]}.{m[3]}"
+        elif m := re.fullmatch(r"backbone\.(layer\d)\.(\d+)\.non_local_block\.(g|theta|phi)(?:\.0)?\.conv\.(weight|bias)",
+                               k):
+            new = f"nonlocal_blocks.{m[1]}_after_{m[2]}.{m[3]}.{m[4]}"
+        elif m := re.fullmatch(r"backbone\.(layer\d)\.(\d+)\.non_local_block\.conv_out\.(conv|bn)\.(.+)", k):
+            new = f"nonlocal_blocks.{m[1]}_after_{m[2]}.{'w2' if m[3] == 'conv' else 'bn'}.{m[4]}"
         elif m := re.fullmatch(r"backbone\.(layer\d\.\d+\.non_local_block\..+)", k):
-            new = m[1]
+            new = m[1]  # a NonLocal3d part snl_video has no counterpart for (gaussian / concatenation modes)
         elif m := re.fullmatch(r"cls_head\.fc_cls\.(weight|bias)", k):
             new = f"fc.{m[1]}"
         _put(out, new, value, key)
@@ -228,17 +236,16 @@ def check_nonlocal_keys(
 ) -> None:
     """Explain non-local tensors of a checkpoint that the model cannot take (unless ignored).
 
-    * mmaction2's ``non_local_block`` (``NonLocal3d``: biased g/theta/phi, sub-sampled
-      phi/g, optional ``1/sqrt(C_s)`` scale, ``conv_out`` + BN with no ReLU) has no exact
-      counterpart among snl_video's blocks, so it is not transferable.
-    * snl_video's own ``nonlocal_blocks.<name>`` keys must match blocks the model has.
+    * mmaction2's ``non_local_block`` tensors left after conversion (``NonLocal3d`` in its
+      ``gaussian`` or ``concatenation`` mode) have no counterpart, so they are not transferable.
+    * snl_video's own ``nonlocal_blocks.<name>`` keys (mmaction2's converted ones included)
+      must match blocks the model has.
     """
     foreign = sorted(k for k in state if "non_local_block." in k and k not in ignored)
     if foreign:
         raise WeightsLoadError(
-            f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of mmaction2's "
-            "NonLocal3d, which snl_video's blocks cannot represent exactly (its g/theta/phi convs have biases, it "
-            "max-pools phi and g when sub_sample=True, and it has no ReLU after the output BN), so they are not "
+            f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of a NonLocal3d mode "
+            "snl_video's blocks do not represent (only embedded_gaussian and dot_product convert), so they are not "
             "transferable. Load the backbone alone and train fresh blocks: set pretrained.ignore=['*non_local_block*'] "
             "(and nonlocal_blocks: to place snl_video's own; Python: pretrained_ignore=('*non_local_block*',))."
         )
@@ -246,12 +253,49 @@ def check_nonlocal_keys(
         {k.split(".")[1] for k in state if k.startswith("nonlocal_blocks.") and k not in model_keys and k not in ignored}
     )
     if extra:
+        hint = ""
+        if fmt == "mmaction2":
+            hint = (" (an mmaction2 I3D-NL file: build with nonlocal_blocks=snl_video.models.mmaction2_nonlocal_spec("
+                    "mode) — mode 'embedded_gaussian' or 'dot_product', as its config's non_local_cfg — to load its "
+                    "blocks too)")
         raise WeightsLoadError(
             f"the weights hold non-local blocks {extra} that the model does not have (it has "
-            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks, or set "
+            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks{hint}, or set "
             "pretrained.ignore=['nonlocal_blocks.*'] to load only the backbone (Python: "
             "pretrained_ignore=('nonlocal_blocks.*',))"
         )
+
+
+def mmaction2_nonlocal_spec(
+    mode: str = "embedded_gaussian",
+    *,
+    use_scale: bool = False,
+    sub_sample: bool = True,
+    positions: dict[str, list[int]] | None = None,
+) -> dict:
+    """The ``nonlocal_blocks`` spec that reproduces mmaction2's I3D-R50-NL blocks exactly.
+
+    ``mode`` and ``use_scale`` / ``sub_sample`` are those of the checkpoint's
+    ``non_local_cfg`` (the published I3D-NL configs: ``sub_sample=True, use_scale=False``;
+    the weights do not record the mode). ``positions`` default to the published
+    ``non_local=((0,0,0), (0,1,0,1), (0,1,0,1,0,1), (0,0,0))``: after blocks 1 and 3 of
+    ``layer2`` and 1, 3, 5 of ``layer3``. Use it with ``build_model("i3d_r50", ...,
+    nonlocal_blocks=mmaction2_nonlocal_spec(...), pretrained=FILE)``.
+    """
+    kinds = {"embedded_gaussian": "nl", "dot_product": "nl_dot"}
+    if mode not in kinds:
+        raise ValueError(f"mode must be one of {list(kinds)} (mmaction2's gaussian and concatenation modes have no "
+                         f"snl_video counterpart), got {mode!r}")
+    options: dict = {"bias": True, "activation": "none", "subsample": [1, 2, 2] if sub_sample else [1, 1, 1]}
+    if mode == "embedded_gaussian":
+        options["scale"] = bool(use_scale)
+    elif use_scale:
+        raise ValueError("use_scale only applies to mmaction2's embedded_gaussian mode")
+    return {
+        "kind": kinds[mode],
+        "options": options,
+        "positions": positions or {"layer2": [1, 3], "layer3": [1, 3, 5]},
+    }
 
 
 _CONVERTERS = {

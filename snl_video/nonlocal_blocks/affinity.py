@@ -79,11 +79,12 @@ class GraphOperator:
 
 
 class DenseAffinity(GraphOperator):
-    """An affinity held as an explicit ``(B, N, N)`` matrix."""
+    """An affinity held as an explicit ``(B, N, N)`` matrix, or ``(B, N, M)`` from ``N`` query
+    nodes to ``M`` key nodes (a block whose keys are sub-sampled: only ``A Z`` is defined)."""
 
     def __init__(self, matrix: Tensor) -> None:
-        if matrix.dim() != 3 or matrix.shape[1] != matrix.shape[2]:
-            raise ValueError(f"expected a (B, N, N) affinity, got shape {tuple(matrix.shape)}")
+        if matrix.dim() != 3:
+            raise ValueError(f"expected a (B, N, N) or (B, N, M) affinity, got shape {tuple(matrix.shape)}")
         self.matrix = matrix
         self.num_nodes = matrix.shape[1]
 
@@ -167,10 +168,15 @@ class LowRankAffinity(GraphOperator):
         symmetrize: bool = False,
         normalization: Normalization = "none",
     ) -> None:
-        if left.dim() != 3 or left.shape != right.shape:
+        rectangular_ok = not symmetrize and normalization != "symmetric"
+        same = left.shape == right.shape or (
+            rectangular_ok and left.dim() == right.dim() == 3
+            and (left.shape[0], left.shape[2]) == (right.shape[0], right.shape[2])
+        )
+        if left.dim() != 3 or not same:
             raise ValueError(
-                f"left and right factors must both be (B, N, r); got {tuple(left.shape)} "
-                f"and {tuple(right.shape)}"
+                f"left and right factors must both be (B, N, r) (right may be (B, M, r) for an unsymmetrised, "
+                f"not degree-normalised affinity); got {tuple(left.shape)} and {tuple(right.shape)}"
             )
         if normalization not in ("none", "count", "symmetric"):
             raise ValueError(
@@ -234,7 +240,7 @@ class LowRankAffinity(GraphOperator):
             return self._scale * self._unnormalized_matmul(self._scale * z)
         out = self._unnormalized_matmul(z)
         if self.normalization == "count":
-            out = out / self.num_nodes
+            out = out / self.right.shape[1]  # the number of key nodes (N, or M when sub-sampled)
         return out
 
     def row(self, index: int) -> Tensor:
@@ -255,7 +261,7 @@ class LowRankAffinity(GraphOperator):
         if self.symmetrize:
             m = 0.5 * (m + m.transpose(1, 2))
         if self.normalization == "count":
-            m = m / self.num_nodes
+            m = m / self.right.shape[1]
         elif self.normalization == "symmetric":
             inv_sqrt = inverse_sqrt_degrees(m.sum(dim=2))
             m = m * inv_sqrt.unsqueeze(1) * inv_sqrt.unsqueeze(2)

@@ -141,6 +141,9 @@ class DisentangledAffinity(AffinityBuilder):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.unary = nn.Conv3d(in_channels, 1, kernel_size=1, bias=False)
+        #: Max-pool window of the keys (the block's ``subsample``): the unary logits are
+        #: pooled like φ and g, so ``u`` lives on the same (sub-sampled) key nodes.
+        self.key_pool: tuple[int, int, int] = (1, 1, 1)
         self.scale = scale
         self.factor = inter_channels**-0.5 if scale else 1.0
         self.temperature = temperature
@@ -149,9 +152,12 @@ class DisentangledAffinity(AffinityBuilder):
         theta = theta - theta.mean(dim=1, keepdim=True)
         phi = phi - phi.mean(dim=1, keepdim=True)
         pairwise = softmax_affinity(theta, phi, scale=self.factor, temperature=self.temperature)
-        logits = self.unary(x.to(self.unary.weight.dtype)).flatten(1).to(theta.dtype)
-        unary = torch.softmax(logits, dim=1).unsqueeze(-1)
-        return SumAffinity([pairwise, LowRankAffinity(torch.ones_like(unary), unary)])
+        logits = self.unary(x.to(self.unary.weight.dtype))
+        if self.key_pool != (1, 1, 1):
+            logits = F.max_pool3d(logits, kernel_size=self.key_pool, stride=self.key_pool)
+        unary = torch.softmax(logits.flatten(1).to(theta.dtype), dim=1).unsqueeze(-1)
+        ones = torch.ones(theta.shape[0], theta.shape[1], 1, dtype=unary.dtype, device=unary.device)
+        return SumAffinity([pairwise, LowRankAffinity(ones, unary)])
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, temperature={self.temperature}"
@@ -231,7 +237,7 @@ def _pointwise(conv: nn.Conv3d, nodes: Tensor) -> Tensor:
     layout is what the affinity needs anyway. Grouped convs (CGNL) use the conv itself.
     """
     if conv.groups == 1:
-        return F.linear(nodes, conv.weight.flatten(1))
+        return F.linear(nodes, conv.weight.flatten(1), conv.bias)
     batch, count, _ = nodes.shape
     mapped = conv(nodes.transpose(1, 2).reshape(batch, -1, count, 1, 1))
     return mapped.flatten(2).transpose(1, 2)
@@ -240,7 +246,7 @@ def _pointwise(conv: nn.Conv3d, nodes: Tensor) -> Tensor:
 class NonLocalBlock(nn.Module):
     """``y = x + act(norm(Σ_k W_k P_k(A) Z))``: the unified non-local block.
 
-    Submodules: ``theta``, ``phi``, ``g`` (1×1×1 convs ``C → C_s``, no bias), one
+    Submodules: ``theta``, ``phi``, ``g`` (1×1×1 convs ``C → C_s``, biased with ``bias``), one
     1×1×1 conv ``C_s → C`` per distinct weight of the filter (``w1``, ``w2``, …: the
     weight of the ``A^k`` term is ``w{k+1}``), ``affinity`` (the builder of ``A``; DNL's
     owns the unary conv) and the output norm ``bn`` (BatchNorm3d) or ``gn`` (GroupNorm).
@@ -248,6 +254,12 @@ class NonLocalBlock(nn.Module):
     Input ``(B, C, T, H, W)``, or ``(B, C, H, W)`` treated as ``T = 1``; output the same
     shape. The norm starts at zero (``zero_init=True``), so a new block is exactly the
     identity and inserting it into a pretrained network changes nothing at step 0.
+
+    ``subsample=(t, h, w)`` max-pools φ and g (after their convs) with that window and
+    stride, as the NL paper (§3.3) and mmaction2's ``NonLocal3d(sub_sample=True)`` (window
+    ``(1, 2, 2)``): ``A`` maps the N query positions to the ``N / (t·h·w)`` pooled keys, so
+    ``A Z`` costs that much less; a ``Z W`` term (NS) keeps the full-resolution ``g``.
+    Only filters of order ≤ 1 can be sub-sampled (``A^2`` needs a square ``A``).
 
     Build instances with :func:`build_nonlocal`; the constructor is the low-level form.
     """
@@ -269,6 +281,8 @@ class NonLocalBlock(nn.Module):
         recurrence: int = 1,
         upcast: bool = True,
         projection_groups: int = 1,
+        subsample: Sequence[int] = (1, 1, 1),
+        bias: bool = False,
         options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -288,11 +302,18 @@ class NonLocalBlock(nn.Module):
         self.recurrence = recurrence
         self.upcast = upcast
         self.options = dict(options or {})
+        self.subsample = _check_subsample(subsample)
+        if self.subsample != (1, 1, 1) and (graph_filter is not None or not self.terms
+                                            or max(t.power for t in self.terms) > 1):
+            raise ValueError(f"{kind}: subsample={list(self.subsample)} needs a polynomial filter of order <= 1 "
+                             "(A maps positions to fewer pooled keys, so A^2 and rational filters are undefined)")
 
-        self.theta = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
-        self.phi = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
-        self.g = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=False)
+        self.theta = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=bias)
+        self.phi = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=bias)
+        self.g = nn.Conv3d(in_channels, inter_channels, kernel_size=1, bias=bias)
         self.affinity = affinity
+        if isinstance(affinity, DisentangledAffinity):
+            affinity.key_pool = self.subsample
         # The filter: polynomial terms (Table 1) unless a rational filter factory is given
         # (called with C_s; it may own parameters, e.g. Cayley's zoom, under `filter.`).
         self.filter = graph_filter(inter_channels) if graph_filter is not None else PolynomialFilter(self.terms, basis)
@@ -322,6 +343,8 @@ class NonLocalBlock(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         nn.init.constant_(self.out_norm.weight, 0.0 if zero_init else 1.0)
         nn.init.zeros_(self.out_norm.bias)
         if zero_init:
@@ -332,8 +355,16 @@ class NonLocalBlock(nn.Module):
         """The affinity ``A`` this block builds for input ``x`` (for inspection and tests)."""
         x5 = self._check_input(x)
         nodes = _to_nodes(x5)
-        theta, phi = _pointwise(self.theta, nodes), _pointwise(self.phi, nodes)
-        return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:]))
+        shape = tuple(x5.shape[2:])
+        theta, phi = _pointwise(self.theta, nodes), self._pool_keys(_pointwise(self.phi, nodes), shape)
+        return self.affinity(theta, phi, x=x5, shape=shape)
+
+    def _pool_keys(self, nodes: Tensor, shape: tuple[int, int, int]) -> Tensor:
+        """Max-pool key-side node features ``(B, N, C)`` over ``subsample`` windows (a no-op without)."""
+        if self.subsample == (1, 1, 1):
+            return nodes
+        pooled = F.max_pool3d(_from_nodes(nodes, shape), kernel_size=self.subsample, stride=self.subsample)
+        return _to_nodes(pooled)
 
     def filter_input(self, x: Tensor) -> tuple[GraphOperator, Tensor]:
         """``(A, Z)`` for input ``x``: the graph and the node signal the filter acts on."""
@@ -384,7 +415,10 @@ class NonLocalBlock(nn.Module):
         nodes = _to_nodes(x)
         # θ, φ and g in one matrix product (same function as three 1×1×1 convs).
         stacked = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
-        theta, phi, z = F.linear(nodes, stacked).split(self.inter_channels, dim=-1)
+        biases = None
+        if self.theta.bias is not None:
+            biases = torch.cat([self.theta.bias, self.phi.bias, self.g.bias])
+        theta, phi, z = F.linear(nodes, stacked, biases).split(self.inter_channels, dim=-1)
         graph_dtype = z.dtype
         if self.upcast and z.dtype in (torch.float16, torch.bfloat16):
             # Degrees, softmaxes and N-term sums overflow or lose precision in half
@@ -392,8 +426,12 @@ class NonLocalBlock(nn.Module):
             graph_dtype = torch.float32
         with torch.autocast(device_type=x.device.type, enabled=False):
             theta, phi, z = (t.to(graph_dtype) for t in (theta, phi, z))
-            op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
-            signals = self.filter(op, z)
+            if self.subsample == (1, 1, 1):
+                op = self.affinity(theta, phi, x=x.to(graph_dtype), shape=shape)
+                signals = self.filter(op, z)
+            else:
+                op = self.affinity(theta, self._pool_keys(phi, shape), x=x.to(graph_dtype), shape=shape)
+                signals = _subsampled_filter(op, z, self._pool_keys(z, shape), self.terms)
             # The projections stay in the graph's precision too: A Z of an unnormalised
             # affinity (A², dot product) can exceed the float16 range before the norm.
             projections = [getattr(self, name) for name in signals]
@@ -420,6 +458,26 @@ class NonLocalBlock(nn.Module):
         )
 
 
+def _subsampled_filter(op: GraphOperator, z: Tensor, z_keys: Tensor, terms: Sequence[FilterTerm]) -> dict[str, Tensor]:
+    """:func:`apply_graph_filter` for order ≤ 1 with sub-sampled keys: ``Z`` for the
+    power-0 term (full resolution), ``A Z_keys`` for the power-1 term."""
+    powers = {0: z, 1: op.matmul(z_keys)}
+    grouped: dict[str, Tensor] = {}
+    for term in terms:
+        contribution = powers[term.power]
+        if term.coefficient != 1.0:
+            contribution = term.coefficient * contribution
+        grouped[term.weight] = contribution if term.weight not in grouped else grouped[term.weight] + contribution
+    return grouped
+
+
+def _check_subsample(value: Any) -> tuple[int, int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise ValueError(f"subsample must be a list of 3 positive ints (t, h, w), e.g. [1, 2, 2], got {value!r}")
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -438,22 +496,37 @@ def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
 _COMMON_DOC = "activation ('relu' as the official code | 'none'), zero_init, upcast"
 
 
-def _nl(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
-    """Non-local, embedded Gaussian (Wang et al. 2018): A = softmax(θᵀφ); filter A Z W."""
-    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=[FilterTerm(1, 1.0, "w2")])
+# `subsample` (max-pooled φ and g, e.g. [1, 2, 2]) and `bias` (biased θ/φ/g convs) are what
+# mmaction2's NonLocal3d(sub_sample=True) adds; with activation="none" (and scale for its
+# use_scale) an nl / nl_dot block computes exactly that module (tested against a restatement).
+_NO_SUBSAMPLE = [1, 1, 1]
 
 
-def _nl_dot(c, cs, *, impl: Impl = "auto", activation="relu", zero_init=True, upcast=True):
-    """Non-local, dot product: A = θᵀφ / N; filter A Z W."""
+def _nl(c, cs, *, scale: bool = False, subsample: list = _NO_SUBSAMPLE, bias: bool = False, activation="relu",
+        zero_init=True, upcast=True):
+    """Non-local, embedded Gaussian (Wang et al. 2018): A = softmax(θᵀφ); filter A Z W.
+    subsample=[t, h, w] max-pools φ and g (the NL paper's [1, 2, 2]); bias: biased θ/φ/g."""
+    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=[FilterTerm(1, 1.0, "w2")],
+                subsample=_check_subsample(subsample), bias=bias)
+
+
+def _nl_dot(c, cs, *, impl: Impl = "auto", subsample: list = _NO_SUBSAMPLE, bias: bool = False, activation="relu",
+            zero_init=True, upcast=True):
+    """Non-local, dot product: A = θᵀφ / N (N: key positions); filter A Z W. subsample
+    max-pools φ and g; bias: biased θ/φ/g."""
     _check_choice("impl", impl, ("auto", "dense", "linear"))
-    return dict(affinity=FactorizedAffinity(cs, variant="dot", impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
+    return dict(affinity=FactorizedAffinity(cs, variant="dot", impl=impl), terms=[FilterTerm(1, 1.0, "w2")],
+                subsample=_check_subsample(subsample), bias=bias)
 
 
-def _ns(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
-    """Non-local stage (Zhu et al. 2019): A = softmax(θᵀφ); filter Z W - A Z W (one W)."""
+def _ns(c, cs, *, scale: bool = False, subsample: list = _NO_SUBSAMPLE, bias: bool = False, activation="relu",
+        zero_init=True, upcast=True):
+    """Non-local stage (Zhu et al. 2019): A = softmax(θᵀφ); filter Z W - A Z W (one W).
+    subsample max-pools φ and g of the A Z term (Z W keeps full resolution)."""
     return dict(
         affinity=EmbeddedGaussianAffinity(cs, scale=scale),
         terms=[FilterTerm(0, 1.0, "w2"), FilterTerm(1, -1.0, "w2")],
+        subsample=_check_subsample(subsample), bias=bias,
     )
 
 
@@ -511,12 +584,14 @@ def _cc(c, cs, *, recurrence: int = 2, scale: bool = False, activation="relu", z
     )
 
 
-def _dnl(c, cs, *, scale: bool = True, temperature: float = 1.0, activation="relu", zero_init=True, upcast=True):
+def _dnl(c, cs, *, scale: bool = True, temperature: float = 1.0, subsample: list = _NO_SUBSAMPLE,
+         bias: bool = False, activation="relu", zero_init=True, upcast=True):
     """Disentangled non-local (Yin et al. 2020): A = softmax(whitened θᵀφ · s / τ) + 1uᵀ;
-    filter A Z W."""
+    filter A Z W. subsample max-pools φ, g and the unary logits."""
     return dict(
         affinity=DisentangledAffinity(c, cs, scale=scale, temperature=temperature),
         terms=[FilterTerm(1, 1.0, "w2")],
+        subsample=_check_subsample(subsample), bias=bias,
     )
 
 
@@ -626,11 +701,13 @@ def _snl_a1(c, cs, *, impl: Impl = "auto", activation="relu", zero_init=True, up
     return dict(affinity=FactorizedAffinity(cs, variant="spectral", impl=impl), terms=[FilterTerm(1, 1.0, "w2")])
 
 
-def _snl_a2(c, cs, *, scale: bool = False, activation="relu", zero_init=True, upcast=True):
+def _snl_a2(c, cs, *, scale: bool = False, subsample: list = _NO_SUBSAMPLE, bias: bool = False, activation="relu",
+            zero_init=True, upcast=True):
     """SNL_a2 (the SNL paper's ablation, ICCV Table 8): NL's softmax affinity
     A = softmax_j(θ_i·φ_j) (scale: · C_s^-1/2) with SNL's full first-order filter
-    Z W1 + A Z W2 (parameters as SNL)."""
-    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=chebyshev_terms(1))
+    Z W1 + A Z W2 (parameters as SNL). subsample max-pools φ and g of the A Z term."""
+    return dict(affinity=EmbeddedGaussianAffinity(cs, scale=scale), terms=chebyshev_terms(1),
+                subsample=_check_subsample(subsample), bias=bias)
 
 
 def _gsnl(

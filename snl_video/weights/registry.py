@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-from .class_names import KINETICS400, KINETICS700
+from .class_names import IMAGENET1K, KINETICS400, KINETICS700
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
 
@@ -355,10 +355,11 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
         reported_top1=77.8 if lfu else 77.6,
         protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
         notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url)
-        + " No class order is given for its 1000-class ImageNet head: the file is an initialisation for "
-        "fine-tuning (the head is replaced), not a video classifier.",
+        + " The file is an initialisation for fine-tuning (the head is replaced); its 1000-class ImageNet head "
+        "uses torchvision's ImageNet order (FFC trains with ImageFolder).",
         model_options=(("ratio_global", 0.25), ("lfu", lfu)),
         also_fits=("ffc_i3d_r50",),
+        class_names=IMAGENET1K,
     )
 
 
@@ -403,6 +404,9 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
                "layer3 after 1, 3, 5)." if blocks else "")
         ),
         nonlocal_blocks=placement,
+        # The BAT code reads labels from list files the user generates (README: "video_path frame_num
+        # label"): no class order is published, so none is claimed here.
+        class_names=None,
     )
 
 

@@ -50,10 +50,11 @@ def video(tmp_path_factory) -> Path:
 
 def _loaded(kind: str, options: dict | None = None, *, stage: str = "layer2") -> InferenceModel:
     torch.manual_seed(0)
-    spec = {"kind": kind, "options": options or {}, "positions": {stage: [0]}}
+    spec = {"kind": kind, "options": options or {}, "positions": {stage: [0]}, "input_size": [8, 48, 48]}
     model = build_model("r3d10", num_classes=3, nonlocal_blocks=spec, widen_factor=0.25, conv1_t_size=3).eval()
     for block in model.nonlocal_blocks.values():  # leave the identity init: rows depend only on theta/phi anyway
-        torch.nn.init.normal_(block.out_norm.weight)
+        if hasattr(block, "out_norm"):
+            torch.nn.init.normal_(block.out_norm.weight)
     return InferenceModel(model, "r3d10", ["a", "b", "c"], NormalizationSpec((0.45,) * 3, (0.225,) * 3),
                           num_frames=8, sampling_stride=2, crop_size=48, num_clips=1, num_crops=1,
                           reduce="mean_prob", source="test")
@@ -61,7 +62,8 @@ def _loaded(kind: str, options: dict | None = None, *, stage: str = "layer2") ->
 
 @pytest.mark.parametrize("kind, options", [
     ("snl", {"impl": "linear"}), ("snl", {"impl": "dense"}), ("nl", {}), ("nl_dot", {"impl": "linear"}),
-    ("a2", {}), ("dnl", {}), ("cc", {}), ("ns", {}),
+    ("a2", {}), ("dnl", {}), ("cc", {}), ("ns", {}), ("snl_a1", {"impl": "linear"}), ("snl_a2", {}), ("gsnl", {}),
+    ("snl", {"filter": "cayley", "impl": "linear"}), ("snl", {"filter": "arma", "impl": "linear"}),
 ])
 def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_path, monkeypatch):
     loaded = _loaded(kind, options)
@@ -143,3 +145,19 @@ def test_explain_cli_and_bad_queries(video, tmp_path, capsys):
     assert main(["explain", str(video), "--checkpoint", str(ckpt), "--config", str(cfg_yaml), "--out", str(out),
                  "--gradcam", "--class", "zzz"]) == 2
     assert "is not one of the model's classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, options", [("srb", {}), ("bat", {"s": 2, "k": 2, "tk": 2, "ts": 2})])
+def test_transform_domain_kinds_say_they_have_no_affinity(kind, options, video, tmp_path):
+    loaded = _loaded(kind, options)
+    result = explain_video(loaded, video, tmp_path, queries=[(1, 2, 3)], with_gradcam=True)
+    assert "no explicit affinity" in result.skipped["layer2_after_0"] and list(result.files) == ["gradcam"]
+    assert json.loads((tmp_path / "explain.json").read_text())["skipped"]["layer2_after_0"].startswith(kind)
+    with pytest.raises(ValueError, match="no non-local blocks to explain"):
+        explain_video(_loaded_without_blocks(), video, tmp_path / "none")
+
+
+def _loaded_without_blocks() -> InferenceModel:
+    loaded = _loaded("snl")
+    loaded.model.nonlocal_blocks.clear()
+    return loaded

@@ -41,12 +41,31 @@ def test_tiny_run_learns_and_evaluates(tiny_prepared, tmp_path):
     assert "train_loss" in csv_text and "clips_per_s" in csv_text
 
 
-def test_kill_and_resume_gives_the_same_weights(tiny_prepared, tmp_path):
-    sections = dict(schedule={"epochs": 3, "kind": "step", "step_size": 1, "gamma": 0.5})
+# The fine-tuning knobs keep resume exact: parameter groups, clipping, label smoothing and
+# batch Mixup/CutMix (drawn from the per-epoch seeded global generator), the multistep and
+# plateau schedules (the plateau's best metric and count travel in the scheduler's state dict).
+RESUME_RECIPES = {
+    "step": dict(schedule={"epochs": 3, "kind": "step", "step_size": 1, "gamma": 0.5}),
+    "multistep_warmup_groups_clip_mix": dict(
+        schedule={"epochs": 3, "kind": "multistep", "milestones": [2], "gamma": 0.5, "warmup_epochs": 1},
+        optim={"lr": 0.02, "lr_mult": {"fc.*": 5.0, "nonlocal_blocks.*": 2.0}, "no_weight_decay_on": ["norm", "bias"],
+               "clip_grad_norm": 1.0, "label_smoothing": 0.1},
+        data={"mixup_alpha": 0.4, "cutmix_alpha": 1.0}),
+    "plateau": dict(
+        schedule={"epochs": 3, "kind": "plateau", "patience": 0, "factor": 0.5},
+        eval={"every_epochs": 1}),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RESUME_RECIPES))
+def test_kill_and_resume_gives_the_same_weights(tiny_prepared, tmp_path, recipe):
+    sections = RESUME_RECIPES[recipe]
     full = train(tiny_config(tiny_prepared, tmp_path / "full", **sections))
     cfg = tiny_config(tiny_prepared, tmp_path / "cut", **sections)
     first = train(cfg, stop_after_epochs=1)  # "killed" after the checkpoint of epoch 1
     assert first.epochs_done == 1 and load_checkpoint(first.last_checkpoint)["epoch"] == 1
+    if recipe == "plateau":  # the plateau's state crosses the cut
+        assert load_checkpoint(first.last_checkpoint)["scheduler"]["lr_lambdas"][0]["best"] >= 0
     with pytest.raises(ValueError, match="--resume"):
         train(cfg)  # no silent overwrite of an existing run
     resumed = train(cfg, resume=True)

@@ -8,6 +8,7 @@ when no BatchNorm uses batch statistics.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -184,3 +185,49 @@ def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monke
     assert formats and all(formats)  # activations really run channels-last
     # the same sums in another order: float32 rounding differences only
     _assert_same_training(a.last_checkpoint, b.last_checkpoint, atol=1e-4)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_prepared, tmp_path):
+    # Two "machines" on this one: two torchrun launchers (--nnodes=2, c10d rendezvous on
+    # 127.0.0.1, one gloo process each), each with its own output folder. They must take the
+    # optimizer steps of one process with 2-step accumulation, and the final evaluation must
+    # work although only global rank 0's folder holds the checkpoint.
+    from snl_video.engine.evaluate import run_evaluation
+
+    sections = dict(data={"batch_size": 1}, schedule={"epochs": 1, "kind": "step", "step_size": 1, "gamma": 0.5},
+                    optim={"lr": 0.01}, eval={"num_clips": 1})
+    one = train(tiny_config(tiny_prepared, tmp_path / "one", runtime={"grad_accum_steps": 2}, **sections))
+    reference = run_evaluation(tiny_config(tiny_prepared, tmp_path / "one", **sections), one.last_checkpoint)
+
+    config_file = save_config(tiny_config(tiny_prepared, tmp_path / "unused", **sections), tmp_path / "nodes.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    port = _free_port()
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+               f"--node_rank={node}", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+               "--rdzv_id=two_nodes_test", "-m", "snl_video.cli", "train", "--config", str(config_file),
+               f"runtime.output_dir={tmp_path / f'node{node}'}"]
+        procs.append(subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outputs = [p.communicate(timeout=400) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    # global rank 0 (whichever node c10d made it) wrote checkpoints and evaluation; the other node nothing of them
+    written = [n for n in (0, 1) if (tmp_path / f"node{n}" / "checkpoints" / "last.pt").is_file()]
+    assert len(written) == 1, written
+    main_dir, other_dir = tmp_path / f"node{written[0]}", tmp_path / f"node{1 - written[0]}"
+    assert (main_dir / "eval" / "metrics.json").is_file() and not (other_dir / "eval").exists()
+    _assert_same_training(one.last_checkpoint, main_dir / "checkpoints" / "last.pt", atol=1e-6)
+    metrics = json.loads((main_dir / "eval" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert metrics["clip_top1"] == pytest.approx(reference.clip_top1)
+    assert metrics["video_top1"] == pytest.approx(reference.video_top1)

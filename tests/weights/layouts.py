@@ -89,13 +89,14 @@ def sgd_state(num_params: int) -> dict:
 
 
 def mmaction2_i3d_state(
-    *, nonlocal_blocks: bool, width: int = 8, num_classes: int = 400, temporal=None
+    *, nonlocal_blocks: bool, width: int = 8, num_classes: int = 400, temporal=None, sub_sample: bool = False
 ) -> dict[str, torch.Tensor]:
     """mmaction2 ResNet3d (mmcv ConvModule: .conv / .bn) + I3DHead (cls_head.fc_cls), optional NonLocal3d.
 
     Non-local blocks follow mmaction2's I3D-NL configs (every other block of res3 / res4 here;
     the real configs pick blocks per stage) with mmcv's NonLocal3d: g/theta/phi 1x1x1 convs
-    with bias and conv_out followed by BN3d.
+    with bias and conv_out followed by BN3d. ``sub_sample=True`` (the published I3D-NL configs)
+    wraps g and phi with their max-pool in an ``nn.Sequential``: keys ``g.0.conv`` / ``phi.0.conv``.
     """
     s: dict[str, torch.Tensor] = {"backbone.conv1.conv.weight": torch.empty(width, 3, 5, 7, 7)}
     s.update(_bn("backbone.conv1.bn", width))
@@ -114,8 +115,9 @@ def mmaction2_i3d_state(
             if nonlocal_blocks and stage in (2, 3) and j % 2 == 1:
                 c, ci = planes * 4, planes * 2
                 for name in ("g", "theta", "phi"):
-                    s[f"{p}.non_local_block.{name}.conv.weight"] = torch.empty(ci, c, 1, 1, 1)
-                    s[f"{p}.non_local_block.{name}.conv.bias"] = torch.empty(ci)
+                    module = f"{name}.0" if sub_sample and name != "theta" else name
+                    s[f"{p}.non_local_block.{module}.conv.weight"] = torch.empty(ci, c, 1, 1, 1)
+                    s[f"{p}.non_local_block.{module}.conv.bias"] = torch.empty(ci)
                 # mmcv ConvModule: bias="auto" drops the bias when a norm follows (conv_out has BN3d).
                 s[f"{p}.non_local_block.conv_out.conv.weight"] = torch.empty(c, ci, 1, 1, 1)
                 s.update(_bn(f"{p}.non_local_block.conv_out.bn", c))

@@ -13,7 +13,7 @@ from snl_video.data.decoding import read_frames
 from snl_video.data.sampling import center_clip
 from snl_video.data.synthetic import encode_avi
 from snl_video.models import build_model
-from snl_video.weights.class_names import KINETICS400, KINETICS700
+from snl_video.weights.class_names import IMAGENET1K, KINETICS400, KINETICS700
 from snl_video.weights.registry import WEIGHTS, get_weights, validate_entry
 
 from .test_parity import save_hara2017
@@ -21,6 +21,12 @@ from .test_parity import save_hara2017
 
 def test_kinetics400_is_torchvisions_list():
     assert list(KINETICS400) == R3D_18_Weights.KINETICS400_V1.meta["categories"]
+
+
+def test_imagenet1k_is_torchvisions_list():
+    from torchvision.models import ResNet50_Weights
+
+    assert list(IMAGENET1K) == ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
 
 
 def test_kinetics700_is_sorted_and_unique():
@@ -32,11 +38,10 @@ def test_kinetics700_is_sorted_and_unique():
 @pytest.mark.parametrize("entry", WEIGHTS, ids=lambda e: e.name)
 def test_every_entry_has_its_head_order_or_says_why_not(entry):
     assert validate_entry(entry) == []
-    if entry.name == "r3d50.hara2020_kmit" or entry.format in ("bat_video", "ffc"):
-        # no published head order (merged KM head; user-made BAT label lists; ImageNet init files)
+    if entry.name == "r3d50.hara2020_kmit" or entry.format == "bat_video":
         assert entry.class_names is None and "No class order" in entry.notes
         return
-    expected = {"kinetics400": KINETICS400, "kinetics700": KINETICS700}[entry.dataset]
+    expected = {"kinetics400": KINETICS400, "kinetics700": KINETICS700, "imagenet": IMAGENET1K}[entry.dataset]
     assert entry.class_names == expected and len(entry.class_names) == entry.num_classes
 
 

@@ -78,11 +78,19 @@ def test_mmaction2_literal_keys():
         "backbone.layer1.0.downsample.conv.weight": _t(1),
         "backbone.layer1.0.downsample.bn.num_batches_tracked": _t(1),
         "backbone.layer3.1.non_local_block.g.conv.bias": _t(1),
+        "backbone.layer3.1.non_local_block.g.0.conv.weight": _t(1),
+        "backbone.layer2.3.non_local_block.phi.0.conv.bias": _t(1),
+        "backbone.layer2.3.non_local_block.theta.conv.weight": _t(1),
+        "backbone.layer2.3.non_local_block.conv_out.conv.weight": _t(1),
+        "backbone.layer2.3.non_local_block.conv_out.bn.running_var": _t(1),
         "cls_head.fc_cls.weight": _t(1),
     })
     assert set(out) == {"conv1.weight", "bn1.running_mean", "layer3.5.conv2.weight", "layer3.5.bn3.weight",
                         "layer1.0.downsample.0.weight", "layer1.0.downsample.1.num_batches_tracked",
-                        "layer3.1.non_local_block.g.conv.bias", "fc.weight"}
+                        "nonlocal_blocks.layer3_after_1.g.bias", "nonlocal_blocks.layer3_after_1.g.weight",
+                        "nonlocal_blocks.layer2_after_3.phi.bias", "nonlocal_blocks.layer2_after_3.theta.weight",
+                        "nonlocal_blocks.layer2_after_3.w2.weight", "nonlocal_blocks.layer2_after_3.bn.running_var",
+                        "fc.weight"}
 
 
 def test_slowfast_literal_keys():
@@ -149,17 +157,19 @@ def test_mmaction2_i3d_loads_into_i3d_r50(tmp_path):
         assert torch.equal(sd[ours], state[theirs]), ours
 
 
-def test_mmaction2_nonlocal_blocks_are_reported_not_transferable(tmp_path):
-    state = mmaction2_i3d_state(nonlocal_blocks=True, width=W, temporal=I3D_TEMPORAL)
+def test_mmaction2_nonlocal_blocks_need_the_matching_spec_or_an_ignore(tmp_path):
+    # (that they then load exactly is tests/weights/test_mmaction2_nonlocal.py)
+    state = mmaction2_i3d_state(nonlocal_blocks=True, width=W, temporal=I3D_TEMPORAL, sub_sample=True)
     path = tmp_path / "i3d_nl.pth"
     torch.save({"state_dict": state, "meta": {}}, path)
-    with pytest.raises(WeightsLoadError, match=r"(?s)NonLocal3d.*not transferable.*pretrained_ignore=\('\*non_local_block\*',\)"):
+    with pytest.raises(WeightsLoadError, match=r"(?s)non-local blocks \['layer2_after_1', .*mmaction2_nonlocal_spec.*"
+                                               r"pretrained_ignore=\('nonlocal_blocks\.\*',\)"):
         build_model("i3d_r50", num_classes=101, nonlocal_blocks="nl", pretrained=path)
     model = build_model("i3d_r50", num_classes=101, nonlocal_blocks="nl", pretrained=path,
-                        pretrained_ignore=("*non_local_block*",))
+                        pretrained_ignore=("nonlocal_blocks.*",))
     report = model.load_report
     n_nl = sum("non_local_block" in k for k in state)
-    assert n_nl and len(report.ignored) == n_nl and all("non_local_block" in k for k in report.ignored)
+    assert n_nl and len(report.ignored) == n_nl and all(k.startswith("nonlocal_blocks.") for k in report.ignored)
     assert report.new and all(k.startswith("nonlocal_blocks.") for k in report.new)
     assert report.reinitialised_head == ["fc.weight", "fc.bias"]
     assert torch.equal(model.layer3[5].conv3.weight, state["backbone.layer3.5.conv3.conv.weight"])
