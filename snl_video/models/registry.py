@@ -159,7 +159,8 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
             logger.info("%s: building %s with %s=%r, as the checkpoint needs", entry.name, name, key, value)
             out[key] = value
         elif out[key] != value:
-            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given")
+            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given: "
+                             f"set model.options.{key}={value} or leave it out")
     return out
 
 
@@ -191,7 +192,8 @@ def load_backbone_weights(
         if model_name not in (recorded, *entry.also_fits):
             raise WrongArchitectureError(
                 f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
-                f"build_model({recorded!r}, ...) or pick weights made for {model_name} (`snl-video weights list`)"
+                f"set model.name={recorded} (Python: build_model({recorded!r}, ...)) or pick weights made for "
+                f"{model_name} (`snl-video weights list`)"
             )
 
     own = model.state_dict()
@@ -237,7 +239,8 @@ def load_backbone_weights(
                 f"{detected.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
                 f"was built with shortcut {shortcut!r}: it is a shortcut-{need} network"
                 + (" (3D-ResNets-PyTorch 2017 resnet-18/34)" if need == "A" else "")
-                + f". Build it with shortcut={need!r} (config: model.options: {{shortcut: {need}}})"
+                + f". Set model.options.shortcut={need} (YAML: model: {{options: {{shortcut: {need}}}}}; "
+                  f"Python: shortcut={need!r})"
             )
         matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
         option = ""
@@ -249,7 +252,8 @@ def load_backbone_weights(
             raise WrongArchitectureError(
                 f"{detected.source} holds a {detected.describe()} whose backbone is that of "
                 f"{' / '.join(matches)}{' with shortcut A' if option else ''}, but the model is {model_desc}: "
-                f"build_model({matches[0]!r}{option}, ...) or use a checkpoint made for {model_desc}"
+                f"set model.name={matches[0]}{' model.options.shortcut=A' if option else ''} (Python: "
+                f"build_model({matches[0]!r}{option}, ...)) or use a checkpoint made for {model_desc}"
             )
 
     return load_pretrained(
