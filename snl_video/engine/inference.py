@@ -444,7 +444,7 @@ def _reason(exc: BaseException, path: str) -> str:
     while text.startswith(path + ": "):
         text = text[len(path) + 2:]
     if Path(path).is_file() and Path(path).stat().st_size == 0:
-        return f"empty file (0 bytes): {text}"
+        return "empty file (0 bytes)"  # the decoder's own text ("[Errno 1094995529] Invalid data ...") adds nothing
     if "fewer frames than requested" in text:
         return f"truncated: fewer frames decode than the container declares ({text})"
     return text

@@ -100,7 +100,7 @@ def test_cli_folder_with_bad_files_csv_and_json(video_run, tmp_path, capsys):
     assert "more than the model's 4 classes" in capsys.readouterr().err
     reasons = {Path(e["video"]).name: e["reason"] for e in data["errors"]}
     assert set(reasons) == {"empty.avi", "not_a_video.mp4", "truncated.avi"}
-    assert reasons["empty.avi"].startswith("empty file") and all(reasons.values())
+    assert reasons["empty.avi"] == "empty file (0 bytes)" and all(reasons.values())
 
 
 def test_cli_bad_inputs_are_one_line_errors(video_run, tmp_path, capsys):
