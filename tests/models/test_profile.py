@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from snl_video.cli import main
@@ -220,3 +221,11 @@ def test_cli_profile_bare_kind_option_error_says_how_to_give_options(capsys):
     assert main(["profile", "--model", "r3d18", "--frames", "16", "--size", "112", "--nonlocal",
                  '{"kind": "bat", "options": {"ts": 2}}', "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["nonlocal_keys"] == ["layer3_after_0"]
+
+
+def test_size_bound_placement_probe_works_when_the_last_map_is_one_cell():
+    # r3d18 at 8x32x32 ends in a 1x1x1 map: the shape probe must not run BatchNorm in training mode
+    model = build_model("r3d18", num_classes=5,
+                        nonlocal_blocks={"kind": "bat", "options": {"s": 2, "ts": 1}, "input_size": [8, 32, 32]})
+    assert list(model.nonlocal_blocks) == ["layer3_after_0"]
+    assert model.eval()(torch.randn(1, 3, 8, 32, 32)).shape == (1, 5)
