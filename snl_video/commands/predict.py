@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if args.out is not None:
         print(f"written: {result.write(args.out)}")
+        errors_file = result.errors_path(args.out)
+        if errors_file is not None:
+            print(f"failed videos: {errors_file}")
     if result.errors:
         print(f"{len(result.errors)} of {len(paths)} video(s) failed (listed above)", file=sys.stderr)
     return 0

@@ -73,7 +73,14 @@ def run(args: argparse.Namespace) -> int:
         spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
         spec.setdefault("input_size", [args.frames, args.size, args.size])
     options = _parse_model_options(getattr(args, "model_options", []) or [])
-    model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec, **options)
+    try:
+        model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec, **options)
+    except ValueError as exc:
+        if not isinstance(given, str) or "options." not in str(exc):
+            raise
+        # a bare kind has no place for the options the message asks for: say how to give them here
+        raise ValueError(f"{exc}; here pass them in a JSON spec, e.g. --nonlocal "
+                         f"'{{\"kind\": \"{given}\", \"options\": {{...}}}}'") from None
     shape = (1, 3, args.frames, args.size, args.size)
     profile = profile_model(model, input_shape=shape)
     result = {

@@ -42,8 +42,8 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from ..engine.progress import progress as _progress
 from .decoding import DecodeError, iter_frames, probe_video
 from .prepared import (
     FORMAT_VERSION,
@@ -449,18 +449,14 @@ def _prepare_locked(
         else:
             jobs.append((str(videos_dir / video), video, str(out), settings))
     logger.info("%d videos to prepare, %d already done, %d workers", len(jobs), len(records), workers)
-    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            record = _run_job(job)
+        for record in _progress(map(_run_job, jobs), enabled=progress, total=len(jobs), desc="prepare", unit="video"):
             records[record["path"]] = record
-            bar.update()
     else:
         with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
-            for record in pool.imap_unordered(_run_job, jobs, chunksize=1):
+            done_jobs = pool.imap_unordered(_run_job, jobs, chunksize=1)
+            for record in _progress(done_jobs, enabled=progress, total=len(jobs), desc="prepare", unit="video"):
                 records[record["path"]] = record
-                bar.update()
-    bar.close()
 
     ordered = [records[v] for v in videos["path"]]
     _write_index(out, manifest, videos, ordered, settings.storage)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from ..engine.progress import progress as _progress
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def make_synthetic_ucf101(
             rel = f"{motion.name}/v_{motion.name}_g{group:02d}_c{clip_in_group[group]:02d}.avi"
             entries.append((rel, label + 1, group))
             jobs.append((rel, motion, label, i))
-    for rel, motion, label, i in tqdm(jobs, desc="synthetic videos", disable=not progress):
+    for rel, motion, label, i in _progress(jobs, enabled=progress, desc="synthetic videos", unit="video"):
         rng = np.random.default_rng([seed, label, i])
         frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng, noise=noise)
         encode_avi(frames, video_root / rel, bit_rate=bit_rate)
@@ -205,7 +205,7 @@ def _snake(name: str) -> str:
 
 def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]], *, num_frames: int, frame_jitter: int,
                 seed: int, progress: bool, desc: str = "synthetic videos") -> None:
-    for rel, motion, label, i in tqdm(jobs, desc=desc, disable=not progress):
+    for rel, motion, label, i in _progress(jobs, enabled=progress, desc=desc, unit="video"):
         rng = np.random.default_rng([seed, label, i])
         frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng)
         path = video_root / rel

@@ -30,7 +30,7 @@ from typing import Literal
 
 import torch
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, current_umask
 from .inference import InferenceModel
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def _atomic_output(path: Path, write: "callable") -> None:
     """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would survive a writer that reuses the file
     os.close(fd)
     try:
         write(Path(tmp))

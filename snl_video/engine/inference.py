@@ -346,10 +346,30 @@ class PredictResult:
                 w.writerow([p.video, f"{p.start_s:.3f}", f"{p.end_s:.3f}", rank, c.class_name, f"{c.probability:.6f}"])
         return buffer.getvalue()
 
+    def errors_path(self, path: str | os.PathLike[str]) -> Path | None:
+        """Where :meth:`write` puts the failed videos of a ``.csv`` (``NAME.errors.csv``), or None when
+        there are none or the format (``.json``) holds them itself."""
+        path = Path(path)
+        if not self.errors or path.suffix.lower() != ".csv":
+            return None
+        return path.with_name(path.stem + ".errors.csv")
+
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``.csv`` or ``.json`` (by suffix) atomically."""
+        """Write ``.csv`` or ``.json`` (by suffix) atomically. A ``.csv`` cannot hold the failed
+        videos in its columns, so they go to ``NAME.errors.csv`` (``video,reason``) beside it;
+        a stale one from an earlier run is removed when nothing failed."""
         path = Path(path)
         if path.suffix.lower() == ".csv":
+            errors_file = self.errors_path(path)
+            if errors_file is not None:
+                buffer = io.StringIO()
+                w = csv.writer(buffer, lineterminator="\n")
+                w.writerow(["video", "reason"])
+                for e in self.errors:
+                    w.writerow([e.video, e.reason])
+                atomic_write_text(errors_file, buffer.getvalue())
+            else:
+                path.with_name(path.stem + ".errors.csv").unlink(missing_ok=True)
             return atomic_write_text(path, self.csv_text())
         if path.suffix.lower() == ".json":
             return atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1) + "\n")
@@ -424,7 +444,7 @@ def _reason(exc: BaseException, path: str) -> str:
     while text.startswith(path + ": "):
         text = text[len(path) + 2:]
     if Path(path).is_file() and Path(path).stat().st_size == 0:
-        return f"empty file (0 bytes): {text}"
+        return "empty file (0 bytes)"  # the decoder's own text ("[Errno 1094995529] Invalid data ...") adds nothing
     if "fewer frames than requested" in text:
         return f"truncated: fewer frames decode than the container declares ({text})"
     return text

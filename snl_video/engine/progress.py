@@ -34,6 +34,11 @@ def stream_is_terminal(stream: TextIO | None = None) -> bool:
         return False
 
 
+def _plural(unit: str) -> str:
+    """``step`` → ``steps``, ``batch`` → ``batches``: the unit as counted in a plain line."""
+    return unit + ("es" if unit.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 class PlainProgress:
     """An iterable wrapper that logs ``desc: n/total unit (p%), elapsed, rate, postfix`` lines
     at most every ``interval`` seconds and once when the iteration ends."""
@@ -53,13 +58,14 @@ class PlainProgress:
         self.postfix = dict(values)
 
     def line(self, elapsed: float) -> str:
+        units = _plural(self.unit)
         if self.total:
-            count = f"{self.n}/{self.total} {self.unit}s ({100.0 * self.n / self.total:.0f}%)"
+            count = f"{self.n}/{self.total} {units} ({100.0 * self.n / self.total:.0f}%)"
         else:
-            count = f"{self.n} {self.unit}s"
+            count = f"{self.n} {units}"
         rate = self.n / elapsed if elapsed > 0 else 0.0
         extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        return f"{self.desc}: {count}, {elapsed:.1f} s, {rate:.3g} {self.unit}s/s{extra}"
+        return f"{self.desc}: {count}, {elapsed:.1f} s, {rate:.3g} {units}/s{extra}"
 
     def __iter__(self) -> Iterator[Any]:
         start = last = self.clock()

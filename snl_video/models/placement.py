@@ -169,6 +169,7 @@ def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[s
 
     with torch.device("meta"):
         probe = type(model)(model.spec, num_classes=1)
+    probe.eval()  # shapes only: training-mode BatchNorm would reject a 1x1x1 map at batch 1
     sizes: dict[str, tuple[int, int, int]] = {}
     handles = []
     for stage in model.stage_depths():

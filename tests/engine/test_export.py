@@ -4,6 +4,8 @@ traces in eval mode, and bad requests are one-line errors."""
 from __future__ import annotations
 
 import json
+import logging
+import stat
 
 import numpy as np
 import pytest
@@ -97,6 +99,9 @@ def test_export_verifies_and_has_a_dynamic_batch(fmt, tmp_path):
             got = torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0])
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".m.*"))  # no leftovers
+    from snl_video.fileio import current_umask as _umask
+
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o666 & ~_umask()  # not mkstemp's private 0600
 
 
 @pytest.mark.slow
@@ -116,6 +121,8 @@ def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, 
                  "--verify"]) == 0
     out = capsys.readouterr().out
     assert "input clip (batch, 3x6x40x40)" in out and "verified" in out
+    # the ONNX exporter's optimiser passes log at INFO: kept out of the user's log unless --verbose
+    assert all(logging.getLogger(n).getEffectiveLevel() == logging.WARNING for n in ("onnxscript", "onnx_ir"))
     program = torch.export.load(str(tmp_path / "m.pt2")).module()
     clip = torch.randn(3, 3, 6, 40, 40)
     with torch.no_grad():

@@ -84,6 +84,11 @@ def test_cli_folder_with_bad_files_csv_and_json(video_run, tmp_path, capsys):
     probs = [float(r[5]) for r in rows[1:4]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
     assert "3 of 5 video(s) failed" in captured.err
+    with open(tmp_path / "p.errors.csv") as f:  # a CSV cannot hold the failures: they go beside it
+        failed = list(csv.reader(f))
+    assert failed[0] == ["video", "reason"]
+    assert sorted(Path(r[0]).name for r in failed[1:]) == ["empty.avi", "not_a_video.mp4", "truncated.avi"]
+    assert all(r[1] for r in failed[1:]) and f"failed videos: {tmp_path / 'p.errors.csv'}" in captured.out
 
     assert main(["predict", "--checkpoint", str(ckpt), str(folder), "--out", str(tmp_path / "p.json"),
                  "--no-progress"]) == 0
@@ -95,7 +100,7 @@ def test_cli_folder_with_bad_files_csv_and_json(video_run, tmp_path, capsys):
     assert "more than the model's 4 classes" in capsys.readouterr().err
     reasons = {Path(e["video"]).name: e["reason"] for e in data["errors"]}
     assert set(reasons) == {"empty.avi", "not_a_video.mp4", "truncated.avi"}
-    assert reasons["empty.avi"].startswith("empty file") and all(reasons.values())
+    assert reasons["empty.avi"] == "empty file (0 bytes)" and all(reasons.values())
 
 
 def test_cli_bad_inputs_are_one_line_errors(video_run, tmp_path, capsys):

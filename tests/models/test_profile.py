@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from snl_video.cli import main
@@ -208,3 +209,23 @@ def test_cli_profile_binds_lo_to_the_clip_and_prints_ffts_apart(capsys):
     assert "FFTs" not in capsys.readouterr().out  # LO has no FFT
     assert main(["profile", "--model", "r3d18", "--frames", "8", "--size", "112", "--nonlocal", "srb"]) == 0
     assert "FFTs" in capsys.readouterr().out
+
+
+def test_cli_profile_bare_kind_option_error_says_how_to_give_options(capsys):
+    # r3d18 at 16x112x112: layer3 map 2x7x7, so BAT's default ts=4 does not fit; a bare kind
+    # has nowhere for options, so the error says to use a JSON spec, and that spec then works
+    assert main(["profile", "--model", "r3d18", "--frames", "16", "--size", "112", "--nonlocal", "bat"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "set options.ts" in err
+    assert """--nonlocal '{"kind": "bat", "options": {...}}'""" in err
+    assert main(["profile", "--model", "r3d18", "--frames", "16", "--size", "112", "--nonlocal",
+                 '{"kind": "bat", "options": {"ts": 2}}', "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["nonlocal_keys"] == ["layer3_after_0"]
+
+
+def test_size_bound_placement_probe_works_when_the_last_map_is_one_cell():
+    # r3d18 at 8x32x32 ends in a 1x1x1 map: the shape probe must not run BatchNorm in training mode
+    model = build_model("r3d18", num_classes=5,
+                        nonlocal_blocks={"kind": "bat", "options": {"s": 2, "ts": 1}, "input_size": [8, 32, 32]})
+    assert list(model.nonlocal_blocks) == ["layer3_after_0"]
+    assert model.eval()(torch.randn(1, 3, 8, 32, 32)).shape == (1, 5)
