@@ -142,41 +142,91 @@ def save_jpeg_frames(path: str | Path, frames: np.ndarray, *, quality: int = 90)
     _atomic(path, write)
 
 
-def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
+_HEAD_READ = 4096  # one read holds the header and the offsets of videos up to ~500 frames
+_jpeg_decoder: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
+
+
+def _pil_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Decode JPEGs with PIL, as ``(H, W, 3)`` uint8 tensors (the fallback without torchcodec)."""
     from PIL import Image
 
+    out = []
+    for blob in blobs:
+        with Image.open(io.BytesIO(blob.numpy().tobytes()), formats=["JPEG"]) as image:
+            out.append(torch.from_numpy(np.asarray(image.convert("RGB"))))
+    return out
+
+
+def _torchcodec_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Decode JPEGs with torchcodec (libjpeg-turbo, no per-image Python objects), as ``(H, W, 3)``
+    views of its ``(3, H, W)`` outputs (torchcodec writes them channels-last: no copy)."""
+    from torchcodec.decoders import decode_jpeg
+
+    return [image.permute(1, 2, 0) for image in decode_jpeg(blobs, mode="RGB")]
+
+
+def _decoder() -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+    """torchcodec's JPEG decoder when it imports (about 2x faster than PIL per clip; the same
+    libjpeg-turbo pixels), else PIL. Chosen once per process."""
+    global _jpeg_decoder
+    if _jpeg_decoder is None:
+        try:
+            from torchcodec.decoders import decode_jpeg  # noqa: F401  (needs FFmpeg's libraries)
+
+            _jpeg_decoder = _torchcodec_decode
+        except Exception as exc:  # not installed, or its FFmpeg libraries are missing
+            logger.debug("torchcodec JPEG decoding unavailable (%s); using PIL", exc)
+            _jpeg_decoder = _pil_decode
+    return _jpeg_decoder
+
+
+def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
+    """Frames ``indices`` of a ``.jpegs`` file: one positioned read for the header and offsets,
+    one for the bytes of frames min(indices)..max(indices), one batched decode of each distinct
+    frame, one copy into the ``(T, H, W, 3)`` result."""
     from .decoding import DecodeError
 
-    with open(frames_file, "rb") as f:
-        raw = f.read(_JPEG_HEADER.itemsize)
-        if len(raw) < _JPEG_HEADER.itemsize or raw[:8] != JPEG_MAGIC:
+    fd = os.open(frames_file, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, _HEAD_READ, 0)
+        if len(head) < _JPEG_HEADER.itemsize or head[:8] != JPEG_MAGIC:
             raise DecodeError(f"{frames_file}: not a .jpegs frame file (bad header); prepare the video again")
-        header = np.frombuffer(raw, dtype=_JPEG_HEADER)[0]
+        header = np.frombuffer(head, dtype=_JPEG_HEADER, count=1)[0]
         num, height, width = int(header["frames"]), int(header["height"]), int(header["width"])
         if max(indices) >= num or min(indices) < 0:
             raise IndexError(f"{frames_file}: frame indices {min(indices)}..{max(indices)} outside 0..{num - 1}")
-        offsets = np.frombuffer(f.read(8 * (num + 1)), dtype="<i8")
         data_start = _JPEG_HEADER.itemsize + 8 * (num + 1)
-        if len(offsets) != num + 1 or os.fstat(f.fileno()).st_size < data_start + int(offsets[-1]):
+        if len(head) < data_start:
+            head = os.pread(fd, data_start, 0)
+        if len(head) < data_start:
             raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
-        unique = sorted(set(indices))  # loop-padded clips repeat frames: decode each once
-        blobs = []
-        for i in unique:
-            f.seek(data_start + int(offsets[i]))
-            blob = f.read(int(offsets[i + 1] - offsets[i]))
-            blobs.append(blob)
-    decoded: dict[int, np.ndarray] = {}
-    for i, blob in zip(unique, blobs):
-        try:
-            with Image.open(io.BytesIO(blob), formats=["JPEG"]) as image:
-                image.load()
-                frame = np.asarray(image.convert("RGB"))
-        except (OSError, SyntaxError, ValueError) as exc:  # what PIL raises for damaged JPEG data
-            raise DecodeError(f"{frames_file}: JPEG frame {i} does not decode ({exc}); prepare the video again") from exc
-        if frame.shape[:2] != (height, width):
-            raise DecodeError(f"{frames_file}: frame {i} decodes to {frame.shape[:2]}, the header says {(height, width)}")
-        decoded[i] = frame
-    return torch.from_numpy(np.stack([decoded[i] for i in indices]))
+        offsets = np.frombuffer(head, dtype="<i8", count=num + 1, offset=_JPEG_HEADER.itemsize).tolist()
+        if size < data_start + offsets[-1]:
+            raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
+        first, last = min(indices), max(indices)
+        buffer = np.empty(offsets[last + 1] - offsets[first], dtype=np.uint8)
+        if os.preadv(fd, [buffer], data_start + offsets[first]) != buffer.size:
+            raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
+    finally:
+        os.close(fd)
+    unique = sorted(set(indices))  # loop-padded clips repeat frames: decode each once
+    data = torch.from_numpy(buffer)
+    base = offsets[first]
+    blobs = [data[offsets[i] - base : offsets[i + 1] - base] for i in unique]
+    try:
+        frames = _decoder()(blobs)
+    except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # PIL's and torchcodec's damaged-data errors
+        raise DecodeError(f"{frames_file}: a JPEG frame of {unique[0]}..{unique[-1]} does not decode ({exc}); "
+                          "prepare the video again") from exc
+    for i, frame in zip(unique, frames):
+        if tuple(frame.shape) != (height, width, 3):
+            raise DecodeError(f"{frames_file}: frame {i} decodes to {tuple(frame.shape[:2])}, the header says "
+                              f"{(height, width)}")
+    if len(unique) == len(indices) and unique == indices:
+        return torch.stack(frames)
+    position = {i: k for k, i in enumerate(unique)}
+    return torch.stack([frames[position[i]] for i in indices])
 
 
 def frames_path(out_dir: Path, video: str, storage: str = "npy") -> Path:
