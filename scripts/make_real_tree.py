@@ -74,11 +74,11 @@ def main() -> int:
                        bit_rate=args.bit_rate)
             entries.append((rel, label, k + 1))
             print(rel, (root / rel).stat().st_size, flush=True)
-    for b in range(args.broken):
-        rel, good = f"Broken/v_Broken_g{b + 1:02d}_c01.avi", root / entries[b][0]
-        (root / "Broken").mkdir(exist_ok=True)
-        (root / rel).write_bytes(good.read_bytes()[:4096])  # header and a few packets only
-        entries.append((rel, 1, b + 1))
+    for b in range(args.broken):  # in the first class, after its good videos
+        name = entries[0][0].split("/")[0]
+        rel = f"{name}/v_{name}_g{b + 1:02d}_c02.avi"
+        (root / rel).write_bytes((root / entries[b][0]).read_bytes()[:4096])  # header and a few packets only
+        entries.append((rel, 1, b + 2))  # group 2: in the split-1 train list
     _write_lines(splits / "classInd.txt", classes)
     for split in (1, 2, 3):
         _write_lines(splits / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g != split])
