@@ -153,7 +153,7 @@ def _pil_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
     out = []
     for blob in blobs:
         with Image.open(io.BytesIO(blob.numpy().tobytes()), formats=["JPEG"]) as image:
-            out.append(torch.from_numpy(np.asarray(image.convert("RGB"))))
+            out.append(torch.from_numpy(np.array(image.convert("RGB"))))  # a writable copy
     return out
 
 
