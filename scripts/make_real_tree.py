@@ -8,7 +8,7 @@ Usage:
 
 Each source video becomes one class of ``--per-class`` videos: a different crop window, time
 offset and mirror each, played back and forth to ``--frames`` frames, scaled to 320x240 and
-encoded at 25 fps as MPEG-4 Part 2 (FourCC XVID, B-frames, ~0.6 Mbit/s: UCF-101's format and
+encoded at 25 fps as MPEG-4 Part 2 (FourCC XVID, B-frames in every ``--b-frames-every``-th, ~0.6 Mbit/s: UCF-101's format and
 about its bit rate) by FFmpeg's encoder through PyAV. ``--broken N`` also writes N truncated
 AVIs into the split lists, to check that benchmarks skip what ``prepare`` reports.
 """
@@ -57,6 +57,8 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=8)
     parser.add_argument("--frames", type=int, default=180, help="frames per video (UCF-101 averages ~186)")
     parser.add_argument("--bit-rate", type=int, default=600_000)
+    parser.add_argument("--b-frames-every", type=int, default=1,
+                        help="encode every N-th video of a class with B-frames, the others without (1: all)")
     parser.add_argument("--broken", type=int, default=0, help="also write this many truncated AVIs")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -70,7 +72,8 @@ def main() -> int:
         source = _frames(src)
         for k in range(args.per_class):
             rel = f"{name}/v_{name}_g{k + 1:02d}_c01.avi"
-            encode_avi(_variant(source, k, args.frames, rng), root / rel, fps=25, max_b_frames=2,
+            b_frames = 2 if k % args.b_frames_every == 0 else 0
+            encode_avi(_variant(source, k, args.frames, rng), root / rel, fps=25, max_b_frames=b_frames,
                        bit_rate=args.bit_rate)
             entries.append((rel, label, k + 1))
             print(rel, (root / rel).stat().st_size, flush=True)
