@@ -43,6 +43,10 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept and the command that resumes: printed as one line, exit code 130."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snl-video",
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # to name the command that resumes
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -71,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"snl-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: what was kept and how to go on, no traceback
+        if args.verbose:
+            raise
+        print(f"snl-video {args.command}: interrupted: {str(exc) or 'stopped by Ctrl-C'}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

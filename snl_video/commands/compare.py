@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--level", choices=["clip", "video"], default="clip", help="which accuracies (default: clip, as the paper)")
     p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
     p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs evaluated under different protocols (clips x crops, clip size): a warning, not an error")
     p.set_defaults(func=run)
 
 
@@ -52,6 +54,11 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
     row: dict[str, Any] = {
         "run": cfg.name,
         "split": cfg.data.split,
+        "level": level,
+        "protocol": eval_protocol(metrics, cfg, level),
+        "videos": metrics.get("num_videos"),
+        "epochs": _epochs_trained(metrics, run_dir),
+        "classes": cfg.model.num_classes,
         "selection": selection_protocol(run_dir, cfg),
         "group": recipe_key(cfg),
         "model": cfg.model.name,
@@ -71,6 +78,46 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
         row["gmacs"], row["params_m"] = prof.macs / 1e9, prof.params / 1e6
         row["gflops_paper"] = prof.macs_table7 / 1e9  # Table 7's "FLOPs" (r3d50: 10.10 G)
     return row
+
+
+def eval_protocol(metrics: dict[str, Any], cfg: Any, level: str) -> str:
+    """How the accuracies of ``level`` were measured, e.g. ``1 clip x 1 crop, 16f/1 @112`` or
+    ``10 clips x 3 crops, 16f/1 @112`` (from metrics.json; the run's config for older files)."""
+    frames = metrics.get("num_frames", cfg.data.num_frames)
+    stride = metrics.get("sampling_stride", cfg.data.sampling_stride)
+    size = metrics.get("crop_size", cfg.data.crop_size)
+    if level == "clip":
+        clips, crops = 1, 1
+    elif "eval_num_clips" in metrics:
+        clips, crops = metrics["eval_num_clips"], metrics["eval_num_crops"]
+    elif str(metrics.get("video_protocol", "")).startswith("as clip level"):
+        clips, crops = 1, 1
+    else:
+        clips, crops = cfg.eval.num_clips, cfg.eval.num_crops
+    return f"{clips} clip{'s' if clips != 1 else ''} x {crops} crop{'s' if crops != 1 else ''} {frames}f/{stride} @{size}"
+
+
+def _epochs_trained(metrics: dict[str, Any], run_dir: Path) -> int | None:
+    if metrics.get("epoch") is not None:
+        return int(metrics["epoch"])
+    from ..engine.train import read_history
+
+    epochs = [h["epoch"] for h in read_history(run_dir) if h.get("kind") == "epoch"]
+    return max(epochs) if epochs else None
+
+
+def protocol_problems(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines naming what differs between the runs' evaluations (protocol, number of test videos)."""
+    lines = []
+    protocols = {r["protocol"] for r in rows}
+    if len(protocols) > 1:
+        lines.append("the runs were evaluated under different protocols: "
+                     + "; ".join(f"{r['run']}: {r['protocol']}" for r in rows))
+    videos = {r["videos"] for r in rows if r["videos"] is not None}
+    if len(videos) > 1:
+        lines.append("the runs scored different numbers of test videos: "
+                     + "; ".join(f"{r['run']}: {r['videos']}" for r in rows))
+    return lines
 
 
 def selection_protocol(run_dir: Path, cfg: Any) -> str:
@@ -119,8 +166,9 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
             return "-"
         return f"{value - ref:+{fmt}}" if r is not base else ""
 
-    header = ["run", "split", "selection", "model", "non-local", "top-1", "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "Δtop-1",
-              "Δtop-5", "ΔGFLOPs (paper)", "ΔGMACs", "Δparams (M)"]
+    header = ["run", "split", "selection", "level", "protocol", "videos", "epochs", "model", "non-local", "top-1",
+              "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "head", "Δtop-1", "Δtop-5", "ΔGFLOPs (paper)",
+              "ΔGMACs", "Δparams (M)"]
 
     def value(x: float | None, fmt: str) -> str:
         return "-" if x is None else f"{x:{fmt}}"
@@ -128,8 +176,11 @@ def format_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]
     cells = []
     for r in rows:
         cells.append([
-            r["run"], str(r["split"]), r.get("selection", "-"), r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
+            r["run"], str(r["split"]), r.get("selection", "-"), r.get("level", "clip"), r.get("protocol", "-"),
+            "-" if r.get("videos") is None else str(r["videos"]), "-" if r.get("epochs") is None else str(r["epochs"]),
+            r["model"], r["nonlocal"], f"{r['top1']:.2f}", f"{r['top5']:.2f}",
             value(r["gflops_paper"], ".2f"), value(r["gmacs"], ".3f"), value(r["params_m"], ".2f"),
+            f"{r['classes']}-class" if r.get("classes") else "-",
             delta(r["top1"], base["top1"], ".2f"), delta(r["top5"], base["top5"], ".2f"),
             delta(r["gflops_paper"], base["gflops_paper"], ".4f"), delta(r["gmacs"], base["gmacs"], ".4f"),
             delta(r["params_m"], base["params_m"], ".3f"),
@@ -196,12 +247,27 @@ def _write_tables(header: list[str], cells: list[list[str]], md: Path, csv_path:
 
 def run(args: argparse.Namespace) -> int:
     rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
+    mixed = protocol_problems(rows)
+    if mixed and any("protocols" in line for line in mixed) and not getattr(args, "allow_mixed", False):
+        from ..cli import UserError
+
+        raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
+                        f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")
     header, cells = format_rows(rows)
     table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
     base = baseline(rows)
-    print(f"{args.level}-level accuracy (%); deltas against the baseline row {base['run']!r}. GFLOPs (paper): the "
-          f"convention of the paper's Table 7 (conv/linear products + 2 per norm element); GMACs: every product; "
-          f"selection: the subset (videos) that chose best.pt — 'test' means model selection saw the test split")
+    notes = [f"{args.level}-level accuracy (%) of each run's eval/metrics.json; deltas against the baseline row "
+             f"{base['run']!r}. GFLOPs (paper): the convention of the paper's Table 7 (conv/linear products + 2 per "
+             f"norm element); GMACs: every product; params include the classifier head of the size shown (the "
+             f"paper's 47.02 M for r3d50 counts a 400-class head); selection: the subset (videos) that chose best.pt — "
+             f"'test' means model selection saw the test split."]
+    notes += [f"WARNING: {line}" for line in mixed]
+    for line in mixed:
+        logger.warning("%s", line)
+    from ..fileio import atomic_write_text
+
+    atomic_write_text(args.out / "table.md", table + "\n\n" + "\n".join(f"> {n}" for n in notes) + "\n")
+    print("\n".join(notes))
     print(table)
     written = [args.out / "table.md", args.out / "table.csv"]
     means = split_means(rows)

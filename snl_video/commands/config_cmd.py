@@ -22,12 +22,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p_check.add_argument("file", help="YAML recipe, e.g. configs/ucf101/r3d50_snl.yaml")
     p_check.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=0.1 data.split=2")
+    p_check.add_argument("--no-data", action="store_true", help="check the recipe and the model only, not data.root")
     p_check.set_defaults(func=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..engine.preflight import preflight
+
     try:
         cfg = load_config(args.file, args.overrides)
+        # the registry and the data on disk too (a data.root absent here is only a warning:
+        # recipes are often checked on another machine than the one that runs them)
+        preflight(cfg, data=not args.no_data, missing_root_is_error=False)
     except ConfigError as exc:
         print(f"snl-video config check: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import Interrupted
+
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line (cli.py), exit 130
+        import shlex
+
+        raise Interrupted("nothing was written (the outputs are written at the end); run it again with: "
+                          f"snl-video {shlex.join(args.argv)}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.evaluate import run_evaluation
 

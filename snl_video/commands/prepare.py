@@ -128,6 +128,14 @@ def run(args: argparse.Namespace) -> int:
                                   allow_missing=args.allow_missing, settings=settings, progress=not args.no_progress)
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:
+        import shlex
+
+        from ..cli import Interrupted
+
+        done = sum(1 for _ in (args.out / "videos").rglob("*.json")) if (args.out / "videos").is_dir() else 0
+        raise Interrupted(f"kept {done} prepared videos in {args.out}; resume with the same command: "
+                          f"snl-video {shlex.join(args.argv)}") from None
     counts_text = ", ".join(f"{k}: {v}" for k, v in sorted(report["counts"].items()))
     print(f"prepared {args.out}: {counts_text}; missing: {len(report['missing'])}; report: {args.out / 'report.json'}")
     return 0

@@ -49,8 +49,9 @@ def run_list(args: argparse.Namespace) -> int:
     names = list_weights(args.pattern)
     if not names:
         raise ValueError(f"no pretrained weights match {args.pattern!r}; `snl-video weights list` shows all")
-    header = ("name", "arch", "format", "classes", "frames x stride", "crop", "top-1", "source")
+    header = ("name", "arch", "format", "classes", "frames x stride", "crop", "top-1", "source", "in cache")
     rows = [header]
+    cache = default_cache_dir()
     for name in names:
         e = get_weights(name)
         rows.append(
@@ -63,6 +64,7 @@ def run_list(args: argparse.Namespace) -> int:
                 str(e.clip.crop_size),
                 f"{e.reported_top1:.2f}" if e.reported_top1 is not None else "-",
                 "download" if e.url else f"offline: {e.file_name}",
+                "yes" if (cache / e.file_name).is_file() else "-",  # present: used without network access
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -84,6 +86,11 @@ def run_inspect(args: argparse.Namespace) -> int:
         ("parameters", f"{detected.num_parameters:,}"),
         ("container keys", ", ".join(detected.container_keys[:12]) + (" ..." if len(detected.container_keys) > 12 else "")),
     ]
+    if detected.format in ("hara2017", "hara2020") and detected.architecture.blocks_per_stage:
+        # 3D-ResNets-PyTorch networks come with either shortcut; the file shows which
+        projected = any(".downsample." in k for k in detected.state_dict)
+        lines.append(("shortcut", "B (1x1x1 conv downsample tensors; the default)" if projected else
+                      "A (no downsample tensors: zero-padded identity); build with model.options.shortcut=A"))
     for key, value in detected.metadata.items():
         text = str(value)
         lines.append((f"meta.{key}", text if len(text) <= 80 else text[:77] + "..."))

@@ -221,8 +221,10 @@ def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | 
     """Frames ``indices`` (0-based, decode order; any order, repeats allowed) of ``path``.
 
     Returns ``uint8 (len(indices), H, W, 3)`` RGB. ``backend=None`` takes the first of
-    :func:`available_backends`. Raises :class:`DecodeError` when the file cannot be
-    decoded or an index is past its last frame, ``ValueError`` for a bad argument.
+    :func:`available_backends`. When another backend fails where PyAV (the reference)
+    succeeds, the frames come from PyAV, and so do later reads of that file (one warning
+    per backend). Raises :class:`DecodeError` when the file cannot be decoded or an index
+    is past its last frame, ``ValueError`` for a bad argument.
     """
     name = _check_backend(backend)
     indices = [int(i) for i in indices]
@@ -232,13 +234,57 @@ def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | 
         raise ValueError(f"frame indices must be >= 0, got {min(indices)}")
     wanted = sorted(set(indices))
     path = str(path)
+    if name != "pyav" and _fell_back(path, name):
+        name = "pyav"  # this backend already failed on this file: PyAV directly
     try:
         got = _READERS[name](path, wanted)
-    except DecodeError:
-        raise
+        missing = [i for i in wanted if i not in got]
+        if missing:
+            raise DecodeError(f"{path}: {name} decoded fewer frames than requested (missing {missing[:5]}...)")
     except Exception as exc:  # each library raises its own types; one error type leaves here
-        raise DecodeError(f"{path}: {name} failed to decode frames {wanted[0]}..{wanted[-1]}: {exc}") from exc
+        problem = exc if isinstance(exc, DecodeError) else DecodeError(
+            f"{path}: {name} failed to decode frames {wanted[0]}..{wanted[-1]}: {exc}")
+        if name == "pyav" or not _importable("pyav"):
+            raise problem from exc
+        got = _pyav_fallback(path, wanted, name, problem)
+    return torch.from_numpy(np.stack([got[i] for i in indices]))
+
+
+#: (path, size, mtime) -> backend whose read failed on that file and was replaced by PyAV.
+_FALLBACKS: dict[tuple[str, int, int], str] = {}
+_WARNED_FALLBACK: set[str] = set()
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return (path, -1, -1)
+    return (path, stat.st_size, stat.st_mtime_ns)
+
+
+def _fell_back(path: str, backend: str) -> bool:
+    return _FALLBACKS.get(_file_key(path)) == backend
+
+
+def _pyav_fallback(path: str, wanted: list[int], backend: str, problem: DecodeError) -> dict[int, np.ndarray]:
+    """Frames ``wanted`` by the reference decoder after ``backend`` failed on them: a video a
+    backend cannot fully decode (torchcodec and the last frames of a B-frame MPEG-4 AVI) is
+    read with PyAV from then on, with one warning per backend and process, instead of
+    failing the item. When PyAV cannot decode them either, ``problem`` is raised."""
+    try:
+        got = _read_pyav(path, wanted)
+    except Exception as exc:  # noqa: BLE001 - PyAV failing too: the backend's error is the one to report
+        raise problem from exc
     missing = [i for i in wanted if i not in got]
     if missing:
-        raise DecodeError(f"{path}: {name} decoded fewer frames than requested (missing {missing[:5]}...)")
-    return torch.from_numpy(np.stack([got[i] for i in indices]))
+        raise problem
+    _FALLBACKS[_file_key(path)] = backend
+    if len(_FALLBACKS) > 65536:  # bounded: forget the oldest
+        _FALLBACKS.pop(next(iter(_FALLBACKS)))
+    if backend not in _WARNED_FALLBACK:
+        _WARNED_FALLBACK.add(backend)
+        logger.warning("%s; PyAV decodes them, so such videos are read with PyAV (warned once per process)", problem)
+    else:
+        logger.debug("%s; read with PyAV", problem)
+    return got

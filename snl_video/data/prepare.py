@@ -33,6 +33,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,8 @@ def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSetting
 
 
 def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle (it reports what was kept); workers just stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     logging.getLogger("libav").setLevel(logging.ERROR)
 
@@ -311,20 +314,26 @@ def prepare_manifest(
     videos = manifest.drop_duplicates("path")[["path", "class_name", "label", "group"]].reset_index(drop=True)
     found = videos["path"].map(lambda p: (videos_dir / p).is_file())
     missing = sorted(videos.loc[~found, "path"])
+    if missing and not found.any():
+        # nothing found at all: most likely --videos points one level off
+        raise MissingVideosError(f"none of the {len(missing)} listed videos is in --videos {videos_dir}: "
+                                 f"{_misplaced_videos_hint(videos_dir, missing)}")
     if missing and not allow_missing:
-        shown = "\n  ".join(missing[:20])
-        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise MissingVideosError(
-            f"{len(missing)} listed videos are missing from {videos_dir}:\n  {shown}{more}\n"
+            f"{len(missing)} listed videos are missing from {videos_dir}:\n  {_missing_summary(videos_dir, missing)}\n"
             f"fix --videos, or pass --allow-missing to prepare the others"
         )
     if missing:
-        logger.warning("%d listed videos are missing; preparing the %d others", len(missing), int(found.sum()))
+        logger.warning("%d listed videos are missing; preparing the %d others:\n  %s", len(missing), int(found.sum()),
+                       _missing_summary(videos_dir, missing))
     videos = videos[found].reset_index(drop=True)
 
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         _claim_dataset(out, dataset)
+        # every class name by label, also those no prepared video has (a subset of the dataset)
+        if manifest.attrs.get("class_names"):
+            atomic_write_json(out / "classes.json", [str(n) for n in manifest.attrs["class_names"]])
         return _prepare_locked(videos_dir, out, manifest, videos, missing, splits, workers, settings, progress)
 
 
@@ -345,17 +354,59 @@ def _claim_dataset(out: Path, dataset: str) -> None:
     if not path.is_file():
         atomic_write_json(path, {"dataset": dataset})
 
+def _missing_summary(videos_dir: Path, missing: Sequence[str], limit: int = 20) -> str:
+    """Missing videos, one line per class whose whole folder is absent, then single files."""
+    by_class: dict[str, list[str]] = {}
+    for path in missing:
+        by_class.setdefault(Path(path).parent.as_posix(), []).append(path)
+    lines = [f"{folder}/: the whole class folder is missing ({len(paths)} listed videos)"
+             for folder, paths in by_class.items() if not (videos_dir / folder).is_dir()]
+    files = [p for folder, paths in by_class.items() if (videos_dir / folder).is_dir() for p in paths]
+    lines += files[:limit]
+    if len(files) > limit:
+        lines.append(f"... and {len(files) - limit} more files")
+    return "\n  ".join(lines)
+
+
+def _misplaced_videos_hint(videos_dir: Path, missing: Sequence[str]) -> str:
+    """Where the listed videos are when --videos is one level too high or too low, else the expected layout."""
+    probe = missing[:50]
+    for child in sorted(p for p in videos_dir.iterdir() if p.is_dir()):
+        if any((child / v).is_file() for v in probe):
+            return f"the class folders seem to be one level down: use --videos {child}"
+    if any((videos_dir.parent / v).is_file() for v in probe):
+        return f"--videos seems to be a class folder: use --videos {videos_dir.parent}"
+    return (f"expected class folders such as {videos_dir / Path(missing[0]).parent}/ holding the listed files "
+            f"(e.g. {missing[0]}); fix --videos")
+
 
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
     """One prepare per OUT at a time (it removes temporaries it finds); the OS drops the
-    lock when the process dies, so a killed run never blocks the next one."""
-    with open(out / ".prepare.lock", "w") as lock:
+    lock when the process dies, so a killed run never blocks the next one. The lock file is
+    removed when the job ends; a process that locked a file another one had just removed
+    sees the path gone (or another file) and tries again."""
+    lock_path = out / ".prepare.lock"
+    while True:
+        lock = open(lock_path, "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --out") from None
+        try:
+            same = os.fstat(lock.fileno()).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        lock.close()  # locked a file that was just removed: lock the current one
+    try:
         yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)  # while still holding the lock
+        lock.close()
 
 
 def _prepare_locked(
@@ -373,8 +424,15 @@ def _prepare_locked(
     if settings_file.is_file():
         previous = json.loads(settings_file.read_text())
         if previous != settings.as_dict():
+            now = settings.as_dict()
+            changed = ", ".join(f"{k} {previous.get(k)!r} (prepared) vs {now.get(k)!r} (now)"
+                                for k in sorted(set(previous) | set(now)) if previous.get(k) != now.get(k))
+            was = {"storage": "npy", **previous}  # folders prepared as .npy do not record their storage
+            flags = " ".join(f"--{k.replace('_', '-')} {was[k]}" for k in sorted(set(previous) | set(now))
+                             if previous.get(k) != now.get(k) and k in was and k != "format_version")
             raise ValueError(
-                f"{out} was prepared with {previous}, not {settings.as_dict()}; use a new --out or the same settings"
+                f"{out} was prepared with other settings: {changed}; use a new --out or the same settings"
+                + (f" ({flags})" if flags else "")
             )
     else:
         atomic_write_json(settings_file, settings.as_dict())
@@ -417,6 +475,9 @@ def _prepare_locked(
               "missing": missing, "videos": ordered}
     atomic_write_json(out / "report.json", report)
     logger.info("prepared %s: %s; %d missing", out, counts, len(missing))
+    if not any(r["status"] in KEPT_STATUSES for r in ordered):
+        raise ValueError(f"prepared 0 usable videos in {out} (statuses: {counts or 'none'}; {len(missing)} missing): "
+                         f"see {out / 'report.json'}")
     return report
 
 

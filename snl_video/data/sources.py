@@ -35,7 +35,7 @@ import pandas as pd
 
 from .hmdb51 import OFFICIAL_PER_CLASS, hmdb51_group, read_hmdb51_splits
 from .splitting import TooFewVideosError, draw_groups
-from .ucf101 import SplitFileError, _lines, read_splits
+from .ucf101 import SplitFileError, _lines, read_class_index, read_splits
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def ucf101_manifest(splits_dir: str | Path, splits: Sequence[int] = (1, 2, 3)) -
     table = read_splits(splits_dir, list(splits))
     table["group"] = [ucf101_group(c, p) for c, p in zip(table["class_name"], table["path"])]
     table["split"] = table["split"].astype(str)
-    return table[MANIFEST_COLUMNS]
+    table = table[MANIFEST_COLUMNS].copy()
+    table.attrs["class_names"] = read_class_index(splits_dir)  # all classes, also those no listed video has
+    return table
 
 
 def hmdb51_manifest(
@@ -286,6 +288,7 @@ def list_manifest(
                      "subset": subset, "group": rel.stem})
     table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     _check_stems(table, where="the lists")
+    table.attrs["class_names"] = list(class_names)  # all classes, also those no listed video has
     return table
 
 

@@ -135,8 +135,15 @@ def selection_subset(cfg: ExperimentConfig) -> Literal["val", "test"]:
 
 
 def class_names(cfg: ExperimentConfig) -> list[str] | None:
-    """Class names by label from the prepared index, or from ``classInd.txt`` with a decoding
-    backend (``None`` when they cannot be read)."""
+    """Class names by label: the dataset's full class list (``classes.json`` written by
+    ``prepare``, or ``classInd.txt`` with a decoding backend), so classes no video of a
+    subset has are named too; else the prepared index, or ``classInd.txt`` with a decoding
+    backend; ``None`` when none can be read."""
+    from .naming import full_class_list
+
+    every = full_class_list(cfg)
+    if every is not None:
+        return [every[i] if i < len(every) else str(i) for i in range(cfg.model.num_classes)]
     if cfg.data.backend != "prepared":
         if not cfg.data.splits_dir:
             return None

@@ -30,6 +30,8 @@ from . import distributed as dist_utils
 from .builders import build_dataset, class_names
 from .progress import progress as progress_bar
 from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
+from .naming import source_video_names
+from .preflight import usable_workers, warn_if_slow_on_cpu
 
 logger = logging.getLogger(__name__)
 
@@ -98,22 +100,31 @@ def evaluate_model(
     video_level: bool = True,
     progress: bool = False,
     extra: dict[str, Any] | None = None,
+    clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     subset: Literal["test", "val"] = "test",
 ) -> MetricsReport:
     """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split
     (``subset="val"``: the validation set that selects ``best.pt``, see ``data.val_fraction``).
 
     Without ``video_level`` (the quick evaluation during training) the video-level fields
-    repeat the clip-level protocol (one view per video). Every rank returns the same report.
+    repeat the clip-level protocol (one view per video) and only the clip numbers are logged.
+    ``clip_outputs`` (``(indices, labels, logits)`` of the clip-level pass, as
+    :attr:`MetricsReport.clip_outputs` holds them) skips that pass: the final evaluation
+    after training reuses the one the last epoch computed with the same weights.
+    Every rank returns the same report.
     """
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.runtime.amp) if device.type == "cuda" else None
     if cfg.runtime.amp == "bf16" and device.type == "cpu":
         amp_dtype = torch.bfloat16
-    workers = cfg.data.num_workers
+    workers = usable_workers(cfg.data.num_workers)
     clip_ds = build_dataset(cfg, subset=subset, mode="clip")
-    idx, lab, clip_logits = _gather(*predict(
-        model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
-        channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
+    if clip_outputs is not None and len(clip_outputs[0]) == len(clip_ds):
+        idx, lab, clip_logits = clip_outputs
+        logger.info("clip level: the last epoch's evaluation of these weights (%d clips), not computed again", len(idx))
+    else:
+        idx, lab, clip_logits = _gather(*predict(
+            model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
+            channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
     if video_level:
         video_ds = build_dataset(cfg, subset=subset, mode="video")
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
@@ -128,22 +139,32 @@ def evaluate_model(
         view_ids = np.repeat(vidx, views)
     else:
         view_scores, view_labels, view_ids = clip_logits, lab, idx
-    names = {i: Path(v.path).parent.name + "/" + Path(v.path).name for i, v in enumerate(clip_ds.videos)}
+    names = dict(enumerate(source_video_names(cfg, [v.path for v in clip_ds.videos])))  # the split file's name
     meta = {
         "clip_protocol": f"centre clip of {cfg.data.num_frames} frames (stride {cfg.data.sampling_stride}), "
                          f"centre crop {cfg.data.crop_size}",
         "video_protocol": (f"{cfg.eval.num_clips} uniform clips x {cfg.eval.num_crops} crops, {cfg.eval.reduce}"
                            if video_level else "as clip level (quick evaluation)"),
         "split": cfg.data.split,
+        "run": cfg.name,
         "subset": subset,
         "dataset": cfg.data.dataset,
         "world_size": dist_utils.world_size(),
+        # the protocol as numbers too, so `compare` can tell runs evaluated differently apart
+        "eval_num_clips": cfg.eval.num_clips if video_level else 1,
+        "eval_num_crops": cfg.eval.num_crops if video_level else 1,
+        "num_frames": cfg.data.num_frames,
+        "sampling_stride": cfg.data.sampling_stride,
+        "crop_size": cfg.data.crop_size,
     }
     meta.update(extra or {})
-    return compute_metrics_report(
+    report = compute_metrics_report(
         clip_logits, lab, view_scores, view_labels, view_ids, num_classes=cfg.model.num_classes,
         class_names=class_names(cfg), video_names=names, reduce=cfg.eval.reduce, extra=meta,
+        video_level=video_level,
     )
+    report.clip_outputs = (idx, lab, clip_logits)  # type: ignore[attr-defined]
+    return report
 
 
 def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> dict[str, Any]:
@@ -174,29 +195,43 @@ def run_evaluation(
     *,
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> MetricsReport:
     """``snl-video eval``: load ``checkpoint`` into the config's model, evaluate, write the outputs.
 
     Outputs go to ``out_dir`` (default ``<runtime.output_dir>/eval``): ``metrics.json``, the
     per-video, per-class and confusion CSVs and the confusion PNG (written by rank 0 only).
+    ``clip_outputs``: the clip-level pass already computed with these weights (see
+    :func:`evaluate_model`).
     Under ``torchrun`` only rank 0 reads ``checkpoint`` and sends the weights to the other
     ranks, so nodes without a shared filesystem evaluate too.
     """
     from .builders import build_model_from_config, resolve_device
     from .checkpoint import load_checkpoint
 
+    from ..config import config_to_dict
+    from .preflight import preflight
+    from .state_fit import describe_recipe, load_model_state
+
+    # the model, the test data and the labels are checked before the checkpoint is read
+    preflight(cfg, subsets=("test",))
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
     try:
         state = _load_on_main_and_share(checkpoint, load_checkpoint)
         model = build_model_from_config(cfg, load_weights=False)
-        model.load_state_dict(state["model"])
+        load_model_state(model, state, checkpoint=checkpoint, model_desc=describe_recipe(config_to_dict(cfg)))
         model.to(device)
         if cfg.runtime.channels_last:
             model.to(memory_format=torch.channels_last_3d)
         show = cfg.runtime.progress if progress is None else progress
+        if device.type == "cpu" and clip_outputs is None:
+            warn_if_slow_on_cpu(model, cfg)
         report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
-                                extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")})
+                                extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")},
+                                clip_outputs=clip_outputs)
         if dist_utils.is_main():
             out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
             paths = write_evaluation_outputs(report, out)

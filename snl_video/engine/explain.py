@@ -277,6 +277,8 @@ def gradcam(model: nn.Module, x: Tensor, class_index: int) -> Tensor:
     store: dict[str, Tensor] = {}
 
     def hook(mod: nn.Module, inp: Any, out: Tensor) -> None:
+        if isinstance(out, tuple):  # an FFC block: res5 gives (local, 0), the local part is the whole map
+            out = out[0]
         out.retain_grad()
         store["act"] = out
 

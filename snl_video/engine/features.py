@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.datasets import ClipDataset, VideoEntry, _read_prepared
 from ..data.transforms import eval_transform
 from ..fileio import atomic_write, atomic_write_text
+from ..models.resnet3d import feature_map
 from .inference import InferenceModel, _read, _reason, count_frames, find_videos
 from .progress import progress as progress_bar
 
@@ -234,7 +235,8 @@ def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, devi
             outs.append(model.forward_features(x).float().cpu())
             continue
         store: dict[str, Tensor] = {}
-        handle = module.register_forward_hook(lambda m, i, o: store.setdefault("out", o))
+        # feature_map: an FFC block's (local, global) pair as one map
+        handle = module.register_forward_hook(lambda m, i, o: store.setdefault("out", feature_map(o)))
         try:
             model.forward_features(x)
         finally:

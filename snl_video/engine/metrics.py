@@ -357,6 +357,7 @@ def compute_metrics_report(
     video_names: Mapping[Hashable, str] | None = None,
     reduce: Reduce = "mean_prob",
     extra: dict[str, Any] | None = None,
+    video_level: bool = True,
 ) -> MetricsReport:
     """Clip-level and video-level metrics of one evaluation.
 
@@ -369,6 +370,9 @@ def compute_metrics_report(
         class_names: ``C`` names for the CSVs and the plot (default: the indices).
         video_names: video id -> path or name for the per-video CSV (default: the id).
         extra: more entries for ``metrics.json`` (split, checkpoint, ...).
+        video_level: ``False`` when the views are the clip-level clips themselves (the
+            quick evaluation during training): only the clip numbers are logged, since a
+            "video top-1" would just repeat the clip top-1.
 
     Top-5 uses ``k = min(5, C)`` (recorded as ``top5_k``), so a demo with fewer than five
     classes still gets a value.
@@ -407,6 +411,10 @@ def compute_metrics_report(
         video_names=[str(video_names.get(v, v)) if video_names else str(v) for v in videos.video_ids],
         extra=dict(extra or {}),
     )
+    if not video_level:
+        logger.info("clip top-1 %.2f top-5 %.2f (%d clips, one per video)", report.clip_top1, report.clip_top5,
+                    report.num_clips)
+        return report
     logger.info(
         "clip top-1 %.2f top-5 %.2f | video top-1 %.2f top-5 %.2f | mean class %.2f (%d clips, %d videos)",
         report.clip_top1, report.clip_top5, report.video_top1, report.video_top5,
@@ -500,17 +508,21 @@ def write_confusion_csv(report: MetricsReport, path: str | os.PathLike[str]) -> 
 def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *, normalize: bool = True) -> Path:
     """A PNG of the confusion matrix, rows normalised to recall when ``normalize``.
 
-    Sized with the class count (about 0.16 inch per class, 150 dpi past 20 classes) so all
-    101 UCF-101 names stay readable as tick labels; counts are written in the cells only
-    for up to 20 classes.
+    Only the classes present (a true label or a prediction of some video) are drawn, so a
+    6-class subset scored by a 101-class head is a legible 6x6 figure. Sized with the class
+    count (about 0.16 inch per class, 150 dpi past 20 classes) so all 101 UCF-101 names stay
+    readable as tick labels; counts are written in the cells only for up to 20 classes. The
+    title names the run and the checkpoint (also the PNG's ``Title`` metadata).
     """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    cm = report.confusion.astype(np.float64)
-    n = report.num_classes
+    shown_classes = confusion_classes_shown(report)
+    cm = report.confusion.astype(np.float64)[np.ix_(shown_classes, shown_classes)]
+    names = [report.class_names[c] for c in shown_classes]
+    n = len(shown_classes)
     if normalize:
         support = cm.sum(axis=1, keepdims=True)
         shown = np.divide(cm, support, out=np.zeros_like(cm), where=support > 0)
@@ -524,13 +536,16 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
         image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
-        ax.set_xticklabels(report.class_names, rotation=90, fontsize=font)
-        ax.set_yticklabels(report.class_names, fontsize=font)
+        ax.set_xticklabels(names, rotation=90, fontsize=font)
+        ax.set_yticklabels(names, fontsize=font)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         title = f"video top-1 {report.video_top1:.2f}%, mean class {report.mean_class_accuracy:.2f}%"
         subtitle = f"{report.num_videos} videos" + (", rows normalised to recall" if normalize else ", counts")
-        ax.set_title(f"{title}\n{subtitle}")
+        if n < report.num_classes:
+            subtitle += f", the {n} of {report.num_classes} classes present"
+        heading = confusion_title(report)
+        ax.set_title(f"{heading}\n{title}\n{subtitle}" if heading else f"{title}\n{subtitle}")
         if n <= 20:
             for i in range(n):
                 for j in range(n):
@@ -539,9 +554,27 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
                                 color="white" if shown[i, j] > 0.5 * (shown.max() or 1) else "black")
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
         fig.tight_layout()
-        return _atomic_write_bytes(path, lambda f: fig.savefig(f, format="png"))
+        metadata = {"Title": heading or title}
+        return _atomic_write_bytes(path, lambda f: fig.savefig(f, format="png", metadata=metadata))
     finally:
         plt.close(fig)
+
+
+def confusion_classes_shown(report: MetricsReport) -> list[int]:
+    """Classes the confusion PNG draws: those with a true label or a prediction (all when none)."""
+    present = np.flatnonzero(report.confusion.sum(axis=0) + report.confusion.sum(axis=1) > 0)
+    return [int(c) for c in present] if len(present) else list(range(report.num_classes))
+
+
+def confusion_title(report: MetricsReport) -> str:
+    """``run tiny, checkpoint last.pt (epoch 3)`` from the report's extra entries ('' when absent)."""
+    parts = []
+    if report.extra.get("run"):
+        parts.append(f"run {report.extra['run']}")
+    if report.extra.get("checkpoint"):
+        epoch = report.extra.get("epoch")
+        parts.append(f"checkpoint {Path(str(report.extra['checkpoint'])).name}" + (f" (epoch {epoch})" if epoch else ""))
+    return ", ".join(parts)
 
 
 def write_evaluation_outputs(report: MetricsReport, out_dir: str | os.PathLike[str], *, plot: bool = True) -> dict[str, Path]:

@@ -40,6 +40,7 @@ def plot_training_curves(
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     series = {name: curve_series(history) for name, history in runs.items()}
     if not any(s["train_loss"] for s in series.values()):
@@ -58,10 +59,14 @@ def plot_training_curves(
                             label=f"{name}: train top-1 (random clips)")
         ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
         ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy", ylim=(0, 100))
+        for ax in (ax_loss, ax_acc):  # epochs are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_loss.legend(fontsize=8)
         ax_acc.legend(fontsize=8)
+        title = "training curves: " + ", ".join(series)
+        fig.suptitle(title if len(title) <= 120 else title[:117] + "...", fontsize=10)
         fig.tight_layout()
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, metadata={"Title": title}))
     finally:
         plt.close(fig)
     logger.info("training curves: %s", path)

@@ -48,6 +48,9 @@ from .builders import (build_dataset, build_model_from_config, class_names, norm
 from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_checkpoint, restore_rng_state,
                          save_checkpoint)
 from .evaluate import evaluate_model
+from .preflight import preflight, usable_workers
+from .resume import check_resume_config, record_amendment
+from .state_fit import load_model_state
 from .optim import EpochSchedule, batch_mixer, parameter_groups
 from .progress import progress as progress_bar
 
@@ -70,6 +73,9 @@ class TrainResult:
     history: list[dict[str, Any]]
     last_checkpoint: Path | None
     best_checkpoint: Path | None
+    #: The clip-level pass of the last epoch's evaluation ``(indices, labels, logits)``, made
+    #: with the weights of ``last_checkpoint``: the final evaluation reuses it.
+    final_clip_outputs: Any = None
 
 
 # --------------------------------------------------------------------------------------
@@ -248,9 +254,13 @@ def train(
     elif main and (ckpt_dir / LAST).exists():
         raise ValueError(f"{out} already holds a run (checkpoints/{LAST}); pass --resume to continue it, "
                          f"or set runtime.output_dir to a new folder")
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+    if resume_path is not None and not resume_path.is_file():
+        raise FileNotFoundError(f"--resume-from {resume_path}: no such checkpoint file")
+    # The run record is never rewritten: on resume, keys that cannot change are an error
+    # (before anything is built or written); allowed changes are recorded beside it.
+    resume_changes = check_resume_config(cfg, out, checkpoint=resume_path) if resume_path is not None else []
+    # Every cheap check (model, placement, data, labels) before weights, checkpoints or folders.
+    preflight(cfg, subsets=("train", "test"))
     dist_utils.barrier()
 
     model = build_model_from_config(cfg, load_weights=resume_path is None)
@@ -290,13 +300,15 @@ def train(
     start_epoch, best_top1 = 0, -1.0
     if resume_path is not None:
         state = load_checkpoint(resume_path)
-        model.load_state_dict(state["model"])
+        load_model_state(model, state, checkpoint=resume_path)  # one-line error for another recipe's file
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
         start_epoch, best_top1 = int(state["epoch"]), float(state.get("best_top1", -1.0))
         logger.info("resumed from %s after epoch %d", resume_path, start_epoch)
+        if main and resume_changes and (out / "config.yaml").is_file():
+            record_amendment(cfg, out, resume_changes, resumed_after_epoch=start_epoch)
 
     train_ds = build_dataset(cfg, subset="train", mode="train")
     # Model selection (the periodic evaluation that picks best.pt) runs on a validation set
@@ -318,6 +330,10 @@ def train(
     batch_size = cfg.data.batch_size
     accum = r.grad_accum_steps
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
+    if main:  # only now: a run that fails to start leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+        if resume_path is None or not (out / "config.yaml").is_file():
+            save_config(cfg, out / "config.yaml")
     log = MetricLogger(out, enabled=main, tensorboard=r.tensorboard)
     if main:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -330,6 +346,7 @@ def train(
     last_ckpt: Path | None = ckpt_dir / LAST if resume_path is not None else None
     best_ckpt: Path | None = ckpt_dir / BEST if (ckpt_dir / BEST).exists() else None
     epochs_this_call = 0
+    final_clip_outputs = None
     try:
         for epoch in range(start_epoch, cfg.schedule.epochs):
             # Every random draw of this epoch derives from (seed, epoch): exact resume.
@@ -342,7 +359,7 @@ def train(
             sampler = DistributedSampler(train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
                                          shuffle=True, seed=seed, drop_last=False)
             train_ds.set_epoch_seed(seed)
-            loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+            loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=usable_workers(cfg.data.num_workers),
                                 generator=generator, pin_memory=device.type == "cuda", drop_last=False,
                                 persistent_workers=False)
             net.train()
@@ -358,6 +375,8 @@ def train(
                                         progress=main and r.progress)
                 record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5,
                               selection_subset=selection, selection_videos=selection_videos)
+                if epoch + 1 == cfg.schedule.epochs and selection == "test":
+                    final_clip_outputs = report.clip_outputs  # the final evaluation's clip pass
                 # plateau: every rank sees the same report, so every rank reduces alike
                 if scheduler.lr_lambdas[0].observe(report.clip_top1, epochs_done=epoch + 1) and main:
                     logger.info("schedule plateau: %s clip top-1 has not improved for %d evaluation(s): lr x%g",
@@ -408,7 +427,7 @@ def train(
         if started_pg:
             dist_utils.cleanup_distributed()
     done = start_epoch + epochs_this_call
-    return TrainResult(out, done, history, last_ckpt, best_ckpt)
+    return TrainResult(out, done, history, last_ckpt, best_ckpt, final_clip_outputs=final_clip_outputs)
 
 
 def _train_one_epoch(

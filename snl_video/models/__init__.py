@@ -2,8 +2,9 @@
 
 ``build_model(name, num_classes=..., nonlocal_blocks=...)`` builds any registered backbone
 (``list_models()``): Hara's ``r3d10..r3d200``, pytorchvideo's ``i3d_r50``/``slow_r50``/
-``c2d_r50``, torchvision's ``r3d_18``/``mc3_18``/``r2plus1d_18`` — all one generic
-:class:`ResNet3D` described by data. ``profile_model`` counts parameters and
+``c2d_r50``, torchvision's ``r3d_18``/``mc3_18``/``r2plus1d_18``, the FFC backbones
+``ffc_c2d_r50``/``ffc_i3d_r50``/``ffc_r3d50`` and BAT-Video-Classification's
+``bat_c2d_r50``/``bat_i3d_r50`` — all one generic :class:`ResNet3D` described by data. ``profile_model`` counts parameters and
 multiply-adds.
 """
 

@@ -246,8 +246,8 @@ def check_nonlocal_keys(
         raise WeightsLoadError(
             f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of a NonLocal3d mode "
             "snl_video's blocks do not represent (only embedded_gaussian and dot_product convert), so they are not "
-            "transferable. Load the backbone alone and train fresh blocks: pass "
-            "pretrained_ignore=('*non_local_block*',) (and nonlocal_blocks=... to place snl_video's own)."
+            "transferable. Load the backbone alone and train fresh blocks: set pretrained.ignore=['*non_local_block*'] "
+            "(and nonlocal_blocks: to place snl_video's own; Python: pretrained_ignore=('*non_local_block*',))."
         )
     extra = sorted(
         {k.split(".")[1] for k in state if k.startswith("nonlocal_blocks.") and k not in model_keys and k not in ignored}
@@ -260,8 +260,9 @@ def check_nonlocal_keys(
                     "blocks too)")
         raise WeightsLoadError(
             f"the weights hold non-local blocks {extra} that the model does not have (it has "
-            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks{hint}, or pass "
-            "pretrained_ignore=('nonlocal_blocks.*',) to load only the backbone"
+            f"{model_blocks or 'none'}): build the model with the same nonlocal_blocks{hint}, or set "
+            "pretrained.ignore=['nonlocal_blocks.*'] to load only the backbone (Python: "
+            "pretrained_ignore=('nonlocal_blocks.*',))"
         )
 
 

@@ -159,7 +159,8 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
             logger.info("%s: building %s with %s=%r, as the checkpoint needs", entry.name, name, key, value)
             out[key] = value
         elif out[key] != value:
-            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given")
+            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given: "
+                             f"set model.options.{key}={value} or leave it out")
     return out
 
 
@@ -191,7 +192,8 @@ def load_backbone_weights(
         if model_name not in (recorded, *entry.also_fits):
             raise WrongArchitectureError(
                 f"registry weights {entry.name!r} are for {recorded}, but the model is {model_name}: "
-                f"build_model({recorded!r}, ...) or pick weights made for {model_name} (`snl-video weights list`)"
+                f"set model.name={recorded} (Python: build_model({recorded!r}, ...)) or pick weights made for "
+                f"{model_name} (`snl-video weights list`)"
             )
 
     own = model.state_dict()
@@ -208,6 +210,15 @@ def load_backbone_weights(
             return
         spec = getattr(model, "spec", None)
         if getattr(spec, "fourier", None) is not None:
+            probe = "layer1.0.conv1.ffc.convl2g.weight"  # out = int(width · α) of res2's first conv
+            if probe in mine and probe in theirs and mine[probe][0] != theirs[probe][0]:
+                width = spec.stages[0].width
+                raise WeightsLoadError(
+                    f"{detected.source} was trained with ratio_global ≈ {theirs[probe][0] / width:.3g} "
+                    f"({theirs[probe][0]} of res2's {width} channels global), but the model has "
+                    f"ratio_global={spec.stages[0].global_ratio[1]:g}: build it with "
+                    f"ratio_global={theirs[probe][0] / width:.3g} (config: model.options: {{ratio_global: ...}})"
+                )
             own_lfu, their_lfu = (any(".lfu." in k for k in sig) for sig in (mine, theirs))
             if own_lfu != their_lfu:
                 raise WeightsLoadError(
@@ -228,7 +239,8 @@ def load_backbone_weights(
                 f"{detected.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
                 f"was built with shortcut {shortcut!r}: it is a shortcut-{need} network"
                 + (" (3D-ResNets-PyTorch 2017 resnet-18/34)" if need == "A" else "")
-                + f". Build it with shortcut={need!r} (config: model.options: {{shortcut: {need}}})"
+                + f". Set model.options.shortcut={need} (YAML: model: {{options: {{shortcut: {need}}}}}; "
+                  f"Python: shortcut={need!r})"
             )
         matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
         option = ""
@@ -240,7 +252,8 @@ def load_backbone_weights(
             raise WrongArchitectureError(
                 f"{detected.source} holds a {detected.describe()} whose backbone is that of "
                 f"{' / '.join(matches)}{' with shortcut A' if option else ''}, but the model is {model_desc}: "
-                f"build_model({matches[0]!r}{option}, ...) or use a checkpoint made for {model_desc}"
+                f"set model.name={matches[0]}{' model.options.shortcut=A' if option else ''} (Python: "
+                f"build_model({matches[0]!r}{option}, ...)) or use a checkpoint made for {model_desc}"
             )
 
     return load_pretrained(

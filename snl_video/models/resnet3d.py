@@ -5,7 +5,9 @@ R50, torchvision's R3D / MC3 / R(2+1)D) is a :class:`ResNet3D` built from a
 :class:`ResNet3DSpec`: a stem, four stages and a head. A stage says how deep it is,
 how wide, its stride and the *conv pattern* of its residual blocks (the kernel of each
 conv, cycled over the blocks, so I3D's alternating ``3×1×1 / 1×1×1`` inflation is one
-line of data). The families differ only in that data, not in classes or flags.
+line of data). The families differ only in that data, not in classes or flags; FFC
+backbones set ``spec.fourier`` (every block an :class:`~.ffc.FFCBottleneck3D`, each stage's
+``global_ratio``) and BAT-Video-Classification's head sets ``spec.head_window``.
 
 State-dict keys follow Hara's 3D-ResNets-PyTorch (``conv1``, ``bn1``,
 ``layerX.Y.convZ`` / ``bnZ``, ``layerX.Y.downsample.0/1``, ``fc``), so its checkpoints
@@ -31,7 +33,7 @@ from .ffc import FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
+__all__ = ["feature_map", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
 
 Triple = tuple[int, int, int]
 STAGE_NAMES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
@@ -144,6 +146,15 @@ def _map_pair(fn, x):  # type: ignore[no-untyped-def]
     if isinstance(x, tuple):
         return tuple(fn(t) if isinstance(t, Tensor) else t for t in x)
     return fn(x)
+
+
+def feature_map(x: "Tensor | tuple[Tensor, Tensor | int]") -> Tensor:
+    """A block's output as one tensor: FFC blocks return ``(local, global)`` pairs, which are
+    concatenated on channels (the stage's full width; ``global`` is the int 0 in res5)."""
+    if not isinstance(x, tuple):
+        return x
+    x_l, x_g = x
+    return x_l if isinstance(x_g, int) else torch.cat([x_l, x_g], dim=1)
 
 
 def _apply_to_pair(block: nn.Module, x):  # type: ignore[no-untyped-def]
@@ -392,10 +403,7 @@ class ResNet3D(nn.Module):
             pool = self._pools_after.get(name)
             if pool is not None:
                 x = _map_pair(lambda t: nn.functional.max_pool3d(t, kernel_size=pool, stride=pool), x)
-        if isinstance(x, tuple):
-            x_l, x_g = x
-            x = x_l if isinstance(x_g, int) else torch.cat([x_l, x_g], dim=1)
-        return x
+        return feature_map(x)
 
     def _head_windows(self, x: Tensor) -> Tensor:
         """BAT's head: ``(T, h, w)`` average windows at stride 1 (``head_window``), ``(B, C, 1, H', W')``."""

@@ -214,7 +214,7 @@ def load_state_with_report(
             raise WrongArchitectureError(message, report)
         message = (
             f"{source} does not fit {type(model).__name__}; nothing was loaded. Fix the key conversion, or "
-            f"name the keys to skip with ignore=[fnmatch patterns] (CLI/config: weights.ignore).\n{summary}"
+            f"name the keys to skip with ignore=[fnmatch patterns] (config: pretrained.ignore=['pattern', ...]).\n{summary}"
         )
         logger.error("%s", message)
         raise WeightsLoadError(message, report)

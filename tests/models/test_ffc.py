@@ -280,6 +280,12 @@ def test_released_checkpoint_fine_tunes_ffc_i3d_with_a_new_head(tmp_path):
     torch.testing.assert_close(w3d, w2d.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3)
 
 
+def test_a_checkpoint_with_another_global_ratio_is_a_clear_error():
+    ref = RefFFCResNet50(ratio=0.5)
+    with pytest.raises(WeightsLoadError, match=r"ratio_global ≈ 0.5 .*model has ratio_global=0.25: build it with ratio_global=0.5"):
+        build_model("ffc_c2d_r50", num_classes=1000, pretrained={f"module.{k}": v for k, v in ref.state_dict().items()})
+
+
 def test_a_checkpoint_with_the_other_lfu_setting_is_a_clear_error(tmp_path):
     ref = RefFFCResNet50(ratio=0.25, lfu=True)
     path = _released_ffc_checkpoint(tmp_path, ref, "ffc_resnet50_lfu.pth.tar")
@@ -324,3 +330,41 @@ def test_ffc_recipes_build_and_run_at_their_clip_size(recipe, model_name, blocks
     with torch.no_grad():  # 2 frames (not 16) keep the test short; the 112² crop gives res4 7×7
         out = model(torch.randn(1, 3, 2, cfg.data.crop_size, cfg.data.crop_size))
     assert out.shape == (1, 101)
+
+
+def test_feature_and_gradcam_hooks_read_ffc_pairs():
+    from snl_video.engine.explain import gradcam
+    from snl_video.models.resnet3d import feature_map
+
+    model = build_model("ffc_c2d_r50", num_classes=4).eval()
+    x = torch.randn(1, 3, 2, 64, 64)
+    seen = {}
+    model.layer3[-1].register_forward_hook(lambda m, i, o: seen.__setitem__("res4", feature_map(o)))
+    with torch.no_grad():
+        model(x)
+    assert seen["res4"].shape == (1, 1024, 1, 4, 4)  # 768 local + 256 global channels
+    cam = gradcam(model, x, class_index=1)
+    assert cam.shape == (1, 2, 2) and torch.isfinite(cam).all()
+
+
+@pytest.mark.parametrize("fft", ["2d", "3d"])
+@pytest.mark.parametrize("frames", [1, 2, 4, 8])
+@pytest.mark.parametrize("size", [7, 14])
+def test_ffc_layer_shapes_over_frames_and_map_sizes(fft, frames, size):
+    layer = FFC3d(64, 64, (3, 3, 3), ratio_gin=0.25, ratio_gout=0.25, fft=fft).eval()
+    x_l, x_g = torch.randn(1, 48, frames, size, size), torch.randn(1, 16, frames, size, size)
+    with torch.no_grad():
+        y_l, y_g = layer((x_l, x_g))
+    assert y_l.shape == x_l.shape and y_g.shape == x_g.shape
+    strided = FFC3d(64, 64, (1, 3, 3), ratio_gin=0.25, ratio_gout=0.25, stride=(1, 2, 2), fft=fft).eval()
+    lfu = FFC3d(64, 64, (1, 3, 3), ratio_gin=0.25, ratio_gout=0.25, fft=fft, lfu=True).eval()
+    if size % 2:  # 7: halving disagrees between the paths, and the LFU cannot quarter it
+        with pytest.raises(FFCInputSizeError, match="stride"):
+            strided((x_l, x_g))
+        with pytest.raises(FFCInputSizeError, match="lfu=True"):
+            lfu((x_l, x_g))
+    else:
+        with torch.no_grad():
+            y_l, y_g = strided((x_l, x_g))
+            assert y_l.shape[2:] == y_g.shape[2:] == (frames, size // 2, size // 2)
+            assert lfu((x_l, x_g))[1].shape == x_g.shape

@@ -1,0 +1,227 @@
+"""Start-up checks: everything about a run that can be checked cheaply, checked before anything heavy.
+
+:func:`preflight` runs at the start of ``train`` and ``eval`` (before a checkpoint is read,
+weights are loaded or a run folder is created) and in ``config check``. It goes beyond the
+schema validation of :mod:`snl_video.config`, which needs nothing but the recipe, to what
+depends on the registry and the data on disk:
+
+* the model: its name is registered, its options are the model's, and the network with its
+  non-local blocks can be built (positions in range for this backbone's stage depths, block
+  options valid at the real widths). The build runs on PyTorch's ``meta`` device: no memory,
+  no weights, a few milliseconds;
+* the data: ``data.root`` holds a prepared index (or, with a decoding backend, the split
+  files list the videos), the subsets the job needs are not empty, and
+  ``model.num_classes`` covers every label of the dataset (otherwise the first training
+  step fails with ``IndexError: Target 25 is out of bounds``).
+
+Every problem is collected into one :class:`~snl_video.config.ConfigError`, keyed by the
+config key to change, with the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from pathlib import Path
+from typing import Literal, Sequence
+
+import torch
+
+from ..config import ConfigError, ExperimentConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint", "available_cpus", "usable_workers",
+           "warn_if_slow_on_cpu"]
+
+Subset = Literal["train", "test"]
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".flv", ".m4v")
+
+
+def _suggest(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def model_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """``(key, message)`` for every problem building the config's model would hit."""
+    from ..models import list_models, model_entry
+
+    name = cfg.model.name
+    names = list_models()
+    if name not in names:
+        return [("model.name", f"unknown model {name!r}{_suggest(name, names)}; valid models: {', '.join(names)}")]
+    valid = model_entry(name).options()
+    problems = [(f"model.options.{key}", f"unknown option for model {name!r}{_suggest(key, list(valid))}; valid options: "
+                 + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none"))
+                for key in cfg.model.options if key not in valid]
+    if problems:
+        return problems
+    import dataclasses
+
+    from .builders import build_model_from_config
+
+    # The backbone first (its own options), then with the blocks, so each error names its key;
+    # through the builder train and eval use, so the checked model is the one they build.
+    for key, variant in (("model.options", dataclasses.replace(cfg, nonlocal_blocks=None)), ("nonlocal_blocks", cfg)):
+        if key == "nonlocal_blocks" and cfg.nonlocal_blocks is None:
+            break
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                build_model_from_config(variant, load_weights=False)
+        except (ValueError, TypeError, KeyError) as exc:
+            where = key
+            if key == "nonlocal_blocks" and cfg.nonlocal_blocks is not None and cfg.nonlocal_blocks.positions is not None \
+                    and ("position" in str(exc) or "block" in str(exc) and "index" in str(exc)):
+                where = "nonlocal_blocks.positions"
+            return [(where, f"{exc} (model {name!r})")]
+        except RuntimeError as exc:  # a value check that reads a tensor cannot run on meta: not a config error
+            if "meta" not in str(exc):
+                raise
+            logger.debug("preflight: %s could not be built on the meta device (%s); left to the real build", key, exc)
+    return []
+
+
+def raw_video_tree_hint(root: Path) -> str | None:
+    """When ``root`` looks like a video tree (class folders of videos, or one level above
+    them), the commands that prepare it or read it directly; else None."""
+    candidates = [root] + ([p for p in sorted(root.iterdir()) if p.is_dir()][:20] if root.is_dir() else [])
+    for videos in candidates:
+        try:
+            classes = [p for p in videos.iterdir() if p.is_dir()][:50]
+        except OSError:
+            continue
+        if any(f.suffix.lower() in VIDEO_SUFFIXES for c in classes for f in list(c.iterdir())[:20]):
+            splits = next((p for p in (videos.parent / "ucfTrainTestlist", videos / "ucfTrainTestlist",
+                                       videos.parent.parent / "ucfTrainTestlist") if p.is_dir()), None)
+            splits_text = str(splits) if splits is not None else "<the ucfTrainTestlist folder>"
+            out = videos.parent / f"{videos.name.lower().replace('-', '')}_prepared"
+            return (f"{root} is a video tree, not a prepared dataset: prepare it once with `snl-video prepare ucf101 "
+                    f"--videos {videos} --splits {splits_text} --out {out}` and set data.root={out}; or read the "
+                    f"videos directly (slower) with data.backend=pyav data.root={videos} data.splits_dir={splits_text}")
+    return None
+
+
+def data_problems(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train", "test"),
+                  missing_root_is_error: bool = True) -> list[tuple[str, str]]:
+    """``(key, message)`` for a data root without a usable dataset, an empty subset, or labels
+    beyond ``model.num_classes``. Reads only the index / split files, never a video."""
+    from .builders import build_dataset
+
+    d = cfg.data
+    root = Path(d.root)
+    if not root.exists():
+        if not missing_root_is_error:
+            logger.warning("data.root=%s does not exist here: train and eval will stop until it does", d.root)
+            return []
+        return [("data.root", f"{d.root} does not exist: give the folder written by `snl-video prepare ucf101 --out ...`")]
+    if d.backend == "prepared" and not (root / "index.csv").is_file():
+        hint = raw_video_tree_hint(root)
+        return [("data.root", hint or f"{d.root} holds no prepared index (index.csv): give the folder written by "
+                                      f"`snl-video prepare ucf101 --videos ... --splits ... --out {d.root}`, or finish "
+                                      f"that prepare (re-run it: it resumes)")]
+    problems: list[tuple[str, str]] = []
+    max_label = -1
+    for subset in subsets:
+        try:
+            dataset = build_dataset(cfg, subset=subset, mode="clip")
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            text = str(exc)
+            if "no videos" in text:
+                text = (f"the {subset} subset of split {d.split} in {d.root} is empty (no usable video): check "
+                        f"data.split and the prepare report (report.json)")
+            problems.append(("data", text))
+            continue
+        if len(dataset) == 0:
+            problems.append(("data", f"the {subset} subset of split {d.split} in {d.root} is empty"))
+            continue
+        max_label = max(max_label, max(dataset.labels))
+    if max_label >= cfg.model.num_classes:
+        problems.append(("model.num_classes", f"is {cfg.model.num_classes}, but the dataset in {d.root} has labels up to "
+                                              f"{max_label} (0-based): set model.num_classes={max_label + 1} or more"))
+    return problems
+
+
+def preflight(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train", "test"), data: bool = True,
+              missing_root_is_error: bool = True) -> None:
+    """Run :func:`model_problems` and (with ``data``) :func:`data_problems`; raise them all at once.
+
+    Raises:
+        ConfigError: every problem, keyed by the config key to change.
+    """
+    problems = model_problems(cfg)
+    if data:
+        problems += data_problems(cfg, subsets=subsets, missing_root_is_error=missing_root_is_error)
+    if problems:
+        raise ConfigError(problems, source="start-up checks")
+
+
+# --------------------------------------------------------------------------------------
+# Defaults that fit the machine
+# --------------------------------------------------------------------------------------
+
+_workers_reported: set[tuple[int, int]] = set()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def usable_workers(requested: int) -> int:
+    """``data.num_workers`` lowered to the CPUs available, with one INFO line per run (instead of
+    PyTorch's warning on every loader of every epoch). Loading is seeded per item, so the
+    number of workers never changes what is loaded."""
+    cpus = available_cpus()
+    if requested <= cpus:
+        return requested
+    if (requested, cpus) not in _workers_reported:
+        _workers_reported.add((requested, cpus))
+        logger.info("data.num_workers=%d but %d CPU(s) are available: using %d loader workers", requested, cpus, cpus)
+    return cpus
+
+
+#: An evaluation projected to take longer than this on the CPU is announced at its start.
+SLOW_CPU_EVAL_SECONDS = 600.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+@torch.no_grad()
+def warn_if_slow_on_cpu(model: torch.nn.Module, cfg: ExperimentConfig, *, num_videos: int | None = None) -> float:
+    """Time one clip through ``model`` and project the whole evaluation (clip level + video
+    level: ``num_clips x num_crops`` views per test video). When it exceeds
+    :data:`SLOW_CPU_EVAL_SECONDS`, say so with the override that shortens it. Returns the
+    projected seconds."""
+    import time
+
+    from .builders import build_dataset
+
+    if num_videos is None:
+        num_videos = len(build_dataset(cfg, subset="test", mode="clip"))
+    d = cfg.data
+    clip = torch.zeros(1, 3, d.num_frames, d.crop_size, d.crop_size)
+    was_training = model.training
+    model.eval()
+    model(clip)  # warm-up: first-call allocations
+    start = time.perf_counter()
+    model(clip)
+    per_view = time.perf_counter() - start
+    model.train(was_training)
+    views = cfg.eval.num_clips * cfg.eval.num_crops
+    projected = per_view * num_videos * (1 + views)
+    if projected > SLOW_CPU_EVAL_SECONDS:
+        quick = per_view * num_videos * 2
+        logger.warning(
+            "evaluating on the CPU: about %s for %d test videos x (1 centre clip + %d clips x %d crops) at %.2f s per "
+            "clip; eval.num_clips=1 eval.num_crops=1 takes about %s (clip-level numbers are unchanged), or run on a GPU",
+            _duration(projected), num_videos, cfg.eval.num_clips, cfg.eval.num_crops, per_view, _duration(quick))
+    return projected
