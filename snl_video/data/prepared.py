@@ -20,7 +20,7 @@ larger than the compressed AVI (``scripts/bench_data.py`` measures it); UCF-101 
 128x171 is ~163 GB, which fits a data SSD. Where it does not, ``storage="jpeg"`` packs
 the same frames as JPEGs (quality 90 by default) into one ``.jpegs`` file per video: ~8x
 smaller (2.6x the AVIs), and a clip costs a JPEG decode of each of its frames (still no
-seeking through a video stream; ~3x slower than ``.npy``, ~3.6x faster than PyAV on the
+seeking through a video stream; ~1.7x slower than ``.npy``, ~6x faster than PyAV on the
 AVI). ``scripts/bench_data.py`` measures both.
 
 The ``.jpegs`` container (little-endian): the 8 bytes ``SNLJPEG1``; uint32 frame count T,
@@ -28,7 +28,7 @@ uint16 height, uint16 width; int64 offsets[T + 1] of each JPEG relative to the e
 offsets; then the JPEG bytes. A reader needs only the header and the bytes of the frames
 it uses: :func:`read_clip` makes one positioned read for the header and offsets and one for
 the byte range of the clip's frames, and decodes them with torchcodec's ``decode_jpeg``
-(libjpeg-turbo; the same pixels as PIL, about twice as fast per clip for lack of PIL's
+(libjpeg-turbo; the same pixels as PIL, ~1.5x as many training clips/s, for lack of PIL's
 per-image objects and copies), or with PIL where torchcodec cannot be imported. The
 container is unchanged since its first version, so every ``.jpegs`` file reads the same.
 
