@@ -184,16 +184,33 @@ def _decoder() -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
     return _jpeg_decoder
 
 
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """``os.pread`` where the platform has it (POSIX), else seek + read (Windows)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def _pread_into(fd: int, buffer: np.ndarray, offset: int) -> int:
+    """Fill ``buffer`` from ``offset`` without an intermediate copy where ``os.preadv`` exists."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [buffer], offset)
+    data = _pread(fd, buffer.size, offset)
+    buffer[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return len(data)
+
+
 def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
     """Frames ``indices`` of a ``.jpegs`` file: one positioned read for the header and offsets,
     one for the bytes of frames min(indices)..max(indices), one batched decode of each distinct
     frame, one copy into the ``(T, H, W, 3)`` result."""
     from .decoding import DecodeError
 
-    fd = os.open(frames_file, os.O_RDONLY)
+    fd = os.open(frames_file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         size = os.fstat(fd).st_size
-        head = os.pread(fd, _HEAD_READ, 0)
+        head = _pread(fd, _HEAD_READ, 0)
         if len(head) < _JPEG_HEADER.itemsize or head[:8] != JPEG_MAGIC:
             raise DecodeError(f"{frames_file}: not a .jpegs frame file (bad header); prepare the video again")
         header = np.frombuffer(head, dtype=_JPEG_HEADER, count=1)[0]
@@ -202,7 +219,7 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
             raise IndexError(f"{frames_file}: frame indices {min(indices)}..{max(indices)} outside 0..{num - 1}")
         data_start = _JPEG_HEADER.itemsize + 8 * (num + 1)
         if len(head) < data_start:
-            head = os.pread(fd, data_start, 0)
+            head = _pread(fd, data_start, 0)
         if len(head) < data_start:
             raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
         offsets = np.frombuffer(head, dtype="<i8", count=num + 1, offset=_JPEG_HEADER.itemsize).tolist()
@@ -210,7 +227,7 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
             raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
         first, last = min(indices), max(indices)
         buffer = np.empty(offsets[last + 1] - offsets[first], dtype=np.uint8)
-        if os.preadv(fd, [buffer], data_start + offsets[first]) != buffer.size:
+        if _pread_into(fd, buffer, data_start + offsets[first]) != buffer.size:
             raise DecodeError(f"{frames_file}: truncated .jpegs file; prepare the video again")
     finally:
         os.close(fd)

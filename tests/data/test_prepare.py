@@ -308,8 +308,10 @@ def test_jpeg_clip_reads_match_pil_on_the_hand_parsed_container(tmp_path, monkey
     prepared.save_jpeg_frames(path, frames)
     assert 16 + 8 * 601 > prepared._HEAD_READ
     expected = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in _parse_jpegs_by_hand(path)])
-    if decoder == "pil":
+    if decoder == "pil":  # also the seek + read path of platforms without os.pread/preadv (Windows)
         monkeypatch.setattr(prepared, "_jpeg_decoder", prepared._pil_decode)
+        monkeypatch.delattr(os, "preadv")
+        monkeypatch.delattr(os, "pread")
     for clip in ([0], list(range(584, 600)), list(range(100, 132, 2)), [7, 3, 3, 599, 0, 7]):
         got = prepared.read_clip(path, clip)
         assert got.dtype == torch.uint8 and got.is_contiguous() and tuple(got.shape) == (len(clip), 16, 24, 3)
