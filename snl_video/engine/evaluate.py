@@ -215,7 +215,10 @@ def run_evaluation(
 
     # the model, the test data and the labels are checked before the checkpoint is read
     preflight(cfg, subsets=("test",))
-    if not Path(checkpoint).is_file():
+    # Under torchrun only global rank 0 reads the file (the other nodes may not see it: no
+    # shared filesystem needed); a missing file there reaches every rank as one error through
+    # _load_on_main_and_share, so this early check is for a single process only.
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
