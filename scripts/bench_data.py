@@ -9,11 +9,13 @@ Usage:
 What is measured, per worker (one process, one thread: a DataLoader worker's share):
 decoded + augmented training clips per second (random 16-frame clip, random-resized crop to
 112, flip, normalise), from (a) our prepared .npy files, (a') our prepared .jpegs files
-(storage="jpeg"), (b) PyAV on the AVIs, (c) decord
+(storage="jpeg"; decoded by torchcodec, and by the PIL fallback), (b) PyAV on the AVIs, (c) decord
 on the AVIs, (d) torchcodec on the AVIs (if installed), (e) pytorchvideo's
 LabeledVideoDataset (PyAV decoder, random clip of the same duration, same augmentation).
 Also the preparation rate (videos/s per worker) and both prepared sizes relative to the AVIs.
-Ratios are against the PyAV and decord rows measured in this run. Files are read warm from
+Ratios are against the PyAV and decord rows measured in this run, in --rounds interleaved
+rounds (every row once per round), so that load from other processes hits all rows alike.
+Videos that ``prepare`` skips (damaged, too short) are left out of every row, as it reports. Files are read warm from
 the page cache in every row (they were just written or read), so this compares decoding
 and augmentation cost, not disk speed.
 """
@@ -33,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import snl_video.data.prepared as prepared_module  # noqa: E402
 from snl_video.benchmarking import format_table  # noqa: E402
 from snl_video.data.datasets import prepared_dataset, video_file_dataset  # noqa: E402
 from snl_video.data.decoding import available_backends  # noqa: E402
@@ -48,15 +51,32 @@ def _tree_bytes(root: Path, suffix: str) -> int:
     return sum(p.stat().st_size for p in root.rglob(f"*{suffix}"))
 
 
-def _throughput(get_item, n_items: int, min_seconds: float) -> float:
-    get_item(0)  # warm-up: imports, first open
-    start, done = time.perf_counter(), 0
-    while done < n_items or time.perf_counter() - start < min_seconds:
-        get_item(done)
-        done += 1
-        if done >= 20 * n_items:
-            break
-    return done / (time.perf_counter() - start)
+def _interleaved_throughput(getters: dict, n_items: int, min_seconds: float, rounds: int,
+                            failures: dict[str, str]) -> dict[str, float]:
+    """Clips/s of each getter, measured in ``rounds`` interleaved rounds (each round runs every
+    row for >= n_items / rounds items and >= min_seconds / rounds s), so that load from other
+    processes on a shared machine hits every row alike; the rate is all items over all time.
+    A row that raises is dropped and its error put in ``failures`` (reported, not fatal)."""
+    done = {name: 0 for name in getters}
+    spent = {name: 0.0 for name in getters}
+    per_items, per_seconds = max(1, -(-n_items // rounds)), min_seconds / rounds
+    for _ in range(rounds):
+        for name, get in getters.items():
+            if name in failures:
+                continue
+            start, k = time.perf_counter(), 0
+            try:
+                while k < per_items or time.perf_counter() - start < per_seconds:
+                    get(done[name] + k)
+                    k += 1
+                    if k >= 20 * per_items:
+                        break
+            except Exception as exc:
+                failures[name] = f"failed after {done[name] + k} clips: {str(exc).splitlines()[0][:200]}"
+                logger.warning("%s: %s", name, failures[name])
+            spent[name] += time.perf_counter() - start
+            done[name] += k
+    return {name: done[name] / spent[name] for name in getters if name not in failures}
 
 
 def _pytorchvideo_reader(videos_dir: Path, table, transform, clip_len: int, fps: float):
@@ -98,6 +118,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N train videos")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="quality of the JPEG-storage row")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measuring rounds over all rows")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("snl_video.data.datasets").setLevel(logging.ERROR)
@@ -142,26 +163,55 @@ def main() -> int:
     prepare_ucf101(videos_dir, bench_splits, packed, splits=[1], workers=1, progress=False,
                    settings=PrepareSettings(storage="jpeg", jpeg_quality=args.jpeg_quality))
     jpeg_prep_seconds = time.perf_counter() - start
-    n_videos = len(report["videos"])
+    # every row reads the same videos: those `prepare` made; the ones it skipped (damaged,
+    # too short, missing) are left out of the AVI rows too, as it reported
+    usable = [r for r in report["videos"] if r["status"] == "ok"]
+    skipped = [r for r in report["videos"] if r["status"] != "ok"]
+    for r in skipped:
+        logger.warning("left out of every row: %s (%s: %s)", r["path"], r["status"], r.get("reason"))
+    for path in report.get("missing", []):
+        logger.warning("left out of every row: %s (missing)", path)
+    if not usable:
+        logger.error("prepare made no usable video out of %d; nothing to measure", len(report["videos"]))
+        return 1
+    table = table[table["path"].isin({r["path"] for r in usable})]
+    (bench_splits / "trainlist01.txt").write_text("".join(f"{p} {lab + 1}\r\n" for p, lab in zip(table["path"], table["label"])))
+    n_videos = len(usable)
     avi_bytes = sum((videos_dir / p).stat().st_size for p in table["path"])
     npy_bytes = _tree_bytes(prepared / "videos", ".npy")
     jpeg_bytes = _tree_bytes(packed / "videos", ".jpegs")
-    frames_total = sum(r["num_frames"] for r in report["videos"])
+    frames_total = sum(r["num_frames"] for r in usable)
     logger.info("prepared %d videos (%d frames) in %.1f s (.npy), %.1f s (.jpegs)", n_videos, frames_total,
                 prep_seconds, jpeg_prep_seconds)
 
     transform = train_transform(KINETICS_NORMALIZATION)
     rows = []
+    getters: dict = {}
+    video_bytes: dict[str, float] = {}
 
-    def add(name: str, get) -> None:
-        rate = _throughput(get, args.items if not args.quick else 20, args.seconds if not args.quick else 3.0)
-        logger.info("%-28s %.1f clips/s", name, rate)
-        rows.append({"source": name, "clips_per_s": rate})
+    def add(name: str, get, size: int) -> None:
+        try:
+            get(0)  # the first item: imports, first open; a row that cannot start is reported, not fatal
+        except Exception as exc:
+            rows.append({"source": name, "skipped": f"failed: {exc}"})
+            return
+        getters[name] = get
+        video_bytes[name] = size / n_videos
 
     ds = prepared_dataset(prepared, split=1, subset="train", transform=transform)
-    add("prepared .npy (ours)", lambda i: ds[i % len(ds)])
+    add("prepared .npy (ours)", lambda i: ds[i % len(ds)], npy_bytes)
     ds_jpeg = prepared_dataset(packed, split=1, subset="train", transform=transform)
-    add(f"prepared .jpegs q{args.jpeg_quality} (ours)", lambda i: ds_jpeg[i % len(ds_jpeg)])
+    add(f"prepared .jpegs q{args.jpeg_quality} (ours)", lambda i: ds_jpeg[i % len(ds_jpeg)], jpeg_bytes)
+    if prepared_module._decoder() is not prepared_module._pil_decode:  # the reader's fallback, for comparison
+
+        def with_pil(i: int):
+            chosen, prepared_module._jpeg_decoder = prepared_module._jpeg_decoder, prepared_module._pil_decode
+            try:
+                return ds_jpeg[i % len(ds_jpeg)]
+            finally:
+                prepared_module._jpeg_decoder = chosen
+
+        add(f"prepared .jpegs q{args.jpeg_quality}, PIL decode", with_pil, jpeg_bytes)
     for backend in ("pyav", "decord", "torchcodec"):
         if backend not in available_backends():
             rows.append({"source": f"{backend} on AVI", "skipped": "not installed"})
@@ -169,13 +219,22 @@ def main() -> int:
         avi = video_file_dataset(videos_dir, bench_splits, split=1, backend=backend, transform=transform)
         order = list(range(len(avi)))
         random.shuffle(order)
-        add(f"{backend} on AVI", lambda i, avi=avi, order=order: avi[order[i % len(order)]])
+        add(f"{backend} on AVI", lambda i, avi=avi, order=order: avi[order[i % len(order)]], avi_bytes)
     try:
         fps = float(report["videos"][0]["fps"]) or 25.0
-        add("pytorchvideo LabeledVideoDataset", _pytorchvideo_reader(videos_dir, table, transform, 16, fps))
+        add("pytorchvideo LabeledVideoDataset", _pytorchvideo_reader(videos_dir, table, transform, 16, fps), avi_bytes)
     except Exception as exc:  # report, do not hide
         rows.append({"source": "pytorchvideo LabeledVideoDataset", "skipped": f"failed: {exc}"})
 
+    failures: dict[str, str] = {}
+    rates = _interleaved_throughput(getters, args.items if not args.quick else 20,
+                                    args.seconds if not args.quick else 3.0, args.rounds, failures)
+    rows += [{"source": n, "skipped": why} for n, why in failures.items()]
+    order = list(getters)
+    for name, rate in rates.items():
+        logger.info("%-34s %.1f clips/s", name, rate)
+    rows = sorted([{"source": n, "clips_per_s": rates[n], "kb_per_video": video_bytes[n] / 1024} for n in rates]
+                  + [r for r in rows], key=lambda r: order.index(r["source"]) if r["source"] in order else len(order))
     base = {r["source"]: r.get("clips_per_s") for r in rows}
     for r in rows:
         if r.get("clips_per_s"):
@@ -186,6 +245,7 @@ def main() -> int:
     table_md = format_table(
         [dict(r, clips_per_s=r.get("clips_per_s"), skipped=r.get("skipped")) for r in rows],
         [("source", "training input", ""), ("clips_per_s", "clips/s per worker", ".1f"),
+         ("kb_per_video", "KiB per video", ".0f"),
          ("vs_pyav", "x PyAV-on-AVI", ".2f"), ("vs_decord", "x decord-on-AVI", ".2f"), ("skipped", "note", "")],
     )
     summary = {
@@ -206,7 +266,8 @@ def main() -> int:
     lines = [
         table_md,
         "",
-        f"videos: {n_videos} (split-1 train list), mean {summary['mean_frames']:.0f} frames, "
+        f"videos: {n_videos} (split-1 train list; {len(skipped)} skipped as prepare reported), "
+        f"mean {summary['mean_frames']:.0f} frames, "
         f"{summary['avi_mb']:.1f} MB of AVI",
         f"preparation: {summary['prepare_videos_per_s_per_worker']:.2f} videos/s per worker "
         f"({summary['prepare_frames_per_s_per_worker']:.0f} frames/s)",

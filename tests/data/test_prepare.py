@@ -291,6 +291,33 @@ def test_jpeg_storage_holds_the_raw_frames_as_jpegs(tree, tmp_path):
     assert packed_bytes < 0.35 * raw_bytes, packed_bytes / raw_bytes
 
 
+@pytest.mark.parametrize("decoder", ["default", "pil"])
+def test_jpeg_clip_reads_match_pil_on_the_hand_parsed_container(tmp_path, monkeypatch, decoder):
+    """The fast reader (positioned reads of the clip's byte range, torchcodec's batched decode)
+    and its PIL fallback return, for any index pattern, exactly what PIL decodes from the
+    hand-parsed container; 600 frames put the offsets table past the reader's first read."""
+    import io
+
+    from PIL import Image
+
+    import snl_video.data.prepared as prepared
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (600, 16, 24, 3), dtype=np.uint8)
+    path = tmp_path / "v.jpegs"
+    prepared.save_jpeg_frames(path, frames)
+    assert 16 + 8 * 601 > prepared._HEAD_READ
+    expected = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in _parse_jpegs_by_hand(path)])
+    if decoder == "pil":  # also the seek + read path of platforms without os.pread/preadv (Windows)
+        monkeypatch.setattr(prepared, "_jpeg_decoder", prepared._pil_decode)
+        monkeypatch.delattr(os, "preadv")
+        monkeypatch.delattr(os, "pread")
+    for clip in ([0], list(range(584, 600)), list(range(100, 132, 2)), [7, 3, 3, 599, 0, 7]):
+        got = prepared.read_clip(path, clip)
+        assert got.dtype == torch.uint8 and got.is_contiguous() and tuple(got.shape) == (len(clip), 16, 24, 3)
+        assert np.array_equal(got.numpy(), expected[clip]), clip
+
+
 def test_a_damaged_jpegs_file_is_a_clear_decode_error(tree, tmp_path):
     from snl_video.data.datasets import prepared_dataset
     from snl_video.data.decoding import DecodeError
