@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml requirements/torch.txt
 ifneq ($(strip $(TORCH_REQUIREMENTS)),)
 	$(VPY) -m pip install --progress-bar off -r $(TORCH_REQUIREMENTS)
 endif
+	# decord2 replaced decord and installs into the same decord/ folder: drop an old decord first
+	$(VPY) -m pip uninstall -y -q decord >/dev/null 2>&1 || true
 	$(VPY) -m pip install --progress-bar off -e ".[test]"
 	$(VPY) -c "import torch, torchvision, snl_video; print('snl_video', snl_video.__version__, '| torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	$(VPY) -c "from snl_video.data import available_backends; print('decoding backends:', ', '.join(available_backends()))"
