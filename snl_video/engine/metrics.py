@@ -592,5 +592,5 @@ def write_evaluation_outputs(report: MetricsReport, out_dir: str | os.PathLike[s
     }
     if plot:
         paths["confusion_png"] = plot_confusion_matrix(report, out / "confusion_matrix.png")
-    logger.info("evaluation outputs in %s", out)
+    logger.debug("evaluation outputs in %s", out)  # the callers list every file
     return paths

@@ -290,17 +290,18 @@ def load_clip(
     Same sampling (:func:`~snl_video.data.sampling.center_clip`) and eval transform as
     ``snl-video eval``'s clip-level test; ``normalization`` defaults to the Kinetics statistics.
     """
-    from ..data.decoding import probe_video, read_frames
+    from ..data.datasets import VideoEntry
+    from ..data.decoding import read_frames
     from ..data.sampling import center_clip
     from ..data.transforms import eval_transform
     from .builders import KINETICS_MEAN, KINETICS_STD
+    from .inference import count_frames
 
     path = Path(video)
     if not path.is_file():
         raise FileNotFoundError(f"video {path} does not exist")
-    frames = probe_video(path).declared_frames
-    if frames <= 0:
-        raise ValueError(f"{path}: the container does not declare a frame count")
+    # the frame count as predict/explain take it (.mkv/.webm declare none: counted by decoding)
+    frames = count_frames(VideoEntry(str(path), -1, None))
     indices = center_clip(frames, clip_len=num_frames, stride=stride)[0]
     clip = read_frames(path, indices, backend=backend)
     if normalization is None:
