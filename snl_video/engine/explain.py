@@ -203,18 +203,37 @@ def _save_png(path: Path, image: "Any") -> Path:
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
-def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path) -> Path:
-    """Rows = maps (one per query), columns = frames; the query circled in its own frame."""
-    from PIL import Image
+#: Margins of the grid PNG that hold its labels (title, frame indices, one label per row).
+GRID_LEFT, GRID_TOP, GRID_TITLE = 88, 14, 14
+
+
+def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path,
+                *, title: str = "", row_labels: Sequence[str] | None = None) -> Path:
+    """Rows = maps (one per query), columns = frames; the query circled in its own frame.
+
+    The image labels itself, so it can be shared without ``explain.json``: ``title`` on top
+    (block, prediction), ``t=0 … T-1`` over the columns (frames of the model's input clip),
+    and each row's label on the left (default: the query as ``q t,y,x``). The panels sit at
+    ``(GRID_LEFT + t·S, GRID_TOP + GRID_TITLE + r·S)``.
+    """
+    from PIL import Image, ImageDraw
 
     T, S = frames.shape[0], frames.shape[1]
     heat = _normalise(maps)
-    grid = Image.new("RGB", (T * S, len(maps) * S))
+    left, top = GRID_LEFT, GRID_TOP + GRID_TITLE
+    grid = Image.new("RGB", (left + T * S, top + len(maps) * S), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    if title:
+        draw.text((2, 1), title, fill=(0, 0, 0))
+    for t in range(T):
+        draw.text((left + t * S + 2, GRID_TITLE + 1), f"t={t}", fill=(0, 0, 0))
     for r, q in enumerate(queries):
+        label = row_labels[r] if row_labels is not None else ("" if q is None else f"q {q[0]},{q[1]},{q[2]}")
+        draw.text((2, top + r * S + S // 2 - 5), label, fill=(0, 0, 0))
         for t in range(T):
-            grid.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (t * S, r * S))
+            grid.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (left + t * S, top + r * S))
         if q is not None:
-            _mark(grid, (q[0] * S + q[2], r * S + q[1]), max(3, S // 16))
+            _mark(grid, (left + q[0] * S + q[2], top + r * S + q[1]), max(3, S // 16))
     return _save_png(path, grid)
 
 
@@ -348,7 +367,8 @@ def explain_video(
         rows = affinity_rows(block, features[:1], nodes).reshape(len(nodes), *map_shape).cpu()
         maps = upsample_map(rows, clip_shape, upsample).numpy()
         files = [_save_npy(out / f"{key}_rows.npy", rows.numpy()), _save_npy(out / f"{key}_maps.npy", maps),
-                 render_grid(frames, maps, result.queries, out / f"{key}_grid.png"),
+                 render_grid(frames, maps, result.queries, out / f"{key}_grid.png",
+                             title=f"{key} ({block.kind}) affinity rows; predicted: {result.predicted}"),
                  render_animation(frames, maps, result.queries, out / f"{key}.{animation}")]
         if getattr(block, "recurrence", 1) > 1:
             result.notes.append(f"{key}: {block.kind} applies its affinity {block.recurrence} times; the rows are "
@@ -361,7 +381,8 @@ def explain_video(
         maps = upsample_map(cam[None], clip_shape, "trilinear").numpy()
         result.files["gradcam"] = [
             _save_npy(out / "gradcam.npy", maps[0]),
-            render_grid(frames, maps, [None], out / "gradcam_grid.png"),
+            render_grid(frames, maps, [None], out / "gradcam_grid.png",
+                        title=f"Grad-CAM, last stage; class: {loaded.class_names[idx]}", row_labels=["Grad-CAM"]),
             render_animation(frames, maps, [None], out / f"gradcam.{animation}"),
         ]
     summary = {

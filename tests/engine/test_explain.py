@@ -76,7 +76,7 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
     rows = np.load(tmp_path / f"{key}_rows.npy")
     maps = np.load(tmp_path / f"{key}_maps.npy")
     # independent: the block's input from a hook, its dense affinity, the node by the cell formula
-    x, _ = _centre_clip(loaded, video, None)
+    x, frames_shown = _centre_clip(loaded, video, None)
     seen = {}
     block = loaded.model.nonlocal_blocks[key]
     handle = block.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
@@ -95,8 +95,22 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
     png = tmp_path / f"{key}_grid.png"
     from PIL import Image
 
+    from snl_video.engine.explain import GRID_LEFT, GRID_TITLE, GRID_TOP, _normalise, _overlay
+
+    top = GRID_TOP + GRID_TITLE
     with Image.open(png) as im:
-        assert im.size == (8 * 48, 3 * 48)
+        assert im.size == (GRID_LEFT + 8 * 48, top + 3 * 48)
+        grid = np.asarray(im.convert("RGB"))
+    # the labels sit in the margins: every panel is the overlay of its frame, untouched but for
+    # the query's marker (in its own frame only)
+    heat = _normalise(maps)
+    for r, (tq, _, _) in enumerate(queries):
+        for t in range(8):
+            if t == tq:
+                continue
+            panel = grid[top + r * 48: top + (r + 1) * 48, GRID_LEFT + t * 48: GRID_LEFT + (t + 1) * 48]
+            np.testing.assert_array_equal(panel, _overlay(frames_shown[t], heat[r, t]))
+    assert (grid[:top, GRID_LEFT:] < 128).any() and (grid[top:, :GRID_LEFT] < 128).any()  # labels drawn
     with Image.open(tmp_path / f"{key}.gif") as im:
         assert im.n_frames == 8
 
