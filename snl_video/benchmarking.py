@@ -106,6 +106,21 @@ def measure_step(
     return Measurement(statistics.median(times), memory, kind)
 
 
+
+def _time_block_row(block: Any, x: torch.Tensor, row: dict[str, Any], rows: list[dict[str, Any]], *,
+                    device: torch.device, repeats: int, on_row: Any = None) -> None:
+    """Time ``block(x)`` forward+backward and append ``row`` with the measurement (or with
+    ``skipped: out of memory``) to ``rows``; shared by the graph-kind and transform-kind sweeps."""
+    try:
+        m = measure_step(lambda: block(x), device=device, repeats=repeats)
+        rows.append({**row, **asdict(m)})
+        if on_row is not None:
+            on_row(rows[-1])
+    except torch.OutOfMemoryError:
+        rows.append({**row, "skipped": "out of memory"})
+    finally:
+        x.grad = None
+
 def available_memory_bytes(device: torch.device) -> int:
     """Free memory on ``device``: CUDA free memory, or the OS's MemAvailable on CPU."""
     if device.type == "cuda":
@@ -219,15 +234,7 @@ def bench_nonlocal(
                 # Measure a trained-looking block, not the identity it starts as (the work
                 # is the same, but gradients then reach every parameter, as in training).
                 block.out_norm.weight.fill_(1.0)
-            try:
-                m = measure_step(lambda: block(x), device=dev, repeats=repeats)
-                rows.append({**row, **asdict(m)})
-                if on_row is not None:
-                    on_row(rows[-1])
-            except torch.OutOfMemoryError:
-                rows.append({**row, "skipped": "out of memory"})
-            finally:
-                x.grad = None
+            _time_block_row(block, x, row, rows, device=dev, repeats=repeats, on_row=on_row)
             bar.update()
     bar.close()
     # Ratios against baselines measured in the same run.
@@ -436,15 +443,7 @@ def bench_spectral_family(
             torch.manual_seed(0)
             block = build_nonlocal(kind, channels, **options).to(dev, dtype)
             _trained_looking(block)
-            try:
-                m = measure_step(lambda: block(x), device=dev, repeats=repeats)  # noqa: B023
-                rows.append({**row, **asdict(m)})
-                if on_row is not None:
-                    on_row(rows[-1])
-            except torch.OutOfMemoryError:
-                rows.append({**row, "skipped": "out of memory"})
-            finally:
-                x.grad = None
+            _time_block_row(block, x, row, rows, device=dev, repeats=repeats, on_row=on_row)
             bar.update()
     bar.close()
     by_key = {(r["map"], r["kind"]): r for r in rows}

@@ -55,6 +55,16 @@ MAX_DENSE_EIGEN_NODES = 6000
 RESPONSE_POINTS = 101
 
 
+
+def _eig_real_imag(m: Tensor, symmetric: bool) -> tuple[Tensor, Tensor]:
+    """Real and imaginary parts of ``m``'s eigenvalues (``eigvalsh`` of its symmetric part
+    when ``symmetric``, so they are real by construction)."""
+    if symmetric:
+        vals = torch.linalg.eigvalsh(0.5 * (m + m.transpose(0, 1)))
+        return vals, torch.zeros_like(vals)
+    vals = torch.linalg.eigvals(m)
+    return vals.real, vals.imag
+
 def _is_symmetric(matrix: Tensor) -> bool:
     scale = matrix.abs().max().clamp_min(1e-300)
     return bool(((matrix - matrix.transpose(-1, -2)).abs().max() / scale) <= 1e-10)
@@ -83,14 +93,10 @@ def _eigenvalues(op: GraphOperator, n: int, item: int) -> dict[str, Any]:
         q, r = torch.linalg.qr(u, mode="reduced")  # q: (N, k), k = min(N, rank)
         small = r @ (v.transpose(0, 1) @ q)  # (k, k) = Qᵀ A Q
         symmetric = op.symmetrize
-        if symmetric:
-            vals = torch.linalg.eigvalsh(0.5 * (small + small.transpose(0, 1)))
-            real, imag = vals, torch.zeros_like(vals)
-            method = f"low-rank: eigvalsh of a {small.shape[0]}x{small.shape[0]} symmetric matrix (Q^T A Q)"
-        else:
-            vals = torch.linalg.eigvals(small)
-            real, imag = vals.real, vals.imag
-            method = f"low-rank: eigvals of a {small.shape[0]}x{small.shape[0]} matrix (Q^T A Q)"
+        real, imag = _eig_real_imag(small, symmetric)
+        k = small.shape[0]
+        method = (f"low-rank: eigvalsh of a {k}x{k} symmetric matrix (Q^T A Q)" if symmetric
+                  else f"low-rank: eigvals of a {k}x{k} matrix (Q^T A Q)")
         pad = n - real.shape[0]
         real = torch.cat([real, real.new_zeros(pad)])
         imag = torch.cat([imag, imag.new_zeros(pad)])
@@ -102,14 +108,8 @@ def _eigenvalues(op: GraphOperator, n: int, item: int) -> dict[str, Any]:
             )
         a = op.dense()[item].double()
         symmetric = _is_symmetric(a)
-        if symmetric:
-            vals = torch.linalg.eigvalsh(0.5 * (a + a.transpose(0, 1)))
-            real, imag = vals, torch.zeros_like(vals)
-            method = f"dense: eigvalsh of the {n}x{n} affinity"
-        else:
-            vals = torch.linalg.eigvals(a)
-            real, imag = vals.real, vals.imag
-            method = f"dense: eigvals of the {n}x{n} affinity"
+        real, imag = _eig_real_imag(a, symmetric)
+        method = f"dense: {'eigvalsh' if symmetric else 'eigvals'} of the {n}x{n} affinity"
     order = torch.argsort(real)
     return {
         "real": real[order].detach().cpu().numpy(),
