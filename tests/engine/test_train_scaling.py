@@ -164,7 +164,27 @@ def test_bf16_autocast_on_the_cpu_trains_in_bf16_and_tracks_fp32(tiny_prepared, 
     print(f"bf16 vs fp32 update: cosine {cosine:.4f}; loss {la:.5f} vs {lb:.5f}")
 
 
+def _bn_on_running_statistics(model: torch.nn.Module) -> None:
+    """Keep every BatchNorm in eval mode (running statistics) while the rest trains. Batch
+    statistics over the tiny model's last 1x2x2 maps divide by variances near zero, which turns
+    float32 rounding into percent-size gradient differences (between any two summation
+    orders, on any machine); with running statistics the network is well conditioned."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            module.train = lambda mode=True, m=module: m  # model.train() leaves it in eval mode
+
+
 def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monkeypatch):
+    # The memory format changes only the order of the sums inside each kernel. With BatchNorm on
+    # batch statistics the tiny model is so ill-conditioned that any two summation orders drift
+    # apart by percents within an epoch (3.6e-3 in conv1 on an AVX-512/AMX CPU, whose oneDNN
+    # kernels differ): no statement about the layout. On running statistics the network is well
+    # conditioned and two float32 orders agree to ~1e-6 of each tensor's scale after an epoch;
+    # the bound below (1e-4, ~800 float32 epsilons) leaves room for other CPUs' kernels, while a
+    # real layout bug (channels mixed up) moves tensors by their own size. (float64 cannot be the
+    # channels-last run: CPU conv3d has no float64 channels-last kernel and silently returns
+    # contiguous outputs.)
     from snl_video.engine import train as train_module
 
     formats: list[bool] = []
@@ -172,6 +192,7 @@ def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monke
 
     def build_and_watch(*args, **kwargs):
         model = real_build(*args, **kwargs)
+        _bn_on_running_statistics(model)
         model.layer1[0].register_forward_pre_hook(
             lambda m, args: formats.append(args[0].is_contiguous(memory_format=torch.channels_last_3d)))
         return model
@@ -179,12 +200,19 @@ def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monke
     monkeypatch.setattr(train_module, "build_model_from_config", build_and_watch)
     sections = dict(schedule={"epochs": 1})
     a = train(tiny_config(tiny_prepared, tmp_path / "a", **sections))
-    assert formats and not any(formats)
+    assert len(formats) > 1 and not any(formats)  # several optimizer steps
     formats.clear()
     b = train(tiny_config(tiny_prepared, tmp_path / "b", runtime={"channels_last": True}, **sections))
     assert formats and all(formats)  # activations really run channels-last
-    # the same sums in another order: float32 rounding differences only
-    _assert_same_training(a.last_checkpoint, b.last_checkpoint, atol=1e-4)
+
+    pa, pb = _parameters(a.last_checkpoint), _parameters(b.last_checkpoint)
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        scale = pa[key].abs().max().item()
+        assert (pa[key] - pb[key]).abs().max().item() <= 1e-4 * scale + 1e-12, key
+    for ma, mb in zip(_momenta(a.last_checkpoint), _momenta(b.last_checkpoint), strict=True):
+        assert ma.abs().max() > 0  # the steps moved the weights
+        assert (ma - mb).abs().max().item() <= 1e-4 * ma.abs().max().item()
 
 
 def _free_port() -> int:
