@@ -13,7 +13,7 @@ from snl_video.weights.pretrained import load_pretrained
 from snl_video.weights.loading import load_state_with_report
 
 from .layouts import R18_BLOCKS, hara_resnet_state, mmaction2_i3d_state, randomise, sgd_state
-from .test_inflate import _ResNet18in3d
+from .sources import ResNet18In3d
 
 
 class _ShapeModel(nn.Module):
@@ -57,12 +57,12 @@ def test_imagenet_resnet18_is_inflated_into_a_3d_resnet(tmp_path):
     state = randomise(torchvision.models.resnet18(weights=None).state_dict())
     path = tmp_path / "resnet18.pth"
     torch.save(state, path)
-    model = _ResNet18in3d()
+    model = ResNet18In3d()
     report = load_pretrained(model, path)
     assert report.reinitialised_head == ["fc.weight", "fc.bias"]  # 1000 → 10 classes
     torch.testing.assert_close(model.conv1.weight.sum(dim=2), state["conv1.weight"])
     with pytest.raises(WeightsError, match="shape-mismatched|SHAPE MISMATCH"):
-        load_pretrained(_ResNet18in3d(), path, inflate="never")
+        load_pretrained(ResNet18In3d(), path, inflate="never")
 
 
 def test_wrong_depth_file_is_named(tmp_path):
