@@ -15,8 +15,8 @@ classifier's shape, a rough architecture guess for error messages); :func:`conve
 applies that format's converter. Everything needed lives in this package, so both work in
 an interpreter that imported nothing but :mod:`snl_video.weights`.
 
-Adding a format is one module here (its ``FORMAT`` record) plus one line in
-:data:`FORMATS` (and its name in :data:`FormatName`). A user's own format, outside the
+Adding a format is one module here (its ``FORMAT`` record) plus, in this file, its import,
+one line in :data:`FORMATS` and its name in :data:`FormatName`. A user's own format, outside the
 package, goes through :func:`register_format`: registered formats are tried before the
 built-in ones.
 """
@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterator, Mapping, get_args
+from typing import Any, Iterator, Literal, Mapping, get_args
 
 from ..errors import UnknownFormatError, WeightsError
 from ..io import read_checkpoint_file
 from . import (bat_video, caffe2, ffc, generic, hara2017, hara2020, mmaction2, pytorchvideo, slowfast, torchvision_2d,
                torchvision_video)
 from .architecture import ArchitectureGuess, guess_architecture
-from .base import (GENERIC_CONTAINER_KEYS, CheckpointFormat, Converter, DetectedCheckpoint, FormatName, StateDict,
-                   Unwrapped, strip_prefix)
+from .base import (GENERIC_CONTAINER_KEYS, CheckpointFormat, Converter, DetectedCheckpoint, StateDict, Unwrapped,
+                   strip_prefix)
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +57,11 @@ __all__ = [
     "format_record",
 ]
 
-#: The built-in formats in detection order. Caffe2's ``blobs`` first; then the
-#: ``model_state`` containers (SlowFast's ``s1.pathway0_stem`` keys, pytorchvideo's
-#: ``blocks.`` keys); then the ``state_dict``
-#: containers whose key signatures are distinctive (FFC, BAT, mmaction2) before Hara's,
-#: which are recognised by their container alone; then plain state dicts by signature
-#: (torchvision video, torchvision 2-D) and the generic catch-all last.
+#: The built-in formats in detection order. Caffe2's ``blobs`` first; then the ``model_state``
+#: containers (SlowFast's ``s1.pathway0_stem`` keys, pytorchvideo's ``blocks.`` keys); then
+#: the ``state_dict`` containers whose key signatures are distinctive (FFC, BAT, mmaction2)
+#: before Hara's, which are recognised by their container alone; then plain state dicts by
+#: signature (torchvision video, torchvision 2-D) and the generic catch-all last.
 FORMATS: tuple[CheckpointFormat, ...] = (
     caffe2.FORMAT,
     slowfast.FORMAT,
@@ -76,6 +75,21 @@ FORMATS: tuple[CheckpointFormat, ...] = (
     torchvision_2d.FORMAT,
     generic.FORMAT,
 )
+
+#: The built-in format names, for type hints (a test keeps it equal to FORMATS' names).
+FormatName = Literal[
+    "hara2017",  # 3D-ResNets-PyTorch (Hara et al.) 2017 release
+    "hara2020",  # 3D-ResNets-PyTorch 2020 release
+    "pytorchvideo",  # pytorchvideo hub .pyth (I3D / Slow / C2D R50)
+    "torchvision_video",  # torchvision r3d_18 / mc3_18 / r2plus1d_18
+    "mmaction2",  # mmaction2 recognizer checkpoints (backbone. / cls_head.)
+    "slowfast",  # PySlowFast .pyth
+    "caffe2",  # Caffe2 / Detectron .pkl (blobs dict of numpy arrays)
+    "torchvision_2d",  # torchvision ImageNet ResNets (2-D, to be inflated)
+    "ffc",  # pkumivision/FFC ImageNet FFC-ResNets (2-D, to be inflated; main.py's container)
+    "bat_video",  # BA-Transform/BAT-Video-Classification Kinetics C2D / I3D (+ BAT blocks)
+    "generic",  # any dict of tensors
+]
 
 #: The built-in format names (in :data:`FormatName`'s order).
 KNOWN_FORMATS: tuple[str, ...] = get_args(FormatName)

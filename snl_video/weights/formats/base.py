@@ -14,7 +14,7 @@ or a user's — can build on them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch
 
@@ -23,7 +23,6 @@ from .architecture import ArchitectureGuess
 
 __all__ = [
     "StateDict",
-    "FormatName",
     "Converter",
     "Unwrapped",
     "CheckpointFormat",
@@ -41,20 +40,6 @@ __all__ = [
 ]
 
 StateDict = dict[str, torch.Tensor]
-
-FormatName = Literal[
-    "hara2017",  # 3D-ResNets-PyTorch (Hara et al.) 2017 release
-    "hara2020",  # 3D-ResNets-PyTorch 2020 release
-    "pytorchvideo",  # pytorchvideo hub .pyth (I3D / Slow / C2D R50)
-    "torchvision_video",  # torchvision r3d_18 / mc3_18 / r2plus1d_18
-    "mmaction2",  # mmaction2 recognizer checkpoints (backbone. / cls_head.)
-    "slowfast",  # PySlowFast .pyth
-    "caffe2",  # Caffe2 / Detectron .pkl (blobs dict of numpy arrays)
-    "torchvision_2d",  # torchvision ImageNet ResNets (2-D, to be inflated)
-    "ffc",  # pkumivision/FFC ImageNet FFC-ResNets (2-D, to be inflated; main.py's container)
-    "bat_video",  # BA-Transform/BAT-Video-Classification Kinetics C2D / I3D (+ BAT blocks)
-    "generic",  # any dict of tensors
-]
 
 Converter = Callable[[StateDict], StateDict]
 
@@ -111,7 +96,7 @@ class DetectedCheckpoint:
     :data:`~snl_video.weights.formats.KNOWN_FORMATS`, or a format a user registered).
     """
 
-    format: FormatName | str
+    format: str
     state_dict: StateDict
     metadata: dict[str, Any] = field(default_factory=dict)
     num_classes: int | None = None

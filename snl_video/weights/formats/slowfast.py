@@ -12,7 +12,8 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from .base import CheckpointFormat, StateDict, Unwrapped, container_metadata, keys_without_module, put_unique, tensor_state
+from .base import (CheckpointFormat, StateDict, Unwrapped, container_metadata, keys_without_module, put_unique,
+                   tensor_state)
 
 __all__ = ["FORMAT", "convert_slowfast"]
 
