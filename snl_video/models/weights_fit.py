@@ -7,10 +7,11 @@ was trained with another ``ratio_global``. :func:`check_weights_fit` is the hook
 :func:`snl_video.weights.load_pretrained` (its ``check``): it runs before anything is
 copied and raises with the advice of the first hint that recognises the mismatch.
 
-Each hint lives with its family — :func:`.placement.explain_nonlocal_mismatch` (non-local
-blocks, mmaction2 and BAT included), :func:`.ffc.explain_ffc_mismatch`,
-:func:`.architectures.explain_shortcut_mismatch` — and takes a :class:`WeightsMismatch`.
-A new family adds its hint to :data:`FAMILY_HINTS`. When no family hint applies, the
+Each hint lives with its family: :func:`.placement.explain_nonlocal_mismatch` (non-local
+tensors, mmaction2's and BAT's included; it looks at the converted state and runs first),
+and the backbone hints :func:`.ffc.explain_ffc_mismatch` and
+:func:`.architectures.explain_shortcut_mismatch`, which take a :class:`WeightsMismatch`. A
+new family adds its backbone hint to :data:`FAMILY_HINTS`. When no family hint applies, the
 checkpoint's backbone is compared with every registered model's, so an r3d18 file into
 r3d50 is an error naming r3d18.
 """
