@@ -5,13 +5,14 @@
 ``c2d_r50``, torchvision's ``r3d_18``/``mc3_18``/``r2plus1d_18``, the FFC backbones
 ``ffc_c2d_r50``/``ffc_i3d_r50``/``ffc_r3d50`` and BAT-Video-Classification's
 ``bat_c2d_r50``/``bat_i3d_r50`` — all one generic :class:`ResNet3D` described by data. ``profile_model`` counts parameters and
-multiply-adds.
+multiply-adds. The upstream checkpoint formats (and their key converters) are the weights
+layer's (:mod:`snl_video.weights.formats`); why a checkpoint does not fit a model is said by
+each family here (:mod:`.weights_fit`).
 """
 
-from . import checkpoint_converters  # registers the upstream formats' key converters  # noqa: F401
-from .checkpoint_converters import mmaction2_nonlocal_spec
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
-from .placement import NonLocalPlacement, default_positions, insert_nonlocal_blocks, resolve_placement
+from .placement import (NonLocalPlacement, default_positions, insert_nonlocal_blocks, mmaction2_nonlocal_spec,
+                        resolve_placement)
 from .profiling import ModelProfile, count_macs, profile_model
 from .registry import ModelEntry, build_model, list_models, load_backbone_weights, model_entry, register_model
 from .resnet3d import STAGE_NAMES, ConvSpec, ResidualBlock3D, ResNet3D, ResNet3DSpec, StageSpec, StemSpec

@@ -22,8 +22,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Mapping
 
 from .resnet3d import ConvSpec, FourierSpec, ResNet3DSpec, StageSpec, StemSpec
+
+if TYPE_CHECKING:
+    from .weights_fit import WeightsMismatch
 
 __all__ = [
     "hara_resnet",
@@ -32,6 +36,8 @@ __all__ = [
     "ffc_resnet",
     "bat_resnet50",
     "HARA_DEPTHS",
+    "explain_shortcut_mismatch",
+    "without_shortcuts",
 ]
 
 # depth → (block, blocks per stage), from the 3D-ResNets-PyTorch `generate_model`.
@@ -189,3 +195,35 @@ def bat_resnet50(variant: str, *, dropout: float = 0.5) -> ResNet3DSpec:
     base = pytorchvideo_resnet50(variant, dropout=dropout)
     stem = dataclasses.replace(base.stem, pool_padding=(0, 0, 0))
     return dataclasses.replace(base, stem=stem, head_window=(7, 7), family="bat")
+
+
+def without_shortcuts(signature: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """A backbone signature (key → shape) without the ``downsample`` (shortcut-B projection) tensors."""
+    return {k: v for k, v in signature.items() if ".downsample." not in k}
+
+
+def explain_shortcut_mismatch(mismatch: "WeightsMismatch") -> str | None:
+    """Advice when a Hara ResNet's weights differ from the model only by its shortcut type.
+
+    3D-ResNets-PyTorch networks come with shortcut A (zero padding, no ``downsample``
+    tensors: the 2017 resnet-18/34 Kinetics files) or B (1×1×1 conv + BN); a file of one
+    into a model of the other differs in exactly those tensors. ``None`` for other families
+    or other differences.
+    """
+    spec = mismatch.spec
+    if getattr(spec, "family", "") != "hara":
+        return None
+    mine, theirs = mismatch.model_signature, mismatch.checkpoint_signature
+    own_ds = any(".downsample." in k for k in mine)
+    their_ds = any(".downsample." in k for k in theirs)
+
+    if own_ds == their_ds or without_shortcuts(mine) != without_shortcuts(theirs):
+        return None
+    need = "A" if own_ds else "B"
+    return (
+        f"{mismatch.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
+        f"was built with shortcut {spec.shortcut!r}: it is a shortcut-{need} network"
+        + (" (3D-ResNets-PyTorch 2017 resnet-18/34)" if need == "A" else "")
+        + f". Set model.options.shortcut={need} (YAML: model: {{options: {{shortcut: {need}}}}}; "
+          f"Python: shortcut={need!r})"
+    )

@@ -38,15 +38,19 @@ Video semantics (the released code is 2-D only):
 from __future__ import annotations
 
 import logging
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+if TYPE_CHECKING:
+    from .weights_fit import WeightsMismatch
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "explain_ffc_mismatch",
     "FFTMode",
     "FourierUnit",
     "SpectralTransform",
@@ -321,3 +325,36 @@ class FFCBottleneck3D(nn.Module):
         out_l = F.relu(out_l + id_l) if isinstance(out_l, Tensor) else out_l
         out_g = F.relu(out_g + id_g) if isinstance(out_g, Tensor) else out_g
         return out_l, out_g
+
+
+# A key of res2's first block whose output width is int(width · α): it reveals ratio_global.
+_RATIO_PROBE = "layer1.0.conv1.ffc.convl2g.weight"
+
+
+def explain_ffc_mismatch(mismatch: "WeightsMismatch") -> str | None:
+    """Advice when FFC weights do not fit an FFC model: another ``ratio_global`` or ``lfu``.
+
+    ``None`` for a model that is not an FFC network, or a difference these two options do
+    not explain.
+    """
+    spec = mismatch.spec
+    if getattr(spec, "fourier", None) is None:
+        return None
+    mine, theirs = mismatch.model_signature, mismatch.checkpoint_signature
+    if _RATIO_PROBE in mine and _RATIO_PROBE in theirs and mine[_RATIO_PROBE][0] != theirs[_RATIO_PROBE][0]:
+        width = spec.stages[0].width
+        ratio = theirs[_RATIO_PROBE][0] / width
+        return (
+            f"{mismatch.source} was trained with ratio_global ≈ {ratio:.3g} "
+            f"({theirs[_RATIO_PROBE][0]} of res2's {width} channels global), but the model has "
+            f"ratio_global={spec.stages[0].global_ratio[1]:g}: build it with "
+            f"ratio_global={ratio:.3g} (config: model.options: {{ratio_global: ...}})"
+        )
+    own_lfu, their_lfu = (any(".lfu." in k for k in sig) for sig in (mine, theirs))
+    if own_lfu != their_lfu:
+        return (
+            f"{mismatch.source} {'has' if their_lfu else 'has no'} local Fourier units, but the model was "
+            f"built with lfu={own_lfu}: build it with lfu={their_lfu} (config: model.options: "
+            f"{{lfu: {str(their_lfu).lower()}}})"
+        )
+    return None

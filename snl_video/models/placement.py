@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 from .resnet3d import STAGE_NAMES, ResNet3D
@@ -44,6 +44,8 @@ __all__ = [
     "resolve_placement",
     "insert_nonlocal_blocks",
     "stage_map_sizes",
+    "explain_nonlocal_mismatch",
+    "mmaction2_nonlocal_spec",
 ]
 
 STAGE_ALIASES: dict[str, str] = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
@@ -229,3 +231,74 @@ def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlace
             model.nonlocal_blocks[key] = block
     logger.debug("placed %s blocks at %s", placement.kind, placement.keys())
     return placement
+
+
+def explain_nonlocal_mismatch(
+    state: Mapping[str, Any], *, model_keys: set[str], model_blocks: Sequence[str], ignored: set[str], fmt: str
+) -> str | None:
+    """Why a checkpoint's non-local tensors cannot go into the model (``None`` if they can).
+
+    * mmaction2's ``non_local_block`` tensors left after conversion (``NonLocal3d`` in its
+      ``gaussian`` or ``concatenation`` mode) have no counterpart, so they are not transferable.
+    * snl_video's own ``nonlocal_blocks.<name>`` keys (mmaction2's and BAT's converted ones
+      included) must match blocks the model has.
+
+    Keys in ``ignored`` (the user's ``pretrained.ignore``) are left alone.
+    """
+    foreign = sorted(k for k in state if "non_local_block." in k and k not in ignored)
+    if foreign:
+        return (
+            f"this {fmt} checkpoint holds {len(foreign)} non-local tensors (e.g. {foreign[:3]}) of a NonLocal3d mode "
+            "snl_video's blocks do not represent (only embedded_gaussian and dot_product convert), so they are not "
+            "transferable. Load the backbone alone and train fresh blocks: set pretrained.ignore=['*non_local_block*'] "
+            "(and nonlocal_blocks: to place snl_video's own; Python: pretrained_ignore=('*non_local_block*',))."
+        )
+    extra = sorted(
+        {k.split(".")[1] for k in state if k.startswith("nonlocal_blocks.") and k not in model_keys and k not in ignored}
+    )
+    if not extra:
+        return None
+    hint = ""
+    if fmt == "mmaction2":
+        hint = (" (an mmaction2 I3D-NL file: build with nonlocal_blocks=snl_video.models.mmaction2_nonlocal_spec("
+                "mode) — mode 'embedded_gaussian' or 'dot_product', as its config's non_local_cfg — to load its "
+                "blocks too)")
+    return (
+        f"the weights hold non-local blocks {extra} that the model does not have (it has "
+        f"{list(model_blocks) or 'none'}): build the model with the same nonlocal_blocks{hint}, or set "
+        "pretrained.ignore=['nonlocal_blocks.*'] to load only the backbone (Python: "
+        "pretrained_ignore=('nonlocal_blocks.*',))"
+    )
+
+
+def mmaction2_nonlocal_spec(
+    mode: str = "embedded_gaussian",
+    *,
+    use_scale: bool = False,
+    sub_sample: bool = True,
+    positions: dict[str, list[int]] | None = None,
+) -> dict:
+    """The ``nonlocal_blocks`` spec that reproduces mmaction2's I3D-R50-NL blocks exactly.
+
+    ``mode`` and ``use_scale`` / ``sub_sample`` are those of the checkpoint's
+    ``non_local_cfg`` (the published I3D-NL configs: ``sub_sample=True, use_scale=False``;
+    the weights do not record the mode). ``positions`` default to the published
+    ``non_local=((0,0,0), (0,1,0,1), (0,1,0,1,0,1), (0,0,0))``: after blocks 1 and 3 of
+    ``layer2`` and 1, 3, 5 of ``layer3``. Use it with ``build_model("i3d_r50", ...,
+    nonlocal_blocks=mmaction2_nonlocal_spec(...), pretrained=FILE)``; the key mapping is
+    :mod:`snl_video.weights.formats.mmaction2`'s.
+    """
+    kinds = {"embedded_gaussian": "nl", "dot_product": "nl_dot"}
+    if mode not in kinds:
+        raise ValueError(f"mode must be one of {list(kinds)} (mmaction2's gaussian and concatenation modes have no "
+                         f"snl_video counterpart), got {mode!r}")
+    options: dict = {"bias": True, "activation": "none", "subsample": [1, 2, 2] if sub_sample else [1, 1, 1]}
+    if mode == "embedded_gaussian":
+        options["scale"] = bool(use_scale)
+    elif use_scale:
+        raise ValueError("use_scale only applies to mmaction2's embedded_gaussian mode")
+    return {
+        "kind": kinds[mode],
+        "options": options,
+        "positions": positions or {"layer2": [1, 3], "layer3": [1, 3, 5]},
+    }

@@ -1,7 +1,9 @@
-"""Key maps from the reference implementations' state dicts to this toolkit's keys.
+"""Key maps from the reference implementations' state dicts to this toolkit's keys, per model.
 
-Pure functions ``reference key -> toolkit key`` (a key that has no counterpart is an
-error naming it), used by the parity tests and by checkpoint conversion:
+Pure functions ``reference key -> toolkit key`` for a named model (a key that has no
+counterpart is an error naming it), used by the parity tests. Checkpoint conversion uses the
+per-format converters of :mod:`snl_video.weights.formats`, which read the stage positions
+off the checkpoint instead; the part names and torchvision's map are theirs:
 
 * Hara's 3D-ResNets-PyTorch: identical keys (only a DataParallel ``module.`` prefix may
   need stripping, which is the checkpoint loader's business).
@@ -24,6 +26,9 @@ from typing import Callable, Mapping
 
 from torch import Tensor
 
+from snl_video.weights.formats.pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS
+from snl_video.weights.formats.torchvision_video import TORCHVISION_MODELS, torchvision_key
+
 __all__ = ["pytorchvideo_key", "torchvision_key", "convert_state_dict", "PYTORCHVIDEO_STAGE_BLOCKS", "TORCHVISION_MODELS"]
 
 # model name → (indices of blocks holding layer1..layer4, index of the head block)
@@ -31,16 +36,6 @@ PYTORCHVIDEO_STAGE_BLOCKS: dict[str, tuple[tuple[int, int, int, int], int]] = {
     "i3d_r50": ((1, 3, 4, 5), 6),
     "c2d_r50": ((1, 3, 4, 5), 6),
     "slow_r50": ((1, 2, 3, 4), 5),
-}
-_PTV_BLOCK_PARTS = {
-    "branch2.conv_a": "conv1",
-    "branch2.norm_a": "bn1",
-    "branch2.conv_b": "conv2",
-    "branch2.norm_b": "bn2",
-    "branch2.conv_c": "conv3",
-    "branch2.norm_c": "bn3",
-    "branch1_conv": "downsample.0",
-    "branch1_norm": "downsample.1",
 }
 
 
@@ -53,37 +48,12 @@ def pytorchvideo_key(key: str, *, model_name: str) -> str:
     if m:
         return f"{'conv1' if m[1] == 'conv' else 'bn1'}.{m[2]}"
     m = re.fullmatch(r"blocks\.(\d+)\.res_blocks\.(\d+)\.(branch2\.\w+|branch1_\w+)\.(.+)", key)
-    if m and int(m[1]) in stages and m[3] in _PTV_BLOCK_PARTS:
-        return f"layer{stages.index(int(m[1])) + 1}.{m[2]}.{_PTV_BLOCK_PARTS[m[3]]}.{m[4]}"
+    if m and int(m[1]) in stages and m[3] in PYTORCHVIDEO_BLOCK_PARTS:
+        return f"layer{stages.index(int(m[1])) + 1}.{m[2]}.{PYTORCHVIDEO_BLOCK_PARTS[m[3]]}.{m[4]}"
     m = re.fullmatch(r"blocks\.(\d+)\.proj\.(weight|bias)", key)
     if m and int(m[1]) == head:
         return f"fc.{m[2]}"
     raise KeyError(f"pytorchvideo key {key!r} of {model_name} has no counterpart in the toolkit's ResNet3D")
-
-
-TORCHVISION_MODELS: tuple[str, ...] = ("r3d_18", "mc3_18", "r2plus1d_18")
-
-
-def torchvision_key(key: str, *, model_name: str) -> str:
-    """Toolkit key of torchvision's video-ResNet ``key`` for model ``model_name``."""
-    if model_name not in TORCHVISION_MODELS:
-        raise ValueError(f"no torchvision key map for {model_name!r}; known: {', '.join(TORCHVISION_MODELS)}")
-    m = re.fullmatch(r"stem\.(\d)\.(.+)", key)
-    if m:
-        index, rest = int(m[1]), m[2]
-        if model_name == "r2plus1d_18":  # 0 conv, 1 bn, 3 conv: the factorised conv1; 4: bn1
-            if index in (0, 1, 3):
-                return f"conv1.{index}.{rest}"
-            if index == 4:
-                return f"bn1.{rest}"
-        elif index in (0, 1):
-            return f"{'conv1' if index == 0 else 'bn1'}.{rest}"
-    m = re.fullmatch(r"(layer\d\.\d+)\.conv(\d)\.([01])\.(.+)", key)
-    if m:
-        return f"{m[1]}.conv{m[2]}.{m[4]}" if m[3] == "0" else f"{m[1]}.bn{m[2]}.{m[4]}"
-    if re.fullmatch(r"layer\d\.\d+\.downsample\.[01]\..+|fc\.(weight|bias)", key):
-        return key
-    raise KeyError(f"torchvision key {key!r} of {model_name} has no counterpart in the toolkit's ResNet3D")
 
 
 def convert_state_dict(state_dict: Mapping[str, Tensor], key_map: Callable[[str], str]) -> dict[str, Tensor]:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights"]
+__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights",
+           "backbone_signature", "registered_signature"]
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,9 @@ def load_backbone_weights(
     """
     # Lazy: snl_video.weights must not be needed to import the models.
     from snl_video.weights import load_pretrained
-    from snl_video.weights.errors import WeightsLoadError, WrongArchitectureError
+    from snl_video.weights.errors import WrongArchitectureError
 
-    from .checkpoint_converters import check_nonlocal_keys
+    from .weights_fit import check_weights_fit
 
     entry = _registry_entry(source)
     if entry is not None and model_name is not None:
@@ -196,65 +197,8 @@ def load_backbone_weights(
                 f"{model_name} (`snl-video weights list`)"
             )
 
-    own = model.state_dict()
-    model_desc = model_name or type(model).__name__
-
     def check(detected: Any, state: dict[str, Tensor]) -> None:
-        ignored = {k for k in state if any(fnmatch.fnmatchcase(k, p) for p in ignore)}
-        check_nonlocal_keys(
-            state, model_keys=set(own), model_blocks=list(model.nonlocal_blocks), ignored=ignored, fmt=detected.format
-        )
-        mine = _backbone_signature(own, ignore)
-        theirs = _backbone_signature(state, ignore)
-        if mine == theirs:
-            return
-        spec = getattr(model, "spec", None)
-        if getattr(spec, "fourier", None) is not None:
-            probe = "layer1.0.conv1.ffc.convl2g.weight"  # out = int(width · α) of res2's first conv
-            if probe in mine and probe in theirs and mine[probe][0] != theirs[probe][0]:
-                width = spec.stages[0].width
-                raise WeightsLoadError(
-                    f"{detected.source} was trained with ratio_global ≈ {theirs[probe][0] / width:.3g} "
-                    f"({theirs[probe][0]} of res2's {width} channels global), but the model has "
-                    f"ratio_global={spec.stages[0].global_ratio[1]:g}: build it with "
-                    f"ratio_global={theirs[probe][0] / width:.3g} (config: model.options: {{ratio_global: ...}})"
-                )
-            own_lfu, their_lfu = (any(".lfu." in k for k in sig) for sig in (mine, theirs))
-            if own_lfu != their_lfu:
-                raise WeightsLoadError(
-                    f"{detected.source} {'has' if their_lfu else 'has no'} local Fourier units, but the model was "
-                    f"built with lfu={own_lfu}: build it with lfu={their_lfu} (config: model.options: {{lfu: {str(their_lfu).lower()}}})"
-                )
-        shortcut = getattr(spec, "shortcut", None)
-        own_ds = any(".downsample." in k for k in mine)
-        their_ds = any(".downsample." in k for k in theirs)
-
-        def without_shortcuts(sig: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-            return {k: v for k, v in sig.items() if ".downsample." not in k}
-
-        same_otherwise = without_shortcuts(mine) == without_shortcuts(theirs)
-        if getattr(spec, "family", "") == "hara" and own_ds != their_ds and same_otherwise:
-            need = "A" if own_ds else "B"
-            raise WeightsLoadError(
-                f"{detected.source} {'has no' if own_ds else 'has'} shortcut (downsample) tensors, but the model "
-                f"was built with shortcut {shortcut!r}: it is a shortcut-{need} network"
-                + (" (3D-ResNets-PyTorch 2017 resnet-18/34)" if need == "A" else "")
-                + f". Set model.options.shortcut={need} (YAML: model: {{options: {{shortcut: {need}}}}}; "
-                  f"Python: shortcut={need!r})"
-            )
-        matches = [n for n in list_models() if n != model_name and _registered_signature(n, ignore) == theirs]
-        option = ""
-        if not matches and not their_ds:  # a shortcut-A file: compare the rest of the backbone
-            matches = [n for n in list_models(pattern="r3d[0-9]*") if n != model_name
-                       and without_shortcuts(_registered_signature(n, ignore)) == without_shortcuts(theirs)]
-            option = ", shortcut='A'"
-        if matches:
-            raise WrongArchitectureError(
-                f"{detected.source} holds a {detected.describe()} whose backbone is that of "
-                f"{' / '.join(matches)}{' with shortcut A' if option else ''}, but the model is {model_desc}: "
-                f"set model.name={matches[0]}{' model.options.shortcut=A' if option else ''} (Python: "
-                f"build_model({matches[0]!r}{option}, ...)) or use a checkpoint made for {model_desc}"
-            )
+        check_weights_fit(model, detected, state, ignore=ignore, model_name=model_name)
 
     return load_pretrained(
         model,
@@ -266,7 +210,7 @@ def load_backbone_weights(
     )
 
 
-def _backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
+def backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """Key → shape of the backbone tensors (no head, no non-local blocks, none ignored, and no
     BatchNorm ``num_batches_tracked``: checkpoints older than PyTorch 0.4 lack them)."""
     return {
@@ -282,12 +226,17 @@ def _backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict
 def _registered_signature_all(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     with torch.device("meta"):
         model = ResNet3D(model_entry(name).make_spec(), num_classes=1)
-    return tuple(_backbone_signature(model.state_dict(), ()).items())
+    return tuple(backbone_signature(model.state_dict(), ()).items())
 
 
-def _registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
+def registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """Backbone signature of registered model ``name`` with default options (built on the meta device)."""
     return {k: v for k, v in _registered_signature_all(name) if not any(fnmatch.fnmatchcase(k, p) for p in ignore)}
+
+
+# The names engine/inference.py still imports; it moves to the public ones with the loader rework.
+_backbone_signature = backbone_signature
+_registered_signature = registered_signature
 
 
 # --------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ backbones set ``spec.fourier`` (every block an :class:`~.ffc.FFCBottleneck3D`, e
 
 State-dict keys follow Hara's 3D-ResNets-PyTorch (``conv1``, ``bn1``,
 ``layerX.Y.convZ`` / ``bnZ``, ``layerX.Y.downsample.0/1``, ``fc``), so its checkpoints
-map one-to-one; other families are converted by :mod:`.reference_keys`.
+map one-to-one; other families' checkpoints are converted by their format's record in
+:mod:`snl_video.weights.formats`.
 
 Non-local blocks are kept out of the stages, in ``nonlocal_blocks`` (an
 :class:`~torch.nn.ModuleDict` keyed ``"<stage>_after_<index>"``) and applied by

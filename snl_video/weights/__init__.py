@@ -1,9 +1,11 @@
 """Pretrained weights: read checkpoints safely, recognise their format, inflate 2-D weights,
 load them into a model with a report, and the registry of known Kinetics checkpoints.
 
-This half is independent of :mod:`snl_video.models`; the per-format key converters that
-map foreign names onto snl_video's models register themselves through
-:func:`snl_video.weights.formats.register_converter`.
+This layer never imports :mod:`snl_video.models`: every upstream checkpoint format —
+how it is recognised, unwrapped and its keys mapped onto snl_video's model names — is a
+record in :mod:`snl_video.weights.formats`, so detection and conversion work in an
+interpreter that imported only this package. A user's own format is added explicitly with
+:func:`register_format`.
 """
 
 from .download import default_cache_dir, download_weights
@@ -19,18 +21,21 @@ from .errors import (
 )
 from .formats import (
     CONVERTERS,
+    FORMATS,
     KNOWN_FORMATS,
     ArchitectureGuess,
+    CheckpointFormat,
     DetectedCheckpoint,
     FormatName,
     convert_state,
     detect_format,
     guess_architecture,
     read_checkpoint,
-    register_converter,
+    register_format,
+    unregister_format,
 )
 from .inflate import inflate_conv_weight, inflate_state_dict
-from .io import load_checkpoint
+from .io import load_checkpoint, read_checkpoint_file
 from .loading import LoadReport, load_state_with_report
 from .pretrained import load_pretrained
 from .registry import (
@@ -45,11 +50,13 @@ from .registry import (
 __all__ = [
     "ArchitectureGuess",
     "CONVERTERS",
+    "CheckpointFormat",
     "CheckpointReadError",
     "ClipSpec",
     "DetectedCheckpoint",
     "DownloadError",
     "EvalTransformParams",
+    "FORMATS",
     "FormatName",
     "HashMismatchError",
     "KNOWN_FORMATS",
@@ -74,5 +81,7 @@ __all__ = [
     "load_pretrained",
     "load_state_with_report",
     "read_checkpoint",
-    "register_converter",
+    "read_checkpoint_file",
+    "register_format",
+    "unregister_format",
 ]

@@ -1,7 +1,7 @@
 """Reading checkpoint files without running code, and writing files atomically.
 
 A ``.pth`` / ``.pyth`` / ``.pkl`` file is a pickle, and unpickling can call any function
-the file names (``os.system`` included). So :func:`load_checkpoint` never unpickles with
+the file names (``os.system`` included). So :func:`read_checkpoint_file` never unpickles with
 an open allowlist unless the caller opts in:
 
 * zip-format torch files (``torch.save`` since 1.6) and legacy torch files go through
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -32,7 +33,7 @@ from .errors import CheckpointReadError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_checkpoint", "RestrictedUnpickler", "restricted_pickle_load", "atomic_write", "atomic_torch_save"]
+__all__ = ["read_checkpoint_file", "load_checkpoint", "RestrictedUnpickler", "restricted_pickle_load", "atomic_write", "atomic_torch_save"]
 
 # torch.save's legacy (non-zip) format starts with this pickled integer.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -118,7 +119,7 @@ def _describe(path: Path) -> str:
     return f"{size} bytes, starting with {head!r}"
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, allow_unsafe_pickle: bool = False) -> Any:
+def read_checkpoint_file(path: str | os.PathLike[str], *, allow_unsafe_pickle: bool = False) -> Any:
     """Read a checkpoint file onto the CPU without executing code from it.
 
     Returns whatever the file holds (usually a dict); :func:`snl_video.weights.formats.detect_format`
@@ -159,6 +160,21 @@ def load_checkpoint(path: str | os.PathLike[str], *, allow_unsafe_pickle: bool =
         return _load_torch(path, allow_unsafe_pickle=allow_unsafe_pickle)
     logger.debug("%s read as a plain (restricted) pickle of %s", path, type(first).__name__)
     return first
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, allow_unsafe_pickle: bool = False) -> Any:
+    """Deprecated name of :func:`read_checkpoint_file` (kept for one release).
+
+    Renamed because :mod:`snl_video.engine.checkpoint` has a loader of training checkpoints
+    too; this one reads any checkpoint file safely and returns what it holds.
+    """
+    warnings.warn(
+        "snl_video.weights.load_checkpoint is deprecated and will be removed in the next release; "
+        "use snl_video.weights.read_checkpoint_file (same arguments)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return read_checkpoint_file(path, allow_unsafe_pickle=allow_unsafe_pickle)
 
 
 def _load_unsafe_plain_pickle(path: Path) -> Any:

@@ -1,8 +1,8 @@
 """One call from "a checkpoint" to "a model with a load report": the generic fine-tuning path.
 
 ``source`` is a file path, a registry name or a :class:`PretrainedWeights` entry. The file
-is read safely, its format detected, its keys converted with the converter registered for
-that format, 2-D kernels inflated where the model is 3-D, and the result loaded with
+is read safely, its format detected, its keys converted with that format's converter
+(:mod:`snl_video.weights.formats`), 2-D kernels inflated where the model is 3-D, and the result loaded with
 :func:`~snl_video.weights.loading.load_state_with_report` — head re-initialised on a class
 mismatch, new non-local blocks left at their identity init, anything else an error.
 """
@@ -68,8 +68,8 @@ def load_pretrained(
 
     ``inflate="auto"`` inflates 4-D kernels whose model counterpart is 5-D (ImageNet
     weights into a 3-D ResNet); ``"never"`` leaves such mismatches to be reported as errors.
-    Errors are those of :func:`read_checkpoint`, :func:`convert_state` (no converter for the
-    format yet) and :func:`load_state_with_report`.
+    Errors are those of :func:`read_checkpoint` (an unreadable file, an unknown format),
+    ``check`` and :func:`load_state_with_report`.
 
     ``source`` may also be a checkpoint already in memory (a container dict or a state
     dict); it goes through the same detection and conversion as a file. ``check`` (see

@@ -12,7 +12,7 @@ from torch import nn
 
 from snl_video.models import build_model
 from snl_video.models.ffc import FFC3d, FFCInputSizeError, FourierUnit
-from snl_video.weights import WeightsLoadError, detect_format, load_checkpoint
+from snl_video.weights import WeightsLoadError, detect_format, read_checkpoint_file
 
 from ..helpers import randomize_batchnorm
 from .ffc_reference import RefFFCResNet50
@@ -250,7 +250,7 @@ def test_released_imagenet_checkpoint_inflates_into_ffc_c2d_with_the_2d_logits(t
     if not torch.cuda.is_available():  # the fake really says "cuda": a plain load fails on a CPU machine
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(path, weights_only=True)
-    detected = detect_format(load_checkpoint(path), source=path)
+    detected = detect_format(read_checkpoint_file(path), source=path)
     assert detected.format == "ffc" and detected.metadata["best_acc1"] == pytest.approx(77.6)
 
     model = build_model("ffc_c2d_r50", num_classes=1000, lfu=lfu, pretrained=path)

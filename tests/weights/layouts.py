@@ -206,3 +206,33 @@ def dump_py2_style(obj, path) -> None:
     data = buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
     with open(path, "wb") as f:
         f.write(data)
+
+
+def shrunk(state: dict[str, torch.Tensor], *, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """The same keys with tiny tensors of the same rank and dtype (every dimension 1, except
+    the full shape of the keys in ``keep``, e.g. a classifier whose class count is read off it).
+
+    Format detection and key conversion look at names and ranks, not sizes, so a tiny file
+    stands in for a 100 MB ResNet-50 checkpoint; works on meta-device state dicts too.
+    """
+    return {
+        k: torch.zeros(tuple(v.shape) if k in keep else (1,) * v.dim(), dtype=v.dtype) for k, v in state.items()
+    }
+
+
+def ffc_resnet50_state(*, num_classes: int = 1000, lfu: bool = False) -> dict[str, torch.Tensor]:
+    """pkumivision/FFC ``ffc_resnet50`` keys (the restatement in ``tests/models/ffc_reference.py``), tiny tensors."""
+    from ..models.ffc_reference import RefFFCResNet50
+
+    with torch.device("meta"):
+        state = RefFFCResNet50(ratio=0.25, lfu=lfu, num_classes=num_classes).state_dict()
+    return shrunk(state, keep=("fc.weight", "fc.bias"))
+
+
+def bat_resnet50_state(variant: str = "c2d", *, num_classes: int = 400) -> dict[str, torch.Tensor]:
+    """BAT-Video-Classification ResNet-50 keys (``tests/models/bat_reference.py``; 5-D ``fc``), tiny tensors."""
+    from ..models.bat_reference import RefBATResNet50
+
+    with torch.device("meta"):
+        state = RefBATResNet50(variant, num_classes=num_classes).state_dict()
+    return shrunk(state, keep=("fc.weight", "fc.bias"))

@@ -16,7 +16,7 @@ from snl_video.models import build_model
 from snl_video.weights.class_names import IMAGENET1K, KINETICS400, KINETICS700
 from snl_video.weights.registry import WEIGHTS, get_weights, validate_entry
 
-from .test_parity import save_hara2017
+from .sources import save_hara2017
 
 
 def test_kinetics400_is_torchvisions_list():

@@ -8,15 +8,13 @@ import pytest
 import torch
 
 from snl_video.models import build_model
-from snl_video.models.checkpoint_converters import (
-    convert_caffe2,
-    convert_mmaction2,
-    convert_pytorchvideo,
-    convert_slowfast,
-    convert_torchvision_video,
-)
 from snl_video.weights.errors import WeightsLoadError
-from snl_video.weights.formats import CONVERTERS
+from snl_video.weights.formats import CONVERTERS, FORMATS, KNOWN_FORMATS
+from snl_video.weights.formats.caffe2 import convert_caffe2
+from snl_video.weights.formats.mmaction2 import convert_mmaction2
+from snl_video.weights.formats.pytorchvideo import convert_pytorchvideo
+from snl_video.weights.formats.slowfast import convert_slowfast
+from snl_video.weights.formats.torchvision_video import convert_torchvision_video
 
 from .layouts import (
     C2D_TEMPORAL,
@@ -29,9 +27,8 @@ from .layouts import (
 )
 
 
-def test_every_format_has_a_registered_converter():
-    assert {"hara2017", "hara2020", "pytorchvideo", "torchvision_video", "mmaction2", "slowfast", "caffe2",
-            "torchvision_2d", "generic"} <= set(CONVERTERS)
+def test_every_format_has_its_converter_in_its_record():
+    assert set(CONVERTERS) == set(KNOWN_FORMATS) == {f.name for f in FORMATS}
     assert CONVERTERS["mmaction2"] is convert_mmaction2
 
 

@@ -11,12 +11,12 @@ import torch
 from snl_video.models import build_model
 from snl_video.weights.errors import UnsafeCheckpointError, WeightsLoadError, WrongArchitectureError
 
-from .test_parity import CLASSES, _clip, _hara_source, save_hara2017
+from .sources import CLASSES, hara_source, sample_clip, save_hara2017
 
 
 @pytest.fixture(scope="module")
 def r3d18_file(tmp_path_factory):
-    source = _hara_source("r3d18")
+    source = hara_source("r3d18")
     path = tmp_path_factory.mktemp("ckpt") / "resnet-18-kinetics.pth"
     save_hara2017(source, path)
     return source, path
@@ -47,7 +47,7 @@ def test_nonlocal_blocks_are_new_and_start_as_identity(r3d18_file):
     assert report.new and all(k.startswith("nonlocal_blocks.") for k in report.new)
     assert not any(k.startswith("nonlocal_blocks.") for k in report.loaded)
     assert len(report.loaded) + len(report.defaulted) == len(source.state_dict())
-    clip = _clip(4, 32)
+    clip = sample_clip(4, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(clip), source(clip), atol=1e-5, rtol=0)
 
@@ -160,7 +160,7 @@ def test_a_2017_shortcut_a_file_loads_into_a_shortcut_a_model_and_explains_other
     path = tmp_path / "resnet-18-kinetics.pth"
     save_hara2017(source, path)
     ours = build_model("r3d18", num_classes=CLASSES, shortcut="A", pretrained=path).eval()
-    clip = _clip(4, 32)
+    clip = sample_clip(4, 32)
     with torch.no_grad():
         assert torch.equal(ours(clip), source(clip))
     # the default (shortcut B) model: a clear error saying what to build

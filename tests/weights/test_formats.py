@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torchvision
@@ -9,13 +11,19 @@ import torchvision
 from snl_video.weights.errors import UnknownFormatError, WeightsError
 from snl_video.weights.formats import (
     CONVERTERS,
+    FORMATS,
     KNOWN_FORMATS,
+    CheckpointFormat,
+    Unwrapped,
     convert_state,
     detect_format,
     guess_architecture,
     read_checkpoint,
-    register_converter,
+    register_format,
+    registered_formats,
+    unregister_format,
 )
+from snl_video.weights.formats.base import tensor_state
 
 from .layouts import (
     R18_BLOCKS,
@@ -208,23 +216,55 @@ def test_state_dict_with_non_tensor_values_is_named():
         detect_format({"model_state": {"blocks.0.conv.weight": [1, 2]}})
 
 
-def test_converter_registry():
-    assert set(CONVERTERS) >= {"hara2017", "hara2020"}
-    with pytest.raises(WeightsError, match="already registered"):
-        register_converter("hara2017", lambda s: s)
-    with pytest.raises(WeightsError, match="unknown checkpoint format"):
-        register_converter("onnx", lambda s: s)
-    d = detect_format({"model_state": {"blocks.0.conv.weight": torch.zeros(1)}})
-    if "pytorchvideo" not in CONVERTERS:
-        with pytest.raises(WeightsError, match="no key converter"):
-            convert_state(d)
-    saved = dict(CONVERTERS)
+def test_the_detection_list_holds_every_known_format_once_with_generic_last():
+    names = [f.name for f in FORMATS]
+    assert sorted(names) == sorted(KNOWN_FORMATS) and len(names) == len(set(names))
+    assert names[-1] == "generic"
+    # CONVERTERS is derived from the records, not a second registry.
+    assert dict(CONVERTERS) == {f.name: f.convert for f in FORMATS}
+    with pytest.raises(TypeError):
+        CONVERTERS["pytorchvideo"] = lambda s: s  # type: ignore[index]
+
+
+def test_converting_a_format_nobody_registered_names_the_known_ones():
+    d = dataclasses.replace(detect_format({"state_dict": {"w": torch.zeros(1)}}), format="onnx")
+    with pytest.raises(WeightsError, match=r"no checkpoint format named 'onnx'; known formats: .*pytorchvideo"):
+        convert_state(d)
+
+
+def _onnx_like_format(name: str = "my_format") -> CheckpointFormat:
+    return CheckpointFormat(
+        name=name,
+        description="a test format: {'weights': {...}, 'my_format': 1}",
+        recognise=lambda c: c.get("my_format") == 1 and isinstance(c.get("weights"), dict),
+        unwrap=lambda c, source: Unwrapped(tensor_state(c["weights"], where=source), {"version": 1}),
+        head_keys=("classifier.weight",),
+        convert=lambda s: {k.replace("encoder.", "conv1."): v for k, v in s.items()},
+    )
+
+
+def test_register_format_is_explicit_and_tried_before_the_built_in_ones():
+    container = {"my_format": 1, "weights": {"encoder.weight": torch.zeros(2), "classifier.weight": torch.zeros(7, 2)}}
+    with pytest.raises(UnknownFormatError):
+        detect_format(container)
+    register_format(_onnx_like_format())
     try:
-        register_converter("pytorchvideo", lambda s: {k.replace("blocks.0.conv", "conv1"): v for k, v in s.items()}, overwrite=True)
-        assert set(convert_state(d)) == {"conv1.weight"}
+        assert registered_formats()[0].name == "my_format"
+        d = detect_format(container)
+        assert d.format == "my_format" and d.num_classes == 7 and d.metadata == {"version": 1}
+        assert set(convert_state(d)) == {"conv1.weight", "classifier.weight"}
+        assert "my_format" in CONVERTERS
+        with pytest.raises(WeightsError, match="already registered"):
+            register_format(_onnx_like_format())
+        register_format(_onnx_like_format(), overwrite=True)
+        assert [f.name for f in registered_formats()].count("my_format") == 1
     finally:
-        CONVERTERS.clear()
-        CONVERTERS.update(saved)
+        unregister_format("my_format")
+    assert "my_format" not in CONVERTERS
+    with pytest.raises(WeightsError, match="built-in"):
+        register_format(_onnx_like_format("hara2017"))
+    with pytest.raises(WeightsError, match="no user-registered"):
+        unregister_format("hara2017")
 
 
 def test_mmaction2_is_recognised_by_its_keys_without_meta():

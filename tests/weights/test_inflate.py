@@ -6,65 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from torch import nn
 
 from snl_video.weights.errors import WeightsError
 from snl_video.weights.inflate import inflate_conv_weight, inflate_state_dict
 
 from .layouts import randomise
-
-
-class _Block3d(nn.Module):
-    """torchvision's BasicBlock in 3-D, names kept; temporal kernel ``kt`` on conv1, no temporal padding."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, kt: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv3d(c_in, c_out, (kt, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
-        self.bn1 = nn.BatchNorm3d(c_out)
-        self.conv2 = nn.Conv3d(c_out, c_out, (1, 3, 3), 1, (0, 1, 1), bias=False)
-        self.bn2 = nn.BatchNorm3d(c_out)
-        self.kt = kt
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv3d(c_in, c_out, 1, (1, stride, stride), bias=False), nn.BatchNorm3d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        # Valid temporal conv shortens T by kt-1: crop the shortcut to the centre frames.
-        identity = x if self.downsample is None else self.downsample(x)
-        trim = (self.kt - 1) // 2
-        identity = identity[:, :, trim : identity.shape[2] - trim]
-        return F.relu(out + identity)
-
-
-class _ResNet18in3d(nn.Module):
-    """A hand-inflated torchvision resnet18 (same key names), temporally valid convolutions."""
-
-    def __init__(self, stem_kt: int = 5, block_kt: int = 3) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv3d(3, 64, (stem_kt, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
-        self.bn1 = nn.BatchNorm3d(64)
-        layers, c_in = [], 64
-        for i, c in enumerate((64, 128, 256, 512)):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(_Block3d(c_in, c, stride, block_kt), _Block3d(c, c, 1, block_kt)))
-            c_in = c
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.fc = nn.Linear(512, 10)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.max_pool3d(x, (1, 3, 3), (1, 2, 2), (0, 1, 1))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean(dim=(2, 3, 4)))
+from .sources import ResNet18In3d
 
 
 @pytest.mark.parametrize("method", ["average", "center"])
 def test_inflated_resnet18_reproduces_2d_logits_on_a_constant_clip(method):
     net2d = torchvision.models.resnet18(weights=None, num_classes=10).double().eval()
     net2d.load_state_dict(randomise(net2d.state_dict()))
-    net3d = _ResNet18in3d().double().eval()
+    net3d = ResNet18In3d().double().eval()
     state = inflate_state_dict(net2d.state_dict(), net3d.state_dict(), method=method)
     net3d.load_state_dict(state, strict=True)
     assert state["conv1.weight"].shape == (64, 3, 5, 7, 7)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from snl_video.weights.errors import CheckpointReadError, UnsafeCheckpointError
-from snl_video.weights.io import RestrictedUnpickler, atomic_torch_save, load_checkpoint
+from snl_video.weights.io import RestrictedUnpickler, atomic_torch_save, read_checkpoint_file
 
 from .layouts import caffe2_blobs, dump_py2_style
 
@@ -38,7 +38,7 @@ def test_torch_file_with_code_running_global_is_refused(tmp_path, marker):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(2)}, "x": _WouldRunCode(marker)}, path)
     with pytest.raises(UnsafeCheckpointError) as info:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     msg = str(info.value)
     assert "system" in msg and "allow_unsafe_pickle=True" in msg and "--allow-unsafe-pickle" in msg
     assert str(path) in msg
@@ -49,7 +49,7 @@ def test_plain_pickle_with_code_running_global_is_refused(tmp_path, marker):
     with open(path, "wb") as f:
         pickle.dump({"blobs": {"conv1_w": np.zeros(2)}, "x": _WouldRunCode(marker)}, f, protocol=2)
     with pytest.raises(UnsafeCheckpointError, match="system"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 def test_restricted_unpickler_refuses_builtins_eval(tmp_path, marker):
@@ -58,15 +58,15 @@ def test_restricted_unpickler_refuses_builtins_eval(tmp_path, marker):
     path = tmp_path / "eval.pkl"
     path.write_bytes(payload)
     with pytest.raises(UnsafeCheckpointError, match="builtins.eval"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 def test_opt_in_loads_a_trusted_file_with_other_globals(tmp_path):
     path = tmp_path / "meta.pth"
     torch.save({"state_dict": {"w": torch.ones(2)}, "meta": {"date": datetime.date(2021, 10, 1)}}, path)
     with pytest.raises(UnsafeCheckpointError, match="datetime"):
-        load_checkpoint(path)
-    obj = load_checkpoint(path, allow_unsafe_pickle=True)
+        read_checkpoint_file(path)
+    obj = read_checkpoint_file(path, allow_unsafe_pickle=True)
     assert obj["meta"]["date"] == datetime.date(2021, 10, 1)
     assert torch.equal(obj["state_dict"]["w"], torch.ones(2))
 
@@ -79,7 +79,7 @@ def test_caffe2_python2_pickle_loads_through_the_restricted_unpickler(tmp_path):
     assert b"cnumpy.core.multiarray\n_reconstruct" in raw  # numpy-1 global names, as Python 2 wrote them
     with pytest.raises(UnicodeDecodeError):  # the default ASCII decoding cannot read it
         pickle.loads(raw)
-    obj = load_checkpoint(path)
+    obj = read_checkpoint_file(path)
     assert set(obj["blobs"]) == set(blobs)
     for name, value in blobs.items():
         np.testing.assert_array_equal(obj["blobs"][name], value)
@@ -99,7 +99,7 @@ def test_restricted_unpickler_allows_only_its_list():
 def test_legacy_torch_format_still_loads(tmp_path):
     path = tmp_path / "legacy.pth"
     torch.save({"state_dict": {"w": torch.arange(4.0)}}, path, _use_new_zipfile_serialization=False)
-    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.arange(4.0))
+    assert torch.equal(read_checkpoint_file(path)["state_dict"]["w"], torch.arange(4.0))
 
 
 def test_truncated_zip_checkpoint_is_a_clear_error(tmp_path):
@@ -108,7 +108,7 @@ def test_truncated_zip_checkpoint_is_a_clear_error(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointReadError) as info:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     assert str(path) in str(info.value) and "truncated or corrupt" in str(info.value)
 
 
@@ -117,7 +117,7 @@ def test_truncated_pickle_is_a_clear_error(tmp_path):
     dump_py2_style({"blobs": caffe2_blobs()}, path)
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(CheckpointReadError, match="truncated, corrupt"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_non_checkpoint_files_name_the_file_and_what_was_found(tmp_path, content
     path = tmp_path / "weights.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointReadError) as info:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     assert expected in str(info.value) and str(path) in str(info.value)
     if content:
         assert repr(content[:16]) in str(info.value)
@@ -140,7 +140,7 @@ def test_non_checkpoint_files_name_the_file_and_what_was_found(tmp_path, content
 
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointReadError, match="does not exist"):
-        load_checkpoint(tmp_path / "nope.pth")
+        read_checkpoint_file(tmp_path / "nope.pth")
 
 
 def test_atomic_save_leaves_no_temporary_file(tmp_path):
@@ -162,8 +162,8 @@ def test_opt_in_also_covers_plain_pickles(tmp_path):
     with open(path, "wb") as f:
         pickle.dump({"blobs": {"conv1_w": np.ones(2)}, "created": datetime.date(2018, 1, 1)}, f, protocol=2)
     with pytest.raises(UnsafeCheckpointError, match="datetime.date"):
-        load_checkpoint(path)
-    obj = load_checkpoint(path, allow_unsafe_pickle=True)
+        read_checkpoint_file(path)
+    obj = read_checkpoint_file(path, allow_unsafe_pickle=True)
     assert obj["created"] == datetime.date(2018, 1, 1)
     np.testing.assert_array_equal(obj["blobs"]["conv1_w"], np.ones(2))
 
@@ -176,4 +176,14 @@ def test_corrupted_bytes_inside_a_zip_checkpoint_are_reported(tmp_path):
     data[-200:-22] = b"\xff" * 178
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointReadError, match="truncated or corrupt"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
+
+
+def test_the_old_name_load_checkpoint_still_reads_but_warns(tmp_path):
+    import snl_video.weights as weights
+
+    path = tmp_path / "plain.pth"
+    torch.save({"w": torch.arange(3.0)}, path)
+    with pytest.warns(DeprecationWarning, match="read_checkpoint_file"):
+        obj = weights.load_checkpoint(path)
+    assert torch.equal(obj["w"], torch.arange(3.0))

@@ -13,7 +13,7 @@ from snl_video.weights.pretrained import load_pretrained
 from snl_video.weights.loading import load_state_with_report
 
 from .layouts import R18_BLOCKS, hara_resnet_state, mmaction2_i3d_state, randomise, sgd_state
-from .test_inflate import _ResNet18in3d
+from .sources import ResNet18In3d
 
 
 class _ShapeModel(nn.Module):
@@ -57,12 +57,12 @@ def test_imagenet_resnet18_is_inflated_into_a_3d_resnet(tmp_path):
     state = randomise(torchvision.models.resnet18(weights=None).state_dict())
     path = tmp_path / "resnet18.pth"
     torch.save(state, path)
-    model = _ResNet18in3d()
+    model = ResNet18In3d()
     report = load_pretrained(model, path)
     assert report.reinitialised_head == ["fc.weight", "fc.bias"]  # 1000 → 10 classes
     torch.testing.assert_close(model.conv1.weight.sum(dim=2), state["conv1.weight"])
     with pytest.raises(WeightsError, match="shape-mismatched|SHAPE MISMATCH"):
-        load_pretrained(_ResNet18in3d(), path, inflate="never")
+        load_pretrained(ResNet18In3d(), path, inflate="never")
 
 
 def test_wrong_depth_file_is_named(tmp_path):
@@ -75,14 +75,13 @@ def test_wrong_depth_file_is_named(tmp_path):
     assert "hara2017 checkpoint of ResNet-18" in str(info.value) and "ResNet-50" in str(info.value)
 
 
-def test_format_without_converter_says_so(tmp_path, monkeypatch):
-    from snl_video.weights.formats import CONVERTERS
-
-    monkeypatch.delitem(CONVERTERS, "pytorchvideo", raising=False)
+def test_a_foreign_format_is_converted_before_loading(tmp_path):
+    # A pytorchvideo container (its keys are not the model's) goes through its format's converter.
     path = tmp_path / "x.pyth"
-    torch.save({"model_state": {"blocks.0.conv.weight": torch.zeros(1)}}, path)
-    with pytest.raises(WeightsError, match="no key converter .*pytorchvideo"):
-        load_pretrained(nn.Linear(1, 1), path)
+    torch.save({"model_state": {"blocks.0.conv.weight": torch.ones(2, 3, 1, 1, 1)}}, path)
+    model = _ShapeModel({"conv1.weight": torch.Size([2, 3, 1, 1, 1])})
+    report = load_pretrained(model, path)
+    assert report.loaded == ["conv1.weight"] and torch.equal(model.conv1.weight, torch.ones(2, 3, 1, 1, 1))
 
 
 def test_unknown_source_is_a_clear_error():
