@@ -37,6 +37,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from .fileio import atomic_write_text
+from .errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,11 @@ DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
 # --------------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValueError):
     """Every problem found in a configuration, as ``(dotted_key, message)`` pairs.
 
-    A subclass of ``ValueError`` so the CLI reports it like any other user error.
+    A project :class:`~snl_video.errors.InvalidValueError` (so also a ``ValueError``): the CLI
+    reports it as one line.
     """
 
     def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None) -> None:

@@ -50,3 +50,87 @@ def test_nonlocal_lists_the_transform_kinds_and_their_options(capsys):
     # Released SRB-FFT at C: 4C²/8 + 2C + 4C + 1 (alpha); BAT at the paper's setting: 1,367,784.
     assert rows["srb"]["params"] == 4 * 1024 * 1024 // 8 + 6 * 1024 + 1
     assert rows["bat"]["params"] == 1_367_784
+
+
+def _raise(exc: BaseException):
+    def run(*args, **kwargs):
+        raise exc
+    return run
+
+
+def test_a_project_error_is_one_line_and_exit_2(monkeypatch, capsys):
+    from snl_video.commands import nonlocal_cmd
+    from snl_video.errors import InvalidValueError
+
+    monkeypatch.setattr(nonlocal_cmd, "build_nonlocal", _raise(InvalidValueError("--channels 7: must be even")))
+    assert main(["nonlocal", "snl"]) == 2
+    err = capsys.readouterr().err
+    assert err == "snl-video nonlocal: error: --channels 7: must be even\n"
+
+
+@pytest.mark.parametrize("exc", [ValueError("internal: shapes differ"), KeyError("layer9"),
+                                 TypeError("unsupported operand"), FileNotFoundError("/tmp/cache/x")])
+def test_any_other_exception_keeps_its_traceback(monkeypatch, capsys, exc):
+    # a bug in the library (here raised from a function the command calls) is not a user
+    # error: it propagates out of main (Python prints the traceback), nothing is swallowed
+    from snl_video.commands import nonlocal_cmd
+
+    monkeypatch.setattr(nonlocal_cmd, "build_nonlocal", _raise(exc))
+    with pytest.raises(type(exc)) as info:
+        main(["nonlocal", "snl"])
+    assert info.value is exc and info.value.__traceback__ is not None
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_verbose_shows_the_traceback_of_a_project_error(monkeypatch):
+    from snl_video.commands import nonlocal_cmd
+    from snl_video.errors import UserError
+
+    monkeypatch.setattr(nonlocal_cmd, "build_nonlocal", _raise(UserError("bad")))
+    with pytest.raises(UserError):
+        main(["-v", "nonlocal", "snl"])
+
+
+def test_interrupted_is_one_line_and_exit_130(monkeypatch, capsys):
+    from snl_video.commands import nonlocal_cmd
+    from snl_video.errors import Interrupted
+
+    monkeypatch.setattr(nonlocal_cmd, "build_nonlocal", _raise(Interrupted("kept 3 files; resume with: x")))
+    assert main(["nonlocal", "snl"]) == 130
+    assert capsys.readouterr().err == "snl-video nonlocal: interrupted: kept 3 files; resume with: x\n"
+
+
+def test_user_error_is_still_importable_from_cli():
+    import snl_video.cli
+    import snl_video.errors
+
+    assert snl_video.cli.UserError is snl_video.errors.UserError
+    assert snl_video.cli.Interrupted is snl_video.errors.Interrupted
+
+
+def test_version_comes_from_the_package_metadata(monkeypatch):
+    from importlib import metadata
+
+    import snl_video
+    from snl_video import version
+
+    assert snl_video.__version__ == metadata.version("snl_video")
+    out = main_version_line()
+    assert out == f"snl_video {metadata.version('snl_video')}"
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(version.metadata, "version", not_installed)
+    assert version.package_version() == version.UNKNOWN_VERSION == "0+unknown"
+
+
+def main_version_line() -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    return buffer.getvalue().strip()

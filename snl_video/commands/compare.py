@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
     mixed = protocol_problems(rows)
     if mixed and any("protocols" in line for line in mixed) and not getattr(args, "allow_mixed", False):
-        from ..cli import UserError
+        from ..errors import UserError
 
         raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
                         f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import Interrupted
+    from ..errors import Interrupted
 
     try:
         return _run(args)

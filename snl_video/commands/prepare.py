@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from ..errors import UserError
     from ..data.hmdb51 import OFFICIAL_PER_CLASS
     from ..data.prepare import PrepareBusyError, PrepareSettings, prepare_manifest
     from ..data.sources import folder_manifest, hmdb51_manifest, list_manifest, ucf101_manifest
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         import shlex
 
-        from ..cli import Interrupted
+        from ..errors import Interrupted
 
         done = sum(1 for _ in (args.out / "videos").rglob("*.json")) if (args.out / "videos").is_dir() else 0
         raise Interrupted(f"kept {done} prepared videos in {args.out}; resume with the same command: "

@@ -39,6 +39,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import SnlVideoError
+
 from .decoding import Backend, DecodeError, probe_video, read_frames
 from .prepared import load_index, read_clip
 from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
@@ -52,7 +54,7 @@ MAX_LOADER_WORKERS = 128
 Subset = Literal["train", "val", "test"]
 
 
-class TooManyDecodeFailures(RuntimeError):
+class TooManyDecodeFailures(SnlVideoError, RuntimeError):
     """More training videos failed to decode than the dataset's threshold allows."""
 
 

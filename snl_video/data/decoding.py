@@ -34,6 +34,8 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 
+from ..errors import SnlVideoError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
@@ -44,7 +46,7 @@ Backend = Literal["pyav", "decord", "torchcodec"]
 BACKENDS: tuple[Backend, ...] = ("pyav", "decord", "torchcodec")
 
 
-class DecodeError(RuntimeError):
+class DecodeError(SnlVideoError, RuntimeError):
     """A video could not be decoded (or has fewer frames than an index asked for)."""
 
 

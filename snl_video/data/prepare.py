@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine.progress import progress as _progress
+from ..errors import InvalidValueError, MissingFileError, UserError
+from ..progress import progress as _progress
 from .decoding import DecodeError, iter_frames, probe_video
 from .prepared import (
     FORMAT_VERSION,
@@ -71,11 +72,11 @@ ShortVideos = Literal["loop", "skip"]
 Storage = Literal["npy", "jpeg"]
 
 
-class MissingVideosError(FileNotFoundError):
+class MissingVideosError(MissingFileError):
     """Listed videos are absent from the video tree."""
 
 
-class PrepareBusyError(RuntimeError):
+class PrepareBusyError(UserError, RuntimeError):
     """Another prepare holds the output directory."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ..engine.progress import progress as _progress
+from ..progress import progress as _progress
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,8 @@ from typing import Literal
 
 import pandas as pd
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -37,7 +39,7 @@ SplitId = Literal[1, 2, 3]
 OFFICIAL_SPLIT_SIZES: dict[int, tuple[int, int]] = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
 
 
-class SplitFileError(ValueError):
+class SplitFileError(InvalidValueError):
     """A malformed or inconsistent split file; the message names the file and the line."""
 
     def __init__(self, path: Path, line_no: int | None, message: str) -> None:

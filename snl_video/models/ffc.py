@@ -44,6 +44,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -66,7 +68,7 @@ FFCMaps = Union[Tensor, tuple[Tensor, Union[Tensor, int]]]
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-class FFCInputSizeError(ValueError):
+class FFCInputSizeError(InvalidValueError):
     """A feature map an FFC layer cannot process (odd size under LFU or a strided global path)."""
 
 
