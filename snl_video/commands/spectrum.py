@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.spectrum import compute_spectra, load_clip, write_spectrum_report
-    from .profile import _parse_nonlocal
+    from .profile import parse_nonlocal_spec
 
     if args.config is not None:
         if args.model is not None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
         from ..models import build_model
 
-        spec = _parse_nonlocal(args.nonlocal_spec)
+        spec = parse_nonlocal_spec(args.nonlocal_spec)
         if spec is None:
             raise ValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
         model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)

@@ -109,7 +109,7 @@ def _verify(path: Path, entry: ArchiveFile) -> None:
 
 def _fetch_file(entry: ArchiveFile, url: str, root: Path, *, progress: bool) -> Path:
     """``ROOT/<file_name>``, downloaded (resuming a ``.part``) and verified, renamed into place."""
-    from ..weights.download import DownloadError, _fetch
+    from ..weights.download import DownloadError, fetch_resumable
 
     target = root / entry.file_name
     if target.is_file():
@@ -123,7 +123,7 @@ def _fetch_file(entry: ArchiveFile, url: str, root: Path, *, progress: bool) -> 
     hint = f"the partial file {part} is kept"
     if not (entry.size is not None and part.is_file() and part.stat().st_size == entry.size):
         try:
-            _fetch(url, part, progress=progress, hint=hint)
+            fetch_resumable(url, part, progress=progress, hint=hint)
         except DownloadError as exc:
             raise DatasetDownloadError(f"{exc}; run the same command again to resume") from None
     try:

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .ucf101 import SplitFileError, _lines
+from .ucf101 import SplitFileError, numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def list_split_files(splits_dir: str | Path) -> dict[int, dict[str, Path]]:
 def _read_file(path: Path, class_name: str) -> list[dict]:
     rows: list[dict] = []
     seen: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<video>.avi <0|1|2>', got {line!r}")

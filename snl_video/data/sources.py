@@ -35,7 +35,7 @@ import pandas as pd
 
 from .hmdb51 import OFFICIAL_PER_CLASS, hmdb51_group, read_hmdb51_splits
 from .splitting import TooFewVideosError, draw_groups
-from .ucf101 import SplitFileError, _lines, read_class_index, read_splits
+from .ucf101 import SplitFileError, numbered_lines, read_class_index, read_splits
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _read_classes(path: Path) -> list[str]:
         raise FileNotFoundError(f"--classes {path} does not exist (one class name per line, in label order)")
     names: list[str] = []
     seen: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         # "<name>" per line, or classInd-style "<index> <name>"
         name = parts[-1] if len(parts) == 2 and parts[0].isdigit() else line
@@ -218,7 +218,7 @@ def list_manifest(
         path = Path(lists[subset])
         if not path.is_file():
             raise FileNotFoundError(f"--{subset} list {path} does not exist")
-        entries = _lines(path)
+        entries = numbered_lines(path)
         for i, (line_no, line) in enumerate(entries):
             parts = _parse_list_line(line)
             if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SplitFileError",
     "OFFICIAL_SPLIT_SIZES",
+    "numbered_lines",
     "read_class_index",
     "read_split",
     "read_splits",
@@ -61,7 +62,7 @@ def _official_to_label(value: str, *, path: Path, line_no: int, num_classes: int
     return number - 1
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
+def numbered_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers; CRLF, LF and a missing final newline all work."""
     if not path.is_file():
         raise FileNotFoundError(f"split file {path} does not exist (expected the official ucfTrainTestlist/ layout)")
@@ -88,7 +89,7 @@ def read_class_index(splits_dir: str | Path) -> list[str]:
     path = Path(splits_dir) / "classInd.txt"
     by_label: dict[int, tuple[str, int]] = {}
     seen_names: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<1-based index> <ClassName>', got {line!r}")
@@ -122,7 +123,7 @@ def _read_list(
     path: Path, *, subset: Literal["train", "test"], class_names: list[str], class_to_label: dict[str, int]
 ) -> list[dict]:
     rows = []
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if subset == "train" and len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<Class>/<file>.avi <1-based label>', got {line!r}")

@@ -29,7 +29,7 @@ from .registry import PretrainedWeights, get_weights
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["default_cache_dir", "download_weights", "sha256_of", "verify_sha256"]
+__all__ = ["default_cache_dir", "download_weights", "fetch_resumable", "sha256_of", "verify_sha256"]
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
@@ -101,7 +101,7 @@ def download_weights(
         raise DownloadError(f"{entry.name!r} has no direct download URL. {entry.notes} {_offline_hint(entry, target)}")
     directory.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    _fetch(entry.url, part, progress=progress, hint=_offline_hint(entry, target))
+    fetch_resumable(entry.url, part, progress=progress, hint=_offline_hint(entry, target))
     try:
         verify_sha256(part, entry.sha256)
     except HashMismatchError as exc:
@@ -112,7 +112,7 @@ def download_weights(
     return target
 
 
-def _fetch(url: str, part: Path, *, progress: bool, hint: str) -> None:
+def fetch_resumable(url: str, part: Path, *, progress: bool, hint: str) -> None:
     """Download ``url`` into ``part``, resuming from its current size when the server allows."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "snl_video"})
@@ -125,7 +125,7 @@ def _fetch(url: str, part: Path, *, progress: bool, hint: str) -> None:
             # The partial file is not a prefix the server can continue: start over.
             logger.warning("%s: server refused to resume at byte %d; restarting the download", url, offset)
             part.unlink()
-            return _fetch(url, part, progress=progress, hint=hint)
+            return fetch_resumable(url, part, progress=progress, hint=hint)
         raise DownloadError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}. {hint}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(f"downloading {url} failed: {exc}. {hint}") from None
