@@ -34,7 +34,7 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 
-from ..errors import SnlVideoError
+from ..errors import InvalidValueError, SnlVideoError
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ def _check_backend(backend: str | None) -> str:
     if backend is None:
         return available_backends()[0]
     if backend not in BACKENDS:
-        raise ValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
+        raise InvalidValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
     if not _importable(backend):
-        raise ValueError(
+        raise InvalidValueError(
             f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
             f"install it or pick another"
         )

@@ -32,7 +32,7 @@ from typing import Literal, Sequence
 from tqdm import tqdm
 
 from ..fileio import atomic_write_text
-from ..errors import SnlVideoError
+from ..errors import InvalidValueError, SnlVideoError
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def download_dataset(
     downloads and extractions (``ROOT/.done/<file>``) are skipped.
     """
     if name not in DATASET_ARCHIVES:
-        raise ValueError(f"unknown dataset {name!r}; downloadable: {', '.join(sorted(DATASET_ARCHIVES))}")
+        raise InvalidValueError(f"unknown dataset {name!r}; downloadable: {', '.join(sorted(DATASET_ARCHIVES))}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     done = root / ".done"

@@ -21,7 +21,7 @@ from typing import Literal
 
 import pandas as pd
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _official_to_label(value: str, *, path: Path, line_no: int, num_classes: int
 def numbered_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers; CRLF, LF and a missing final newline all work."""
     if not path.is_file():
-        raise FileNotFoundError(f"split file {path} does not exist (expected the official ucfTrainTestlist/ layout)")
+        raise MissingFileError(f"split file {path} does not exist (expected the official ucfTrainTestlist/ layout)")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -154,7 +154,7 @@ def read_split(splits_dir: str | Path, split: int) -> pd.DataFrame:
     (within a list or in both lists).
     """
     if split not in (1, 2, 3):
-        raise ValueError(f"split must be 1, 2 or 3, got {split!r}")
+        raise InvalidValueError(f"split must be 1, 2 or 3, got {split!r}")
     splits_dir = Path(splits_dir)
     class_names = read_class_index(splits_dir)
     class_to_label = {name: i for i, name in enumerate(class_names)}
