@@ -134,3 +134,24 @@ def main_version_line() -> str:
         main(["--version"])
     assert info.value.code == 0
     return buffer.getvalue().strip()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--config", "{tmp}/missing.yaml"], "missing.yaml' does not exist"),
+    (["config", "check", "{tmp}/recipe.yaml", "model.nmae=3"], "model.nmae: unknown key; did you mean 'name'?"),
+    (["train", "--config", "{tmp}/recipe.yaml", "data.dataset=kinetics"], "unknown dataset 'kinetics'"),
+    (["prepare", "ucf101", "--videos", "{tmp}/none", "--splits", "{tmp}", "--out", "{tmp}/o"], "is not a directory"),
+    (["prepare", "list", "--train", "{tmp}/t.txt", "--test", "{tmp}/t.txt", "--root", "{tmp}", "--out", "{tmp}/o"],
+     "--train list"),
+    (["make-synthetic", "hmdb51", "--out", "{tmp}/s", "--clips-per-source", "3"], "multiples of --clips-per-source"),
+    (["profile", "--model", "r3d99"], "unknown model 'r3d99'"),
+    (["profile", "--model", "r3d10", "--nonlocal", "{{bad"], "--nonlocal is not valid JSON"),
+])
+def test_user_mistakes_of_each_kind_are_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "recipe.yaml").write_text("model: {name: r3d10}\n")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert "Traceback" not in captured.err and message in captured.err, captured.err
+    assert lines[0].startswith(f"snl-video {argv[0]}") and len(lines) <= 2  # a config's problems: one per line
