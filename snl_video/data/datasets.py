@@ -322,12 +322,13 @@ def video_file_dataset(
     """
     from .sources import get_source
 
-    if dataset not in ("ucf101", "hmdb51"):
+    source = get_source(dataset)
+    if source.split_names is None:  # a folder / list source: its subsets exist only once prepared
         raise InvalidValueError(f"decoding the original files needs official split files (ucf101, hmdb51), not {dataset!r}: "
                          "prepare the dataset and use data.backend=prepared")
-    if int(split) not in (1, 2, 3):
-        raise InvalidValueError(f"{dataset} has splits 1, 2 and 3, got {split!r}")
-    table = get_source(dataset).read(splits_dir, [int(split)])
+    if str(split) not in source.split_names:
+        raise InvalidValueError(f"{dataset} has splits {', '.join(source.split_names)}, got {split!r}")
+    table = source.read(splits_dir, [int(split)])
     table = split_rows(table.rename(columns={"split": "_split"}).assign(**{f"subset_{split}": table["subset"]}),
                        split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed, dataset=dataset,
                        where=str(splits_dir))

@@ -268,9 +268,11 @@ def load_index(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     path = root / "index.csv"
     if not path.is_file():
+        from .sources import list_sources
+
         raise MissingFileError(
-            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare <ucf101|hmdb51|folder|list> "
-            f"... --out {root}`"
+            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare "
+            f"<{'|'.join(list_sources())}> ... --out {root}`"
         )
     index = pd.read_csv(path, keep_default_na=False)
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
