@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup system-deps demo test test-all bench bench-models bench-train clean
+.PHONY: setup system-deps demo lint-imports test test-all bench bench-models bench-train clean
 
 system-deps:
 	bash scripts/install_system_deps.sh
@@ -34,11 +34,15 @@ endif
 demo: $(STAMP)
 	$(VENV)/bin/snl-video demo
 
-# Default suite: everything not marked slow, on both cores.
-test: $(STAMP)
+# The layers contract first (pyproject.toml, [tool.importlinter]): seconds, and it names the
+# import that breaks a layer. Then the default suite: everything not marked slow, on both cores.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+test: lint-imports
 	$(VPY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: lint-imports
 	$(VPY) -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)

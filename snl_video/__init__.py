@@ -1,13 +1,15 @@
 """snl_video: spectral non-local blocks and the non-local family for video action recognition.
 
-The package is organised in layers (see the README): ``nonlocal_blocks`` (the blocks of
-*Unifying Nonlocal Blocks for Neural Networks*, ICCV 2021), then models, weights, data and
-the training / evaluation engine on top, and ``cli`` (``snl-video <verb>``) at the edge.
+The package is organised in layers, bottom to top (the ``[tool.importlinter]`` contract in
+``pyproject.toml`` states and enforces them): utilities (``errors``, ``fileio``, ``progress``,
+``version``), ``nonlocal_blocks`` (the blocks of *Unifying Nonlocal Blocks for Neural
+Networks*, ICCV 2021), ``weights``, ``models``, ``data``, ``config``, the training /
+evaluation ``engine``, ``commands`` and ``cli`` (``snl-video <verb>``) at the edge.
 """
 
 import logging
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # A library never configures logging; it only makes sure that an application
 # that does not configure it sees no "No handler found" noise.

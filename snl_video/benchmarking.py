@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from .errors import InvalidValueError
 from .nonlocal_blocks import build_nonlocal, resolve_impl
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def bench_nonlocal(
     variants: list[tuple[str, str, dict[str, Any]]] = []
     unknown = sorted(set(snl_filters) - set(SNL_FILTER_VARIANTS))
     if unknown:
-        raise ValueError(f"unknown snl filter variant(s) {unknown}; valid: {', '.join(SNL_FILTER_VARIANTS)}")
+        raise InvalidValueError(f"unknown snl filter variant(s) {unknown}; valid: {', '.join(SNL_FILTER_VARIANTS)}")
     if snl_filters and "snl" not in kinds:
         kinds = [*kinds, "snl"]
     for kind in kinds:

@@ -3,7 +3,9 @@
 Each verb lives in its own module under :mod:`snl_video.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
 namespace, returning an exit code). This module only wires them up, sets up logging and
-turns user errors into one clear line instead of a traceback.
+applies one error policy: the project's own errors (:class:`snl_video.errors.SnlVideoError`)
+are one clear line and exit code 2; Ctrl-C (:class:`~snl_video.errors.Interrupted`) is one
+line and exit code 130; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import argparse
 import importlib
 import logging
 import sys
+import types
 from typing import Sequence
 
-from . import __version__
+from .errors import Interrupted, SnlVideoError, UserError
+from .version import __version__
+
+__all__ = ["COMMAND_MODULES", "LEGACY_ONE_LINE_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main"]
 
 # Verb modules, in the order `snl-video --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -39,12 +45,39 @@ COMMAND_MODULES: tuple[str, ...] = (
 logger = logging.getLogger("snl_video")
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
+# Modules whose user-facing ``raise ValueError`` / ``FileNotFoundError`` have not become project
+# error types yet (they were being rewritten in parallel): a ValueError / FileNotFoundError raised
+# *in one of them* is still printed as one line. Each entry goes when its sweep lands.
+LEGACY_ONE_LINE_MODULES: frozenset[str] = frozenset({
+    "snl_video.config",  # removed when modules merges (and its raise sites are swept)
+    "snl_video.engine.checkpoint",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.evaluate",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.explain",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.export",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.features",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.inference",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.spectrum",  # removed when loader merges (and its raise sites are swept)
+    "snl_video.engine.metrics",  # removed when modules merges (and its raise sites are swept)
+    "snl_video.engine.train",  # removed when modules merges (and its raise sites are swept)
+    "snl_video.nonlocal_blocks.blocks",  # removed when modules merges (and its raise sites are swept)
+})
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C, with what was kept and the command that resumes: printed as one line, exit code 130."""
+def _raised_in(exc: BaseException) -> str | None:
+    """The module name of the frame that raised ``exc`` (the innermost frame of its traceback)."""
+    tb: types.TracebackType | None = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__")
+
+
+def is_user_facing(exc: BaseException) -> bool:
+    """Whether ``snl-video`` prints ``exc`` as one line (a project error) rather than a traceback (a bug)."""
+    if isinstance(exc, SnlVideoError):
+        return True
+    return isinstance(exc, (ValueError, FileNotFoundError)) and _raised_in(exc) in LEGACY_ONE_LINE_MODULES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        if args.verbose:
+    except Exception as exc:  # noqa: BLE001 - a project error is one line; anything else is re-raised
+        if args.verbose or not is_user_facing(exc):
             raise
         print(f"snl-video {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from .fileio import atomic_write_text
+from .errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ ClipProtocol = Literal["center"]
 NoWeightDecayOn = Literal["norm", "bias"]
 CheckpointStage = Literal["layer1", "layer2", "layer3", "layer4"]
 VideoReduce = Literal["mean_prob", "mean_logit"]
-DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
+#: A dataset source's name: any registered source (:func:`snl_video.data.list_sources`), checked there.
+DatasetName = str
 
 
 # --------------------------------------------------------------------------------------
@@ -90,10 +92,11 @@ DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
 # --------------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValueError):
     """Every problem found in a configuration, as ``(dotted_key, message)`` pairs.
 
-    A subclass of ``ValueError`` so the CLI reports it like any other user error.
+    A project :class:`~snl_video.errors.InvalidValueError` (so also a ``ValueError``): the CLI
+    reports it as one line.
     """
 
     def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None) -> None:
@@ -257,16 +260,24 @@ class DataConfig:
                 errors.add(f"{prefix}.{name}", f"must be >= 0 (0: off), got {getattr(self, name)}")
         if not self.root:
             errors.add(f"{prefix}.root", "is empty: give the prepared dataset directory")
-        if self.dataset in ("ucf101", "hmdb51"):
-            if self.split not in (1, 2, 3):
-                name = {"ucf101": "UCF-101", "hmdb51": "HMDB-51"}[self.dataset]
-                errors.add(f"{prefix}.split", f"{name} has splits 1, 2 and 3, got {self.split!r}")
-        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(self.split)):
+        from .data.sources import registered_sources
+
+        sources = {s.name: s for s in registered_sources()}  # the registry is the one list of sources
+        known = self.dataset in sources
+        if not known:
+            errors.add(f"{prefix}.dataset", f"unknown dataset {self.dataset!r}; valid choices: "
+                                            f"{', '.join(repr(n) for n in sources)}")
+        split_names = sources[self.dataset].split_names if known else None
+        if split_names is not None:  # an official layout: its split names (digits are ints in YAML)
+            if self.split not in [int(n) if n.isdigit() else n for n in split_names]:
+                names = ", ".join(split_names[:-1]) + f" and {split_names[-1]}" if len(split_names) > 1 else split_names[0]
+                errors.add(f"{prefix}.split", f"{sources[self.dataset].title} has splits {names}, got {self.split!r}")
+        elif known and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(self.split)):
             errors.add(f"{prefix}.split", f"must be the split name the {self.dataset} dataset was prepared with "
                                           f"(default '1'), got {self.split!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             errors.add(f"{prefix}.val_fraction", f"must be in [0, 1) (0: select on the test split), got {self.val_fraction}")
-        if self.backend != "prepared" and self.dataset not in ("ucf101", "hmdb51"):
+        if self.backend != "prepared" and known and split_names is None:
             errors.add(f"{prefix}.backend", f"decoding the original files needs official split files (ucf101, hmdb51); "
                                             f"prepare the {self.dataset} dataset and use backend 'prepared'")
         if self.backend != "prepared" and not self.splits_dir:

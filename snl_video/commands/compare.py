@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MissingFileError
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,9 +47,9 @@ def collect_row(run_dir: Path, *, level: str = "clip", profile: bool = True) -> 
 
     config_file, metrics_file = run_dir / "config.yaml", run_dir / "eval" / "metrics.json"
     if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} is missing: is {run_dir} a folder written by `snl-video train`?")
+        raise MissingFileError(f"{config_file} is missing: is {run_dir} a folder written by `snl-video train`?")
     if not metrics_file.is_file():
-        raise FileNotFoundError(f"{metrics_file} is missing: run `snl-video eval --config {config_file} "
+        raise MissingFileError(f"{metrics_file} is missing: run `snl-video eval --config {config_file} "
                                 f"--checkpoint {run_dir / 'checkpoints' / 'last.pt'}`")
     cfg = load_config(config_file)
     metrics = json.loads(metrics_file.read_text())
@@ -249,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
     mixed = protocol_problems(rows)
     if mixed and any("protocols" in line for line in mixed) and not getattr(args, "allow_mixed", False):
-        from ..cli import UserError
+        from ..errors import UserError
 
         raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
                         f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")

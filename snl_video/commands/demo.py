@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the demo recipe")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of the training run")
-    p.add_argument("--dataset", choices=["ucf101", "hmdb51", "folder", "list"], default="ucf101",
+    p.add_argument("--dataset", choices=demo_sources(), default="ucf101",
                    help="the source format of the synthetic data, prepared through that source (default: ucf101)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the demo recipe")
     p.set_defaults(func=run)
@@ -73,45 +74,39 @@ def prepare_demo_data(
     workers: int = 2,
 ) -> Path:
     """Synthetic motion classes in ``dataset``'s format under ``data_dir/raw``, prepared through that
-    source into ``data_dir/prepared`` (split ``1``, about 28 % of each class held out for test)."""
-    from ..data import synthetic
-    from ..data.prepare import PrepareSettings, prepare_manifest
-    from ..data.sources import folder_manifest, hmdb51_manifest, list_manifest, ucf101_manifest
+    source into ``data_dir/prepared`` (split ``1``, about 28 % of each class held out for test).
 
+    Dispatches through the dataset-source registry: the source's synthetic writer makes the
+    files and returns the prepare options that read them; the source turns those into its
+    manifest, as ``snl-video prepare <dataset>`` does."""
+    from ..data.prepare import PrepareSettings, prepare_manifest
+    from ..data.source_spec import DemoSize, parse_options
+    from ..data.sources import get_source
+
+    source = get_source(dataset)
+    if source.synthetic is None or source.inputs is None:
+        raise UserError(f"--dataset {dataset}: that source has no synthetic writer; choose from "
+                        f"{', '.join(demo_sources())}")
     raw, prepared = data_dir / "raw", data_dir / "prepared"
-    common = dict(num_classes=num_classes, num_frames=num_frames, seed=seed, progress=False)
     held_out = max(2, round(0.28 * videos_per_class / 2) * 2)  # whole sources / groups of 2 clips
-    if dataset == "ucf101":
-        synthetic.make_synthetic_ucf101(raw, videos_per_class=videos_per_class, frame_jitter=4, **common)
-        manifest, videos = ucf101_manifest(raw / "ucfTrainTestlist", [1]), raw / "UCF-101"
-    elif dataset == "hmdb51":
-        train = videos_per_class - held_out - 2
-        synthetic.make_synthetic_hmdb51(raw, train_per_class=train, test_per_class=held_out, unused_per_class=2,
-                                        clips_per_source=2, frame_jitter=4, **common)
-        manifest = hmdb51_manifest(raw / "testTrainMulti_7030_splits", [1], per_class=(train, held_out))
-        videos = raw / "hmdb51_org"
-    elif dataset == "folder":
-        videos = synthetic.make_synthetic_folder(raw, videos_per_class=videos_per_class, clips_per_group=2,
-                                                 frame_jitter=4, **common)
-        manifest = folder_manifest(videos, test_fraction=held_out / videos_per_class, group_regex=r"_g([0-9]+)_",
-                                   seed=seed)
-    elif dataset == "list":
-        synthetic.make_synthetic_list(raw, videos_per_class=videos_per_class, test_per_class=held_out,
-                                      frame_jitter=4, **common)
-        manifest = list_manifest({"train": raw / "train.txt", "test": raw / "test.txt"}, root=raw / "videos",
-                                 classes=raw / "classes.txt", label_base=0)
-        videos = raw / "videos"
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: ucf101, hmdb51, folder, list")
-    prepare_manifest(manifest, videos, prepared, dataset=dataset, workers=workers,
+    written = source.synthetic.demo(raw, DemoSize(num_classes=num_classes, videos_per_class=videos_per_class,
+                                                  held_out_per_class=held_out, num_frames=num_frames, seed=seed))
+    inputs = source.inputs(parse_options(source.options, written, where=f"demo --dataset {dataset}"))
+    prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset=dataset, workers=workers,
                      settings=PrepareSettings(short_side=short_side, clip_len=clip_len), progress=False)
     return prepared
 
 
+def demo_sources() -> list[str]:
+    """The registered dataset sources the demo can make and prepare (those with a synthetic writer)."""
+    from ..data.sources import registered_sources
+
+    return [s.name for s in registered_sources() if s.synthetic is not None and s.inputs is not None]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..data.prepare import PrepareSettings, prepare_ucf101, read_dataset_name
-    from ..data.synthetic import make_synthetic_ucf101
+    from ..data.prepare import read_dataset_name
     from ..engine.evaluate import run_evaluation
     from ..engine.plots import plot_training_curves
     from ..engine.train import read_history, train
@@ -134,14 +129,7 @@ def run(args: argparse.Namespace) -> int:
                                         f"runtime.seed={args.seed}", f"data.dataset={args.dataset}", *args.overrides])
         if (data / "prepared").exists() and read_dataset_name(data / "prepared") != args.dataset:
             shutil.rmtree(data)  # the demo's own data of another source: prepare would refuse to mix them
-        if args.dataset == "ucf101":
-            make_synthetic_ucf101(data / "raw", num_classes=DEMO_CLASSES, videos_per_class=DEMO_VIDEOS_PER_CLASS,
-                                  num_frames=DEMO_FRAMES, frame_jitter=4, seed=args.seed, progress=False)
-            prepare_ucf101(data / "raw" / "UCF-101", data / "raw" / "ucfTrainTestlist", data / "prepared", splits=[1],
-                           workers=2, settings=PrepareSettings(short_side=64, clip_len=cfg.data.num_frames),
-                           progress=False)
-        else:
-            prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames)
+        prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames)
 
         logger.info("[3/5] training %s + %s (%s)", cfg.model.name, cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
                     args.config)

@@ -7,6 +7,8 @@ import os
 import json
 from pathlib import Path
 
+from ..errors import InvalidValueError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint: clip/video top-1/top-5, per-class, confusion")
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import Interrupted
+    from ..errors import Interrupted
 
     try:
         return _run(args)
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..engine.inference import evaluate_weights
 
         if args.weights is None or args.config is None:
-            raise ValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
+            raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
         cfg = load_config(args.config, args.overrides)
         report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
         _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")

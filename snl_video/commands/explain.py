@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InvalidValueError, MissingFileError
 from .predict import add_model_arguments, load_model_from_args
 
 
@@ -29,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     queries = [parse_query(q) for q in args.query] if args.query else None
     if args.class_name is not None and not args.gradcam:
-        raise ValueError("--class picks the Grad-CAM class: add --gradcam")
+        raise InvalidValueError("--class picks the Grad-CAM class: add --gradcam")
     if not args.video.is_file():
-        raise FileNotFoundError(f"video {args.video} does not exist; check the path")
+        raise MissingFileError(f"video {args.video} does not exist; check the path")
     loaded = load_model_from_args(args)
     result = explain_video(loaded, args.video, args.out, queries=queries, upsample=args.upsample,
                            with_gradcam=args.gradcam, gradcam_class=args.class_name, animation=args.animation,

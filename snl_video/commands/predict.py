@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..errors import InvalidValueError, MissingFileError
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,10 +38,10 @@ def load_model_from_args(args: argparse.Namespace):  # -> InferenceModel
 def set_class_names(model, path: Path) -> None:
     """Replace ``model.class_names`` by the lines of ``path`` (their count must match the head)."""
     if not path.is_file():
-        raise FileNotFoundError(f"--class-names {path} does not exist")
+        raise MissingFileError(f"--class-names {path} does not exist")
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if len(names) != model.num_classes:
-        raise ValueError(f"--class-names {path} lists {len(names)} names for a {model.num_classes}-class head; "
+        raise InvalidValueError(f"--class-names {path} lists {len(names)} names for a {model.num_classes}-class head; "
                          "give one name per line, in head order")
     model.class_names = names
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.inference import find_videos, predict
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        raise ValueError(f"--out {args.out}: use a .csv or .json file name")
+        raise InvalidValueError(f"--out {args.out}: use a .csv or .json file name")
     paths = find_videos(args.videos)  # bad paths fail before the model loads
     model = load_model_from_args(args)
     if args.class_names is not None:
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if not result.predictions:
         first = result.errors[0] if result.errors else None
         detail = f" (e.g. {first.video}: {first.reason})" if first else ""
-        raise ValueError(f"none of the {len(paths)} video(s) could be predicted{detail}; check that they are "
+        raise InvalidValueError(f"none of the {len(paths)} video(s) could be predicted{detail}; check that they are "
                          "readable videos")
     print(result.table())
     if args.out is not None:

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 
+from ..errors import InvalidValueError
 from ..models import build_model, list_models, profile_model
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_nonlocal(text: str | None) -> object:
+def parse_nonlocal_spec(text: str | None) -> object:
+    """``--nonlocal``'s value: a kind name as given (or ``None``), or a JSON object (text starting with ``{``)."""
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--nonlocal is not valid JSON ({exc}): {text!r}") from None
+        raise InvalidValueError(f"--nonlocal is not valid JSON ({exc}): {text!r}") from None
 
 
 def _parse_model_options(items: list[str]) -> dict[str, object]:
@@ -59,7 +61,7 @@ def _parse_model_options(items: list[str]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model-option takes KEY=VALUE (e.g. lfu=true), got {item!r}")
+            raise InvalidValueError(f"--model-option takes KEY=VALUE (e.g. lfu=true), got {item!r}")
         options[key.strip()] = yaml.safe_load(value)
     return options
 
@@ -67,8 +69,8 @@ def _parse_model_options(items: list[str]) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    spec = given = _parse_nonlocal(args.nonlocal_spec)
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    spec = given = parse_nonlocal_spec(args.nonlocal_spec)
     if spec is not None:  # size-bound blocks (srb lo / spectrum_relu, bat checks) see this clip's maps
         spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
         spec.setdefault("input_size", [args.frames, args.size, args.size])
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(given, str) or "options." not in str(exc):
             raise
         # a bare kind has no place for the options the message asks for: say how to give them here
-        raise ValueError(f"{exc}; here pass them in a JSON spec, e.g. --nonlocal "
+        raise InvalidValueError(f"{exc}; here pass them in a JSON spec, e.g. --nonlocal "
                          f"'{{\"kind\": \"{given}\", \"options\": {{...}}}}'") from None
     shape = (1, 3, args.frames, args.size, args.size)
     profile = profile_model(model, input_shape=shape)

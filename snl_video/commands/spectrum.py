@@ -13,6 +13,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.spectrum import compute_spectra, load_clip, write_spectrum_report
-    from .profile import _parse_nonlocal
+    from .profile import parse_nonlocal_spec
 
     if args.config is not None:
         if args.model is not None:
-            raise ValueError("give either --config with --checkpoint (a trained model) or --model (a fresh one), not both")
+            raise InvalidValueError("give either --config with --checkpoint (a trained model) or --model (a fresh one), not both")
         if args.checkpoint is None:
-            raise ValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
+            raise InvalidValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
         from ..config import load_config
         from ..engine.builders import build_model_from_config, normalization_from_config
         from ..engine.checkpoint import load_checkpoint
@@ -64,17 +66,17 @@ def run(args: argparse.Namespace) -> int:
         source = {"config": str(args.config), "checkpoint": str(args.checkpoint)}
     else:
         if args.model is None:
-            raise ValueError("give --config RECIPE --checkpoint CKPT (a trained model) or --model NAME (a fresh one)")
+            raise InvalidValueError("give --config RECIPE --checkpoint CKPT (a trained model) or --model NAME (a fresh one)")
         if args.overrides:
-            raise ValueError(f"dotted overrides {args.overrides} need --config")
+            raise InvalidValueError(f"dotted overrides {args.overrides} need --config")
         for name in ("num_classes", "frames", "size"):
             if getattr(args, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+                raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
         from ..models import build_model
 
-        spec = _parse_nonlocal(args.nonlocal_spec)
+        spec = parse_nonlocal_spec(args.nonlocal_spec)
         if spec is None:
-            raise ValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
+            raise InvalidValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
         model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
         clip = load_clip(args.video, num_frames=args.frames, size=args.size)
         source = {"model": args.model, "nonlocal": spec}

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.builders import resolve_device
     from ..engine.distributed import cleanup_distributed, setup_distributed
 
-    from ..cli import Interrupted, UserError
+    from ..errors import Interrupted, UserError
 
     # Fail fast on the resume flags, before reading anything heavy.
     if args.resume_from is not None and not args.resume_from.is_file():

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..errors import InvalidValueError
 from ..weights.download import default_cache_dir, download_weights
 from ..weights.formats import read_checkpoint
 from ..weights.registry import get_weights, list_weights
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     names = list_weights(args.pattern)
     if not names:
-        raise ValueError(f"no pretrained weights match {args.pattern!r}; `snl-video weights list` shows all")
+        raise InvalidValueError(f"no pretrained weights match {args.pattern!r}; `snl-video weights list` shows all")
     header = ("name", "arch", "format", "classes", "frames x stride", "crop", "top-1", "source", "in cache")
     rows = [header]
     cache = default_cache_dir()

@@ -39,6 +39,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import InvalidValueError, SnlVideoError
+
 from .decoding import Backend, DecodeError, probe_video, read_frames
 from .prepared import load_index, read_clip
 from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
@@ -52,7 +54,7 @@ MAX_LOADER_WORKERS = 128
 Subset = Literal["train", "val", "test"]
 
 
-class TooManyDecodeFailures(RuntimeError):
+class TooManyDecodeFailures(SnlVideoError, RuntimeError):
     """More training videos failed to decode than the dataset's threshold allows."""
 
 
@@ -81,11 +83,11 @@ class ClipDataset(Dataset):
         count_frames: Callable[[VideoEntry], int] | None = None,
     ) -> None:
         if mode not in ("train", "clip", "video"):
-            raise ValueError(f"mode must be 'train', 'clip' or 'video', got {mode!r}")
+            raise InvalidValueError(f"mode must be 'train', 'clip' or 'video', got {mode!r}")
         if not videos:
-            raise ValueError("no videos: check the split, the subset and the prepared index")
+            raise InvalidValueError("no videos: check the split, the subset and the prepared index")
         if not 0.0 <= max_failure_fraction <= 1.0:
-            raise ValueError(f"max_failure_fraction must be in [0, 1], got {max_failure_fraction}")
+            raise InvalidValueError(f"max_failure_fraction must be in [0, 1], got {max_failure_fraction}")
         self.videos = list(videos)
         self.read = read
         self.mode = mode
@@ -230,18 +232,18 @@ def split_rows(
     column = f"subset_{split}"
     if column not in index.columns:
         have = sorted(c.removeprefix("subset_") for c in index.columns if c.startswith("subset_"))
-        raise ValueError(f"{where} was not prepared for split {split} (it has splits {have}); prepare with --split {split}")
+        raise InvalidValueError(f"{where} was not prepared for split {split} (it has splits {have}); prepare with --split {split}")
     if subset not in ("train", "val", "test"):
-        raise ValueError(f"subset must be 'train', 'val' or 'test', got {subset!r}")
+        raise InvalidValueError(f"subset must be 'train', 'val' or 'test', got {subset!r}")
     subsets = index[column].astype(str)
     has_val = bool((subsets == "val").any())
     if val_fraction <= 0 or subset == "test":
         if subset == "val" and not has_val:
-            raise ValueError(f"{where} split {split} has no validation subset: set data.val_fraction (e.g. 0.1) to "
+            raise InvalidValueError(f"{where} split {split} has no validation subset: set data.val_fraction (e.g. 0.1) to "
                              "carve one out of the training list")
         return index[subsets == subset]
     if has_val:
-        raise ValueError(f"{where} split {split} was prepared with its own validation subset: set "
+        raise InvalidValueError(f"{where} split {split} was prepared with its own validation subset: set "
                          "data.val_fraction=0 to use it")
     train = index[subsets == "train"]
     if "group" in train.columns:
@@ -274,7 +276,7 @@ def prepared_dataset(
     root = Path(root)
     held = read_prepared_dataset_name(root)
     if dataset is not None and held != dataset:
-        raise ValueError(f"{root} holds a prepared {held!r} dataset but the recipe names data.dataset={dataset!r}; "
+        raise InvalidValueError(f"{root} holds a prepared {held!r} dataset but the recipe names data.dataset={dataset!r}; "
                          f"point data.root at a {dataset} directory or set data.dataset={held}")
     index = load_index(root)
     rows = split_rows(index, split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed,
@@ -320,12 +322,13 @@ def video_file_dataset(
     """
     from .sources import get_source
 
-    if dataset not in ("ucf101", "hmdb51"):
-        raise ValueError(f"decoding the original files needs official split files (ucf101, hmdb51), not {dataset!r}: "
+    source = get_source(dataset)
+    if source.split_names is None:  # a folder / list source: its subsets exist only once prepared
+        raise InvalidValueError(f"decoding the original files needs official split files (ucf101, hmdb51), not {dataset!r}: "
                          "prepare the dataset and use data.backend=prepared")
-    if int(split) not in (1, 2, 3):
-        raise ValueError(f"{dataset} has splits 1, 2 and 3, got {split!r}")
-    table = get_source(dataset).read(splits_dir, [int(split)])
+    if str(split) not in source.split_names:
+        raise InvalidValueError(f"{dataset} has splits {', '.join(source.split_names)}, got {split!r}")
+    table = source.read(splits_dir, [int(split)])
     table = split_rows(table.rename(columns={"split": "_split"}).assign(**{f"subset_{split}": table["subset"]}),
                        split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed, dataset=dataset,
                        where=str(splits_dir))

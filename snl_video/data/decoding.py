@@ -34,6 +34,8 @@ from typing import Iterator, Literal, Sequence
 import numpy as np
 import torch
 
+from ..errors import InvalidValueError, SnlVideoError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
@@ -44,7 +46,7 @@ Backend = Literal["pyav", "decord", "torchcodec"]
 BACKENDS: tuple[Backend, ...] = ("pyav", "decord", "torchcodec")
 
 
-class DecodeError(RuntimeError):
+class DecodeError(SnlVideoError, RuntimeError):
     """A video could not be decoded (or has fewer frames than an index asked for)."""
 
 
@@ -85,9 +87,9 @@ def _check_backend(backend: str | None) -> str:
     if backend is None:
         return available_backends()[0]
     if backend not in BACKENDS:
-        raise ValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
+        raise InvalidValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
     if not _importable(backend):
-        raise ValueError(
+        raise InvalidValueError(
             f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
             f"install it or pick another"
         )

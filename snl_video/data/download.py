@@ -32,6 +32,7 @@ from typing import Literal, Sequence
 from tqdm import tqdm
 
 from ..fileio import atomic_write_text
+from ..errors import InvalidValueError, SnlVideoError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ INSTALL_HINT = ("RAR extraction needs libarchive: `pip install libarchive-c` and
                 "`conda install libarchive`)")
 
 
-class DatasetDownloadError(RuntimeError):
+class DatasetDownloadError(SnlVideoError, RuntimeError):
     """A download or an extraction failed; the message says how to resume or what to fix."""
 
 
@@ -212,7 +213,7 @@ def download_dataset(
     downloads and extractions (``ROOT/.done/<file>``) are skipped.
     """
     if name not in DATASET_ARCHIVES:
-        raise ValueError(f"unknown dataset {name!r}; downloadable: {', '.join(sorted(DATASET_ARCHIVES))}")
+        raise InvalidValueError(f"unknown dataset {name!r}; downloadable: {', '.join(sorted(DATASET_ARCHIVES))}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     done = root / ".done"

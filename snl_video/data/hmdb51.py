@@ -28,7 +28,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .ucf101 import SplitFileError, _lines
+from ..errors import InvalidValueError, MissingFileError
+from .ucf101 import SplitFileError, numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def list_split_files(splits_dir: str | Path) -> dict[int, dict[str, Path]]:
     """``{split: {class: file}}`` of the ``<class>_test_split<k>.txt`` files in ``splits_dir``."""
     splits_dir = Path(splits_dir)
     if not splits_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"--splits {splits_dir} is not a directory (expected the official testTrainMulti_7030_splits/ folder)"
         )
     found: dict[int, dict[str, Path]] = {}
@@ -83,7 +84,7 @@ def list_split_files(splits_dir: str | Path) -> dict[int, dict[str, Path]]:
         if match and path.is_file():
             found.setdefault(int(match.group("k")), {})[match.group("cls")] = path
     if not found:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{splits_dir} holds no '<class>_test_split<k>.txt' files (expected the official testTrainMulti_7030_splits/)"
         )
     return found
@@ -92,7 +93,7 @@ def list_split_files(splits_dir: str | Path) -> dict[int, dict[str, Path]]:
 def _read_file(path: Path, class_name: str) -> list[dict]:
     rows: list[dict] = []
     seen: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<video>.avi <0|1|2>', got {line!r}")
@@ -121,15 +122,15 @@ def read_hmdb51_split(
     split must also have the 51 classes. Rows are by class (sorted), then in file order.
     """
     if split not in (1, 2, 3):
-        raise ValueError(f"HMDB-51 has splits 1, 2 and 3, got {split!r}")
+        raise InvalidValueError(f"HMDB-51 has splits 1, 2 and 3, got {split!r}")
     files = list_split_files(splits_dir)
     if split not in files:
-        raise FileNotFoundError(f"{splits_dir} has no '<class>_test_split{split}.txt' files")
+        raise MissingFileError(f"{splits_dir} has no '<class>_test_split{split}.txt' files")
     by_class = files[split]
     all_classes = sorted({c for per_split in files.values() for c in per_split})
     lacking = [c for c in all_classes if c not in by_class]
     if lacking:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{splits_dir}: split {split} has no file for classes {lacking} (expected '<class>_test_split{split}.txt')"
         )
     labels = class_labels(by_class)

@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine.progress import progress as _progress
+from ..errors import InvalidValueError, MissingFileError, UserError
+from ..progress import progress as _progress
 from .decoding import DecodeError, iter_frames, probe_video
 from .prepared import (
     FORMAT_VERSION,
@@ -71,11 +72,11 @@ ShortVideos = Literal["loop", "skip"]
 Storage = Literal["npy", "jpeg"]
 
 
-class MissingVideosError(FileNotFoundError):
+class MissingVideosError(MissingFileError):
     """Listed videos are absent from the video tree."""
 
 
-class PrepareBusyError(RuntimeError):
+class PrepareBusyError(UserError, RuntimeError):
     """Another prepare holds the output directory."""
 
 
@@ -89,9 +90,9 @@ class PrepareSettings:
 
     def __post_init__(self) -> None:
         if self.storage not in STORAGES:
-            raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {self.storage!r}")
+            raise InvalidValueError(f"storage must be one of {sorted(STORAGES)}, got {self.storage!r}")
         if self.storage == "jpeg" and not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+            raise InvalidValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
     def as_dict(self) -> dict:
         d = {"format_version": FORMAT_VERSION, "short_side": self.short_side, "clip_len": self.clip_len,
@@ -249,7 +250,7 @@ def prepare_ucf101(
     """Run the whole job (see the module doc); returns the report that is also written to ``OUT/report.json``."""
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
-        raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the UCF-101/ folder of class folders)")
+        raise MissingFileError(f"--videos {videos_dir} is not a directory (expected the UCF-101/ folder of class folders)")
     _check_job(workers, settings)
     manifest = ucf101_manifest(splits_dir, list(splits))
     return prepare_manifest(manifest, videos_dir, out_dir, dataset="ucf101", workers=workers,
@@ -272,7 +273,7 @@ def prepare_hmdb51(
     (``per_class``) checked before any video is looked at (:mod:`snl_video.data.hmdb51`)."""
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
-        raise FileNotFoundError(f"--videos {videos_dir} is not a directory (expected the hmdb51_org/ folder of "
+        raise MissingFileError(f"--videos {videos_dir} is not a directory (expected the hmdb51_org/ folder of "
                                 "class folders, per-class RARs extracted)")
     _check_job(workers, settings)
     manifest = hmdb51_manifest(splits_dir, list(splits), per_class=per_class)
@@ -282,9 +283,9 @@ def prepare_hmdb51(
 
 def _check_job(workers: int, settings: PrepareSettings) -> None:
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"--workers must be >= 1, got {workers}")
     if settings.short_videos not in ("loop", "skip"):
-        raise ValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
+        raise InvalidValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
 
 
 def prepare_manifest(
@@ -307,7 +308,7 @@ def prepare_manifest(
     """
     videos_dir, out = Path(videos_dir), Path(out_dir)
     if not videos_dir.is_dir():
-        raise FileNotFoundError(f"--videos {videos_dir} is not a directory")
+        raise MissingFileError(f"--videos {videos_dir} is not a directory")
     _check_job(workers, settings)
     check_manifest(manifest)
     splits = list(dict.fromkeys(manifest["split"].astype(str)))
@@ -350,7 +351,7 @@ def _claim_dataset(out: Path, dataset: str) -> None:
     if path.is_file() or (out / "settings.json").is_file():
         previous = read_dataset_name(out)
         if previous != dataset:
-            raise ValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --out")
+            raise InvalidValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --out")
     if not path.is_file():
         atomic_write_json(path, {"dataset": dataset})
 
@@ -430,7 +431,7 @@ def _prepare_locked(
             was = {"storage": "npy", **previous}  # folders prepared as .npy do not record their storage
             flags = " ".join(f"--{k.replace('_', '-')} {was[k]}" for k in sorted(set(previous) | set(now))
                              if previous.get(k) != now.get(k) and k in was and k != "format_version")
-            raise ValueError(
+            raise InvalidValueError(
                 f"{out} was prepared with other settings: {changed}; use a new --out or the same settings"
                 + (f" ({flags})" if flags else "")
             )
@@ -472,7 +473,7 @@ def _prepare_locked(
     atomic_write_json(out / "report.json", report)
     logger.info("prepared %s: %s; %d missing", out, counts, len(missing))
     if not any(r["status"] in KEPT_STATUSES for r in ordered):
-        raise ValueError(f"prepared 0 usable videos in {out} (statuses: {counts or 'none'}; {len(missing)} missing): "
+        raise InvalidValueError(f"prepared 0 usable videos in {out} (statuses: {counts or 'none'}; {len(missing)} missing): "
                          f"see {out / 'report.json'}")
     return report
 

@@ -51,6 +51,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import InvalidValueError, MissingFileError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -124,7 +126,7 @@ def save_jpeg_frames(path: str | Path, frames: np.ndarray, *, quality: int = 90)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {frames.dtype} {frames.shape}")
     if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+        raise InvalidValueError(f"JPEG quality must be in 1..100, got {quality}")
     num, height, width = frames.shape[:3]
     if num >= 2**32 or height >= 2**16 or width >= 2**16:
         raise ValueError(f"frames {frames.shape} too large for the .jpegs container")
@@ -253,7 +255,7 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
 def frames_path(out_dir: Path, video: str, storage: str = "npy") -> Path:
     """Where the frames of listed video ``Class/v_x.avi`` go (``.npy`` or ``.jpegs`` by ``storage``)."""
     if storage not in STORAGES:
-        raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+        raise InvalidValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
     return out_dir / "videos" / Path(video).with_suffix(STORAGES[storage])
 
 
@@ -266,14 +268,16 @@ def load_index(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     path = root / "index.csv"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare <ucf101|hmdb51|folder|list> "
-            f"... --out {root}`"
+        from .sources import list_sources
+
+        raise MissingFileError(
+            f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare "
+            f"<{'|'.join(list_sources())}> ... --out {root}`"
         )
     index = pd.read_csv(path, keep_default_na=False)
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}; prepare it again with this version")
+        raise InvalidValueError(f"{path} lacks columns {missing}; prepare it again with this version")
     return index
 
 

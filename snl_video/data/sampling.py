@@ -28,6 +28,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Literal, Protocol
 
+from ..errors import InvalidValueError
+
 __all__ = [
     "Clip",
     "ShortPolicy",
@@ -54,9 +56,9 @@ def _check(num_frames: int, clip_len: int, stride: int) -> None:
     if num_frames < 1:
         raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
     if clip_len < 1:
-        raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        raise InvalidValueError(f"clip_len must be >= 1, got {clip_len}")
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise InvalidValueError(f"stride must be >= 1, got {stride}")
 
 
 def clip_span(clip_len: int, stride: int) -> int:
@@ -68,12 +70,12 @@ def loop_pad(num_frames: int, *, clip_len: int, stride: int, short_policy: Short
     """The clip of a video shorter than one clip span (see the module doc for the policy)."""
     _check(num_frames, clip_len, stride)
     if short_policy == "error":
-        raise ValueError(
+        raise InvalidValueError(
             f"video has {num_frames} frames, fewer than one clip ({clip_span(clip_len, stride)}); "
             f"use short_policy='loop' or drop the video"
         )
     if short_policy != "loop":
-        raise ValueError(f"short_policy must be 'loop' or 'error', got {short_policy!r}")
+        raise InvalidValueError(f"short_policy must be 'loop' or 'error', got {short_policy!r}")
     available = list(range(0, num_frames, stride))
     return [available[k % len(available)] for k in range(clip_len)]
 
@@ -152,7 +154,7 @@ def uniform_clips(
     """
     _check(num_frames, clip_len, stride)
     if num_clips < 1:
-        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        raise InvalidValueError(f"num_clips must be >= 1, got {num_clips}")
     span = clip_span(clip_len, stride)
     if num_frames < span:
         return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)] * num_clips

@@ -11,7 +11,9 @@ The manifest is a table with one row per (split, video)::
                  source-video title, a folder's --group-regex match): held-out sets never split a
                  (class, group) pair
 
-Sources, by name (:func:`get_source`):
+Sources, by name (:data:`SOURCES`, :func:`get_source`; each a
+:class:`~snl_video.data.source_spec.DatasetSource` record that prepare, demo, make-synthetic and
+the config's check dispatch through):
 
 * ``ucf101``: ``classInd.txt`` + ``trainlist0N`` / ``testlist0N`` (:mod:`.ucf101`);
 * ``hmdb51``: the 153 ``<class>_test_split<k>.txt`` files (:mod:`.hmdb51`);
@@ -25,25 +27,36 @@ train / eval / compare) is the same for every source.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..errors import InvalidValueError, MissingFileError
 from .hmdb51 import OFFICIAL_PER_CLASS, hmdb51_group, read_hmdb51_splits
+from .source_spec import DatasetSource, DemoSize, SourceInputs, SourceOption, SyntheticFormat
 from .splitting import TooFewVideosError, draw_groups
-from .ucf101 import SplitFileError, _lines, read_class_index, read_splits
+from .ucf101 import SplitFileError, numbered_lines, read_class_index, read_splits
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FOLDER",
+    "HMDB51",
+    "LIST",
     "MANIFEST_COLUMNS",
+    "SOURCES",
     "SUBSETS",
+    "UCF101",
     "VIDEO_EXTENSIONS",
     "DatasetSource",
+    "DemoSize",
+    "SourceInputs",
+    "SourceOption",
+    "SyntheticFormat",
     "ListFileError",
     "TooFewVideosError",
     "check_manifest",
@@ -52,13 +65,16 @@ __all__ = [
     "hmdb51_manifest",
     "list_manifest",
     "list_sources",
+    "parse_per_class",
+    "register_source",
+    "registered_sources",
     "ucf101_group",
     "ucf101_manifest",
+    "unregister_source",
 ]
 
 MANIFEST_COLUMNS = ["split", "path", "class_name", "label", "subset", "group"]
 SUBSETS = ("train", "val", "test")
-DatasetName = Literal["ucf101", "hmdb51", "folder", "list"]
 #: File suffixes a folder source takes as videos (case-insensitive).
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -96,7 +112,7 @@ def hmdb51_manifest(
 
 def _check_split_name(split_name: str) -> str:
     if not _SPLIT_NAME.match(str(split_name)):
-        raise ValueError(f"--split-name {split_name!r}: use letters, digits, '_', '.', '-' (e.g. '1' or 'fold_a')")
+        raise InvalidValueError(f"--split-name {split_name!r}: use letters, digits, '_', '.', '-' (e.g. '1' or 'fold_a')")
     return str(split_name)
 
 
@@ -120,21 +136,21 @@ def folder_manifest(
     root = Path(videos_dir)
     split_name = _check_split_name(split_name)
     if not root.is_dir():
-        raise FileNotFoundError(f"--videos {root} is not a directory (expected one sub-folder of videos per class)")
+        raise MissingFileError(f"--videos {root} is not a directory (expected one sub-folder of videos per class)")
     for name, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value}")
+            raise InvalidValueError(f"{name} must be in [0, 1), got {value}")
     if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"--val-fraction + --test-fraction must be < 1 (training needs videos), got "
+        raise InvalidValueError(f"--val-fraction + --test-fraction must be < 1 (training needs videos), got "
                          f"{val_fraction} + {test_fraction}")
     try:
         pattern = re.compile(group_regex) if group_regex else None
     except re.error as exc:
-        raise ValueError(f"--group-regex {group_regex!r} is not a valid regular expression: {exc}") from None
+        raise InvalidValueError(f"--group-regex {group_regex!r} is not a valid regular expression: {exc}") from None
     suffixes = {e.lower() for e in extensions}
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise FileNotFoundError(f"{root} has no class sub-folders (expected ROOT/<class>/<video>)")
+        raise MissingFileError(f"{root} has no class sub-folders (expected ROOT/<class>/<video>)")
     rows = []
     empty = []
     for label, class_dir in enumerate(class_dirs):
@@ -151,7 +167,7 @@ def folder_manifest(
             rows.append({"split": split_name, "path": rel, "class_name": class_dir.name, "label": label,
                          "subset": "train", "group": group})
     if empty:
-        raise FileNotFoundError(f"class folder(s) {empty} in {root} hold no videos ({', '.join(sorted(suffixes))}); "
+        raise MissingFileError(f"class folder(s) {empty} in {root} hold no videos ({', '.join(sorted(suffixes))}); "
                                 "remove them or add videos")
     table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     table["subset"] = draw_groups(table, [("test", test_fraction), ("val", val_fraction)], seed=seed,
@@ -168,10 +184,10 @@ def _parse_list_line(line: str) -> list[str]:
 
 def _read_classes(path: Path) -> list[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"--classes {path} does not exist (one class name per line, in label order)")
+        raise MissingFileError(f"--classes {path} does not exist (one class name per line, in label order)")
     names: list[str] = []
     seen: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         # "<name>" per line, or classInd-style "<index> <name>"
         name = parts[-1] if len(parts) == 2 and parts[0].isdigit() else line
@@ -205,11 +221,11 @@ def list_manifest(
     split_name = _check_split_name(split_name)
     unknown = sorted(set(lists) - set(SUBSETS))
     if unknown:
-        raise ValueError(f"list subsets must be among {SUBSETS}, got {unknown}")
+        raise InvalidValueError(f"list subsets must be among {SUBSETS}, got {unknown}")
     if "train" not in lists or "test" not in lists:
-        raise ValueError("give both a --train and a --test list")
+        raise InvalidValueError("give both a --train and a --test list")
     if label_base not in (None, 0, 1):
-        raise ValueError(f"--label-base must be 0 or 1, got {label_base}")
+        raise InvalidValueError(f"--label-base must be 0 or 1, got {label_base}")
     class_names = _read_classes(Path(classes)) if classes is not None else None
     raw: list[tuple[str, str, str, Path, int]] = []  # (subset, path, label text, file, line)
     for subset in SUBSETS:
@@ -217,8 +233,8 @@ def list_manifest(
             continue
         path = Path(lists[subset])
         if not path.is_file():
-            raise FileNotFoundError(f"--{subset} list {path} does not exist")
-        entries = _lines(path)
+            raise MissingFileError(f"--{subset} list {path} does not exist")
+        entries = numbered_lines(path)
         for i, (line_no, line) in enumerate(entries):
             parts = _parse_list_line(line)
             if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):
@@ -298,7 +314,7 @@ def _check_stems(table: pd.DataFrame, *, where: str) -> None:
     clash = stems[stems.duplicated(keep=False)]
     if len(clash):
         paths = sorted(table.drop_duplicates("path").loc[clash.index, "path"])[:6]
-        raise ValueError(f"{where}: videos differ only in their suffix {paths}; rename one of each pair")
+        raise InvalidValueError(f"{where}: videos differ only in their suffix {paths}; rename one of each pair")
 
 
 def check_manifest(manifest: pd.DataFrame) -> None:
@@ -307,50 +323,283 @@ def check_manifest(manifest: pd.DataFrame) -> None:
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     assert not missing, f"manifest lacks columns {missing}"
     if manifest.empty:
-        raise ValueError("the dataset lists no videos")
+        raise InvalidValueError("the dataset lists no videos")
     bad = sorted(set(manifest["subset"]) - set(SUBSETS))
     if bad:
-        raise ValueError(f"unknown subsets {bad}; valid: {SUBSETS}")
+        raise InvalidValueError(f"unknown subsets {bad}; valid: {SUBSETS}")
     per_video = manifest.groupby(["split", "path"])["subset"].nunique()
     twice = per_video[per_video > 1]
     if len(twice):
         shown = [f"{p} (split {s})" for s, p in twice.index[:10]]
-        raise ValueError(f"videos in two subsets of one split: {shown}")
+        raise InvalidValueError(f"videos in two subsets of one split: {shown}")
     names = manifest.drop_duplicates(["label", "class_name"])
     if names["label"].duplicated().any() or names["class_name"].duplicated().any():
-        raise ValueError("one label maps to two class names (or the reverse) across the splits")
+        raise InvalidValueError("one label maps to two class names (or the reverse) across the splits")
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """A registered source: its name, what it reads, its split names (``None``: named by the
-    user, one split per preparation) and how a video's group is found from its class and path
-    (used for prepared directories written before groups were recorded)."""
-
-    name: str
-    description: str
-    split_names: tuple[str, ...] | None
-    group_of: Callable[[str, str], str]
-    read: Callable[..., pd.DataFrame]
+def _video_tree(path: Path, expected: str) -> Path:
+    if not Path(path).is_dir():
+        raise MissingFileError(f"--videos {path} is not a directory (expected {expected})")
+    return Path(path)
 
 
-_SOURCES: dict[str, DatasetSource] = {}
+def _official_splits(split: str) -> list[int]:
+    return [1, 2, 3] if split == "all" else [int(split)]
 
 
-def _register(source: DatasetSource) -> None:
+def parse_per_class(text: str) -> tuple[int, int]:
+    """``--per-class TRAIN,TEST`` (e.g. ``70,30``): videos per class in every HMDB-51 split."""
+    try:
+        train, test = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TRAIN,TEST (e.g. 70,30), got {text!r}") from None
+    if train < 1 or test < 1:
+        raise argparse.ArgumentTypeError(f"both counts must be >= 1, got {text!r}")
+    return train, test
+
+
+_OFFICIAL_SPLIT = SourceOption("--split", "which official split(s) (default: all)", choices=("1", "2", "3", "all"),
+                               default="all")
+_SPLIT_NAME_OPTION = SourceOption("--split-name", "name of the split written (data.split; default: 1)", default="1")
+
+
+def _ucf101_inputs(options: Mapping[str, Any]) -> SourceInputs:
+    videos = _video_tree(options["videos"], "the UCF-101/ folder of class folders")
+    return SourceInputs(ucf101_manifest(options["splits"], _official_splits(options["split"])), videos)
+
+
+def _hmdb51_inputs(options: Mapping[str, Any]) -> SourceInputs:
+    videos = _video_tree(options["videos"], "the hmdb51_org/ folder of class folders")
+    manifest = hmdb51_manifest(options["splits"], _official_splits(options["split"]),
+                               per_class=options["per_class"] or OFFICIAL_PER_CLASS)
+    return SourceInputs(manifest, videos)
+
+
+def _folder_inputs(options: Mapping[str, Any]) -> SourceInputs:
+    manifest = folder_manifest(options["videos"], val_fraction=options["val_fraction"],
+                               test_fraction=options["test_fraction"], group_regex=options["group_regex"],
+                               seed=options["seed"], split_name=options["split_name"])
+    return SourceInputs(manifest, Path(options["videos"]))
+
+
+def _list_inputs(options: Mapping[str, Any]) -> SourceInputs:
+    lists = {subset: options[subset] for subset in SUBSETS if options.get(subset) is not None}
+    manifest = list_manifest(lists, root=options["root"], classes=options["classes"],
+                             label_base=options["label_base"], split_name=options["split_name"])
+    return SourceInputs(manifest, Path(options["root"]))
+
+
+# make-synthetic's flags shared by the formats (their defaults differ: UCF-101's set is larger)
+def _count(flag: str, help: str, default: int) -> SourceOption:
+    return SourceOption(flag, f"{help} (default: {default})", type=int, default=default)
+
+
+def _synthetic_common(*, frames: int, jitter: int) -> tuple[SourceOption, ...]:
+    return (_count("--frames", "frames per video, before jitter", frames),
+            SourceOption("--frame-jitter", f"add 0..N extra frames per video (default: {jitter})", type=int,
+                         default=jitter),
+            SourceOption("--seed", "seed of the videos (default: 0)", type=int, default=0))
+
+
+def _ucf101_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
+    from . import synthetic
+
+    synthetic.make_synthetic_ucf101(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
+                                    num_frames=o["frames"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+                                    noise=o["noise"], bit_rate=o["bit_rate"], progress=progress)
+    return {"videos": str(out / "UCF-101"), "splits": str(out / "ucfTrainTestlist")}
+
+
+def _ucf101_demo(out: Path, size: DemoSize) -> dict[str, str]:
+    from . import synthetic
+
+    synthetic.make_synthetic_ucf101(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
+                                    num_frames=size.num_frames, frame_jitter=4, seed=size.seed, progress=False)
+    return {"videos": str(out / "UCF-101"), "splits": str(out / "ucfTrainTestlist"), "split": "1"}
+
+
+def _hmdb51_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
+    from . import synthetic
+
+    synthetic.make_synthetic_hmdb51(out, num_classes=o["classes"], train_per_class=o["train_per_class"],
+                                    test_per_class=o["test_per_class"], unused_per_class=o["unused_per_class"],
+                                    clips_per_source=o["clips_per_source"], num_frames=o["frames"],
+                                    frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
+    return {"videos": str(out / "hmdb51_org"), "splits": str(out / "testTrainMulti_7030_splits"),
+            "per_class": f"{o['train_per_class']},{o['test_per_class']}"}
+
+
+def _hmdb51_demo(out: Path, size: DemoSize) -> dict[str, str]:
+    from . import synthetic
+
+    train = size.videos_per_class - size.held_out_per_class - 2  # 2 per class marked unused
+    synthetic.make_synthetic_hmdb51(out, num_classes=size.num_classes, train_per_class=train,
+                                    test_per_class=size.held_out_per_class, unused_per_class=2, clips_per_source=2,
+                                    num_frames=size.num_frames, frame_jitter=4, seed=size.seed, progress=False)
+    return {"videos": str(out / "hmdb51_org"), "splits": str(out / "testTrainMulti_7030_splits"), "split": "1",
+            "per_class": f"{train},{size.held_out_per_class}"}
+
+
+_GROUP_REGEX = "_g([0-9]+)_"  # the group in make-synthetic folder's names (<Class>_gGG_cCC.avi)
+
+
+def _folder_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
+    from . import synthetic
+
+    root = synthetic.make_synthetic_folder(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
+                                           clips_per_group=o["clips_per_group"], num_frames=o["frames"],
+                                           frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
+    return {"videos": str(root), "group_regex": _GROUP_REGEX}
+
+
+def _folder_demo(out: Path, size: DemoSize) -> dict[str, str]:
+    from . import synthetic
+
+    root = synthetic.make_synthetic_folder(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
+                                           clips_per_group=2, num_frames=size.num_frames, frame_jitter=4,
+                                           seed=size.seed, progress=False)
+    return {"videos": str(root), "group_regex": _GROUP_REGEX, "seed": str(size.seed),
+            "test_fraction": repr(size.held_out_per_class / size.videos_per_class)}
+
+
+def _list_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
+    from . import synthetic
+
+    synthetic.make_synthetic_list(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
+                                  test_per_class=o["test_per_class"], list_format=o["format"],
+                                  num_frames=o["frames"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+                                  progress=progress)
+    if o["format"] == "mmaction2":
+        return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "classes": str(out / "classes.txt"),
+                "label_base": "0", "root": str(out / "videos")}
+    return {"train": str(out / "train.csv"), "test": str(out / "test.csv"), "root": str(out / "videos")}
+
+
+def _list_demo(out: Path, size: DemoSize) -> dict[str, str]:
+    from . import synthetic
+
+    synthetic.make_synthetic_list(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
+                                  test_per_class=size.held_out_per_class, num_frames=size.num_frames, frame_jitter=4,
+                                  seed=size.seed, progress=False)
+    return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "classes": str(out / "classes.txt"),
+            "label_base": "0", "root": str(out / "videos")}
+
+
+UCF101 = DatasetSource(
+    "ucf101", "UCF-101 (official video tree + ucfTrainTestlist/)", ("1", "2", "3"), ucf101_group, ucf101_manifest,
+    options=(SourceOption("--videos", "the UCF-101/ folder holding one folder per class", type=Path, required=True),
+             SourceOption("--splits", "the ucfTrainTestlist/ folder", type=Path, required=True),
+             _OFFICIAL_SPLIT),
+    title="UCF-101",
+    inputs=_ucf101_inputs,
+    synthetic=SyntheticFormat(
+        "UCF-101 tree + split files; classes differ only in motion over time",
+        (_count("--classes", "number of classes", 10), _count("--videos-per-class", "videos per class", 10),
+         *_synthetic_common(frames=40, jitter=8),
+         SourceOption("--noise", "per-frame pixel noise std (realistic bit rates; default 0)", type=float, default=0.0),
+         SourceOption("--bit-rate", "MPEG-4 target bit rate, bit/s (default: 1.5M)", type=int, default=1_500_000)),
+        _ucf101_write, _ucf101_demo),
+)
+HMDB51 = DatasetSource(
+    "hmdb51", "HMDB-51 (class-folder tree + testTrainMulti_7030_splits/)", ("1", "2", "3"),
+    lambda c, p: hmdb51_group(c, Path(p).name), hmdb51_manifest,
+    options=(SourceOption("--videos", "the hmdb51_org/ folder holding one folder per class (the per-class RARs "
+                                      "extracted)", type=Path, required=True),
+             SourceOption("--splits", "the testTrainMulti_7030_splits/ folder (153 files)", type=Path, required=True),
+             _OFFICIAL_SPLIT,
+             SourceOption("--per-class", "videos per class in every split (default: the official 70,30 with 51 "
+                                         "classes; state other counts only for a subset or a synthetic set)",
+                          type=parse_per_class, metavar="TRAIN,TEST")),
+    title="HMDB-51",
+    inputs=_hmdb51_inputs,
+    synthetic=SyntheticFormat(
+        "HMDB-51 tree + testTrainMulti_7030_splits/ (prepare with --per-class)",
+        (_count("--classes", "number of classes", 4),
+         _count("--train-per-class", "train videos per class and split", 8),
+         _count("--test-per-class", "test videos per class and split", 4),
+         _count("--unused-per-class", "videos marked 0 (unused) per split", 2),
+         _count("--clips-per-source", "clips cut from one source video", 2),
+         *_synthetic_common(frames=24, jitter=6)),
+        _hmdb51_write, _hmdb51_demo),
+)
+FOLDER = DatasetSource(
+    "folder", "your videos: ROOT/<class>/<video>, subsets drawn per class", None, lambda c, p: Path(p).stem,
+    folder_manifest,
+    options=(SourceOption("--videos", "ROOT: one sub-folder of videos per class", type=Path, required=True),
+             SourceOption("--val-fraction", "share of each class held out for validation (default: 0)", type=float,
+                          default=0.0),
+             SourceOption("--test-fraction", "share of each class held out for test (default: 0.2)", type=float,
+                          default=0.2),
+             SourceOption("--group-regex", "videos whose names give the same match (first capture group) stay on "
+                                           "one side, e.g. '_g([0-9]+)_' for UCF-style names (default: every video "
+                                           "is its own group)", metavar="REGEX"),
+             SourceOption("--seed", "seed of the per-class draw (default: 0)", type=int, default=0),
+             _SPLIT_NAME_OPTION),
+    inputs=_folder_inputs,
+    synthetic=SyntheticFormat(
+        "OUT/videos/<Class>/<Class>_gGG_cCC.avi for `prepare folder`",
+        (_count("--classes", "number of classes", 4), _count("--videos-per-class", "videos per class", 10),
+         _count("--clips-per-group", "clips per group gGG", 2), *_synthetic_common(frames=24, jitter=6)),
+        _folder_write, _folder_demo),
+)
+LIST = DatasetSource(
+    "list", "your videos: train/test(/val) lists (mmaction2 'path label', SlowFast, CSV)", None,
+    lambda c, p: Path(p).stem, list_manifest,
+    options=(SourceOption("--train", "training list: 'path label' or 'path,label' per line", type=Path, required=True),
+             SourceOption("--test", "test list, same format", type=Path, required=True),
+             SourceOption("--val", "validation list (optional; selects best.pt)", type=Path),
+             SourceOption("--classes", "class names in label order, one per line (or '<index> <name>'); default: "
+                                       "the sorted names in the lists", type=Path),
+             SourceOption("--label-base", "labels are integers counting from 0 (mmaction2, SlowFast) or 1; default: "
+                                          "labels are names", type=int, choices=(0, 1)),
+             SourceOption("--root", "the folder the listed paths are relative to", type=Path, required=True),
+             _SPLIT_NAME_OPTION),
+    inputs=_list_inputs,
+    synthetic=SyntheticFormat(
+        "OUT/videos/ + train/test lists for `prepare list`",
+        (_count("--classes", "number of classes", 4), _count("--videos-per-class", "videos per class", 10),
+         _count("--test-per-class", "test videos per class", 3),
+         SourceOption("--format", "mmaction2: 'path label' (0-based) + classes.txt; csv: 'path,label' with class "
+                                  "names", choices=("mmaction2", "csv"), default="mmaction2"),
+         *_synthetic_common(frames=24, jitter=6)),
+        _list_write, _list_demo),
+)
+
+#: The registered sources, in the order ``snl-video prepare --help`` lists them. A new source is
+#: a module that builds its :class:`DatasetSource` and one line here.
+SOURCES: tuple[DatasetSource, ...] = (UCF101, HMDB51, FOLDER, LIST)
+
+
+def _index(sources: Sequence[DatasetSource]) -> dict[str, DatasetSource]:
+    by_name: dict[str, DatasetSource] = {}
+    for source in sources:
+        if source.name in by_name:
+            raise ValueError(f"dataset source {source.name!r} is registered twice")
+        by_name[source.name] = source
+    return by_name
+
+
+_SOURCES: dict[str, DatasetSource] = _index(SOURCES)
+
+
+def register_source(source: DatasetSource) -> None:
+    """Add ``source`` to the registry (for a plug-in or a test; the project's own sources are
+    listed in :data:`SOURCES`). A name already registered is an error."""
     if source.name in _SOURCES:
         raise ValueError(f"dataset source {source.name!r} is registered twice")
     _SOURCES[source.name] = source
 
 
-_register(DatasetSource("ucf101", "UCF-101: video tree + ucfTrainTestlist/", ("1", "2", "3"), ucf101_group,
-                        ucf101_manifest))
-_register(DatasetSource("hmdb51", "HMDB-51: class-folder tree + testTrainMulti_7030_splits/", ("1", "2", "3"),
-                        lambda c, p: hmdb51_group(c, Path(p).name), hmdb51_manifest))
-_register(DatasetSource("folder", "your videos: ROOT/<class>/<video>, subsets drawn per class", None,
-                        lambda c, p: Path(p).stem, folder_manifest))
-_register(DatasetSource("list", "your videos: train/test(/val) list files (mmaction2, SlowFast, CSV)", None,
-                        lambda c, p: Path(p).stem, list_manifest))
+def unregister_source(name: str) -> None:
+    """Remove a source added with :func:`register_source` (tests clean up with it)."""
+    if any(s.name == name for s in SOURCES):
+        raise ValueError(f"dataset source {name!r} is one of the project's own; it cannot be removed")
+    _SOURCES.pop(name, None)
+
+
+def registered_sources() -> list[DatasetSource]:
+    """The registered sources: the project's own in :data:`SOURCES` order, then any added."""
+    return list(_SOURCES.values())
 
 
 def list_sources() -> list[str]:
@@ -363,4 +612,4 @@ def get_source(name: str) -> DatasetSource:
     try:
         return _SOURCES[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_sources())}") from None
+        raise InvalidValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_sources())}") from None

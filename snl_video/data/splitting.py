@@ -17,12 +17,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["draw_groups", "TooFewVideosError"]
 
 
-class TooFewVideosError(ValueError):
+class TooFewVideosError(InvalidValueError):
     """A class has too few videos (or groups) to give every requested subset at least one."""
 
 

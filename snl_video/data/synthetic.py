@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ..engine.progress import progress as _progress
+from ..errors import InvalidValueError
+from ..progress import progress as _progress
 
 logger = logging.getLogger(__name__)
 
@@ -157,11 +158,11 @@ def make_synthetic_ucf101(
     """
     catalogue = motion_classes()
     if not 1 <= num_classes <= len(catalogue):
-        raise ValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
+        raise InvalidValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
     if videos_per_class < 1:
-        raise ValueError(f"--videos-per-class must be >= 1, got {videos_per_class}")
+        raise InvalidValueError(f"--videos-per-class must be >= 1, got {videos_per_class}")
     if num_frames < 1 or frame_jitter < 0:
-        raise ValueError(f"need num_frames >= 1 and frame_jitter >= 0, got {num_frames}, {frame_jitter}")
+        raise InvalidValueError(f"need num_frames >= 1 and frame_jitter >= 0, got {num_frames}, {frame_jitter}")
     out = Path(out)
     video_root, split_root = out / "UCF-101", out / "ucfTrainTestlist"
     split_root.mkdir(parents=True, exist_ok=True)
@@ -216,10 +217,10 @@ def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]],
 def _check_counts(num_classes: int, **counts: int) -> list[MotionClass]:
     catalogue = motion_classes()
     if not 1 <= num_classes <= len(catalogue):
-        raise ValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
+        raise InvalidValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
     for name, value in counts.items():
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     return catalogue[:num_classes]
 
 
@@ -248,9 +249,9 @@ def make_synthetic_hmdb51(
     classes = _check_counts(num_classes, train_per_class=train_per_class, test_per_class=test_per_class,
                             clips_per_source=clips_per_source)
     if unused_per_class < 0:
-        raise ValueError(f"--unused-per-class must be >= 0, got {unused_per_class}")
+        raise InvalidValueError(f"--unused-per-class must be >= 0, got {unused_per_class}")
     if train_per_class % clips_per_source or test_per_class % clips_per_source or unused_per_class % clips_per_source:
-        raise ValueError("--train/--test/--unused-per-class must be multiples of --clips-per-source (whole sources "
+        raise InvalidValueError("--train/--test/--unused-per-class must be multiples of --clips-per-source (whole sources "
                          "on one side)")
     out = Path(out)
     video_root, split_root = out / "hmdb51_org", out / "testTrainMulti_7030_splits"
@@ -327,10 +328,10 @@ def make_synthetic_list(
     ``out/classes.txt``) or ``out/train.csv`` / ``out/test.csv`` (``"csv"``: a ``path,label``
     header and class names). Returns ``out``."""
     if list_format not in ("mmaction2", "csv"):
-        raise ValueError(f"--format must be 'mmaction2' or 'csv', got {list_format!r}")
+        raise InvalidValueError(f"--format must be 'mmaction2' or 'csv', got {list_format!r}")
     classes = _check_counts(num_classes, videos_per_class=videos_per_class, test_per_class=test_per_class)
     if test_per_class >= videos_per_class:
-        raise ValueError(f"--test-per-class ({test_per_class}) must be below --videos-per-class ({videos_per_class})")
+        raise InvalidValueError(f"--test-per-class ({test_per_class}) must be below --videos-per-class ({videos_per_class})")
     out = Path(out)
     jobs = []
     lines: dict[str, list[str]] = {"train": [], "test": []}

@@ -25,6 +25,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from ..errors import InvalidValueError
+
 __all__ = [
     "NormalizationSpec",
     "ToVideo",
@@ -48,9 +50,9 @@ class NormalizationSpec:
 
     def __post_init__(self) -> None:
         if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError(f"mean and std need 3 values (RGB), got {self.mean} and {self.std}")
+            raise InvalidValueError(f"mean and std need 3 values (RGB), got {self.mean} and {self.std}")
         if any(s <= 0 for s in self.std) or self.value_scale <= 0:
-            raise ValueError(f"std and value_scale must be > 0, got std={self.std}, value_scale={self.value_scale}")
+            raise InvalidValueError(f"std and value_scale must be > 0, got std={self.std}, value_scale={self.value_scale}")
 
     @classmethod
     def from_any(cls, spec: "NormalizationSpec | Mapping") -> "NormalizationSpec":
@@ -60,7 +62,7 @@ class NormalizationSpec:
         if isinstance(spec, Mapping):
             unknown = set(spec) - {"mean", "std", "value_scale"}
             if unknown or not {"mean", "std"} <= set(spec):
-                raise ValueError(f"a normalisation spec needs keys mean, std [, value_scale]; got {sorted(spec)}")
+                raise InvalidValueError(f"a normalisation spec needs keys mean, std [, value_scale]; got {sorted(spec)}")
             return cls(tuple(spec["mean"]), tuple(spec["std"]), float(spec.get("value_scale", 1.0)))
         # duck typing: a weights entry object carrying the three attributes
         if all(hasattr(spec, k) for k in ("mean", "std")):
@@ -124,7 +126,7 @@ class MultiScaleRandomCrop(nn.Module):
     def __init__(self, size: int, scales: Sequence[float] = (1.0, 2 ** -0.25, 2 ** -0.5, 2 ** -0.75, 0.5)) -> None:
         super().__init__()
         if not scales or any(not 0 < s <= 1 for s in scales):
-            raise ValueError(f"scales must be in (0, 1], got {scales}")
+            raise InvalidValueError(f"scales must be in (0, 1], got {scales}")
         self.size, self.scales = size, tuple(scales)
 
     def forward(self, video: Tensor) -> Tensor:
@@ -147,7 +149,7 @@ class ThreeCrop(nn.Module):
     def forward(self, video: Tensor) -> Tensor:
         height, width = video.shape[-2:]
         if min(height, width) < self.size:
-            raise ValueError(f"ThreeCrop({self.size}) needs frames at least that big, got {height}x{width}")
+            raise InvalidValueError(f"ThreeCrop({self.size}) needs frames at least that big, got {height}x{width}")
         crops = []
         for pos in (0.0, 0.5, 1.0):
             top = int(round((height - self.size) * pos)) if height > width else (height - self.size) // 2
@@ -171,7 +173,7 @@ def train_transform(
     elif crop == "multiscale":
         cropper = MultiScaleRandomCrop(size)
     else:
-        raise ValueError(f"crop must be 'random_resized' or 'multiscale', got {crop!r}")
+        raise InvalidValueError(f"crop must be 'random_resized' or 'multiscale', got {crop!r}")
     steps: list[nn.Module] = [ToVideo(), cropper]
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
@@ -191,7 +193,7 @@ def eval_transform(
     elif crops == 3:
         cropper = ThreeCrop(size)
     else:
-        raise ValueError(f"crops must be 1 or 3, got {crops!r}")
+        raise InvalidValueError(f"crops must be 1 or 3, got {crops!r}")
     return v2.Compose(
         [ToVideo(), v2.Resize(size, antialias=True), cropper, NormalizeToModel(spec)]
     )

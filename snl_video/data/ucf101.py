@@ -21,11 +21,14 @@ from typing import Literal
 
 import pandas as pd
 
+from ..errors import InvalidValueError, MissingFileError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "SplitFileError",
     "OFFICIAL_SPLIT_SIZES",
+    "numbered_lines",
     "read_class_index",
     "read_split",
     "read_splits",
@@ -37,7 +40,7 @@ SplitId = Literal[1, 2, 3]
 OFFICIAL_SPLIT_SIZES: dict[int, tuple[int, int]] = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
 
 
-class SplitFileError(ValueError):
+class SplitFileError(InvalidValueError):
     """A malformed or inconsistent split file; the message names the file and the line."""
 
     def __init__(self, path: Path, line_no: int | None, message: str) -> None:
@@ -59,10 +62,10 @@ def _official_to_label(value: str, *, path: Path, line_no: int, num_classes: int
     return number - 1
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
+def numbered_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers; CRLF, LF and a missing final newline all work."""
     if not path.is_file():
-        raise FileNotFoundError(f"split file {path} does not exist (expected the official ucfTrainTestlist/ layout)")
+        raise MissingFileError(f"split file {path} does not exist (expected the official ucfTrainTestlist/ layout)")
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -86,7 +89,7 @@ def read_class_index(splits_dir: str | Path) -> list[str]:
     path = Path(splits_dir) / "classInd.txt"
     by_label: dict[int, tuple[str, int]] = {}
     seen_names: dict[str, int] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<1-based index> <ClassName>', got {line!r}")
@@ -120,7 +123,7 @@ def _read_list(
     path: Path, *, subset: Literal["train", "test"], class_names: list[str], class_to_label: dict[str, int]
 ) -> list[dict]:
     rows = []
-    for line_no, line in _lines(path):
+    for line_no, line in numbered_lines(path):
         parts = line.split()
         if subset == "train" and len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<Class>/<file>.avi <1-based label>', got {line!r}")
@@ -151,7 +154,7 @@ def read_split(splits_dir: str | Path, split: int) -> pd.DataFrame:
     (within a list or in both lists).
     """
     if split not in (1, 2, 3):
-        raise ValueError(f"split must be 1, 2 or 3, got {split!r}")
+        raise InvalidValueError(f"split must be 1, 2 or 3, got {split!r}")
     splits_dir = Path(splits_dir)
     class_names = read_class_index(splits_dir)
     class_to_label = {name: i for i, name in enumerate(class_names)}

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..errors import InvalidValueError, MissingFileError
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
 from ..data.transforms import NormalizationSpec, eval_transform, train_transform
@@ -35,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
 
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ValueError("runtime.device=cuda but no CUDA device is visible; use runtime.device=cpu or auto")
+            raise InvalidValueError("runtime.device=cuda but no CUDA device is visible; use runtime.device=cpu or auto")
         index = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
@@ -108,7 +109,7 @@ def build_dataset(
     if d.backend == "prepared":
         root = Path(d.root)
         if not (root / "index.csv").is_file():
-            raise FileNotFoundError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --out "
+            raise MissingFileError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --out "
                                     f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)

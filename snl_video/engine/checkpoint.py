@@ -138,7 +138,7 @@ def checkpoint_metadata(
     network was trained on (pixels scaled to ``[0, value_scale]``, minus ``mean``, divided
     by ``std``; ``num_frames`` frames ``sampling_stride`` apart, ``crop_size`` square).
     """
-    from .. import __version__
+    from ..version import __version__
     from ..config import config_to_dict
 
     if class_names is not None and len(class_names) != cfg.model.num_classes:

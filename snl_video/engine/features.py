@@ -34,7 +34,7 @@ from ..data.transforms import eval_transform
 from ..fileio import atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .inference import InferenceModel, _read, _reason, count_frames, find_videos
-from .progress import progress as progress_bar
+from ..progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from ..data.decoding import Backend, DecodeError, iter_frames, probe_video, read
 from ..data.sampling import clip_span, sliding_clips
 from ..data.transforms import NormalizationSpec, eval_transform
 from ..fileio import atomic_write_text
-from .progress import progress as progress_bar
+from ..progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 

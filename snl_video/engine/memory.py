@@ -25,6 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["apply_activation_checkpointing", "compile_model"]
@@ -68,7 +70,7 @@ def apply_activation_checkpointing(model: nn.Module, stages: Sequence[str]) -> i
         blocks = getattr(model, stage, None)
         if not isinstance(blocks, nn.Sequential):
             names = [n for n, m in model.named_children() if isinstance(m, nn.Sequential)]
-            raise ValueError(f"runtime.activation_checkpointing: the model has no stage {stage!r}; its stages: "
+            raise InvalidValueError(f"runtime.activation_checkpointing: the model has no stage {stage!r}; its stages: "
                              f"{', '.join(names) or 'none'}")
         for block in blocks:
             block.forward = types.MethodType(_checkpointed_forward, block)

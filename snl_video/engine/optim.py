@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidValueError
 from ..config import ExperimentConfig
 
 logger = logging.getLogger(__name__)
@@ -101,11 +102,11 @@ def parameter_groups(model: nn.Module, cfg: ExperimentConfig) -> tuple[list[dict
         groups.setdefault((mult, decay, which), []).append(param)
     shadowed = [pattern for pattern in used if used[pattern] == 0 and matched[pattern] > 0]
     if shadowed:
-        raise ValueError(f"optim.lr_mult: pattern(s) {shadowed} only match parameters that an earlier pattern "
+        raise InvalidValueError(f"optim.lr_mult: pattern(s) {shadowed} only match parameters that an earlier pattern "
                          f"already decides (the first matching pattern wins): reorder or remove them")
     unused = [pattern for pattern, count in matched.items() if count == 0]
     if unused:
-        raise ValueError(
+        raise InvalidValueError(
             f"optim.lr_mult: pattern(s) {unused} match no trainable parameter; parameter names start with a "
             f"top-level module: {', '.join(_top_level_modules(model))} (e.g. 'fc.*', 'nonlocal_blocks.*', "
             f"'layer4.*'; frozen parameters are not matched)")

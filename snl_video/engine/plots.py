@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any, Mapping, Sequence
 
+from ..errors import InvalidValueError
 from ..fileio import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def plot_training_curves(
 
     series = {name: curve_series(history) for name, history in runs.items()}
     if not any(s["train_loss"] for s in series.values()):
-        raise ValueError(f"no epoch records to plot in runs {sorted(runs)}: has any of them finished an epoch?")
+        raise InvalidValueError(f"no epoch records to plot in runs {sorted(runs)}: has any of them finished an epoch?")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
         for k, (name, s) in enumerate(series.items()):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import ExperimentConfig, config_to_dict, dump_config, load_config
+from ..errors import InvalidValueError
 from ..fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
 _AMENDMENT = re.compile(r"^config\.resume-(\d+)\.yaml$")
 
 
-class ResumeConfigError(ValueError):
+class ResumeConfigError(InvalidValueError):
     """The config given on resume differs from the run's record in keys that cannot change."""
 
     def __init__(self, differences: list[tuple[str, Any, Any]], record: Path) -> None:

@@ -17,12 +17,14 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["CheckpointMismatchError", "load_model_state", "describe_recipe"]
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InvalidValueError):
     """A training checkpoint's tensors do not fit the model of the config given."""
 
 

@@ -52,7 +52,8 @@ from .preflight import preflight, usable_workers
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
 from .optim import EpochSchedule, batch_mixer, parameter_groups
-from .progress import progress as progress_bar
+from ..errors import SnlVideoError
+from ..progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ __all__ = ["NonFiniteLossError", "MetricLogger", "TrainResult", "build_optimizer
            "freeze_until", "train", "epoch_seed"]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(SnlVideoError, RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Mapping
 
+from ..errors import InvalidValueError
 from .resnet3d import ConvSpec, FourierSpec, ResNet3DSpec, StageSpec, StemSpec
 
 if TYPE_CHECKING:
@@ -76,9 +77,9 @@ def hara_resnet(
     ``resnet-18/34-kinetics.pth``; the project's ``--resnet_shortcut``).
     """
     if depth not in HARA_DEPTHS:
-        raise ValueError(f"Hara 3D ResNet depth must be one of {sorted(HARA_DEPTHS)}, got {depth!r}")
+        raise InvalidValueError(f"Hara 3D ResNet depth must be one of {sorted(HARA_DEPTHS)}, got {depth!r}")
     if shortcut not in ("A", "B"):
-        raise ValueError(f"shortcut must be 'A' (zero padding) or 'B' (1x1x1 conv + BN), got {shortcut!r}")
+        raise InvalidValueError(f"shortcut must be 'A' (zero padding) or 'B' (1x1x1 conv + BN), got {shortcut!r}")
     block, depths = HARA_DEPTHS[depth]
     widths = [int(w * widen_factor) for w in _WIDTHS]
     pattern = ((_POINT, _FULL, _POINT),) if block == "bottleneck" else ((_FULL, _FULL),)
@@ -110,7 +111,7 @@ _PYTORCHVIDEO_POOL_AFTER_RES2 = {"i3d": True, "slow": False, "c2d": True}
 def pytorchvideo_resnet50(variant: str, *, dropout: float = 0.5) -> ResNet3DSpec:
     """pytorchvideo's ``i3d_r50`` / ``slow_r50`` / ``c2d_r50`` (``variant`` i3d, slow, c2d)."""
     if variant not in _PYTORCHVIDEO_CONV_A:
-        raise ValueError(f"pytorchvideo R50 variant must be one of {list(_PYTORCHVIDEO_CONV_A)}, got {variant!r}")
+        raise InvalidValueError(f"pytorchvideo R50 variant must be one of {list(_PYTORCHVIDEO_CONV_A)}, got {variant!r}")
     stem = StemSpec(
         conv=ConvSpec((_PYTORCHVIDEO_STEM_T[variant], 7, 7)),
         stride=(1, 2, 2),
@@ -136,7 +137,7 @@ def pytorchvideo_resnet50(variant: str, *, dropout: float = 0.5) -> ResNet3DSpec
 def torchvision_video_resnet18(variant: str, *, dropout: float = 0.0) -> ResNet3DSpec:
     """torchvision's ``r3d_18`` / ``mc3_18`` / ``r2plus1d_18`` (``variant`` r3d, mc3, r2plus1d)."""
     if variant not in ("r3d", "mc3", "r2plus1d"):
-        raise ValueError(f"torchvision video ResNet variant must be r3d, mc3 or r2plus1d, got {variant!r}")
+        raise InvalidValueError(f"torchvision video ResNet variant must be r3d, mc3 or r2plus1d, got {variant!r}")
     if variant == "r2plus1d":
         stem = StemSpec(conv=ConvSpec((3, 7, 7), factorized=True), stride=(1, 2, 2), mid_channels=45)
     else:
@@ -164,13 +165,13 @@ def ffc_resnet(base: ResNet3DSpec, *, ratio_global: float = 0.25, lfu: bool = Fa
     is ``"2d"`` (per frame) or ``"3d"`` (over T, H, W).
     """
     if base.block != "bottleneck":
-        raise ValueError(f"FFC backbones need bottleneck blocks, {base.family or 'this'} backbone has {base.block!r}")
+        raise InvalidValueError(f"FFC backbones need bottleneck blocks, {base.family or 'this'} backbone has {base.block!r}")
     if isinstance(ratio_global, bool) or not isinstance(ratio_global, (int, float)) or not 0 < ratio_global < 1:
-        raise ValueError(f"ratio_global must be a number in (0, 1) (the published FFC-C2D uses 0.25), got {ratio_global!r}")
+        raise InvalidValueError(f"ratio_global must be a number in (0, 1) (the published FFC-C2D uses 0.25), got {ratio_global!r}")
     if not isinstance(lfu, bool):
-        raise ValueError(f"lfu must be true or false, got {lfu!r}")
+        raise InvalidValueError(f"lfu must be true or false, got {lfu!r}")
     if fft not in ("2d", "3d"):
-        raise ValueError(f"fft must be '2d' (per-frame FFT) or '3d' (FFT over T, H, W), got {fft!r}")
+        raise InvalidValueError(f"fft must be '2d' (per-frame FFT) or '3d' (FFT over T, H, W), got {fft!r}")
     a = float(ratio_global)
     ratios = ((0.0, a), (a, a), (a, a), (a, 0.0))
     stages = tuple(dataclasses.replace(s, global_ratio=r) for s, r in zip(base.stages, ratios))
@@ -191,7 +192,7 @@ def bat_resnet50(variant: str, *, dropout: float = 0.5) -> ResNet3DSpec:
     convolutional 256² test); on maps smaller than 7 (112² input: 4×4) it pools globally.
     """
     if variant not in ("c2d", "i3d"):
-        raise ValueError(f"BAT ResNet-50 variant must be c2d or i3d, got {variant!r}")
+        raise InvalidValueError(f"BAT ResNet-50 variant must be c2d or i3d, got {variant!r}")
     base = pytorchvideo_resnet50(variant, dropout=dropout)
     stem = dataclasses.replace(base.stem, pool_padding=(0, 0, 0))
     return dataclasses.replace(base, stem=stem, head_window=(7, 7), family="bat")

@@ -44,6 +44,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
+
 if TYPE_CHECKING:
     from .weights_fit import WeightsMismatch
 
@@ -70,7 +72,7 @@ FFCMaps = Union[Tensor, tuple[Tensor, Union[Tensor, int]]]
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-class FFCInputSizeError(ValueError):
+class FFCInputSizeError(InvalidValueError):
     """A feature map an FFC layer cannot process (odd size under LFU or a strided global path)."""
 
 
@@ -90,7 +92,7 @@ class FourierUnit(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, fft: FFTMode = "2d") -> None:
         super().__init__()
         if fft not in FFT_MODES:
-            raise ValueError(f"fft must be one of {FFT_MODES}, got {fft!r}")
+            raise InvalidValueError(f"fft must be one of {FFT_MODES}, got {fft!r}")
         self.fft = fft
         self.conv_layer = nn.Conv3d(in_channels * 2, out_channels * 2, kernel_size=1, bias=False)
         self.bn = nn.BatchNorm3d(out_channels * 2)
@@ -126,9 +128,9 @@ class SpectralTransform(nn.Module):
         super().__init__()
         half = out_channels // 2
         if half < 1:
-            raise ValueError(f"a spectral transform needs at least 2 output channels, got {out_channels}")
+            raise InvalidValueError(f"a spectral transform needs at least 2 output channels, got {out_channels}")
         if lfu and half % 4 != 0:
-            raise ValueError(
+            raise InvalidValueError(
                 f"lfu=True stacks 4 spatial quarters of c/4 channels, so the spectral width c = {half} "
                 f"(half of {out_channels} global channels) must be divisible by 4: pick ratio_global so that "
                 "every stage's global channels are a multiple of 8 (e.g. 0.25 or 0.5), or lfu=False"

@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
+from ..errors import InvalidValueError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 from .resnet3d import STAGE_NAMES, ResNet3D
 
@@ -88,7 +89,7 @@ def _stage_name(name: Any) -> str:
     if isinstance(name, str):
         name = STAGE_ALIASES.get(name, name)
     if name not in STAGE_NAMES:
-        raise ValueError(
+        raise InvalidValueError(
             f"unknown stage {name!r} in non-local positions; valid stages: {', '.join(STAGE_NAMES)} "
             f"(or {', '.join(f'{a}={s}' for a, s in STAGE_ALIASES.items())})"
         )
@@ -97,7 +98,7 @@ def _stage_name(name: Any) -> str:
 
 def _check_positions(raw: Any, stage_depths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
     if not isinstance(raw, Mapping) or not raw:
-        raise ValueError(
+        raise InvalidValueError(
             f"non-local positions must be a non-empty mapping stage -> list of block indices, e.g. "
             f"{{'layer3': [4]}}; got {raw!r} (to place no blocks, pass nonlocal_blocks=None)"
         )
@@ -105,20 +106,20 @@ def _check_positions(raw: Any, stage_depths: Mapping[str, int]) -> dict[str, tup
     for stage_raw, indices in raw.items():
         stage = _stage_name(stage_raw)
         if stage in positions:
-            raise ValueError(f"stage {stage} is given twice in non-local positions (as {stage_raw!r} and an alias)")
+            raise InvalidValueError(f"stage {stage} is given twice in non-local positions (as {stage_raw!r} and an alias)")
         depth = stage_depths[stage]
         if isinstance(indices, int) and not isinstance(indices, bool):
             indices = [indices]
         if not isinstance(indices, (list, tuple)) or not indices:
-            raise ValueError(f"positions for {stage} must be a non-empty list of block indices, got {indices!r}")
+            raise InvalidValueError(f"positions for {stage} must be a non-empty list of block indices, got {indices!r}")
         for p in indices:
             if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < depth:
-                raise ValueError(
+                raise InvalidValueError(
                     f"non-local position {p!r} is out of range for {stage}, which has {depth} residual "
                     f"block(s): valid positions are 0..{depth - 1} (position p = after block p)"
                 )
         if len(set(indices)) != len(indices):
-            raise ValueError(f"duplicate non-local positions for {stage}: {list(indices)}")
+            raise InvalidValueError(f"duplicate non-local positions for {stage}: {list(indices)}")
         positions[stage] = tuple(sorted(indices))
     return positions
 
@@ -132,24 +133,24 @@ def resolve_placement(spec: NonLocalSpec | None, *, stage_depths: Mapping[str, i
     if isinstance(spec, str):
         spec = {"kind": spec}
     if not isinstance(spec, Mapping):
-        raise ValueError(
+        raise InvalidValueError(
             f"nonlocal_blocks must be a kind name ({', '.join(list_nonlocal_kinds())}), a mapping with keys "
             f"{list(_SPEC_KEYS)}, or None; got {type(spec).__name__} {spec!r}"
         )
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in the non-local spec; valid keys: {list(_SPEC_KEYS)}")
+        raise InvalidValueError(f"unknown key(s) {unknown} in the non-local spec; valid keys: {list(_SPEC_KEYS)}")
     kind = spec.get("kind")
     if kind not in list_nonlocal_kinds():
-        raise ValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(list_nonlocal_kinds())}")
+        raise InvalidValueError(f"unknown non-local kind {kind!r}; valid kinds: {', '.join(list_nonlocal_kinds())}")
     options = spec.get("options") or {}
     if not isinstance(options, Mapping):
-        raise ValueError(f"non-local options must be a mapping, got {options!r}")
+        raise InvalidValueError(f"non-local options must be a mapping, got {options!r}")
     positions_raw = spec.get("positions")
     positions = default_positions(stage_depths) if positions_raw is None else _check_positions(positions_raw, stage_depths)
     inter_channels = spec.get("inter_channels")
     if inter_channels is not None and (isinstance(inter_channels, bool) or not isinstance(inter_channels, int) or inter_channels <= 0):
-        raise ValueError(f"inter_channels must be a positive int or None (C/2), got {inter_channels!r}")
+        raise InvalidValueError(f"inter_channels must be a positive int or None (C/2), got {inter_channels!r}")
     input_size = spec.get("input_size")
     if input_size is not None:
         if (
@@ -157,7 +158,7 @@ def resolve_placement(spec: NonLocalSpec | None, *, stage_depths: Mapping[str, i
             or len(input_size) != 3
             or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in input_size)
         ):
-            raise ValueError(f"input_size must be the clip size [T, H, W] (positive ints) or None, got {input_size!r}")
+            raise InvalidValueError(f"input_size must be the clip size [T, H, W] (positive ints) or None, got {input_size!r}")
         input_size = tuple(input_size)
     return NonLocalPlacement(
         kind=kind, positions=positions, options=dict(options), inter_channels=inter_channels, input_size=input_size
@@ -205,7 +206,7 @@ def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlace
         for index in indices:
             key = ResNet3D.nonlocal_key(stage, index)
             if key in model.nonlocal_blocks:
-                raise ValueError(f"a non-local block is already placed at {key}")
+                raise InvalidValueError(f"a non-local block is already placed at {key}")
             block = build_nonlocal(
                 placement.kind, channels[stage], inter_channels=placement.inter_channels, **placement.options
             )
@@ -218,12 +219,12 @@ def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlace
                     bind(sizes[key])
                 except ValueError as exc:
                     t, h, w = sizes[key]
-                    raise ValueError(
+                    raise InvalidValueError(
                         f"{placement.kind} at {key} (map {t}x{h}x{w} for a {'x'.join(map(str, placement.input_size))} "
                         f"clip): {exc}"
                     ) from None
             elif getattr(block, "requires_map_size", False) and getattr(block, "spatial_size", None) is None:
-                raise ValueError(
+                raise InvalidValueError(
                     f"{placement.kind} with options {placement.options} binds each block to the map size of its "
                     f"position: give the non-local spec an input_size [T, H, W] (the clip size) or "
                     f"options.spatial_size [H, W]"
@@ -290,13 +291,13 @@ def mmaction2_nonlocal_spec(
     """
     kinds = {"embedded_gaussian": "nl", "dot_product": "nl_dot"}
     if mode not in kinds:
-        raise ValueError(f"mode must be one of {list(kinds)} (mmaction2's gaussian and concatenation modes have no "
+        raise InvalidValueError(f"mode must be one of {list(kinds)} (mmaction2's gaussian and concatenation modes have no "
                          f"snl_video counterpart), got {mode!r}")
     options: dict = {"bias": True, "activation": "none", "subsample": [1, 2, 2] if sub_sample else [1, 1, 1]}
     if mode == "embedded_gaussian":
         options["scale"] = bool(use_scale)
     elif use_scale:
-        raise ValueError("use_scale only applies to mmaction2's embedded_gaussian mode")
+        raise InvalidValueError("use_scale only applies to mmaction2's embedded_gaussian mode")
     return {
         "kind": kinds[mode],
         "options": options,

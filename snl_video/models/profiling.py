@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 # Ops that only the non-local affinities use (θᵀφ, A·Z, the factorised products).
@@ -155,7 +157,7 @@ def profile_model(
     counter's per-module breakdown.
     """
     if len(input_shape) != 5:
-        raise ValueError(f"input_shape must be (B, C, T, H, W), got {tuple(input_shape)}")
+        raise InvalidValueError(f"input_shape must be (B, C, T, H, W), got {tuple(input_shape)}")
     was_training = model.training
     model.eval()
     inputs = torch.zeros(*input_shape, device=device)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from snl_video.weights.formats.pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS
 from snl_video.weights.formats.torchvision_video import TORCHVISION_MODELS, torchvision_key
+from ..errors import InvalidValueError
 
 __all__ = ["pytorchvideo_key", "torchvision_key", "convert_state_dict", "PYTORCHVIDEO_STAGE_BLOCKS", "TORCHVISION_MODELS"]
 
@@ -42,7 +43,7 @@ PYTORCHVIDEO_STAGE_BLOCKS: dict[str, tuple[tuple[int, int, int, int], int]] = {
 def pytorchvideo_key(key: str, *, model_name: str) -> str:
     """Toolkit key of pytorchvideo's ``key`` for hub model ``model_name``."""
     if model_name not in PYTORCHVIDEO_STAGE_BLOCKS:
-        raise ValueError(f"no pytorchvideo key map for {model_name!r}; known: {', '.join(PYTORCHVIDEO_STAGE_BLOCKS)}")
+        raise InvalidValueError(f"no pytorchvideo key map for {model_name!r}; known: {', '.join(PYTORCHVIDEO_STAGE_BLOCKS)}")
     stages, head = PYTORCHVIDEO_STAGE_BLOCKS[model_name]
     m = re.fullmatch(r"blocks\.0\.(conv|norm)\.(.+)", key)
     if m:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import InvalidValueError
 from . import architectures as arch
 from .placement import NonLocalSpec, insert_nonlocal_blocks
 from .resnet3d import ResNet3D, ResNet3DSpec
@@ -72,7 +73,7 @@ def list_models(pattern: str = "*") -> list[str]:
 def model_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; an unknown name is an error listing the valid ones."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}")
+        raise InvalidValueError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 
@@ -114,7 +115,7 @@ def build_model(
     kw = _with_weights_options(name, pretrained, kw)
     unknown = sorted(set(kw) - set(valid))
     if unknown:
-        raise ValueError(
+        raise InvalidValueError(
             f"unknown option(s) {unknown} for model {name!r}; valid options: "
             + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none")
         )
@@ -133,7 +134,7 @@ def build_model(
             model, pretrained, ignore=pretrained_ignore, model_name=name
         )
     elif pretrained_ignore:
-        raise ValueError(f"pretrained_ignore={tuple(pretrained_ignore)!r} was given without pretrained weights")
+        raise InvalidValueError(f"pretrained_ignore={tuple(pretrained_ignore)!r} was given without pretrained weights")
     return model
 
 
@@ -160,7 +161,7 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
             logger.info("%s: building %s with %s=%r, as the checkpoint needs", entry.name, name, key, value)
             out[key] = value
         elif out[key] != value:
-            raise ValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given: "
+            raise InvalidValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given: "
                              f"set model.options.{key}={value} or leave it out")
     return out
 

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
 from .ffc import FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ class ResidualBlock3D(nn.Module):
                     nn.BatchNorm3d(out_channels),
                 )
             else:
-                raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+                raise InvalidValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         out = x
@@ -302,7 +303,7 @@ class ResNet3D(nn.Module):
     def __init__(self, spec: ResNet3DSpec, *, num_classes: int) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+            raise InvalidValueError(f"num_classes must be a positive int, got {num_classes!r}")
         if len(spec.stages) != len(STAGE_NAMES):
             raise ValueError(f"a ResNet3DSpec needs {len(STAGE_NAMES)} stages, got {len(spec.stages)}")
         self.spec = spec

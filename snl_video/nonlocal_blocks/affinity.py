@@ -24,6 +24,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import InvalidValueError
+
 __all__ = [
     "GraphOperator",
     "DenseAffinity",
@@ -179,7 +181,7 @@ class LowRankAffinity(GraphOperator):
                 f"not degree-normalised affinity); got {tuple(left.shape)} and {tuple(right.shape)}"
             )
         if normalization not in ("none", "count", "symmetric"):
-            raise ValueError(
+            raise InvalidValueError(
                 f"normalization must be 'none', 'count' or 'symmetric', got {normalization!r}"
             )
         self.left = left
@@ -298,7 +300,7 @@ def spectral_affinity(
         return DenseAffinity(op.dense())
     if impl == "linear":
         return op
-    raise ValueError(f"impl must be 'dense' or 'linear', got {impl!r}")
+    raise InvalidValueError(f"impl must be 'dense' or 'linear', got {impl!r}")
 
 
 class CrissCrossAffinity(GraphOperator):
@@ -373,7 +375,7 @@ class TaylorChannelAffinity(GraphOperator):
     ) -> None:
         batch, nodes, channels = theta.shape
         if channels % groups:
-            raise ValueError(f"{channels} channels cannot be split into {groups} groups")
+            raise InvalidValueError(f"{channels} channels cannot be split into {groups} groups")
         self.num_nodes = nodes
         self.groups = groups
         self.kernel = kernel
@@ -387,7 +389,7 @@ class TaylorChannelAffinity(GraphOperator):
         elif kernel == "dot":
             self.coefficients = [0.0, scale]
         else:
-            raise ValueError(f"kernel must be 'gaussian' or 'dot', got {kernel!r}")
+            raise InvalidValueError(f"kernel must be 'gaussian' or 'dot', got {kernel!r}")
 
     def _grouped(self, x: Tensor) -> Tensor:
         batch, nodes, channels = x.shape

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
 from .blocks import _ReLUOpenAtZero
 
 logger = logging.getLogger(__name__)
@@ -185,14 +186,14 @@ class BATBlock(nn.Module):
         if h < s or h % s or w % s:
             fits = [d for d in range(2, min(h, w) + 1) if h % d == 0 and w % d == 0]
             hint = f"s={fits[-1]}" if fits else "a larger map (no s >= 2 divides both)"
-            raise ValueError(
+            raise InvalidValueError(
                 f"bat: the feature map is {t}x{h}x{w} (T x H x W) but s={s} needs H and W to be multiples "
                 f"of s (H >= s): set options.s to a common divisor of {h} and {w} (e.g. {hint}) or place "
                 f"the block in a stage whose map fits"
             )
         if self.tk > 0 and t % self.ts:
             divisors = [d for d in range(1, t + 1) if t % d == 0]
-            raise ValueError(
+            raise InvalidValueError(
                 f"bat: the feature map is {t}x{h}x{w} (T x H x W) but ts={self.ts} needs T to be a multiple "
                 f"of ts: set options.ts to a divisor of {t} ({', '.join(map(str, divisors))}; e.g. ts={t}) "
                 f"or tk=0 (2D-BAT, no temporal matrix)"
@@ -229,7 +230,7 @@ class BATBlock(nn.Module):
 
 def _check_int(name: str, value: Any, *, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"bat: {name} must be an int >= {minimum}, got {value!r}")
+        raise InvalidValueError(f"bat: {name} must be an int >= {minimum}, got {value!r}")
 
 
 def build_bat(
@@ -257,17 +258,17 @@ def build_bat(
     _check_int("tk", tk, minimum=0)
     _check_int("ts", ts)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"bat: dropout must be in [0, 1), got {dropout!r}")
+        raise InvalidValueError(f"bat: dropout must be in [0, 1), got {dropout!r}")
     if not isinstance(zero_init, bool):
-        raise ValueError(f"bat: zero_init must be true or false, got {zero_init!r}")
+        raise InvalidValueError(f"bat: zero_init must be true or false, got {zero_init!r}")
     if inter_channels is None:
         if in_channels % r:
-            raise ValueError(f"bat: r={r} must divide in_channels={in_channels} (C' = C / r)")
+            raise InvalidValueError(f"bat: r={r} must divide in_channels={in_channels} (C' = C / r)")
         inter_channels = in_channels // r
     _check_int("inter_channels", inter_channels)
     for name, groups in (("k", k), ("tk", tk)):
         if groups and inter_channels % groups:
-            raise ValueError(
+            raise InvalidValueError(
                 f"bat: {name}={groups} groups must divide the block's inner channels C'={inter_channels} "
                 f"(C={in_channels}, {'inter_channels' if inter_channels != in_channels // r else f'r={r}'})"
             )

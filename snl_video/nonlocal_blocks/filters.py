@@ -19,6 +19,7 @@ from typing import Literal, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidValueError
 from .affinity import GraphOperator
 
 __all__ = [
@@ -49,7 +50,7 @@ class FilterTerm:
 def chebyshev_terms(order: int) -> tuple[FilterTerm, ...]:
     """Terms of the order-``K`` spectral filter: ``Σ_{k=0..K} P_k(A) Z W_{k+1}``."""
     if order < 1:
-        raise ValueError(f"order must be >= 1, got {order}")
+        raise InvalidValueError(f"order must be >= 1, got {order}")
     return tuple(FilterTerm(k, 1.0, f"w{k + 1}") for k in range(order + 1))
 
 
@@ -83,7 +84,7 @@ def apply_graph_filter(
     weights as plain submodules of the block, with their own state-dict names.
     """
     if basis not in ("monomial", "chebyshev"):
-        raise ValueError(f"basis must be 'monomial' or 'chebyshev', got {basis!r}")
+        raise InvalidValueError(f"basis must be 'monomial' or 'chebyshev', got {basis!r}")
     if not terms:
         raise ValueError("a graph filter needs at least one term")
     signals = _polynomial_signals(op, z, max(t.power for t in terms), basis)
@@ -145,7 +146,7 @@ class PolynomialFilter(GraphFilter):
     def __init__(self, terms: Sequence[FilterTerm], basis: Basis = "monomial") -> None:
         super().__init__()
         if basis not in ("monomial", "chebyshev"):
-            raise ValueError(f"basis must be 'monomial' or 'chebyshev', got {basis!r}")
+            raise InvalidValueError(f"basis must be 'monomial' or 'chebyshev', got {basis!r}")
         if not terms:
             raise ValueError("a graph filter needs at least one term")
         self.terms = tuple(terms)

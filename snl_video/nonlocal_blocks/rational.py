@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
 from .affinity import GraphOperator, LowRankAffinity
 from .filters import GraphFilter
 
@@ -149,13 +150,13 @@ class CayleyFilter(GraphFilter):
     ) -> None:
         super().__init__()
         if order < 1:
-            raise ValueError(f"cayley: order must be >= 1, got {order}")
+            raise InvalidValueError(f"cayley: order must be >= 1, got {order}")
         if not zoom_init > 0:
-            raise ValueError(f"cayley: zoom_init must be > 0, got {zoom_init}")
+            raise InvalidValueError(f"cayley: zoom_init must be > 0, got {zoom_init}")
         if solver not in ("exact", "jacobi"):
-            raise ValueError(f"cayley: solver must be 'exact' or 'jacobi', got {solver!r}")
+            raise InvalidValueError(f"cayley: solver must be 'exact' or 'jacobi', got {solver!r}")
         if jacobi_iters < 1:
-            raise ValueError(f"cayley: jacobi_iters must be >= 1, got {jacobi_iters}")
+            raise InvalidValueError(f"cayley: jacobi_iters must be >= 1, got {jacobi_iters}")
         self.order = order
         self.solver = solver
         self.jacobi_iters = jacobi_iters
@@ -304,15 +305,15 @@ class ArmaFilter(GraphFilter):
         super().__init__()
         for name, value in (("stacks", stacks), ("layers", layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"arma: {name} must be a positive int, got {value!r}")
+                raise InvalidValueError(f"arma: {name} must be a positive int, got {value!r}")
         if activation_inner not in ("relu", "none"):
-            raise ValueError(f"arma: activation_inner must be 'relu' or 'none', got {activation_inner!r}")
+            raise InvalidValueError(f"arma: activation_inner must be 'relu' or 'none', got {activation_inner!r}")
         if feedback not in ("full", "diagonal"):
-            raise ValueError(f"arma: feedback must be 'full' or 'diagonal', got {feedback!r}")
+            raise InvalidValueError(f"arma: feedback must be 'full' or 'diagonal', got {feedback!r}")
         if solver not in ("recursion", "exact"):
-            raise ValueError(f"arma: solver must be 'recursion' or 'exact', got {solver!r}")
+            raise InvalidValueError(f"arma: solver must be 'recursion' or 'exact', got {solver!r}")
         if solver == "exact" and (activation_inner != "none" or feedback != "diagonal"):
-            raise ValueError(
+            raise InvalidValueError(
                 "arma: solver='exact' computes the linear fixed point (I − wA)^-1; it needs "
                 f"activation_inner='none' and feedback='diagonal' (got activation_inner={activation_inner!r}, "
                 f"feedback={feedback!r}): set both, or use solver='recursion'"

@@ -47,6 +47,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import InvalidValueError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -143,19 +145,19 @@ class SpectralResidualBlock(nn.Module):
         super().__init__()
         _check_int("in_channels", in_channels)
         if transform not in _DEFAULT_GROUPS:
-            raise ValueError(f"srb: transform must be one of {list(_DEFAULT_GROUPS)}, got {transform!r}")
+            raise InvalidValueError(f"srb: transform must be one of {list(_DEFAULT_GROUPS)}, got {transform!r}")
         if temporal not in ("none", "conv", "fft3d"):
-            raise ValueError(f"srb: temporal must be one of ['none', 'conv', 'fft3d'], got {temporal!r}")
+            raise InvalidValueError(f"srb: temporal must be one of ['none', 'conv', 'fft3d'], got {temporal!r}")
         if temporal == "fft3d" and transform != "fft":
-            raise ValueError("srb: temporal='fft3d' is a 3-D Fourier transform; it needs transform='fft' (got 'lo')")
+            raise InvalidValueError("srb: temporal='fft3d' is a 3-D Fourier transform; it needs transform='fft' (got 'lo')")
         if not isinstance(spectrum_relu, bool):
-            raise ValueError(f"srb: spectrum_relu must be true or false, got {spectrum_relu!r}")
+            raise InvalidValueError(f"srb: spectrum_relu must be true or false, got {spectrum_relu!r}")
         if groups is None:
             groups = _DEFAULT_GROUPS[transform]
         _check_int("groups", groups)
         _check_int("temporal_kernel", temporal_kernel)
         if temporal_kernel % 2 == 0:
-            raise ValueError(f"srb: temporal_kernel must be odd (zero 'same' padding), got {temporal_kernel}")
+            raise InvalidValueError(f"srb: temporal_kernel must be odd (zero 'same' padding), got {temporal_kernel}")
         self.in_channels = in_channels
         self.transform = transform
         self.temporal = temporal
@@ -165,7 +167,7 @@ class SpectralResidualBlock(nn.Module):
         # FFT: 2C interleaved spectral channels; LO: C channels of P x Q.
         channels = 2 * in_channels if transform == "fft" else in_channels
         if channels % groups:
-            raise ValueError(
+            raise InvalidValueError(
                 f"srb: groups={groups} must divide the {channels} channels of the "
                 f"{'spectral (2C)' if transform == 'fft' else 'LO'} conv (C={in_channels})"
             )
@@ -188,7 +190,7 @@ class SpectralResidualBlock(nn.Module):
         if spatial_size is not None:
             size = tuple(spatial_size)
             if len(size) != 2:
-                raise ValueError(f"srb: spatial_size must be (H, W), got {spatial_size!r}")
+                raise InvalidValueError(f"srb: spatial_size must be (H, W), got {spatial_size!r}")
             self.bind_map_size((None, *size))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ size binding
@@ -208,7 +210,7 @@ class SpectralResidualBlock(nn.Module):
             return
         if self.spatial_size is not None:
             if self.spatial_size != (h, w):
-                raise ValueError(
+                raise InvalidValueError(
                     f"srb ({self._describe()}) is bound to {self.spatial_size[0]}x{self.spatial_size[1]} maps; "
                     f"it cannot also serve {h}x{w}"
                 )
@@ -227,13 +229,13 @@ class SpectralResidualBlock(nn.Module):
         if not self.requires_map_size:
             return
         if self.spatial_size is None:
-            raise ValueError(
+            raise InvalidValueError(
                 f"srb ({self._describe()}) binds to one map size and has none yet: build it with "
                 f"spatial_size=(H, W), or place it with an input_size so each block gets the size of its map"
             )
         if self.spatial_size != (h, w):
             H, W = self.spatial_size
-            raise ValueError(
+            raise InvalidValueError(
                 f"srb ({self._describe()}) was built for {H}x{W} maps, got {h}x{w}: LO and spectrum_relu bind a "
                 f"block to the map size of its position; run clips of the size it was built for, or use "
                 f"transform='fft' without spectrum_relu (size-agnostic)"
@@ -321,7 +323,7 @@ class SpectralResidualBlock(nn.Module):
 
 def _check_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"srb: {name} must be a positive int, got {value!r}")
+        raise InvalidValueError(f"srb: {name} must be a positive int, got {value!r}")
 
 
 def build_srb(
@@ -343,7 +345,7 @@ def build_srb(
     (T, H, W). Full width (no inter_channels); alpha = 0, so it starts as the identity. LO
     and spectrum_relu bind the block to its map size (spatial_size, or the placement's)."""
     if inter_channels is not None:
-        raise ValueError(
+        raise InvalidValueError(
             f"srb works at the full width of its stage (C={in_channels}); it has no inter_channels "
             f"(got {inter_channels}): remove inter_channels from the non-local spec"
         )

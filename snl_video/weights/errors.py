@@ -1,14 +1,17 @@
 """Exceptions of the weights layer.
 
 Every error a user can cause (a bad file, a wrong name, a checkpoint of another
-architecture) is a :class:`WeightsError`, a ``ValueError`` subclass, so the CLI prints
-it as one line; the message names the bad value and what to do about it.
+architecture) is a :class:`WeightsError`, a project :class:`~snl_video.errors.InvalidValueError`
+(so also a ``ValueError``) that the CLI prints as one line; the message names the bad value
+and what to do about it.
 """
 
 from __future__ import annotations
 
+from ..errors import InvalidValueError
 
-class WeightsError(ValueError):
+
+class WeightsError(InvalidValueError):
     """Base class of the user errors raised by :mod:`snl_video.weights`."""
 
 

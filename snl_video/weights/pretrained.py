@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..errors import MissingFileError
 from .download import download_weights
 from .formats import DetectedCheckpoint, convert_state, detect_format, read_checkpoint
 from .inflate import InflateMethod, inflate_state_dict
@@ -45,7 +46,7 @@ def resolve_checkpoint_path(
         return path
     if isinstance(source, str) and source in list_weights():
         return download_weights(get_weights(source), cache_dir=cache_dir)
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"pretrained weights {str(source)!r} are neither an existing file nor a registry name "
         "(`snl-video weights list` shows the names)"
     )

@@ -9,7 +9,6 @@ gradient hooks; label smoothing with its closed form; CutMix with the box found 
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 
@@ -325,54 +324,13 @@ def test_train_accuracy_under_mixing_counts_the_dominant_label(tiny_prepared, tm
 # --------------------------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self, times):
-        self.times = iter(times)
-
-    def __call__(self):
-        return next(self.times)
-
-
-def test_plain_progress_logs_at_most_every_30_s_and_at_the_end(caplog):
-    from snl_video.engine.progress import PlainProgress
-
-    # start at 0; items end at 10, 29, 31, 50, 62, 70; the end line at 71
-    clock = _Clock([0.0, 10.0, 29.0, 31.0, 50.0, 62.0, 70.0, 71.0])
-    bar = PlainProgress(range(6), total=6, desc="epoch 1/2", unit="step", clock=clock)
-    with caplog.at_level(logging.INFO, logger="snl_video.engine.progress"):
-        for i in bar:
-            bar.set_postfix(loss=f"{1.0 / (i + 1):.3f}")
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == [
-        "epoch 1/2: 3/6 steps (50%), 31.0 s, 0.0968 steps/s, loss=0.333",
-        "epoch 1/2: 5/6 steps (83%), 62.0 s, 0.0806 steps/s, loss=0.200",
-        "epoch 1/2: 6/6 steps (100%), 71.0 s, 0.0845 steps/s, loss=0.167",
-    ]
-
-
-def test_progress_is_a_bar_only_on_a_terminal():
-    from tqdm import tqdm
-
-    from snl_video.engine.progress import PlainProgress, progress
-
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    bar = progress(range(3), enabled=True, desc="x", stream=Tty())
-    assert isinstance(bar, tqdm)
-    bar.close()
-    assert isinstance(progress(range(3), enabled=True, desc="x", stream=io.StringIO()), PlainProgress)
-    assert list(progress(range(3), enabled=False, desc="x")) == [0, 1, 2]
-
-
 def test_training_and_evaluation_log_plain_lines_when_redirected(tiny_prepared, tmp_path, caplog):
     # under pytest stderr is not a terminal: no bar fragments, one line per epoch and evaluation
     cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 2}, eval={"every_epochs": 1},
                       runtime={"progress": True})
-    with caplog.at_level(logging.INFO, logger="snl_video.engine.progress"):
+    with caplog.at_level(logging.INFO, logger="snl_video.progress"):
         train(cfg)
-    lines = [r.getMessage() for r in caplog.records if r.name == "snl_video.engine.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "snl_video.progress"]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "eval clips", "epoch 2/2", "eval clips"]
     assert all("(100%)" in line and "\r" not in line for line in lines)
     assert "loss=" in lines[0] and "clips_s=" in lines[0]

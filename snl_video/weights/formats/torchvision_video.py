@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from .base import CheckpointFormat, StateDict, plain_state, put_unique, strip_prefix, unwrap_plain_state
+from ...errors import InvalidValueError
 
 __all__ = ["FORMAT", "TORCHVISION_MODELS", "torchvision_key", "convert_torchvision_video"]
 
@@ -24,7 +25,7 @@ TORCHVISION_MODELS: tuple[str, ...] = ("r3d_18", "mc3_18", "r2plus1d_18")
 def torchvision_key(key: str, *, model_name: str) -> str:
     """snl_video's key for torchvision's video-ResNet ``key`` of model ``model_name`` (KeyError if none)."""
     if model_name not in TORCHVISION_MODELS:
-        raise ValueError(f"no torchvision key map for {model_name!r}; known: {', '.join(TORCHVISION_MODELS)}")
+        raise InvalidValueError(f"no torchvision key map for {model_name!r}; known: {', '.join(TORCHVISION_MODELS)}")
     m = re.fullmatch(r"stem\.(\d)\.(.+)", key)
     if m:
         index, rest = int(m[1]), m[2]
