@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.evaluate import run_evaluation
 
     if args.weights is not None or args.head_from is not None:
-        from ..engine.inference import evaluate_weights
+        from ..engine.evaluate_weights import evaluate_weights
 
         if args.weights is None or args.config is None:
             raise ValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")

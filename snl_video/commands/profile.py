@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _parse_nonlocal(text: str | None) -> object:
+def parse_nonlocal_spec(text: str | None) -> object:
+    """``--nonlocal``: a kind name as given, or a JSON placement spec parsed (shared with ``spectrum``)."""
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    spec = given = _parse_nonlocal(args.nonlocal_spec)
+    spec = given = parse_nonlocal_spec(args.nonlocal_spec)
     if spec is not None:  # size-bound blocks (srb lo / spectrum_relu, bat checks) see this clip's maps
         spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
         spec.setdefault("input_size", [args.frames, args.size, args.size])

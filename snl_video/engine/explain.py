@@ -40,11 +40,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data.decoding import read_frames
-from ..data.sampling import center_clip
-from ..data.transforms import ToVideo, eval_transform
+from ..data.transforms import ToVideo, input_transform
+from ..data.video import read_centre_clip
 from ..fileio import atomic_write, atomic_write_text
-from .inference import InferenceModel, count_frames
+from .loading import InferenceModel
 
 logger = logging.getLogger(__name__)
 
@@ -127,19 +126,16 @@ class ExplainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _centre_clip(loaded: InferenceModel, video: str | os.PathLike[str], backend: Any) -> tuple[Tensor, np.ndarray]:
-    """The model input ``(1, 3, T, S, S)`` and the same frames for display ``uint8 (T, S, S, 3)``."""
-    from ..data.datasets import VideoEntry
+def centre_clip_input(loaded: InferenceModel, video: str | os.PathLike[str],
+                      backend: Any = None) -> tuple[Tensor, np.ndarray]:
+    """The model input ``(1, 3, T, S, S)`` of ``video``'s centre clip (as ``eval``'s clip-level
+    test takes it) and the same frames for display, ``uint8 (T, S, S, 3)`` resized and cropped."""
     from torchvision.transforms import v2
 
-    path = Path(video)
-    if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist; check the path")
-    num = count_frames(VideoEntry(str(path), -1, None))
-    indices = center_clip(num, clip_len=loaded.num_frames, stride=loaded.sampling_stride)[0]
-    frames = read_frames(path, indices, backend=backend)
-    x = eval_transform(loaded.normalization, size=loaded.crop_size, crops=1)(frames)[None]
-    shown = v2.Compose([ToVideo(), v2.Resize(loaded.crop_size, antialias=True), v2.CenterCrop(loaded.crop_size)])(frames)
+    spec = loaded.input_spec
+    frames = read_centre_clip(video, num_frames=spec.num_frames, sampling_stride=spec.sampling_stride, backend=backend)
+    x = input_transform(spec, crops=1)(frames)[None]
+    shown = v2.Compose([ToVideo(), v2.Resize(spec.crop_size, antialias=True), v2.CenterCrop(spec.crop_size)])(frames)
     return x, shown.as_subclass(Tensor).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -330,7 +326,7 @@ def explain_video(
     if animation not in ("gif", "mp4"):
         raise ValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
     model = loaded.model.eval()
-    x, frames = _centre_clip(loaded, video, backend)
+    x, frames = centre_clip_input(loaded, video, backend)
     x = x.to(loaded.device)
     clip_shape = (x.shape[2], x.shape[3], x.shape[4])
     for q in queries or ():

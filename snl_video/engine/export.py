@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 
 from ..fileio import atomic_write_text, current_umask
-from .inference import InferenceModel
+from .loading import InferenceModel
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ def export_model(
 
         _atomic_output(out, write_onnx)
     n = loaded.normalization
+    used = loaded.input_spec.replace(num_frames=frames, crop_size=size)  # --frames / --size as exported
     spec = {
         "input": {"name": "clip", "shape": ["batch", 3, frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},
@@ -158,6 +159,8 @@ def export_model(
         "mean": list(n.mean), "std": list(n.std), "value_scale": n.value_scale,
         "num_frames": frames, "sampling_stride": loaded.sampling_stride, "crop_size": size,
         "class_names": loaded.class_names, "source": loaded.source, "format": format,
+        # the same facts as the toolkit's one input-spec record (snl_video.inputspec.InputSpec.from_dict reads it)
+        "input_spec": used.to_dict(),
     }
     side = out.with_name(out.name + ".preprocessing.json")
     atomic_write_text(side, json.dumps(spec, indent=1) + "\n")

@@ -29,11 +29,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.datasets import ClipDataset, VideoEntry, _read_prepared
-from ..data.transforms import eval_transform
+from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
+from ..data.transforms import input_transform
+from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
 from ..fileio import atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
-from .inference import InferenceModel, _read, _reason, count_frames, find_videos
+from .loading import InferenceModel
 from .progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class _SourceViews(Dataset):
         try:
             return {"index": index, "views": self.datasets[kind][position]["clip"], "error": None}
         except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
-            return {"index": index, "views": None, "error": _reason(exc, self.sources[index].entry.path)}
+            return {"index": index, "views": None, "error": failure_reason(exc, self.sources[index].entry.path)}
 
 
 def _first(batch: list[Any]) -> Any:
@@ -169,15 +170,15 @@ def extract_features(
     sources = collect_sources(inputs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    transform = eval_transform(loaded.normalization, size=loaded.crop_size,
-                               crops=num_crops if num_crops is not None else loaded.num_crops)
+    transform = input_transform(loaded.input_spec, crops=num_crops if num_crops is not None else loaded.num_crops)
     common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
     def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:
         if prepared:
-            return ClipDataset(videos, _read_prepared, **common)
-        return ClipDataset(videos, functools.partial(_read, backend=backend), count_frames=count_frames, **common)
+            return ClipDataset(videos, read_prepared_entry, **common)
+        return ClipDataset(videos, functools.partial(read_entry_frames, backend=backend),
+                           count_frames=count_entry_frames, **common)
 
     rows: list[list[str]] = []
     todo: list[int] = []

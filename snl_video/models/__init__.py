@@ -13,7 +13,15 @@ from .checkpoint_converters import mmaction2_nonlocal_spec
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
 from .placement import NonLocalPlacement, default_positions, insert_nonlocal_blocks, resolve_placement
 from .profiling import ModelProfile, count_macs, profile_model
-from .registry import ModelEntry, build_model, list_models, load_backbone_weights, model_entry, register_model
+from .registry import (
+    ModelEntry,
+    build_model,
+    guess_model_name,
+    list_models,
+    load_backbone_weights,
+    model_entry,
+    register_model,
+)
 from .resnet3d import STAGE_NAMES, ConvSpec, ResidualBlock3D, ResNet3D, ResNet3DSpec, StageSpec, StemSpec
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "ConvSpec",
     "ModelEntry",
     "ModelProfile",
+    "guess_model_name",
     "NonLocalPlacement",
     "ResNet3D",
     "ResNet3DSpec",

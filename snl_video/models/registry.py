@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights"]
+__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights",
+           "guess_model_name"]
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,16 @@ def _registered_signature_all(name: str) -> tuple[tuple[str, tuple[int, ...]], .
 def _registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """Backbone signature of registered model ``name`` with default options (built on the meta device)."""
     return {k: v for k, v in _registered_signature_all(name) if not any(fnmatch.fnmatchcase(k, p) for p in ignore)}
+
+
+def guess_model_name(state: Mapping[str, Any]) -> str | None:
+    """The registered architecture (default options) whose backbone tensors, names and shapes,
+    match ``state`` (a state dict in snl_video key names); None when none does."""
+    theirs = _backbone_signature(state, ())
+    for name in list_models():
+        if _registered_signature(name, ()) == theirs:
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------------------

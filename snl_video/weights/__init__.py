@@ -35,6 +35,7 @@ from .loading import LoadReport, load_state_with_report
 from .pretrained import load_pretrained
 from .registry import (
     ClipSpec,
+    InputSpec,
     EvalTransformParams,
     PretrainedWeights,
     eval_transform_params,
@@ -52,6 +53,7 @@ __all__ = [
     "EvalTransformParams",
     "FormatName",
     "HashMismatchError",
+    "InputSpec",
     "KNOWN_FORMATS",
     "LoadReport",
     "PretrainedWeights",
