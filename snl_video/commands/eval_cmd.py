@@ -53,9 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is not None:
         cfg = load_config(args.config, args.overrides)
     else:
-        from ..engine.checkpoint import checkpoint_recipe, load_checkpoint
+        from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
 
-        cfg = checkpoint_recipe(load_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
+        cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
     report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
     _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
     return 0

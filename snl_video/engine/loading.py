@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 import torch
 from torch import nn
 
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, VideoReduce
 from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec
 from ..inputspec import InputSpec
 
@@ -36,11 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Reduce", "InferenceModel", "load_inference_model", "model_from_training_state", "generic_class_names",
+__all__ = ["InferenceModel", "load_inference_model", "model_from_training_state", "generic_class_names",
            "read_training_checkpoint_or_none"]
-
-Reduce = Literal["mean_prob", "mean_logit"]
-
 
 @dataclass
 class InferenceModel:
@@ -58,7 +55,7 @@ class InferenceModel:
     input_spec: InputSpec
     num_clips: int
     num_crops: Literal[1, 3]
-    reduce: Reduce
+    reduce: VideoReduce
     source: str
     recipe: ExperimentConfig | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
