@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
-from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, eval_transform, train_transform
+from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, input_transform, train_transform
 from ..inputspec import InputSpec
 
 logger = logging.getLogger(__name__)
@@ -95,16 +95,16 @@ def build_dataset(
 ) -> ClipDataset:
     """The dataset of ``subset`` in ``mode`` with the config's clip spec and transforms."""
     d = cfg.data
-    norm = normalization_from_config(cfg)
+    spec = input_spec_from_config(cfg)  # what predict / explain / features feed a model trained with cfg
     if mode == "train":
-        transform = train_transform(norm, size=d.crop_size, crop=d.train_crop, flip=d.horizontal_flip)
+        transform = train_transform(spec, size=d.crop_size, crop=d.train_crop, flip=d.horizontal_flip)
         if d.train_crop == "multiscale":
             from ..data.transforms import MultiScaleRandomCrop
 
             transform.transforms[1] = MultiScaleRandomCrop(d.crop_size, tuple(d.train_scales))
     else:
         crops = cfg.eval.num_crops if mode == "video" else 1
-        transform = eval_transform(norm, size=d.crop_size, crops=crops)
+        transform = input_transform(spec, crops=crops)
     kwargs = dict(
         split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
         stride=d.sampling_stride, num_clips=cfg.eval.num_clips,

@@ -51,6 +51,7 @@ __all__ = [
     "PredictResult",
     "predict",
     "iter_predictions",
+    "score_views",
     "top_k_classes",
 ]
 
@@ -261,19 +262,7 @@ def predict(
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
     """
-    from .evaluate import collect_logits
-    from .metrics import aggregate_video_predictions, softmax
-
-    if (window is None) != (stride is None):
-        raise ValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
-    if window is not None and (window <= 0 or stride <= 0):
-        raise ValueError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
-    if top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {top_k}")
-    if num_clips is not None and num_clips < 1:
-        raise ValueError(f"--clips must be at least 1, got {num_clips}")
-    if num_crops not in (None, 1, 3):
-        raise ValueError(f"--crops must be 1 or 3, got {num_crops}")
+    _check_arguments(top_k=top_k, num_clips=num_clips, num_crops=num_crops, window=window, stride=stride)
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
@@ -283,18 +272,8 @@ def predict(
         k = loaded.num_classes
         notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
         logger.info(notes[-1])
-    crops = num_crops if num_crops is not None else loaded.num_crops
-    clips = ClipDataset(
-        [VideoEntry(str(p), -1, None) for p in paths],
-        functools.partial(read_entry_frames, backend=backend),
-        mode="video",
-        transform=input_transform(loaded.input_spec, crops=crops),
-        clip_len=loaded.num_frames,
-        stride=loaded.sampling_stride,
-        num_clips=num_clips if num_clips is not None else loaded.num_clips,
-        count_frames=count_entry_frames,
-    )
-    items = _Views(clips, window_s=window, stride_s=stride)
+    items = _video_views(paths, loaded, num_clips=num_clips, num_crops=num_crops, window=window, stride=stride,
+                         backend=backend)
     loader = DataLoader(items, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_first)
     predictions: list[Prediction] = []
     errors: list[PredictionError] = []
@@ -311,10 +290,8 @@ def predict(
             clock = time.perf_counter()
             continue
         for views, (start_s, end_s) in zip(item["views"], item["spans"]):
-            probs = _score_views(loaded, views, batch_size=batch_size, forward=collect_logits,
-                                 aggregate=aggregate_video_predictions, softmax=softmax)
-            order = top_k_classes(probs, k)
-            top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in order)
+            probs = score_views(loaded, views, batch_size=batch_size)
+            top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in top_k_classes(probs, k))
             predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
         clock = time.perf_counter()
         model_s += clock - started
@@ -324,15 +301,53 @@ def predict(
     return PredictResult(predictions, errors, list(names), k, notes)
 
 
-def _score_views(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int, forward: Any, aggregate: Any,
-                 softmax: Any) -> np.ndarray:
-    """Class probabilities of one video's ``(V, C, T, H, W)`` views, averaged as ``eval`` does."""
+def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None, window: float | None,
+                     stride: float | None) -> None:
+    """Refuse bad predict arguments before anything loads, naming the flag."""
+    if (window is None) != (stride is None):
+        raise ValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
+    if window is not None and (window <= 0 or stride <= 0):
+        raise ValueError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
+    if top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {top_k}")
+    if num_clips is not None and num_clips < 1:
+        raise ValueError(f"--clips must be at least 1, got {num_clips}")
+    if num_crops not in (None, 1, 3):
+        raise ValueError(f"--crops must be 1 or 3, got {num_crops}")
+
+
+def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: int | None,
+                 num_crops: Literal[1, 3] | None, window: float | None, stride: float | None,
+                 backend: Backend | None) -> _Views:
+    """Each video's views, as ``eval``'s video-level dataset makes them (the model's input spec,
+    its protocol unless ``num_clips`` / ``num_crops`` say otherwise)."""
+    crops = num_crops if num_crops is not None else loaded.num_crops
+    clips = ClipDataset(
+        [VideoEntry(str(p), -1, None) for p in paths],
+        functools.partial(read_entry_frames, backend=backend),
+        mode="video",
+        transform=input_transform(loaded.input_spec, crops=crops),
+        clip_len=loaded.num_frames,
+        stride=loaded.sampling_stride,
+        num_clips=num_clips if num_clips is not None else loaded.num_clips,
+        count_frames=count_entry_frames,
+    )
+    return _Views(clips, window_s=window, stride_s=stride)
+
+
+def score_views(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int = 16) -> np.ndarray:
+    """Class probabilities of one video's ``(V, C, T, H, W)`` views, averaged as ``eval`` does
+    (the same forward, :func:`~snl_video.engine.evaluate.collect_logits`, and the same
+    averaging, :func:`~snl_video.engine.metrics.aggregate_video_predictions`)."""
+    from .evaluate import collect_logits
+    from .metrics import aggregate_video_predictions, softmax
+
     logits = []
     for chunk in views.split(batch_size):
         batch = {"clip": chunk, "label": np.zeros(len(chunk), np.int64), "index": np.zeros(len(chunk), np.int64)}
-        logits.append(forward(loaded.model, [batch], device=loaded.device)[2])
+        logits.append(collect_logits(loaded.model, [batch], device=loaded.device)[2])
     scores = np.concatenate(logits)
-    agg = aggregate(scores, np.zeros(len(scores), np.int64), reduce=loaded.reduce)
+    agg = aggregate_video_predictions(scores, np.zeros(len(scores), np.int64), reduce=loaded.reduce)
     probs = agg.scores[0]
     return probs if loaded.reduce == "mean_prob" else softmax(probs[None])[0]
 
