@@ -83,6 +83,18 @@ class InferenceModel:
     def crop_size(self) -> int:
         return self.input_spec.crop_size
 
+    def describe(self) -> str:
+        """One line: what the model is, what it is fed and where it came from (for logs and reports)."""
+        spec = self.input_spec
+        blocks = ""
+        if self.recipe is not None:
+            nl = self.recipe.nonlocal_blocks
+            blocks = f" + {nl.kind} blocks" if nl is not None else " (no non-local blocks)"
+        guessed = "" if self.input_known else " (input spec guessed)"
+        return (f"{self.architecture}{blocks}, {self.num_classes} classes, {spec.num_frames}x{spec.crop_size}^2 clips "
+                f"(stride {spec.sampling_stride}){guessed}, {self.num_clips} clips x {self.num_crops} crops; "
+                f"from {self.source}")
+
 
 def generic_class_names(count: int) -> list[str]:
     """``class_0 ... class_{count-1}``: names for a head whose classes nobody named."""
@@ -264,4 +276,5 @@ def load_inference_model(
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     loaded.model.to(dev)
     loaded.device = dev
+    logger.debug("model: %s", loaded.describe())
     return loaded

@@ -84,6 +84,8 @@ def test_the_three_sources_give_the_same_model_and_spec(saved):
     # the old checkpoint stores no normalisation: the recipe's (data.mean / data.std)
     assert from_recipe.input_spec == input_spec_from_config(cfg)
     assert from_checkpoint.class_names == from_weights.class_names == NAMES
+    assert from_checkpoint.describe() == (f"r3d10 + snl blocks, 4 classes, 6x40^2 clips (stride 2), 3 clips x 1 crops; "
+                                          f"from {full}")
 
 
 def test_eval_rebuilds_the_same_model_as_the_loader(saved):
