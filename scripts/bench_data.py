@@ -41,7 +41,7 @@ from snl_video.data.datasets import prepared_dataset, video_file_dataset  # noqa
 from snl_video.data.decoding import available_backends  # noqa: E402
 from snl_video.data.prepare import PrepareSettings, prepare_ucf101  # noqa: E402
 from snl_video.data.synthetic import make_synthetic_ucf101  # noqa: E402
-from snl_video.data.transforms import KINETICS_NORMALIZATION, train_transform  # noqa: E402
+from snl_video.data.transforms import TORCHVISION_KINETICS_NORMALIZATION, train_transform  # noqa: E402
 from snl_video.data.ucf101 import read_split  # noqa: E402
 
 logger = logging.getLogger("bench_data")
@@ -184,7 +184,7 @@ def main() -> int:
     logger.info("prepared %d videos (%d frames) in %.1f s (.npy), %.1f s (.jpegs)", n_videos, frames_total,
                 prep_seconds, jpeg_prep_seconds)
 
-    transform = train_transform(KINETICS_NORMALIZATION)
+    transform = train_transform(TORCHVISION_KINETICS_NORMALIZATION)
     rows = []
     getters: dict = {}
     video_bytes: dict[str, float] = {}

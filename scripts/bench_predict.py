@@ -33,8 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from snl_video.benchmarking import format_table  # noqa: E402
 from snl_video.data.decoding import available_backends  # noqa: E402
 from snl_video.data.synthetic import make_synthetic_ucf101  # noqa: E402
-from snl_video.data.transforms import KINETICS_NORMALIZATION  # noqa: E402
-from snl_video.engine.inference import InferenceModel, find_videos, predict  # noqa: E402
+from snl_video.data.transforms import TORCHVISION_KINETICS_NORMALIZATION  # noqa: E402
+from snl_video.data.video import find_videos  # noqa: E402
+from snl_video.engine.loading import InferenceModel  # noqa: E402
+from snl_video.inputspec import InputSpec  # noqa: E402
+from snl_video.engine.predict import predict  # noqa: E402
 from snl_video.models import build_model  # noqa: E402
 
 logger = logging.getLogger("bench_predict")
@@ -72,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         kind = None if args.nonlocal_kind == "none" else args.nonlocal_kind
         model = build_model(args.model, num_classes=101, nonlocal_blocks=kind).eval()
-        loaded = InferenceModel(model, args.model, [f"c{i}" for i in range(101)], KINETICS_NORMALIZATION,
-                                num_frames=args.frames_per_clip, sampling_stride=1, crop_size=args.size,
-                                num_clips=args.clips, num_crops=args.crops, reduce="mean_prob", source="bench")
+        norm = TORCHVISION_KINETICS_NORMALIZATION
+        spec = InputSpec(num_frames=args.frames_per_clip, sampling_stride=1, crop_size=args.size, mean=norm.mean,
+                         std=norm.std)
+        loaded = InferenceModel(model, args.model, [f"c{i}" for i in range(101)], spec, num_clips=args.clips,
+                                num_crops=args.crops, reduce="mean_prob", source="bench")
         logger.info("%d videos, %s%s, %d clips x %d crops of %dx%d, %d torch threads", len(videos), args.model,
                     f" + {kind}" if kind else "", args.clips, args.crops, args.frames_per_clip, args.size,
                     torch.get_num_threads())

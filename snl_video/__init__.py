@@ -20,7 +20,7 @@ __all__ = ["__version__", "predict"]
 
 def __getattr__(name: str):  # lazy: `import snl_video` stays light (no torch) until the API is used
     if name == "predict":
-        from .engine.inference import predict
+        from .engine.predict import predict
 
         return predict
     raise AttributeError(f"module 'snl_video' has no attribute {name!r}")

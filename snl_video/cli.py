@@ -50,13 +50,6 @@ logger = logging.getLogger("snl_video")
 # *in one of them* is still printed as one line. Each entry goes when its sweep lands.
 LEGACY_ONE_LINE_MODULES: frozenset[str] = frozenset({
     "snl_video.config",  # removed when modules merges (and its raise sites are swept)
-    "snl_video.engine.checkpoint",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.evaluate",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.explain",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.export",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.features",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.inference",  # removed when loader merges (and its raise sites are swept)
-    "snl_video.engine.spectrum",  # removed when loader merges (and its raise sites are swept)
     "snl_video.engine.metrics",  # removed when modules merges (and its raise sites are swept)
     "snl_video.engine.train",  # removed when modules merges (and its raise sites are swept)
     "snl_video.nonlocal_blocks.blocks",  # removed when modules merges (and its raise sites are swept)

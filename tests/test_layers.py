@@ -17,12 +17,6 @@ PACKAGE = ROOT / "snl_video"
 #: Private names still imported across modules, each with the branch whose merge removes it.
 #: Add nothing here: make the name public (documented, tested) or move it.
 PRIVATE_IMPORT_ALLOWLIST: dict[tuple[str, str, str], str] = {
-    ("snl_video.engine.features", "snl_video.data.datasets", "_read_prepared"): "removed when loader merges",
-    ("snl_video.engine.features", "snl_video.engine.inference", "_read"): "removed when loader merges",
-    ("snl_video.engine.features", "snl_video.engine.inference", "_reason"): "removed when loader merges",
-    ("snl_video.engine.inference", "snl_video.models.registry", "_backbone_signature"): "removed when loader merges",
-    ("snl_video.engine.inference", "snl_video.models.registry", "_registered_signature"): "removed when loader merges",
-    ("snl_video.engine.inference", "snl_video.engine.metrics", "_topk_indices"): "removed when loader and modules merge",
     ("snl_video.nonlocal_blocks.bat", "snl_video.nonlocal_blocks.blocks", "_ReLUOpenAtZero"):
         "removed when modules merges",
 }

@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.evaluate import run_evaluation
 
     if args.weights is not None or args.head_from is not None:
-        from ..engine.inference import evaluate_weights
+        from ..engine.evaluate_weights import evaluate_weights
 
         if args.weights is None or args.config is None:
             raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
@@ -55,9 +55,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is not None:
         cfg = load_config(args.config, args.overrides)
     else:
-        from ..engine.checkpoint import checkpoint_recipe, load_checkpoint
+        from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
 
-        cfg = checkpoint_recipe(load_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
+        cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
     report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
     _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
     return 0

@@ -10,15 +10,20 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine.loading import InferenceModel
 
 from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export)."""
-    src = p.add_mutually_exclusive_group(required=True)
+def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export,
+    spectrum); ``required=False`` where the verb has another way to name a model."""
+    src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
     src.add_argument("--weights", help="a weights registry name (`snl-video weights list`) or a foreign checkpoint file")
     p.add_argument("--config", type=Path, default=None,
@@ -28,11 +33,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
 
 
-def load_model_from_args(args: argparse.Namespace):  # -> InferenceModel
-    from ..engine.inference import load_inference_model
+def load_model_from_args(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> "InferenceModel":
+    """The model :func:`add_model_arguments`' flags name, through the one inference loader."""
+    from ..engine.loading import load_inference_model
 
     return load_inference_model(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
-                                device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
+                                overrides=overrides, device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
 
 
 def set_class_names(model, path: Path) -> None:
@@ -65,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.inference import find_videos, predict
+    from ..data.video import find_videos
+    from ..engine.predict import predict
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         raise InvalidValueError(f"--out {args.out}: use a .csv or .json file name")

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_nonlocal_spec(text: str | None) -> object:
-    """``--nonlocal``'s value: a kind name as given (or ``None``), or a JSON object (text starting with ``{``)."""
+    """``--nonlocal``: a kind name as given, or a JSON placement spec parsed (shared with ``spectrum``)."""
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:

@@ -1,7 +1,10 @@
 """``snl-video spectrum``: each placed block's affinity spectrum and learned frequency response.
 
-Trained model: ``snl-video spectrum --config RECIPE --checkpoint CKPT VIDEO --out DIR``.
-Fresh model:   ``snl-video spectrum --model r3d50 --nonlocal snl --frames 16 --size 112 VIDEO --out DIR``.
+Trained model: ``snl-video spectrum --checkpoint CKPT VIDEO --out DIR`` (the checkpoint
+carries its recipe; ``--config RECIPE`` only for checkpoints older than that), or
+``--weights NAME|FILE`` (a registry name or a checkpoint file), loaded as predict, explain,
+features and export load them. Fresh model:
+``snl-video spectrum --model r3d50 --nonlocal snl --frames 16 --size 112 VIDEO --out DIR``.
 Writes ``spectrum.json`` and ``spectrum_<block>.png`` per block (see
 :mod:`snl_video.engine.spectrum`, also the Python API).
 """
@@ -14,6 +17,7 @@ import logging
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from .predict import add_model_arguments, load_model_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", type=Path, help="a video file; its centre clip is used")
     p.add_argument("--out", type=Path, required=True, help="output folder (spectrum.json and PNG plots)")
-    p.add_argument("--config", type=Path, default=None, help="the recipe the checkpoint was trained with")
-    p.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint written by `snl-video train`")
-    p.add_argument("--model", default=None, help="an untrained model by name (instead of --config/--checkpoint)")
+    add_model_arguments(p, required=False)
+    p.add_argument("--model", default=None, help="an untrained model by name (instead of --checkpoint/--weights)")
     p.add_argument(
         "--nonlocal",
         dest="nonlocal_spec",
@@ -36,50 +39,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-classes", type=int, default=400, help="with --model: head size (default 400)")
     p.add_argument("--frames", type=int, default=16, help="with --model: clip length T (default 16)")
     p.add_argument("--size", type=int, default=112, help="with --model: crop size (default 112)")
-    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="with --config: dotted overrides")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="with --checkpoint: dotted overrides of its recipe")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.spectrum import compute_spectra, load_clip, write_spectrum_report
+def _fresh_model(args: argparse.Namespace):
+    """``--model`` (+ ``--nonlocal``): an untrained model and its input clip."""
+    from ..engine.spectrum import load_clip
+    from ..models import build_model
     from .profile import parse_nonlocal_spec
 
-    if args.config is not None:
-        if args.model is not None:
-            raise InvalidValueError("give either --config with --checkpoint (a trained model) or --model (a fresh one), not both")
-        if args.checkpoint is None:
-            raise InvalidValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
-        from ..config import load_config
-        from ..engine.builders import build_model_from_config, normalization_from_config
-        from ..engine.checkpoint import load_checkpoint
+    if args.overrides:
+        raise InvalidValueError(f"dotted overrides {args.overrides} change a checkpoint's recipe: they need --checkpoint")
+    for name in ("num_classes", "frames", "size"):
+        if getattr(args, name) <= 0:
+            raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    spec = parse_nonlocal_spec(args.nonlocal_spec)
+    if spec is None:
+        raise InvalidValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
+    model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
+    clip = load_clip(args.video, num_frames=args.frames, size=args.size)
+    return model, clip, {"model": args.model, "nonlocal": spec}
 
-        cfg = load_config(args.config, args.overrides)
-        model = build_model_from_config(cfg, load_weights=False)
-        model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
-        clip = load_clip(
-            args.video,
-            num_frames=cfg.data.num_frames,
-            size=cfg.data.crop_size,
-            stride=cfg.data.sampling_stride,
-            normalization=normalization_from_config(cfg),
-        )
-        source = {"config": str(args.config), "checkpoint": str(args.checkpoint)}
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.spectrum import compute_spectra, model_input, write_spectrum_report
+
+    trained = args.checkpoint is not None or args.weights is not None
+    if trained and args.model is not None:
+        raise InvalidValueError("give either --checkpoint / --weights (a trained model) or --model (a fresh one), not both")
+    if args.config is not None and args.checkpoint is None:
+        raise InvalidValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
+    if trained:
+        loaded = load_model_from_args(args, overrides=args.overrides)
+        model, clip = loaded.model, model_input(loaded, args.video).to(loaded.device)
+        source = {"checkpoint": str(args.checkpoint)} if args.checkpoint is not None else {"weights": str(args.weights)}
+        if args.config is not None:
+            source["config"] = str(args.config)
+    elif args.model is not None:
+        model, clip, source = _fresh_model(args)
     else:
-        if args.model is None:
-            raise InvalidValueError("give --config RECIPE --checkpoint CKPT (a trained model) or --model NAME (a fresh one)")
-        if args.overrides:
-            raise InvalidValueError(f"dotted overrides {args.overrides} need --config")
-        for name in ("num_classes", "frames", "size"):
-            if getattr(args, name) <= 0:
-                raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-        from ..models import build_model
-
-        spec = parse_nonlocal_spec(args.nonlocal_spec)
-        if spec is None:
-            raise InvalidValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
-        model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
-        clip = load_clip(args.video, num_frames=args.frames, size=args.size)
-        source = {"model": args.model, "nonlocal": spec}
+        raise InvalidValueError("give --checkpoint CKPT or --weights NAME|FILE (a trained model), or --model NAME (a fresh one)")
     results = compute_spectra(model, clip)
     paths = write_spectrum_report(results, args.out, extra={"video": str(args.video), **source})
     for entry in results:

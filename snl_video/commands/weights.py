@@ -61,8 +61,8 @@ def run_list(args: argparse.Namespace) -> int:
                 e.architecture,
                 e.format,
                 str(e.num_classes),
-                f"{e.clip.num_frames}x{e.clip.sampling_stride}",
-                str(e.clip.crop_size),
+                f"{e.input_spec.num_frames}x{e.input_spec.sampling_stride}",
+                str(e.input_spec.crop_size),
                 f"{e.reported_top1:.2f}" if e.reported_top1 is not None else "-",
                 "download" if e.url else f"offline: {e.file_name}",
                 "yes" if (cache / e.file_name).is_file() else "-",  # present: used without network access

@@ -41,13 +41,15 @@ from torch.utils.data import Dataset
 
 from ..errors import InvalidValueError, SnlVideoError
 
-from .decoding import Backend, DecodeError, probe_video, read_frames
+from .decoding import Backend, DecodeError
 from .prepared import load_index, read_clip
 from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
+from .video import count_entry_frames, read_entry_frames
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "split_rows", "video_file_dataset"]
+__all__ = ["VideoEntry", "ClipDataset", "TooManyDecodeFailures", "prepared_dataset", "split_rows", "video_file_dataset",
+           "read_prepared_entry"]
 
 Mode = Literal["train", "clip", "video"]
 MAX_LOADER_WORKERS = 128
@@ -282,23 +284,14 @@ def prepared_dataset(
     rows = split_rows(index, split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed,
                       dataset=held, where=str(root))
     videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
-    return ClipDataset(videos, _read_prepared, mode=mode, transform=transform, **kwargs)
+    return ClipDataset(videos, read_prepared_entry, mode=mode, transform=transform, **kwargs)
 
 
-# Readers are module-level (picklable), so datasets work with spawn-started DataLoader workers.
-def _read_prepared(entry: VideoEntry, indices: list[int]) -> Tensor:
+# Readers are module-level (picklable), so datasets work with spawn-started DataLoader workers;
+# video files are read by snl_video.data.video.read_entry_frames.
+def read_prepared_entry(entry: VideoEntry, indices: list[int]) -> Tensor:
+    """Frames ``indices`` of a prepared video (``entry.path`` is its frames file), ``uint8 (T, H, W, 3)``."""
     return read_clip(entry.path, indices)
-
-
-def _read_video_file(entry: VideoEntry, indices: list[int], *, backend: Backend | None) -> Tensor:
-    return read_frames(entry.path, indices, backend=backend)
-
-
-def _declared_frames(entry: VideoEntry) -> int:
-    count = probe_video(entry.path).declared_frames
-    if count <= 0:
-        raise DecodeError(f"{entry.path}: the container does not declare a frame count")
-    return count
 
 
 def video_file_dataset(
@@ -317,8 +310,9 @@ def video_file_dataset(
 ) -> ClipDataset:
     """A :class:`ClipDataset` decoding the original files with ``backend`` (no preparation).
 
-    Frame counts come from each file's header when it is first sampled; a header that
-    over-states them (a truncated file) surfaces as a decode failure.
+    Frame counts come from each file's header when it is first sampled (counted by decoding
+    when the container declares none: :func:`~snl_video.data.video.count_frames`); a header
+    that over-states them (a truncated file) surfaces as a decode failure.
     """
     from .sources import get_source
 
@@ -335,9 +329,9 @@ def video_file_dataset(
     videos = [VideoEntry(str(Path(videos_dir) / r.path), int(r.label)) for r in table.itertuples()]
     return ClipDataset(
         videos,
-        functools.partial(_read_video_file, backend=backend),
+        functools.partial(read_entry_frames, backend=backend),
         mode=mode,
         transform=transform,
-        count_frames=_declared_frames,
+        count_frames=count_entry_frames,
         **kwargs,
     )

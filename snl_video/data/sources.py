@@ -40,6 +40,7 @@ from .hmdb51 import OFFICIAL_PER_CLASS, hmdb51_group, read_hmdb51_splits
 from .source_spec import DatasetSource, DemoSize, SourceInputs, SourceOption, SyntheticFormat
 from .splitting import TooFewVideosError, draw_groups
 from .ucf101 import SplitFileError, numbered_lines, read_class_index, read_splits
+from .video import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ __all__ = [
 MANIFEST_COLUMNS = ["split", "path", "class_name", "label", "subset", "group"]
 SUBSETS = ("train", "val", "test")
 #: File suffixes a folder source takes as videos (case-insensitive).
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+VIDEO_EXTENSIONS = VIDEO_SUFFIXES  # one list, snl_video.data.video
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -8,10 +8,13 @@ frame), and the spatial work runs on uint8 before the float conversion (4x less 
 The last step, :class:`NormalizeToModel`, fuses to-float, normalise and the layout change
 into one pass (same numbers as ``v2.ToDtype`` + ``v2.Normalize``; 4x faster end to end).
 
-Normalisation comes from the pretrained weights' spec (:class:`NormalizationSpec`):
-pixels are scaled to ``[0, value_scale]`` and then ``(x - mean) / std``. 3D-ResNets-PyTorch
-checkpoints use ``value_scale=1`` with their ActivityNet/Kinetics mean; torchvision's video
-weights use ``value_scale=1`` with the Kinetics mean/std; old Caffe-style weights use 255.
+Normalisation comes from the model's :class:`~snl_video.inputspec.InputSpec` (or a bare
+:class:`NormalizationSpec`): pixels are scaled to ``[0, value_scale]`` and then
+``(x - mean) / std``. Two different "Kinetics" statistics exist and are named by their
+source: :data:`HARA_KINETICS_NORMALIZATION` (3D-ResNets-PyTorch, the toolkit's default) and
+:data:`TORCHVISION_KINETICS_NORMALIZATION` (torchvision's video weights); Hara's 2017
+release and Caffe-style weights use 0-255 values (``value_scale=255``).
+:func:`input_transform` is the evaluation transform an input spec describes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import InvalidValueError
+from ..inputspec import (
+    HARA_KINETICS_MEAN,
+    HARA_KINETICS_STD,
+    TORCHVISION_KINETICS_MEAN,
+    TORCHVISION_KINETICS_STD,
+    InputSpec,
+)
 
 __all__ = [
     "NormalizationSpec",
@@ -36,6 +46,9 @@ __all__ = [
     "ToModelLayout",
     "train_transform",
     "eval_transform",
+    "input_transform",
+    "HARA_KINETICS_NORMALIZATION",
+    "TORCHVISION_KINETICS_NORMALIZATION",
     "KINETICS_NORMALIZATION",
 ]
 
@@ -55,10 +68,13 @@ class NormalizationSpec:
             raise InvalidValueError(f"std and value_scale must be > 0, got std={self.std}, value_scale={self.value_scale}")
 
     @classmethod
-    def from_any(cls, spec: "NormalizationSpec | Mapping") -> "NormalizationSpec":
-        """Accept the spec itself, or a mapping with ``mean``, ``std`` and optional ``value_scale``."""
+    def from_any(cls, spec: "NormalizationSpec | InputSpec | Mapping") -> "NormalizationSpec":
+        """Accept the spec itself, an :class:`~snl_video.inputspec.InputSpec`, or a mapping
+        with ``mean``, ``std`` and optional ``value_scale``."""
         if isinstance(spec, cls):
             return spec
+        if isinstance(spec, InputSpec):
+            return cls(spec.mean, spec.std, float(spec.value_scale))
         if isinstance(spec, Mapping):
             unknown = set(spec) - {"mean", "std", "value_scale"}
             if unknown or not {"mean", "std"} <= set(spec):
@@ -75,7 +91,12 @@ class NormalizationSpec:
 
 
 #: Kinetics-400 statistics as torchvision's video weights use them (value_scale 1).
-KINETICS_NORMALIZATION = NormalizationSpec(mean=(0.43216, 0.394666, 0.37645), std=(0.22803, 0.22145, 0.216989))
+TORCHVISION_KINETICS_NORMALIZATION = NormalizationSpec(mean=TORCHVISION_KINETICS_MEAN, std=TORCHVISION_KINETICS_STD)
+#: 3D-ResNets-PyTorch's Kinetics statistics on a [0, 1] scale: the default when neither the
+#: recipe (``data.mean/std``) nor a registry entry gives the normalisation.
+HARA_KINETICS_NORMALIZATION = NormalizationSpec(mean=HARA_KINETICS_MEAN, std=HARA_KINETICS_STD)
+#: Deprecated name of :data:`TORCHVISION_KINETICS_NORMALIZATION` (kept for existing scripts).
+KINETICS_NORMALIZATION = TORCHVISION_KINETICS_NORMALIZATION
 
 
 class ToVideo(nn.Module):
@@ -159,7 +180,7 @@ class ThreeCrop(nn.Module):
 
 
 def train_transform(
-    normalization: NormalizationSpec | Mapping,
+    normalization: NormalizationSpec | InputSpec | Mapping,
     *,
     size: int = 112,
     crop: Literal["random_resized", "multiscale"] = "random_resized",
@@ -182,7 +203,7 @@ def train_transform(
 
 
 def eval_transform(
-    normalization: NormalizationSpec | Mapping, *, size: int = 112, crops: Literal[1, 3] = 1
+    normalization: NormalizationSpec | InputSpec | Mapping, *, size: int = 112, crops: Literal[1, 3] = 1
 ) -> v2.Compose:
     """Test: resize the short side to ``size``, then the centre crop (``crops=1``, output
     ``(C, T, size, size)``) or three crops along the long side (``crops=3``, output
@@ -197,3 +218,14 @@ def eval_transform(
     return v2.Compose(
         [ToVideo(), v2.Resize(size, antialias=True), cropper, NormalizeToModel(spec)]
     )
+
+
+def input_transform(spec: InputSpec, *, crops: Literal[1, 3] = 1) -> v2.Compose:
+    """The test-time transform ``spec`` describes: short side to ``spec.crop_size``, the centre
+    crop (or three crops), normalised with ``spec``'s mean/std/value scale.
+
+    This is what ``eval`` does to a clip, and what predict, explain, features and spectrum
+    call, so a model is fed the same way by every verb. (``spec.resize`` records a registry
+    entry's published resize; the toolkit resizes to the crop size, as it always has.)
+    """
+    return eval_transform(spec, size=spec.crop_size, crops=crops)

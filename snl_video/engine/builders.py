@@ -17,17 +17,13 @@ from torch import nn
 from ..errors import InvalidValueError, MissingFileError
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
-from ..data.transforms import NormalizationSpec, eval_transform, train_transform
+from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, input_transform, train_transform
+from ..inputspec import InputSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "build_dataset", "class_names",
-           "selection_subset"]
-
-#: 3D-ResNets-PyTorch's Kinetics statistics on a [0, 1] scale: the fallback when neither the
-#: config nor a registry entry gives the normalisation.
-KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
-KINETICS_STD = (0.2768, 0.2713, 0.2737)
+__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "input_spec_from_config",
+           "build_dataset", "class_names", "selection_subset"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,16 +69,26 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
 
 
 def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
-    """``data.mean/std`` if given, else the registry entry's, else :data:`KINETICS_MEAN`/``STD``."""
+    """``data.mean/std`` if given, else the registry entry's, else 3D-ResNets-PyTorch's Kinetics
+    statistics (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
     if cfg.data.mean is not None and cfg.data.std is not None:
         return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), 1.0)
     if cfg.pretrained is not None:
         from ..weights import eval_transform_params, list_weights
 
         if cfg.pretrained.source in list_weights():
-            p = eval_transform_params(cfg.pretrained.source)
-            return NormalizationSpec(tuple(p.mean), tuple(p.std), p.value_scale)
-    return NormalizationSpec(KINETICS_MEAN, KINETICS_STD, 1.0)
+            return NormalizationSpec.from_any(eval_transform_params(cfg.pretrained.source))
+    return HARA_KINETICS_NORMALIZATION
+
+
+def input_spec_from_config(cfg: ExperimentConfig) -> InputSpec:
+    """The input a model trained with ``cfg`` is fed: the recipe's clip (``data.num_frames``,
+    ``data.sampling_stride``, ``data.crop_size``) and its normalisation
+    (:func:`normalization_from_config`). This is what a checkpoint stores."""
+    norm = normalization_from_config(cfg)
+    return InputSpec(num_frames=int(cfg.data.num_frames), sampling_stride=int(cfg.data.sampling_stride),
+                     crop_size=int(cfg.data.crop_size), mean=norm.mean, std=norm.std,
+                     value_scale=float(norm.value_scale))
 
 
 def build_dataset(
@@ -90,16 +96,16 @@ def build_dataset(
 ) -> ClipDataset:
     """The dataset of ``subset`` in ``mode`` with the config's clip spec and transforms."""
     d = cfg.data
-    norm = normalization_from_config(cfg)
+    spec = input_spec_from_config(cfg)  # what predict / explain / features feed a model trained with cfg
     if mode == "train":
-        transform = train_transform(norm, size=d.crop_size, crop=d.train_crop, flip=d.horizontal_flip)
+        transform = train_transform(spec, size=d.crop_size, crop=d.train_crop, flip=d.horizontal_flip)
         if d.train_crop == "multiscale":
             from ..data.transforms import MultiScaleRandomCrop
 
             transform.transforms[1] = MultiScaleRandomCrop(d.crop_size, tuple(d.train_scales))
     else:
         crops = cfg.eval.num_crops if mode == "video" else 1
-        transform = eval_transform(norm, size=d.crop_size, crops=crops)
+        transform = input_transform(spec, crops=crops)
     kwargs = dict(
         split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
         stride=d.sampling_stride, num_clips=cfg.eval.num_clips,

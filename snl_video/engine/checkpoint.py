@@ -3,10 +3,13 @@
 A checkpoint is one ``torch.save`` dict holding the model, optimizer, LR scheduler and
 GradScaler states, the number of finished epochs and the RNG states (python, numpy,
 torch CPU and CUDA). It also describes itself (:func:`checkpoint_metadata`): the resolved
-recipe as plain data, the class names, the input normalisation and the clip spec, so
-``predict`` / ``eval`` / ``export`` need nothing but the file; all of it is tensors and
-plain Python values, so it still reads with ``weights_only=True``. Checkpoints written
-before that still load: :func:`checkpoint_recipe` then asks for ``--config``. It is written to a temporary name in the same folder, flushed and
+recipe as plain data, the class names and the :class:`~snl_video.inputspec.InputSpec` the
+network was trained on (``"input_spec"``, its :meth:`~snl_video.inputspec.InputSpec.to_dict`),
+so ``predict`` / ``eval`` / ``export`` need nothing but the file; all of it is tensors and
+plain Python values, so it still reads with ``weights_only=True``. Checkpoints of format 1
+(separate ``normalization`` and ``clip`` dicts) read the same; checkpoints written before
+any self-description still load: :func:`checkpoint_recipe` then asks for ``--config``.
+It is written to a temporary name in the same folder, flushed and
 moved into place with :func:`os.replace`, so a run killed mid-write leaves the previous
 checkpoint intact instead of a truncated file.
 """
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,10 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_torch_save
+from ..inputspec import InputSpec
+from ..errors import InvalidValueError, MissingFileError
+from ..weights.errors import CheckpointReadError, UnsafeCheckpointError
+from ..weights.io import read_checkpoint_file
 
 if TYPE_CHECKING:
     from ..config import ExperimentConfig
@@ -32,7 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint", "LAST", "BEST",
+__all__ = ["capture_rng_state", "restore_rng_state", "save_checkpoint", "load_training_checkpoint", "load_checkpoint",
+           "LAST", "BEST", "checkpoint_input_spec",
            "CHECKPOINT_FORMAT", "checkpoint_metadata", "checkpoint_recipe", "CheckpointDescription",
            "describe_checkpoint"]
 
@@ -64,6 +71,17 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
+def _to_device(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor moved to ``device`` (containers rebuilt, the rest as is)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Put back what :func:`capture_rng_state` returned."""
     version, internal, gauss_next = state["python"]
@@ -90,8 +108,10 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, without running code from it.
+def load_training_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read a training checkpoint written by :func:`save_checkpoint`, without running code from it.
 
     Checkpoints hold tensors and plain Python values only, so they are read with
     ``torch.load(weights_only=True)``; a file that needs more (i.e. could run code) is
@@ -99,21 +119,27 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (train writes <output_dir>/checkpoints/{LAST})")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
+        raise MissingFileError(f"checkpoint {path} does not exist (train writes <output_dir>/checkpoints/{LAST})")
+    try:  # the one safe reader: it tells a corrupt file, a non-checkpoint and an unsafe pickle apart
+        state = read_checkpoint_file(path)
+    except UnsafeCheckpointError as exc:
+        raise InvalidValueError(
             f"{path} is not a plain snl-video training checkpoint: it needs Python objects beyond "
             f"tensors and containers, so loading it could run code ({str(exc).splitlines()[0]}). "
             "Only checkpoints written by `snl-video train` are read here."
         ) from None
-    except (RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path} is truncated or corrupt: {exc}") from None
+    except CheckpointReadError as exc:
+        raise InvalidValueError(str(exc)) from None
+    if map_location != "cpu":
+        state = _to_device(state, torch.device(map_location))
     if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{path} is not a training checkpoint of snl-video train (no 'model' entry); "
+        raise InvalidValueError(f"{path} is not a training checkpoint of snl-video train (no 'model' entry); "
                          "to start from foreign weights set `pretrained:` in the config")
     return state
+
+
+#: Former name of :func:`load_training_checkpoint` (``snl_video.weights`` reads foreign files).
+load_checkpoint = load_training_checkpoint
 
 
 # --------------------------------------------------------------------------------------
@@ -121,43 +147,56 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
 # --------------------------------------------------------------------------------------
 
 #: Version of the self-description stored under ``"snl_video"`` (absent in older checkpoints).
-CHECKPOINT_FORMAT = 1
+#: 1: ``normalization`` and ``clip`` dicts; 2: one ``input_spec`` dict. Both read.
+CHECKPOINT_FORMAT = 2
 
 
 def checkpoint_metadata(
     cfg: "ExperimentConfig",
     *,
     class_names: "Sequence[str] | None",
-    normalization: "NormalizationSpec",
+    normalization: "NormalizationSpec | None" = None,
+    input_spec: InputSpec | None = None,
 ) -> dict[str, Any]:
     """What a checkpoint needs to be used on its own, as plain data (lists, dicts, scalars).
 
     ``recipe`` is the resolved config (:func:`~snl_video.config.config_to_dict`), so the
     model can be rebuilt without the YAML; ``class_names`` are in head order (``None``
-    when the dataset did not name them); ``normalization`` and ``clip`` are the input the
-    network was trained on (pixels scaled to ``[0, value_scale]``, minus ``mean``, divided
-    by ``std``; ``num_frames`` frames ``sampling_stride`` apart, ``crop_size`` square).
+    when the dataset did not name them); ``input_spec`` is the input the network was trained
+    on (:meth:`InputSpec.to_dict`): given, or the recipe's clip with ``normalization``
+    (default: the recipe's, :func:`~snl_video.engine.builders.normalization_from_config`).
     """
     from ..version import __version__
     from ..config import config_to_dict
+    from .builders import input_spec_from_config
 
     if class_names is not None and len(class_names) != cfg.model.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a {cfg.model.num_classes}-class head")
+        raise InvalidValueError(f"{len(class_names)} class names for a {cfg.model.num_classes}-class head")
+    if input_spec is None:
+        input_spec = input_spec_from_config(cfg)
+        if normalization is not None:
+            input_spec = input_spec.replace(mean=normalization.mean, std=normalization.std,
+                                            value_scale=float(normalization.value_scale))
+    elif normalization is not None:
+        raise ValueError("give input_spec or normalization, not both (the input spec holds the normalisation)")
     return {
         "snl_video": {"format": CHECKPOINT_FORMAT, "version": __version__},
         "recipe": config_to_dict(cfg),
         "class_names": [str(n) for n in class_names] if class_names is not None else None,
-        "normalization": {
-            "mean": [float(v) for v in normalization.mean],
-            "std": [float(v) for v in normalization.std],
-            "value_scale": float(normalization.value_scale),
-        },
-        "clip": {
-            "num_frames": int(cfg.data.num_frames),
-            "sampling_stride": int(cfg.data.sampling_stride),
-            "crop_size": int(cfg.data.crop_size),
-        },
+        "input_spec": input_spec.to_dict(),
     }
+
+
+def checkpoint_input_spec(state: dict[str, Any], *, path: str | os.PathLike[str] = "<checkpoint>") -> InputSpec | None:
+    """The input spec a checkpoint stores (format 2 ``input_spec``, or format 1
+    ``normalization`` + ``clip``), or ``None`` when it stores none (written before)."""
+    data = state.get("input_spec")
+    if isinstance(data, dict):
+        return InputSpec.from_dict(data, where=f"{path}: input_spec")
+    norm, clip = state.get("normalization"), state.get("clip")
+    if isinstance(norm, dict) and isinstance(clip, dict):
+        return InputSpec.from_legacy_checkpoint(norm, clip)
+    return None
 
 
 def checkpoint_recipe(
@@ -180,7 +219,7 @@ def checkpoint_recipe(
         return load_config(config, overrides)
     recipe = state.get("recipe")
     if not isinstance(recipe, dict):
-        raise ValueError(
+        raise InvalidValueError(
             f"{path} holds no recipe (it was written before snl-video checkpoints described themselves): "
             "pass --config RECIPE, the YAML it was trained with (its run folder has config.yaml)"
         )
@@ -205,15 +244,19 @@ def checkpoint_recipe(
 
 @dataclass(frozen=True)
 class CheckpointDescription:
-    """A checkpoint's recipe and the facts needed to feed its model."""
+    """A checkpoint's recipe, class names and input spec."""
 
     recipe: "ExperimentConfig"
     class_names: list[str] | None
-    normalization: "NormalizationSpec"
-    num_frames: int
-    sampling_stride: int
-    crop_size: int
+    input_spec: InputSpec
     self_describing: bool
+
+    @property
+    def normalization(self) -> "NormalizationSpec":
+        """The input spec's mean / std / value scale."""
+        from ..data.transforms import NormalizationSpec
+
+        return NormalizationSpec.from_any(self.input_spec)
 
 
 def describe_checkpoint(
@@ -223,29 +266,28 @@ def describe_checkpoint(
     config: "str | os.PathLike[str] | ExperimentConfig | None" = None,
     overrides: "Sequence[str]" = (),
 ) -> CheckpointDescription:
-    """Recipe, class names, normalisation and clip spec of a checkpoint.
+    """Recipe, class names and input spec of a checkpoint.
 
-    Stored values win for the normalisation and class names (they are what the network
-    was trained with); an old checkpoint falls back to the recipe (``config`` required)
-    and to the prepared dataset's class names when they can be read.
+    The stored normalisation and class names win (they are what the network was trained
+    with); the clip (frames, stride, crop) follows the recipe, so an override such as
+    ``data.num_frames=32`` applies. An old checkpoint falls back to the recipe (``config``
+    required) and to the prepared dataset's class names when they can be read.
     """
-    from ..data.transforms import NormalizationSpec
-    from .builders import class_names as dataset_class_names, normalization_from_config
+    from .builders import class_names as dataset_class_names, input_spec_from_config
 
     cfg = checkpoint_recipe(state, path=path, config=config, overrides=overrides)
-    norm_data = state.get("normalization")
-    norm = NormalizationSpec.from_any(norm_data) if isinstance(norm_data, dict) else normalization_from_config(cfg)
+    spec = input_spec_from_config(cfg)
+    stored = checkpoint_input_spec(state, path=path)
+    if stored is not None:
+        spec = spec.replace(mean=stored.mean, std=stored.std, value_scale=stored.value_scale)
     names = state.get("class_names")
     if names is None:
         names = dataset_class_names(cfg)
     if names is not None and len(names) != cfg.model.num_classes:
-        raise ValueError(f"{path}: {len(names)} class names for a {cfg.model.num_classes}-class head")
+        raise InvalidValueError(f"{path}: {len(names)} class names for a {cfg.model.num_classes}-class head")
     return CheckpointDescription(
         recipe=cfg,
         class_names=list(names) if names is not None else None,
-        normalization=norm,
-        num_frames=cfg.data.num_frames,
-        sampling_stride=cfg.data.sampling_stride,
-        crop_size=cfg.data.crop_size,
+        input_spec=spec,
         self_describing="recipe" in state,
     )

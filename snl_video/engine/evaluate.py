@@ -32,10 +32,11 @@ from ..progress import progress as progress_bar
 from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
 from .naming import source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
+from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["predict", "evaluate_model", "run_evaluation"]
+__all__ = ["collect_logits", "evaluate_model", "run_evaluation"]
 
 
 def _loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoader:
@@ -45,7 +46,7 @@ def _loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoader:
 
 
 @torch.no_grad()
-def predict(
+def collect_logits(
     model: nn.Module,
     loader: Iterable[dict],
     *,
@@ -55,7 +56,8 @@ def predict(
     desc: str = "eval",
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Logits of every item this process sees: ``(indices (N,), labels (N,), logits (N, [V,] C))``.
+    """Run ``model`` over ``loader`` and collect the logits of every item this process sees:
+    ``(indices (N,), labels (N,), logits (N, [V,] C))``.
 
     An item with several views (``(V, C, T, H, W)``) is scored view by view in one batch and
     keeps its ``V`` axis, so the caller can de-duplicate by video before expanding views.
@@ -122,7 +124,7 @@ def evaluate_model(
         idx, lab, clip_logits = clip_outputs
         logger.info("clip level: the last epoch's evaluation of these weights (%d clips), not computed again", len(idx))
     else:
-        idx, lab, clip_logits = _gather(*predict(
+        idx, lab, clip_logits = _gather(*collect_logits(
             model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
     if video_level:
@@ -130,7 +132,7 @@ def evaluate_model(
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
         per_item = cfg.eval.num_clips * cfg.eval.num_crops
         vbatch = max(1, cfg.eval.batch_size // per_item)
-        vidx, vlab, vlogits = _gather(*predict(
+        vidx, vlab, vlogits = _gather(*collect_logits(
             model, _loader(video_ds, vbatch, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval videos", progress=progress))
         views = vlogits.shape[1]
@@ -185,7 +187,7 @@ def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> di
             payload = f"{type(exc).__name__}: {exc}"
     payload = dist_utils.broadcast_object(payload)
     if isinstance(payload, str):
-        raise ValueError(f"rank 0 could not read the checkpoint {checkpoint}: {payload}")
+        raise InvalidValueError(f"rank 0 could not read the checkpoint {checkpoint}: {payload}")
     return payload
 
 
@@ -206,12 +208,10 @@ def run_evaluation(
     Under ``torchrun`` only rank 0 reads ``checkpoint`` and sends the weights to the other
     ranks, so nodes without a shared filesystem evaluate too.
     """
-    from .builders import build_model_from_config, resolve_device
-    from .checkpoint import load_checkpoint
-
-    from ..config import config_to_dict
+    from .builders import resolve_device
+    from .checkpoint import load_training_checkpoint
+    from .loading import model_from_training_state
     from .preflight import preflight
-    from .state_fit import describe_recipe, load_model_state
 
     # the model, the test data and the labels are checked before the checkpoint is read
     preflight(cfg, subsets=("test",))
@@ -219,13 +219,12 @@ def run_evaluation(
     # shared filesystem needed); a missing file there reaches every rank as one error through
     # _load_on_main_and_share, so this early check is for a single process only.
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
+        raise MissingFileError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
     started = dist_utils.setup_distributed(device)
     try:
-        state = _load_on_main_and_share(checkpoint, load_checkpoint)
-        model = build_model_from_config(cfg, load_weights=False)
-        load_model_state(model, state, checkpoint=checkpoint, model_desc=describe_recipe(config_to_dict(cfg)))
+        state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
+        model = model_from_training_state(state, cfg, path=checkpoint)
         model.to(device)
         if cfg.runtime.channels_last:
             model.to(memory_format=torch.channels_last_3d)

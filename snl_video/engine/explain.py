@@ -40,11 +40,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data.decoding import read_frames
-from ..data.sampling import center_clip
-from ..data.transforms import ToVideo, eval_transform
+from ..data.transforms import ToVideo, input_transform
+from ..data.video import read_centre_clip
 from ..fileio import atomic_write, atomic_write_text
-from .inference import InferenceModel, count_frames
+from .loading import InferenceModel
+from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def parse_query(text: str) -> Query:
     """``"t,y,x"`` -> ``(t, y, x)`` (integers)."""
     parts = text.replace(" ", "").split(",")
     if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
-        raise ValueError(f"--query {text!r}: expected three integers t,y,x (e.g. 7,56,56)")
+        raise InvalidValueError(f"--query {text!r}: expected three integers t,y,x (e.g. 7,56,56)")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
@@ -67,7 +67,7 @@ def check_query(query: Query, clip_shape: tuple[int, int, int]) -> None:
     t, y, x = query
     T, H, W = clip_shape
     if not (0 <= t < T and 0 <= y < H and 0 <= x < W):
-        raise ValueError(f"--query {t},{y},{x} is outside the model's input clip {T}x{H}x{W}: "
+        raise InvalidValueError(f"--query {t},{y},{x} is outside the model's input clip {T}x{H}x{W}: "
                          f"use t in 0..{T - 1}, y in 0..{H - 1}, x in 0..{W - 1}")
 
 
@@ -91,7 +91,7 @@ def node_cell(node: int, clip_shape: tuple[int, int, int], map_shape: tuple[int,
 def upsample_map(values: Tensor, size: tuple[int, int, int], mode: Upsample = "nearest") -> Tensor:
     """``(Q, t, h, w)`` -> ``(Q, T, H, W)``; nearest or trilinear (never negative from non-negative input)."""
     if mode not in ("nearest", "trilinear"):
-        raise ValueError(f"upsample must be 'nearest' or 'trilinear', got {mode!r}")
+        raise InvalidValueError(f"upsample must be 'nearest' or 'trilinear', got {mode!r}")
     kw = {"align_corners": False} if mode == "trilinear" else {}
     return F.interpolate(values[:, None].float(), size=size, mode=mode, **kw)[:, 0]
 
@@ -127,19 +127,16 @@ class ExplainResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _centre_clip(loaded: InferenceModel, video: str | os.PathLike[str], backend: Any) -> tuple[Tensor, np.ndarray]:
-    """The model input ``(1, 3, T, S, S)`` and the same frames for display ``uint8 (T, S, S, 3)``."""
-    from ..data.datasets import VideoEntry
+def centre_clip_input(loaded: InferenceModel, video: str | os.PathLike[str],
+                      backend: Any = None) -> tuple[Tensor, np.ndarray]:
+    """The model input ``(1, 3, T, S, S)`` of ``video``'s centre clip (as ``eval``'s clip-level
+    test takes it) and the same frames for display, ``uint8 (T, S, S, 3)`` resized and cropped."""
     from torchvision.transforms import v2
 
-    path = Path(video)
-    if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist; check the path")
-    num = count_frames(VideoEntry(str(path), -1, None))
-    indices = center_clip(num, clip_len=loaded.num_frames, stride=loaded.sampling_stride)[0]
-    frames = read_frames(path, indices, backend=backend)
-    x = eval_transform(loaded.normalization, size=loaded.crop_size, crops=1)(frames)[None]
-    shown = v2.Compose([ToVideo(), v2.Resize(loaded.crop_size, antialias=True), v2.CenterCrop(loaded.crop_size)])(frames)
+    spec = loaded.input_spec
+    frames = read_centre_clip(video, num_frames=spec.num_frames, sampling_stride=spec.sampling_stride, backend=backend)
+    x = input_transform(spec, crops=1)(frames)[None]
+    shown = v2.Compose([ToVideo(), v2.Resize(spec.crop_size, antialias=True), v2.CenterCrop(spec.crop_size)])(frames)
     return x, shown.as_subclass(Tensor).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -271,7 +268,7 @@ def render_animation(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Que
                     container.mux(packet)
 
         return atomic_write(path, write)
-    raise ValueError(f"animation {path.name}: use .gif or .mp4")
+    raise InvalidValueError(f"animation {path.name}: use .gif or .mp4")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> Path:
@@ -282,7 +279,7 @@ def _last_stage_module(model: nn.Module) -> nn.Module:
     """The module whose output is the backbone's last feature map (after any block placed there)."""
     stages = [n for n in ("layer4", "layer3", "layer2", "layer1") if hasattr(model, n)]
     if not stages:
-        raise ValueError("--gradcam needs a 3D ResNet of this toolkit (layer1..layer4)")
+        raise InvalidValueError("--gradcam needs a 3D ResNet of this toolkit (layer1..layer4)")
     stage = stages[0]
     blocks = getattr(model, "nonlocal_blocks", {})
     last = len(getattr(model, stage)) - 1
@@ -328,9 +325,9 @@ def explain_video(
 ) -> ExplainResult:
     """Write affinity rows (and Grad-CAM) of ``video``'s centre clip to ``out_dir``; see the module doc."""
     if animation not in ("gif", "mp4"):
-        raise ValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
+        raise InvalidValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
     model = loaded.model.eval()
-    x, frames = _centre_clip(loaded, video, backend)
+    x, frames = centre_clip_input(loaded, video, backend)
     x = x.to(loaded.device)
     clip_shape = (x.shape[2], x.shape[3], x.shape[4])
     for q in queries or ():
@@ -339,7 +336,7 @@ def explain_video(
     if gradcam_class is not None:
         if gradcam_class not in loaded.class_names:
             close = __import__("difflib").get_close_matches(gradcam_class, loaded.class_names, n=3)
-            raise ValueError(f"--class {gradcam_class!r} is not one of the model's classes"
+            raise InvalidValueError(f"--class {gradcam_class!r} is not one of the model's classes"
                              + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
         class_index = loaded.class_names.index(gradcam_class)
     logits, captured = _capture_blocks(model, x)
@@ -349,7 +346,7 @@ def explain_video(
     result = ExplainResult(out, [], loaded.class_names[predicted])
     blocks = dict(getattr(model, "nonlocal_blocks", {}).items())
     if not blocks and not with_gradcam:
-        raise ValueError(f"{loaded.source} has no non-local blocks to explain; add --gradcam for the last stage")
+        raise InvalidValueError(f"{loaded.source} has no non-local blocks to explain; add --gradcam for the last stage")
     if queries is None and captured:
         key = next(k for k in blocks if k in captured and no_affinity_reason(blocks[k]) is None) \
             if any(no_affinity_reason(b) is None for b in blocks.values()) else next(iter(captured))

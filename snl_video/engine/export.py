@@ -31,7 +31,8 @@ from typing import Literal
 import torch
 
 from ..fileio import atomic_write_text, current_umask
-from .inference import InferenceModel
+from .loading import InferenceModel
+from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise ValueError(f"--format onnx needs {', '.join(missing)}: pip install 'snl_video[export]' "
+        raise InvalidValueError(f"--format onnx needs {', '.join(missing)}: pip install 'snl_video[export]' "
                          "(or use --format pt2)")
 
 
@@ -97,18 +98,18 @@ def export_model(
     run at that size or the verification misses :data:`VERIFY_TOLERANCE`.
     """
     if format not in ("onnx", "pt2"):
-        raise ValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
+        raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
     if (frames is None or size is None) and not loaded.input_known:
-        raise ValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
+        raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
                          "pass --frames T --size S")
     frames = frames if frames is not None else loaded.num_frames
     size = size if size is not None else loaded.crop_size
     if frames < 1 or size < 1:
-        raise ValueError(f"--frames and --size must be positive, got {frames} and {size}")
+        raise InvalidValueError(f"--frames and --size must be positive, got {frames} and {size}")
     out = Path(out)
     expected_suffix = {"onnx": ".onnx", "pt2": ".pt2"}[format]
     if out.suffix != expected_suffix:
-        raise ValueError(f"--out {out}: an {format} export is written to a '{expected_suffix}' file")
+        raise InvalidValueError(f"--out {out}: an {format} export is written to a '{expected_suffix}' file")
     if format == "onnx":
         _require_onnx()
     model = loaded.model.to("cpu").eval()
@@ -118,7 +119,7 @@ def export_model(
             model(example)
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --frames / "
+        raise InvalidValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --frames / "
                          "--size the network accepts (its recipe's are the safe choice)") from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {"clip": {0: batch}}
@@ -144,6 +145,7 @@ def export_model(
 
         _atomic_output(out, write_onnx)
     n = loaded.normalization
+    used = loaded.input_spec.replace(num_frames=frames, crop_size=size)  # --frames / --size as exported
     spec = {
         "input": {"name": "clip", "shape": ["batch", 3, frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},
@@ -158,6 +160,8 @@ def export_model(
         "mean": list(n.mean), "std": list(n.std), "value_scale": n.value_scale,
         "num_frames": frames, "sampling_stride": loaded.sampling_stride, "crop_size": size,
         "class_names": loaded.class_names, "source": loaded.source, "format": format,
+        # the same facts as the toolkit's one input-spec record (snl_video.inputspec.InputSpec.from_dict reads it)
+        "input_spec": used.to_dict(),
     }
     side = out.with_name(out.name + ".preprocessing.json")
     atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
@@ -165,7 +169,7 @@ def export_model(
     if verify:
         rel = verify_export(model, out, format=format, frames=frames, size=size)
         if rel > VERIFY_TOLERANCE:
-            raise ValueError(f"verification failed: exported logits differ from PyTorch by {rel:.2e} (relative), "
+            raise InvalidValueError(f"verification failed: exported logits differ from PyTorch by {rel:.2e} (relative), "
                              f"more than {VERIFY_TOLERANCE:g}; {out} is kept for inspection")
     logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, frames, size, size,
                 f", verified: relative error {rel:.2e}" if rel is not None else "")

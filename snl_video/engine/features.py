@@ -29,12 +29,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.datasets import ClipDataset, VideoEntry, _read_prepared
-from ..data.transforms import eval_transform
+from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
+from ..data.transforms import input_transform
+from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
 from ..fileio import atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
-from .inference import InferenceModel, _read, _reason, count_frames, find_videos
+from .loading import InferenceModel
 from ..progress import progress as progress_bar
+from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def layer_names(model: nn.Module) -> list[str]:
 def _layer_module(model: nn.Module, layer: str) -> nn.Module:
     valid = layer_names(model)
     if layer not in valid:
-        raise ValueError(f"--layer {layer!r} does not exist in this model; valid layers: {', '.join(valid)}")
+        raise InvalidValueError(f"--layer {layer!r} does not exist in this model; valid layers: {', '.join(valid)}")
     blocks = getattr(model, "nonlocal_blocks", {})
     if layer in blocks:
         return blocks[layer]
@@ -93,11 +95,11 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
         if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
             lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
             if not lines:
-                raise ValueError(f"list file {path} names no videos; put one video path per line")
+                raise InvalidValueError(f"list file {path} names no videos; put one video path per line")
             files = [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
             missing = [str(f) for f in files if not f.is_file()]
             if missing:
-                raise FileNotFoundError(f"list file {path} names {len(missing)} missing video(s), e.g. {missing[0]}; "
+                raise MissingFileError(f"list file {path} names {len(missing)} missing video(s), e.g. {missing[0]}; "
                                         "fix the paths (relative ones are taken from the list's folder)")
             sources += _file_sources(files)
             continue
@@ -105,7 +107,7 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise ValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --out folders")
+        raise InvalidValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --out folders")
     return sources
 
 
@@ -137,7 +139,7 @@ class _SourceViews(Dataset):
         try:
             return {"index": index, "views": self.datasets[kind][position]["clip"], "error": None}
         except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
-            return {"index": index, "views": None, "error": _reason(exc, self.sources[index].entry.path)}
+            return {"index": index, "views": None, "error": failure_reason(exc, self.sources[index].entry.path)}
 
 
 def _first(batch: list[Any]) -> Any:
@@ -169,15 +171,15 @@ def extract_features(
     sources = collect_sources(inputs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    transform = eval_transform(loaded.normalization, size=loaded.crop_size,
-                               crops=num_crops if num_crops is not None else loaded.num_crops)
+    transform = input_transform(loaded.input_spec, crops=num_crops if num_crops is not None else loaded.num_crops)
     common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
     def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:
         if prepared:
-            return ClipDataset(videos, _read_prepared, **common)
-        return ClipDataset(videos, functools.partial(_read, backend=backend), count_frames=count_frames, **common)
+            return ClipDataset(videos, read_prepared_entry, **common)
+        return ClipDataset(videos, functools.partial(read_entry_frames, backend=backend),
+                           count_frames=count_entry_frames, **common)
 
     rows: list[list[str]] = []
     todo: list[int] = []
@@ -219,7 +221,7 @@ def extract_features(
         index = atomic_write_text(out / "index.csv", buffer.getvalue())
     if written + skipped == 0:
         first = failed[0] if failed else ("?", "?")
-        raise ValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
+        raise InvalidValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
                          f"(e.g. {first[0]}: {first[1]}); see {index}")
     return FeaturesReport(index, written, skipped, failed)
 

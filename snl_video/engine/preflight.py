@@ -29,6 +29,7 @@ from typing import Literal, Sequence
 import torch
 
 from ..config import ConfigError, ExperimentConfig
+from ..data.video import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ __all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint"
            "warn_if_slow_on_cpu"]
 
 Subset = Literal["train", "test"]
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".flv", ".m4v")
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:

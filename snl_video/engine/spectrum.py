@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from ..fileio import atomic_write, atomic_write_text
 from ..nonlocal_blocks import GraphOperator, LowRankAffinity, NonLocalBlock, TaylorChannelAffinity
+from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ __all__ = [
     "compute_spectra",
     "frequency_response_summary",
     "load_clip",
+    "model_input",
     "write_spectrum_report",
 ]
 
@@ -83,7 +85,7 @@ def affinity_eigenvalues(op: GraphOperator, *, item: int = 0) -> dict[str, Any]:
 
 def _eigenvalues(op: GraphOperator, n: int, item: int) -> dict[str, Any]:
     if isinstance(op, TaylorChannelAffinity):
-        raise ValueError(
+        raise InvalidValueError(
             "CGNL's affinity is over (position, channel) pairs (N·C_s nodes), not positions: its "
             "eigenvalues are not computed"
         )
@@ -102,7 +104,7 @@ def _eigenvalues(op: GraphOperator, n: int, item: int) -> dict[str, Any]:
         imag = torch.cat([imag, imag.new_zeros(pad)])
     else:
         if n > MAX_DENSE_EIGEN_NODES:
-            raise ValueError(
+            raise InvalidValueError(
                 f"a dense {n}x{n} eigen-decomposition is too large (limit {MAX_DENSE_EIGEN_NODES} nodes); "
                 "use a shorter/smaller clip or a low-rank affinity (impl='linear')"
             )
@@ -154,7 +156,7 @@ def compute_spectra(model: nn.Module, clip: Tensor, *, response_points: int = RE
     """
     blocks = getattr(model, "nonlocal_blocks", None)
     if not isinstance(blocks, nn.ModuleDict) or len(blocks) == 0:
-        raise ValueError("the model has no placed non-local blocks (model.nonlocal_blocks is empty)")
+        raise InvalidValueError("the model has no placed non-local blocks (model.nonlocal_blocks is empty)")
     captured: dict[str, Tensor] = {}
     handles = [
         block.register_forward_pre_hook(lambda m, args, key=key: captured.__setitem__(key, args[0].detach()))
@@ -287,23 +289,22 @@ def load_clip(
 ) -> Tensor:
     """The centre clip of ``video`` as the model sees it at test time: ``(1, 3, T, size, size)``.
 
-    Same sampling (:func:`~snl_video.data.sampling.center_clip`) and eval transform as
-    ``snl-video eval``'s clip-level test; ``normalization`` defaults to the Kinetics statistics.
+    Same frames (:func:`~snl_video.data.video.read_centre_clip`) and eval transform as
+    ``snl-video eval``'s clip-level test; ``normalization`` (a spec or a ``mean``/``std``
+    mapping) defaults to 3D-ResNets-PyTorch's Kinetics statistics, the toolkit's default.
     """
-    from ..data.datasets import VideoEntry
-    from ..data.decoding import read_frames
-    from ..data.sampling import center_clip
-    from ..data.transforms import eval_transform
-    from .builders import KINETICS_MEAN, KINETICS_STD
-    from .inference import count_frames
+    from ..data.transforms import HARA_KINETICS_NORMALIZATION, eval_transform
+    from ..data.video import read_centre_clip
 
-    path = Path(video)
-    if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist")
-    # the frame count as predict/explain take it (.mkv/.webm declare none: counted by decoding)
-    frames = count_frames(VideoEntry(str(path), -1, None))
-    indices = center_clip(frames, clip_len=num_frames, stride=stride)[0]
-    clip = read_frames(path, indices, backend=backend)
+    clip = read_centre_clip(video, num_frames=num_frames, sampling_stride=stride, backend=backend)
     if normalization is None:
-        normalization = {"mean": KINETICS_MEAN, "std": KINETICS_STD}
+        normalization = HARA_KINETICS_NORMALIZATION
     return eval_transform(normalization, size=size, crops=1)(clip).unsqueeze(0)
+
+
+def model_input(loaded: Any, video: str | os.PathLike[str], *, backend: Any = None) -> Tensor:
+    """The centre clip of ``video`` fed as a loaded model's input spec says
+    (:class:`~snl_video.engine.loading.InferenceModel`): ``(1, 3, T, S, S)``."""
+    spec = loaded.input_spec
+    return load_clip(video, num_frames=spec.num_frames, size=spec.crop_size, stride=spec.sampling_stride,
+                     normalization=spec, backend=backend)

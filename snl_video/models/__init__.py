@@ -14,7 +14,15 @@ from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torc
 from .placement import (NonLocalPlacement, default_positions, insert_nonlocal_blocks, mmaction2_nonlocal_spec,
                         resolve_placement)
 from .profiling import ModelProfile, count_macs, profile_model
-from .registry import ModelEntry, build_model, list_models, load_backbone_weights, model_entry, register_model
+from .registry import (
+    ModelEntry,
+    build_model,
+    guess_model_name,
+    list_models,
+    load_backbone_weights,
+    model_entry,
+    register_model,
+)
 from .resnet3d import STAGE_NAMES, ConvSpec, ResidualBlock3D, ResNet3D, ResNet3DSpec, StageSpec, StemSpec
 
 __all__ = [
@@ -23,6 +31,7 @@ __all__ = [
     "ConvSpec",
     "ModelEntry",
     "ModelProfile",
+    "guess_model_name",
     "NonLocalPlacement",
     "ResNet3D",
     "ResNet3DSpec",

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights",
-           "backbone_signature", "registered_signature"]
+           "backbone_signature", "registered_signature", "guess_model_name"]
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,14 @@ def registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[in
     return {k: v for k, v in _registered_signature_all(name) if not any(fnmatch.fnmatchcase(k, p) for p in ignore)}
 
 
-# The names engine/inference.py still imports; it moves to the public ones with the loader rework.
-_backbone_signature = backbone_signature
-_registered_signature = registered_signature
+def guess_model_name(state: Mapping[str, Any]) -> str | None:
+    """The registered architecture (default options) whose backbone tensors, names and shapes,
+    match ``state`` (a state dict in snl_video key names); None when none does."""
+    theirs = backbone_signature(state, ())
+    for name in list_models():
+        if registered_signature(name, ()) == theirs:
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from .loading import LoadReport, load_state_with_report
 from .pretrained import load_pretrained
 from .registry import (
     ClipSpec,
+    InputSpec,
     EvalTransformParams,
     PretrainedWeights,
     eval_transform_params,
@@ -59,6 +60,7 @@ __all__ = [
     "FORMATS",
     "FormatName",
     "HashMismatchError",
+    "InputSpec",
     "KNOWN_FORMATS",
     "LoadReport",
     "PretrainedWeights",

@@ -2,9 +2,10 @@
 
 Each :class:`PretrainedWeights` entry records the source (url and sha256 where published),
 the container format and the snl_video architecture it belongs to, the class count, and
-the clip the network was trained and evaluated on (frames, stride, resize, crop, value
-scale, mean/std). :func:`eval_transform_params` derives the evaluation preprocessing from
-an entry, so nobody copies mean/std by hand.
+its :class:`~snl_video.inputspec.InputSpec` (the clip the network was trained and
+evaluated on: frames, stride, resize, crop, value scale, mean/std). Inference and
+``eval --weights`` feed the network from that spec (:func:`eval_transform_params` returns
+it), so nobody copies mean/std by hand.
 
 Sources of the facts below (checked against the installed packages where possible):
 torchvision ``torchvision/models/video/resnet.py`` (urls, acc@1, protocol) and
@@ -21,11 +22,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
+from ..inputspec import (
+    HARA_ACTIVITYNET_MEAN,
+    HARA_KINETICS_MEAN,
+    HARA_KINETICS_STD,
+    TORCHVISION_KINETICS_MEAN,
+    TORCHVISION_KINETICS_STD,
+    InputSpec,
+)
 from .class_names import IMAGENET1K, KINETICS400, KINETICS700
 from .errors import WeightsError
 from .formats import KNOWN_FORMATS, FormatName
 
 __all__ = [
+    "InputSpec",
     "ClipSpec",
     "PretrainedWeights",
     "EvalTransformParams",
@@ -35,29 +45,13 @@ __all__ = [
     "eval_transform_params",
 ]
 
-ValueScale = Literal[1, 255]
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
-@dataclass(frozen=True)
-class ClipSpec:
-    """The input a checkpoint expects.
-
-    ``resize`` is the short side in pixels (an int) or a fixed ``(height, width)``;
-    ``value_scale`` is 1 for pixels in [0, 1] and 255 for raw 0-255 values; ``mean`` and
-    ``std`` are in that scale (``std`` of 1 means "not divided"). ``target_fps`` is set when
-    the recipe resamples videos to a frame rate before taking ``num_frames`` frames every
-    ``sampling_stride`` frames.
-    """
-
-    num_frames: int
-    sampling_stride: int
-    crop_size: int
-    resize: int | tuple[int, int]
-    value_scale: ValueScale
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    target_fps: float | None = None
+#: Deprecated aliases of :class:`~snl_video.inputspec.InputSpec` (one type for every input
+#: spec); kept importable for code written against earlier releases.
+ClipSpec = InputSpec
+EvalTransformParams = InputSpec
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,7 @@ class PretrainedWeights:
     architecture: str
     num_classes: int
     dataset: str
-    clip: ClipSpec
+    input_spec: InputSpec
     reported_top1: float | None
     protocol: str
     notes: str = ""
@@ -102,44 +96,30 @@ class PretrainedWeights:
     nonlocal_blocks: Mapping[str, Any] | None = None
 
     @property
+    def clip(self) -> InputSpec:
+        """Deprecated name of :attr:`input_spec`."""
+        return self.input_spec
+
+    @property
     def sha256_is_prefix(self) -> bool:
         return self.sha256 is not None and len(self.sha256) < 64
 
 
-@dataclass(frozen=True)
-class EvalTransformParams:
-    """Evaluation preprocessing for the data pipeline: scale pixels, normalise, resize, crop, sample.
-
-    Apply as ``(pixels_uint8 / 255 * value_scale - mean) / std`` after resizing (short side
-    ``resize``, or to ``(height, width)``) and centre-cropping ``crop_size``; take
-    ``num_frames`` frames ``sampling_stride`` apart.
-    """
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    value_scale: ValueScale
-    resize: int | tuple[int, int]
-    crop_size: int
-    num_frames: int
-    sampling_stride: int
-    target_fps: float | None = None
-
-
 _PTV_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
-_PTV_CLIP = ClipSpec(
+_PTV_CLIP = InputSpec(
     num_frames=8, sampling_stride=8, crop_size=256, resize=256, value_scale=1, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
 )
 _PTV_PROTOCOL = "Kinetics-400 val, 3 spatial crops x 10 temporal clips of 8x8, short side 256 (pytorchvideo model zoo)"
 
-_TV_CLIP = ClipSpec(
+_TV_CLIP = InputSpec(
     num_frames=16,
     sampling_stride=1,
     crop_size=112,
     resize=(128, 171),
     value_scale=1,
-    mean=(0.43216, 0.394666, 0.37645),
-    std=(0.22803, 0.22145, 0.216989),
-    target_fps=15.0,
+    mean=TORCHVISION_KINETICS_MEAN,
+    std=TORCHVISION_KINETICS_STD,
+    fps=15.0,
 )
 _TV_PROTOCOL = (
     "Kinetics-400 val, video-level: 5 clips per video of 16 frames at 15 fps, resize 128x171, "
@@ -153,13 +133,13 @@ _HARA_GDRIVE = (
 
 
 # 2017 release: 0-255 input minus the ActivityNet mean, no std; 2020: [0, 1] input, Kinetics mean/std.
-_HARA_2017_CLIP = ClipSpec(
+_HARA_2017_CLIP = InputSpec(
     num_frames=16, sampling_stride=1, crop_size=112, resize=112, value_scale=255,
-    mean=(114.7748, 107.7354, 99.4750), std=(1.0, 1.0, 1.0),
+    mean=HARA_ACTIVITYNET_MEAN, std=(1.0, 1.0, 1.0),
 )  # fmt: skip
-_HARA_2020_CLIP = ClipSpec(
+_HARA_2020_CLIP = InputSpec(
     num_frames=16, sampling_stride=1, crop_size=112, resize=112, value_scale=1,
-    mean=(0.4345, 0.4051, 0.3775), std=(0.2768, 0.2713, 0.2737),
+    mean=HARA_KINETICS_MEAN, std=HARA_KINETICS_STD,
 )  # fmt: skip
 _HARA_2020_PROTOCOL = "not recorded here (see Kataoka et al., arXiv:2004.04968)"
 
@@ -176,7 +156,7 @@ def _hara2017(depth: int) -> PretrainedWeights:
         architecture=f"r3d{depth}",
         num_classes=400,
         dataset="kinetics400",
-        clip=_HARA_2017_CLIP,
+        input_spec=_HARA_2017_CLIP,
         reported_top1=None,
         protocol="not recorded here (see Hara et al., CVPR 2018)",
         notes=f"3D-ResNets-PyTorch 2017 release, shortcut {shortcut}"
@@ -199,7 +179,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="i3d_r50",
         num_classes=400,
         dataset="kinetics400",
-        clip=_PTV_CLIP,
+        input_spec=_PTV_CLIP,
         reported_top1=73.27,
         protocol=_PTV_PROTOCOL,
         class_names=KINETICS400,
@@ -214,7 +194,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="slow_r50",
         num_classes=400,
         dataset="kinetics400",
-        clip=_PTV_CLIP,
+        input_spec=_PTV_CLIP,
         reported_top1=74.58,
         protocol=_PTV_PROTOCOL,
         class_names=KINETICS400,
@@ -229,7 +209,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="c2d_r50",
         num_classes=400,
         dataset="kinetics400",
-        clip=_PTV_CLIP,
+        input_spec=_PTV_CLIP,
         reported_top1=71.46,
         protocol=_PTV_PROTOCOL,
         class_names=KINETICS400,
@@ -244,7 +224,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r3d_18",
         num_classes=400,
         dataset="kinetics400",
-        clip=_TV_CLIP,
+        input_spec=_TV_CLIP,
         reported_top1=63.200,
         protocol=_TV_PROTOCOL,
         class_names=KINETICS400,
@@ -261,7 +241,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="mc3_18",
         num_classes=400,
         dataset="kinetics400",
-        clip=_TV_CLIP,
+        input_spec=_TV_CLIP,
         reported_top1=63.960,
         protocol=_TV_PROTOCOL,
         class_names=KINETICS400,
@@ -278,7 +258,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r2plus1d_18",
         num_classes=400,
         dataset="kinetics400",
-        clip=_TV_CLIP,
+        input_spec=_TV_CLIP,
         reported_top1=67.463,
         protocol=_TV_PROTOCOL,
         class_names=KINETICS400,
@@ -296,7 +276,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r3d50",
         num_classes=700,
         dataset="kinetics700",
-        clip=_HARA_2020_CLIP,
+        input_spec=_HARA_2020_CLIP,
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
@@ -313,7 +293,7 @@ WEIGHTS: tuple[PretrainedWeights, ...] = (
         architecture="r3d50",
         num_classes=1039,
         dataset="kinetics700+moments_in_time",
-        clip=_HARA_2020_CLIP,
+        input_spec=_HARA_2020_CLIP,
         reported_top1=None,
         protocol=_HARA_2020_PROTOCOL,
         notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). No class order "
@@ -335,7 +315,7 @@ _FFC_DRIVE = (
 )
 # The per-image ImageNet recipe of FFC's main.py, on the FFC-C2D Kinetics clip (8 frames, stride 8,
 # the BAT paper's baseline recipe, which the FFC paper shares).
-_FFC_CLIP = ClipSpec(
+_FFC_CLIP = InputSpec(
     num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=1,
     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
 )  # fmt: skip
@@ -351,7 +331,7 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
         architecture="ffc_c2d_r50",
         num_classes=1000,
         dataset="imagenet",
-        clip=_FFC_CLIP,
+        input_spec=_FFC_CLIP,
         reported_top1=77.8 if lfu else 77.6,
         protocol="ImageNet val, single 224 centre crop of a 256 resize (FFC README)",
         notes=f"FFC-ResNet-50, ratio 0.25{', with LFU' if lfu else ''}. " + _FFC_DRIVE.format(url=url)
@@ -365,7 +345,7 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
 
 # RGB frames (read_mode video) in 0-255 minus [103.939, 116.779, 123.68] per channel in that order
 # (Caffe's BGR means applied to RGB as the released main.py / test_models.py do), std 1.
-_BAT_CLIP = ClipSpec(
+_BAT_CLIP = InputSpec(
     num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=255,
     mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0),
 )  # fmt: skip
@@ -391,7 +371,7 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
         architecture=f"bat_{variant}_r50",
         num_classes=400,
         dataset="kinetics400",
-        clip=_BAT_CLIP,
+        input_spec=_BAT_CLIP,
         reported_top1=top1,
         protocol=_BAT_PROTOCOL,
         notes=(
@@ -449,20 +429,10 @@ def list_weights(pattern: str = "*") -> list[str]:
     return sorted(n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern))
 
 
-def eval_transform_params(weights: str | PretrainedWeights) -> EvalTransformParams:
-    """The evaluation preprocessing of a registry entry (by name or entry)."""
+def eval_transform_params(weights: str | PretrainedWeights) -> InputSpec:
+    """The input spec (evaluation preprocessing) of a registry entry, by name or entry."""
     entry = get_weights(weights) if isinstance(weights, str) else weights
-    c = entry.clip
-    return EvalTransformParams(
-        mean=c.mean,
-        std=c.std,
-        value_scale=c.value_scale,
-        resize=c.resize,
-        crop_size=c.crop_size,
-        num_frames=c.num_frames,
-        sampling_stride=c.sampling_stride,
-        target_fps=c.target_fps,
-    )
+    return entry.input_spec
 
 
 def validate_entry(entry: PretrainedWeights) -> list[str]:
@@ -480,7 +450,7 @@ def validate_entry(entry: PretrainedWeights) -> list[str]:
         problems.append(f"file_name {entry.file_name!r} must be a bare file name")
     if entry.num_classes < 1:
         problems.append(f"num_classes {entry.num_classes}")
-    c = entry.clip
+    c = entry.input_spec
     if c.value_scale not in (1, 255):
         problems.append(f"value_scale {c.value_scale}")
     if min(c.num_frames, c.sampling_stride, c.crop_size) < 1:

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from snl_video.data.datasets import ClipDataset, TooManyDecodeFailures, VideoEntry, prepared_dataset, video_file_dataset
 from snl_video.data.decoding import DecodeError
 from snl_video.data.prepare import prepare_ucf101
-from snl_video.data.transforms import KINETICS_NORMALIZATION, eval_transform, train_transform
+from snl_video.data.transforms import TORCHVISION_KINETICS_NORMALIZATION, eval_transform, train_transform
 from snl_video.data.ucf101 import read_split
 
 
@@ -24,7 +24,7 @@ def prepared(synthetic_tree, tmp_path_factory) -> Path:
 def test_prepared_dataset_len_labels_and_shapes(prepared, synthetic_tree):
     table = read_split(synthetic_tree / "ucfTrainTestlist", 2)
     for subset in ("train", "test"):
-        ds = prepared_dataset(prepared, split=2, subset=subset, transform=train_transform(KINETICS_NORMALIZATION))
+        ds = prepared_dataset(prepared, split=2, subset=subset, transform=train_transform(TORCHVISION_KINETICS_NORMALIZATION))
         rows = table[table["subset"] == subset]
         assert len(ds) == len(rows)
         assert sorted(ds.labels) == sorted(rows["label"])
@@ -34,9 +34,9 @@ def test_prepared_dataset_len_labels_and_shapes(prepared, synthetic_tree):
 
 
 def test_clip_and_video_modes(prepared):
-    clip = prepared_dataset(prepared, subset="test", mode="clip", transform=eval_transform(KINETICS_NORMALIZATION))
+    clip = prepared_dataset(prepared, subset="test", mode="clip", transform=eval_transform(TORCHVISION_KINETICS_NORMALIZATION))
     video = prepared_dataset(prepared, subset="test", mode="video", num_clips=5,
-                             transform=eval_transform(KINETICS_NORMALIZATION, crops=3))
+                             transform=eval_transform(TORCHVISION_KINETICS_NORMALIZATION, crops=3))
     assert clip[1]["clip"].shape == (3, 16, 112, 112)
     assert video[1]["clip"].shape == (15, 3, 16, 112, 112)
     assert torch.equal(clip[1]["clip"], clip[1]["clip"])  # test mode is deterministic
@@ -61,7 +61,7 @@ def test_prepared_clip_matches_decoding_the_avi(prepared, synthetic_tree):
 
 
 def test_distributed_sampler_partitions_the_videos(prepared):
-    ds = prepared_dataset(prepared, subset="train", transform=train_transform(KINETICS_NORMALIZATION))
+    ds = prepared_dataset(prepared, subset="train", transform=train_transform(TORCHVISION_KINETICS_NORMALIZATION))
     seen = []
     for rank in range(2):
         sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
@@ -118,7 +118,7 @@ def test_video_file_dataset_counts_a_broken_avi(synthetic_tree, tmp_path):
     broken = table[table["subset"] == "train"].iloc[0]["path"]
     (tree / "UCF-101" / broken).write_bytes(b"")
     ds = video_file_dataset(tree / "UCF-101", tree / "ucfTrainTestlist", split=1, backend="pyav",
-                            transform=train_transform(KINETICS_NORMALIZATION), max_failure_fraction=0.2)
+                            transform=train_transform(TORCHVISION_KINETICS_NORMALIZATION), max_failure_fraction=0.2)
     assert len(ds) == (table["subset"] == "train").sum()
     assert ds[0]["index"] == 1 and ds.failure_report()["failures"] == 1
 
@@ -136,7 +136,7 @@ def test_works_with_spawned_loader_workers(prepared, synthetic_tree):
 
     pickle.dumps(prepared_dataset(prepared, subset="test").read)
     ds = video_file_dataset(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", subset="test", mode="clip",
-                            backend="pyav", transform=eval_transform(KINETICS_NORMALIZATION))
+                            backend="pyav", transform=eval_transform(TORCHVISION_KINETICS_NORMALIZATION))
     loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
     assert sum(len(b["label"]) for b in loader) == len(ds)
     assert ds.failure_report()["reads"] == len(ds)  # counted in the worker, visible here
@@ -145,7 +145,7 @@ def test_works_with_spawned_loader_workers(prepared, synthetic_tree):
 def test_epoch_seed_makes_each_item_independent_of_workers_and_order(prepared):
     # After set_epoch_seed every random draw of item i (clip start, crop, flip) depends on
     # (seed, i) only: the same clips in any order, from any number of loader workers.
-    ds = prepared_dataset(prepared, subset="train", transform=train_transform(KINETICS_NORMALIZATION, size=64))
+    ds = prepared_dataset(prepared, subset="train", transform=train_transform(TORCHVISION_KINETICS_NORMALIZATION, size=64))
     ds.set_epoch_seed(123)
     order = [5, 0, 3, 1]
     direct = {i: ds[i]["clip"] for i in reversed(order)}

@@ -145,13 +145,13 @@ def test_final_eval_reuses_the_last_epochs_clip_pass_and_quick_eval_logs_no_vide
     recipe = tmp_path / "r.yaml"
     recipe.write_text(dump_config(cfg))
     passes = []
-    real = evaluate_module.predict
+    real = evaluate_module.collect_logits
 
     def counting(*args, desc="eval", **kw):
         passes.append(desc)
         return real(*args, desc=desc, **kw)
 
-    monkeypatch.setattr(evaluate_module, "predict", counting)
+    monkeypatch.setattr(evaluate_module, "collect_logits", counting)
     with caplog.at_level(logging.INFO):
         assert main(["train", "--config", str(recipe)]) == 0
     assert passes == ["eval clips", "eval videos"]  # old: the clip pass twice

@@ -12,7 +12,7 @@ from snl_video.config import save_config
 from snl_video.engine.builders import build_model_from_config
 from snl_video.engine.checkpoint import save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
-from snl_video.engine.inference import evaluate_weights
+from snl_video.engine.evaluate_weights import evaluate_weights
 
 from .conftest import tiny_config
 

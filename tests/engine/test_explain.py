@@ -13,9 +13,9 @@ from torch.nn import functional as F
 
 from snl_video.cli import main
 from snl_video.data.synthetic import make_synthetic_ucf101
-from snl_video.data.transforms import NormalizationSpec
-from snl_video.engine.explain import _centre_clip, explain_video, node_cell, query_node
-from snl_video.engine.inference import InferenceModel
+from snl_video.inputspec import InputSpec
+from snl_video.engine.explain import centre_clip_input, explain_video, node_cell, query_node
+from snl_video.engine.loading import InferenceModel
 from snl_video.models import build_model
 from snl_video.nonlocal_blocks import LowRankAffinity
 
@@ -55,9 +55,9 @@ def _loaded(kind: str, options: dict | None = None, *, stage: str = "layer2") ->
     for block in model.nonlocal_blocks.values():  # leave the identity init: rows depend only on theta/phi anyway
         if hasattr(block, "out_norm"):
             torch.nn.init.normal_(block.out_norm.weight)
-    return InferenceModel(model, "r3d10", ["a", "b", "c"], NormalizationSpec((0.45,) * 3, (0.225,) * 3),
-                          num_frames=8, sampling_stride=2, crop_size=48, num_clips=1, num_crops=1,
-                          reduce="mean_prob", source="test")
+    spec = InputSpec(num_frames=8, sampling_stride=2, crop_size=48, mean=(0.45,) * 3, std=(0.225,) * 3)
+    return InferenceModel(model, "r3d10", ["a", "b", "c"], spec, num_clips=1, num_crops=1, reduce="mean_prob",
+                          source="test")
 
 
 @pytest.mark.parametrize("kind, options", [
@@ -76,7 +76,7 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
     rows = np.load(tmp_path / f"{key}_rows.npy")
     maps = np.load(tmp_path / f"{key}_maps.npy")
     # independent: the block's input from a hook, its dense affinity, the node by the cell formula
-    x, frames_shown = _centre_clip(loaded, video, None)
+    x, frames_shown = centre_clip_input(loaded, video, None)
     seen = {}
     block = loaded.model.nonlocal_blocks[key]
     handle = block.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
@@ -120,7 +120,7 @@ def test_gradcam_matches_a_restatement_and_cgnl_is_explained_away(video, tmp_pat
     result = explain_video(loaded, video, tmp_path, with_gradcam=True, gradcam_class="b")
     assert "position, channel" in result.skipped["layer3_after_0"] and list(result.files) == ["gradcam"]
     cam = np.load(tmp_path / "gradcam.npy")
-    x, _ = _centre_clip(loaded, video, None)
+    x, _ = centre_clip_input(loaded, video, None)
     model = loaded.model
     store = {}
     handle = model.layer4[-1].register_forward_hook(lambda m, i, o: store.setdefault("a", o))

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from snl_video.cli import main
-from snl_video.data.transforms import NormalizationSpec
+from snl_video.inputspec import InputSpec
 from snl_video.engine.builders import build_model_from_config, normalization_from_config
 from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.export import export_model
-from snl_video.engine.inference import InferenceModel
+from snl_video.engine.loading import InferenceModel
 from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
 from .conftest import tiny_config
@@ -58,9 +58,9 @@ class _TinyNet(nn.Module):
 
 def _loaded(kind: str) -> InferenceModel:
     torch.manual_seed(0)
-    return InferenceModel(_TinyNet(kind).eval(), "tiny", ["a", "b", "c"], NormalizationSpec((0.5,) * 3, (0.25,) * 3),
-                          num_frames=4, sampling_stride=1, crop_size=8, num_clips=1, num_crops=1, reduce="mean_prob",
-                          source="test")
+    spec = InputSpec(num_frames=4, sampling_stride=1, crop_size=8, mean=(0.5,) * 3, std=(0.25,) * 3)
+    return InferenceModel(_TinyNet(kind).eval(), "tiny", ["a", "b", "c"], spec, num_clips=1, num_crops=1,
+                          reduce="mean_prob", source="test")
 
 
 @pytest.mark.parametrize("kind", list_nonlocal_kinds())

@@ -18,7 +18,7 @@ from snl_video.data.transforms import NormalizationSpec, eval_transform
 from snl_video.engine.builders import build_model_from_config, normalization_from_config
 from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.features import extract_features
-from snl_video.engine.inference import load_inference_model
+from snl_video.engine.loading import load_inference_model
 
 from .conftest import tiny_config
 

@@ -161,7 +161,7 @@ def test_old_checkpoint_and_wrong_architecture_are_clear_errors(video_run, tmp_p
     other_file = save_config(other, tmp_path / "other.yaml")
     assert main(["predict", "--checkpoint", str(old), "--config", str(other_file), video]) == 2
     err = capsys.readouterr().err
-    assert "does not fit r3d18" in err and len(err.strip().splitlines()) == 1
+    assert "does not fit the model of this config (model r3d18" in err and len(err.strip().splitlines()) == 1
 
 
 class _RunsCode:

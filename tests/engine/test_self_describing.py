@@ -11,8 +11,9 @@ import torch
 
 from snl_video.cli import main
 from snl_video.config import config_from_dict, config_to_dict, save_config
-from snl_video.engine.checkpoint import describe_checkpoint, load_checkpoint, save_checkpoint
+from snl_video.engine.checkpoint import describe_checkpoint, load_training_checkpoint, save_checkpoint
 from snl_video.engine.train import train
+from snl_video.inputspec import InputSpec
 
 from .conftest import NUM_CLASSES, tiny_config
 
@@ -33,13 +34,15 @@ def test_training_checkpoint_holds_recipe_classes_normalisation_and_clip(trained
     index = pd.read_csv(tiny_prepared / "index.csv")
     expected = [index.loc[index.label == i, "class_name"].iloc[0] for i in range(NUM_CLASSES)]
     assert state["class_names"] == expected
-    assert state["normalization"] == {"mean": [0.45] * 3, "std": [0.225] * 3, "value_scale": 1.0}
-    assert state["clip"] == {"num_frames": 6, "sampling_stride": 2, "crop_size": 40}
-    assert state["snl_video"]["format"] == 1
+    assert state["input_spec"] == {"num_frames": 6, "sampling_stride": 2, "crop_size": 40, "mean": [0.45] * 3,
+                                   "std": [0.225] * 3, "value_scale": 1.0, "resize": None, "fps": None}
+    assert "normalization" not in state and "clip" not in state  # one record, not two
+    assert state["snl_video"]["format"] == 2
 
-    described = describe_checkpoint(load_checkpoint(ckpt), path=ckpt)
+    described = describe_checkpoint(load_training_checkpoint(ckpt), path=ckpt)
     assert described.self_describing and described.recipe == cfg and described.class_names == expected
     assert described.normalization.mean == (0.45, 0.45, 0.45)
+    assert described.input_spec == InputSpec.from_dict(state["input_spec"])
 
 
 def test_eval_without_config_uses_the_stored_recipe(trained, tmp_path, capsys):
@@ -54,8 +57,8 @@ def test_eval_without_config_uses_the_stored_recipe(trained, tmp_path, capsys):
 
 def test_old_checkpoint_needs_config_and_the_message_says_so(trained, tmp_path, capsys):
     cfg, ckpt = trained
-    state = load_checkpoint(ckpt)
-    old = {k: v for k, v in state.items() if k not in ("recipe", "class_names", "normalization", "clip", "snl_video")}
+    state = load_training_checkpoint(ckpt)
+    old = {k: v for k, v in state.items() if k not in ("recipe", "class_names", "input_spec", "snl_video")}
     old_path = save_checkpoint(old, tmp_path / "old.pt")
     assert main(["eval", "--checkpoint", str(old_path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -69,7 +72,7 @@ def test_old_checkpoint_needs_config_and_the_message_says_so(trained, tmp_path, 
 
 def test_stored_recipe_without_its_pretrained_file_still_rebuilds(trained, tmp_path):
     cfg, ckpt = trained
-    state = load_checkpoint(ckpt)
+    state = load_training_checkpoint(ckpt)
     state["recipe"] = {**state["recipe"], "pretrained": {"source": str(tmp_path / "gone.pth"), "ignore": []}}
     described = describe_checkpoint(state, path=ckpt)
     assert described.recipe.pretrained is None and described.recipe.model == cfg.model

@@ -156,3 +156,58 @@ def test_load_clip_takes_a_container_without_a_frame_count(tmp_path):
     expected = eval_transform(norm, size=32, crops=1)(read_frames(path, list(range(6, 14)))).unsqueeze(0)
     assert clip.shape == (1, 3, 8, 32, 32)
     torch.testing.assert_close(clip, expected)
+
+
+@pytest.fixture(scope="module")
+def trained_snl(tiny_prepared, tmp_path_factory):
+    """A self-describing checkpoint of the tiny recipe (one SNL block) and one of its videos."""
+    from snl_video.engine.builders import build_model_from_config
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    from .conftest import tiny_config
+
+    out = tmp_path_factory.mktemp("spectrum_ckpt")
+    cfg = tiny_config(tiny_prepared, out / "run")
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg).eval()
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1,
+                            **checkpoint_metadata(cfg, class_names=None)}, out / "c.pt")
+    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
+    return cfg, ckpt, video, model
+
+
+def _expected_spectra(cfg, model, video):
+    """Independently: the recipe's centre clip and normalisation, fed to the same tensors."""
+    from snl_video.data.decoding import probe_video, read_frames
+    from snl_video.data.sampling import center_clip
+    from snl_video.data.transforms import NormalizationSpec, eval_transform
+
+    d = cfg.data
+    indices = center_clip(probe_video(video).declared_frames, clip_len=d.num_frames, stride=d.sampling_stride)[0]
+    x = eval_transform(NormalizationSpec(tuple(d.mean), tuple(d.std)), size=d.crop_size)(read_frames(video, indices))
+    return compute_spectra(model, x[None])
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint", "--weights"])
+def test_cli_spectrum_of_a_trained_model_needs_no_config(trained_snl, tmp_path, flag):
+    from snl_video.cli import main
+
+    cfg, ckpt, video, model = trained_snl
+    out = tmp_path / "s"
+    assert main(["spectrum", str(video), flag, str(ckpt), "--out", str(out)]) == 0
+    doc = json.loads((out / "spectrum.json").read_text())
+    assert doc[flag.removeprefix("--")] == str(ckpt) and "config" not in doc
+    (block,) = doc["blocks"]
+    (expected,) = _expected_spectra(cfg, model, video)
+    assert block["name"] == expected["name"] and block["num_nodes"] == expected["num_nodes"]
+    np.testing.assert_allclose(block["eigenvalues"]["real"], expected["eigenvalues"]["real"], rtol=1e-6, atol=1e-9)
+
+
+def test_cli_spectrum_model_sources_are_exclusive(trained_snl, tmp_path, capsys):
+    from snl_video.cli import main
+
+    cfg, ckpt, video, _ = trained_snl
+    assert main(["spectrum", str(video), "--checkpoint", str(ckpt), "--model", "r3d10", "--out", str(tmp_path)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["spectrum", str(video), "--out", str(tmp_path)]) == 2
+    assert "--checkpoint CKPT or --weights" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def test_predict_with_a_registry_name_prints_kinetics_names_and_feeds_the_2017_i
     entry = get_weights("r3d18.hara2017_k400")
     frames = read_frames(video, center_clip(20, clip_len=16, stride=1)[0]).permute(0, 3, 1, 2)
     frames = TF.center_crop(TF.resize(frames, 112, antialias=True), 112).float()
-    x = (frames - torch.tensor(entry.clip.mean).view(1, 3, 1, 1)).permute(1, 0, 2, 3)[None]
+    x = (frames - torch.tensor(entry.input_spec.mean).view(1, 3, 1, 1)).permute(1, 0, 2, 3)[None]
     with torch.no_grad():
         probs = torch.softmax(source(x), 1)[0]
     best = torch.argsort(probs, descending=True)[:3]

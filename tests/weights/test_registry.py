@@ -38,7 +38,7 @@ def test_names_and_file_names_are_unique():
 
 def test_validate_entry_catches_bad_fields():
     good = get_weights("r3d_18.torchvision_k400")
-    bad = dataclasses.replace(good, sha256="XYZ", url="http://x/y.pth", clip=dataclasses.replace(good.clip, crop_size=500))
+    bad = dataclasses.replace(good, sha256="XYZ", url="http://x/y.pth", input_spec=dataclasses.replace(good.input_spec, crop_size=500))
     problems = " | ".join(validate_entry(bad))
     assert "sha256" in problems and "https" in problems and "file_name" in problems and "crop" in problems
 
@@ -54,8 +54,8 @@ def test_torchvision_entries_match_the_installed_torchvision():
         assert entry.sha256_is_prefix
         assert entry.reported_top1 == pytest.approx(tv.meta["_metrics"]["Kinetics-400"]["acc@1"])
         preset = tv.transforms()
-        assert list(entry.clip.mean) == preset.mean and list(entry.clip.std) == preset.std
-        assert list(entry.clip.resize) == preset.resize_size and [entry.clip.crop_size] * 2 == preset.crop_size
+        assert list(entry.input_spec.mean) == preset.mean and list(entry.input_spec.std) == preset.std
+        assert list(entry.input_spec.resize) == preset.resize_size and [entry.input_spec.crop_size] * 2 == preset.crop_size
         assert entry.num_classes == len(tv.meta["categories"])
 
 
@@ -71,8 +71,8 @@ def test_pytorchvideo_entries_match_the_installed_hub():
 
 def test_hara_entries_are_offline_only_with_their_documented_preprocessing():
     k400 = get_weights("r3d50.hara2017_k400")
-    assert k400.url is None and k400.clip.value_scale == 255 and k400.clip.std == (1.0, 1.0, 1.0)
-    assert k400.clip.mean == (114.7748, 107.7354, 99.4750)
+    assert k400.url is None and k400.input_spec.value_scale == 255 and k400.input_spec.std == (1.0, 1.0, 1.0)
+    assert k400.input_spec.mean == (114.7748, 107.7354, 99.4750)
     assert {get_weights("r3d50.hara2020_k700").num_classes, get_weights("r3d50.hara2020_kmit").num_classes} == {700, 1039}
 
 

@@ -1,0 +1,281 @@
+"""One model loader for inference: any trained or pretrained model, with what it needs.
+
+:func:`load_inference_model` turns one of
+
+* a training checkpoint written by ``snl-video train`` (self-describing; or an older one
+  with the recipe it was trained with, ``config``),
+* a weights registry name (``snl-video weights list``) or a foreign checkpoint file
+  (``weights``: its registry entry found by file name, or its architecture by its tensors),
+
+into an :class:`InferenceModel`: the network in eval mode, its
+:class:`~snl_video.inputspec.InputSpec`, class names, resolved recipe (for training
+checkpoints), evaluation protocol (clips x crops) and a description of where it came from.
+``predict``, ``explain``, ``features``, ``export``, ``spectrum`` and ``eval --weights`` all
+start from it; ``eval --checkpoint`` rebuilds its model with :func:`model_from_training_state`,
+the same function this loader uses for training checkpoints (``eval`` reads the file on
+rank 0 only and shares the tensors, so it hands over the state instead of the path).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ExperimentConfig, VideoReduce
+from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec
+from ..inputspec import InputSpec
+from ..errors import InvalidValueError, MissingFileError
+
+if TYPE_CHECKING:
+    from ..weights.registry import PretrainedWeights
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["InferenceModel", "load_inference_model", "model_from_training_state", "generic_class_names",
+           "read_training_checkpoint_or_none"]
+
+@dataclass
+class InferenceModel:
+    """A network in eval mode and the facts needed to feed it and read its output.
+
+    ``input_spec`` is what the network must be fed; ``num_clips`` x ``num_crops`` and
+    ``reduce`` are the default video-level protocol (the checkpoint's recipe, or the
+    registry entry's evaluation protocol); ``recipe`` is the resolved config of a training
+    checkpoint (``None`` for registry or foreign weights); ``source`` says where it came from.
+    """
+
+    model: nn.Module
+    architecture: str
+    class_names: list[str]
+    input_spec: InputSpec
+    num_clips: int
+    num_crops: Literal[1, 3]
+    reduce: VideoReduce
+    source: str
+    recipe: ExperimentConfig | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: False when the input spec is a guess (a foreign file with no registry entry).
+    input_known: bool = True
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def normalization(self) -> NormalizationSpec:
+        """The input spec's mean / std / value scale."""
+        return NormalizationSpec.from_any(self.input_spec)
+
+    @property
+    def num_frames(self) -> int:
+        return self.input_spec.num_frames
+
+    @property
+    def sampling_stride(self) -> int:
+        return self.input_spec.sampling_stride
+
+    @property
+    def crop_size(self) -> int:
+        return self.input_spec.crop_size
+
+    def describe(self) -> str:
+        """One line: what the model is, what it is fed and where it came from (for logs and reports)."""
+        spec = self.input_spec
+        blocks = ""
+        if self.recipe is not None:
+            nl = self.recipe.nonlocal_blocks
+            blocks = f" + {nl.kind} blocks" if nl is not None else " (no non-local blocks)"
+        guessed = "" if self.input_known else " (input spec guessed)"
+        return (f"{self.architecture}{blocks}, {self.num_classes} classes, {spec.num_frames}x{spec.crop_size}^2 clips "
+                f"(stride {spec.sampling_stride}){guessed}, {self.num_clips} clips x {self.num_crops} crops; "
+                f"from {self.source}")
+
+
+def generic_class_names(count: int) -> list[str]:
+    """``class_0 ... class_{count-1}``: names for a head whose classes nobody named."""
+    return [f"class_{i}" for i in range(count)]
+
+
+# --------------------------------------------------------------------------------------
+# Training checkpoints
+# --------------------------------------------------------------------------------------
+
+
+def model_from_training_state(state: dict[str, Any], cfg: ExperimentConfig, *, path: str | os.PathLike[str]) -> nn.Module:
+    """``cfg``'s model (backbone + placed blocks, no pretrained download) with a training
+    checkpoint's tensors, every key and shape checked (one-line error naming the mismatch)."""
+    from ..config import config_to_dict
+    from .builders import build_model_from_config
+    from .state_fit import describe_recipe, load_model_state
+
+    model = build_model_from_config(cfg, load_weights=False)
+    load_model_state(model, state, checkpoint=path, model_desc=describe_recipe(config_to_dict(cfg)))
+    return model
+
+
+def _from_training_checkpoint(
+    state: dict[str, Any], path: str | os.PathLike[str], *, config: Any, overrides: Sequence[str]
+) -> InferenceModel:
+    from .checkpoint import describe_checkpoint
+
+    described = describe_checkpoint(state, path=path, config=config, overrides=overrides)
+    cfg = described.recipe
+    model = model_from_training_state(state, cfg, path=path)
+    names = described.class_names if described.class_names is not None else generic_class_names(cfg.model.num_classes)
+    return InferenceModel(
+        model=model.eval(), architecture=cfg.model.name, class_names=names, input_spec=described.input_spec,
+        num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops, reduce=cfg.eval.reduce,
+        source=str(path), recipe=cfg,
+    )
+
+
+def read_training_checkpoint_or_none(path: Path) -> dict[str, Any] | None:
+    """The state of an ``snl-video train`` checkpoint at ``path``, or None for any other file
+    (a foreign checkpoint given as ``--weights``)."""
+    from .checkpoint import load_training_checkpoint
+
+    try:
+        state = load_training_checkpoint(path)
+    except ValueError:
+        return None
+    return state if isinstance(state.get("model"), dict) and ("recipe" in state or "epoch" in state) else None
+
+
+# --------------------------------------------------------------------------------------
+# Registry names and foreign files
+# --------------------------------------------------------------------------------------
+
+
+def _class_names_for(entry: "PretrainedWeights | None", count: int) -> list[str]:
+    names = entry.class_names if entry is not None else None
+    if names and len(names) == count:
+        return list(names)
+    return generic_class_names(count)
+
+
+def _known_class_list(count: int) -> list[str] | None:
+    """Class names for a head of ``count`` classes, when a registry entry has them (Kinetics)."""
+    from ..weights.registry import WEIGHTS
+
+    for entry in WEIGHTS:
+        if entry.class_names and len(entry.class_names) == count:
+            return list(entry.class_names)
+    return None
+
+
+def _from_registry_entry(model: nn.Module, entry: "PretrainedWeights", *, num_classes: int, source: str,
+                         architecture: str, borrow_names: bool) -> InferenceModel:
+    """``borrow_names``: an entry without class names takes another entry's list of that
+    length (a foreign file; a registry name keeps generic names, as its notes say)."""
+    names = _class_names_for(entry, num_classes)
+    if borrow_names and names[0] == "class_0":
+        names = _known_class_list(num_classes) or names
+    return InferenceModel(model=model.eval(), architecture=architecture, class_names=names,
+                          input_spec=entry.input_spec, num_clips=entry.eval_num_clips, num_crops=entry.eval_num_crops,
+                          reduce="mean_prob", source=source)
+
+
+#: What a foreign file with no registry entry is assumed to want (a warning says so).
+_GUESSED_INPUT = InputSpec(num_frames=16, sampling_stride=1, crop_size=112, mean=HARA_KINETICS_NORMALIZATION.mean,
+                           std=HARA_KINETICS_NORMALIZATION.std)
+
+
+def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool) -> InferenceModel:
+    """A registry name, or a foreign checkpoint file (its registry entry found by file name,
+    or its architecture by its tensors)."""
+    from ..models import build_model, guess_model_name
+    from ..weights import get_weights, list_weights
+    from ..weights.formats import convert_state, read_checkpoint
+    from ..weights.registry import WEIGHTS
+
+    name = str(weights)
+    if not Path(name).is_file():
+        if name not in list_weights():
+            raise MissingFileError(f"--weights {name!r} is neither an existing file nor a registry name "
+                                    "(`snl-video weights list` shows the names)")
+        entry = get_weights(name)
+        model = build_model(entry.architecture, num_classes=entry.num_classes, pretrained=name)
+        return _from_registry_entry(model, entry, num_classes=entry.num_classes, source=name,
+                                    architecture=entry.architecture, borrow_names=False)
+    path = Path(name)
+    detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
+    entry = next((e for e in WEIGHTS if e.file_name == path.name), None)
+    options: dict[str, Any] = dict(entry.model_options) if entry is not None else {}
+    arch = entry.architecture if entry is not None else guess_model_name(convert_state(detected))
+    if arch is None:
+        raise InvalidValueError(f"{path}: {detected.describe()} matches no registered architecture (`snl-video weights "
+                         "inspect` shows what it holds); load it with a recipe (pretrained: FILE) and train, or "
+                         "use a registry name")
+    num_classes = detected.num_classes
+    if num_classes is None:
+        raise InvalidValueError(f"{path} has no classifier head: it cannot predict classes; pass --head-from CKPT "
+                         "(eval) or a checkpoint with a head")
+    model = build_model(arch, num_classes=num_classes, pretrained=path, **options)
+    if entry is None:  # same architecture and format in the registry: its input spec
+        entry = next((e for e in WEIGHTS if e.architecture == arch and e.format == detected.format), None)
+    if entry is not None:
+        return _from_registry_entry(model, entry, num_classes=num_classes, source=str(path), architecture=arch,
+                                    borrow_names=True)
+    logger.warning("%s: no registry entry for %s %s files; assuming 16x112 clips with 3D-ResNets-PyTorch's "
+                   "Kinetics mean/std", path, detected.format, arch)
+    names = _known_class_list(num_classes) or generic_class_names(num_classes)
+    return InferenceModel(model=model.eval(), architecture=arch, class_names=names, input_spec=_GUESSED_INPUT,
+                          num_clips=10, num_crops=3, reduce="mean_prob", source=str(path), input_known=False)
+
+
+# --------------------------------------------------------------------------------------
+# The loader
+# --------------------------------------------------------------------------------------
+
+
+def load_inference_model(
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | ExperimentConfig | None = None,
+    overrides: Sequence[str] = (),
+    device: str | torch.device = "cpu",
+    allow_unsafe_pickle: bool = False,
+) -> InferenceModel:
+    """The model named by exactly one of ``checkpoint`` or ``weights``, in eval mode on ``device``.
+
+    Args:
+        checkpoint: an ``snl-video train`` checkpoint. It carries its recipe; ``config`` (a
+            YAML path or a config) is only needed for one written before checkpoints did.
+        weights: a registry name or a checkpoint file. A training checkpoint given here is
+            loaded as with ``checkpoint``; a foreign file gets its registry entry's input
+            spec and class names (found by file name, else by architecture and format).
+        overrides: dotted ``key=value`` changes to the recipe (e.g. ``data.num_frames=32``).
+        allow_unsafe_pickle: unpickle a foreign file without restrictions (trusted files only).
+    """
+    from .builders import resolve_device
+
+    if (checkpoint is None) == (weights is None):
+        raise InvalidValueError("give exactly one of --checkpoint CKPT (a training checkpoint) or --weights NAME|FILE")
+    if checkpoint is not None:
+        from .checkpoint import load_training_checkpoint
+
+        state = load_training_checkpoint(checkpoint)
+        loaded = _from_training_checkpoint(state, checkpoint, config=config, overrides=overrides)
+    else:
+        if config is not None:
+            raise InvalidValueError("--config goes with --checkpoint; --weights carries its own spec")
+        state = read_training_checkpoint_or_none(Path(weights)) if Path(str(weights)).is_file() else None
+        if state is not None:
+            loaded = _from_training_checkpoint(state, weights, config=None, overrides=overrides)
+        else:
+            if overrides:
+                raise InvalidValueError(f"dotted overrides {list(overrides)} change a training recipe; --weights "
+                                 f"{weights} has none")
+            loaded = _from_weights(weights, allow_unsafe_pickle=allow_unsafe_pickle)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    loaded.model.to(dev)
+    loaded.device = dev
+    logger.debug("model: %s", loaded.describe())
+    return loaded

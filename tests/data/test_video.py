@@ -1,0 +1,116 @@
+"""Video files: one suffix list, one frame counter (also where the container declares no count),
+one reader and one centre clip, shared by datasets, predict, explain, spectrum and features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from snl_video.data.decoding import decode_all, probe_video, read_frames
+from snl_video.data.sampling import center_clip
+from snl_video.data.video import (
+    VIDEO_SUFFIXES,
+    count_entry_frames,
+    count_frames,
+    failure_reason,
+    find_videos,
+    read_centre_clip,
+    read_entry_frames,
+)
+
+
+def _encode(path, codec: str, count: int = 23) -> np.ndarray:
+    import av
+
+    frames = np.random.default_rng(count).integers(0, 255, (count, 48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return frames
+
+
+@pytest.mark.parametrize("ext, codec", [(".mkv", "mpeg4"), (".webm", "libvpx"), (".avi", "mpeg4")])
+def test_frame_count_equals_the_frames_decoded(tmp_path, ext, codec):
+    path = tmp_path / f"v{ext}"
+    _encode(path, codec, count=23)
+    decoded = len(decode_all(path))  # the reference: every frame, decoded
+    assert count_frames(path) == decoded == 23
+    if ext in (".mkv", ".webm"):
+        assert probe_video(path).declared_frames == 0  # the header says nothing: counted by decoding
+
+
+def test_frame_count_follows_a_rewritten_file(tmp_path):
+    path = tmp_path / "v.webm"
+    _encode(path, "libvpx", count=12)
+    assert count_frames(path) == 12
+    _encode(path, "libvpx", count=17)  # same path, new content: the cache is keyed by size and mtime too
+    assert count_frames(path) == 17
+
+
+def test_a_file_with_no_frames_is_a_decode_error(tmp_path):
+    from snl_video.data.decoding import DecodeError
+
+    bad = tmp_path / "empty.webm"
+    bad.write_bytes(b"")
+    with pytest.raises(DecodeError):
+        count_frames(bad)
+
+
+def test_centre_clip_and_entry_reader(tmp_path):
+    from snl_video.data.datasets import VideoEntry
+
+    path = tmp_path / "v.webm"
+    _encode(path, "libvpx", count=20)
+    clip = read_centre_clip(path, num_frames=6, sampling_stride=2)
+    indices = center_clip(20, clip_len=6, stride=2)[0]
+    assert torch.equal(clip, read_frames(path, indices))
+    entry = VideoEntry(str(path), 0)
+    assert count_entry_frames(entry) == 20
+    assert torch.equal(read_entry_frames(entry, indices), clip)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_centre_clip(tmp_path / "gone.mp4", num_frames=4)
+
+
+def test_a_dataset_of_video_files_takes_containers_without_a_count(tmp_path):
+    # the video_file_dataset reader: before, a container without a declared count was an error
+    import functools
+
+    from snl_video.data.datasets import ClipDataset, VideoEntry
+
+    path = tmp_path / "v.mkv"
+    frames = _encode(path, "mpeg4", count=20)
+    ds = ClipDataset([VideoEntry(str(path), 0)], functools.partial(read_entry_frames, backend=None), mode="clip",
+                     clip_len=4, stride=1, count_frames=count_entry_frames)
+    clip = ds[0]["clip"]
+    indices = center_clip(20, clip_len=4, stride=1)[0]
+    assert clip.shape == (4, 48, 64, 3) and len(frames) == 20
+    assert torch.equal(clip, torch.from_numpy(decode_all(path)[indices]))
+
+
+def test_one_suffix_list(tmp_path):
+    from snl_video.data import sources
+    from snl_video.engine import preflight
+
+    assert sources.VIDEO_EXTENSIONS is VIDEO_SUFFIXES and preflight.VIDEO_SUFFIXES is VIDEO_SUFFIXES
+    (tmp_path / "a").mkdir()
+    for name in ("a/x.MKV", "a/y.webm", "a/notes.txt", "z.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in find_videos(tmp_path)] == ["x.MKV", "y.webm", "z.mp4"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no videos"):
+        find_videos(tmp_path / "empty")
+
+
+def test_failure_reason_is_one_line_without_the_path(tmp_path):
+    empty = tmp_path / "e.avi"
+    empty.write_bytes(b"")
+    assert failure_reason(OSError("anything"), empty) == "empty file (0 bytes)"
+    other = tmp_path / "o.avi"
+    other.write_bytes(b"x")
+    assert failure_reason(ValueError(f"{other}: bad header\nmore"), other) == "bad header"
