@@ -41,8 +41,10 @@ LAYERS: tuple[str, ...] = (
 #: Top-level modules of the package that are utilities (the bottom layer).
 UTILITY_MODULES = frozenset({"fileio", "errors", "progress", "utils"})
 
-#: Share of literal expression nodes above which a function or module counts as data.
+#: Share of literal expression nodes above which a function or module counts as data
+#: (a function only from ``DATA_MIN_LINES`` lines on: a two-line ``pass`` is no table).
 DATA_SHARE = 0.6
+DATA_MIN_LINES = 10
 
 
 def layer_of(module: str) -> str | None:
@@ -251,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in library
         for q, line, lines, share in m.collector.functions
     ]
-    code = [f for f in functions if f[3] <= DATA_SHARE]
-    tables = [f for f in functions if f[3] > DATA_SHARE]
+    tables = [f for f in functions if f[3] > DATA_SHARE and f[0] >= DATA_MIN_LINES]
+    code = [f for f in functions if f not in tables]
     print(f"\nLargest functions (lines; {len(tables)} data tables left out):")
     for lines, name, line, _ in sorted(code, reverse=True)[: args.top]:
         print(f"  {lines:6d}  {name} (line {line})")
