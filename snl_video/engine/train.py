@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import STAGE_NAMES, ExperimentConfig, save_config
+from ..config import FREEZE_POINTS, STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
 from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
                        resolve_device, selection_subset)
@@ -422,7 +422,7 @@ def freeze_until(model: nn.Module, point: str | None) -> list[str]:
     """
     if point is None:
         return []
-    order = ["stem", *STAGE_NAMES, "head"]
+    order = list(FREEZE_POINTS)
     if point not in order:
         raise ValueError(f"runtime.freeze_until={point!r}: expected one of {order} or null")
     stem = [n for n in ("conv1", "bn1") if hasattr(model, n)]
