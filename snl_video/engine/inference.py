@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, VideoReduce as Reduce
 from ..data.datasets import ClipDataset, VideoEntry
 from ..data.decoding import Backend, DecodeError, iter_frames, probe_video, read_frames
 from ..data.sampling import clip_span, sliding_clips
@@ -62,7 +62,6 @@ __all__ = [
 #: File suffixes taken as videos when a folder is given (any container FFmpeg reads).
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv",
                                      ".wmv", ".3gp", ".ogv", ".ts")
-Reduce = Literal["mean_prob", "mean_logit"]
 
 
 # --------------------------------------------------------------------------------------
@@ -548,7 +547,7 @@ def predict(
     ``errors`` with its reason; the others are still predicted.
     """
     from .evaluate import predict as forward_views
-    from .metrics import _topk_indices, aggregate_video_predictions, softmax
+    from .metrics import aggregate_video_predictions, softmax, topk_indices as _topk_indices
 
     if (window is None) != (stride is None):
         raise ValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
@@ -690,7 +689,7 @@ def evaluate_weights(
     """
     from .builders import resolve_device
     from .evaluate import evaluate_model
-    from .metrics import write_evaluation_outputs
+    from .reports import write_evaluation_outputs
 
     device = resolve_device(cfg.runtime.device)
     loaded = load_inference_model(weights=weights, device=device, allow_unsafe_pickle=allow_unsafe_pickle)

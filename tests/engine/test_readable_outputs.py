@@ -13,7 +13,8 @@ from PIL import Image
 
 from snl_video.data.ucf101 import read_class_index
 from snl_video.engine.evaluate import run_evaluation
-from snl_video.engine.metrics import compute_metrics_report, plot_confusion_matrix
+from snl_video.engine.plots import plot_confusion_matrix
+from snl_video.engine.reports import compute_metrics_report
 from snl_video.engine.plots import plot_training_curves
 from snl_video.engine.train import train
 
