@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..data.sources import DatasetName
-from ..models.resnet3d import STAGE_NAMES
+from ..models.resnet3d import STAGE_NAMES, StageName
 from .errors import ErrorList, suggest
 from .validation import check_nonlocal_kind_and_options
 
@@ -42,7 +42,8 @@ __all__ = [
 
 #: Where ``runtime.freeze_until`` may stop: the stem, a stage (``STAGE_NAMES``, the stage
 #: names of the 3D ResNet family, defined with the backbone) or the head.
-FREEZE_POINTS: tuple[str, ...] = ("stem", *STAGE_NAMES, "head")
+FreezePoint = Literal["stem", StageName, "head"]
+FREEZE_POINTS: tuple[str, ...] = get_args(FreezePoint)
 # The paper's stage names (res2 = layer1, ...), accepted in non-local positions.
 STAGE_ALIASES: tuple[str, ...] = ("res2", "res3", "res4", "res5")
 
@@ -55,10 +56,10 @@ OptimizerName = Literal["sgd", "adamw"]
 ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
-FreezePoint = Literal["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 ClipProtocol = Literal["center"]
 NoWeightDecayOn = Literal["norm", "bias"]
-CheckpointStage = Literal["layer1", "layer2", "layer3", "layer4"]
+#: A stage whose residual blocks ``runtime.activation_checkpointing`` may recompute.
+CheckpointStage = StageName
 #: How clip scores become a video score (``eval.reduce``; the metrics use the same type).
 VideoReduce = Literal["mean_prob", "mean_logit"]
 
