@@ -1,4 +1,4 @@
-"""eval with the wrong recipe, Ctrl-C, loader workers, CPU projections, no repeated or fake numbers (issue 15, items 3 and 6)."""
+"""eval with the wrong recipe, Ctrl-C, loader workers, CPU projections, no repeated or fake numbers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Readable names everywhere: class names for subsets, source videos, legible confusion PNG, titled plots (issue 15, item 7)."""
+"""Readable names everywhere: class names for subsets, source videos, legible confusion PNG, titled plots."""
 
 from __future__ import annotations
 
