@@ -1,8 +1,8 @@
 """Affinity builders: modules that turn the embeddings ``θ``, ``φ`` into a graph operator ``A``.
 
 Each named block of the paper's Table 1 differs first in how it builds ``A``; the builders
-here are those choices (some own parameters, e.g. DNL's unary conv, which is why they are
-``nn.Module`` s and sit under the block's ``affinity.`` keys). The operators they return,
+here are those choices; they are modules because some own parameters (DNL's unary conv,
+under the block's ``affinity.`` state-dict keys). The operators they return,
 dense or factorised, live in :mod:`.affinity`; :func:`resolve_impl` picks between the two
 equal-valued paths for ``impl="auto"``.
 """
