@@ -12,7 +12,7 @@ Usage:
                                                           # (16x112²) and at N = 6,272 and 25,088
 
 The spectral family's `snl` filters (--snl-filters, default all of
-snl_video.benchmarking.SNL_FILTER_VARIANTS) are measured on the dense and the linear path
+scripts/nonlocal_sweeps.SNL_FILTER_VARIANTS) are measured on the dense and the linear path
 with their ratio to the linear first-order SNL of the same run. --large (or --large-only)
 adds one forward+backward of the linear SNL (order 1) and of each filter at N = 200,704,
 each in a fresh process, with its time and peak memory (CUDA peak, or peak RSS growth).
@@ -33,14 +33,14 @@ from pathlib import Path
 
 import torch
 
-from snl_video.benchmarking import (
+from nonlocal_sweeps import (  # scripts/nonlocal_sweeps.py: this folder is on sys.path
     SNL_FILTER_VARIANTS,
     bench_nonlocal,
     bench_one_large,
     bench_snl_operator,
     bench_spectral_family,
-    format_table,
 )
+from snl_video.benchmarking import format_table
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
 # (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).

@@ -14,13 +14,12 @@ import argparse
 import importlib
 import logging
 import sys
-import types
 from typing import Sequence
 
 from .errors import Interrupted, SnlVideoError, UserError
 from .version import __version__
 
-__all__ = ["COMMAND_MODULES", "LEGACY_ONE_LINE_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main"]
+__all__ = ["COMMAND_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main"]
 
 # Verb modules, in the order `snl-video --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -45,32 +44,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 logger = logging.getLogger("snl_video")
 
 
-# Modules whose user-facing ``raise ValueError`` / ``FileNotFoundError`` have not become project
-# error types yet (they were being rewritten in parallel): a ValueError / FileNotFoundError raised
-# *in one of them* is still printed as one line. Each entry goes when its sweep lands.
-LEGACY_ONE_LINE_MODULES: frozenset[str] = frozenset({
-    "snl_video.config",  # removed when modules merges (and its raise sites are swept)
-    "snl_video.engine.metrics",  # removed when modules merges (and its raise sites are swept)
-    "snl_video.engine.train",  # removed when modules merges (and its raise sites are swept)
-    "snl_video.nonlocal_blocks.blocks",  # removed when modules merges (and its raise sites are swept)
-})
-
-
-def _raised_in(exc: BaseException) -> str | None:
-    """The module name of the frame that raised ``exc`` (the innermost frame of its traceback)."""
-    tb: types.TracebackType | None = exc.__traceback__
-    if tb is None:
-        return None
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_globals.get("__name__")
-
-
 def is_user_facing(exc: BaseException) -> bool:
     """Whether ``snl-video`` prints ``exc`` as one line (a project error) rather than a traceback (a bug)."""
-    if isinstance(exc, SnlVideoError):
-        return True
-    return isinstance(exc, (ValueError, FileNotFoundError)) and _raised_in(exc) in LEGACY_ONE_LINE_MODULES
+    return isinstance(exc, SnlVideoError)
 
 
 def build_parser() -> argparse.ArgumentParser:

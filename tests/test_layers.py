@@ -17,8 +17,6 @@ PACKAGE = ROOT / "snl_video"
 #: Private names still imported across modules, each with the branch whose merge removes it.
 #: Add nothing here: make the name public (documented, tested) or move it.
 PRIVATE_IMPORT_ALLOWLIST: dict[tuple[str, str, str], str] = {
-    ("snl_video.nonlocal_blocks.bat", "snl_video.nonlocal_blocks.blocks", "_ReLUOpenAtZero"):
-        "removed when modules merges",
 }
 
 

@@ -568,6 +568,9 @@ LIST = DatasetSource(
 
 #: The registered sources, in the order ``snl-video prepare --help`` lists them. A new source is
 #: a module that builds its :class:`DatasetSource` and one line here.
+#: A dataset source's name: any registered source (:func:`registered_sources`), checked by config validation.
+DatasetName = str
+
 SOURCES: tuple[DatasetSource, ...] = (UCF101, HMDB51, FOLDER, LIST)
 
 

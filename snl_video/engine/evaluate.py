@@ -29,7 +29,8 @@ from ..config import ExperimentConfig
 from . import distributed as dist_utils
 from .builders import build_dataset, class_names
 from ..progress import progress as progress_bar
-from .metrics import MetricsReport, compute_metrics_report, deduplicate_by_index, write_evaluation_outputs
+from .metrics import deduplicate_by_index
+from .reports import MetricsReport, compute_metrics_report, write_evaluation_outputs
 from .naming import source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
 from ..errors import InvalidValueError, MissingFileError

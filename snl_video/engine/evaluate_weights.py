@@ -82,7 +82,7 @@ def evaluate_weights(
     """
     from .builders import resolve_device
     from .evaluate import evaluate_model
-    from .metrics import write_evaluation_outputs
+    from .reports import write_evaluation_outputs
 
     device = resolve_device(cfg.runtime.device)
     loaded = load_inference_model(weights=weights, device=device, allow_unsafe_pickle=allow_unsafe_pickle)

@@ -11,6 +11,8 @@
   reduction) therefore travels in the checkpoint and ``--resume`` stays exact. Its
   ``__dict__`` holds plain numbers only, so the checkpoint still reads with
   ``torch.load(weights_only=True)``.
+* :func:`build_optimizer` and :func:`build_scheduler` turn ``optim`` and ``schedule`` into
+  the torch optimizer (over those groups) and scheduler (over that schedule) of a run.
 * :func:`batch_mixer` is batch-level Mixup / CutMix from ``torchvision.transforms.v2`` on
   ``(B, C, T, H, W)`` clips: the clip batch is passed as a ``tv_tensors.Video`` (5 dims,
   checked by torchvision), Mixup blends whole clips and CutMix pastes one box in the last
@@ -30,10 +32,12 @@ from torch import Tensor, nn
 
 from ..errors import InvalidValueError
 from ..config import ExperimentConfig
+from . import distributed as dist_utils
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ParamGroupInfo", "parameter_groups", "EpochSchedule", "batch_mixer", "NORM_TYPES"]
+__all__ = ["ParamGroupInfo", "parameter_groups", "EpochSchedule", "batch_mixer", "build_optimizer", "build_scheduler",
+           "NORM_TYPES"]
 
 #: Module types whose parameters ``no_weight_decay_on: [norm]`` exempts from weight decay.
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -206,3 +210,23 @@ def batch_mixer(cfg: ExperimentConfig) -> Callable[[Tensor, Tensor], tuple[Tenso
         return out.as_subclass(Tensor), soft
 
     return mix
+
+
+def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """SGD (the paper) or AdamW over the trainable parameters, in the groups of ``optim.lr_mult``
+    and ``optim.no_weight_decay_on`` (see :func:`parameter_groups`; logged on the main process)."""
+    params, groups = parameter_groups(model, cfg)
+    if dist_utils.is_main():
+        for i, info in enumerate(groups):
+            logger.info("optimizer group %d: %s", i, info.describe())
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule: step (÷10 every 40 epochs by default), cosine, multistep or plateau,
+    after an optional linear warm-up (:class:`EpochSchedule`; its
+    plateau state is saved in the scheduler's state dict, so resume is exact)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, EpochSchedule(cfg))

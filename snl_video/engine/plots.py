@@ -1,21 +1,30 @@
-"""Training curves of one or several runs, from their ``metrics.jsonl``, as one PNG.
+"""Figures: training curves of one or several runs, and the confusion matrix of an evaluation.
 
-Used by ``snl-video demo`` (one run: train and held-out accuracy) and ``snl-video compare``
+:func:`plot_training_curves` draws runs from their ``metrics.jsonl`` as one PNG, used by
+``snl-video demo`` (one run: train and held-out accuracy) and ``snl-video compare``
 (several runs side by side: the curves behind a Table-7-style table).
+:func:`plot_confusion_matrix` draws a :class:`~snl_video.engine.reports.MetricsReport`'s
+confusion matrix (``eval`` writes it beside the CSVs).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
 
 from ..errors import InvalidValueError
 from ..fileio import atomic_write
 
+if TYPE_CHECKING:  # reports imports this module to draw its figure
+    from .reports import MetricsReport
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["curve_series", "plot_training_curves"]
+__all__ = ["confusion_classes_shown", "confusion_title", "curve_series", "plot_confusion_matrix", "plot_training_curves"]
 
 
 def curve_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
@@ -72,3 +81,75 @@ def plot_training_curves(
         plt.close(fig)
     logger.info("training curves: %s", path)
     return series
+
+
+def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *, normalize: bool = True) -> Path:
+    """A PNG of the confusion matrix, rows normalised to recall when ``normalize``.
+
+    Only the classes present (a true label or a prediction of some video) are drawn, so a
+    6-class subset scored by a 101-class head is a legible 6x6 figure. Sized with the class
+    count (about 0.16 inch per class, 150 dpi past 20 classes) so all 101 UCF-101 names stay
+    readable as tick labels; counts are written in the cells only for up to 20 classes. The
+    title names the run and the checkpoint (also the PNG's ``Title`` metadata).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    shown_classes = confusion_classes_shown(report)
+    cm = report.confusion.astype(np.float64)[np.ix_(shown_classes, shown_classes)]
+    names = [report.class_names[c] for c in shown_classes]
+    n = len(shown_classes)
+    if normalize:
+        support = cm.sum(axis=1, keepdims=True)
+        shown = np.divide(cm, support, out=np.zeros_like(cm), where=support > 0)
+    else:
+        shown = cm
+    side = max(6.0, 0.16 * n + 3.0)
+    font = 10 if n <= 20 else 6 if n <= 120 else 4
+    # 150 dpi for many classes: 6-point names are then ~12 px high, legible when zoomed.
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100 if n <= 20 else 150)
+    try:
+        image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None, interpolation="nearest")
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels(names, rotation=90, fontsize=font)
+        ax.set_yticklabels(names, fontsize=font)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        title = f"video top-1 {report.video_top1:.2f}%, mean class {report.mean_class_accuracy:.2f}%"
+        subtitle = f"{report.num_videos} videos" + (", rows normalised to recall" if normalize else ", counts")
+        if n < report.num_classes:
+            subtitle += f", the {n} of {report.num_classes} classes present"
+        heading = confusion_title(report)
+        ax.set_title(f"{heading}\n{title}\n{subtitle}" if heading else f"{title}\n{subtitle}")
+        if n <= 20:
+            for i in range(n):
+                for j in range(n):
+                    if cm[i, j]:
+                        ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                                color="white" if shown[i, j] > 0.5 * (shown.max() or 1) else "black")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
+        fig.tight_layout()
+        metadata = {"Title": heading or title}
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", metadata=metadata))
+    finally:
+        plt.close(fig)
+
+
+def confusion_classes_shown(report: MetricsReport) -> list[int]:
+    """Classes the confusion PNG draws: those with a true label or a prediction (all when none)."""
+    present = np.flatnonzero(report.confusion.sum(axis=0) + report.confusion.sum(axis=1) > 0)
+    return [int(c) for c in present] if len(present) else list(range(report.num_classes))
+
+
+def confusion_title(report: MetricsReport) -> str:
+    """``run tiny, checkpoint last.pt (epoch 3)`` from the report's extra entries ('' when absent)."""
+    parts = []
+    if report.extra.get("run"):
+        parts.append(f"run {report.extra['run']}")
+    if report.extra.get("checkpoint"):
+        epoch = report.extra.get("epoch")
+        parts.append(f"checkpoint {Path(str(report.extra['checkpoint'])).name}" + (f" (epoch {epoch})" if epoch else ""))
+    return ", ".join(parts)

@@ -23,10 +23,10 @@ A non-finite loss stops the run with :class:`NonFiniteLossError` before the opti
 step, so the last checkpoint on disk is the last good one.
 """
 
+
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
 import logging
 import math
 import os
@@ -41,24 +41,26 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..config import STAGE_NAMES, ExperimentConfig, save_config
+from ..config import FREEZE_POINTS, STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
 from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
                        resolve_device, selection_subset)
-from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_checkpoint, restore_rng_state,
+from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_training_checkpoint, restore_rng_state,
                          save_checkpoint)
 from .evaluate import evaluate_model
+from .metric_log import MetricLogger, read_history
+from .optim import batch_mixer, build_optimizer, build_scheduler
 from .preflight import preflight, usable_workers
+from ..errors import InvalidValueError, MissingFileError, SnlVideoError
+from ..progress import progress as progress_bar
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
-from .optim import EpochSchedule, batch_mixer, parameter_groups
-from ..errors import SnlVideoError
-from ..progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NonFiniteLossError", "MetricLogger", "TrainResult", "build_optimizer", "build_scheduler",
-           "freeze_until", "train", "epoch_seed"]
+# ``read_history`` lives in :mod:`.metric_log`, ``build_optimizer`` / ``build_scheduler`` in
+# :mod:`.optim`; ``read_history`` stays importable from here, where callers long found it.
+__all__ = ["NonFiniteLossError", "TrainResult", "freeze_until", "train", "epoch_seed", "read_history"]
 
 
 class NonFiniteLossError(SnlVideoError, RuntimeError):
@@ -78,137 +80,6 @@ class TrainResult:
     #: with the weights of ``last_checkpoint``: the final evaluation reuses it.
     final_clip_outputs: Any = None
 
-
-# --------------------------------------------------------------------------------------
-# Logging of metrics: JSONL + CSV always, TensorBoard unless runtime.tensorboard=false
-# --------------------------------------------------------------------------------------
-
-
-class MetricLogger:
-    """Appends every metric record to ``metrics.jsonl`` and ``metrics.csv`` (and TensorBoard).
-
-    A record is ``{"kind": "step"|"epoch"|"eval", "epoch": .., "step": .., name: value, ...}``.
-    The CSV has a fixed column set (``kind, epoch, step, name, value``: one row per metric) so
-    records with different fields share one file that pandas reads directly.
-    """
-
-    def __init__(self, out_dir: Path, *, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.enabled = enabled
-        self.jsonl = out_dir / "metrics.jsonl"
-        self.csv = out_dir / "metrics.csv"
-        self.writer = None
-        if not enabled:
-            return
-        if not self.csv.exists():
-            with open(self.csv, "w", newline="") as f:
-                csv.writer(f).writerow(["kind", "epoch", "step", "name", "value"])
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                logger.warning("the tensorboard package is missing (reinstall snl_video): metrics go to "
-                               "metrics.jsonl / metrics.csv only")
-            else:
-                self.writer = SummaryWriter(str(out_dir / "tensorboard"))
-
-    def log(self, kind: str, *, epoch: int, step: int, **values: float) -> None:
-        if not self.enabled:
-            return
-        record = {"kind": kind, "epoch": epoch, "step": step, **values}
-        with open(self.jsonl, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        with open(self.csv, "a", newline="") as f:
-            w = csv.writer(f)
-            for name, value in values.items():
-                w.writerow([kind, epoch, step, name, value])
-        if self.writer is not None:
-            for name, value in values.items():
-                if isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{kind}/{name}", value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def read_history(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl`` (empty when there is none)."""
-    path = Path(out_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-# --------------------------------------------------------------------------------------
-# Setup pieces
-# --------------------------------------------------------------------------------------
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of every generator used in ``epoch`` (0-based)."""
-    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def freeze_until(model: nn.Module, point: str | None) -> list[str]:
-    """Freeze every top-level module before ``point`` (``stem``, ``layer1`` .. ``layer4``, ``head``).
-
-    As 3D-ResNets-PyTorch's ``ft_begin_module``: parameters of the earlier modules stop
-    training and their BatchNorm layers stay in eval mode (running statistics kept, see
-    :func:`_keep_frozen_bn_eval`). Inserted non-local blocks always train: they are new.
-    Returns the names of the frozen modules.
-    """
-    if point is None:
-        return []
-    order = ["stem", *STAGE_NAMES, "head"]
-    if point not in order:
-        raise ValueError(f"runtime.freeze_until={point!r}: expected one of {order} or null")
-    stem = [n for n in ("conv1", "bn1") if hasattr(model, n)]
-    groups = {"stem": stem, **{s: [s] for s in STAGE_NAMES}}
-    frozen = []
-    for name in order[: order.index(point)]:
-        for module_name in groups.get(name, []):
-            for p in getattr(model, module_name).parameters():
-                p.requires_grad_(False)
-            frozen.append(module_name)
-    blocks = getattr(model, "nonlocal_blocks", None)
-    if blocks is not None:
-        for p in blocks.parameters():
-            p.requires_grad_(True)
-    return frozen
-
-
-def _keep_frozen_bn_eval(model: nn.Module, frozen: list[str]) -> None:
-    for name in frozen:
-        for m in getattr(model, name).modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
-def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """SGD (the paper) or AdamW over the trainable parameters, in the groups of ``optim.lr_mult``
-    and ``optim.no_weight_decay_on`` (see :func:`~snl_video.engine.optim.parameter_groups`;
-    logged on the main process)."""
-    params, groups = parameter_groups(model, cfg)
-    if dist_utils.is_main():
-        for i, info in enumerate(groups):
-            logger.info("optimizer group %d: %s", i, info.describe())
-    o = cfg.optim
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
-    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: step (÷10 every 40 epochs by default), cosine, multistep or plateau,
-    after an optional linear warm-up (:class:`~snl_video.engine.optim.EpochSchedule`; its
-    plateau state is saved in the scheduler's state dict, so resume is exact)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, EpochSchedule(cfg))
 
 
 # --------------------------------------------------------------------------------------
@@ -232,12 +103,89 @@ def train(
             the epoch's checkpoint): tests and time-boxed jobs resume later.
     """
     # ---- setup --------------------------------------------------------------------------
-    r = cfg.runtime
-    out = Path(r.output_dir)
-    ckpt_dir = out / "checkpoints"
-    device = resolve_device(r.device)
+    out = Path(cfg.runtime.output_dir)
+    device = resolve_device(cfg.runtime.device)
     started_pg = dist_utils.setup_distributed(device)
-    main = dist_utils.is_main()
+    _seed_process(cfg, device)
+    resume_path = _resume_path(resume, out)
+    # The run record is never rewritten: on resume, keys that cannot change are an error
+    # (before anything is built or written); allowed changes are recorded beside it.
+    resume_changes = check_resume_config(cfg, out, checkpoint=resume_path) if resume_path is not None else []
+    # Every cheap check (model, placement, data, labels) before weights, checkpoints or folders.
+    preflight(cfg, subsets=("train", "test"))
+    dist_utils.barrier()
+    run = _build_run(cfg, device, out, load_weights=resume_path is None)
+    if resume_path is not None:
+        _restore(run, resume_path, resume_changes)
+    _attach_data(run)
+    log = _open_run_folder(run, fresh=resume_path is None)
+
+    # ---- train: epochs, each saved before the next starts ---------------------------------
+    history: list[dict[str, Any]] = []
+    last_ckpt: Path | None = run.ckpt_dir / LAST if resume_path is not None else None
+    best_ckpt: Path | None = run.ckpt_dir / BEST if (run.ckpt_dir / BEST).exists() else None
+    epochs_this_call = 0
+    final_clip_outputs = None
+    try:
+        for epoch in range(run.start_epoch, cfg.schedule.epochs):
+            record, clip_outputs = _run_epoch(run, epoch, log)
+            if clip_outputs is not None:
+                final_clip_outputs = clip_outputs  # the final evaluation's clip pass
+            history.append(record)
+            # ---- save -----------------------------------------------------------------------
+            last_ckpt, best_ckpt = _save_epoch(run, epoch, record, last_ckpt, best_ckpt)
+            dist_utils.barrier()
+            epochs_this_call += 1
+            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+                logger.info("stopping after %d epoch(s) of this call (resume with --resume)", epochs_this_call)
+                break
+    finally:
+        # ---- cleanup ------------------------------------------------------------------------
+        log.close()
+        if started_pg:
+            dist_utils.cleanup_distributed()
+    done = run.start_epoch + epochs_this_call
+    return TrainResult(out, done, history, last_ckpt, best_ckpt, final_clip_outputs=final_clip_outputs)
+
+
+# --------------------------------------------------------------------------------------
+# Set-up steps, in the order train() calls them
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What the epochs of one run share: built once by the set-up, read by every epoch."""
+
+    cfg: ExperimentConfig
+    out: Path
+    device: torch.device
+    main: bool
+    model: nn.Module
+    #: ``model`` as the steps call it: wrapped by DDP and/or ``torch.compile`` when asked.
+    net: nn.Module
+    frozen: list[str]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    start_epoch: int = 0
+    best_top1: float = -1.0
+    train_ds: Any = None
+    selection: str = "test"
+    selection_videos: int = 0
+    steps_per_epoch: int = 0
+    #: What every checkpoint carries besides the weights (see :func:`_attach_data`).
+    description: dict[str, Any] | None = None
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+
+def _seed_process(cfg: ExperimentConfig, device: torch.device) -> None:
+    """Determinism switches and the set-up's seed (each rank its own)."""
+    r = cfg.runtime
     if r.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
         torch.backends.cudnn.benchmark = False
@@ -245,26 +193,29 @@ def train(
         torch.backends.cudnn.benchmark = True
     _seed_everything(epoch_seed(r.seed, -1) + dist_utils.rank())
 
+
+def _resume_path(resume: bool | str | os.PathLike[str], out: Path) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a fresh run (which must not overwrite one)."""
+    ckpt_dir = out / "checkpoints"
     resume_path: Path | None = None
     if resume is True:
         resume_path = ckpt_dir / LAST
         if not resume_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {resume_path}; start without --resume")
+            raise MissingFileError(f"--resume: no checkpoint at {resume_path}; start without --resume")
     elif resume:
         resume_path = Path(resume)
-    elif main and (ckpt_dir / LAST).exists():
-        raise ValueError(f"{out} already holds a run (checkpoints/{LAST}); pass --resume to continue it, "
+    elif dist_utils.is_main() and (ckpt_dir / LAST).exists():
+        raise InvalidValueError(f"{out} already holds a run (checkpoints/{LAST}); pass --resume to continue it, "
                          f"or set runtime.output_dir to a new folder")
     if resume_path is not None and not resume_path.is_file():
-        raise FileNotFoundError(f"--resume-from {resume_path}: no such checkpoint file")
-    # The run record is never rewritten: on resume, keys that cannot change are an error
-    # (before anything is built or written); allowed changes are recorded beside it.
-    resume_changes = check_resume_config(cfg, out, checkpoint=resume_path) if resume_path is not None else []
-    # Every cheap check (model, placement, data, labels) before weights, checkpoints or folders.
-    preflight(cfg, subsets=("train", "test"))
-    dist_utils.barrier()
+        raise MissingFileError(f"--resume-from {resume_path}: no such checkpoint file")
+    return resume_path
 
-    model = build_model_from_config(cfg, load_weights=resume_path is None)
+
+def _build_run(cfg: ExperimentConfig, device: torch.device, out: Path, *, load_weights: bool) -> _Run:
+    """Model (pretrained weights unless resuming, freezing, memory knobs), optimizer, schedule, scaler."""
+    r = cfg.runtime
+    model = build_model_from_config(cfg, load_weights=load_weights)
     frozen = freeze_until(model, r.freeze_until)
     if frozen:
         logger.info("frozen (runtime.freeze_until=%s): %s", r.freeze_until, ", ".join(frozen))
@@ -279,7 +230,7 @@ def train(
                     wrapped, ", ".join(r.activation_checkpointing))
     if r.sync_bn and dist_utils.is_distributed():
         if device.type != "cuda":  # runtime.device=auto on a machine without a GPU
-            raise ValueError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm); this run is on "
+            raise InvalidValueError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm); this run is on "
                              f"{device.type}: set runtime.sync_bn=false")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg)
@@ -297,138 +248,204 @@ def train(
         from .memory import compile_model
 
         net = compile_model(net)
+    return _Run(cfg=cfg, out=out, device=device, main=dist_utils.is_main(), model=model, net=net, frozen=frozen,
+                optimizer=optimizer, scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype)
 
-    start_epoch, best_top1 = 0, -1.0
-    if resume_path is not None:
-        state = load_checkpoint(resume_path)
-        load_model_state(model, state, checkpoint=resume_path)  # one-line error for another recipe's file
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
-        start_epoch, best_top1 = int(state["epoch"]), float(state.get("best_top1", -1.0))
-        logger.info("resumed from %s after epoch %d", resume_path, start_epoch)
-        if main and resume_changes and (out / "config.yaml").is_file():
-            record_amendment(cfg, out, resume_changes, resumed_after_epoch=start_epoch)
 
-    train_ds = build_dataset(cfg, subset="train", mode="train")
+def _restore(run: _Run, resume_path: Path, resume_changes: list[Any]) -> None:
+    """Load weights, optimizer, schedule, scaler and RNG states; record allowed config changes."""
+    state = load_training_checkpoint(resume_path)
+    load_model_state(run.model, state, checkpoint=resume_path)  # one-line error for another recipe's file
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"])
+    run.start_epoch, run.best_top1 = int(state["epoch"]), float(state.get("best_top1", -1.0))
+    logger.info("resumed from %s after epoch %d", resume_path, run.start_epoch)
+    if run.main and resume_changes and (run.out / "config.yaml").is_file():
+        record_amendment(run.cfg, run.out, resume_changes, resumed_after_epoch=run.start_epoch)
+
+
+def _attach_data(run: _Run) -> None:
+    """The training set, the model-selection subset, and what every checkpoint describes."""
+    cfg = run.cfg
+    run.train_ds = build_dataset(cfg, subset="train", mode="train")
     # Model selection (the periodic evaluation that picks best.pt) runs on a validation set
     # carved from the training list when there is one; otherwise on the test split, which
     # the run records (selection_subset) so nobody mistakes its best.pt for a clean one.
-    selection = selection_subset(cfg)
-    selection_videos = len(build_dataset(cfg, subset=selection, mode="clip")) if cfg.eval.every_epochs else 0
-    if main and cfg.eval.every_epochs:
-        if selection == "test":
+    run.selection = selection_subset(cfg)
+    run.selection_videos = len(build_dataset(cfg, subset=run.selection, mode="clip")) if cfg.eval.every_epochs else 0
+    if run.main and cfg.eval.every_epochs:
+        if run.selection == "test":
             logger.warning("model selection (periodic evaluation, best.pt) uses the TEST split (%d videos): set "
                            "data.val_fraction (e.g. 0.1) for a validation set carved from the training list",
-                           selection_videos)
+                           run.selection_videos)
         else:
-            logger.info("model selection on a validation set of %d videos (training on %d)", selection_videos,
-                        len(train_ds))
+            logger.info("model selection on a validation set of %d videos (training on %d)", run.selection_videos,
+                        len(run.train_ds))
     # What every checkpoint of the run carries besides the weights: the checkpoint alone then
     # rebuilds and feeds the model (predict, eval, export without the YAML or the dataset).
-    description = checkpoint_metadata(cfg, class_names=class_names(cfg), normalization=normalization_from_config(cfg))
-    batch_size = cfg.data.batch_size
-    accum = r.grad_accum_steps
-    steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
-    if main:  # only now: a run that fails to start leaves no folder behind
+    run.description = checkpoint_metadata(cfg, class_names=class_names(cfg),
+                                          normalization=normalization_from_config(cfg))
+    run.steps_per_epoch = math.ceil(len(run.train_ds) / (cfg.data.batch_size * dist_utils.world_size()))
+
+
+def _open_run_folder(run: _Run, *, fresh: bool) -> MetricLogger:
+    """Create the output folder and its config.yaml (main process), open the metric log."""
+    cfg, out, r = run.cfg, run.out, run.cfg.runtime
+    if run.main:  # only now: a run that fails to start leaves no folder behind
         out.mkdir(parents=True, exist_ok=True)
-        if resume_path is None or not (out / "config.yaml").is_file():
+        if fresh or not (out / "config.yaml").is_file():
             save_config(cfg, out / "config.yaml")
-    log = MetricLogger(out, enabled=main, tensorboard=r.tensorboard)
-    if main:
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log = MetricLogger(out, enabled=run.main, tensorboard=r.tensorboard)
+    if run.main:
+        trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
         logger.info("train: %d videos, %d steps/epoch of %d clips (x%d accumulation, x%d processes), "
-                    "%d epochs, %s, %.2fM trainable parameters, output %s", len(train_ds), steps_per_epoch,
-                    batch_size, accum, dist_utils.world_size(), cfg.schedule.epochs, device, trainable / 1e6, out)
+                    "%d epochs, %s, %.2fM trainable parameters, output %s", len(run.train_ds), run.steps_per_epoch,
+                    cfg.data.batch_size, r.grad_accum_steps, dist_utils.world_size(), cfg.schedule.epochs,
+                    run.device, trainable / 1e6, out)
+    return log
 
-    # ---- train --------------------------------------------------------------------------
-    history: list[dict[str, Any]] = []
-    last_ckpt: Path | None = ckpt_dir / LAST if resume_path is not None else None
-    best_ckpt: Path | None = ckpt_dir / BEST if (ckpt_dir / BEST).exists() else None
-    epochs_this_call = 0
-    final_clip_outputs = None
-    try:
-        for epoch in range(start_epoch, cfg.schedule.epochs):
-            # Every random draw of this epoch derives from (seed, epoch): exact resume.
-            seed = epoch_seed(r.seed, epoch)
-            _seed_everything(seed + dist_utils.rank())
-            generator = torch.Generator().manual_seed(seed)
-            # One sampler for 1 and N processes: the epoch's permutation is the same, rank r
-            # takes every W-th item of it, and each item's augmentation depends on (seed, item)
-            # only, so W processes x batch b see the clips of 1 process x b x W accumulation.
-            sampler = DistributedSampler(train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
-                                         shuffle=True, seed=seed, drop_last=False)
-            train_ds.set_epoch_seed(seed)
-            loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=usable_workers(cfg.data.num_workers),
-                                generator=generator, pin_memory=device.type == "cuda", drop_last=False,
-                                persistent_workers=False)
-            net.train()
-            _keep_frozen_bn_eval(model, frozen)
-            stats = _train_one_epoch(net, loader, optimizer, scaler, cfg, device=device, amp_dtype=amp_dtype,
-                                     epoch=epoch, steps_per_epoch=steps_per_epoch, log=log, show=main and r.progress)
-            lr = optimizer.param_groups[0]["lr"]
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **stats}
 
-            every = cfg.eval.every_epochs
-            if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.schedule.epochs):
-                report = evaluate_model(model, cfg, device=device, video_level=False, subset=selection,
-                                        progress=main and r.progress)
-                record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5,
-                              selection_subset=selection, selection_videos=selection_videos)
-                if epoch + 1 == cfg.schedule.epochs and selection == "test":
-                    final_clip_outputs = report.clip_outputs  # the final evaluation's clip pass
-                # plateau: every rank sees the same report, so every rank reduces alike
-                if scheduler.lr_lambdas[0].observe(report.clip_top1, epochs_done=epoch + 1) and main:
-                    logger.info("schedule plateau: %s clip top-1 has not improved for %d evaluation(s): lr x%g",
-                                selection, cfg.schedule.patience + 1, cfg.schedule.factor)
-            scheduler.step()
-            history.append(record)
-            if main:
-                log.log("epoch", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
-                        **{k: v for k, v in record.items() if k != "epoch"})
-                logger.info("epoch %d/%d: %s", epoch + 1, cfg.schedule.epochs,
-                            ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                                      for k, v in record.items() if k != "epoch"))
+# --------------------------------------------------------------------------------------
+# One epoch: train, evaluate for model selection, save
+# --------------------------------------------------------------------------------------
 
-            # ---- save ---------------------------------------------------------------------
-            top1 = record.get("val_clip_top1")
-            is_best = top1 is not None and top1 > best_top1
-            if is_best:
-                best_top1 = float(top1)
-            saving = (epoch + 1) % r.checkpoint_every == 0 or epoch + 1 == cfg.schedule.epochs or is_best
-            if saving:  # every rank knows the paths; rank 0 writes
-                last_ckpt = ckpt_dir / LAST
-                best_ckpt = ckpt_dir / BEST if is_best else best_ckpt
-            if main and saving:
-                state = {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch + 1,
-                    "best_top1": best_top1,
-                    "rng": capture_rng_state(),
-                    "config_name": cfg.name,
-                    "selection_subset": selection,
-                    "selection_videos": selection_videos,
-                    **description,
-                }
-                last_ckpt = save_checkpoint(state, ckpt_dir / LAST)
-                if is_best:
-                    best_ckpt = save_checkpoint(state, ckpt_dir / BEST)
-            dist_utils.barrier()
-            epochs_this_call += 1
-            if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-                logger.info("stopping after %d epoch(s) of this call (resume with --resume)", epochs_this_call)
-                break
-    finally:
-        # ---- cleanup ------------------------------------------------------------------------
-        log.close()
-        if started_pg:
-            dist_utils.cleanup_distributed()
-    done = start_epoch + epochs_this_call
-    return TrainResult(out, done, history, last_ckpt, best_ckpt, final_clip_outputs=final_clip_outputs)
+
+def _run_epoch(run: _Run, epoch: int, log: MetricLogger) -> tuple[dict[str, Any], Any]:
+    """Train one epoch, evaluate when due, step the schedule and log the epoch record.
+
+    Returns the record and, on the last epoch when selection is on the test split, the
+    evaluation's clip pass (the final evaluation reuses it), else ``None``.
+    """
+    cfg, r = run.cfg, run.cfg.runtime
+    # Every random draw of this epoch derives from (seed, epoch): exact resume.
+    seed = epoch_seed(r.seed, epoch)
+    _seed_everything(seed + dist_utils.rank())
+    generator = torch.Generator().manual_seed(seed)
+    # One sampler for 1 and N processes: the epoch's permutation is the same, rank r
+    # takes every W-th item of it, and each item's augmentation depends on (seed, item)
+    # only, so W processes x batch b see the clips of 1 process x b x W accumulation.
+    sampler = DistributedSampler(run.train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
+                                 shuffle=True, seed=seed, drop_last=False)
+    run.train_ds.set_epoch_seed(seed)
+    loader = DataLoader(run.train_ds, batch_size=cfg.data.batch_size, sampler=sampler,
+                        num_workers=usable_workers(cfg.data.num_workers), generator=generator,
+                        pin_memory=run.device.type == "cuda", drop_last=False, persistent_workers=False)
+    run.net.train()
+    _keep_frozen_bn_eval(run.model, run.frozen)
+    stats = _train_one_epoch(run.net, loader, run.optimizer, run.scaler, cfg, device=run.device,
+                             amp_dtype=run.amp_dtype, epoch=epoch, steps_per_epoch=run.steps_per_epoch, log=log,
+                             show=run.main and r.progress)
+    record: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **stats}
+
+    clip_outputs = None
+    every = cfg.eval.every_epochs
+    if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.schedule.epochs):
+        report = evaluate_model(run.model, cfg, device=run.device, video_level=False, subset=run.selection,
+                                progress=run.main and r.progress)
+        record.update(val_clip_top1=report.clip_top1, val_clip_top5=report.clip_top5,
+                      selection_subset=run.selection, selection_videos=run.selection_videos)
+        if epoch + 1 == cfg.schedule.epochs and run.selection == "test":
+            clip_outputs = report.clip_outputs
+        # plateau: every rank sees the same report, so every rank reduces alike
+        if run.scheduler.lr_lambdas[0].observe(report.clip_top1, epochs_done=epoch + 1) and run.main:
+            logger.info("schedule plateau: %s clip top-1 has not improved for %d evaluation(s): lr x%g",
+                        run.selection, cfg.schedule.patience + 1, cfg.schedule.factor)
+    run.scheduler.step()
+    if run.main:
+        log.log("epoch", epoch=epoch + 1, step=(epoch + 1) * run.steps_per_epoch,
+                **{k: v for k, v in record.items() if k != "epoch"})
+        logger.info("epoch %d/%d: %s", epoch + 1, cfg.schedule.epochs,
+                    ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}"
+                              for k, v in record.items() if k != "epoch"))
+    return record, clip_outputs
+
+
+def _save_epoch(
+    run: _Run, epoch: int, record: dict[str, Any], last_ckpt: Path | None, best_ckpt: Path | None
+) -> tuple[Path | None, Path | None]:
+    """Write last.pt (every ``runtime.checkpoint_every`` epochs, the last one, a new best) and
+    best.pt (a new best selection top-1); returns the paths of both (rank 0 writes them)."""
+    cfg = run.cfg
+    top1 = record.get("val_clip_top1")
+    is_best = top1 is not None and top1 > run.best_top1
+    if is_best:
+        run.best_top1 = float(top1)
+    saving = (epoch + 1) % cfg.runtime.checkpoint_every == 0 or epoch + 1 == cfg.schedule.epochs or is_best
+    if saving:  # every rank knows the paths; rank 0 writes
+        last_ckpt = run.ckpt_dir / LAST
+        best_ckpt = run.ckpt_dir / BEST if is_best else best_ckpt
+    if run.main and saving:
+        state = {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "epoch": epoch + 1,
+            "best_top1": run.best_top1,
+            "rng": capture_rng_state(),
+            "config_name": cfg.name,
+            "selection_subset": run.selection,
+            "selection_videos": run.selection_videos,
+            **(run.description or {}),
+        }
+        last_ckpt = save_checkpoint(state, run.ckpt_dir / LAST)
+        if is_best:
+            best_ckpt = save_checkpoint(state, run.ckpt_dir / BEST)
+    return last_ckpt, best_ckpt
+
+
+# --------------------------------------------------------------------------------------
+# Seeds and freezing
+# --------------------------------------------------------------------------------------
+
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of every generator used in ``epoch`` (0-based)."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def freeze_until(model: nn.Module, point: str | None) -> list[str]:
+    """Freeze every top-level module before ``point`` (``stem``, ``layer1`` .. ``layer4``, ``head``).
+
+    As 3D-ResNets-PyTorch's ``ft_begin_module``: parameters of the earlier modules stop
+    training and their BatchNorm layers stay in eval mode (running statistics kept, see
+    :func:`_keep_frozen_bn_eval`). Inserted non-local blocks always train: they are new.
+    Returns the names of the frozen modules.
+    """
+    if point is None:
+        return []
+    order = list(FREEZE_POINTS)
+    if point not in order:
+        raise InvalidValueError(f"runtime.freeze_until={point!r}: expected one of {order} or null")
+    stem = [n for n in ("conv1", "bn1") if hasattr(model, n)]
+    groups = {"stem": stem, **{s: [s] for s in STAGE_NAMES}}
+    frozen = []
+    for name in order[: order.index(point)]:
+        for module_name in groups.get(name, []):
+            for p in getattr(model, module_name).parameters():
+                p.requires_grad_(False)
+            frozen.append(module_name)
+    blocks = getattr(model, "nonlocal_blocks", None)
+    if blocks is not None:
+        for p in blocks.parameters():
+            p.requires_grad_(True)
+    return frozen
+
+
+def _keep_frozen_bn_eval(model: nn.Module, frozen: list[str]) -> None:
+    for name in frozen:
+        for m in getattr(model, name).modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def _train_one_epoch(
@@ -464,15 +481,7 @@ def _train_one_epoch(
     fetch = time.perf_counter()
     for step, batch in enumerate(bar):
         data_seconds += time.perf_counter() - fetch
-        clip = batch["clip"].to(device, non_blocking=True)
-        label = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
-        target = label
-        if mix is not None:
-            # soft targets (B, num_classes); accuracy below counts against the dominant label
-            clip, target = mix(clip, label)
-            label = target.argmax(1)
-        if r.channels_last:
-            clip = clip.contiguous(memory_format=torch.channels_last_3d)
+        clip, label, target = _to_device(batch, mix, device, channels_last=r.channels_last)
         # Gradient accumulation: average over the micro-batches of the group (`accum`, fewer in
         # an epoch's last group, which must not be scaled down); DDP syncs only on the last.
         if step % accum == 0:
@@ -480,24 +489,11 @@ def _train_one_epoch(
         group_size = min(accum, steps_per_epoch - group_start)
         last_micro = step + 1 == group_start + group_size
         sync = getattr(net, "no_sync", None)
-        ctx = sync() if (sync is not None and not last_micro) else _nullcontext()
-        with ctx:
+        with sync() if (sync is not None and not last_micro) else contextlib.nullcontext():
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(clip)
                 loss = loss_fn(logits.float(), target)
-            finite = bool(torch.isfinite(loss))
-            if dist_utils.is_distributed():
-                # every process must stop together: one that raised alone would leave the
-                # others waiting in the gradient all-reduce
-                everywhere = dist_utils.all_reduce_max(0.0 if finite else 1.0) == 0.0
-            else:
-                everywhere = finite
-            if not everywhere:
-                where = f"loss is {loss.item()}" if not finite else "a non-finite loss on another process"
-                raise NonFiniteLossError(
-                    f"{where} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
-                    f"is kept in {Path(r.output_dir) / 'checkpoints'}. Lower optim.lr, use runtime.amp=bf16 or none, "
-                    f"or check the data for corrupt clips")
+            _stop_unless_finite(loss, epoch=epoch, step=step, output_dir=r.output_dir)
             scaler.scale(loss / group_size).backward()
         if last_micro:
             if cfg.optim.clip_grad_norm is not None:
@@ -524,6 +520,52 @@ def _train_one_epoch(
                     lr=optimizer.param_groups[0]["lr"], **extra)
         fetch = time.perf_counter()
     elapsed = time.perf_counter() - t0
+    return _epoch_stats(total_loss, total_correct, total_clips, data_seconds=data_seconds, elapsed=elapsed,
+                        grad_norms=grad_norms, clip_grad_norm=cfg.optim.clip_grad_norm)
+
+
+def _to_device(batch: dict[str, Any], mix: Any, device: torch.device, *, channels_last: bool) -> tuple[Any, Any, Any]:
+    """``(clip, label, target)`` of a loader batch on ``device``; with Mixup/CutMix the target is
+    soft ``(B, num_classes)`` and ``label`` its dominant class (what accuracy counts against)."""
+    clip = batch["clip"].to(device, non_blocking=True)
+    label = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
+    target = label
+    if mix is not None:
+        clip, target = mix(clip, label)
+        label = target.argmax(1)
+    if channels_last:
+        clip = clip.contiguous(memory_format=torch.channels_last_3d)
+    return clip, label, target
+
+
+def _stop_unless_finite(loss: torch.Tensor, *, epoch: int, step: int, output_dir: Any) -> None:
+    """Raise :class:`NonFiniteLossError` when the loss is NaN/inf on this or any other process."""
+    finite = bool(torch.isfinite(loss))
+    if dist_utils.is_distributed():
+        # every process must stop together: one that raised alone would leave the
+        # others waiting in the gradient all-reduce
+        everywhere = dist_utils.all_reduce_max(0.0 if finite else 1.0) == 0.0
+    else:
+        everywhere = finite
+    if not everywhere:
+        where = f"loss is {loss.item()}" if not finite else "a non-finite loss on another process"
+        raise NonFiniteLossError(
+            f"{where} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
+            f"is kept in {Path(output_dir) / 'checkpoints'}. Lower optim.lr, use runtime.amp=bf16 or none, "
+            f"or check the data for corrupt clips")
+
+
+def _epoch_stats(
+    total_loss: float,
+    total_correct: int,
+    total_clips: int,
+    *,
+    data_seconds: float,
+    elapsed: float,
+    grad_norms: list[float],
+    clip_grad_norm: float | None,
+) -> dict[str, float]:
+    """The epoch record's training figures, summed over every process."""
     # Epoch figures are over every process (a DistributedSampler's padding repeats are
     # counted: it is a training statistic); throughput is the whole job's.
     # The data fraction is the mean over processes of (loader wait / epoch time): near 0 the
@@ -537,7 +579,7 @@ def _train_one_epoch(
     clipping = {}
     if grad_norms:  # the pre-clip global norm (identical on every rank after the all-reduce)
         clipping = {"grad_norm_mean": float(np.mean(grad_norms)), "grad_norm_max": float(np.max(grad_norms)),
-                    "clipped_fraction": float(np.mean([g > cfg.optim.clip_grad_norm for g in grad_norms]))}
+                    "clipped_fraction": float(np.mean([g > clip_grad_norm for g in grad_norms]))}
     return {
         "train_loss": total_loss / max(total_clips, 1),
         "train_top1": 100.0 * total_correct / max(total_clips, 1),
@@ -546,11 +588,3 @@ def _train_one_epoch(
         "data_fraction": data_fraction,
         **clipping,
     }
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

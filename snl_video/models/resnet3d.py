@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 from torch import Tensor, nn
@@ -35,10 +35,14 @@ from .ffc import FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["feature_map", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES"]
+__all__ = ["feature_map", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D",
+           "STAGE_NAMES", "StageName"]
 
 Triple = tuple[int, int, int]
-STAGE_NAMES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+#: The stages of the 3D ResNet family, in order (torchvision's naming); config, placement
+#: and freezing name stages with these.
+StageName = Literal["layer1", "layer2", "layer3", "layer4"]
+STAGE_NAMES: tuple[str, ...] = get_args(StageName)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import InvalidValueError
-from .blocks import _ReLUOpenAtZero
+from .block import ReLUOpenAtZero
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ __all__ = ["BATBlock", "BATransform", "build_bat"]
 
 
 class _OpenReLU(nn.Module):
-    """ReLU whose gradient at exactly 0 is 1 (see ``blocks._ReLUOpenAtZero``)."""
+    """ReLU whose gradient at exactly 0 is 1 (see :class:`.block.ReLUOpenAtZero`)."""
 
     def forward(self, x: Tensor) -> Tensor:
         # The open-at-zero gradient matters only for training; eval uses the plain ReLU
         # (same values) so the block traces and exports like any other module.
-        return _ReLUOpenAtZero.apply(x) if self.training else F.relu(x)
+        return ReLUOpenAtZero.apply(x) if self.training else F.relu(x)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

@@ -23,6 +23,7 @@ from ..errors import InvalidValueError
 from .affinity import GraphOperator
 
 __all__ = [
+    "POLYNOMIAL_OPTIONS",
     "FilterTerm",
     "GraphFilter",
     "PolynomialFilter",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 Basis = Literal["monomial", "chebyshev"]
+
+#: The ``snl`` options the polynomial (Chebyshev) filter reads; ``order`` and ``basis`` are
+#: checked by the preset, since ``order`` is shared with the Cayley filter.
+POLYNOMIAL_OPTIONS = ("order", "basis")
 
 
 @dataclass(frozen=True)

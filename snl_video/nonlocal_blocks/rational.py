@@ -21,7 +21,7 @@ inside MKL on some CPU builds, and chunks of this size are known to work.
 from __future__ import annotations
 
 import math
-from typing import Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,16 +29,25 @@ from torch.nn import functional as F
 
 from ..errors import InvalidValueError
 from .affinity import GraphOperator, LowRankAffinity
+from .checks import check_choice, check_positive_int
 from .filters import GraphFilter
 
 __all__ = [
+    "ARMA_OPTIONS",
     "ArmaFilter",
+    "CAYLEY_OPTIONS",
     "CayleyFilter",
     "CayleyOfficialFilter",
     "SOLVE_CHUNK",
+    "arma_filter_factory",
     "batched_solve",
+    "cayley_filter_factory",
     "solve_quadratic",
 ]
+
+#: The ``snl`` options each rational filter reads (the preset rejects them for other filters).
+CAYLEY_OPTIONS = ("order", "zoom_init", "solver", "jacobi_iters")
+ARMA_OPTIONS = ("solver", "stacks", "layers", "shared_weights", "activation_inner", "feedback")
 
 # Largest batch of small matrices handed to one torch.linalg.solve call.
 SOLVE_CHUNK = 16
@@ -412,3 +421,55 @@ class ArmaFilter(GraphFilter):
             f"stacks={self.stacks}, layers={self.layers}, shared_weights={self.shared_weights}, "
             f"activation_inner={self.activation_inner!r}, feedback={self.feedback_kind!r}, solver={self.solver!r}"
         )
+
+
+def cayley_filter_factory(
+    *, order: int, zoom_init: Any, solver: str, jacobi_iters: int
+) -> Callable[[int], CayleyFilter]:
+    """Check the ``snl`` options of ``filter='cayley'`` and return ``C_s → CayleyFilter``.
+
+    ``solver='auto'`` is ``'exact'``. The checks run when the block is built, so a bad
+    option fails before any tensor is made, with the option's name in the message.
+    """
+    solver = "exact" if solver == "auto" else solver
+    check_choice("solver", solver, ("exact", "jacobi"))
+    check_positive_int("jacobi_iters", jacobi_iters)
+    if isinstance(zoom_init, bool) or not isinstance(zoom_init, (int, float)) or not zoom_init > 0:
+        raise InvalidValueError(f"zoom_init must be a number > 0, got {zoom_init!r}")
+    return lambda _cs: CayleyFilter(
+        order=order, zoom_init=float(zoom_init), solver=solver, jacobi_iters=jacobi_iters  # type: ignore[arg-type]
+    )
+
+
+def arma_filter_factory(
+    *,
+    solver: str,
+    stacks: int,
+    layers: int,
+    shared_weights: bool,
+    activation_inner: str,
+    feedback: str,
+) -> Callable[[int], ArmaFilter]:
+    """Check the ``snl`` options of ``filter='arma'`` and return ``C_s → ArmaFilter``.
+
+    ``solver='auto'`` is ``'recursion'``; ``solver='exact'`` is the ``T = ∞`` fixed point,
+    so a ``layers`` other than 1 is rejected rather than silently unused.
+    """
+    solver = "recursion" if solver == "auto" else solver
+    check_choice("solver", solver, ("recursion", "exact"))
+    check_positive_int("stacks", stacks)
+    check_positive_int("layers", layers)
+    check_choice("shared_weights", shared_weights, (True, False))
+    check_choice("activation_inner", activation_inner, ("relu", "none"))
+    check_choice("feedback", feedback, ("full", "diagonal"))
+    if solver == "exact" and layers != 1:
+        raise InvalidValueError("arma: solver='exact' is the T = ∞ fixed point; `layers` is unused, leave it at 1")
+    return lambda cs: ArmaFilter(
+        cs,
+        stacks=stacks,
+        layers=layers,
+        shared_weights=shared_weights,
+        activation_inner=activation_inner,  # type: ignore[arg-type]
+        feedback=feedback,  # type: ignore[arg-type]
+        solver=solver,  # type: ignore[arg-type]
+    )

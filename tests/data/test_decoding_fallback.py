@@ -1,5 +1,5 @@
 """Every backend delivers every frame PyAV decodes, at every clip position of a B-frame MPEG-4 AVI;
-a backend that cannot falls back to PyAV for that video with a one-time warning (issue 15, item 9)."""
+a backend that cannot falls back to PyAV for that video with a one-time warning."""
 
 from __future__ import annotations
 

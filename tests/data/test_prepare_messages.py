@@ -1,4 +1,4 @@
-"""prepare's messages name the real problem; no lock file left (issue 15, item 8)."""
+"""prepare's messages name the real problem; no lock file left."""
 
 from __future__ import annotations
 

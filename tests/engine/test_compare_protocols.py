@@ -1,4 +1,4 @@
-"""``compare`` says what it compares: level, protocol, videos, epochs, split, head size; mixed protocols refused (issue 15, item 4)."""
+"""``compare`` says what it compares: level, protocol, videos, epochs, split, head size; mixed protocols refused."""
 
 from __future__ import annotations
 

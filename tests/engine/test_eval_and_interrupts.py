@@ -1,4 +1,4 @@
-"""eval with the wrong recipe, Ctrl-C, loader workers, CPU projections, no repeated or fake numbers (issue 15, items 3 and 6)."""
+"""eval with the wrong recipe, Ctrl-C, loader workers, CPU projections, no repeated or fake numbers."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def test_final_eval_reuses_the_last_epochs_clip_pass_and_quick_eval_logs_no_vide
     epoch = [h for h in read_history(tmp_path / "run") if h["kind"] == "epoch"][-1]
     assert metrics["clip_top1"] == pytest.approx(epoch["val_clip_top1"], abs=1e-4)
     metric_lines = [r.getMessage() for r in caplog.records
-                    if r.name == "snl_video.engine.metrics" and r.getMessage().startswith("clip top-1")]
+                    if r.name == "snl_video.engine.reports" and r.getMessage().startswith("clip top-1")]
     assert len(metric_lines) == 2
     assert "video top-1" not in metric_lines[0] and "one per video" in metric_lines[0]  # the quick evaluation
     assert "video top-1" in metric_lines[1]  # the final one

@@ -1,4 +1,4 @@
-"""Every output follows the user's umask, atomic writes included (issue 15, item 5)."""
+"""Every output follows the user's umask, atomic writes included."""
 
 from __future__ import annotations
 

@@ -17,8 +17,9 @@ import torch
 
 from snl_video.config import ConfigError, config_from_dict
 from snl_video.engine import train as train_module
-from snl_video.engine.optim import batch_mixer
-from snl_video.engine.train import build_optimizer, build_scheduler, read_history, train
+from snl_video.engine.metric_log import read_history
+from snl_video.engine.optim import batch_mixer, build_optimizer, build_scheduler
+from snl_video.engine.train import train
 from snl_video.models import build_model
 
 from .conftest import tiny_config
@@ -43,7 +44,7 @@ def test_lr_mult_and_no_weight_decay_give_each_tensor_its_lr_and_decay(caplog):
     cfg = _cfg(optim={"lr": 0.1, "momentum": 0.0, "weight_decay": 0.01,
                       "lr_mult": {"fc.*": 10, "nonlocal_blocks.*": 5, "*.bias": 3},
                       "no_weight_decay_on": ["norm", "bias"]})
-    with caplog.at_level(logging.INFO, logger="snl_video.engine.train"):
+    with caplog.at_level(logging.INFO, logger="snl_video.engine.optim"):
         opt = build_optimizer(model, cfg)
     # the expected values, from the names and module types (not from the code under test)
     norm_ids = {id(p) for m in model.modules() if isinstance(m, (torch.nn.BatchNorm3d, torch.nn.GroupNorm))

@@ -13,14 +13,13 @@ from torch.utils.data import DistributedSampler
 
 from snl_video.engine.metrics import (
     aggregate_video_predictions,
-    compute_metrics_report,
     confusion_matrix,
     deduplicate_by_index,
     mean_class_accuracy,
     per_class_accuracy,
     topk_accuracy,
-    write_evaluation_outputs,
 )
+from snl_video.engine.reports import compute_metrics_report, write_evaluation_outputs
 
 # --------------------------------------------------------------------------- top-k
 

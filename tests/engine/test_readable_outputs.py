@@ -1,4 +1,4 @@
-"""Readable names everywhere: class names for subsets, source videos, legible confusion PNG, titled plots (issue 15, item 7)."""
+"""Readable names everywhere: class names for subsets, source videos, legible confusion PNG, titled plots."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from PIL import Image
 
 from snl_video.data.ucf101 import read_class_index
 from snl_video.engine.evaluate import run_evaluation
-from snl_video.engine.metrics import compute_metrics_report, plot_confusion_matrix
+from snl_video.engine.plots import plot_confusion_matrix
+from snl_video.engine.reports import compute_metrics_report
 from snl_video.engine.plots import plot_training_curves
 from snl_video.engine.train import train
 

@@ -1,4 +1,4 @@
-"""Resume never rewrites the run record; every cheap check runs before anything heavy (issue 15, items 1-2)."""
+"""Resume never rewrites the run record; every cheap check runs before anything heavy."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ from snl_video.config import config_from_dict
 from snl_video.engine import train as train_module
 from snl_video.engine.checkpoint import LAST, load_checkpoint, save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
-from snl_video.engine.train import (NonFiniteLossError, build_optimizer, build_scheduler, freeze_until, read_history,
-                                    train)
+from snl_video.engine.metric_log import read_history
+from snl_video.engine.optim import build_optimizer, build_scheduler
+from snl_video.engine.train import NonFiniteLossError, freeze_until, train
 from snl_video.models import build_model
 
 from .conftest import NUM_CLASSES, tiny_config

@@ -1,4 +1,4 @@
-"""weights list shows the cache, inspect names the shortcut, errors speak CLI/YAML (issue 15, item 8)."""
+"""weights list shows the cache, inspect names the shortcut, errors speak CLI/YAML."""
 
 from __future__ import annotations
 

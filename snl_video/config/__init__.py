@@ -1,0 +1,75 @@
+"""Typed experiment configuration: YAML + dotted overrides → validated :class:`ExperimentConfig`.
+
+One function, :func:`load_config`, turns a recipe into typed objects before anything heavy
+runs. It reads the YAML (which may include a base file through ``defaults:``), applies
+``key=value`` overrides from the command line, and validates the result against the
+schema, collecting *every* problem (unknown keys with the closest valid name, wrong types,
+out-of-range values, unknown choices, invalid non-local options) into one
+:class:`ConfigError`, so a user fixes a recipe in one pass instead of one crash at a time.
+
+The package, by job:
+
+* :mod:`.schema` — the sections as frozen dataclasses with their defaults (the paper's
+  UCF-101 recipe) and range checks; the option ``Literal`` types;
+* :mod:`.files` — YAML reading with ``defaults:`` includes, dotted overrides,
+  :func:`load_config`, and writing (:func:`dump_config`, :func:`save_config`);
+* :mod:`.convert` — raw mapping ↔ typed objects (:func:`config_from_dict`, :func:`config_to_dict`);
+* :mod:`.validation` — the non-local kind and options, checked against the block registry
+  and a probe construction;
+* :mod:`.errors` — :class:`ConfigError` and the "did you mean" suggestions.
+"""
+
+from .convert import config_from_dict, config_to_dict
+from .errors import ConfigError
+from .files import apply_overrides, dump_config, load_config, load_yaml_with_includes, save_config
+from .schema import (
+    FREEZE_POINTS,
+    INCLUDE_KEYS,
+    STAGE_ALIASES,
+    STAGE_NAMES,
+    Amp,
+    Backend,
+    CheckpointStage,
+    ClipProtocol,
+    DataConfig,
+    DatasetName,
+    Device,
+    EvalConfig,
+    ExperimentConfig,
+    FreezePoint,
+    ModelConfig,
+    NoWeightDecayOn,
+    NonLocalConfig,
+    OptimConfig,
+    OptimizerName,
+    PretrainedConfig,
+    RuntimeConfig,
+    ScheduleConfig,
+    ScheduleKind,
+    TrainCrop,
+    VideoReduce,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DatasetName",
+    "EvalConfig",
+    "ExperimentConfig",
+    "FREEZE_POINTS",
+    "ModelConfig",
+    "NonLocalConfig",
+    "OptimConfig",
+    "PretrainedConfig",
+    "RuntimeConfig",
+    "ScheduleConfig",
+    "STAGE_NAMES",
+    "VideoReduce",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "dump_config",
+    "load_config",
+    "load_yaml_with_includes",
+    "save_config",
+]

@@ -1,0 +1,53 @@
+"""The error every configuration problem is reported in, and the helpers that collect them.
+
+Validation never stops at the first problem: each check adds ``(dotted_key, message)`` to
+an :class:`ErrorList`, and :class:`ConfigError` reports them all at once, with a "did you
+mean" suggestion (:func:`suggest`) wherever a name is close to a valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Sequence
+
+from ..errors import InvalidValueError
+
+__all__ = ["ConfigError", "ErrorList", "suggest"]
+
+
+class ConfigError(InvalidValueError):
+    """Every problem found in a configuration, as ``(dotted_key, message)`` pairs.
+
+    A project :class:`~snl_video.errors.InvalidValueError` (so also a ``ValueError``): the CLI
+    reports it as one line.
+    """
+
+    def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None) -> None:
+        self.errors: list[tuple[str, str]] = list(errors)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.errors)} problem(s){where}:"]
+        lines += [f"  {key or '<top level>'}: {message}" for key, message in self.errors]
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles intact (e.g. raised in a worker process), not as a message string.
+        return (type(self), (self.errors, self.source))
+
+
+
+class ErrorList:
+    """Collects ``(key, message)`` pairs while validation continues."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, key: str, message: str) -> None:
+        """Record one problem at the dotted ``key``."""
+        self.items.append((key, message))
+
+
+def suggest(name: str, valid: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``valid`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
