@@ -13,7 +13,7 @@ import argparse
 import json
 import logging
 
-from ..models import build_model, list_models, profile_model
+from ..models import build_model, list_models, model_entry, profile_model
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("profile", help="count parameters and multiply-adds (MACs) of a model")
     p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=400, help="head size (default 400, Kinetics)")
-    p.add_argument("--frames", type=int, default=16, help="clip length T (default 16)")
-    p.add_argument("--size", type=int, default=112, help="crop size H = W (default 112)")
+    p.add_argument(
+        "--frames", type=int, default=None,
+        help="clip length T (default: the model's published clip where the registry records one, e.g. "
+        "x3d_m 16, slowfast_r50 32; else 16)",
+    )
+    p.add_argument(
+        "--size", type=int, default=None,
+        help="crop size H = W (default: the model's published crop where recorded, e.g. x3d_m 224; else 112)",
+    )
     p.add_argument(
         "--nonlocal",
         dest="nonlocal_spec",
@@ -65,6 +72,11 @@ def _parse_model_options(items: list[str]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    published = model_entry(args.model).input_size
+    if args.frames is None:
+        args.frames = published[0] if published else 16
+    if args.size is None:
+        args.size = published[1] if published else 112
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")

@@ -408,6 +408,7 @@ for _variant in ("c2d", "i3d"):
 _PTV_SLOWFAST = "Feichtenhofer et al., ICCV 2019; pytorchvideo.models.slowfast.create_slowfast (PySlowFast SLOWFAST_{8x8,4x16}_R50)"
 
 
+# input_size: the training clip (32 fast frames, 224² crops); the published GFLOPs are for 256² test views.
 @register_model("slowfast_r50", family="slowfast", reference=_PTV_SLOWFAST, input_size=(32, 224, 224))
 def _slowfast_r50(*, setting: Literal["8x8", "4x16"] = "8x8", dropout: float = 0.5) -> SlowFastSpec:
     """SlowFast R50: ``setting`` 8x8 (α 4, fusion kernel 7) or 4x16 (α 8, fusion kernel 5); one
@@ -416,8 +417,10 @@ def _slowfast_r50(*, setting: Literal["8x8", "4x16"] = "8x8", dropout: float = 0
 
 
 _X3D = "Feichtenhofer, CVPR 2020; pytorchvideo.models.x3d.create_x3d (hub x3d_{}: {} clips)"
-# Published test clips (T, H, W): the X3D paper's Table 3 / pytorchvideo's model zoo.
-_X3D_INPUTS: dict[str, tuple[int, int, int]] = {"xs": (4, 182, 182), "s": (13, 182, 182), "m": (16, 224, 224)}
+# Training clips (T, H, W) of the published models (the X3D paper's Table 3, where their
+# GFLOPs are counted; pytorchvideo's hub builders' input_clip_length / input_crop_size).
+# They are tested at larger crops (182², 182², 256²), which the input spec of weights records.
+_X3D_INPUTS: dict[str, tuple[int, int, int]] = {"xs": (4, 160, 160), "s": (13, 160, 160), "m": (16, 224, 224)}
 
 
 def _register_x3d(size: str) -> None:
