@@ -216,8 +216,12 @@ def insert_nonlocal_blocks(model: "nn.Module", spec: NonLocalSpec) -> NonLocalPl
     """Build the blocks of ``spec`` into ``model.nonlocal_blocks``; returns the placement.
 
     Every block starts as the identity, so the model's function is unchanged. Placing a
-    block where one already is is an error.
+    block where one already is is an error, and so is placing any in a model that says why it
+    refuses them (``model.nonlocal_refusal``: torchvision's transformer baselines).
     """
+    refusal = getattr(model, "nonlocal_refusal", None)
+    if refusal is not None:
+        raise ValueError(refusal)
     placement = resolve_placement(spec, stage_depths=model.stage_depths())
     assert placement is not None
     channels = model.stage_channels()

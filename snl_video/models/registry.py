@@ -26,6 +26,7 @@ from . import architectures as arch
 from .placement import NonLocalSpec, insert_nonlocal_blocks
 from .resnet3d import ResNet3D, ResNet3DSpec
 from .slowfast import SlowFast3D, SlowFastSpec, slowfast_resnet50
+from .torchvision_video import TORCHVISION_BASELINES, TorchvisionVideo, TorchvisionVideoSpec
 from .x3d import X3D, X3DSpec, x3d_spec
 
 if TYPE_CHECKING:
@@ -45,9 +46,14 @@ __all__ = [
     "load_backbone_weights",
 ]
 
-ModelSpec = Union[ResNet3DSpec, SlowFastSpec, X3DSpec]
+ModelSpec = Union[ResNet3DSpec, SlowFastSpec, X3DSpec, TorchvisionVideoSpec]
 #: The module class each spec type builds (``cls(spec, num_classes=...)``).
-MODEL_CLASSES: dict[type, type[nn.Module]] = {ResNet3DSpec: ResNet3D, SlowFastSpec: SlowFast3D, X3DSpec: X3D}
+MODEL_CLASSES: dict[type, type[nn.Module]] = {
+    ResNet3DSpec: ResNet3D,
+    SlowFastSpec: SlowFast3D,
+    X3DSpec: X3D,
+    TorchvisionVideoSpec: TorchvisionVideo,
+}
 
 
 def model_from_spec(spec: ModelSpec, *, num_classes: int) -> nn.Module:
@@ -291,7 +297,7 @@ def load_backbone_weights(
     return load_pretrained(
         model,
         source,
-        head_prefixes=("fc.",),
+        head_prefixes=tuple(getattr(model, "head_prefixes", ("fc.",))),
         ignore=tuple(ignore),
         new_module_patterns=("nonlocal_blocks.*",),
         check=check,
@@ -437,3 +443,20 @@ def _register_x3d(size: str) -> None:
 
 for _size in _X3D_INPUTS:
     _register_x3d(_size)
+
+
+# torchvision's transformer / separable baselines: built by torchvision, keys and forward its own;
+# non-local placement refused (see :mod:`.torchvision_video`). input_size: the weights' clip.
+def _register_torchvision_baseline(arch: str) -> None:
+    def make_spec(*, dropout: float | None = None) -> TorchvisionVideoSpec:
+        return TorchvisionVideoSpec(arch, dropout=dropout)
+
+    make_spec.__qualname__ = arch
+    make_spec.__doc__ = f"torchvision.models.video.{arch} (dropout None: torchvision's default)."
+    register_model(
+        arch, family="torchvision-baseline", reference=f"torchvision.models.video.{arch}", input_size=(16, 224, 224)
+    )(make_spec)
+
+
+for _arch in TORCHVISION_BASELINES:
+    _register_torchvision_baseline(_arch)

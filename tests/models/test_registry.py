@@ -17,11 +17,14 @@ EXPECTED = [
     "ffc_c2d_r50", "ffc_i3d_r50", "ffc_r3d50", "bat_c2d_r50", "bat_i3d_r50",
     "slowfast_r50", "x3d_xs", "x3d_s", "x3d_m",
 ]  # fmt: skip
+# torchvision's transformer / separable baselines: no non-local placement, MViT and S3D need
+# 16x224² clips (tests/models/test_torchvision_baselines.py covers them).
+BASELINES = ["mvit_v2_s", "swin3d_t", "s3d"]
 HEAVY = {"r3d101", "r3d152", "r3d200"}  # > 80 M parameters: slow on 2 CPU cores
 
 
 def test_every_issue_model_is_registered():
-    assert sorted(list_models()) == sorted(EXPECTED)
+    assert sorted(list_models()) == sorted(EXPECTED + BASELINES)
 
 
 def test_list_models_pattern():
