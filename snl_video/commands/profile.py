@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="nonlocal_spec",
         default=None,
         help="a non-local kind (paper placement: res4, before its last block) or a JSON placement spec, "
-        'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\'',
+        'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\' '
+        '(SlowFast names the pathway: {"slow.layer3": [4], "fast.layer3": [5]})',
     )
     p.add_argument(
         "--model-option",
