@@ -14,7 +14,7 @@ import json
 import logging
 
 from ..errors import InvalidValueError
-from ..models import build_model, list_models, profile_model
+from ..models import build_model, list_models, model_entry, profile_model
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("profile", help="count parameters and multiply-adds (MACs) of a model")
     p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=400, help="head size (default 400, Kinetics)")
-    p.add_argument("--frames", type=int, default=16, help="clip length T (default 16)")
-    p.add_argument("--size", type=int, default=112, help="crop size H = W (default 112)")
+    p.add_argument(
+        "--frames", type=int, default=None,
+        help="clip length T (default: the model's published clip where the registry records one, e.g. "
+        "x3d_m 16, slowfast_r50 32; else 16)",
+    )
+    p.add_argument(
+        "--size", type=int, default=None,
+        help="crop size H = W (default: the model's published crop where recorded, e.g. x3d_m 224; else 112)",
+    )
     p.add_argument(
         "--nonlocal",
         dest="nonlocal_spec",
         default=None,
         help="a non-local kind (paper placement: res4, before its last block) or a JSON placement spec, "
-        'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\'',
+        'e.g. \'{"kind": "nl", "positions": {"layer2": [1, 3], "layer3": [1, 3, 5]}}\' '
+        '(SlowFast names the pathway: {"slow.layer3": [4], "fast.layer3": [5]})',
     )
     p.add_argument(
         "--model-option",
@@ -67,6 +75,11 @@ def _parse_model_options(items: list[str]) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    published = model_entry(args.model).input_size
+    if args.frames is None:
+        args.frames = published[0] if published else 16
+    if args.size is None:
+        args.size = published[1] if published else 112
     for name in ("num_classes", "frames", "size"):
         if getattr(args, name) <= 0:
             raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")

@@ -15,26 +15,36 @@ sees that residual block's output, ``(B, C_stage, T, H, W)``.
   Keys: ``kind`` (required), ``options`` (passed to
   :func:`~snl_video.nonlocal_blocks.build_nonlocal`), ``positions`` (default: the
   paper's), ``inter_channels`` (``C_s``; default ``C / 2`` of each stage). Stages may be
-  named ``layer1..layer4`` or ``res2..res5``. ``input_size`` (``[T, H, W]``, the model's
+  named ``layer1..layer4`` or ``res2..res5``; in a two-pathway model (SlowFast) they are
+  qualified by the pathway, ``slow.layer3`` / ``fast.res4`` (a bare ``layer3`` is an
+  error there, naming both), and the paper's default goes to the slow pathway's res4. ``input_size`` (``[T, H, W]``, the model's
   nominal clip size) gives each placed block the map size of its position: blocks bound
   to one size (``srb`` with ``transform="lo"`` or ``spectrum_relu``) are built for it, and
   ``bat`` checks its ``s``/``ts`` against it, so errors name the position. It is needed
   (an error says so) only by the size-bound kinds; ``build_model_from_config`` passes the
   config's ``data.num_frames`` × ``data.crop_size``².
 
-Blocks live in the model's ``nonlocal_blocks`` ModuleDict (key ``layer3_after_4``), not
-inside the stages, so no backbone key changes.
+Blocks live in the model's ``nonlocal_blocks`` ModuleDict (key ``layer3_after_4``,
+``slow_layer3_after_4``), not inside the stages, so no backbone key changes.
+
+Any model works here that, like :class:`~.resnet3d.ResNet3D`, ``SlowFast3D`` and ``X3D``,
+has ``stage_depths()`` / ``stage_channels()`` keyed by stage name, the stage's residual
+blocks at ``model.get_submodule(stage)``, a ``nonlocal_blocks`` ModuleDict that its forward
+applies, and a ``spec`` it can be rebuilt from (``type(model)(model.spec, num_classes=1)``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from ..errors import InvalidValueError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
-from .resnet3d import STAGE_NAMES, ResNet3D
+from .resnet3d import nonlocal_key
+
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +75,7 @@ class NonLocalPlacement:
 
     def keys(self) -> list[str]:
         """The ``nonlocal_blocks`` keys this placement creates."""
-        return [ResNet3D.nonlocal_key(stage, p) for stage, ps in self.positions.items() for p in ps]
+        return [nonlocal_key(stage, p) for stage, ps in self.positions.items() for p in ps]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,19 +91,31 @@ NonLocalSpec = Union[str, Mapping[str, Any], NonLocalPlacement]
 
 
 def default_positions(stage_depths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
-    """The paper's placement: res4 (``layer3``), right before its last residual block."""
-    return {"layer3": (max(stage_depths["layer3"] - 2, 0),)}
+    """The paper's placement: res4 (``layer3``), right before its last residual block; in a
+    two-pathway model the first pathway's (SlowFast: ``slow.layer3``, as the SlowFast zoo's
+    non-local rows, which place blocks in the slow pathway)."""
+    stage = "layer3" if "layer3" in stage_depths else next((s for s in stage_depths if s.endswith(".layer3")), None)
+    if stage is None:
+        raise InvalidValueError(f"this model has no res4 (layer3) stage for the default placement; stages: {', '.join(stage_depths)}")
+    return {stage: (max(stage_depths[stage] - 2, 0),)}
 
 
-def _stage_name(name: Any) -> str:
+def _stage_name(name: Any, stages: Mapping[str, int]) -> str:
+    """``name`` (``layer3``, ``res4``, ``slow.res4``) as one of the model's ``stages``."""
+    resolved = name
     if isinstance(name, str):
-        name = STAGE_ALIASES.get(name, name)
-    if name not in STAGE_NAMES:
+        prefix, _, last = name.rpartition(".")
+        resolved = (f"{prefix}." if prefix else "") + STAGE_ALIASES.get(last, last)
+    if resolved in stages:
+        return resolved
+    aliases = f"(or {', '.join(f'{a}={s}' for a, s in STAGE_ALIASES.items())})"
+    qualified = [s for s in stages if isinstance(resolved, str) and s.endswith(f".{resolved}")]
+    if qualified:
         raise InvalidValueError(
-            f"unknown stage {name!r} in non-local positions; valid stages: {', '.join(STAGE_NAMES)} "
-            f"(or {', '.join(f'{a}={s}' for a, s in STAGE_ALIASES.items())})"
+            f"stage {name!r} is ambiguous in non-local positions: this model has one per pathway; "
+            f"name the pathway: {' or '.join(repr(s) for s in qualified)}"
         )
-    return name
+    raise InvalidValueError(f"unknown stage {name!r} in non-local positions; valid stages: {', '.join(stages)} {aliases}")
 
 
 def _check_positions(raw: Any, stage_depths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
@@ -104,7 +126,7 @@ def _check_positions(raw: Any, stage_depths: Mapping[str, int]) -> dict[str, tup
         )
     positions: dict[str, tuple[int, ...]] = {}
     for stage_raw, indices in raw.items():
-        stage = _stage_name(stage_raw)
+        stage = _stage_name(stage_raw, stage_depths)
         if stage in positions:
             raise InvalidValueError(f"stage {stage} is given twice in non-local positions (as {stage_raw!r} and an alias)")
         depth = stage_depths[stage]
@@ -165,8 +187,9 @@ def resolve_placement(spec: NonLocalSpec | None, *, stage_depths: Mapping[str, i
     )
 
 
-def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[str, tuple[int, int, int]]:
-    """``(T, H, W)`` of the output of every residual block (key ``layerK_after_i``) for a
+def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dict[str, tuple[int, int, int]]:
+    """``(T, H, W)`` of the output of every residual block (key ``layerK_after_i``, see
+    :func:`~.resnet3d.nonlocal_key`) for a
     clip of ``input_size``, from a shape-only run of the backbone on the meta device."""
     import torch
 
@@ -176,8 +199,8 @@ def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[s
     sizes: dict[str, tuple[int, int, int]] = {}
     handles = []
     for stage in model.stage_depths():
-        for index, block in enumerate(getattr(probe, stage)):
-            key = ResNet3D.nonlocal_key(stage, index)
+        for index, block in enumerate(probe.get_submodule(stage)):
+            key = nonlocal_key(stage, index)
             handles.append(
                 block.register_forward_hook(  # FFC blocks return (local, global) pairs of one map size
                     lambda m, i, o, key=key: sizes.__setitem__(key, tuple((o[0] if isinstance(o, tuple) else o).shape[2:]))
@@ -192,19 +215,23 @@ def stage_map_sizes(model: ResNet3D, input_size: tuple[int, int, int]) -> dict[s
     return sizes
 
 
-def insert_nonlocal_blocks(model: ResNet3D, spec: NonLocalSpec) -> NonLocalPlacement:
+def insert_nonlocal_blocks(model: "nn.Module", spec: NonLocalSpec) -> NonLocalPlacement:
     """Build the blocks of ``spec`` into ``model.nonlocal_blocks``; returns the placement.
 
     Every block starts as the identity, so the model's function is unchanged. Placing a
-    block where one already is is an error.
+    block where one already is is an error, and so is placing any in a model that says why it
+    refuses them (``model.nonlocal_refusal``: torchvision's transformer baselines).
     """
+    refusal = getattr(model, "nonlocal_refusal", None)
+    if refusal is not None:
+        raise InvalidValueError(refusal)
     placement = resolve_placement(spec, stage_depths=model.stage_depths())
     assert placement is not None
     channels = model.stage_channels()
     sizes: dict[str, tuple[int, int, int]] | None = None
     for stage, indices in placement.positions.items():
         for index in indices:
-            key = ResNet3D.nonlocal_key(stage, index)
+            key = nonlocal_key(stage, index)
             if key in model.nonlocal_blocks:
                 raise InvalidValueError(f"a non-local block is already placed at {key}")
             block = build_nonlocal(

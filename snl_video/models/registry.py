@@ -1,8 +1,12 @@
 """The model registry: ``build_model(name, ...)`` and ``list_models(pattern)``.
 
-Each entry is a function returning a :class:`~.resnet3d.ResNet3DSpec` (pure data); its
-keyword arguments are the model's options (e.g. ``conv1_t_size`` for Hara's ResNets,
-``dropout`` for pytorchvideo's). Registering a name twice is an error.
+Each entry is a function returning a spec (pure data): a :class:`~.resnet3d.ResNet3DSpec`
+(the one-pathway 3D ResNets), a :class:`~.slowfast.SlowFastSpec` (two ResNet pathways with
+lateral connections) or an :class:`~.x3d.X3DSpec`; :data:`MODEL_CLASSES` says which module
+each spec type builds. Its keyword arguments are the model's options (e.g. ``conv1_t_size``
+for Hara's ResNets, ``dropout`` for pytorchvideo's, ``setting`` for SlowFast). An entry may
+record the clip ``(T, H, W)`` its architecture was published at (``input_size``; ``snl-video
+profile`` uses it by default). Registering a name twice is an error.
 """
 
 from __future__ import annotations
@@ -13,33 +17,67 @@ import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import InvalidValueError
 from . import architectures as arch
 from .placement import NonLocalSpec, insert_nonlocal_blocks
 from .resnet3d import ResNet3D, ResNet3DSpec
+from .slowfast import SlowFast3D, SlowFastSpec, slowfast_resnet50
+from .torchvision_video import TORCHVISION_BASELINES, TorchvisionVideo, TorchvisionVideoSpec
+from .x3d import X3D, X3DSpec, x3d_spec
 
 if TYPE_CHECKING:
     from snl_video.weights import LoadReport, PretrainedWeights
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "build_model", "load_backbone_weights",
-           "backbone_signature", "registered_signature", "guess_model_name"]
+__all__ = [
+    "ModelEntry",
+    "ModelSpec",
+    "MODEL_CLASSES",
+    "model_from_spec",
+    "register_model",
+    "list_models",
+    "model_entry",
+    "build_model",
+    "load_backbone_weights",
+    "backbone_signature",
+    "registered_signature",
+    "guess_model_name",
+]
+
+ModelSpec = Union[ResNet3DSpec, SlowFastSpec, X3DSpec, TorchvisionVideoSpec]
+#: The module class each spec type builds (``cls(spec, num_classes=...)``).
+MODEL_CLASSES: dict[type, type[nn.Module]] = {
+    ResNet3DSpec: ResNet3D,
+    SlowFastSpec: SlowFast3D,
+    X3DSpec: X3D,
+    TorchvisionVideoSpec: TorchvisionVideo,
+}
+
+
+def model_from_spec(spec: ModelSpec, *, num_classes: int) -> nn.Module:
+    """The (randomly initialised, block-free) model of ``spec`` with a ``num_classes`` head."""
+    cls = MODEL_CLASSES.get(type(spec))
+    if cls is None:
+        raise TypeError(f"no model class for a {type(spec).__name__}; known specs: {', '.join(t.__name__ for t in MODEL_CLASSES)}")
+    return cls(spec, num_classes=num_classes)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered backbone: its spec function and where its architecture comes from."""
+    """A registered backbone: its spec function, where its architecture comes from and,
+    where the architecture is tied to one, the clip ``(T, H, W)`` it was published at."""
 
     name: str
-    make_spec: Callable[..., ResNet3DSpec]
+    make_spec: Callable[..., ModelSpec]
     family: str
     reference: str
+    input_size: tuple[int, int, int] | None = None
 
     def options(self) -> dict[str, Any]:
         """The model's options with their defaults."""
@@ -53,13 +91,15 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, family: str, reference: str) -> Callable[[Callable[..., ResNet3DSpec]], Callable[..., ResNet3DSpec]]:
+def register_model(
+    name: str, *, family: str, reference: str, input_size: tuple[int, int, int] | None = None
+) -> Callable[[Callable[..., ModelSpec]], Callable[..., ModelSpec]]:
     """Decorator registering a spec function under ``name`` (a duplicate name is an error)."""
 
-    def decorator(make_spec: Callable[..., ResNet3DSpec]) -> Callable[..., ResNet3DSpec]:
+    def decorator(make_spec: Callable[..., ModelSpec]) -> Callable[..., ModelSpec]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].make_spec.__qualname__})")
-        _REGISTRY[name] = ModelEntry(name, make_spec, family, reference)
+        _REGISTRY[name] = ModelEntry(name, make_spec, family, reference, input_size)
         return make_spec
 
     return decorator
@@ -85,7 +125,7 @@ def build_model(
     pretrained: "str | Path | PretrainedWeights | Mapping[str, Any] | None" = None,
     pretrained_ignore: Sequence[str] = (),
     **kw: Any,
-) -> ResNet3D:
+) -> nn.Module:
     """Build backbone ``name`` with a ``num_classes`` head, optional non-local blocks and weights.
 
     This is the one fine-tuning path: the model is built, non-local blocks are placed, and
@@ -119,7 +159,7 @@ def build_model(
             f"unknown option(s) {unknown} for model {name!r}; valid options: "
             + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none")
         )
-    model = ResNet3D(entry.make_spec(**kw), num_classes=num_classes)
+    model = model_from_spec(entry.make_spec(**kw), num_classes=num_classes)
     model.load_report = None  # type: ignore[attr-defined]
     weights_entry = _registry_entry(pretrained)
     if nonlocal_blocks is None and weights_entry is not None and weights_entry.nonlocal_blocks is not None:
@@ -167,7 +207,7 @@ def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dic
 
 
 def load_backbone_weights(
-    model: ResNet3D,
+    model: nn.Module,
     source: "str | Path | PretrainedWeights | Mapping[str, Any]",
     *,
     ignore: Sequence[str] = (),
@@ -204,7 +244,7 @@ def load_backbone_weights(
     return load_pretrained(
         model,
         source,
-        head_prefixes=("fc.",),
+        head_prefixes=tuple(getattr(model, "head_prefixes", ("fc.",))),
         ignore=tuple(ignore),
         new_module_patterns=("nonlocal_blocks.*",),
         check=check,
@@ -226,7 +266,7 @@ def backbone_signature(state: Mapping[str, Any], ignore: Sequence[str]) -> dict[
 @functools.lru_cache(maxsize=None)
 def _registered_signature_all(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     with torch.device("meta"):
-        model = ResNet3D(model_entry(name).make_spec(), num_classes=1)
+        model = model_from_spec(model_entry(name).make_spec(), num_classes=1)
     return tuple(backbone_signature(model.state_dict(), ()).items())
 
 
@@ -326,3 +366,54 @@ _register_ffc("ffc_i3d_r50", lambda: arch.pytorchvideo_resnet50("i3d"), "i3d_r50
 _register_ffc("ffc_r3d50", lambda: arch.hara_resnet(50), "r3d50")
 for _variant in ("c2d", "i3d"):
     _register_bat(_variant)
+
+
+_PTV_SLOWFAST = "Feichtenhofer et al., ICCV 2019; pytorchvideo.models.slowfast.create_slowfast (PySlowFast SLOWFAST_{8x8,4x16}_R50)"
+
+
+# input_size: the training clip (32 fast frames, 224² crops); the published GFLOPs are for 256² test views.
+@register_model("slowfast_r50", family="slowfast", reference=_PTV_SLOWFAST, input_size=(32, 224, 224))
+def _slowfast_r50(*, setting: Literal["8x8", "4x16"] = "8x8", dropout: float = 0.5) -> SlowFastSpec:
+    """SlowFast R50: ``setting`` 8x8 (α 4, fusion kernel 7) or 4x16 (α 8, fusion kernel 5); one
+    32-frame clip in, the slow pathway subsampled inside (see :mod:`.slowfast`)."""
+    return slowfast_resnet50(arch.pytorchvideo_resnet50("slow", dropout=dropout), setting=setting, dropout=dropout)
+
+
+_X3D = "Feichtenhofer, CVPR 2020; pytorchvideo.models.x3d.create_x3d (hub x3d_{}: {} clips)"
+# Training clips (T, H, W) of the published models (the X3D paper's Table 3, where their
+# GFLOPs are counted; pytorchvideo's hub builders' input_clip_length / input_crop_size).
+# They are tested at larger crops (182², 182², 256²), which the input spec of weights records.
+_X3D_INPUTS: dict[str, tuple[int, int, int]] = {"xs": (4, 160, 160), "s": (13, 160, 160), "m": (16, 224, 224)}
+
+
+def _register_x3d(size: str) -> None:
+    def make_spec(*, dropout: float = 0.5) -> X3DSpec:
+        return x3d_spec(dropout=dropout)
+
+    make_spec.__qualname__ = f"x3d_{size}"
+    make_spec.__doc__ = f"X3D-{size.upper()} (the XS/S/M trunk; its clip is {'x'.join(map(str, _X3D_INPUTS[size]))})."
+    t, h, _ = _X3D_INPUTS[size]
+    register_model(
+        f"x3d_{size}", family="x3d", reference=_X3D.format(size, f"{t}x{h}x{h}"), input_size=_X3D_INPUTS[size]
+    )(make_spec)
+
+
+for _size in _X3D_INPUTS:
+    _register_x3d(_size)
+
+
+# torchvision's transformer / separable baselines: built by torchvision, keys and forward its own;
+# non-local placement refused (see :mod:`.torchvision_video`). input_size: the weights' clip.
+def _register_torchvision_baseline(arch: str) -> None:
+    def make_spec(*, dropout: float | None = None) -> TorchvisionVideoSpec:
+        return TorchvisionVideoSpec(arch, dropout=dropout)
+
+    make_spec.__qualname__ = arch
+    make_spec.__doc__ = f"torchvision.models.video.{arch} (dropout None: torchvision's default)."
+    register_model(
+        arch, family="torchvision-baseline", reference=f"torchvision.models.video.{arch}", input_size=(16, 224, 224)
+    )(make_spec)
+
+
+for _arch in TORCHVISION_BASELINES:
+    _register_torchvision_baseline(_arch)

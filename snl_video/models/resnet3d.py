@@ -35,8 +35,7 @@ from .ffc import FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["feature_map", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D",
-           "STAGE_NAMES", "StageName"]
+__all__ = ["feature_map", "make_block", "make_stage", "nonlocal_key", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES", "StageName"]
 
 Triple = tuple[int, int, int]
 #: The stages of the 3D ResNet family, in order (torchvision's naming); config, placement
@@ -296,6 +295,50 @@ class ResidualBlock3D(nn.Module):
         return self.relu(out + shortcut)
 
 
+def make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: int) -> nn.Module:
+    """Residual block ``index`` of ``stage`` (its stride on block 0 only) taking ``in_channels``."""
+    stride = stage.stride if index == 0 else (1, 1, 1)
+    convs = stage.convs_of_block(index)
+    if spec.fourier is None:
+        return ResidualBlock3D(
+            in_channels, stage.width, convs=convs, expansion=spec.expansion, stride=stride, shortcut=spec.shortcut
+        )
+    if spec.block != "bottleneck" or len(convs) != 3 or any(c.factorized for c in convs):
+        raise ValueError("FFC backbones are built from bottleneck blocks of three plain (not factorized) convs")
+    ratio_in, ratio_out = stage.global_ratio
+    return FFCBottleneck3D(
+        in_channels,
+        stage.width,
+        kernels=(convs[0].kernel, convs[1].kernel, convs[2].kernel),
+        stride=stride,
+        ratio_gin=ratio_in if index == 0 else ratio_out,
+        ratio_gout=ratio_out,
+        lfu=spec.fourier.lfu,
+        fft=spec.fourier.fft,
+        # The released FFCResNet._make_layer: the first block of a stage gets a shortcut
+        # conv when the stride or width changes or the stage input has no global part.
+        downsample=index == 0 and (tuple(stride) != (1, 1, 1) or in_channels != stage.width * 4 or ratio_in == 0),
+    )
+
+
+def make_stage(spec: ResNet3DSpec, stage: StageSpec, in_channels: int) -> nn.Sequential:
+    """The residual blocks of ``stage`` as an ``nn.Sequential`` whose first block takes
+    ``in_channels`` (more than the previous stage's output where a lateral connection
+    concatenates channels, as in SlowFast's slow pathway)."""
+    blocks = []
+    for index in range(stage.depth):
+        blocks.append(make_block(spec, stage, index, in_channels))
+        in_channels = stage.width * spec.expansion
+    return nn.Sequential(*blocks)
+
+
+def nonlocal_key(stage: str, index: int) -> str:
+    """Key in a model's ``nonlocal_blocks`` of the block applied after residual block ``index``
+    of ``stage`` (``layer3_after_4``; a pathway-qualified stage ``slow.layer3`` gives
+    ``slow_layer3_after_4``, since module names cannot hold dots)."""
+    return f"{stage.replace('.', '_')}_after_{index}"
+
+
 class ResNet3D(nn.Module):
     """Stem → ``layer1..layer4`` (with non-local blocks after chosen residual blocks) →
     global average pool → dropout → ``fc``.
@@ -326,11 +369,8 @@ class ResNet3D(nn.Module):
         channels = stem.out_channels
         self._pools_after: dict[str, Triple] = {}
         for name, stage in zip(STAGE_NAMES, spec.stages):
-            blocks = []
-            for index in range(stage.depth):
-                blocks.append(self._make_block(spec, stage, index, channels))
-                channels = stage.width * spec.expansion
-            self.add_module(name, nn.Sequential(*blocks))
+            self.add_module(name, make_stage(spec, stage, channels))
+            channels = stage.width * spec.expansion
             if stage.pool_after is not None:
                 self._pools_after[name] = stage.pool_after
         self.feature_channels = channels
@@ -340,31 +380,6 @@ class ResNet3D(nn.Module):
         # Non-local blocks, keyed "<stage>_after_<block index>"; filled by placement.
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
-
-    @staticmethod
-    def _make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: int) -> nn.Module:
-        stride = stage.stride if index == 0 else (1, 1, 1)
-        convs = stage.convs_of_block(index)
-        if spec.fourier is None:
-            return ResidualBlock3D(
-                in_channels, stage.width, convs=convs, expansion=spec.expansion, stride=stride, shortcut=spec.shortcut
-            )
-        if spec.block != "bottleneck" or len(convs) != 3 or any(c.factorized for c in convs):
-            raise ValueError("FFC backbones are built from bottleneck blocks of three plain (not factorized) convs")
-        ratio_in, ratio_out = stage.global_ratio
-        return FFCBottleneck3D(
-            in_channels,
-            stage.width,
-            kernels=(convs[0].kernel, convs[1].kernel, convs[2].kernel),
-            stride=stride,
-            ratio_gin=ratio_in if index == 0 else ratio_out,
-            ratio_gout=ratio_out,
-            lfu=spec.fourier.lfu,
-            fft=spec.fourier.fft,
-            # The released FFCResNet._make_layer: the first block of a stage gets a shortcut
-            # conv when the stride or width changes or the stage input has no global part.
-            downsample=index == 0 and (tuple(stride) != (1, 1, 1) or in_channels != stage.width * 4 or ratio_in == 0),
-        )
 
     def reset_parameters(self) -> None:
         """Kaiming (fan-out) convs, BN at (1, 0), as Hara's and torchvision's code."""
@@ -378,7 +393,7 @@ class ResNet3D(nn.Module):
     @staticmethod
     def nonlocal_key(stage: str, index: int) -> str:
         """Key in ``nonlocal_blocks`` of the block applied after residual block ``index`` of ``stage``."""
-        return f"{stage}_after_{index}"
+        return nonlocal_key(stage, index)
 
     def stage_channels(self) -> dict[str, int]:
         return self.spec.stage_channels()

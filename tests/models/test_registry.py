@@ -7,23 +7,29 @@ import torch
 
 from snl_video.models import ResNet3D, build_model, list_models, model_entry, register_model
 from snl_video.models.architectures import hara_resnet
+from snl_video.models.slowfast import SlowFast3D
+from snl_video.models.x3d import X3D
 
 EXPECTED = [
     "r3d10", "r3d18", "r3d34", "r3d50", "r3d101", "r3d152", "r3d200",
     "i3d_r50", "slow_r50", "c2d_r50",
     "r3d_18", "mc3_18", "r2plus1d_18",
     "ffc_c2d_r50", "ffc_i3d_r50", "ffc_r3d50", "bat_c2d_r50", "bat_i3d_r50",
+    "slowfast_r50", "x3d_xs", "x3d_s", "x3d_m",
 ]  # fmt: skip
+# torchvision's transformer / separable baselines: no non-local placement, MViT and S3D need
+# 16x224² clips (tests/models/test_torchvision_baselines.py covers them).
+BASELINES = ["mvit_v2_s", "swin3d_t", "s3d"]
 HEAVY = {"r3d101", "r3d152", "r3d200"}  # > 80 M parameters: slow on 2 CPU cores
 
 
 def test_every_issue_model_is_registered():
-    assert sorted(list_models()) == sorted(EXPECTED)
+    assert sorted(list_models()) == sorted(EXPECTED + BASELINES)
 
 
 def test_list_models_pattern():
     assert list_models("r3d?0") == ["r3d10", "r3d50"]
-    assert set(list_models("*_r50")) == {"i3d_r50", "slow_r50", "c2d_r50", "ffc_c2d_r50", "ffc_i3d_r50", "bat_c2d_r50", "bat_i3d_r50"}
+    assert set(list_models("*_r50")) == {"i3d_r50", "slow_r50", "c2d_r50", "ffc_c2d_r50", "ffc_i3d_r50", "bat_c2d_r50", "bat_i3d_r50", "slowfast_r50"}
     assert list_models("nothing*") == []
 
 
@@ -79,7 +85,7 @@ def test_forward_backward_matrix(name, nonlocal_kind):
     """Tiny clip: logits of the right shape, finite; every parameter receives a gradient."""
     torch.manual_seed(0)
     model = build_model(name, num_classes=5, nonlocal_blocks=nonlocal_kind)
-    assert isinstance(model, ResNet3D)
+    assert isinstance(model, (ResNet3D, SlowFast3D, X3D))
     if nonlocal_kind:
         assert len(model.nonlocal_blocks) == 1
     model.train()
