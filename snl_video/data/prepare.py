@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from ..errors import InvalidValueError, MissingFileError
+from ..fileio import OutputWriteError, os_error_in, write_error
 from ..locking import OutputLockedError, output_lock
 from ..progress import progress as _progress
 from .decoding import DecodeError, iter_frames, probe_video
@@ -131,6 +132,8 @@ def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings
                     "source_height": 0, "source_width": 0, "fps": 0.0, "declared_frames": 0}
     try:
         record.update(_decode_and_store(src, video, out, settings, record))
+    except OutputWriteError:  # a full disk / unwritable --out is not a bad video: it stops the run
+        raise
     except Exception as exc:  # noqa: BLE001 - a bad video must never stop the run
         record.update(status="error", reason=f"{type(exc).__name__}: {exc}")
         logger.debug("unexpected failure on %s:\n%s", video, traceback.format_exc())
@@ -463,5 +466,12 @@ def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, record
         subsets = manifest[split_names == split].set_index("path")["subset"]
         index[f"subset_{split}"] = index["path"].map(subsets).fillna("")
     tmp = out / f"index.csv.tmp-{os.getpid()}"
-    index.to_csv(tmp, index=False)
-    os.replace(tmp, out / "index.csv")
+    try:
+        index.to_csv(tmp, index=False)
+        os.replace(tmp, out / "index.csv")
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if os_error_in(exc) is None:
+            raise
+        raise write_error(out / "index.csv", exc, kept="the previous index and every prepared video are kept; "
+                                                       "re-run the same command to resume") from exc
