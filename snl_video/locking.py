@@ -61,8 +61,10 @@ LOCK_NAME = ".snl_video.lock"
 _held: dict[Path, int] = {}
 
 
-class OutputLockedError(UserError):
-    """Another process writes into the output folder (or left a lock this host cannot judge)."""
+class OutputLockedError(UserError, RuntimeError):
+    """Another process writes into the output folder (or left a lock this host cannot judge).
+
+    Also a ``RuntimeError``, as the ``PrepareBusyError`` it replaces was."""
 
 
 @dataclass(frozen=True)
