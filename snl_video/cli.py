@@ -5,8 +5,9 @@ Each verb lives in its own module under :mod:`snl_video.commands` and exposes
 namespace, returning an exit code). This module only wires them up, sets up logging and
 applies one error policy: the project's own errors (:class:`snl_video.errors.SnlVideoError`)
 are one clear line and exit code 2, and so is a full disk or a read-only folder met by any
-write (an ``OSError`` with ``ENOSPC``, ``EACCES``, ``EROFS``, ...); Ctrl-C (:class:`~snl_video.errors.Interrupted`) is one
-line and exit code 130; any other exception is a bug and keeps its traceback.
+write (an ``OSError`` with ``ENOSPC``, ``EACCES``, ``EROFS``, ...); Ctrl-C
+(:class:`~snl_video.errors.Interrupted`) is one line and exit code 130; any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ _held: dict[Path, int] = {}
 class OutputLockedError(UserError, RuntimeError):
     """Another process writes into the output folder (or left a lock this host cannot judge).
 
-    Also a ``RuntimeError``, as the ``PrepareBusyError`` it replaces was."""
+    Also a ``RuntimeError``, as the ``PrepareBusyError`` it replaces was.
+    """
 
 
 @dataclass(frozen=True)

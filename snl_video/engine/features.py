@@ -9,8 +9,10 @@ or kept per view (``per_clip``).
 
 Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``Class/v.avi``
 -> ``Class/v.npy``), written atomically, and ``index.csv`` (``video, features, shape,
-status``: ``ok`` or the reason it failed), appended as each video finishes. A re-run skips videos whose ``.npy`` exists
-(a file under its final name is complete), so an interrupted job resumes where it stopped.
+status``: ``ok`` or the reason it failed), a row appended as each video finishes, so a run
+that dies late (a full disk, a kill) keeps an index of what it finished. A re-run skips
+videos whose ``.npy`` exists (a file under its final name is complete), so an interrupted
+job resumes where it stopped.
 """
 
 from __future__ import annotations
