@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable
 from .errors import UserError
 
 __all__ = ["OutputWriteError", "append_line", "atomic_write", "atomic_write_text", "atomic_torch_save", "write_error",
-           "current_umask", "ensure_writable_dir", "os_error_in"]
+           "current_umask", "ensure_writable_dir", "os_error_in", "remove_stale_temporaries"]
 
 #: errno values that are the user's to fix (space, quota, permissions, a read-only file system).
 USER_FIXABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
@@ -104,6 +104,28 @@ def ensure_writable_dir(folder: str | os.PathLike[str]) -> list[Path]:
         raise OutputWriteError(f"output folder {folder} is not writable: {exc.strerror or exc}: {_fix(exc)}",
                                errno_value=exc.errno) from None
     return list(reversed(missing))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Remove the temporary files :func:`atomic_write` left in ``folder`` (not below it) when its
+    process was killed mid-write (``.<name>.<random>.tmp``); returns how many.
+
+    Only safe while no other process writes into ``folder``: call it holding the folder's
+    :func:`snl_video.locking.output_lock`.
+    """
+    removed = 0
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return 0
+    for path in candidates:
+        if path.is_file():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def _open_for_writing(fd: int) -> BinaryIO:

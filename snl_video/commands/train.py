@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..fileio import remove_stale_temporaries
 from ..locking import output_lock
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     # One writer per run folder: a second train (or eval) into it is refused at once, naming
     # this one; the check that the folder is writable comes with it, before anything heavy.
     with output_lock(cfg.runtime.output_dir, "train"):
+        # a save killed mid-write (SIGKILL, power loss) left its temporary file; only we write here now
+        removed = remove_stale_temporaries(Path(cfg.runtime.output_dir) / "checkpoints")
+        if removed:
+            logger.info("removed %d temporary checkpoint file(s) left by a killed run", removed)
         return _train_locked(args, cfg, resume)
 
 

@@ -173,6 +173,9 @@ def test_two_trains_into_one_folder_the_second_is_refused_at_once_and_the_first_
     recipe = tmp_path / "r.yaml"
     recipe.write_text(dump_config(tiny_config(tiny_prepared, out, schedule={"epochs": 2},
                                               runtime={"tensorboard": False})))
+    killed_save = out / "checkpoints" / f".{LAST}.k2j4x9q1.tmp"  # what a save killed mid-write leaves
+    killed_save.parent.mkdir(parents=True)
+    killed_save.write_bytes(b"half a checkpoint")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("RANK", None)
     first = subprocess.Popen([sys.executable, "-m", "snl_video.cli", "train", "--config", str(recipe), "--no-eval"],
@@ -196,7 +199,7 @@ def test_two_trains_into_one_folder_the_second_is_refused_at_once_and_the_first_
     assert epochs == [1, 2]
     assert load_checkpoint(out / "checkpoints" / LAST)["epoch"] == 2
     assert load_config(out / "config.yaml") == load_config(recipe)  # the record is the first run's, once
-    assert not (out / LOCK_NAME).exists()
+    assert not (out / LOCK_NAME).exists() and not killed_save.exists()
 
 
 def test_eval_into_a_folder_another_process_holds_is_refused(tiny_checkpoint, tmp_path, capsys):
@@ -391,6 +394,21 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint_and_rows(small_tmpfs):
     assert log.read_text().splitlines()[0] == '{"epoch": 1}'
 
 
+def test_a_full_disk_met_by_a_plain_append_is_one_line_too(tiny_prepared, tmp_path, capsys, monkeypatch):
+    import snl_video.engine.train as train_module
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.jsonl))
+
+    monkeypatch.setattr(train_module.MetricLogger, "log", full)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(dump_config(tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 1},
+                                              runtime={"tensorboard": False})))
+    assert main(["train", "--config", str(recipe), "--no-eval"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert f"cannot write {tmp_path / 'run' / 'metrics.jsonl'}: No space left on device (ENOSPC)" in err
+
+
 # ------------------------------------------------------------------------------ item 6: SIGKILL while saving
 
 
@@ -436,6 +454,17 @@ def test_sigkill_while_saving_checkpoints_never_leaves_a_last_pt_that_does_not_l
     figures = kill_while_saving(tmp_path, 24)
     assert figures["kills"] == 24
     assert figures["mid_write"] >= 1  # the kills did land inside writes
+
+
+def test_only_atomic_write_temporaries_are_removed_as_stale(tmp_path):
+    from snl_video.fileio import remove_stale_temporaries
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / f".{LAST}.k2j4x9q1.tmp").write_bytes(b"half a checkpoint")
+    (ckpts / "notes.txt").write_text("kept")
+    assert remove_stale_temporaries(ckpts) == 1
+    assert sorted(p.name for p in ckpts.iterdir()) == ["notes.txt"]
 
 
 @pytest.mark.slow
