@@ -42,6 +42,9 @@ class OutputWriteError(UserError, OSError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
+    def __reduce__(self):  # across processes (a prepare worker) with its errno
+        return (type(self), (str(self),), {"errno": self.errno})
+
 
 def os_error_in(exc: BaseException) -> OSError | None:
     """The user-fixable :class:`OSError` (full disk, permissions, read-only) that caused ``exc``,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import multiprocessing as mp
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -276,6 +277,8 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, 
     text = str(info.value)
     assert f"cannot write {path}: No space left on device (ENOSPC); the previous file is kept" in text
     assert "free space" in text and info.value.errno == errno.ENOSPC and isinstance(info.value, OSError)
+    again = pickle.loads(pickle.dumps(info.value))  # as a prepare worker process sends it back
+    assert str(again) == text and again.errno == errno.ENOSPC
     assert path.read_bytes() == before and load_checkpoint(path)["epoch"] == 1
     assert temp_files(tmp_path) == []
 
