@@ -4,8 +4,10 @@ Each verb lives in its own module under :mod:`snl_video.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
 namespace, returning an exit code). This module only wires them up, sets up logging and
 applies one error policy: the project's own errors (:class:`snl_video.errors.SnlVideoError`)
-are one clear line and exit code 2; Ctrl-C (:class:`~snl_video.errors.Interrupted`) is one
-line and exit code 130; any other exception is a bug and keeps its traceback.
+are one clear line and exit code 2, and so is a full disk or a read-only folder met by any
+write (an ``OSError`` with ``ENOSPC``, ``EACCES``, ``EROFS``, ...); Ctrl-C
+(:class:`~snl_video.errors.Interrupted`) is one line and exit code 130; any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from typing import Sequence
 
 from .errors import Interrupted, SnlVideoError, UserError
+from .fileio import os_error_in, write_error
 from .version import __version__
 
 __all__ = ["COMMAND_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main"]
@@ -77,8 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Exception as exc:  # noqa: BLE001 - a project error is one line; anything else is re-raised
-        if args.verbose or not is_user_facing(exc):
+        if args.verbose:
             raise
+        if not is_user_facing(exc):
+            cause = os_error_in(exc)  # a full disk or a read-only folder hit by a plain open(): the user's to fix
+            if cause is None:
+                raise
+            print(f"snl-video {args.command}: error: {write_error(cause.filename or '?', cause)}", file=sys.stderr)
+            return 2
         print(f"snl-video {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: what was kept and how to go on, no traceback

@@ -30,6 +30,8 @@ def test_interrupted_is_not_caught_by_except_exception():
     ("snl_video.data.splitting", "TooFewVideosError", ValueError),
     ("snl_video.data.prepare", "MissingVideosError", FileNotFoundError),
     ("snl_video.data.prepare", "PrepareBusyError", RuntimeError),
+    ("snl_video.locking", "OutputLockedError", RuntimeError),
+    ("snl_video.fileio", "OutputWriteError", OSError),
     ("snl_video.data.decoding", "DecodeError", RuntimeError),
     ("snl_video.data.datasets", "TooManyDecodeFailures", RuntimeError),
     ("snl_video.data.download", "DatasetDownloadError", RuntimeError),

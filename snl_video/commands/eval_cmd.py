@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from ..fileio import ensure_writable_dir
+from ..locking import output_lock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,18 +51,27 @@ def _run(args: argparse.Namespace) -> int:
         if args.weights is None or args.config is None:
             raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
         cfg = load_config(args.config, args.overrides)
-        report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
+        with output_lock(_out_dir(args, cfg), "eval"):
+            report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
         _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
         return 0
+    if args.out is not None:  # an unwritable --out fails before the checkpoint is read
+        ensure_writable_dir(args.out)
     if args.config is not None:
         cfg = load_config(args.config, args.overrides)
     else:
         from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
 
         cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
-    report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
+    with output_lock(_out_dir(args, cfg), "eval"):  # one writer per folder; writable before the evaluation
+        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
     _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
     return 0
+
+
+def _out_dir(args: argparse.Namespace, cfg) -> Path:
+    """Where the evaluation writes: ``--out``, else ``<runtime.output_dir>/eval``."""
+    return args.out if args.out is not None else Path(cfg.runtime.output_dir) / "eval"
 
 
 def _print_summary(report, out: Path) -> None:

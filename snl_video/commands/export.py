@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.export import export_model
+    from ..fileio import ensure_writable_dir
 
+    ensure_writable_dir(Path(args.out).parent)  # an unwritable --out fails before the model loads
     loaded = load_model_from_args(args)
     result = export_model(loaded, args.out, format=args.format, frames=args.frames, size=args.size,
                           verify=args.verify, opset=args.opset)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..locking import output_lock
 from .predict import add_model_arguments, load_model_from_args
 
 
@@ -30,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.features import collect_sources, extract_features
 
     collect_sources(args.inputs)  # bad paths fail before the model loads
-    loaded = load_model_from_args(args)
-    report = extract_features(loaded, args.inputs, args.out, layer=args.layer, per_clip=args.per_clip,
-                              num_clips=args.clips, num_crops=args.crops, backend=args.backend,
-                              num_workers=args.workers, progress=not args.no_progress)
+    with output_lock(args.out, "features"):  # one writer per --out; an unwritable one fails before the model loads
+        loaded = load_model_from_args(args)
+        report = extract_features(loaded, args.inputs, args.out, layer=args.layer, per_clip=args.per_clip,
+                                  num_clips=args.clips, num_crops=args.crops, backend=args.backend,
+                                  num_workers=args.workers, progress=not args.no_progress)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "
           f"index: {report.index}")
     for video, reason in report.failed:

@@ -77,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         raise InvalidValueError(f"--out {args.out}: use a .csv or .json file name")
     paths = find_videos(args.videos)  # bad paths fail before the model loads
+    if args.out is not None:  # an unwritable --out fails before anything is computed
+        from ..fileio import ensure_writable_dir
+
+        ensure_writable_dir(args.out.parent)
     model = load_model_from_args(args)
     if args.class_names is not None:
         set_class_names(model, args.class_names)

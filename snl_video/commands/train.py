@@ -8,6 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..fileio import remove_stale_temporaries
+from ..locking import output_lock
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,13 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..engine.evaluate import run_evaluation
-    from ..engine.train import NonFiniteLossError, train
-
-    from ..engine.builders import resolve_device
-    from ..engine.distributed import cleanup_distributed, setup_distributed
-
-    from ..errors import Interrupted, UserError
+    from ..errors import UserError
 
     # Fail fast on the resume flags, before reading anything heavy.
     if args.resume_from is not None and not args.resume_from.is_file():
@@ -44,6 +41,25 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{stray[0]!r} is not a key=value override{hint}")
     resume = args.resume_from if args.resume_from is not None else args.resume
     cfg = load_config(args.config, args.overrides)
+    # One writer per run folder: a second train (or eval) into it is refused at once, naming
+    # this one; the check that the folder is writable comes with it, before anything heavy.
+    with output_lock(cfg.runtime.output_dir, "train"):
+        # a save killed mid-write (SIGKILL, power loss) left its temporary file; only we write here now
+        removed = remove_stale_temporaries(Path(cfg.runtime.output_dir) / "checkpoints")
+        if removed:
+            logger.info("removed %d temporary checkpoint file(s) left by a killed run", removed)
+        return _train_locked(args, cfg, resume)
+
+
+def _train_locked(args: argparse.Namespace, cfg, resume) -> int:
+    from ..engine.evaluate import run_evaluation
+    from ..engine.train import NonFiniteLossError, train
+
+    from ..engine.builders import resolve_device
+    from ..engine.distributed import cleanup_distributed, setup_distributed
+
+    from ..errors import Interrupted
+
     # Join the process group here (under torchrun), so training and the final evaluation
     # share it: re-creating a group in the same processes would hang on the rendezvous.
     started = setup_distributed(resolve_device(cfg.runtime.device))
@@ -58,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if result.epochs_done >= cfg.schedule.epochs and not args.no_eval and result.last_checkpoint is not None:
             try:
-                report = run_evaluation(cfg, result.last_checkpoint, clip_outputs=result.final_clip_outputs)
+                with output_lock(Path(cfg.runtime.output_dir) / "eval", "train"):  # as `eval` into the run does
+                    report = run_evaluation(cfg, result.last_checkpoint, clip_outputs=result.final_clip_outputs)
             except KeyboardInterrupt:
                 raise Interrupted(f"training finished ({result.last_checkpoint} kept); the final evaluation was "
                                   f"stopped: snl-video eval --config {result.output_dir / 'config.yaml'} "

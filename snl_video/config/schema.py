@@ -79,6 +79,11 @@ class ModelConfig:
     #: The model's constructor options (``model_entry(name).options()``), e.g.
     #: ``{widen_factor: 0.5}`` for the small demo network; unknown ones fail at build time.
     options: dict[str, Any] = field(default_factory=dict)
+    #: A head with more classes than the dataset has is an error before training (a 101-class
+    #: recipe on a 4-class dataset trains 97 classes no video has, and predict ranks them);
+    #: ``true`` allows it on purpose (e.g. to add classes later), checked in
+    #: :func:`snl_video.engine.preflight.data_problems`.
+    allow_extra_classes: bool = False
 
     def check(self, errors: ErrorList, prefix: str) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.+-]*", self.name):

@@ -27,8 +27,6 @@ unchanged, and writes the same files (nothing in them depends on time or worker 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import multiprocessing as mp
@@ -37,13 +35,15 @@ import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import InvalidValueError, MissingFileError, UserError
+from ..errors import InvalidValueError, MissingFileError
+from ..fileio import OutputWriteError, os_error_in, write_error
+from ..locking import OutputLockedError, output_lock
 from ..progress import progress as _progress
 from .decoding import DecodeError, iter_frames, probe_video
 from .prepared import (
@@ -76,8 +76,9 @@ class MissingVideosError(MissingFileError):
     """Listed videos are absent from the video tree."""
 
 
-class PrepareBusyError(UserError, RuntimeError):
-    """Another prepare holds the output directory."""
+#: Another command (a prepare, or any writer) holds the output folder: the one lock of
+#: :func:`snl_video.locking.output_lock`, kept under its old name for callers that catch it.
+PrepareBusyError = OutputLockedError
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings
                     "source_height": 0, "source_width": 0, "fps": 0.0, "declared_frames": 0}
     try:
         record.update(_decode_and_store(src, video, out, settings, record))
+    except OutputWriteError:  # a full disk / unwritable --out is not a bad video: it stops the run
+        raise
     except Exception as exc:  # noqa: BLE001 - a bad video must never stop the run
         record.update(status="error", reason=f"{type(exc).__name__}: {exc}")
         logger.debug("unexpected failure on %s:\n%s", video, traceback.format_exc())
@@ -329,8 +332,7 @@ def prepare_manifest(
                        _missing_summary(videos_dir, missing))
     videos = videos[found].reset_index(drop=True)
 
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with output_lock(out, "prepare"):  # one writer per --out (creates it, checks it is writable)
         _claim_dataset(out, dataset)
         # every class name by label, also those no prepared video has (a subset of the dataset)
         if manifest.attrs.get("class_names"):
@@ -379,35 +381,6 @@ def _misplaced_videos_hint(videos_dir: Path, missing: Sequence[str]) -> str:
         return f"--videos seems to be a class folder: use --videos {videos_dir.parent}"
     return (f"expected class folders such as {videos_dir / Path(missing[0]).parent}/ holding the listed files "
             f"(e.g. {missing[0]}); fix --videos")
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One prepare per OUT at a time (it removes temporaries it finds); the OS drops the
-    lock when the process dies, so a killed run never blocks the next one. The lock file is
-    removed when the job ends; a process that locked a file another one had just removed
-    sees the path gone (or another file) and tries again."""
-    lock_path = out / ".prepare.lock"
-    while True:
-        lock = open(lock_path, "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --out") from None
-        try:
-            same = os.fstat(lock.fileno()).st_ino == os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        lock.close()  # locked a file that was just removed: lock the current one
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path)  # while still holding the lock
-        lock.close()
 
 
 def _prepare_locked(
@@ -493,5 +466,12 @@ def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, record
         subsets = manifest[split_names == split].set_index("path")["subset"]
         index[f"subset_{split}"] = index["path"].map(subsets).fillna("")
     tmp = out / f"index.csv.tmp-{os.getpid()}"
-    index.to_csv(tmp, index=False)
-    os.replace(tmp, out / "index.csv")
+    try:
+        index.to_csv(tmp, index=False)
+        os.replace(tmp, out / "index.csv")
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if os_error_in(exc) is None:
+            raise
+        raise write_error(out / "index.csv", exc, kept="the previous index and every prepared video are kept; "
+                                                       "re-run the same command to resume") from exc

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from ..errors import InvalidValueError, MissingFileError
+from ..fileio import OutputWriteError, os_error_in, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ def _atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
 
     The ``.tmp-<pid>`` suffix is what :func:`snl_video.data.prepare` sweeps away after a
     killed run, so this module keeps its own naming rather than :mod:`snl_video.fileio`'s.
+    A full disk or an unwritable folder is an :class:`~snl_video.fileio.OutputWriteError`
+    (one line for the user; the previous file under ``path`` is untouched).
     """
     path = Path(path)
     tmp = _tmp_name(path)
@@ -98,6 +101,12 @@ def _atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as exc:
+        cause = os_error_in(exc)
+        if cause is None or isinstance(exc, OutputWriteError):
+            raise
+        kept = "the previous file is kept" if path.exists() else "no partial file was left"
+        raise write_error(path, cause, kept=kept) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

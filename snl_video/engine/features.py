@@ -9,8 +9,10 @@ or kept per view (``per_clip``).
 
 Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``Class/v.avi``
 -> ``Class/v.npy``), written atomically, and ``index.csv`` (``video, features, shape,
-status``: ``ok`` or the reason it failed). A re-run skips videos whose ``.npy`` exists
-(a file under its final name is complete), so an interrupted job resumes where it stopped.
+status``: ``ok`` or the reason it failed), a row appended as each video finishes, so a run
+that dies late (a full disk, a kill) keeps an index of what it finished. A re-run skips
+videos whose ``.npy`` exists (a file under its final name is complete), so an interrupted
+job resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
 from ..data.transforms import input_transform
 from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
-from ..fileio import atomic_write, atomic_write_text
+from ..fileio import OutputWriteError, append_line, atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
 from ..progress import progress as progress_bar
@@ -198,6 +200,10 @@ def extract_features(
     loader = DataLoader(items, batch_size=1, num_workers=num_workers, collate_fn=_first)
     failed: list[tuple[str, str]] = []
     written = 0
+    # The index grows as each video finishes (appended and flushed), so a run killed or
+    # failing late (a full disk) keeps an index of everything done; it is rewritten in
+    # input order at the end.
+    index = _write_index(out, rows)
     try:
         for item in progress_bar(loader, total=len(items), desc="features", unit="video", enabled=progress):
             src = items.sources[item["index"]]
@@ -206,6 +212,7 @@ def extract_features(
                 failed.append((src.entry.path, item["error"]))
                 logger.warning("%s: %s", src.entry.path, item["error"])
                 rows[row] = [src.entry.path, "", "", f"failed: {item['error']}"]
+                append_line(index, _csv_line(rows[row]))
                 continue
             feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size)
             array = (feats if per_clip else feats.mean(0)).numpy().astype(np.float32)
@@ -213,17 +220,29 @@ def extract_features(
             atomic_write(target, lambda f, a=array: np.save(f, a))
             written += 1
             rows[row] = [src.entry.path, str(target.relative_to(out)), "x".join(map(str, array.shape)), "ok"]
-    finally:  # the index of what exists, even when interrupted
-        buffer = io.StringIO()
-        w = csv.writer(buffer, lineterminator="\n")
-        w.writerow(["video", "features", "shape", "status"])
-        w.writerows(r for r in rows if r)
-        index = atomic_write_text(out / "index.csv", buffer.getvalue())
+            append_line(index, _csv_line(rows[row]))
+    finally:  # the index of what exists, in input order, even when interrupted
+        try:
+            _write_index(out, rows)
+        except OutputWriteError as exc:  # the disk is full: the appended index already lists every row
+            logger.warning("%s; the index as appended so far is kept", exc)
     if written + skipped == 0:
         first = failed[0] if failed else ("?", "?")
         raise InvalidValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
                          f"(e.g. {first[0]}: {first[1]}); see {index}")
     return FeaturesReport(index, written, skipped, failed)
+
+
+def _csv_line(row: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(row)
+    return buffer.getvalue()
+
+
+def _write_index(out: Path, rows: Sequence[Sequence[str]]) -> Path:
+    """``index.csv`` of the rows done so far (atomically)."""
+    lines = [_csv_line(["video", "features", "shape", "status"])] + [_csv_line(r) for r in rows if r]
+    return atomic_write_text(out / "index.csv", "\n".join(lines) + "\n")
 
 
 @torch.no_grad()

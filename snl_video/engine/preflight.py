@@ -12,7 +12,8 @@ depends on the registry and the data on disk:
 * the data: ``data.root`` holds a prepared index (or, with a decoding backend, the split
   files list the videos), the subsets the job needs are not empty, and
   ``model.num_classes`` covers every label of the dataset (otherwise the first training
-  step fails with ``IndexError: Target 25 is out of bounds``).
+  step fails with ``IndexError: Target 25 is out of bounds``) and is not larger than the
+  dataset's class count unless ``model.allow_extra_classes`` says so on purpose.
 
 Every problem is collected into one :class:`~snl_video.config.ConfigError`, keyed by the
 config key to change, with the fix.
@@ -33,8 +34,8 @@ from ..data.video import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint", "available_cpus", "usable_workers",
-           "warn_if_slow_on_cpu"]
+__all__ = ["preflight", "model_problems", "data_problems", "dataset_class_count", "raw_video_tree_hint",
+           "available_cpus", "usable_workers", "warn_if_slow_on_cpu"]
 
 Subset = Literal["train", "test"]
 
@@ -140,7 +141,35 @@ def data_problems(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train"
     if max_label >= cfg.model.num_classes:
         problems.append(("model.num_classes", f"is {cfg.model.num_classes}, but the dataset in {d.root} has labels up to "
                                               f"{max_label} (0-based): set model.num_classes={max_label + 1} or more"))
+    elif max_label >= 0 and not cfg.model.allow_extra_classes:
+        classes = dataset_class_count(cfg, labels_seen=max_label + 1 if set(subsets) >= {"train", "test"} else None)
+        if classes is not None and cfg.model.num_classes > classes:
+            problems.append(("model.num_classes", (
+                f"is {cfg.model.num_classes}, but the dataset in {d.root} has {classes} classes: the head would have "
+                f"{cfg.model.num_classes - classes} classes no video has (and predict would rank them); set "
+                f"model.num_classes={classes}, or model.allow_extra_classes=true for a deliberately larger head")))
     return problems
+
+
+def dataset_class_count(cfg: ExperimentConfig, *, labels_seen: int | None = None) -> int | None:
+    """How many classes the dataset has: its full class list (``classes.json`` of a prepared
+    folder, ``classInd.txt`` of ``data.splits_dir``), else the labels of the prepared index,
+    else ``labels_seen`` (the labels of every subset, when the caller read them all); None
+    when it cannot be told."""
+    from .naming import full_class_list
+
+    every = full_class_list(cfg)
+    if every is not None:
+        return len(every)
+    if cfg.data.backend == "prepared":
+        import pandas as pd
+
+        try:
+            labels = pd.read_csv(Path(cfg.data.root) / "index.csv", usecols=["label"])["label"]
+        except (OSError, ValueError):
+            return labels_seen
+        return int(labels.max()) + 1 if len(labels) else labels_seen
+    return labels_seen
 
 
 def preflight(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train", "test"), data: bool = True,

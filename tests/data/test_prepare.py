@@ -196,21 +196,30 @@ def test_settings_must_match_on_resume_and_skip_policy(tree, tmp_path):
         _run(tree, out)
 
 
-def test_a_second_prepare_on_the_same_out_is_refused(tree, tmp_path):
-    import fcntl
+def test_a_second_prepare_on_the_same_out_is_refused(tree, tmp_path, capsys):
+    import subprocess
+    import sys
 
     from snl_video.data.prepare import PrepareBusyError
 
     out = tmp_path / "out"
-    out.mkdir()
-    with open(out / ".prepare.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(PrepareBusyError, match="another `prepare` is running"):
+    # another live process holds the folder's lock (snl_video.locking.output_lock)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom snl_video.locking import output_lock\n"
+                               f"with output_lock({str(out)!r}, 'prepare'):\n print('held', flush=True)\n "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PrepareBusyError, match=f"in use by `snl-video prepare` \\(PID {holder.pid} "):
             _run(tree, out)
         args = ["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
                 "--out", str(out), "--no-progress"]
         assert main(args) == 2
+        assert f"PID {holder.pid}" in capsys.readouterr().err
+        assert not (out / "index.csv").exists()
+    finally:
+        holder.communicate("")
     assert main(args) == 0  # lock released
+    assert not (out / ".snl_video.lock").exists()
 
 
 def test_handstand_quirk_end_to_end(tmp_path):

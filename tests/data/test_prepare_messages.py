@@ -55,11 +55,11 @@ def test_a_settings_mismatch_names_the_key_and_no_lock_file_is_left(tree, tmp_pa
     out = tmp_path / "out"
     prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False,
                    settings=PrepareSettings(short_side=32))
-    assert not (out / ".prepare.lock").exists()
+    assert not (out / ".snl_video.lock").exists()
     with pytest.raises(ValueError, match=r"short_side 32 \(prepared\) vs 48 \(now\).*--short-side 32"):
         prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False,
                        settings=PrepareSettings(short_side=48))
-    assert not (out / ".prepare.lock").exists()
+    assert not (out / ".snl_video.lock").exists()
 
 
 def test_cli_prepare_with_videos_too_high_is_one_line(tree, tmp_path, capsys):

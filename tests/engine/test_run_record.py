@@ -92,6 +92,44 @@ def test_num_classes_below_the_labels_fails_at_start_with_no_run_folder(tiny_pre
     assert not (tmp_path / "run").exists()
 
 
+def test_num_classes_above_the_dataset_fails_at_start_with_the_fix_and_no_run_folder(tiny_prepared, tmp_path):
+    # issue 20 item 4: a 101-class recipe on a 4-class dataset trained 97 classes no video has
+    cfg = tiny_config(tiny_prepared, tmp_path / "run", model={"num_classes": 101})
+    with pytest.raises(ConfigError, match=r"model.num_classes: is 101, but the dataset .* has 4 classes.*"
+                                          r"model.num_classes=4, or model.allow_extra_classes=true"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_larger_head_passes_the_checks_when_asked_for_and_an_exact_one_always(tiny_prepared, tmp_path):
+    from snl_video.engine.preflight import preflight
+
+    preflight(tiny_config(tiny_prepared, tmp_path / "a", model={"num_classes": 6, "allow_extra_classes": True}))
+    preflight(tiny_config(tiny_prepared, tmp_path / "b", model={"num_classes": 4}))
+    with pytest.raises(ConfigError, match="model.num_classes=4"):
+        preflight(tiny_config(tiny_prepared, tmp_path / "c", model={"num_classes": 5}))
+
+
+def test_config_check_refuses_a_larger_head_unless_allowed(tiny_prepared, tmp_path, capsys):
+    recipe = _write_recipe(tiny_config(tiny_prepared, tmp_path / "run"), tmp_path / "r.yaml")
+    assert main(["config", "check", str(recipe), "model.num_classes=101"]) == 2
+    err = capsys.readouterr().err
+    assert "model.num_classes: is 101" in err and "set model.num_classes=4" in err
+    assert main(["config", "check", str(recipe), "model.num_classes=101", "model.allow_extra_classes=true"]) == 0
+    assert "allow_extra_classes: true" in capsys.readouterr().out
+
+
+def test_the_class_count_falls_back_to_the_index_labels_without_classes_json(tiny_prepared, tmp_path):
+    from snl_video.engine.preflight import dataset_class_count
+
+    root = tmp_path / "old_prepared"
+    root.mkdir()
+    shutil.copy(tiny_prepared / "index.csv", root / "index.csv")  # written before classes.json existed
+    cfg = tiny_config(root, tmp_path / "run")
+    assert dataset_class_count(cfg) == 4 == len(set(pd.read_csv(root / "index.csv")["label"]))
+    assert dataset_class_count(tiny_config(tiny_prepared, tmp_path / "run")) == 4
+
+
 def test_eval_checks_before_reading_the_checkpoint(tiny_prepared, tmp_path):
     garbage = tmp_path / "huge.pt"
     garbage.write_bytes(b"not a checkpoint")
