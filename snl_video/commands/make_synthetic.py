@@ -1,5 +1,5 @@
-"""``snl-video make-synthetic ucf101|hmdb51|folder|list``: small datasets in each source's format whose classes
-differ only in motion."""
+"""``snl-video make-synthetic ucf101|hmdb51|folder|list|relations``: small datasets in each source's format whose
+classes differ only in motion (``relations``: only in a relation between two distant events)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     li.add_argument("--test-per-class", type=int, default=3, help="test videos per class (default: 3)")
     li.add_argument("--format", choices=["mmaction2", "csv"], default="mmaction2",
                     help="mmaction2: 'path label' (0-based) + classes.txt; csv: 'path,label' with class names")
+    r = sub.add_parser("relations", help="OUT/videos/<Class>/ for `prepare folder`: 4 classes that differ only in a "
+                                         "relation between two distant events (docs/relations_task.md)")
+    r.add_argument("--out", type=Path, required=True, help="writes OUT/videos/")
+    r.add_argument("--videos-per-class", type=int, default=60, help="videos per class (default: 60)")
+    r.add_argument("--size", type=int, default=64, help="frame width and height in pixels (default: 64)")
+    r.add_argument("--frames", type=int, default=16, help="frames per video, all of them one clip (default: 16)")
+    r.add_argument("--distractors", type=int, default=3, help="moving distractor squares (default: 3)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=run_relations)
     for parser in (h, f, li):
         parser.add_argument("--frames", type=int, default=24, help="frames per video, before jitter (default: 24)")
         parser.add_argument("--frame-jitter", type=int, default=6, help="add 0..N extra frames per video (default: 6)")
@@ -93,4 +103,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(f"wrote {args.out / 'UCF-101'} and {args.out / 'ucfTrainTestlist'}")
+    return 0
+
+
+def run_relations(args: argparse.Namespace) -> int:
+    from ..data.relations import make_relations_dataset
+
+    root = make_relations_dataset(args.out, videos_per_class=args.videos_per_class, size=args.size,
+                                  num_frames=args.frames, distractors=args.distractors, seed=args.seed,
+                                  progress=not args.no_progress)
+    print(f"wrote {root}; prepare with: snl-video prepare folder --videos {root} --group-regex '_g([0-9]+)_' "
+          f"--short-side {args.size} --clip-len {args.frames} --out OUT")
     return 0

@@ -81,8 +81,10 @@ def plot_study(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None
     variants = summary["variants"]
     fig, ax = plt.subplots(figsize=(8.0, 1.2 + 0.45 * len(variants)))
     base = next((v for v in variants if v["name"] == summary["baseline"]), None)
+    title = f"{summary['name']}: {summary['protocol'].get('level', '')}-level, {summary['protocol'].get('epochs', '?')} epochs"
     if base is not None and base["mean"] is not None:
-        ax.axvline(base["mean"], color="0.5", linestyle="--", linewidth=1, label=f"baseline mean ({base['mean']:.2f})")
+        ax.axvline(base["mean"], color="0.5", linestyle="--", linewidth=1)
+        title += f"; dashed: baseline mean {base['mean']:.2f}"
     for row, v in enumerate(variants):
         y = len(variants) - 1 - row
         colour = "tab:gray" if v["name"] == summary["baseline"] else "tab:blue"
@@ -99,11 +101,10 @@ def plot_study(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None
     ax.set_yticks(range(len(variants)), [v["name"] for v in reversed(variants)])
     ax.set_ylim(-0.7, len(variants) - 0.3)
     ax.set_xlabel(f"{summary['metric']} (%): dots = seeds, bar = 95 % CI of the mean, tick = mean")
-    ax.set_title(f"{summary['name']}: {summary['protocol'].get('level', '')}-level, "
-                 f"{summary['protocol'].get('epochs', '?')} epochs", fontsize=10)
+    ax.set_title(title, fontsize=10)
+    lo, hi = ax.get_xlim()  # accuracies live in [0, 100]: an interval past them is cut at the frame
+    ax.set_xlim(max(lo, -2.0), min(hi, 102.0))
     ax.grid(axis="x", alpha=0.3)
-    if base is not None and base["mean"] is not None:
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
