@@ -65,7 +65,7 @@ METRICS = ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_acc
 CELL_RECORD = "cell.json"
 STUDY_RECORD = "study.json"
 LOCK = ".lock"
-_SPEC_KEYS = ("name", "recipe", "overrides", "seeds", "metric", "baseline", "variants")
+_SPEC_KEYS = ("name", "recipe", "overrides", "seeds", "seed_overrides", "metric", "baseline", "variants")
 #: Keys that differ between cells by construction, or say only how a cell runs: never a protocol change.
 _PER_CELL_KEYS = frozenset({"name", "runtime.seed", "runtime.output_dir"})
 
@@ -89,11 +89,15 @@ class StudySpec:
     metric: str
     baseline: str
     variants: dict[str, tuple[str, ...]]
+    #: Overrides of every cell of one seed (e.g. ``{1: [data.split=1], 2: [data.split=2]}``: the
+    #: replicate of a UCF-101 study is its split, and cells pair by split).
+    seed_overrides: dict[int, tuple[str, ...]] = field(default_factory=dict)
     source: Path | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"name": self.name, "recipe": str(self.recipe), "overrides": list(self.overrides),
-                "seeds": list(self.seeds), "metric": self.metric, "baseline": self.baseline,
+                "seeds": list(self.seeds), "seed_overrides": {str(k): list(v) for k, v in self.seed_overrides.items()},
+                "metric": self.metric, "baseline": self.baseline,
                 "variants": {k: list(v) for k, v in self.variants.items()}}
 
 
@@ -186,9 +190,16 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
     if not isinstance(common, list) or not all(isinstance(o, str) and "=" in o for o in common):
         errors.append(("overrides", f"must be a list of key=value overrides, got {common!r}"))
         common = []
+    seed_overrides = raw.get("seed_overrides") or {}
+    if not isinstance(seed_overrides, dict) or not all(
+            k in seeds and isinstance(v, list) and all(isinstance(o, str) and "=" in o for o in v)
+            for k, v in seed_overrides.items()):
+        errors.append(("seed_overrides", f"must map seeds of `seeds` to lists of key=value overrides, got "
+                                         f"{seed_overrides!r}"))
+        seed_overrides = {}
     if errors:
         raise ConfigError(errors, source=str(path))
-    return StudySpec(name=str(raw["name"]), recipe=recipe, overrides=tuple(common) + tuple(extra_overrides),
+    return StudySpec(seed_overrides={int(k): tuple(v) for k, v in seed_overrides.items()},name=str(raw["name"]), recipe=recipe, overrides=tuple(common) + tuple(extra_overrides),
                      seeds=tuple(seeds), metric=metric, baseline=str(raw["baseline"]),
                      variants={str(k): tuple(v) for k, v in variants.items()}, source=path)
 
@@ -222,7 +233,7 @@ def cell_overrides(spec: StudySpec, cell: Cell, *, progress: bool = True) -> lis
     """The overrides that make ``cell``'s config from the recipe: the study's, the variant's, then
     the cell's own (seed, output folder, name)."""
     own = [f"runtime.seed={cell.seed}", f"runtime.output_dir={cell.folder}", f"name={spec.name}_{cell.variant}_seed{cell.seed}"]
-    return [*spec.overrides, *spec.variants[cell.variant], *own] + ([] if progress else ["runtime.progress=false"])
+    return [*spec.overrides, *spec.seed_overrides.get(cell.seed, ()), *spec.variants[cell.variant], *own] + ([] if progress else ["runtime.progress=false"])
 
 
 def cell_config(spec: StudySpec, cell: Cell, *, progress: bool = True) -> ExperimentConfig:
@@ -536,6 +547,8 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
     profiles = profiles if profiles is not None else {}
     base_cfg = next(cfg for cell, cfg in configs.items() if cell.variant == spec.baseline)
     protocol = protocol_of(base_cfg, spec.metric)
+    if spec.seed_overrides:  # e.g. one UCF-101 split per seed: the first seed's values above, these per seed
+        protocol["seed_overrides"] = {str(k): list(v) for k, v in spec.seed_overrides.items()}
     values: dict[str, dict[int, float]] = {v: {} for v in spec.variants}
     missing, rows = [], []
     for cell in study_cells(spec, out):
