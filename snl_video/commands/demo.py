@@ -104,7 +104,7 @@ def prepare_demo_data(
     elif dataset == "relations":  # the relational task (docs/relations_task.md), prepared as a class folder
         from ..data.relations import make_relations_dataset
 
-        videos = make_relations_dataset(raw, videos_per_class=RELATIONS_VIDEOS_PER_CLASS, size=short_side, seed=seed,
+        videos = make_relations_dataset(raw, videos_per_class=videos_per_class, size=short_side, seed=seed,
                                         progress=False)
         manifest = folder_manifest(videos, test_fraction=0.2, group_regex=r"_g([0-9]+)_", seed=seed)
         dataset = "folder"
@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
                            workers=2, settings=PrepareSettings(short_side=64, clip_len=cfg.data.num_frames),
                            progress=False)
         else:
-            prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames)
+            size = {"videos_per_class": RELATIONS_VIDEOS_PER_CLASS} if relations else {}
+            prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames, **size)
 
         logger.info("[3/5] training %s + %s (%s)", cfg.model.name, cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
                     args.config)
