@@ -54,7 +54,15 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(dry_run_report(spec, args.out, shard=shard, jobs=args.jobs)))
         return 0
-    result = run_study(spec, args.out, jobs=args.jobs, shard=shard, progress=not args.no_progress)
+    try:
+        result = run_study(spec, args.out, jobs=args.jobs, shard=shard, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        import shlex
+
+        from ..cli import Interrupted
+
+        raise Interrupted(f"finished cells are kept in {args.out / 'cells'}, the running ones resume from their last "
+                          f"epoch: run the same command again (snl-video {shlex.join(args.argv)})") from None
     failed = [o for o in result.outcomes if o.status == "failed"]
     print((args.out / "table.md").read_text())
     print(f"study: {args.out} (summary.json, table.md, table.csv, results.png, cells/)")
