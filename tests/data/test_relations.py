@@ -102,3 +102,13 @@ def test_a_per_position_model_is_at_chance_while_a_global_nonlinear_one_is_not()
         global_accuracy = (global_model(colour_totals(test_f)).argmax(1).numpy() == test_y).mean()
     print(f"global colour read-out {global_accuracy:.3f}")
     assert global_accuracy > chance + 6 * sd, global_accuracy
+
+
+def test_the_cli_writes_the_class_folders_and_names_the_prepare_command(tmp_path, capsys):
+    from snl_video.cli import main
+
+    assert main(["make-synthetic", "relations", "--out", str(tmp_path), "--videos-per-class", "2", "--size", "32",
+                 "--frames", "8", "--no-progress"]) == 0
+    assert sorted(d.name for d in (tmp_path / "videos").iterdir()) == sorted(RELATION_CLASSES)
+    assert "snl-video prepare folder" in capsys.readouterr().out
+    assert main(["make-synthetic", "relations", "--out", str(tmp_path), "--size", "33"]) == 2
