@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from snl_video.data.relations import (COLOURS, RELATION_CLASSES, make_relations_dataset, quadrant_boxes,
