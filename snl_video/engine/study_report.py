@@ -98,7 +98,7 @@ def plot_study(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None
             p = f", p={d['p_value']:.3f}" if d["p_value"] is not None else ""
             ax.annotate(f"Δ {d['mean']:+.2f}{p}", xy=(1.01, y), xycoords=("axes fraction", "data"), va="center",
                         fontsize=8)
-    ax.set_yticks(range(len(variants)), [v["name"] for v in reversed(variants)])
+    ax.set_yticks(range(len(variants)), [f"{v['name']} (n={len(v['values'])})" for v in reversed(variants)])
     ax.set_ylim(-0.7, len(variants) - 0.3)
     ax.set_xlabel(f"{summary['metric']} (%): dots = seeds, bar = 95 % CI of the mean, tick = mean")
     ax.set_title(title, fontsize=10)
