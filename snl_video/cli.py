@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.explain",
     "snl_video.commands.features",
     "snl_video.commands.compare",
+    "snl_video.commands.study",
     "snl_video.commands.nonlocal_cmd",
     "snl_video.commands.weights",
     "snl_video.commands.prepare",

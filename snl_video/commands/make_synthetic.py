@@ -2,7 +2,9 @@
 
 One sub-command per registered dataset source that has a synthetic writer
 (:attr:`snl_video.data.source_spec.DatasetSource.synthetic`), its options read from that
-record; it prints the ``snl-video prepare`` command that reads the files back.
+record; it prints the ``snl-video prepare`` command that reads the files back. Besides
+them, ``relations`` writes the relational task (docs/relations_task.md): other *content* (classes
+that differ only in a relation between two distant events) in the ``folder`` source's layout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_source_options(s, source.synthetic.options)
         s.add_argument("--no-progress", action="store_true")
         s.set_defaults(func=run)
+    r = sub.add_parser("relations", help="OUT/videos/<Class>/ for `prepare folder`: 4 classes that differ only in a "
+                                         "relation between two distant events (docs/relations_task.md)")
+    r.add_argument("--out", type=Path, required=True, help="writes OUT/videos/")
+    r.add_argument("--videos-per-class", type=int, default=60, help="videos per class (default: 60)")
+    r.add_argument("--size", type=int, default=64, help="frame width and height in pixels (default: 64)")
+    r.add_argument("--frames", type=int, default=16, help="frames per video, all of them one clip (default: 16)")
+    r.add_argument("--distractors", type=int, default=3, help="moving distractor squares (default: 3)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=run_relations)
 
 
 def prepare_command(source_name: str, prepare_options: dict[str, str]) -> str:
@@ -46,4 +58,15 @@ def run(args: argparse.Namespace) -> int:
     options = {o.dest: getattr(args, o.dest) for o in source.synthetic.options}
     prepare_options = source.synthetic.write(args.out, options, progress=not args.no_progress)
     print(f"wrote {args.out}; prepare with: {prepare_command(source.name, prepare_options)}")
+    return 0
+
+
+def run_relations(args: argparse.Namespace) -> int:
+    from ..data.relations import make_relations_dataset
+
+    root = make_relations_dataset(args.out, videos_per_class=args.videos_per_class, size=args.size,
+                                  num_frames=args.frames, distractors=args.distractors, seed=args.seed,
+                                  progress=not args.no_progress)
+    prepare = prepare_command("folder", {"videos": str(root), "group_regex": "_g([0-9]+)_"})
+    print(f"wrote {root}; prepare with: {prepare} --short-side {args.size} --clip-len {args.frames}")
     return 0

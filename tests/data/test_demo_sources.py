@@ -29,3 +29,14 @@ def test_every_source_prepares_the_same_kind_of_directory(dataset, tmp_path):
         ds = prepared_dataset(prepared, split=1, subset=subset, mode="clip", clip_len=4, dataset=dataset)
         assert len(ds) == 2 * (expected_test if subset == "test" else expected_train)
         assert ds[0]["clip"].shape == (4, 24, 32, 3)
+
+
+def test_the_relations_demo_data_is_a_prepared_class_folder(tmp_path):
+    from snl_video.data.relations import RELATION_CLASSES
+
+    prepared = prepare_demo_data("relations", tmp_path / "data", seed=0, clip_len=8, videos_per_class=5, short_side=32)
+    assert json.loads((prepared / "dataset.json").read_text()) == {"dataset": "folder"}
+    sizes = {subset: prepared_dataset(prepared, split=1, subset=subset, mode="clip", clip_len=8, dataset="folder")
+             for subset in ("train", "test")}
+    assert sum(len(d) for d in sizes.values()) == 5 * len(RELATION_CLASSES)
+    assert sorted(set(sizes["train"].labels)) == [0, 1, 2, 3] and len(sizes["test"]) > 0

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from snl_video.commands.compare import collect_row
+from snl_video.engine.compare import collect_row
 from snl_video.engine.checkpoint import BEST, LAST, load_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.train import read_history, train
@@ -39,7 +39,7 @@ def test_val_fraction_selects_on_held_out_training_groups_and_eval_reports_test(
     report = run_evaluation(cfg, result.last_checkpoint)
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["subset"] == "test" and metrics["num_videos"] == n_test == report.num_clips
-    assert collect_row(run, profile=False)["selection"] == f"val ({n_val})"
+    assert collect_row(run, profile=False).selection == f"val ({n_val})"
 
 
 def test_without_val_fraction_the_run_records_selection_on_test(tiny_prepared, tmp_path, caplog):
@@ -54,7 +54,7 @@ def test_without_val_fraction_the_run_records_selection_on_test(tiny_prepared, t
     assert load_checkpoint(run / "checkpoints" / LAST)["selection_subset"] == "test"
     assert any("model selection (periodic evaluation, best.pt) uses the TEST split" in r.message for r in caplog.records)
     run_evaluation(cfg, run / "checkpoints" / LAST)
-    assert collect_row(run, profile=False)["selection"] == f"test ({n_test})"
+    assert collect_row(run, profile=False).selection == f"test ({n_test})"
 
 
 def test_a_folder_source_trains_selects_on_its_own_val_subset_and_evaluates_on_test(tmp_path):

@@ -1,0 +1,207 @@
+"""``snl-video study``: cells as runs, statistics, resume, shards, a changed spec, failed cells, locks.
+
+The smoke study (configs/studies/smoke.yaml: 2 variants x 2 seeds of a tiny recipe, seconds
+per cell) runs once uninterrupted; a second copy runs as two shards with a cell killed after
+its first epoch, and must give the same summary: every cell trained twice gives the same
+metric on the CPU, a killed cell resumes exactly, and the finished cells are left untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snl_video.cli import main
+from snl_video.engine.study import (cell_config, load_study_spec, run_study,
+                                    study_cells)
+from snl_video.engine.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "configs" / "studies" / "smoke.yaml"
+SCHEMA = {"name", "metric", "baseline", "protocol", "variants", "missing"}
+VARIANT_SCHEMA = {"name", "overrides", "seeds", "values", "mean", "std", "ci95", "delta", "params", "macs"}
+DELTA_SCHEMA = {"values", "mean", "ci95", "p_value", "test"}
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tiny_prepared, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("study") / "smoke"
+    assert main(["study", str(SMOKE), "--out", str(out), "--no-progress", f"data.root={tiny_prepared}"]) == 0
+    return out
+
+
+def test_the_smoke_study_summarises_its_cells(smoke_study):
+    summary = json.loads((smoke_study / "summary.json").read_text())
+    assert set(summary) == SCHEMA and summary["metric"] == "clip_top1" and summary["missing"] == []
+    assert summary["protocol"]["num_frames"] == 6 and summary["protocol"]["epochs"] == 3
+    by_name = {v["name"]: v for v in summary["variants"]}
+    assert list(by_name) == ["baseline", "snl"]
+    for name, v in by_name.items():
+        assert set(v) == VARIANT_SCHEMA and v["seeds"] == [0, 1]
+        # each value is the cell's own eval/metrics.json: the cell is an ordinary run folder
+        cells = [json.loads((smoke_study / "cells" / name / f"seed{s}" / "eval" / "metrics.json").read_text())
+                 for s in (0, 1)]
+        assert v["values"] == [c["clip_top1"] for c in cells]
+        assert v["mean"] == pytest.approx(np.mean(v["values"]))
+        assert v["std"] == pytest.approx(abs(v["values"][0] - v["values"][1]) / math.sqrt(2))
+    assert by_name["baseline"]["delta"] is None
+    delta = by_name["snl"]["delta"]
+    assert set(delta) == DELTA_SCHEMA
+    assert delta["values"] == pytest.approx([by_name["snl"]["values"][k] - by_name["baseline"]["values"][k]
+                                             for k in (0, 1)])
+    assert delta["p_value"] is None and "no test" in delta["test"]  # 2 paired seeds: said, not tested
+    assert by_name["snl"]["params"] > by_name["baseline"]["params"] > 0 and by_name["snl"]["macs"] > 0
+    table = (smoke_study / "table.md").read_text()
+    assert "| snl " in table and "n/a (2 pairs)" in table and "protocol: level=clip" in table
+    assert len((smoke_study / "table.csv").read_text().strip().splitlines()) == 3
+    assert (smoke_study / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((smoke_study / "study.json").read_text())["spec"]["seeds"] == [0, 1]
+
+
+def test_shards_with_a_killed_cell_resume_to_the_same_summary(smoke_study, tiny_prepared, tmp_path):
+    spec = load_study_spec(SMOKE, [f"data.root={tiny_prepared}"])
+    out = tmp_path / "sharded"
+    first = run_study(spec, out, shard=(1, 2), progress=False)
+    cells = study_cells(spec, out)
+    assert [o.cell.label for o in first.outcomes] == [cells[0].label, cells[2].label]  # i = 0 (mod 2)
+    assert {(m["variant"], m["seed"], m["reason"]) for m in first.summary["missing"]} == {
+        (c.variant, c.seed, "not run") for c in (cells[1], cells[3])}
+    # cell 3 of shard 2/2 is killed after its first epoch's checkpoint
+    killed = cells[3]
+    train(cell_config(spec, killed, progress=False), stop_after_epochs=1)
+    finished = {c.label: _files(c.folder) for c in (cells[0], cells[2])}
+    second = run_study(spec, out, shard=(2, 2), progress=False)
+    assert {c: _files(cells[i].folder) for i, c in ((0, cells[0].label), (2, cells[2].label))} == finished
+    resumed = {o.cell.label: o.resumed_from_epoch for o in second.outcomes}
+    assert resumed == {cells[1].label: None, killed.label: 1}
+    # shards 1/2 + 2/2, one cell killed and resumed = the uninterrupted study, value for value
+    uninterrupted = json.loads((smoke_study / "summary.json").read_text())
+    assert json.loads((out / "summary.json").read_text()) == uninterrupted
+    # rerunning the whole study touches nothing
+    before = _files(out / "cells")
+    again = run_study(spec, out, progress=False)
+    assert {o.status for o in again.outcomes} == {"skipped"} and _files(out / "cells") == before
+
+
+@pytest.mark.slow
+def test_two_jobs_at_once_give_the_same_summary(smoke_study, tiny_prepared, tmp_path):
+    out = tmp_path / "jobs"
+    assert main(["study", str(SMOKE), "--out", str(out), "--jobs", "2", "--no-progress",
+                 f"data.root={tiny_prepared}"]) == 0
+    assert json.loads((out / "summary.json").read_text()) == json.loads((smoke_study / "summary.json").read_text())
+    from snl_video.engine.preflight import available_cpus
+
+    threads = {json.loads(p.read_text())["threads"] for p in (out / "cells").rglob("cell.json")}
+    assert threads == {max(1, available_cpus() // 2)}  # the CPU threads split between the two processes
+
+
+def test_a_changed_spec_is_refused_naming_the_key(smoke_study, tiny_prepared, capsys):
+    before = _files(smoke_study)
+    args = ["study", str(SMOKE), "--out", str(smoke_study), "--no-progress", f"data.root={tiny_prepared}"]
+    assert main(args + ["optim.lr=0.05"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.lr=0.02" in err and "0.05" in err and "new --out" in err
+    assert main(args + ["eval.num_clips=3"]) == 2
+    assert "num_clips" in capsys.readouterr().err
+    assert _files(smoke_study) == before
+
+
+def test_a_failed_cell_is_listed_with_its_reason_while_the_others_aggregate(tiny_prepared, tmp_path, monkeypatch):
+    from snl_video.engine import train as train_module
+
+    real_train = train_module.train
+
+    def failing_for_snl(cfg, **kwargs):
+        if cfg.nonlocal_blocks is not None:
+            raise RuntimeError("simulated failure of the block")
+        return real_train(cfg, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", failing_for_snl)
+    spec = (tmp_path / "one_seed.yaml")
+    spec.write_text(SMOKE.read_text().replace("seeds: [0, 1]", "seeds: [0]").replace(
+        "recipe: configs/studies/smoke_base.yaml", f"recipe: {SMOKE.parent / 'smoke_base.yaml'}"))
+    out = tmp_path / "study"
+    assert main(["study", str(spec), "--out", str(out), "--no-progress", f"data.root={tiny_prepared}"]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing"] == [{"variant": "snl", "seed": 0,
+                                   "reason": "failed: RuntimeError: simulated failure of the block"}]
+    by_name = {v["name"]: v for v in summary["variants"]}
+    assert by_name["baseline"]["values"] and by_name["snl"]["values"] == []
+    assert by_name["snl"]["delta"]["values"] == [] and by_name["snl"]["mean"] is None
+    assert "simulated failure of the block" in (out / "table.md").read_text()
+
+
+def test_dry_run_lists_cells_differences_and_projected_time(tiny_prepared, tmp_path, capsys):
+    out = tmp_path / "dry"
+    assert main(["study", str(SMOKE), "--out", str(out), "--dry-run", "--shard", "2/2", f"data.root={tiny_prepared}"]) == 0
+    text = capsys.readouterr().out
+    assert "nonlocal_blocks.kind: None -> 'snl'" in text and "projected:" in text
+    assert "cell 1: snl/seed0" in text and "cell 0:" not in text  # shard 2/2 holds cells 1 and 3
+    assert not out.exists()  # ran nothing, wrote nothing
+
+
+def test_a_spec_with_problems_reports_them_all_before_anything_runs(tiny_prepared, tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\nrecipe: {SMOKE.parent / 'smoke_base.yaml'}\nseeds: [0]\nmetric: top1\n"
+                    "baseline: base\nvariants:\n  baseline: []\n  nl: [nonlocal_blocks.kind=nlx]\n")
+    assert main(["study", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "metric" in err and "baseline" in err and "2 problem(s)" in err
+    spec.write_text(spec.read_text().replace("metric: top1", "metric: clip_top1").replace("baseline: base", "baseline: baseline"))
+    assert main(["study", str(spec), "--out", str(tmp_path / "o"), f"data.root={tiny_prepared}", "optim.lr=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "variants.nl: nonlocal_blocks.kind" in err and "variants.baseline: optim.lr" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_cell_held_by_another_live_process_is_refused(tmp_path, tiny_prepared):
+    """Cells take the toolkit's output lock (snl_video.locking): a second runner of the same cell
+    is refused at once, naming the holder; the holder's lock is untouched."""
+    from snl_video.engine.study import Cell, run_cell
+    from snl_video.locking import OutputLockedError, read_lock
+
+    folder = tmp_path / "cells" / "nl" / "seed0"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from snl_video.locking import output_lock\n"
+         f"with output_lock({str(folder)!r}, 'study'):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputLockedError, match=str(holder.pid)):
+            run_cell(None, Cell(index=0, variant="nl", seed=0, folder=folder), metric="video_top1")
+        assert read_lock(folder).pid == holder.pid
+    finally:
+        holder.communicate("")
+    assert read_lock(folder) is None
+
+
+SPECS = sorted(p for p in (REPO / "configs" / "studies").glob("*.yaml") if not p.stem.endswith("_base"))
+
+
+@pytest.mark.parametrize("spec_file", SPECS, ids=lambda p: p.name)
+def test_every_shipped_study_spec_resolves_and_builds(spec_file):
+    """Every spec's recipe, overrides and variants give a valid config and a model that builds
+    (on the meta device; the data is checked when the study runs). ``*_base.yaml`` are recipes."""
+    from snl_video.engine.preflight import model_problems
+
+    spec = load_study_spec(spec_file)
+    assert spec.baseline in spec.variants and len(spec.seeds) >= 2
+    cells = study_cells(spec, Path("unused"))
+    for variant in spec.variants:
+        cell = next(c for c in cells if c.variant == variant)
+        cfg = cell_config(spec, cell)
+        assert cfg.runtime.seed == cell.seed
+        assert model_problems(cfg) == [], (variant, model_problems(cfg))
