@@ -28,7 +28,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_model_from_args(args: argparse.Namespace):  # -> InferenceModel
     from ..engine.inference import load_inference_model
+    from ..engine.runtime import setup_cpu_runtime
 
+    setup_cpu_runtime()  # denormals flushed on every CPU thread; SNL_VIDEO_FLUSH_DENORMAL=0 keeps them
     return load_inference_model(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
                                 device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
 

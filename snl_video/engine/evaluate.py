@@ -211,6 +211,7 @@ def run_evaluation(
 
     from ..config import config_to_dict
     from .preflight import preflight
+    from .runtime import setup_cpu_runtime
     from .state_fit import describe_recipe, load_model_state
 
     # the model, the test data and the labels are checked before the checkpoint is read
@@ -221,6 +222,7 @@ def run_evaluation(
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
+    setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed (engine.runtime)
     started = dist_utils.setup_distributed(device)
     try:
         state = _load_on_main_and_share(checkpoint, load_checkpoint)

@@ -35,6 +35,7 @@ from ..fileio import atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .inference import InferenceModel, _read, _reason, count_frames, find_videos
 from .progress import progress as progress_bar
+from .runtime import setup_cpu_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ def extract_features(
     ``(C, t, h, w)`` (``(V, C, t, h, w)``). Bad videos are listed in the index with their
     reason; the others are written. Resumable: existing ``.npy`` files are kept.
     """
+    setup_cpu_runtime()  # denormals flushed on every CPU thread (engine.runtime)
     model = loaded.model.eval()
     module = _layer_module(model, layer) if layer is not None else None
     sources = collect_sources(inputs)

@@ -49,6 +49,7 @@ from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, loa
                          save_checkpoint)
 from .evaluate import evaluate_model
 from .preflight import preflight, usable_workers
+from .runtime import setup_cpu_runtime
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
 from .optim import EpochSchedule, batch_mixer, parameter_groups
@@ -235,6 +236,7 @@ def train(
     out = Path(r.output_dir)
     ckpt_dir = out / "checkpoints"
     device = resolve_device(r.device)
+    setup_cpu_runtime(flush_denormal=r.flush_denormal)  # denormals flushed on every CPU thread (engine.runtime)
     started_pg = dist_utils.setup_distributed(device)
     main = dist_utils.is_main()
     if r.deterministic:
