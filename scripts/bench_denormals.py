@@ -17,6 +17,14 @@ they show what the arithmetic would produce). One JSON line per step is written 
 
     OMP_NUM_THREADS=1 python scripts/bench_denormals.py --nonlocal snl --steps 40 --flush off
     OMP_NUM_THREADS=1 python scripts/bench_denormals.py --nonlocal snl --steps 40 --flush on
+
+``--config RECIPE [key=value ...]`` instead watches ordinary training: the engine's ``train``
+runs the recipe (many batches, augmentation, the schedule) while a global optimizer hook
+counts, before every step, the subnormal gradients, momentum buffers and parameters, and
+the seconds since the previous step; it prints the steps where gradients hold subnormals.
+
+    OMP_NUM_THREADS=1 python scripts/bench_denormals.py --config configs/demo/synthetic_r3d10_snl.yaml \
+        data.root=runs/demo/data/prepared runtime.output_dir=/tmp/census runtime.flush_denormal=false
 """
 
 from __future__ import annotations
@@ -85,6 +93,46 @@ def _state_census(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[st
     return {k: {g: n for g, n in v.items() if n} for k, v in rows.items()}
 
 
+def _engine_census(config: Path, overrides: list[str], out: Path | None) -> None:
+    """Run ``train`` on ``config`` with a global optimizer pre-step hook that counts subnormals."""
+    from snl_video.config import load_config
+    from snl_video.engine.train import train
+
+    cfg = load_config(config, overrides)
+    rows: list[dict[str, Any]] = []
+    last = [time.perf_counter()]
+
+    def before_step(optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        now = time.perf_counter()
+        params = [q for group in optimizer.param_groups for q in group["params"]]
+        grads = [q.grad for q in params if q.grad is not None]
+        bufs = [optimizer.state.get(q, {}).get("momentum_buffer") for q in params]
+        row = {"step": len(rows), "seconds": now - last[0],
+               "grad": sum(count_subnormal(g) for g in grads), "grad_elements": sum(g.numel() for g in grads),
+               "momentum": sum(count_subnormal(b) for b in bufs if b is not None),
+               "param": sum(count_subnormal(q) for q in params)}
+        rows.append(row)
+        last[0] = now
+
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(before_step)
+    try:
+        result = train(cfg)
+    finally:
+        handle.remove()
+    if out:
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hit = [r for r in rows if r["grad"] or r["momentum"] or r["param"]]
+    print(f"{cfg.name} ({cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else 'no block'}), flush_denormal="
+          f"{cfg.runtime.flush_denormal}: {len(rows)} optimizer steps, {len(hit)} with subnormal values")
+    for r in hit[:20]:
+        print(f"  step {r['step']}: grad {r['grad']} of {r['grad_elements']}, momentum {r['momentum']}, "
+              f"param {r['param']}, {r['seconds']:.2f} s since the previous step")
+    if result.history:
+        print("  last epoch:", {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="r3d50")
@@ -100,7 +148,14 @@ def main() -> None:
     p.add_argument("--flush", choices=["on", "off"], default="off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="JSON lines, one per step")
+    p.add_argument("--config", type=Path, default=None, help="watch the engine training this recipe instead")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of --config")
     args = p.parse_args()
+    if args.config is not None:
+        _engine_census(args.config, args.overrides, args.out)
+        return
+    if args.overrides:
+        p.error("key=value overrides need --config")
 
     from snl_video.models import build_model
 
