@@ -93,7 +93,7 @@ def _state_census(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[st
     return {k: {g: n for g, n in v.items() if n} for k, v in rows.items()}
 
 
-def _engine_census(config: Path, overrides: list[str], out: Path | None) -> None:
+def _engine_census(config: Path, overrides: list[str], out: Path | None, *, evaluate: bool) -> None:
     """Run ``train`` on ``config`` with a global optimizer pre-step hook that counts subnormals."""
     from snl_video.config import load_config
     from snl_video.engine.train import train
@@ -131,6 +131,11 @@ def _engine_census(config: Path, overrides: list[str], out: Path | None) -> None
               f"param {r['param']}, {r['seconds']:.2f} s since the previous step")
     if result.history:
         print("  last epoch:", {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))})
+    if evaluate and result.last_checkpoint is not None:
+        from snl_video.engine.evaluate import run_evaluation
+
+        report = run_evaluation(cfg, result.last_checkpoint, out_dir=Path(cfg.runtime.output_dir) / "eval")
+        print(f"  evaluation: clip top-1 {report.clip_top1:.2f}, video top-1 {report.video_top1:.2f}")
 
 
 def main() -> None:
@@ -149,10 +154,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="JSON lines, one per step")
     p.add_argument("--config", type=Path, default=None, help="watch the engine training this recipe instead")
+    p.add_argument("--evaluate", action="store_true", help="with --config: evaluate the last checkpoint (as the demo)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of --config")
     args = p.parse_args()
     if args.config is not None:
-        _engine_census(args.config, args.overrides, args.out)
+        _engine_census(args.config, args.overrides, args.out, evaluate=args.evaluate)
         return
     if args.overrides:
         p.error("key=value overrides need --config")
