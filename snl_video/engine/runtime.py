@@ -64,15 +64,19 @@ def flush_denormal_wanted(config_value: bool = True) -> bool:
 
 
 def _openmp_library() -> Path | None:
-    """The OpenMP runtime this process has loaded (PyTorch's libgomp / libiomp5), on Linux."""
+    """The OpenMP runtime this process has loaded (libgomp / libiomp5), on Linux; PyTorch's own copy
+    first when another package has loaded a second one."""
     maps = Path("/proc/self/maps")
     if not maps.is_file():
         return None
+    found = []
     for line in maps.read_text().splitlines():
         fields = line.split()
         if len(fields) >= 6 and Path(fields[-1]).name.startswith(("libgomp", "libiomp5")):
-            return Path(fields[-1])
-    return None
+            found.append(Path(fields[-1]))
+    torch_dir = Path(torch.__file__).resolve().parent
+    found.sort(key=lambda path: torch_dir not in path.resolve().parents)  # torch's copy first, stable otherwise
+    return found[0] if found else None
 
 
 def set_flush_denormal_all_threads(on: bool) -> bool:
