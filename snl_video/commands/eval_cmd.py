@@ -47,10 +47,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.weights is not None or args.head_from is not None:
         from ..engine.evaluate_weights import evaluate_weights
+        from ..engine.runtime import setup_cpu_runtime
 
         if args.weights is None or args.config is None:
             raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
         cfg = load_config(args.config, args.overrides)
+        setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does (engine.runtime)
         with output_lock(_out_dir(args, cfg), "eval"):
             report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
         _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")

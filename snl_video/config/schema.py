@@ -392,6 +392,9 @@ class RuntimeConfig:
     activation_checkpointing: tuple[CheckpointStage, ...] = ()
     #: ``torch.compile`` the training model (the first steps pay the compilation; logged).
     compile: bool = False
+    #: Flush denormal floats to zero on every CPU thread (steady steps once gradients are tiny;
+    #: see :mod:`snl_video.engine.runtime`); ``SNL_VIDEO_FLUSH_DENORMAL=0`` also turns it off.
+    flush_denormal: bool = True
 
     def check(self, errors: ErrorList, prefix: str) -> None:
         if len(set(self.activation_checkpointing)) != len(self.activation_checkpointing):

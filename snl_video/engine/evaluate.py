@@ -213,6 +213,7 @@ def run_evaluation(
     from .checkpoint import load_training_checkpoint
     from .loading import model_from_training_state
     from .preflight import preflight
+    from .runtime import setup_cpu_runtime
 
     # the model, the test data and the labels are checked before the checkpoint is read
     preflight(cfg, subsets=("test",))
@@ -222,6 +223,7 @@ def run_evaluation(
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not Path(checkpoint).is_file():
         raise MissingFileError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
+    setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed (engine.runtime)
     started = dist_utils.setup_distributed(device)
     try:
         state = _load_on_main_and_share(checkpoint, load_training_checkpoint)

@@ -274,6 +274,11 @@ def load_inference_model(
                 raise InvalidValueError(f"dotted overrides {list(overrides)} change a training recipe; --weights "
                                  f"{weights} has none")
             loaded = _from_weights(weights, allow_unsafe_pickle=allow_unsafe_pickle)
+    from .runtime import setup_cpu_runtime
+
+    # denormals flushed on every CPU thread for every verb that loads a model here (engine.runtime);
+    # a recipe's runtime.flush_denormal=false or SNL_VIDEO_FLUSH_DENORMAL=0 keeps them
+    setup_cpu_runtime(flush_denormal=getattr(getattr(loaded.recipe, "runtime", None), "flush_denormal", True))
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     loaded.model.to(dev)
     loaded.device = dev

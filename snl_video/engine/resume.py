@@ -45,6 +45,7 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
     "runtime.checkpoint_every",
     "runtime.activation_checkpointing",  # memory for time, same function
     "runtime.compile",
+    "runtime.flush_denormal",  # speed only: values below ~1e-38 become 0
 })
 
 _AMENDMENT = re.compile(r"^config\.resume-(\d+)\.yaml$")

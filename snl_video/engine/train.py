@@ -53,6 +53,7 @@ from .optim import batch_mixer, build_optimizer, build_scheduler
 from .preflight import preflight, usable_workers
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
 from ..progress import progress as progress_bar
+from .runtime import setup_cpu_runtime
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
 
@@ -105,6 +106,7 @@ def train(
     # ---- setup --------------------------------------------------------------------------
     out = Path(cfg.runtime.output_dir)
     device = resolve_device(cfg.runtime.device)
+    setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed on every CPU thread (engine.runtime)
     started_pg = dist_utils.setup_distributed(device)
     _seed_process(cfg, device)
     resume_path = _resume_path(resume, out)
