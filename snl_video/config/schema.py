@@ -56,6 +56,7 @@ OptimizerName = Literal["sgd", "adamw"]
 ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
+CheckpointFormatName = Literal["torch", "safetensors"]
 ClipProtocol = Literal["center"]
 NoWeightDecayOn = Literal["norm", "bias"]
 #: A stage whose residual blocks ``runtime.activation_checkpointing`` may recompute.
@@ -392,6 +393,11 @@ class RuntimeConfig:
     activation_checkpointing: tuple[CheckpointStage, ...] = ()
     #: ``torch.compile`` the training model (the first steps pay the compilation; logged).
     compile: bool = False
+    #: ``safetensors`` also writes the model's weights as ``checkpoints/last.safetensors`` (and
+    #: ``best.safetensors``) beside each ``.pt``: a file that holds tensors only, which any
+    #: safetensors reader can load without running code. The ``.pt`` stays (optimizer, scheduler
+    #: and RNG state for ``--resume``; the recipe). ``torch``: the ``.pt`` files only.
+    checkpoint_format: CheckpointFormatName = "torch"
 
     def check(self, errors: ErrorList, prefix: str) -> None:
         if len(set(self.activation_checkpointing)) != len(self.activation_checkpointing):

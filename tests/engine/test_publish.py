@@ -177,3 +177,12 @@ def test_publish_refuses_a_non_empty_out_and_a_bare_folder(run_dir, published, t
     assert "No evaluation was published" in (tmp_path / "m" / "README.md").read_text()
     assert main(["publish", str(tmp_path), "--out", str(tmp_path / "n")]) == 2
     assert "not a run folder with a checkpoint" in capsys.readouterr().err
+
+
+def test_hf_name_without_huggingface_hub_is_one_line(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # what an install without the [hub] extra sees
+    assert _export("hf://my-lab/tiny-snl", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install "snl-video[hub]"' in err
