@@ -119,29 +119,40 @@ def _config_json(cfg: Any, *, class_names: list[str], input_spec: Any, source: P
     }
 
 
-_METRIC_ROWS = (("video_top1", "accuracy", "video-level top-1"), ("video_top5", "top-5 accuracy", "video-level top-5"),
-                ("clip_top1", "accuracy", "clip-level top-1"), ("clip_top5", "top-5 accuracy", "clip-level top-5"),
-                ("mean_class_accuracy", "mean class accuracy", "mean class accuracy"))
+#: (metrics.json key, model-index metric type, label); ``{k}`` is the run's top-k (5, or the class count).
+_METRIC_ROWS = (("video_top1", "accuracy", "video-level top-1"), ("video_top5", "top_k_accuracy", "video-level top-{k}"),
+                ("clip_top1", "accuracy", "clip-level top-1"), ("clip_top5", "top_k_accuracy", "clip-level top-{k}"),
+                ("mean_class_accuracy", "mean_class_accuracy", "mean class accuracy"))
 
 
 def _yaml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar, quotes and escapes included
 
 
-def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, *, name: str) -> str:
-    """The ``README.md`` of a published folder: Hub front matter + results, use, limits, loading."""
-    recipe = config["recipe"]
+def _dataset_name(recipe: dict[str, Any]) -> str:
+    """The dataset's name for the card: the source (``ucf101``, ``hmdb51``), or for a folder /
+    list source the prepared folder's name (``folder`` alone says nothing)."""
     data = recipe.get("data", {})
     dataset = str(data.get("dataset", "unknown"))
-    split = data.get("split")
+    if dataset in ("folder", "list") and data.get("root"):
+        return f"{Path(str(data['root'])).name} ({dataset})"
+    return dataset
+
+
+def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, *, name: str) -> str:
+    """The ``README.md`` of a published folder: Hub front matter + results, use, limits, loading.
+
+    ``metrics`` is the run's ``eval/metrics.json``: its numbers, and its own description of
+    the protocol (clip and video protocol, subset, split), go into the card as they are.
+    """
+    recipe = config["recipe"]
+    split = recipe.get("data", {}).get("split")
+    dataset = _dataset_name(recipe)
     nl = config.get("nonlocal_blocks")
-    blocks = f"{nl['kind']} non-local blocks at {nl.get('positions') or 'the default placement'}" if nl else \
-        "no non-local blocks"
+    blocks = (f"{nl['kind']} non-local blocks at {nl.get('positions') or 'the default placement'}" if nl
+              else "no non-local blocks")
     spec = config["input_spec"]
     protocol = config["eval_protocol"]
-    protocol_text = (f"{protocol['num_clips']} clips x {protocol['num_crops']} crops per video, scores reduced by "
-                     f"{protocol['reduce']}; {spec['num_frames']}-frame clips, stride {spec['sampling_stride']}, "
-                     f"{spec['crop_size']}px crops")
     tags = ["video-classification", "action-recognition", "non-local", "pytorch", config["architecture"]]
     if nl:
         tags.append(str(nl["kind"]))
@@ -149,31 +160,37 @@ def model_card(config: dict[str, Any], metrics: dict[str, Any] | None, *, name: 
     lines += [f"- {_yaml_str(t)}" for t in tags]
     lines += ["datasets:", f"- {_yaml_str(dataset)}"]
     rows: list[tuple[str, str, float]] = []
+    protocol_text = ""
     if metrics:
-        rows = [(label, kind, float(metrics[key])) for key, kind, label in _METRIC_ROWS
+        k = metrics.get("top5_k", 5)
+        rows = [(label.format(k=k), kind, float(metrics[key])) for key, kind, label in _METRIC_ROWS
                 if isinstance(metrics.get(key), (int, float))]
-        lines += ["metrics:"] + [f"- {_yaml_str(kind)}" for kind in dict.fromkeys(k for _, k, _ in rows)]
-        lines += ["model-index:", f"- name: {_yaml_str(name)}", "  results:", "  - task:",
+        protocol_text = "; ".join(str(metrics[key]) for key in ("clip_protocol", "video_protocol") if key in metrics)
+        protocol_text = (f"{protocol_text}; {metrics.get('num_videos', '?')} videos of the "
+                         f"{metrics.get('subset', 'test')} subset, split {metrics.get('split', split)}")
+        lines += ["metrics:", "- accuracy", "model-index:", f"- name: {_yaml_str(name)}", "  results:", "  - task:",
                   "      type: video-classification", "      name: Action recognition", "    dataset:",
                   f"      name: {_yaml_str(dataset)}", f"      type: {_yaml_str(dataset)}",
-                  f"      split: {_yaml_str(str(split))}", "    metrics:"]
+                  f"      split: {_yaml_str(str(metrics.get('subset', 'test')) + ' of split ' + str(split))}",
+                  "    metrics:"]
         for label, kind, value in rows:
             lines += [f"    - type: {_yaml_str(kind)}", f"      name: {_yaml_str(label)}", f"      value: {value}"]
-        lines += [f"    source:", f"      name: {_yaml_str('snl-video eval: ' + protocol_text)}"]
+        lines += ["    source:", f"      name: {_yaml_str('snl-video eval: ' + protocol_text)}"]
     lines += ["---", "", f"# {name}", "",
-              f"A {config['architecture']} video classifier with {blocks}, trained with "
-              f"[snl_video](https://github.com/) on `{dataset}` (split {split}), {config['num_classes']} classes.", "",
+              f"Architecture `{config['architecture']}` with {blocks}, trained with snl_video on `{dataset}` "
+              f"(split {split}); {config['num_classes']} classes.", "",
               "## Results", ""]
     if rows:
         lines += ["| metric | value (%) |", "|---|---|"] + [f"| {label} | {value:.2f} |" for label, _, value in rows]
-        lines += ["", f"Protocol: {protocol_text}; {metrics.get('num_videos', '?')} test videos "
-                      "(`eval/metrics.json` of the run)."]
+        lines += ["", f"Protocol: {protocol_text} (`eval/metrics.json` of the run)."]
     else:
         lines += ["No evaluation was published with this model (it was published from a checkpoint, or its run "
                   "had no `eval/metrics.json`)."]
     lines += ["", "## Intended use", "",
               f"Classifying short clips of human actions into the {config['num_classes']} classes listed in "
-              "`config.json` (`class_names`), for research on non-local blocks and action recognition.", "",
+              "`config.json` (`class_names`), for research on non-local blocks and action recognition. "
+              f"Default video protocol: {protocol['num_clips']} clips x {protocol['num_crops']} crops, "
+              f"{protocol['reduce']}.", "",
               "## Limits", "",
               f"- Trained on `{dataset}` only: other footage, other classes or other camera set-ups can fail silently.",
               f"- Expects {spec['num_frames']}-frame clips at stride {spec['sampling_stride']}, resized and cropped to "
@@ -216,6 +233,12 @@ def publish_model(
     if source.is_dir():
         ckpt = _find_run_checkpoint(source)
         metrics = _read_metrics(source / "eval" / "metrics.json")
+        evaluated = metrics.get("checkpoint") if metrics else None
+        if evaluated is not None and Path(str(evaluated)).name != ckpt.name:
+            # the numbers belong to another checkpoint of the run: not this model's results
+            logger.warning("%s/eval/metrics.json evaluated %s, not %s: the card gets no results (run `snl-video eval "
+                           "--checkpoint %s` first)", source, evaluated, ckpt, ckpt)
+            metrics = None
     else:
         ckpt = source
     out = Path(out)

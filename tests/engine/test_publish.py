@@ -20,7 +20,9 @@ from .conftest import tiny_config
 
 NAMES = ["down", "left", "right", "up"]
 METRICS = {"clip_top1": 62.5, "clip_top5": 100.0, "video_top1": 75.0, "video_top5": 100.0,
-           "mean_class_accuracy": 75.0, "num_videos": 16}
+           "mean_class_accuracy": 75.0, "num_videos": 16, "top5_k": 4, "subset": "test",
+           "clip_protocol": "centre clip of 6 frames (stride 2), centre crop 40",
+           "video_protocol": "2 uniform clips x 1 crops, mean_prob", "checkpoint": "/elsewhere/checkpoints/last.pt"}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,9 @@ def test_publish_writes_the_hub_layout(published):
     assert config["input_spec"]["num_frames"] == 6 and config["input_spec"]["crop_size"] == 40
     card = (published / "README.md").read_text()
     front = card.split("---")[1]
-    assert "library_name: snl_video" in front and "datasets:" in front and "value: 75.0" in front
-    assert "| video-level top-1 | 75.00 |" in card and "2 clips x 1 crops" in card
+    assert "library_name: snl_video" in front and "datasets:" in front and "value: 75.0" in front and "video-level top-4" in front
+    assert "| video-level top-1 | 75.00 |" in card
+    assert "Protocol: centre clip of 6 frames (stride 2), centre crop 40; 2 uniform clips x 1 crops, mean_prob" in card
     # no temporary folder left beside it
     assert [p.name for p in published.parent.iterdir()] == ["model"]
 
@@ -175,7 +178,12 @@ def test_publish_refuses_a_non_empty_out_and_a_bare_folder(run_dir, published, t
     assert main(["publish", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--out",
                  str(tmp_path / "m")]) == 0
     assert "No evaluation was published" in (tmp_path / "m" / "README.md").read_text()
-    assert main(["publish", str(tmp_path), "--out", str(tmp_path / "n")]) == 2
+    # a run whose eval/metrics.json evaluated another checkpoint (best.pt): its numbers are not this model's
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    shutil.copyfile(run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt")
+    assert main(["publish", str(run), "--out", str(tmp_path / "b")]) == 0
+    assert "No evaluation was published" in (tmp_path / "b" / "README.md").read_text()
+    assert main(["publish", str(tmp_path / "m"), "--out", str(tmp_path / "n")]) == 2
     assert "not a run folder with a checkpoint" in capsys.readouterr().err
 
 
