@@ -252,29 +252,18 @@ def _from_published_folder(published: "PublishedFolder", *, shown_as: str, overr
     checked against ``model.safetensors`` (one line naming the misfits)."""
     from .builders import build_model_from_config
     from .checkpoint import describe_checkpoint
+    from .state_fit import state_mismatch
 
     state = published.as_training_state()
     described = describe_checkpoint(state, path=shown_as, overrides=overrides)
     cfg = described.recipe
     model = build_model_from_config(cfg, load_weights=False)
-    own, theirs = model.state_dict(), published.state_dict
-    shaped = [k for k in own if k in theirs and tuple(own[k].shape) != tuple(theirs[k].shape)]
-    missing = [k for k in own if k not in theirs]
-    unexpected = [k for k in theirs if k not in own]
-    if shaped or missing or unexpected:
-        parts = []
-        if shaped:
-            parts.append(f"{len(shaped)} of another shape (" + "; ".join(
-                f"{k}: file {list(theirs[k].shape)} vs model {list(own[k].shape)}" for k in shaped[:3]) + ")")
-        if missing:
-            parts.append(f"{len(missing)} missing ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} not in the model ({', '.join(unexpected[:3])}"
-                         f"{' ...' if len(unexpected) > 3 else ''})")
+    mismatch = state_mismatch(model.state_dict(), published.state_dict)
+    if mismatch is not None:
         raise InvalidValueError(f"{shown_as}: model.safetensors does not fit the {cfg.model.name} its config.json "
-                                f"describes: tensors {'; '.join(parts)}; the folder was edited or mixes two models' "
-                                "files: publish it again")
-    model.load_state_dict(theirs)
+                                f"describes: tensors {mismatch}; the folder was edited or mixes two models' files: "
+                                "publish it again")
+    model.load_state_dict(published.state_dict)
     protocol = published.config["eval_protocol"]
     return InferenceModel(
         model=model.eval(), architecture=cfg.model.name, class_names=list(described.class_names or []),

@@ -36,7 +36,7 @@ from ..fileio import atomic_write, atomic_write_text, write_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PUBLISHED_FORMAT_VERSION", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE", "HUB_PREFIX", "PublishedFolder",
+__all__ = ["MissingDependencyError", "PUBLISHED_FORMAT_VERSION", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE", "HUB_PREFIX", "PublishedFolder",
            "publish_model", "read_published_folder", "is_published_folder", "resolve_hub_weights",
            "write_safetensors", "push_folder_to_hub"]
 

@@ -95,6 +95,7 @@ def _hub_cache(tmp_path, folder, repo="my-lab/tiny-snl", revision="a" * 40):
 
 @pytest.fixture
 def offline_cache(tmp_path, published, monkeypatch):
+    pytest.importorskip("huggingface_hub")  # the [hub] extra ([test] installs it)
     import huggingface_hub.constants as hub_constants
 
     cache = _hub_cache(tmp_path, published)
@@ -169,7 +170,7 @@ def test_wrong_shapes_in_safetensors_are_one_line(published, tmp_path, capsys):
     state["fc.weight"] = torch.zeros(7, state["fc.weight"].shape[1])
     write_safetensors(state, folder / "model.safetensors")
     err = _predict_error(folder, capsys)
-    assert "1 of another shape (fc.weight: file [7, " in err
+    assert "1 of another shape (fc.weight: checkpoint [7, " in err
 
 
 def test_publish_refuses_a_non_empty_out_and_a_bare_folder(run_dir, published, tmp_path, capsys):
