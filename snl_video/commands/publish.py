@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="the folder to create (must not exist or be empty)")
     p.add_argument("--name", default=None, help="the model card's title (default: the recipe's name)")
     p.add_argument("--push-to-hub", metavar="OWNER/NAME", default=None,
-                   help="then upload the folder with huggingface_hub (needs `huggingface-cli login` and the network)")
+                   help="then upload the folder with huggingface_hub (needs `hf auth login` or HF_TOKEN and the network)")
     p.set_defaults(func=run)
 
 

@@ -269,7 +269,13 @@ def publish_model(
         os.chmod(tmp, 0o777 & ~_umask())
         if out.exists():
             out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            if out.exists():  # another publish filled --out meanwhile: keep its folder, drop ours
+                raise InvalidValueError(f"--out {out} was written by another process while publishing; choose a "
+                                        "new folder") from None
+            raise write_error(out, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -298,15 +304,21 @@ def _hub() -> Any:
 def push_folder_to_hub(folder: str | os.PathLike[str], repo_id: str) -> str:
     """Upload a published folder to the Hub model repository ``repo_id`` (created if needed).
 
-    A thin call to ``huggingface_hub.HfApi``; it needs a token (``huggingface-cli login`` or
+    A thin call to ``huggingface_hub.HfApi``; it needs a token (``hf auth login`` or
     ``HF_TOKEN``) and the network, so the test suite cannot exercise it.
     """
     hub = _hub()
     _split_repo(repo_id, given=repo_id)
-    api = hub.HfApi()
-    api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                             commit_message="snl-video publish")
+    api = hub.HfApi(library_name="snl_video")
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message="snl-video publish")
+    except Exception as exc:  # noqa: BLE001 - network, token, permissions: the user's to fix, the folder stays
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"push of {folder} to the Hub repository {repo_id} failed ({first}); the folder is kept: "
+                        f"log in (`hf auth login` or HF_TOKEN) and upload it with huggingface_hub's CLI: "
+                        f"`hf upload {repo_id} {folder}`") from None
     logger.info("pushed %s to https://huggingface.co/%s", folder, repo_id)
     return str(info)
 
@@ -407,12 +419,12 @@ def resolve_hub_weights(spec: str) -> Path:
     _split_repo(repo, given=spec)
     try:
         path = hub.snapshot_download(repo_id=repo, revision=revision or None, repo_type="model",
-                                     allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, CARD_FILE])
+                                     allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, CARD_FILE], library_name="snl_video")
     except hub_errors.RevisionNotFoundError:
         raise MissingFileError(f"{spec}: the Hub repository {repo} has no revision {revision!r}") from None
     except hub_errors.RepositoryNotFoundError:
         raise MissingFileError(f"{spec}: no Hub model repository {repo} (or it is private: log in with "
-                               "`huggingface-cli login`)") from None
+                               "`hf auth login` or HF_TOKEN)") from None
     except hub_errors.LocalEntryNotFoundError:
         raise MissingFileError(f"{spec} is not in the huggingface_hub cache and the Hub cannot be reached (offline: "
                                "HF_HUB_OFFLINE is set, or no network); download it once online") from None

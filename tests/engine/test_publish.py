@@ -195,3 +195,13 @@ def test_hf_name_without_huggingface_hub_is_one_line(monkeypatch, tmp_path, caps
     assert _export("hf://my-lab/tiny-snl", tmp_path) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'pip install "snl-video[hub]"' in err
+
+
+def test_a_failed_push_is_one_line_and_keeps_the_folder(run_dir, offline_cache, tmp_path, capsys):
+    # offline, the upload cannot happen (the real upload needs the network and a token: not tested here)
+    out = tmp_path / "pushed"
+    assert main(["publish", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out),
+                 "--push-to-hub", "my-lab/tiny-snl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "push of" in err and "the folder is kept" in err
+    assert (out / "model.safetensors").is_file()
