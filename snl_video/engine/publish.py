@@ -365,6 +365,10 @@ def read_published_folder(folder: str | os.PathLike[str], *, shown_as: str | Non
     cfg_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not cfg_path.is_file() or not weights_path.is_file():
         missing = [p.name for p in (cfg_path, weights_path) if not p.is_file()]
+        if (folder / "checkpoints").is_dir():
+            raise MissingFileError(f"{where} is a run folder, not a published model folder: pass --checkpoint "
+                                   f"{folder / 'checkpoints' / 'best.pt'} (or last.pt), or `snl-video publish {folder} "
+                                   "--out DIR` first")
         raise MissingFileError(f"{where} is not a published model folder: {' and '.join(missing)} missing "
                                "(`snl-video publish` writes model.safetensors, config.json and README.md)")
     try:

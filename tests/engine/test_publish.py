@@ -133,7 +133,7 @@ def _copy(published, tmp_path):
     return shutil.copytree(published, tmp_path / "copy")
 
 
-def _predict_error(folder, capsys) -> str:
+def _load_error(folder, capsys) -> str:
     assert _export(folder, folder) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -145,12 +145,16 @@ def test_config_of_another_architecture_is_one_line(published, tmp_path, capsys)
     config = json.loads((folder / "config.json").read_text())
     config["architecture"] = "r3d50"
     (folder / "config.json").write_text(json.dumps(config))
-    assert "architecture 'r3d50' disagrees with its recipe's model.name 'r3d10'" in _predict_error(folder, capsys)
+    assert "architecture 'r3d50' disagrees with its recipe's model.name 'r3d10'" in _load_error(folder, capsys)
     # both edited consistently: the tensors no longer fit the network it describes
     config["recipe"]["model"]["name"] = "r3d18"
     (folder / "config.json").write_text(json.dumps(config | {"architecture": "r3d18"}))
-    err = _predict_error(folder, capsys)
+    err = _load_error(folder, capsys)
     assert "model.safetensors does not fit the r3d18" in err and "publish it again" in err
+
+
+def test_a_run_folder_as_weights_points_to_checkpoint(run_dir, capsys):
+    assert "is a run folder, not a published model folder: pass --checkpoint" in _load_error(run_dir, capsys)
 
 
 def test_config_missing_keys_is_one_line(published, tmp_path, capsys):
@@ -158,7 +162,7 @@ def test_config_missing_keys_is_one_line(published, tmp_path, capsys):
     config = json.loads((folder / "config.json").read_text())
     del config["input_spec"], config["class_names"]
     (folder / "config.json").write_text(json.dumps(config))
-    err = _predict_error(folder, capsys)
+    err = _load_error(folder, capsys)
     assert "lacks class_names, input_spec" in err
 
 
@@ -169,7 +173,7 @@ def test_wrong_shapes_in_safetensors_are_one_line(published, tmp_path, capsys):
     state = load_file(str(folder / "model.safetensors"))
     state["fc.weight"] = torch.zeros(7, state["fc.weight"].shape[1])
     write_safetensors(state, folder / "model.safetensors")
-    err = _predict_error(folder, capsys)
+    err = _load_error(folder, capsys)
     assert "1 of another shape (fc.weight: checkpoint [7, " in err
 
 
