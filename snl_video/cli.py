@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "snl_video.commands.eval_cmd",
     "snl_video.commands.predict",
     "snl_video.commands.export",
+    "snl_video.commands.publish",
     "snl_video.commands.explain",
     "snl_video.commands.features",
     "snl_video.commands.compare",

@@ -25,7 +25,9 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
     spectrum); ``required=False`` where the verb has another way to name a model."""
     src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
-    src.add_argument("--weights", help="a weights registry name (`snl-video weights list`) or a foreign checkpoint file")
+    src.add_argument("--weights", help="a weights registry name (`snl-video weights list`), a foreign checkpoint file, a "
+                          "folder written by `snl-video publish`, or hf://OWNER/NAME[@REVISION] (a published folder "
+                          "on the Hugging Face Hub; HF_HUB_OFFLINE=1 reads the local cache only)")
     p.add_argument("--config", type=Path, default=None,
                    help="the recipe of --checkpoint (only needed for checkpoints older than self-describing ones)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: cpu")

@@ -56,6 +56,7 @@ OptimizerName = Literal["sgd", "adamw"]
 ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
+CheckpointFormatName = Literal["torch", "safetensors"]
 ClipProtocol = Literal["center"]
 NoWeightDecayOn = Literal["norm", "bias"]
 #: A stage whose residual blocks ``runtime.activation_checkpointing`` may recompute.
@@ -395,6 +396,11 @@ class RuntimeConfig:
     #: Flush denormal floats to zero on every CPU thread (steady steps once gradients are tiny;
     #: see :mod:`snl_video.engine.runtime`); ``SNL_VIDEO_FLUSH_DENORMAL=0`` also turns it off.
     flush_denormal: bool = True
+    #: ``safetensors`` also writes the model's weights as ``checkpoints/last.safetensors`` (and
+    #: ``best.safetensors``) beside each ``.pt``: a file that holds tensors only, which any
+    #: safetensors reader can load without running code. The ``.pt`` stays (optimizer, scheduler
+    #: and RNG state for ``--resume``; the recipe). ``torch``: the ``.pt`` files only.
+    checkpoint_format: CheckpointFormatName = "torch"
 
     def check(self, errors: ErrorList, prefix: str) -> None:
         if len(set(self.activation_checkpointing)) != len(self.activation_checkpointing):

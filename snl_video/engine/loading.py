@@ -34,6 +34,7 @@ from ..errors import InvalidValueError, MissingFileError
 
 if TYPE_CHECKING:
     from ..weights.registry import PretrainedWeights
+    from .publish import PublishedFolder
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,49 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
 
 
 # --------------------------------------------------------------------------------------
+# Published folders (``snl-video publish``), local or on the Hub
+# --------------------------------------------------------------------------------------
+
+
+def _published_folder_or_none(weights: str | os.PathLike[str]) -> "PublishedFolder | None":
+    """``weights`` read as a published folder (a local one, or ``hf://OWNER/NAME[@REV]``), or None."""
+    from .publish import HUB_PREFIX, read_published_folder, resolve_hub_weights
+
+    name = str(weights)
+    if name.startswith(HUB_PREFIX):
+        return read_published_folder(resolve_hub_weights(name), shown_as=name)
+    if Path(name).is_dir():
+        return read_published_folder(name)
+    return None
+
+
+def _from_published_folder(published: "PublishedFolder", *, shown_as: str, overrides: Sequence[str]) -> InferenceModel:
+    """The model of a published folder: its recipe's network, every tensor's name and shape
+    checked against ``model.safetensors`` (one line naming the misfits)."""
+    from .builders import build_model_from_config
+    from .checkpoint import describe_checkpoint
+    from .state_fit import state_mismatch
+
+    state = published.as_training_state()
+    described = describe_checkpoint(state, path=shown_as, overrides=overrides)
+    cfg = described.recipe
+    model = build_model_from_config(cfg, load_weights=False)
+    mismatch = state_mismatch(model.state_dict(), published.state_dict)
+    if mismatch is not None:
+        raise InvalidValueError(f"{shown_as}: model.safetensors does not fit the {cfg.model.name} its config.json "
+                                f"describes: tensors {mismatch}; the folder was edited or mixes two models' files: "
+                                "publish it again")
+    model.load_state_dict(published.state_dict)
+    protocol = published.config["eval_protocol"]
+    return InferenceModel(
+        model=model.eval(), architecture=cfg.model.name, class_names=list(described.class_names or []),
+        input_spec=described.input_spec, num_clips=int(protocol.get("num_clips", cfg.eval.num_clips)),
+        num_crops=protocol.get("num_crops", cfg.eval.num_crops), reduce=protocol.get("reduce", cfg.eval.reduce),
+        source=shown_as, recipe=cfg,
+    )
+
+
+# --------------------------------------------------------------------------------------
 # The loader
 # --------------------------------------------------------------------------------------
 
@@ -248,7 +292,10 @@ def load_inference_model(
     Args:
         checkpoint: an ``snl-video train`` checkpoint. It carries its recipe; ``config`` (a
             YAML path or a config) is only needed for one written before checkpoints did.
-        weights: a registry name or a checkpoint file. A training checkpoint given here is
+        weights: a registry name, a checkpoint file, a folder written by ``snl-video publish``
+            (``model.safetensors`` + ``config.json``) or ``hf://OWNER/NAME[@REVISION]``, such a
+            folder on the Hugging Face Hub (through ``huggingface_hub``'s cache; ``HF_HUB_OFFLINE=1``
+            reads the cache only). A training checkpoint given here is
             loaded as with ``checkpoint``; a foreign file gets its registry entry's input
             spec and class names (found by file name, else by architecture and format).
         overrides: dotted ``key=value`` changes to the recipe (e.g. ``data.num_frames=32``).
@@ -266,8 +313,11 @@ def load_inference_model(
     else:
         if config is not None:
             raise InvalidValueError("--config goes with --checkpoint; --weights carries its own spec")
+        published = _published_folder_or_none(weights)
         state = read_training_checkpoint_or_none(Path(weights)) if Path(str(weights)).is_file() else None
-        if state is not None:
+        if published is not None:
+            loaded = _from_published_folder(published, shown_as=str(weights), overrides=overrides)
+        elif state is not None:
             loaded = _from_training_checkpoint(state, weights, config=None, overrides=overrides)
         else:
             if overrides:

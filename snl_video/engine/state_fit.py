@@ -21,7 +21,7 @@ from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointMismatchError", "load_model_state", "describe_recipe"]
+__all__ = ["CheckpointMismatchError", "load_model_state", "describe_recipe", "state_mismatch"]
 
 
 class CheckpointMismatchError(InvalidValueError):
@@ -79,6 +79,26 @@ def _checkpoint_origin(state: Mapping[str, Any], checkpoint: Path) -> tuple[str,
     return (f"recipe {name!r} " if name else "") + f"({', '.join(facts)})", None
 
 
+def state_mismatch(own: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
+    """How the tensors ``theirs`` (a file's) differ from ``own`` (a model's state dict) in names
+    and shapes, as one phrase for an error message; ``None`` when every name and shape fits."""
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    shaped = [k for k in own if k in theirs and _shape(own[k]) != _shape(theirs[k])]
+    if not (missing or unexpected or shaped):
+        return None
+    what = []
+    if shaped:
+        shown = "; ".join(f"{k}: checkpoint {list(_shape(theirs[k]) or [])} vs model {list(_shape(own[k]) or [])}"
+                          for k in shaped[:3])
+        what.append(f"{len(shaped)} of another shape ({shown}{f' and {len(shaped) - 3} more' if len(shaped) > 3 else ''})")
+    if missing:
+        what.append(f"{len(missing)} missing from the checkpoint ({_names(missing)})")
+    if unexpected:
+        what.append(f"{len(unexpected)} not in the model ({_names(unexpected)})")
+    return "; ".join(what)
+
+
 def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: str | Path,
                      model_desc: str = "") -> None:
     """``model.load_state_dict(state["model"])`` after checking that every key and shape matches.
@@ -89,20 +109,8 @@ def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: 
     """
     checkpoint = Path(checkpoint)
     theirs = state["model"]
-    own = model.state_dict()
-    missing = [k for k in own if k not in theirs]
-    unexpected = [k for k in theirs if k not in own]
-    shaped = [k for k in own if k in theirs and _shape(own[k]) != _shape(theirs[k])]
-    if missing or unexpected or shaped:
-        what = []
-        if shaped:
-            shown = "; ".join(f"{k}: checkpoint {list(_shape(theirs[k]) or [])} vs model {list(_shape(own[k]) or [])}"
-                              for k in shaped[:3])
-            what.append(f"{len(shaped)} of another shape ({shown}{f' and {len(shaped) - 3} more' if len(shaped) > 3 else ''})")
-        if missing:
-            what.append(f"{len(missing)} missing from the checkpoint ({_names(missing)})")
-        if unexpected:
-            what.append(f"{len(unexpected)} not in the model ({_names(unexpected)})")
+    mismatch = state_mismatch(model.state_dict(), theirs)
+    if mismatch is not None:
         origin, run_config = _checkpoint_origin(state, checkpoint)
         stored = any(isinstance(state.get(k), Mapping) for k in ("recipe", "config"))
         if run_config is not None:
@@ -112,5 +120,5 @@ def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: 
                    else "evaluate it with the recipe it was trained with")
         raise CheckpointMismatchError(
             f"{checkpoint} does not fit the model of this config{f' ({model_desc})' if model_desc else ''}: "
-            f"tensors {'; '.join(what)}. The checkpoint was made with {origin}: {fix}")
+            f"tensors {mismatch}. The checkpoint was made with {origin}: {fix}")
     model.load_state_dict(theirs)

@@ -368,7 +368,9 @@ def _save_epoch(
     run: _Run, epoch: int, record: dict[str, Any], last_ckpt: Path | None, best_ckpt: Path | None
 ) -> tuple[Path | None, Path | None]:
     """Write last.pt (every ``runtime.checkpoint_every`` epochs, the last one, a new best) and
-    best.pt (a new best selection top-1); returns the paths of both (rank 0 writes them)."""
+    best.pt (a new best selection top-1), and with ``runtime.checkpoint_format: safetensors`` their
+    weights as ``last.safetensors`` / ``best.safetensors``; returns the paths of both .pt files
+    (rank 0 writes them)."""
     cfg = run.cfg
     top1 = record.get("val_clip_top1")
     is_best = top1 is not None and top1 > run.best_top1
@@ -395,6 +397,13 @@ def _save_epoch(
         last_ckpt = save_checkpoint(state, run.ckpt_dir / LAST)
         if is_best:
             best_ckpt = save_checkpoint(state, run.ckpt_dir / BEST)
+        if cfg.runtime.checkpoint_format == "safetensors":  # the weights alone, beside the resumable .pt
+            from .publish import write_safetensors
+
+            for ckpt in (last_ckpt, best_ckpt if is_best else None):
+                if ckpt is not None:
+                    write_safetensors(state["model"], ckpt.with_suffix(".safetensors"),
+                                      metadata={"format": "pt", "library": "snl_video", "epoch": str(epoch + 1)})
     return last_ckpt, best_ckpt
 
 

@@ -11,6 +11,10 @@ an open allowlist unless the caller opts in:
   globals such files need (numpy array and dtype reconstruction, ``OrderedDict``) and
   refuses everything else *before* it is called.
 
+* ``.safetensors`` files (timm / Hugging Face Hub weights: a flat ``name → tensor`` file
+  with a JSON header) go through ``safetensors.torch.load_file``, which holds no code at all;
+  the result is the flat state dict, which format detection then recognises like any other.
+
 ``allow_unsafe_pickle=True`` (CLI: ``--allow-unsafe-pickle``) lifts the restriction; it is
 meant only for files whose origin you trust, e.g. an mmengine checkpoint carrying
 arbitrary Python objects in its metadata.
@@ -33,7 +37,7 @@ from .errors import CheckpointReadError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_checkpoint_file", "load_checkpoint", "RestrictedUnpickler", "restricted_pickle_load", "atomic_write", "atomic_torch_save"]
+__all__ = ["read_checkpoint_file", "is_safetensors", "load_checkpoint", "RestrictedUnpickler", "restricted_pickle_load", "atomic_write", "atomic_torch_save"]
 
 # torch.save's legacy (non-zip) format starts with this pickled integer.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -134,7 +138,10 @@ def read_checkpoint_file(path: str | os.PathLike[str], *, allow_unsafe_pickle: b
     if size == 0:
         raise CheckpointReadError(f"checkpoint file {str(path)!r} is empty (0 bytes): an interrupted download or copy?")
     with path.open("rb") as f:
-        head = f.read(4)
+        head = f.read(9)
+    if is_safetensors(path, head):
+        return _load_safetensors(path)
+    head = head[:4]
     if head == _ZIP_MAGIC:
         return _load_torch(path, allow_unsafe_pickle=allow_unsafe_pickle)
     # Not a zip: a bare pickle: either torch's legacy format (a pickled magic number first) or a plain
@@ -160,6 +167,28 @@ def read_checkpoint_file(path: str | os.PathLike[str], *, allow_unsafe_pickle: b
         return _load_torch(path, allow_unsafe_pickle=allow_unsafe_pickle)
     logger.debug("%s read as a plain (restricted) pickle of %s", path, type(first).__name__)
     return first
+
+
+def is_safetensors(path: str | os.PathLike[str], head: bytes | None = None) -> bool:
+    """Whether ``path`` is a safetensors file: named ``*.safetensors``, or starting as one does
+    (an 8-byte little-endian header length, then the JSON header's ``{``)."""
+    if str(path).endswith(".safetensors"):
+        return True
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointReadError(f"{str(path)!r} is not a readable safetensors file (truncated or corrupt): "
+                                  f"{str(exc).splitlines()[0] if str(exc) else exc!r} ({_describe(path)})") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, allow_unsafe_pickle: bool = False) -> Any:
