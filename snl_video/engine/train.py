@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
-from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
+from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config, resolve_recipe,
                        resolve_device, selection_subset)
 from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_checkpoint, restore_rng_state,
                          save_checkpoint)
@@ -232,6 +232,12 @@ def train(
             the epoch's checkpoint): tests and time-boxed jobs resume later.
     """
     # ---- setup --------------------------------------------------------------------------
+    # The run's record is the model it trains: what the registry entry implies, the block
+    # placement and the normalisation are written out once, here, and recorded below.
+    resolved = resolve_recipe(cfg)
+    cfg = resolved.config
+    for line in resolved.describe():
+        logger.info("recipe resolved: %s", line)
     r = cfg.runtime
     out = Path(r.output_dir)
     ckpt_dir = out / "checkpoints"
