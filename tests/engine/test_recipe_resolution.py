@@ -26,7 +26,7 @@ from ..weights.sources import save_hara2017
 
 #: Entries whose architecture is a ResNet-50 or deeper: minutes on a 2-core CPU, in the slow suite.
 #: The default suite keeps one entry of each family (hara, torchvision, pytorchvideo, FFC, BAT).
-_DEFAULT = {"r3d18.hara2017_k400", "r3d_18.torchvision_k400", "mc3_18.torchvision_k400",
+_DEFAULT = {"r3d18.hara2017_k400", "r3d_18.torchvision_k400",
             "c2d_r50.pytorchvideo_k400", "ffc_c2d_r50.ffc_lfu_imagenet", "bat_c2d_r50.bat2d_k400"}
 
 
@@ -80,23 +80,24 @@ def write_stand_in(entry: PretrainedWeights, directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def small_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2 classes x 4 videos of 10 frames, prepared at short side 40: one-step epochs."""
+    """2 classes x 4 videos of 10 frames, prepared at short side 112: one-step epochs."""
     root = tmp_path_factory.mktemp("record_ucf")
     make_synthetic_ucf101(root / "raw", num_classes=2, videos_per_class=4, num_frames=10, frame_jitter=0, seed=0,
                           progress=False)
     prepare_ucf101(root / "raw" / "UCF-101", root / "raw" / "ucfTrainTestlist", root / "prepared", splits=[1],
-                   workers=1, settings=PrepareSettings(short_side=40, clip_len=8), progress=False)
+                   workers=1, settings=PrepareSettings(short_side=112, clip_len=8), progress=False)
     return root / "prepared"
 
 
 def _recipe(entry: PretrainedWeights, data_root: Path, out: Path, *, epochs: int) -> dict:
-    # BAT's 3-D blocks need 8 frames; the others take 4. 32x32: the smallest crop every trunk allows.
-    frames = 8 if entry.nonlocal_blocks else 4
+    # BAT's blocks need 8 frames and maps whose side is a multiple of 7 (112: 14 and 7 in
+    # layer2 / layer3); 4x32x32 is the smallest clip the other trunks allow.
+    frames, crop = (8, 112) if entry.nonlocal_blocks else (4, 32)
     return {
         "name": "record",
         "model": {"name": entry.architecture, "num_classes": 2},
         "pretrained": entry.name,
-        "data": {"root": str(data_root), "num_frames": frames, "sampling_stride": 1, "crop_size": 32,
+        "data": {"root": str(data_root), "num_frames": frames, "sampling_stride": 1, "crop_size": crop,
                  "batch_size": 8, "num_workers": 0, "horizontal_flip": False, "train_scales": [1.0]},
         "optim": {"lr": 0.001},
         "schedule": {"epochs": epochs, "kind": "step"},
@@ -109,6 +110,13 @@ def _recipe(entry: PretrainedWeights, data_root: Path, out: Path, *, epochs: int
 def test_fine_tune_then_final_eval_eval_predict_and_resume_all_rebuild_the_trained_model(
         name, small_prepared, tmp_path, monkeypatch, capsys):
     entry = get_weights(name)
+    if entry.sha256 is not None:  # a stand-in is not the published file: its checksum cannot match
+        import dataclasses
+
+        from snl_video.weights import registry
+
+        entry = dataclasses.replace(entry, sha256=None)
+        monkeypatch.setitem(registry._BY_NAME, name, entry)
     cache = tmp_path / "cache"
     cache.mkdir()
     write_stand_in(entry, cache)
