@@ -255,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
                         f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")
+    from ..engine.records import check_same_dataset
+
+    mixed = mixed + check_same_dataset(args.runs)  # trained on other videos: said, as mixed protocols are
     header, cells = format_rows(rows)
     table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
     base = baseline(rows)

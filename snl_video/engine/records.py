@@ -223,21 +223,26 @@ def read_run_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | No
     return data if isinstance(data, dict) and "sha256" in data else None
 
 
-def check_same_dataset(runs: Sequence[str | os.PathLike[str]]) -> str | None:
-    """A one-line warning when the runs were trained on different videos (their
-    ``train_videos.json`` digests differ), naming the groups; None when they agree or when
-    fewer than two runs have a record."""
-    groups: dict[str, list[str]] = {}
+def check_same_dataset(runs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """One warning line per split whose runs were trained on different videos (their
+    ``train_videos.json`` digests differ), naming the groups; ``[]`` when they agree. Runs of
+    different splits (``data.split``) are trained on different videos by design and are not
+    compared; runs without a record (trained before it existed) are named in the warning."""
+    by_split: dict[str, dict[str, list[str]]] = {}
     unknown = []
     for run in runs:
         record = read_run_fingerprint(run)
         if record is None:
             unknown.append(str(run))
             continue
+        groups = by_split.setdefault(str(record.get("split", "?")), {})
         groups.setdefault(f"{record['sha256'][:12]} ({record.get('count', '?')} videos)", []).append(str(run))
-    if len(groups) <= 1:
-        return None
-    parts = "; ".join(f"{key}: {', '.join(names)}" for key, names in groups.items())
-    tail = f"; no record: {', '.join(unknown)}" if unknown else ""
-    return (f"the runs were trained on {len(groups)} different sets of videos (dataset fingerprints {parts}{tail}): "
-            "their scores are not a like-for-like comparison")
+    lines = []
+    for split, groups in by_split.items():
+        if len(groups) <= 1:
+            continue
+        parts = "; ".join(f"{key}: {', '.join(names)}" for key, names in groups.items())
+        tail = f"; no record: {', '.join(unknown)}" if unknown else ""
+        lines.append(f"runs of split {split} were trained on {len(groups)} different sets of videos (dataset "
+                     f"fingerprints {parts}{tail}): their scores are not a like-for-like comparison")
+    return lines

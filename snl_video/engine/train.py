@@ -334,6 +334,11 @@ def train(
     # What every checkpoint of the run carries besides the weights: the checkpoint alone then
     # rebuilds and feeds the model (predict, eval, export without the YAML or the dataset).
     description = checkpoint_metadata(cfg, class_names=class_names(cfg), normalization=normalization_from_config(cfg))
+    # ... and the videos it was trained on: eval refuses a test subset holding any of them
+    from ..fileio import atomic_write_text
+    from .records import TRAIN_VIDEOS_RECORD, train_fingerprint
+
+    description["train_videos"] = train_fingerprint(cfg)
     batch_size = cfg.data.batch_size
     accum = r.grad_accum_steps
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * dist_utils.world_size()))
@@ -341,6 +346,9 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         if resume_path is None or not (out / "config.yaml").is_file():
             save_config(cfg, out / "config.yaml")
+        fingerprint = {k: v for k, v in description["train_videos"].items() if k != "videos"}
+        atomic_write_text(out / TRAIN_VIDEOS_RECORD, json.dumps(
+            {**fingerprint, "root": cfg.data.root, "split": cfg.data.split}, indent=2) + "\n")
     log = MetricLogger(out, enabled=main, tensorboard=r.tensorboard)
     if main:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
