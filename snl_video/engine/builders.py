@@ -110,14 +110,13 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
             implied.append(("nonlocal_blocks.positions", {k: list(v) for k, v in positions.items()},
                             "the default placement"))
     data = cfg.data
-    if data.mean is None or data.std is None or data.value_scale is None:
+    if data.mean is None or data.std is None:  # (given mean/std with no value_scale: 1, as documented)
         norm = normalization_from_config(cfg)
         data = dataclasses.replace(data, mean=tuple(norm.mean), std=tuple(norm.std), value_scale=float(norm.value_scale))
-        if cfg.data.mean is None:
-            source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
-                      else "the default")
-            implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
-                            f"the normalisation of {source}"))
+        source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
+                  else "the default")
+        implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
+                        f"the normalisation of {source}"))
     resolved = dataclasses.replace(cfg, model=model, nonlocal_blocks=nonlocal_cfg, data=data)
     return ResolvedRecipe(resolved, tuple(implied))
 
