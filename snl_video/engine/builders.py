@@ -24,8 +24,8 @@ from ..inputspec import InputSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "ResolvedRecipe", "resolve_recipe", "build_model_from_config", "normalization_from_config", "input_spec_from_config",
-           "build_dataset", "class_names", "selection_subset"]
+__all__ = ["resolve_device", "ResolvedRecipe", "resolve_recipe", "build_model_from_config", "normalization_from_config",
+           "input_spec_from_config", "build_dataset", "class_names", "selection_subset"]
 
 
 def resolve_device(name: str) -> torch.device:
