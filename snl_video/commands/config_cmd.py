@@ -1,7 +1,8 @@
 """``snl-video config check FILE [key=value ...]``: validate a recipe before running it.
 
-Prints the fully resolved configuration (defaults, includes and overrides applied) as YAML,
-or every problem found, one per line, with exit code 2.
+Prints the fully resolved configuration (defaults, includes and overrides applied, and what
+the weights registry entry implies: model options, block placement, normalisation, as
+``# resolved:`` comment lines and in the YAML) — the record ``train`` writes — or every problem found, one per line, with exit code 2.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import ConfigError, dump_config, load_config
+from ..config import dump_config, load_config
+from ..errors import InvalidValueError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..engine.builders import resolve_recipe
     from ..engine.preflight import preflight
 
     try:
@@ -34,8 +37,12 @@ def run_check(args: argparse.Namespace) -> int:
         # the registry and the data on disk too (a data.root absent here is only a warning:
         # recipes are often checked on another machine than the one that runs them)
         preflight(cfg, data=not args.no_data, missing_root_is_error=False)
-    except ConfigError as exc:
+        resolved = resolve_recipe(cfg)
+    except InvalidValueError as exc:  # a ConfigError, or a model option the registry weights contradict
         print(f"snl-video config check: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(dump_config(cfg))
+    # What train records: the recipe with what the weights entry implies written out (YAML
+    # comments say what was filled in, so the printed file is still a valid recipe).
+    lines = [f"# resolved: {line}\n" for line in resolved.describe()]
+    sys.stdout.write("".join(lines) + dump_config(resolved.config))
     return 0

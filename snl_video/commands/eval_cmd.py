@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --weights: take the classifier (fc) from this training checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
+    p.add_argument("--allow-train-overlap", action="store_true",
+                   help="evaluate even when the test subset holds videos the checkpoint was trained on (the data was "
+                        "re-split since); without it that is an error naming how many")
     p.set_defaults(func=run)
 
 
@@ -66,7 +69,8 @@ def _run(args: argparse.Namespace) -> int:
 
         cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
     with output_lock(_out_dir(args, cfg), "eval"):  # one writer per folder; writable before the evaluation
-        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
+        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out,
+                                allow_train_overlap=args.allow_train_overlap)
     _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
     return 0
 

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out holds features of other settings (model, layer, clips, input): remove them and "
+                        "recompute (without it that is an error; the same settings resume)")
     p.set_defaults(func=run)
 
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_model_from_args(args)
         report = extract_features(loaded, args.inputs, args.out, layer=args.layer, per_clip=args.per_clip,
                                   num_clips=args.clips, num_crops=args.crops, backend=args.backend,
-                                  num_workers=args.workers, progress=not args.no_progress)
+                                  num_workers=args.workers, progress=not args.no_progress,
+                                  overwrite=args.overwrite)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "
           f"index: {report.index}")
     for video, reason in report.failed:

@@ -180,6 +180,9 @@ class DataConfig:
     #: names one, else the Kinetics statistics of 3D-ResNets-PyTorch on a [0, 1] scale.
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    #: Pixel scale ``data.mean/std`` are in (1: [0, 1] pixels; 255: 0-255, as Hara's 2017 and
+    #: Caffe-style weights). ``None`` reads as 1. A run's record holds the resolved value.
+    value_scale: float | None = None
     #: The dataset source the prepared directory holds (``snl-video prepare <dataset>``); a
     #: directory of another source is refused. UCF-101 / HMDB-51 have splits 1-3; a folder or
     #: list has the split name it was prepared with (``1`` unless ``--split-name``).
@@ -234,6 +237,8 @@ class DataConfig:
             errors.add(f"{prefix}.max_decode_failure_fraction", f"must be in [0, 1], got {self.max_decode_failure_fraction}")
         if (self.mean is None) != (self.std is None):
             errors.add(f"{prefix}.mean", "give both data.mean and data.std, or neither")
+        if self.value_scale is not None and self.value_scale <= 0:
+            errors.add(f"{prefix}.value_scale", f"must be > 0 (1: [0, 1] pixels, 255: 0-255), got {self.value_scale}")
         if self.std is not None and any(v <= 0 for v in self.std):
             errors.add(f"{prefix}.std", f"must all be > 0, got {list(self.std)}")
 

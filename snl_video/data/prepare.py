@@ -58,7 +58,7 @@ from .prepared import (
     save_jpeg_frames,
 )
 from .hmdb51 import OFFICIAL_PER_CLASS
-from .sources import check_manifest, hmdb51_manifest, ucf101_manifest
+from .sources import SPLIT_OPTIONS_ATTR, check_manifest, files_digest, hmdb51_manifest, ucf101_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ def prepare_ucf101(
         raise MissingFileError(f"--videos {videos_dir} is not a directory (expected the UCF-101/ folder of class folders)")
     _check_job(workers, settings)
     manifest = ucf101_manifest(splits_dir, list(splits))
+    manifest.attrs[SPLIT_OPTIONS_ATTR] = {"--splits (content)": files_digest([splits_dir])}
     return prepare_manifest(manifest, videos_dir, out_dir, dataset="ucf101", workers=workers,
                             allow_missing=allow_missing, settings=settings, progress=progress)
 
@@ -280,8 +281,82 @@ def prepare_hmdb51(
                                 "class folders, per-class RARs extracted)")
     _check_job(workers, settings)
     manifest = hmdb51_manifest(splits_dir, list(splits), per_class=per_class)
+    manifest.attrs[SPLIT_OPTIONS_ATTR] = {"--splits (content)": files_digest([splits_dir]),
+                                          "--per-class": list(per_class) if per_class is not None else None}
     return prepare_manifest(manifest, videos_dir, out_dir, dataset="hmdb51", workers=workers,
                             allow_missing=allow_missing, settings=settings, progress=progress)
+
+
+#: Key of ``settings.json`` holding, per split, what decided its subsets (see :func:`split_record`).
+SPLITS_KEY = "splits"
+
+
+def split_record(manifest: pd.DataFrame) -> dict[str, dict]:
+    """Per split of ``manifest``: the options that decided which video lands in which subset
+    (``manifest.attrs["split_options"]``: test/val fraction, seed, group rule, the split or
+    list files' content hash) and ``assignment``, the sha256 of its sorted
+    ``path, label, subset`` rows — the result itself, whatever option produced it."""
+    import hashlib
+
+    options = dict(manifest.attrs.get(SPLIT_OPTIONS_ATTR, {}))
+    record: dict[str, dict] = {}
+    names = manifest["split"].astype(str)
+    for split in sorted(names.unique()):
+        rows = manifest[names == split]
+        lines = sorted(f"{p}\t{int(label)}\t{subset}" for p, label, subset in zip(rows["path"], rows["label"], rows["subset"]))
+        record[split] = {"options": options, "assignment": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+    return record
+
+
+def check_split_record(out: Path, previous: dict | None, now: dict[str, dict], manifest: pd.DataFrame) -> None:
+    """Refuse to re-prepare ``out`` with a split that puts videos in other subsets than the
+    recorded one; the error names the option that differs (or the assignment itself).
+
+    Only splits recorded in both are compared (preparing another split is allowed). A folder
+    prepared before splits were recorded is checked against its ``index.csv`` subsets.
+    """
+    if previous is None:
+        _check_against_index(out, manifest)
+        return
+    for split in sorted(set(previous) & set(now)):
+        old, new = previous[split], now[split]
+        if old.get("assignment") == new["assignment"]:
+            continue
+        old_options, new_options = old.get("options") or {}, new["options"]
+        changed = [f"{k} {old_options.get(k)!r} (prepared) vs {new_options.get(k)!r} (now)"
+                   for k in sorted(set(old_options) | set(new_options)) if old_options.get(k) != new_options.get(k)]
+        what = ", ".join(changed) if changed else "the videos' subsets (the split or list files changed?)"
+        _refuse_resplit(out, split, what)
+
+
+def _refuse_resplit(out: Path, split: str, what: str) -> None:
+    raise InvalidValueError(
+        f"{out} was prepared with another split {split}: {what}; re-preparing would move videos between train "
+        "and test (a checkpoint trained before would then be tested on its own training videos): use a new "
+        "--out or the same split settings")
+
+
+def _check_against_index(out: Path, manifest: pd.DataFrame) -> None:
+    """A folder prepared before splits were recorded: its ``index.csv`` subsets must agree with
+    ``manifest`` for every video in both."""
+    index_file = out / "index.csv"
+    if not index_file.is_file():
+        return
+    try:
+        index = pd.read_csv(index_file, keep_default_na=False)
+    except (OSError, ValueError):
+        return
+    names = manifest["split"].astype(str)
+    for split in sorted(names.unique()):
+        column = f"subset_{split}"
+        if column not in index.columns:
+            continue
+        recorded = dict(zip(index["path"].astype(str), index[column].astype(str)))
+        rows = manifest[names == split]
+        moved = [p for p, subset in zip(rows["path"], rows["subset"]) if recorded.get(p, subset) not in ("", subset)]
+        if moved:
+            _refuse_resplit(out, split, f"{len(moved)} video(s) would change subset (e.g. {moved[0]}: "
+                                        f"{recorded[moved[0]]} -> {rows.set_index('path').loc[moved[0], 'subset']})")
 
 
 def _check_job(workers: int, settings: PrepareSettings) -> None:
@@ -395,8 +470,10 @@ def _prepare_locked(
     progress: bool,
 ) -> dict:
     settings_file = out / "settings.json"
+    splits_record = split_record(manifest)
     if settings_file.is_file():
         previous = json.loads(settings_file.read_text())
+        check_split_record(out, previous.pop(SPLITS_KEY, None), splits_record, manifest)
         if previous != settings.as_dict():
             now = settings.as_dict()
             changed = ", ".join(f"{k} {previous.get(k)!r} (prepared) vs {now.get(k)!r} (now)"
@@ -408,8 +485,8 @@ def _prepare_locked(
                 f"{out} was prepared with other settings: {changed}; use a new --out or the same settings"
                 + (f" ({flags})" if flags else "")
             )
-    else:
-        atomic_write_json(settings_file, settings.as_dict())
+    # the split record follows the index written below (the splits of this manifest)
+    atomic_write_json(settings_file, {**settings.as_dict(), SPLITS_KEY: splits_record})
     removed = _remove_stale_temporaries(out)
     if removed:
         logger.info("removed %d temporary files left by an interrupted run", removed)

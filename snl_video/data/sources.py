@@ -45,6 +45,8 @@ from .video import VIDEO_SUFFIXES
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "SPLIT_OPTIONS_ATTR",
+    "files_digest",
     "FOLDER",
     "HMDB51",
     "LIST",
@@ -364,30 +366,62 @@ _OFFICIAL_SPLIT = SourceOption("--split", "which official split(s) (default: all
 _SPLIT_NAME_OPTION = SourceOption("--split-name", "name of the split written (data.split; default: 1)", default="1")
 
 
+#: ``manifest.attrs`` key: the options that decided which video is in which subset, by the
+#: flag that sets each (split files by the sha256 of their content); ``prepare`` records them.
+SPLIT_OPTIONS_ATTR = "split_options"
+
+
+def files_digest(paths: Sequence[str | Path]) -> str:
+    """sha256 over the names and contents of ``paths`` (a folder: every file in it), sorted by name."""
+    import hashlib
+
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        files += sorted(f for f in path.iterdir() if f.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in sorted(files, key=lambda f: f.name):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _with_split_options(manifest: pd.DataFrame, options: Mapping[str, Any]) -> pd.DataFrame:
+    manifest.attrs[SPLIT_OPTIONS_ATTR] = dict(options)
+    return manifest
+
+
 def _ucf101_inputs(options: Mapping[str, Any]) -> SourceInputs:
     videos = _video_tree(options["videos"], "the UCF-101/ folder of class folders")
-    return SourceInputs(ucf101_manifest(options["splits"], _official_splits(options["split"])), videos)
+    manifest = ucf101_manifest(options["splits"], _official_splits(options["split"]))
+    return SourceInputs(_with_split_options(manifest, {"--splits (content)": files_digest([options["splits"]])}), videos)
 
 
 def _hmdb51_inputs(options: Mapping[str, Any]) -> SourceInputs:
     videos = _video_tree(options["videos"], "the hmdb51_org/ folder of class folders")
-    manifest = hmdb51_manifest(options["splits"], _official_splits(options["split"]),
-                               per_class=options["per_class"] or OFFICIAL_PER_CLASS)
-    return SourceInputs(manifest, videos)
+    per_class = options["per_class"] or OFFICIAL_PER_CLASS
+    manifest = hmdb51_manifest(options["splits"], _official_splits(options["split"]), per_class=per_class)
+    return SourceInputs(_with_split_options(manifest, {"--splits (content)": files_digest([options["splits"]]),
+                                                       "--per-class": list(per_class)}), videos)
 
 
 def _folder_inputs(options: Mapping[str, Any]) -> SourceInputs:
     manifest = folder_manifest(options["videos"], val_fraction=options["val_fraction"],
                                test_fraction=options["test_fraction"], group_regex=options["group_regex"],
                                seed=options["seed"], split_name=options["split_name"])
-    return SourceInputs(manifest, Path(options["videos"]))
+    split_options = {"--test-fraction": options["test_fraction"], "--val-fraction": options["val_fraction"],
+                     "--seed": options["seed"], "--group-regex": options["group_regex"]}
+    return SourceInputs(_with_split_options(manifest, split_options), Path(options["videos"]))
 
 
 def _list_inputs(options: Mapping[str, Any]) -> SourceInputs:
     lists = {subset: options[subset] for subset in SUBSETS if options.get(subset) is not None}
     manifest = list_manifest(lists, root=options["root"], classes=options["classes"],
                              label_base=options["label_base"], split_name=options["split_name"])
-    return SourceInputs(manifest, Path(options["root"]))
+    split_options: dict[str, Any] = {f"--{subset} (content)": files_digest([path]) for subset, path in lists.items()}
+    split_options["--label-base"] = options["label_base"]
+    if options["classes"] is not None:
+        split_options["--classes (content)"] = files_digest([options["classes"]])
+    return SourceInputs(_with_split_options(manifest, split_options), Path(options["root"]))
 
 
 # make-synthetic's flags shared by the formats (their defaults differ: UCF-101's set is larger)

@@ -6,24 +6,26 @@ normalisation and the clip spec it was trained with.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import torch
 from torch import nn
 
 from ..errors import InvalidValueError, MissingFileError
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, NonLocalConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
 from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, input_transform, train_transform
 from ..inputspec import InputSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "build_model_from_config", "normalization_from_config", "input_spec_from_config",
-           "build_dataset", "class_names", "selection_subset"]
+__all__ = ["resolve_device", "ResolvedRecipe", "resolve_recipe", "build_model_from_config", "normalization_from_config",
+           "input_spec_from_config", "build_dataset", "class_names", "selection_subset"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,10 +41,113 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    """A recipe with everything that shapes the model written out, and what was filled in.
+
+    ``implied`` holds one ``(dotted key, value, why)`` per value the recipe did not give: the
+    model options and non-local placement a weights registry entry implies, the default
+    block positions, the normalisation.
+    """
+
+    config: ExperimentConfig
+    implied: tuple[tuple[str, Any, str], ...]
+
+    def describe(self) -> list[str]:
+        """One line per filled-in value (for ``config check`` and the training log)."""
+        return [f"{key}={value!r} ({why})" for key, value, why in self.implied]
+
+
+def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
+    """Write out everything that shapes the model ``cfg`` trains, so the record is the model.
+
+    The one place where implicit model facts become explicit recipe values:
+
+    * the model options a weights registry entry needs (``pretrained: r3d18.hara2017_k400``
+      → ``model.options.shortcut: A``; FFC's ``lfu``); one given with another value is an
+      error naming both;
+    * the non-local blocks a registry checkpoint holds (BAT's placement), when the recipe
+      places none;
+    * the non-local positions (the default placement, made explicit for this backbone);
+    * the normalisation (``data.mean/std/value_scale``: the registry entry's, else the default).
+
+    Train records the result in ``config.yaml`` and every checkpoint; every builder
+    (:func:`build_model_from_config`) resolves again, which changes nothing on a resolved
+    recipe and repairs a recipe recorded before this existed. Idempotent.
+    """
+    from ..models.registry import weights_implied
+
+    implied: list[tuple[str, Any, str]] = []
+    model = cfg.model
+    nonlocal_cfg = cfg.nonlocal_blocks
+    by_weights = weights_implied(model.name, cfg.pretrained.source) if cfg.pretrained is not None else None
+    if by_weights is not None:
+        options = dict(model.options)
+        for key, value in by_weights.model_options:
+            if key not in options:
+                options[key] = value
+                implied.append((f"model.options.{key}", value, f"{by_weights.weights} needs it"))
+            elif options[key] != value:
+                raise InvalidValueError(
+                    f"{by_weights.weights} needs {model.name} built with {key}={value!r}, but model.options.{key}="
+                    f"{options[key]!r} was given: set model.options.{key}={value} or leave it out")
+        model = dataclasses.replace(model, options=options)
+        if nonlocal_cfg is None and by_weights.nonlocal_blocks is not None:
+            placed = by_weights.nonlocal_blocks
+            nonlocal_cfg = NonLocalConfig(
+                kind=str(placed["kind"]), options=dict(placed.get("options", {})),
+                positions={str(k): tuple(int(i) for i in v) for k, v in placed["positions"].items()}
+                if placed.get("positions") is not None else None)
+            implied.append(("nonlocal_blocks", {"kind": nonlocal_cfg.kind, "options": dict(nonlocal_cfg.options)},
+                            f"the blocks {by_weights.weights} holds"))
+    if nonlocal_cfg is not None and nonlocal_cfg.positions is None:
+        depths = _stage_depths(model.name, model.options)
+        if depths is not None:
+            from ..models import default_positions
+
+            positions = {stage: tuple(idx) for stage, idx in default_positions(depths).items()}
+            nonlocal_cfg = dataclasses.replace(nonlocal_cfg, positions=positions)
+            implied.append(("nonlocal_blocks.positions", {k: list(v) for k, v in positions.items()},
+                            "the default placement"))
+    data = cfg.data
+    if data.mean is None or data.std is None:  # (given mean/std with no value_scale: 1, as documented)
+        norm = normalization_from_config(cfg)
+        data = dataclasses.replace(data, mean=tuple(norm.mean), std=tuple(norm.std), value_scale=float(norm.value_scale))
+        source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
+                  else "the default")
+        implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
+                        f"the normalisation of {source}"))
+    resolved = dataclasses.replace(cfg, model=model, nonlocal_blocks=nonlocal_cfg, data=data)
+    return ResolvedRecipe(resolved, tuple(implied))
+
+
+def _is_registry_name(source: str) -> bool:
+    from ..weights import list_weights
+
+    return not Path(source).expanduser().is_file() and source in list_weights()
+
+
+def _stage_depths(name: str, options: dict[str, Any]) -> dict[str, int] | None:
+    """Residual blocks per stage of model ``name`` with ``options`` (None when it cannot tell:
+    an unknown name or option is reported by the model build itself)."""
+    from ..models import model_entry
+
+    try:
+        spec = model_entry(name).make_spec(**options)
+        return dict(spec.stage_depths())
+    except (InvalidValueError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True) -> nn.Module:
-    """The backbone with its non-local blocks; pretrained weights loaded (with a report) when asked."""
+    """The backbone with its non-local blocks; pretrained weights loaded (with a report) when asked.
+
+    The recipe is resolved first (:func:`resolve_recipe`): the model is the same whether or not
+    the weights are loaded, so a checkpoint of a run always fits the model its recipe builds.
+    """
     from ..models import build_model
 
+    cfg = resolve_recipe(cfg).config
     spec = None
     if cfg.nonlocal_blocks is not None:
         nl = cfg.nonlocal_blocks
@@ -69,10 +174,11 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
 
 
 def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
-    """``data.mean/std`` if given, else the registry entry's, else 3D-ResNets-PyTorch's Kinetics
+    """``data.mean/std`` (in ``data.value_scale`` units) if given, else the registry entry's, else 3D-ResNets-PyTorch's Kinetics
     statistics (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
     if cfg.data.mean is not None and cfg.data.std is not None:
-        return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), 1.0)
+        scale = cfg.data.value_scale if cfg.data.value_scale is not None else 1.0
+        return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), float(scale))
     if cfg.pretrained is not None:
         from ..weights import eval_transform_params, list_weights
 

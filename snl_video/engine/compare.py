@@ -330,6 +330,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
         raise MixedProtocolError(f"{problems[0]}: their accuracies are not comparable; re-evaluate them alike "
                                  f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed "
                                  f"(allow_mixed=True)")
+    from .records import check_same_dataset
+
+    problems = problems + check_same_dataset(run_dirs)  # trained on other videos: said, as mixed protocols are
     for line in problems:
         logger.warning("%s", line)
     means = split_means(rows)

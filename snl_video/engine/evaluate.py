@@ -199,8 +199,13 @@ def run_evaluation(
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    allow_train_overlap: bool = False,
 ) -> MetricsReport:
     """``snl-video eval``: load ``checkpoint`` into the config's model, evaluate, write the outputs.
+
+    A checkpoint that records its training videos (``train_videos``) is refused on a test
+    subset holding any of them (:func:`~snl_video.engine.records.check_train_test_overlap`),
+    unless ``allow_train_overlap``.
 
     Outputs go to ``out_dir`` (default ``<runtime.output_dir>/eval``): ``metrics.json``, the
     per-video, per-class and confusion CSVs and the confusion PNG (written by rank 0 only).
@@ -227,6 +232,9 @@ def run_evaluation(
     started = dist_utils.setup_distributed(device)
     try:
         state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
+        from .records import check_train_test_overlap
+
+        check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
         model = model_from_training_state(state, cfg, path=checkpoint)
         model.to(device)
         if cfg.runtime.channels_last:

@@ -12,7 +12,8 @@ Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``C
 status``: ``ok`` or the reason it failed), a row appended as each video finishes, so a run
 that dies late (a full disk, a kill) keeps an index of what it finished. A re-run skips
 videos whose ``.npy`` exists (a file under its final name is complete), so an interrupted
-job resumes where it stopped.
+job resumes where it stopped; a re-run with other settings is refused (``overwrite`` replaces the earlier files):
+``features.json`` records what made the files (weights digest, layer, clip protocol, input spec).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..data.video import count_entry_frames, failure_reason, find_videos, read_e
 from ..fileio import OutputWriteError, append_line, atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
+from .records import check_features_record, features_record, write_features_record
 from ..progress import progress as progress_bar
 from ..errors import InvalidValueError, MissingFileError
 
@@ -161,19 +163,28 @@ def extract_features(
     batch_size: int = 16,
     num_workers: int = 0,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> FeaturesReport:
     """Write one ``.npy`` per video and ``index.csv`` to ``out_dir`` (see the module doc).
 
     Shapes: ``(C,)`` pooled (``(V, C)`` with ``per_clip``); with ``layer`` the map
     ``(C, t, h, w)`` (``(V, C, t, h, w)``). Bad videos are listed in the index with their
-    reason; the others are written. Resumable: existing ``.npy`` files are kept.
+    reason; the others are written. Resumable: existing ``.npy`` files are kept — only when
+    ``out_dir``'s record (``features.json``: weights, layer, clips, input spec) matches this
+    run; other settings are an error naming the difference, unless ``overwrite``
+    (:func:`~snl_video.engine.records.check_features_record`).
     """
     model = loaded.model.eval()
     module = _layer_module(model, layer) if layer is not None else None
     sources = collect_sources(inputs)
     out = Path(out_dir)
+    crops = num_crops if num_crops is not None else loaded.num_crops
+    record = features_record(loaded, layer=layer, per_clip=per_clip, backend=backend, num_crops=crops,
+                             num_clips=num_clips if num_clips is not None else loaded.num_clips)
+    check_features_record(out, record, overwrite=overwrite)  # before anything in out is touched
     out.mkdir(parents=True, exist_ok=True)
-    transform = input_transform(loaded.input_spec, crops=num_crops if num_crops is not None else loaded.num_crops)
+    write_features_record(out, record)
+    transform = input_transform(loaded.input_spec, crops=crops)
     common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 

@@ -117,7 +117,12 @@ def check_resume_config(cfg: ExperimentConfig, run_dir: str | Path, *,
     if not record.is_file():
         logger.warning("resume: no recorded config in %s to compare with; recording this one", run_dir)
         return []
-    recorded = load_config(record)
+    # Both sides resolved (engine.builders.resolve_recipe): a record written before runs
+    # recorded their resolved model compares equal to the same recipe resolved now.
+    from .builders import resolve_recipe
+
+    recorded = resolve_recipe(load_config(record)).config
+    cfg = resolve_recipe(cfg).config
     diffs = config_differences(recorded, cfg)
     fixed = [(k, old, new) for k, old, new in diffs if k not in allowed]
     if fixed:

@@ -27,6 +27,7 @@ step, so the last checkpoint on disk is the last good one.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -43,7 +44,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import FREEZE_POINTS, STAGE_NAMES, ExperimentConfig, save_config
 from . import distributed as dist_utils
-from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config,
+from .builders import (build_dataset, build_model_from_config, class_names, normalization_from_config, resolve_recipe,
                        resolve_device, selection_subset)
 from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, load_training_checkpoint, restore_rng_state,
                          save_checkpoint)
@@ -51,7 +52,9 @@ from .evaluate import evaluate_model
 from .metric_log import MetricLogger, read_history
 from .optim import batch_mixer, build_optimizer, build_scheduler
 from .preflight import preflight, usable_workers
+from .records import TRAIN_VIDEOS_RECORD, train_fingerprint
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
+from ..fileio import atomic_write_text
 from ..progress import progress as progress_bar
 from .runtime import setup_cpu_runtime
 from .resume import check_resume_config, record_amendment
@@ -104,6 +107,12 @@ def train(
             the epoch's checkpoint): tests and time-boxed jobs resume later.
     """
     # ---- setup --------------------------------------------------------------------------
+    # The run's record is the model it trains: what the registry entry implies, the block
+    # placement and the normalisation are written out once, here, and recorded below.
+    resolved = resolve_recipe(cfg)
+    cfg = resolved.config
+    for line in resolved.describe():
+        logger.info("recipe resolved: %s", line)
     out = Path(cfg.runtime.output_dir)
     device = resolve_device(cfg.runtime.device)
     setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed on every CPU thread (engine.runtime)
@@ -289,6 +298,8 @@ def _attach_data(run: _Run) -> None:
     # rebuilds and feeds the model (predict, eval, export without the YAML or the dataset).
     run.description = checkpoint_metadata(cfg, class_names=class_names(cfg),
                                           normalization=normalization_from_config(cfg))
+    # ... and the videos it was trained on: eval refuses a test subset holding any of them
+    run.description["train_videos"] = train_fingerprint(cfg)
     run.steps_per_epoch = math.ceil(len(run.train_ds) / (cfg.data.batch_size * dist_utils.world_size()))
 
 
@@ -299,6 +310,9 @@ def _open_run_folder(run: _Run, *, fresh: bool) -> MetricLogger:
         out.mkdir(parents=True, exist_ok=True)
         if fresh or not (out / "config.yaml").is_file():
             save_config(cfg, out / "config.yaml")
+        fingerprint = {k: v for k, v in run.description["train_videos"].items() if k != "videos"}
+        atomic_write_text(out / TRAIN_VIDEOS_RECORD, json.dumps(
+            {**fingerprint, "root": cfg.data.root, "split": cfg.data.split}, indent=2) + "\n")
     log = MetricLogger(out, enabled=run.main, tensorboard=r.tensorboard)
     if run.main:
         trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)

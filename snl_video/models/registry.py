@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ModelEntry",
+    "WeightsImplied",
+    "weights_implied",
     "ModelSpec",
     "MODEL_CLASSES",
     "model_from_spec",
@@ -189,20 +191,50 @@ def _registry_entry(source: Any) -> "PretrainedWeights | None":
     return None
 
 
+@dataclass(frozen=True)
+class WeightsImplied:
+    """What a weights registry entry implies about the model built to load it.
+
+    ``model_options``: options the checkpoint needs (e.g. ``shortcut="A"`` for Hara's 2017
+    ResNet-18/34, ``lfu`` for the FFC files), only when the model is one the entry fits;
+    ``nonlocal_blocks``: the placement spec of the blocks the checkpoint holds (BAT's), or
+    ``None``. A run's record holds these explicitly (``engine.builders.resolve_recipe``), so
+    the trained model can be rebuilt without the registry entry or its file.
+    """
+
+    weights: str
+    model_options: tuple[tuple[str, Any], ...]
+    nonlocal_blocks: Mapping[str, Any] | None
+
+
+def weights_implied(name: str, pretrained: Any) -> WeightsImplied | None:
+    """What building model ``name`` to load ``pretrained`` implies, when ``pretrained`` is a
+    weights registry entry (or its name); ``None`` for a file, a state dict or nothing."""
+    entry = _registry_entry(pretrained)
+    if entry is None:
+        return None
+    fits = name in (entry.architecture, *entry.also_fits)
+    return WeightsImplied(
+        weights=entry.name,
+        model_options=tuple(entry.model_options) if fits else (),
+        nonlocal_blocks=entry.nonlocal_blocks,
+    )
+
+
 def _with_weights_options(name: str, pretrained: Any, kw: dict[str, Any]) -> dict[str, Any]:
     """``kw`` plus the model options a registry checkpoint needs (e.g. ``shortcut="A"``);
     an option given with another value is an error naming both."""
-    entry = _registry_entry(pretrained)
-    if entry is None or not entry.model_options or name not in (entry.architecture, *entry.also_fits):
+    implied = weights_implied(name, pretrained)
+    if implied is None or not implied.model_options:
         return kw
     out = dict(kw)
-    for key, value in entry.model_options:
+    for key, value in implied.model_options:
         if key not in out:
-            logger.info("%s: building %s with %s=%r, as the checkpoint needs", entry.name, name, key, value)
+            logger.info("%s: building %s with %s=%r, as the checkpoint needs", implied.weights, name, key, value)
             out[key] = value
         elif out[key] != value:
-            raise InvalidValueError(f"{entry.name} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was given: "
-                             f"set model.options.{key}={value} or leave it out")
+            raise InvalidValueError(f"{implied.weights} needs {name} built with {key}={value!r}, but {key}={out[key]!r} was "
+                                    f"given: set model.options.{key}={value} or leave it out")
     return out
 
 

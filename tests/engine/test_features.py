@@ -99,3 +99,58 @@ def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, c
     assert report.written == len(index) and not report.failed
     one = np.load(tmp_path / "p" / Path(index.path[0]).with_suffix(".npy"))
     assert one.shape == (model.fc.in_features,)
+
+
+def _second_checkpoint(setup, tmp_path) -> Path:
+    """Another model of the same recipe (other weights) as a checkpoint."""
+    ckpt, _, _ = setup
+    from snl_video.engine.checkpoint import load_training_checkpoint
+
+    state = load_training_checkpoint(ckpt)
+    state["model"] = {k: (v + 1 if v.is_floating_point() else v) for k, v in state["model"].items()}
+    return save_checkpoint(state, tmp_path / "other.pt")
+
+
+def test_a_rerun_with_another_model_or_layer_is_refused_naming_it_and_nothing_is_overwritten(setup, tmp_path, capsys):
+    ckpt, videos, _ = setup
+    first = sorted(videos.rglob("v_*.avi"))[0]
+    out = tmp_path / "f"
+    args = ["features", str(first), "--out", str(out), "--no-progress"]
+    assert main([*args, "--checkpoint", str(ckpt)]) == 0
+    (npy,) = list(out.rglob("*.npy"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    other = _second_checkpoint(setup, tmp_path)
+    assert main([*args, "--checkpoint", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "weights_sha256" in err and "--overwrite" in err and str(other) in err
+    assert main([*args, "--checkpoint", str(ckpt), "--layer", "layer3"]) == 2
+    err = capsys.readouterr().err
+    assert "layer: 'pooled' (recorded" in err and "'layer3' (now" in err
+    assert main([*args, "--checkpoint", str(ckpt), "--clips", "3"]) == 2
+    assert "num_clips: 2 (recorded" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing touched
+    # the same settings resume (0 written); --overwrite recomputes with the other model
+    assert main([*args, "--checkpoint", str(ckpt)]) == 0
+    assert "0 written, 1 already there" in capsys.readouterr().out
+    assert main([*args, "--checkpoint", str(other), "--overwrite"]) == 0
+    assert "1 written, 0 already there" in capsys.readouterr().out
+    assert npy.read_bytes() != before[npy]
+    loaded = load_inference_model(checkpoint=other)
+    from snl_video.engine.records import weights_digest
+
+    assert __import__("json").loads((out / "features.json").read_text())["weights_sha256"] == weights_digest(loaded.model)
+
+
+def test_a_folder_of_features_without_a_record_is_not_reused_silently(setup, tmp_path, capsys):
+    ckpt, videos, _ = setup
+    first = sorted(videos.rglob("v_*.avi"))[0]
+    out = tmp_path / "old"
+    (out / "Class").mkdir(parents=True)
+    np.save(out / "Class" / "stale.npy", np.zeros(3, dtype=np.float32))
+    args = ["features", str(first), "--checkpoint", str(ckpt), "--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    assert "no features.json" in capsys.readouterr().err
+    assert (out / "Class" / "stale.npy").is_file()
+    assert main([*args, "--overwrite"]) == 0
+    assert not (out / "Class" / "stale.npy").exists() and (out / "features.json").is_file()
