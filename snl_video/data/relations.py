@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.progress import progress as _progress
+from ..progress import progress as _progress
 from .synthetic import encode_avi
 from ..errors import InvalidValueError
 
