@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingFileError
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("compare", help="Table-7-style table of finished runs (top-1/top-5, GMACs, params, deltas)")
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (runtime.output_dir of each)")
-    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for table.md, table.csv and curves.png")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/compare"), help="folder for table.md, table.csv and curves.png")
     p.add_argument("--level", choices=["clip", "video"], default="clip", help="which accuracies (default: clip, as the paper)")
     p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
     p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
@@ -256,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
                         f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")
     header, cells = format_rows(rows)
-    table = _write_tables(header, cells, args.out / "table.md", args.out / "table.csv")
+    table = _write_tables(header, cells, args.output_dir / "table.md", args.output_dir / "table.csv")
     base = baseline(rows)
     notes = [f"{args.level}-level accuracy (%) of each run's eval/metrics.json; deltas against the baseline row "
              f"{base['run']!r}. GFLOPs (paper): the convention of the paper's Table 7 (conv/linear products + 2 per "
@@ -268,17 +269,17 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("%s", line)
     from ..fileio import atomic_write_text
 
-    atomic_write_text(args.out / "table.md", table + "\n\n" + "\n".join(f"> {n}" for n in notes) + "\n")
+    atomic_write_text(args.output_dir / "table.md", table + "\n\n" + "\n".join(f"> {n}" for n in notes) + "\n")
     print("\n".join(notes))
     print(table)
-    written = [args.out / "table.md", args.out / "table.csv"]
+    written = [args.output_dir / "table.md", args.output_dir / "table.csv"]
     means = split_means(rows)
     if means and any(len(m["splits"]) > 1 for m in means):
-        split_table = _write_tables(*format_split_rows(means), args.out / "table_splits.md",
-                                    args.out / "table_splits.csv")
+        split_table = _write_tables(*format_split_rows(means), args.output_dir / "table_splits.md",
+                                    args.output_dir / "table_splits.csv")
         print(f"\nmean over splits ({args.level} level, sample std):")
         print(split_table)
-        written += [args.out / "table_splits.md", args.out / "table_splits.csv"]
+        written += [args.output_dir / "table_splits.md", args.output_dir / "table_splits.csv"]
     if not args.no_curves:
         from ..engine.plots import plot_training_curves
         from ..engine.train import read_history
@@ -286,8 +287,8 @@ def run(args: argparse.Namespace) -> int:
         histories = {f"{r['run']} (split {r['split']})" if sum(o["run"] == r["run"] for o in rows) > 1 else r["run"]:
                      read_history(d) for r, d in zip(rows, args.runs)}
         if any(h for h in histories.values()):
-            plot_training_curves(histories, args.out / "curves.png")
-            written.append(args.out / "curves.png")
+            plot_training_curves(histories, args.output_dir / "curves.png")
+            written.append(args.output_dir / "curves.png")
         else:
             logger.warning("no metrics.jsonl in the runs: no curves.png")
     print("written: " + ", ".join(str(p) for p in written))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--head-from", type=Path, default=None, metavar="CKPT",
                    help="with --weights: take the classifier (fc) from this training checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
     p.set_defaults(func=run)
 
 
@@ -49,8 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.weights is None or args.config is None:
             raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
         cfg = load_config(args.config, args.overrides)
-        report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
-        _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
+        report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.output_dir)
+        _print_summary(report, args.output_dir or Path(cfg.runtime.output_dir) / "eval")
         return 0
     if args.config is not None:
         cfg = load_config(args.config, args.overrides)
@@ -58,8 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
 
         cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
-    report = run_evaluation(cfg, args.checkpoint, out_dir=args.out)
-    _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
+    report = run_evaluation(cfg, args.checkpoint, out_dir=args.output_dir)
+    _print_summary(report, args.output_dir or Path(cfg.runtime.output_dir) / "eval")
     return 0
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
 from .predict import add_model_arguments, load_model_from_args
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="heat maps of what each non-local block attends to (and Grad-CAM)")
     p.add_argument("video", type=Path, help="a video file")
     add_model_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="output folder (PNG grids, GIF/MP4, .npy maps, explain.json)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output folder (PNG grids, GIF/MP4, .npy maps, explain.json)")
     p.add_argument("--query", action="append", default=None, metavar="t,y,x",
                    help="a position of the model's input clip (centre clip after resize and crop; t in 0..T-1); "
                         "repeatable; default: the 3 positions the first block changes most")
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         raise MissingFileError(f"video {args.video} does not exist; check the path")
     loaded = load_model_from_args(args)
-    result = explain_video(loaded, args.video, args.out, queries=queries, upsample=args.upsample,
+    result = explain_video(loaded, args.video, args.output_dir, queries=queries, upsample=args.upsample,
                            with_gradcam=args.gradcam, gradcam_class=args.class_name, animation=args.animation,
                            backend=args.backend)
     print(f"predicted: {result.predicted}; queries (t,y,x): {result.queries}")

@@ -6,14 +6,15 @@ import argparse
 from pathlib import Path
 
 from .predict import add_model_arguments, load_model_from_args
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export a model to ONNX or torch.export (.pt2), dynamic batch")
     add_model_arguments(p)
     p.add_argument("--format", choices=["onnx", "pt2"], required=True, help="onnx (needs snl_video[export]) or pt2")
-    p.add_argument("--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
-    p.add_argument("--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
+    add_renamed_option(p, "--output-file", "--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
     p.add_argument("--size", type=int, default=None, help="crop size H = W (default: the model's clip spec)")
     p.add_argument("--verify", action="store_true", help="run the export and compare logits with PyTorch (<= 1e-4 rel.)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.export import export_model
 
     loaded = load_model_from_args(args)
-    result = export_model(loaded, args.out, format=args.format, frames=args.frames, size=args.size,
+    result = export_model(loaded, args.output_file, format=args.format, frames=args.num_frames, size=args.size,
                           verify=args.verify, opset=args.opset)
     shape = "x".join(str(s) for s in result.input_shape[1:])
     print(f"exported {result.path} ({result.format}; input clip (batch, {shape}), normalised as "

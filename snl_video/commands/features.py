@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .predict import add_model_arguments, load_model_from_args
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="VIDEOS",
                    help="video files or folders, a list file (.txt: one path per line), or a prepared dataset folder")
     add_model_arguments(p)
-    p.add_argument("--out", type=Path, required=True, help="output folder (re-run with the same to resume)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output folder (re-run with the same to resume)")
     p.add_argument("--layer", default=None, help="a stage (layer1..layer4) or a placed block key: its feature map "
                                                  "instead of the pooled pre-head features")
     p.add_argument("--per-clip", action="store_true", help="keep one feature per clip x crop instead of the mean")
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     collect_sources(args.inputs)  # bad paths fail before the model loads
     loaded = load_model_from_args(args)
-    report = extract_features(loaded, args.inputs, args.out, layer=args.layer, per_clip=args.per_clip,
+    report = extract_features(loaded, args.inputs, args.output_dir, layer=args.layer, per_clip=args.per_clip,
                               num_clips=args.clips, num_crops=args.crops, backend=args.backend,
                               num_workers=args.workers, progress=not args.no_progress)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 from .prepare import add_source_options
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if source.synthetic is None:
             continue
         s = sub.add_parser(source.name, help=source.synthetic.help)
-        s.add_argument("--out", type=Path, required=True, help="the folder written (the prepare command is printed)")
+        add_renamed_option(s, "--output-dir", "--out", type=Path, required=True, help="the folder written (the prepare command is printed)")
         add_source_options(s, source.synthetic.options)
         s.add_argument("--no-progress", action="store_true")
         s.set_defaults(func=run)
@@ -35,7 +36,7 @@ def prepare_command(source_name: str, prepare_options: dict[str, str]) -> str:
 
     flags = {o.dest: o.flag for o in get_source(source_name).options}
     parts = [f"{flags[dest]} {shlex.quote(value)}" for dest, value in prepare_options.items()]
-    return " ".join(["snl-video prepare", source_name, *parts, "--out OUT"])
+    return " ".join(["snl-video prepare", source_name, *parts, "--output-dir OUT"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     source = get_source(args.dataset)
     assert source.synthetic is not None, f"{source.name} has no synthetic writer"
     options = {o.dest: getattr(args, o.dest) for o in source.synthetic.options}
-    prepare_options = source.synthetic.write(args.out, options, progress=not args.no_progress)
-    print(f"wrote {args.out}; prepare with: {prepare_command(source.name, prepare_options)}")
+    prepare_options = source.synthetic.write(args.output_dir, options, progress=not args.no_progress)
+    print(f"wrote {args.output_dir}; prepare with: {prepare_command(source.name, prepare_options)}")
     return 0

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..engine.loading import InferenceModel
 
 from ..errors import InvalidValueError, MissingFileError
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5, help="classes per prediction (default 5; clamped to the class count)")
     p.add_argument("--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
     p.add_argument("--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --clips)")
-    p.add_argument("--out", type=Path, default=None, help="write predictions.csv or .json")
-    p.add_argument("--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
-    p.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
+    add_renamed_option(p, "--output-file", "--out", type=Path, default=None, help="write predictions.csv or .json")
+    add_renamed_option(p, "--window-seconds", "--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
+    add_renamed_option(p, "--stride-seconds", "--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
     p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
@@ -74,14 +75,14 @@ def run(args: argparse.Namespace) -> int:
     from ..data.video import find_videos
     from ..engine.predict import predict
 
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        raise InvalidValueError(f"--out {args.out}: use a .csv or .json file name")
+    if args.output_file is not None and args.output_file.suffix.lower() not in (".csv", ".json"):
+        raise InvalidValueError(f"--output-file {args.output_file}: use a .csv or .json file name")
     paths = find_videos(args.videos)  # bad paths fail before the model loads
     model = load_model_from_args(args)
     if args.class_names is not None:
         set_class_names(model, args.class_names)
     result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
-                     window=args.window, stride=args.stride, backend=args.backend, num_workers=args.workers,
+                     window=args.window_seconds, stride=args.stride_seconds, backend=args.backend, num_workers=args.workers,
                      progress=not args.no_progress and len(paths) > 1)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -91,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidValueError(f"none of the {len(paths)} video(s) could be predicted{detail}; check that they are "
                          "readable videos")
     print(result.table())
-    if args.out is not None:
-        print(f"written: {result.write(args.out)}")
-        errors_file = result.errors_path(args.out)
+    if args.output_file is not None:
+        print(f"written: {result.write(args.output_file)}")
+        errors_file = result.errors_path(args.output_file)
         if errors_file is not None:
             print(f"failed videos: {errors_file}")
     if result.errors:

@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+from .renamed import add_renamed_option
 
 if TYPE_CHECKING:
     from ..data.source_spec import SourceOption
@@ -20,11 +21,11 @@ logger = logging.getLogger(__name__)
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     """The options every source shares (what happens after the manifest)."""
-    p.add_argument("--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
     p.add_argument("--allow-missing", action="store_true", help="prepare the videos present even if listed ones are missing")
     p.add_argument("--short-side", type=int, default=128, help="resize frames to this short side; 0 keeps the source size")
-    p.add_argument("--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
+    add_renamed_option(p, "--num-frames", "--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
     p.add_argument("--short-videos", choices=["loop", "skip"], default="loop",
                    help="videos shorter than a clip: keep them for loop padding (default) or skip them")
     p.add_argument("--storage", choices=["npy", "jpeg"], default="npy",
@@ -46,7 +47,7 @@ def add_source_options(parser: argparse.ArgumentParser, options: Sequence[Source
             kwargs["choices"] = list(option.choices)
         if option.metavar is not None:
             kwargs["metavar"] = option.metavar
-        parser.add_argument(option.flag, **kwargs)
+        add_renamed_option(parser, option.flag, *option.old_flags, **kwargs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
 
     try:
-        settings = PrepareSettings(short_side=args.short_side, clip_len=args.clip_len, short_videos=args.short_videos,
+        settings = PrepareSettings(short_side=args.short_side, clip_len=args.num_frames, short_videos=args.short_videos,
                                    storage=args.storage, jpeg_quality=args.jpeg_quality)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     logger.info("%s: %d classes; videos per split and subset: %s", args.dataset, manifest["label"].nunique(),
                 ", ".join(f"{s}/{sub}: {n}" for (s, sub), n in counts.items()))
     try:
-        report = prepare_manifest(manifest, videos_dir, args.out, dataset=args.dataset, workers=args.workers,
+        report = prepare_manifest(manifest, videos_dir, args.output_dir, dataset=args.dataset, workers=args.workers,
                                   allow_missing=args.allow_missing, settings=settings, progress=not args.no_progress)
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc
@@ -91,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
         from ..errors import Interrupted
 
-        done = sum(1 for _ in (args.out / "videos").rglob("*.json")) if (args.out / "videos").is_dir() else 0
-        raise Interrupted(f"kept {done} prepared videos in {args.out}; resume with the same command: "
+        done = sum(1 for _ in (args.output_dir / "videos").rglob("*.json")) if (args.output_dir / "videos").is_dir() else 0
+        raise Interrupted(f"kept {done} prepared videos in {args.output_dir}; resume with the same command: "
                           f"snl-video {shlex.join(args.argv)}") from None
     counts_text = ", ".join(f"{k}: {v}" for k, v in sorted(report["counts"].items()))
-    print(f"prepared {args.out}: {counts_text}; missing: {len(report['missing'])}; report: {args.out / 'report.json'}")
+    print(f"prepared {args.output_dir}: {counts_text}; missing: {len(report['missing'])}; report: {args.output_dir / 'report.json'}")
     return 0

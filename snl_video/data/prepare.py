@@ -351,7 +351,7 @@ def _claim_dataset(out: Path, dataset: str) -> None:
     if path.is_file() or (out / "settings.json").is_file():
         previous = read_dataset_name(out)
         if previous != dataset:
-            raise InvalidValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --out")
+            raise InvalidValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --output-dir")
     if not path.is_file():
         atomic_write_json(path, {"dataset": dataset})
 
@@ -394,7 +394,7 @@ def _exclusive(out: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
-            raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --out") from None
+            raise PrepareBusyError(f"another `prepare` is running on {out}; wait for it or use another --output-dir") from None
         try:
             same = os.fstat(lock.fileno()).st_ino == os.stat(lock_path).st_ino
         except FileNotFoundError:
@@ -432,7 +432,7 @@ def _prepare_locked(
             flags = " ".join(f"--{k.replace('_', '-')} {was[k]}" for k in sorted(set(previous) | set(now))
                              if previous.get(k) != now.get(k) and k in was and k != "format_version")
             raise InvalidValueError(
-                f"{out} was prepared with other settings: {changed}; use a new --out or the same settings"
+                f"{out} was prepared with other settings: {changed}; use a new --output-dir or the same settings"
                 + (f" ({flags})" if flags else "")
             )
     else:

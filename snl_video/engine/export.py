@@ -101,15 +101,15 @@ def export_model(
         raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
     if (frames is None or size is None) and not loaded.input_known:
         raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
-                         "pass --frames T --size S")
+                         "pass --num-frames T --size S")
     frames = frames if frames is not None else loaded.num_frames
     size = size if size is not None else loaded.crop_size
     if frames < 1 or size < 1:
-        raise InvalidValueError(f"--frames and --size must be positive, got {frames} and {size}")
+        raise InvalidValueError(f"--num-frames and --size must be positive, got {frames} and {size}")
     out = Path(out)
     expected_suffix = {"onnx": ".onnx", "pt2": ".pt2"}[format]
     if out.suffix != expected_suffix:
-        raise InvalidValueError(f"--out {out}: an {format} export is written to a '{expected_suffix}' file")
+        raise InvalidValueError(f"--output-file {out}: an {format} export is written to a '{expected_suffix}' file")
     if format == "onnx":
         _require_onnx()
     model = loaded.model.to("cpu").eval()
@@ -119,7 +119,7 @@ def export_model(
             model(example)
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InvalidValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --frames / "
+        raise InvalidValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --num-frames / "
                          "--size the network accepts (its recipe's are the safe choice)") from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {"clip": {0: batch}}
@@ -145,7 +145,7 @@ def export_model(
 
         _atomic_output(out, write_onnx)
     n = loaded.normalization
-    used = loaded.input_spec.replace(num_frames=frames, crop_size=size)  # --frames / --size as exported
+    used = loaded.input_spec.replace(num_frames=frames, crop_size=size)  # --num-frames / --size as exported
     spec = {
         "input": {"name": "clip", "shape": ["batch", 3, frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},

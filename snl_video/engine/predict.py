@@ -151,7 +151,7 @@ class PredictResult:
             return atomic_write_text(path, self.csv_text())
         if path.suffix.lower() == ".json":
             return atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1) + "\n")
-        raise InvalidValueError(f"--out {path}: unknown format {path.suffix!r}; use a .csv or .json file name")
+        raise InvalidValueError(f"--output-file {path}: unknown format {path.suffix!r}; use a .csv or .json file name")
 
     def table(self) -> str:
         """A readable top-k table (what the CLI prints)."""
@@ -199,7 +199,7 @@ class _Views(Dataset):
         num_frames = count_entry_frames(entry)
         fps = info.fps
         if fps <= 0:
-            raise DecodeError("the container gives no frame rate: --window needs one")
+            raise DecodeError("the container gives no frame rate: --window-seconds needs one")
         window = max(1, int(round(self.window_s * fps)))
         step = max(1, int(round(self.stride_s * fps)))
         window = min(window, num_frames)
@@ -306,9 +306,9 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
                      stride: float | None) -> None:
     """Refuse bad predict arguments before anything loads, naming the flag."""
     if (window is None) != (stride is None):
-        raise InvalidValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
+        raise InvalidValueError("--window-seconds and --stride-seconds go together (seconds): give both, or neither for whole videos")
     if window is not None and (window <= 0 or stride <= 0):
-        raise InvalidValueError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
+        raise InvalidValueError(f"--window-seconds and --stride-seconds must be > 0 seconds, got {window} and {stride}")
     if top_k < 1:
         raise InvalidValueError(f"--top-k must be at least 1, got {top_k}")
     if num_clips is not None and num_clips < 1:

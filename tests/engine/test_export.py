@@ -139,6 +139,6 @@ def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, 
 def test_unknown_input_size_needs_frames_and_size(tmp_path):
     loaded = _loaded("nl")
     loaded.input_known = False
-    with pytest.raises(ValueError, match="input size of test is unknown.*--frames T --size S"):
+    with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --size S"):
         export_model(loaded, tmp_path / "m.pt2", format="pt2")
     assert export_model(loaded, tmp_path / "m.pt2", format="pt2", frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
