@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default=None, help="a stage (layer1..layer4) or a placed block key: its feature map "
                                                  "instead of the pooled pre-head features")
     p.add_argument("--per-clip", action="store_true", help="keep one feature per clip x crop instead of the mean")
-    p.add_argument("--clips", type=int, default=None, help="uniform clips per video (default: the model's protocol)")
-    p.add_argument("--crops", type=int, choices=[1, 3], default=None, help="crops per clip (default: as --clips)")
+    add_renamed_option(p, "--num-clips", "--clips", type=int, default=None, help="uniform clips per video (default: the model's protocol)")
+    add_renamed_option(p, "--num-crops", "--crops", type=int, choices=[1, 3], default=None, help="crops per clip (default: as --num-clips)")
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0)")
+    add_renamed_option(p, "--num-workers", "--workers", type=int, default=0, help="decoding processes (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     collect_sources(args.inputs)  # bad paths fail before the model loads
     loaded = load_model_from_args(args)
     report = extract_features(loaded, args.inputs, args.output_dir, layer=args.layer, per_clip=args.per_clip,
-                              num_clips=args.clips, num_crops=args.crops, backend=args.backend,
-                              num_workers=args.workers, progress=not args.no_progress)
+                              num_clips=args.num_clips, num_crops=args.num_crops, backend=args.backend,
+                              num_workers=args.num_workers, progress=not args.no_progress)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "
           f"index: {report.index}")
     for video, reason in report.failed:

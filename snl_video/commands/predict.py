@@ -58,13 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files (.avi, .mp4, .mkv, .webm, ...) or folders")
     add_model_arguments(p)
     p.add_argument("--top-k", type=int, default=5, help="classes per prediction (default 5; clamped to the class count)")
-    p.add_argument("--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
-    p.add_argument("--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --clips)")
+    add_renamed_option(p, "--num-clips", "--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
+    add_renamed_option(p, "--num-crops", "--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --num-clips)")
     add_renamed_option(p, "--output-file", "--out", type=Path, default=None, help="write predictions.csv or .json")
     add_renamed_option(p, "--window-seconds", "--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
     add_renamed_option(p, "--stride-seconds", "--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
+    add_renamed_option(p, "--num-workers", "--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
     p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
                    help="one class name per line, in head order (overrides the checkpoint's / registry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     if args.class_names is not None:
         set_class_names(model, args.class_names)
-    result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
-                     window=args.window_seconds, stride=args.stride_seconds, backend=args.backend, num_workers=args.workers,
+    result = predict(paths, model=model, top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
+                     window_seconds=args.window_seconds, stride_seconds=args.stride_seconds, backend=args.backend, num_workers=args.num_workers,
                      progress=not args.no_progress and len(paths) > 1)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

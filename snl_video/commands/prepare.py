@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     """The options every source shares (what happens after the manifest)."""
     add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+    add_renamed_option(p, "--num-workers", "--workers", type=int, default=1, help="parallel processes (default: 1)")
     p.add_argument("--allow-missing", action="store_true", help="prepare the videos present even if listed ones are missing")
     p.add_argument("--short-side", type=int, default=128, help="resize frames to this short side; 0 keeps the source size")
     add_renamed_option(p, "--num-frames", "--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
                                    storage=args.storage, jpeg_quality=args.jpeg_quality)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.num_workers < 1:
+        raise UserError(f"--num-workers must be >= 1, got {args.num_workers}")
     # the manifest first: every split/list problem is reported before any video is touched
     source = get_source(args.dataset)
     assert source.inputs is not None, f"dataset source {source.name!r} registers no inputs for prepare"
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     logger.info("%s: %d classes; videos per split and subset: %s", args.dataset, manifest["label"].nunique(),
                 ", ".join(f"{s}/{sub}: {n}" for (s, sub), n in counts.items()))
     try:
-        report = prepare_manifest(manifest, videos_dir, args.output_dir, dataset=args.dataset, workers=args.workers,
+        report = prepare_manifest(manifest, videos_dir, args.output_dir, dataset=args.dataset, workers=args.num_workers,
                                   allow_missing=args.allow_missing, settings=settings, progress=not args.no_progress)
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc

@@ -283,7 +283,7 @@ def prepare_hmdb51(
 
 def _check_job(workers: int, settings: PrepareSettings) -> None:
     if workers < 1:
-        raise InvalidValueError(f"--workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"--num-workers must be >= 1, got {workers}")
     if settings.short_videos not in ("loop", "skip"):
         raise InvalidValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
 

@@ -30,6 +30,10 @@ RENAMED = [
     (["prepare", "list", "--train", "a", "--test", "b", "--root", "r", "--output-dir", "p"], "--class-names", "--classes",
      "names.txt", "class_names", "names.txt"),
     (["make-synthetic", "ucf101"], "--output-dir", "--out", "d", "output_dir", "d"),
+    (["predict", "--checkpoint", "c.pt", "v.mp4"], "--num-clips", "--clips", "3", "num_clips", 3),
+    (["predict", "--checkpoint", "c.pt", "v.mp4"], "--num-crops", "--crops", "1", "num_crops", 1),
+    (["features", "--checkpoint", "c.pt", "v.mp4", "--output-dir", "d"], "--num-workers", "--workers", "2", "num_workers", 2),
+    (["prepare", "folder", "--videos", "v", "--output-dir", "p"], "--num-workers", "--workers", "2", "num_workers", 2),
     (["make-synthetic", "ucf101", "--output-dir", "d"], "--num-classes", "--classes", "3", "num_classes", 3),
     (["make-synthetic", "folder", "--output-dir", "d"], "--frames-per-video", "--frames", "12", "frames_per_video", 12),
 ]
