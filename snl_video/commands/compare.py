@@ -19,8 +19,9 @@ import argparse
 import csv
 import json
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -249,17 +250,31 @@ def _write_tables(header: list[str], cells: list[list[str]], md: Path, csv_path:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [collect_row(d, level=args.level, profile=not args.no_profile) for d in args.runs]
+    compare(args.runs, output_dir=args.output_dir, level=args.level, profile=not args.no_profile,
+            curves=not args.no_curves, allow_mixed=getattr(args, "allow_mixed", False))
+    return 0
+
+
+def compare(runs: Sequence[str | os.PathLike[str]], *, output_dir: str | os.PathLike[str] = "runs/compare",
+            level: Literal["clip", "video"] = "clip", profile: bool = True, curves: bool = True,
+            allow_mixed: bool = False) -> list[Path]:
+    """Compare finished runs (``snl-video compare``, also ``snl_video.compare``): one table row
+    per run folder (accuracy, deltas against the baseline, cost, protocol) written to
+    ``output_dir`` with the training curves; returns the files written. Runs evaluated under
+    different protocols are refused unless ``allow_mixed``."""
+    runs = [Path(r) for r in runs]
+    output_dir = Path(output_dir)
+    rows = [collect_row(d, level=level, profile=profile) for d in runs]
     mixed = protocol_problems(rows)
-    if mixed and any("protocols" in line for line in mixed) and not getattr(args, "allow_mixed", False):
+    if mixed and any("protocols" in line for line in mixed) and not allow_mixed:
         from ..errors import UserError
 
         raise UserError(f"{mixed[0]}: their accuracies are not comparable; re-evaluate them alike "
                         f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed")
     header, cells = format_rows(rows)
-    table = _write_tables(header, cells, args.output_dir / "table.md", args.output_dir / "table.csv")
+    table = _write_tables(header, cells, output_dir / "table.md", output_dir / "table.csv")
     base = baseline(rows)
-    notes = [f"{args.level}-level accuracy (%) of each run's eval/metrics.json; deltas against the baseline row "
+    notes = [f"{level}-level accuracy (%) of each run's eval/metrics.json; deltas against the baseline row "
              f"{base['run']!r}. GFLOPs (paper): the convention of the paper's Table 7 (conv/linear products + 2 per "
              f"norm element); GMACs: every product; params include the classifier head of the size shown (the "
              f"paper's 47.02 M for r3d50 counts a 400-class head); selection: the subset (videos) that chose best.pt — "
@@ -269,27 +284,27 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("%s", line)
     from ..fileio import atomic_write_text
 
-    atomic_write_text(args.output_dir / "table.md", table + "\n\n" + "\n".join(f"> {n}" for n in notes) + "\n")
+    atomic_write_text(output_dir / "table.md", table + "\n\n" + "\n".join(f"> {n}" for n in notes) + "\n")
     print("\n".join(notes))
     print(table)
-    written = [args.output_dir / "table.md", args.output_dir / "table.csv"]
+    written = [output_dir / "table.md", output_dir / "table.csv"]
     means = split_means(rows)
     if means and any(len(m["splits"]) > 1 for m in means):
-        split_table = _write_tables(*format_split_rows(means), args.output_dir / "table_splits.md",
-                                    args.output_dir / "table_splits.csv")
-        print(f"\nmean over splits ({args.level} level, sample std):")
+        split_table = _write_tables(*format_split_rows(means), output_dir / "table_splits.md",
+                                    output_dir / "table_splits.csv")
+        print(f"\nmean over splits ({level} level, sample std):")
         print(split_table)
-        written += [args.output_dir / "table_splits.md", args.output_dir / "table_splits.csv"]
-    if not args.no_curves:
+        written += [output_dir / "table_splits.md", output_dir / "table_splits.csv"]
+    if curves:
         from ..engine.plots import plot_training_curves
         from ..engine.train import read_history
 
         histories = {f"{r['run']} (split {r['split']})" if sum(o["run"] == r["run"] for o in rows) > 1 else r["run"]:
-                     read_history(d) for r, d in zip(rows, args.runs)}
+                     read_history(d) for r, d in zip(rows, runs)}
         if any(h for h in histories.values()):
-            plot_training_curves(histories, args.output_dir / "curves.png")
-            written.append(args.output_dir / "curves.png")
+            plot_training_curves(histories, output_dir / "curves.png")
+            written.append(output_dir / "curves.png")
         else:
             logger.warning("no metrics.jsonl in the runs: no curves.png")
     print("written: " + ", ".join(str(p) for p in written))
-    return 0
+    return written

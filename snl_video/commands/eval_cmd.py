@@ -41,25 +41,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..engine.evaluate import run_evaluation
+    from ..engine.api import evaluate, evaluation_recipe
 
-    if args.weights is not None or args.head_from is not None:
-        from ..engine.evaluate_weights import evaluate_weights
-
-        if args.weights is None or args.config is None:
-            raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
-        cfg = load_config(args.config, args.overrides)
-        report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.output_dir)
-        _print_summary(report, args.output_dir or Path(cfg.runtime.output_dir) / "eval")
-        return 0
-    if args.config is not None:
-        cfg = load_config(args.config, args.overrides)
-    else:
-        from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
-
-        cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
-    report = run_evaluation(cfg, args.checkpoint, out_dir=args.output_dir)
+    if args.head_from is not None and args.weights is None:
+        raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
+    # the recipe once (a checkpoint's own is read from the file), then the same function as snl_video.evaluate
+    cfg = evaluation_recipe(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
+                            overrides=args.overrides)
+    report = evaluate(checkpoint=args.checkpoint, weights=args.weights, config=cfg, head_from=args.head_from,
+                      output_dir=args.output_dir)
     _print_summary(report, args.output_dir or Path(cfg.runtime.output_dir) / "eval")
     return 0
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
 from .renamed import add_renamed_option
 
 
@@ -27,17 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.explain import explain_video, parse_query
+    from ..engine.api import explain
+    from ..engine.explain import parse_query
 
     queries = [parse_query(q) for q in args.query] if args.query else None
     if args.class_name is not None and not args.gradcam:
         raise InvalidValueError("--class picks the Grad-CAM class: add --gradcam")
     if not args.video.is_file():
         raise MissingFileError(f"video {args.video} does not exist; check the path")
-    loaded = load_model_from_args(args)
-    result = explain_video(loaded, args.video, args.output_dir, queries=queries, upsample=args.upsample,
-                           with_gradcam=args.gradcam, gradcam_class=args.class_name, animation=args.animation,
-                           backend=args.backend)
+    result = explain(args.video, **model_arguments(args), output_dir=args.output_dir, queries=queries,
+                     upsample=args.upsample, with_gradcam=args.gradcam, gradcam_class=args.class_name,
+                     animation=args.animation, backend=args.backend)
     print(f"predicted: {result.predicted}; queries (t,y,x): {result.queries}")
     for key, files in result.files.items():
         print(f"{key}: " + ", ".join(str(f) for f in files))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
 from .renamed import add_renamed_option
 
 
@@ -22,10 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.export import export_model
+    from ..engine.api import export
 
-    loaded = load_model_from_args(args)
-    result = export_model(loaded, args.output_file, format=args.format, frames=args.num_frames, size=args.size,
+    result = export(**model_arguments(args), output_file=args.output_file, format=args.format, num_frames=args.num_frames, size=args.size,
                           verify=args.verify, opset=args.opset)
     shape = "x".join(str(s) for s in result.input_shape[1:])
     print(f"exported {result.path} ({result.format}; input clip (batch, {shape}), normalised as "

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
 from .renamed import add_renamed_option
 
 
@@ -28,11 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.features import collect_sources, extract_features
+    from ..engine.api import features
 
-    collect_sources(args.inputs)  # bad paths fail before the model loads
-    loaded = load_model_from_args(args)
-    report = extract_features(loaded, args.inputs, args.output_dir, layer=args.layer, per_clip=args.per_clip,
+    report = features(args.inputs, **model_arguments(args), output_dir=args.output_dir, layer=args.layer, per_clip=args.per_clip,
                               num_clips=args.num_clips, num_crops=args.num_crops, backend=args.backend,
                               num_workers=args.num_workers, progress=not args.no_progress)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "

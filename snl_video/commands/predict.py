@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..engine.loading import InferenceModel
@@ -34,12 +34,18 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
                    help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
 
 
+def model_arguments(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keyword arguments of the Python API (:mod:`snl_video.engine.api`) that
+    :func:`add_model_arguments`' flags give: ``checkpoint=`` / ``weights=`` / ``config=`` and the rest."""
+    return {"checkpoint": args.checkpoint, "weights": args.weights, "config": args.config, "overrides": overrides,
+            "device": args.device, "allow_unsafe_pickle": args.allow_unsafe_pickle}
+
+
 def load_model_from_args(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> "InferenceModel":
     """The model :func:`add_model_arguments`' flags name, through the one inference loader."""
-    from ..engine.loading import load_inference_model
+    from ..engine.api import load_model
 
-    return load_inference_model(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
-                                overrides=overrides, device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
+    return load_model(**model_arguments(args, overrides))
 
 
 def set_class_names(model, path: Path) -> None:

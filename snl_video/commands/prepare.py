@@ -63,28 +63,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import PrepareBusyError, PrepareSettings, prepare_manifest
+    from ..data.prepare import PrepareBusyError
     from ..data.sources import get_source
+    from ..engine.api import prepare
     from ..errors import UserError
 
+    given = {o.dest: getattr(args, o.dest) for o in get_source(args.dataset).options}
     try:
-        settings = PrepareSettings(short_side=args.short_side, clip_len=args.num_frames, short_videos=args.short_videos,
-                                   storage=args.storage, jpeg_quality=args.jpeg_quality)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    if args.num_workers < 1:
-        raise UserError(f"--num-workers must be >= 1, got {args.num_workers}")
-    # the manifest first: every split/list problem is reported before any video is touched
-    source = get_source(args.dataset)
-    assert source.inputs is not None, f"dataset source {source.name!r} registers no inputs for prepare"
-    inputs = source.inputs({o.dest: getattr(args, o.dest) for o in source.options})
-    manifest, videos_dir = inputs.manifest, inputs.videos_dir
-    counts = manifest.groupby(["split", "subset"]).size()
-    logger.info("%s: %d classes; videos per split and subset: %s", args.dataset, manifest["label"].nunique(),
-                ", ".join(f"{s}/{sub}: {n}" for (s, sub), n in counts.items()))
-    try:
-        report = prepare_manifest(manifest, videos_dir, args.output_dir, dataset=args.dataset, workers=args.num_workers,
-                                  allow_missing=args.allow_missing, settings=settings, progress=not args.no_progress)
+        report = prepare(args.dataset, output_dir=args.output_dir, options={k: v for k, v in given.items() if v is not None},
+                         num_workers=args.num_workers, allow_missing=args.allow_missing, short_side=args.short_side,
+                         num_frames=args.num_frames, short_videos=args.short_videos, storage=args.storage,
+                         jpeg_quality=args.jpeg_quality, progress=not args.no_progress)
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
 from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def _fresh_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.spectrum import compute_spectra, model_input, write_spectrum_report
+    from ..engine.api import spectrum
+    from ..engine.spectrum import compute_spectra, write_spectrum_report
 
     trained = args.checkpoint is not None or args.weights is not None
     if trained and args.model is not None:
@@ -73,17 +74,14 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None and args.checkpoint is None:
         raise InvalidValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
     if trained:
-        loaded = load_model_from_args(args, overrides=args.overrides)
-        model, clip = loaded.model, model_input(loaded, args.video).to(loaded.device)
-        source = {"checkpoint": str(args.checkpoint)} if args.checkpoint is not None else {"weights": str(args.weights)}
-        if args.config is not None:
-            source["config"] = str(args.config)
+        result = spectrum(args.video, **model_arguments(args, overrides=args.overrides), output_dir=args.output_dir)
+        results, paths = result.blocks, result.files
     elif args.model is not None:
         model, clip, source = _fresh_model(args)
+        results = compute_spectra(model, clip)
+        paths = write_spectrum_report(results, args.output_dir, extra={"video": str(args.video), **source})
     else:
         raise InvalidValueError("give --checkpoint CKPT or --weights NAME|FILE (a trained model), or --model NAME (a fresh one)")
-    results = compute_spectra(model, clip)
-    paths = write_spectrum_report(results, args.output_dir, extra={"video": str(args.video), **source})
     for entry in results:
         eig = entry.get("eigenvalues")
         top = max(eig["real"]) if eig is not None else float("nan")

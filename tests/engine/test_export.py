@@ -141,4 +141,4 @@ def test_unknown_input_size_needs_frames_and_size(tmp_path):
     loaded.input_known = False
     with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --size S"):
         export_model(loaded, tmp_path / "m.pt2", format="pt2")
-    assert export_model(loaded, tmp_path / "m.pt2", format="pt2", frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
+    assert export_model(loaded, tmp_path / "m.pt2", format="pt2", num_frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
