@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
@@ -11,6 +12,9 @@ from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.decoding import BACKENDS
+    from ..engine.explain import Upsample
+
     p = subparsers.add_parser("explain", help="heat maps of what each non-local block attends to (and Grad-CAM)")
     p.add_argument("video", type=Path, help="a video file")
     add_model_arguments(p)
@@ -18,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--query", action="append", default=None, metavar="t,y,x",
                    help="a position of the model's input clip (centre clip after resize and crop; t in 0..T-1); "
                         "repeatable; default: the 3 positions the first block changes most")
-    p.add_argument("--upsample", choices=["nearest", "trilinear"], default="nearest", help="default: nearest")
+    p.add_argument("--upsample", choices=get_args(Upsample), default="nearest", help="default: nearest")
     p.add_argument("--gradcam", action="store_true", help="also Grad-CAM of the backbone's last stage")
     p.add_argument("--class", dest="class_name", default=None, help="Grad-CAM class (default: the predicted one)")
     p.add_argument("--animation", choices=["gif", "mp4"], default="gif", help="animated overlay format (default gif)")
-    p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="decoder (default: PyAV)")
     p.set_defaults(func=run)
 
 

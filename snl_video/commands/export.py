@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 from pathlib import Path
 
 from .predict import add_model_arguments, model_arguments
@@ -10,9 +11,11 @@ from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..engine.export import ExportFormat
+
     p = subparsers.add_parser("export", help="export a model to ONNX or torch.export (.pt2), dynamic batch")
     add_model_arguments(p)
-    p.add_argument("--format", choices=["onnx", "pt2"], required=True, help="onnx (needs snl_video[export]) or pt2")
+    p.add_argument("--format", choices=get_args(ExportFormat), required=True, help="onnx (needs snl_video[export]) or pt2")
     add_renamed_option(p, "--output-file", "--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
     add_renamed_option(p, "--num-frames", "--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
     p.add_argument("--size", type=int, default=None, help="crop size H = W (default: the model's clip spec)")

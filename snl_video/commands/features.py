@@ -11,6 +11,8 @@ from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.decoding import BACKENDS
+
     p = subparsers.add_parser("features", help="extract per-video features (resumable; one .npy per video + index.csv)")
     p.add_argument("inputs", nargs="+", metavar="VIDEOS",
                    help="video files or folders, a list file (.txt: one path per line), or a prepared dataset folder")
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--per-clip", action="store_true", help="keep one feature per clip x crop instead of the mean")
     add_renamed_option(p, "--num-clips", "--clips", type=int, default=None, help="uniform clips per video (default: the model's protocol)")
     add_renamed_option(p, "--num-crops", "--crops", type=int, choices=[1, 3], default=None, help="crops per clip (default: as --num-clips)")
-    p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="decoder (default: PyAV)")
     add_renamed_option(p, "--num-workers", "--workers", type=int, default=0, help="decoding processes (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

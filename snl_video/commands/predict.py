@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 if TYPE_CHECKING:
     from ..engine.loading import InferenceModel
@@ -24,12 +24,14 @@ logger = logging.getLogger(__name__)
 def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export,
     spectrum); ``required=False`` where the verb has another way to name a model."""
+    from ..config.schema import Device
+
     src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
     src.add_argument("--weights", help="a weights registry name (`snl-video weights list`) or a foreign checkpoint file")
     p.add_argument("--config", type=Path, default=None,
                    help="the recipe of --checkpoint (only needed for checkpoints older than self-describing ones)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: cpu")
+    p.add_argument("--device", choices=get_args(Device), default="cpu", help="default: cpu")
     p.add_argument("--allow-unsafe-pickle", action="store_true",
                    help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
 
@@ -60,6 +62,8 @@ def set_class_names(model, path: Path) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.decoding import BACKENDS
+
     p = subparsers.add_parser("predict", help="top-k classes of videos (or of windows of long videos)")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files (.avi, .mp4, .mkv, .webm, ...) or folders")
     add_model_arguments(p)
@@ -69,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_renamed_option(p, "--output-file", "--out", type=Path, default=None, help="write predictions.csv or .json")
     add_renamed_option(p, "--window-seconds", "--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
     add_renamed_option(p, "--stride-seconds", "--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
-    p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="decoder (default: PyAV)")
     add_renamed_option(p, "--num-workers", "--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
     p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
                    help="one class name per line, in head order (overrides the checkpoint's / registry's)")

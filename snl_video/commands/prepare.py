@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, get_args
 from .renamed import add_renamed_option
 
 if TYPE_CHECKING:
@@ -21,14 +21,16 @@ logger = logging.getLogger(__name__)
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     """The options every source shares (what happens after the manifest)."""
+    from ..data.prepare import ShortVideos, Storage
+
     add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
     add_renamed_option(p, "--num-workers", "--workers", type=int, default=1, help="parallel processes (default: 1)")
     p.add_argument("--allow-missing", action="store_true", help="prepare the videos present even if listed ones are missing")
     p.add_argument("--short-side", type=int, default=128, help="resize frames to this short side; 0 keeps the source size")
     add_renamed_option(p, "--num-frames", "--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
-    p.add_argument("--short-videos", choices=["loop", "skip"], default="loop",
+    p.add_argument("--short-videos", choices=get_args(ShortVideos), default="loop",
                    help="videos shorter than a clip: keep them for loop padding (default) or skip them")
-    p.add_argument("--storage", choices=["npy", "jpeg"], default="npy",
+    p.add_argument("--storage", choices=get_args(Storage), default="npy",
                    help="raw frames (fastest to read; ~20x the AVIs) or packed JPEGs (~8x smaller at quality 90, "
                         "~3x slower to read) (default: npy)")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 with --storage jpeg (default: 90)")

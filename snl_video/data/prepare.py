@@ -37,7 +37,7 @@ import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import pandas as pd
@@ -284,7 +284,7 @@ def prepare_hmdb51(
 def _check_job(workers: int, settings: PrepareSettings) -> None:
     if workers < 1:
         raise InvalidValueError(f"--num-workers must be >= 1, got {workers}")
-    if settings.short_videos not in ("loop", "skip"):
+    if settings.short_videos not in get_args(ShortVideos):
         raise InvalidValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
 
 

@@ -26,7 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -97,7 +97,7 @@ def export_model(
     unknown needs them. Raises ``ValueError`` naming the problem when the model does not
     run at that size or the verification misses :data:`VERIFY_TOLERANCE`.
     """
-    if format not in ("onnx", "pt2"):
+    if format not in get_args(ExportFormat):
         raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
     if (num_frames is None or size is None) and not loaded.input_known:
         raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "

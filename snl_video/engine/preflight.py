@@ -24,19 +24,18 @@ import difflib
 import logging
 import os
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import torch
 
 from ..config import ConfigError, ExperimentConfig
+from ..data.datasets import Subset
 from ..data.video import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["preflight", "model_problems", "data_problems", "raw_video_tree_hint", "available_cpus", "usable_workers",
            "warn_if_slow_on_cpu"]
-
-Subset = Literal["train", "test"]
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:
