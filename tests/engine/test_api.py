@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import snl_video
 from snl_video.cli import main
@@ -126,19 +125,9 @@ def test_train_resolves_a_recipe_and_runs_the_engine_loop(monkeypatch, tmp_path)
         snl_video.train(config=cfg, overrides=["optim.lr=0.1"])
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_prepared, tmp_path_factory):
-    """A self-describing checkpoint of the tiny recipe (one SNL block, untrained) and one video."""
-    from snl_video.engine.builders import build_model_from_config
-    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
-
-    out = tmp_path_factory.mktemp("api_ckpt")
-    cfg = tiny_config(tiny_prepared, out / "run")
-    torch.manual_seed(0)
-    model = build_model_from_config(cfg).eval()
-    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(cfg, class_names=None)},
-                           out / "c.pt")
-    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
+@pytest.fixture
+def tiny_checkpoint(tiny_snl_checkpoint):
+    _, ckpt, video, _ = tiny_snl_checkpoint
     return ckpt, video
 
 
