@@ -1,6 +1,6 @@
 """Prepare UCF-101: a thin entry point for ``snl-video prepare ucf101`` (same arguments).
 
-    python data_prep/prepare_ucf101.py --videos UCF-101 --splits ucfTrainTestlist --out data/ucf101 --workers 8
+    python data_prep/prepare_ucf101.py --videos UCF-101 --splits ucfTrainTestlist --output-dir data/ucf101 --num-workers 8
 """
 
 import sys

@@ -25,9 +25,11 @@ from pathlib import Path
 
 PACKAGE = "snl_video"
 
-#: Bottom to top. A module may import from its own layer and the layers below it.
+#: Bottom to top (as the import-linter contract in pyproject.toml). A module may import from
+#: its own layer and the layers below it.
 LAYERS: tuple[str, ...] = (
     "utilities",
+    "inputspec",
     "nonlocal_blocks",
     "weights",
     "models",

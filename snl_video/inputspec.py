@@ -21,7 +21,9 @@ from typing import Any, Mapping
 from .errors import InvalidValueError
 
 __all__ = ["InputSpec", "HARA_ACTIVITYNET_MEAN", "HARA_KINETICS_MEAN", "HARA_KINETICS_STD",
-           "TORCHVISION_KINETICS_MEAN", "TORCHVISION_KINETICS_STD"]
+           "TORCHVISION_KINETICS_MEAN", "TORCHVISION_KINETICS_STD", "PYTORCHVIDEO_KINETICS_MEAN",
+           "PYTORCHVIDEO_KINETICS_STD", "TORCHVISION_IMAGENET_MEAN", "TORCHVISION_IMAGENET_STD",
+           "CAFFE_IMAGENET_BGR_MEAN"]
 
 #: 3D-ResNets-PyTorch (Hara et al.), ``mean.py`` ``get_mean('activitynet')``: per-channel
 #: RGB mean of ActivityNet on a 0-255 scale, used with no std by its 2017 Kinetics release.
@@ -34,6 +36,14 @@ HARA_KINETICS_STD: tuple[float, float, float] = (0.2768, 0.2713, 0.2737)
 #: [0, 1] pixels: the Kinetics-400 statistics its R3D / MC3 / R(2+1)D models were trained with.
 TORCHVISION_KINETICS_MEAN: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
 TORCHVISION_KINETICS_STD: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+#: pytorchvideo's Kinetics model zoo (``Normalize((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))``) on [0, 1] pixels.
+PYTORCHVIDEO_KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
+PYTORCHVIDEO_KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
+#: torchvision's ImageNet statistics (``transforms.Normalize`` of its image classifiers) on [0, 1] pixels.
+TORCHVISION_IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+TORCHVISION_IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: Caffe's ImageNet means in B, G, R order on a 0-255 scale (used with std 1).
+CAFFE_IMAGENET_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
 _REQUIRED = ("num_frames", "sampling_stride", "crop_size", "mean", "std")
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .renamed import add_renamed_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("compare", help="Table-7-style table of finished runs (top-1/top-5, GMACs, params, deltas)")
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (runtime.output_dir of each)")
-    p.add_argument("--out", type=Path, default=Path("runs/compare"), help="folder for table.md, table.csv and curves.png")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/compare"), help="folder for table.md, table.csv and curves.png")
     p.add_argument("--level", choices=["clip", "video"], default="clip", help="which accuracies (default: clip, as the paper)")
     p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
     p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
@@ -26,16 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.compare import compare_runs, format_rows, format_split_rows, markdown_table, write_comparison
+    from ..engine.api import compare
+    from ..engine.compare import format_rows, format_split_rows, markdown_table
 
-    comparison = compare_runs(args.runs, level=args.level, profile=not args.no_profile,
-                              allow_mixed=args.allow_mixed)
-    written = write_comparison(comparison, args.out, curves=not args.no_curves)
+    comparison = compare(args.runs, output_dir=args.output_dir, level=args.level, profile=not args.no_profile,
+                         curves=not args.no_curves, allow_mixed=getattr(args, "allow_mixed", False))
     print("\n".join(comparison.notes()))
     print(markdown_table(*format_rows(comparison.rows)))
     if comparison.split_means:
         print(f"\nmean over splits ({args.level} level, sample std):")
         print(markdown_table(*format_split_rows(comparison.split_means)))
-    print("written: " + ", ".join(str(p) for p in written))
+    print("written: " + ", ".join(str(p) for p in comparison.written))
     return 0
-

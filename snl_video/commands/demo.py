@@ -26,6 +26,7 @@ import torch
 
 from ..errors import UserError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ RELATIONS_VIDEOS_PER_CLASS = 100
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="end to end on synthetic data: make, prepare, train, evaluate (minutes, CPU)")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the demo recipe")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of the training run")
     p.add_argument("--dataset", choices=[*demo_sources(), "relations"], default="ucf101",
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.train import read_history, train
 
     t_start = time.perf_counter()
-    out: Path = args.out
+    out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "demo.log", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))

@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"downloaded the {args.dataset} archives to {root}")
     elif args.dataset == "ucf101":
         print(f"next: snl-video prepare ucf101 --videos {root / 'UCF-101'} --splits {root / 'ucfTrainTestlist'} "
-              "--out data/ucf101_prepared")
+              "--output-dir data/ucf101_prepared")
     else:
         print(f"next: snl-video prepare hmdb51 --videos {root / 'hmdb51_org'} --splits "
-              f"{root / 'testTrainMulti_7030_splits'} --out data/hmdb51_prepared")
+              f"{root / 'testTrainMulti_7030_splits'} --output-dir data/hmdb51_prepared")
     return 0

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from ..fileio import ensure_writable_dir
-from ..locking import output_lock
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--head-from", type=Path, default=None, metavar="CKPT",
                    help="with --weights: take the classifier (fc) from this training checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
     p.add_argument("--allow-train-overlap", action="store_true",
                    help="evaluate even when the test subset holds videos the checkpoint was trained on (the data was "
                         "re-split since); without it that is an error naming how many")
@@ -45,39 +44,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..engine.evaluate import run_evaluation
+    from ..engine.api import evaluate, evaluation_recipe
 
-    if args.weights is not None or args.head_from is not None:
-        from ..engine.evaluate_weights import evaluate_weights
-        from ..engine.runtime import setup_cpu_runtime
-
-        if args.weights is None or args.config is None:
-            raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
-        cfg = load_config(args.config, args.overrides)
-        setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does (engine.runtime)
-        with output_lock(_out_dir(args, cfg), "eval"):
-            report = evaluate_weights(cfg, args.weights, head_from=args.head_from, out_dir=args.out)
-        _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
-        return 0
-    if args.out is not None:  # an unwritable --out fails before the checkpoint is read
-        ensure_writable_dir(args.out)
-    if args.config is not None:
-        cfg = load_config(args.config, args.overrides)
-    else:
-        from ..engine.checkpoint import checkpoint_recipe, load_training_checkpoint
-
-        cfg = checkpoint_recipe(load_training_checkpoint(args.checkpoint), path=args.checkpoint, overrides=args.overrides)
-    with output_lock(_out_dir(args, cfg), "eval"):  # one writer per folder; writable before the evaluation
-        report = run_evaluation(cfg, args.checkpoint, out_dir=args.out,
-                                allow_train_overlap=args.allow_train_overlap)
-    _print_summary(report, args.out or Path(cfg.runtime.output_dir) / "eval")
+    if args.head_from is not None and args.weights is None:
+        raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")
+    # the recipe once (a checkpoint's own is read from the file), then the same function as snl_video.evaluate
+    cfg = evaluation_recipe(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
+                            overrides=args.overrides)
+    report = evaluate(checkpoint=args.checkpoint, weights=args.weights, config=cfg, head_from=args.head_from,
+                      output_dir=args.output_dir, allow_train_overlap=args.allow_train_overlap)
+    _print_summary(report, args.output_dir or Path(cfg.runtime.output_dir) / "eval")
     return 0
-
-
-def _out_dir(args: argparse.Namespace, cfg) -> Path:
-    """Where the evaluation writes: ``--out``, else ``<runtime.output_dir>/eval``."""
-    return args.out if args.out is not None else Path(cfg.runtime.output_dir) / "eval"
 
 
 def _print_summary(report, out: Path) -> None:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 from pathlib import Path
 
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..engine.export import ExportFormat
+
     p = subparsers.add_parser("export", help="export a model to ONNX or torch.export (.pt2), dynamic batch")
     add_model_arguments(p)
-    p.add_argument("--format", choices=["onnx", "pt2"], required=True, help="onnx (needs snl_video[export]) or pt2")
-    p.add_argument("--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
-    p.add_argument("--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
+    p.add_argument("--format", choices=get_args(ExportFormat), required=True, help="onnx (needs snl_video[export]) or pt2")
+    add_renamed_option(p, "--output-file", "--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
     p.add_argument("--size", type=int, default=None, help="crop size H = W (default: the model's clip spec)")
     p.add_argument("--verify", action="store_true", help="run the export and compare logits with PyTorch (<= 1e-4 rel.)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
@@ -21,12 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.export import export_model
-    from ..fileio import ensure_writable_dir
+    from ..engine.api import export
 
-    ensure_writable_dir(Path(args.out).parent)  # an unwritable --out fails before the model loads
-    loaded = load_model_from_args(args)
-    result = export_model(loaded, args.out, format=args.format, frames=args.frames, size=args.size,
+    result = export(**model_arguments(args), output_file=args.output_file, format=args.format, num_frames=args.num_frames, size=args.size,
                           verify=args.verify, opset=args.opset)
     shape = "x".join(str(s) for s in result.input_shape[1:])
     print(f"exported {result.path} ({result.format}; input clip (batch, {shape}), normalised as "

@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 from .prepare import add_source_options
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,16 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if source.synthetic is None:
             continue
         s = sub.add_parser(source.name, help=source.synthetic.help)
-        s.add_argument("--out", type=Path, required=True, help="the folder written (the prepare command is printed)")
+        add_renamed_option(s, "--output-dir", "--out", type=Path, required=True, help="the folder written (the prepare command is printed)")
         add_source_options(s, source.synthetic.options)
         s.add_argument("--no-progress", action="store_true")
         s.set_defaults(func=run)
     r = sub.add_parser("relations", help="OUT/videos/<Class>/ for `prepare folder`: 4 classes that differ only in a "
                                          "relation between two distant events (docs/relations_task.md)")
-    r.add_argument("--out", type=Path, required=True, help="writes OUT/videos/")
+    add_renamed_option(r, "--output-dir", "--out", type=Path, required=True, help="writes OUTPUT_DIR/videos/")
     r.add_argument("--videos-per-class", type=int, default=60, help="videos per class (default: 60)")
     r.add_argument("--size", type=int, default=64, help="frame width and height in pixels (default: 64)")
-    r.add_argument("--frames", type=int, default=16, help="frames per video, all of them one clip (default: 16)")
+    add_renamed_option(r, "--frames-per-video", "--frames", type=int, default=16,
+                       help="frames per video, all of them one clip (default: 16)")
     r.add_argument("--distractors", type=int, default=3, help="moving distractor squares (default: 3)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-progress", action="store_true")
@@ -47,7 +49,7 @@ def prepare_command(source_name: str, prepare_options: dict[str, str]) -> str:
 
     flags = {o.dest: o.flag for o in get_source(source_name).options}
     parts = [f"{flags[dest]} {shlex.quote(value)}" for dest, value in prepare_options.items()]
-    return " ".join(["snl-video prepare", source_name, *parts, "--out OUT"])
+    return " ".join(["snl-video prepare", source_name, *parts, "--output-dir OUT"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,17 +58,17 @@ def run(args: argparse.Namespace) -> int:
     source = get_source(args.dataset)
     assert source.synthetic is not None, f"{source.name} has no synthetic writer"
     options = {o.dest: getattr(args, o.dest) for o in source.synthetic.options}
-    prepare_options = source.synthetic.write(args.out, options, progress=not args.no_progress)
-    print(f"wrote {args.out}; prepare with: {prepare_command(source.name, prepare_options)}")
+    prepare_options = source.synthetic.write(args.output_dir, options, progress=not args.no_progress)
+    print(f"wrote {args.output_dir}; prepare with: {prepare_command(source.name, prepare_options)}")
     return 0
 
 
 def run_relations(args: argparse.Namespace) -> int:
     from ..data.relations import make_relations_dataset
 
-    root = make_relations_dataset(args.out, videos_per_class=args.videos_per_class, size=args.size,
-                                  num_frames=args.frames, distractors=args.distractors, seed=args.seed,
+    root = make_relations_dataset(args.output_dir, videos_per_class=args.videos_per_class, size=args.size,
+                                  num_frames=args.frames_per_video, distractors=args.distractors, seed=args.seed,
                                   progress=not args.no_progress)
     prepare = prepare_command("folder", {"videos": str(root), "group_regex": "_g([0-9]+)_"})
-    print(f"wrote {root}; prepare with: {prepare} --short-side {args.size} --clip-len {args.frames}")
+    print(f"wrote {root}; prepare with: {prepare} --short-side {args.size} --num-frames {args.frames_per_video}")
     return 0

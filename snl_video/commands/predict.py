@@ -10,12 +10,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 if TYPE_CHECKING:
     from ..engine.loading import InferenceModel
 
 from ..errors import InvalidValueError, MissingFileError
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export,
     spectrum); ``required=False`` where the verb has another way to name a model."""
+    from ..config.schema import Device
+
     src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("--checkpoint", type=Path, help="a checkpoint written by `snl-video train`")
     src.add_argument("--weights", help="a weights registry name (`snl-video weights list`), a foreign checkpoint file, a "
@@ -30,17 +33,23 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
                           "on the Hugging Face Hub; HF_HUB_OFFLINE=1 reads the local cache only)")
     p.add_argument("--config", type=Path, default=None,
                    help="the recipe of --checkpoint (only needed for checkpoints older than self-describing ones)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: cpu")
+    p.add_argument("--device", choices=get_args(Device), default="cpu", help="default: cpu")
     p.add_argument("--allow-unsafe-pickle", action="store_true",
                    help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
 
 
+def model_arguments(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keyword arguments of the Python API (:mod:`snl_video.engine.api`) that
+    :func:`add_model_arguments`' flags give: ``checkpoint=`` / ``weights=`` / ``config=`` and the rest."""
+    return {"checkpoint": args.checkpoint, "weights": args.weights, "config": args.config, "overrides": overrides,
+            "device": args.device, "allow_unsafe_pickle": args.allow_unsafe_pickle}
+
+
 def load_model_from_args(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> "InferenceModel":
     """The model :func:`add_model_arguments`' flags name, through the one inference loader."""
-    from ..engine.loading import load_inference_model
+    from ..engine.api import load_model
 
-    return load_inference_model(checkpoint=args.checkpoint, weights=args.weights, config=args.config,
-                                overrides=overrides, device=args.device, allow_unsafe_pickle=args.allow_unsafe_pickle)
+    return load_model(**model_arguments(args, overrides))
 
 
 def set_class_names(model, path: Path) -> None:
@@ -55,17 +64,19 @@ def set_class_names(model, path: Path) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.decoding import BACKENDS
+
     p = subparsers.add_parser("predict", help="top-k classes of videos (or of windows of long videos)")
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR", help="video files (.avi, .mp4, .mkv, .webm, ...) or folders")
     add_model_arguments(p)
     p.add_argument("--top-k", type=int, default=5, help="classes per prediction (default 5; clamped to the class count)")
-    p.add_argument("--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
-    p.add_argument("--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --clips)")
-    p.add_argument("--out", type=Path, default=None, help="write predictions.csv or .json")
-    p.add_argument("--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
-    p.add_argument("--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
-    p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
+    add_renamed_option(p, "--num-clips", "--clips", type=int, default=None, help="uniform clips per video (default: the recipe's / registry's)")
+    add_renamed_option(p, "--num-crops", "--crops", type=int, choices=[1, 3], default=None, help="spatial crops per clip (default: as --num-clips)")
+    add_renamed_option(p, "--output-file", "--out", type=Path, default=None, help="write predictions.csv or .json")
+    add_renamed_option(p, "--window-seconds", "--window", type=float, default=None, metavar="SECONDS", help="timeline: window length in seconds")
+    add_renamed_option(p, "--stride-seconds", "--stride", type=float, default=None, metavar="SECONDS", help="timeline: step between windows")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="decoder (default: PyAV)")
+    add_renamed_option(p, "--num-workers", "--workers", type=int, default=0, help="decoding processes (default 0: in this process)")
     p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
                    help="one class name per line, in head order (overrides the checkpoint's / registry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,18 +87,18 @@ def run(args: argparse.Namespace) -> int:
     from ..data.video import find_videos
     from ..engine.predict import predict
 
-    if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        raise InvalidValueError(f"--out {args.out}: use a .csv or .json file name")
+    if args.output_file is not None and args.output_file.suffix.lower() not in (".csv", ".json"):
+        raise InvalidValueError(f"--output-file {args.output_file}: use a .csv or .json file name")
     paths = find_videos(args.videos)  # bad paths fail before the model loads
-    if args.out is not None:  # an unwritable --out fails before anything is computed
+    if args.output_file is not None:  # an unwritable destination fails before anything is computed
         from ..fileio import ensure_writable_dir
 
-        ensure_writable_dir(args.out.parent)
+        ensure_writable_dir(args.output_file.parent)
     model = load_model_from_args(args)
     if args.class_names is not None:
         set_class_names(model, args.class_names)
-    result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
-                     window=args.window, stride=args.stride, backend=args.backend, num_workers=args.workers,
+    result = predict(paths, model=model, top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
+                     window_seconds=args.window_seconds, stride_seconds=args.stride_seconds, backend=args.backend, num_workers=args.num_workers,
                      progress=not args.no_progress and len(paths) > 1)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -97,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidValueError(f"none of the {len(paths)} video(s) could be predicted{detail}; check that they are "
                          "readable videos")
     print(result.table())
-    if args.out is not None:
-        print(f"written: {result.write(args.out)}")
-        errors_file = result.errors_path(args.out)
+    if args.output_file is not None:
+        print(f"written: {result.write(args.output_file)}")
+        errors_file = result.errors_path(args.output_file)
         if errors_file is not None:
             print(f"failed videos: {errors_file}")
     if result.errors:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, get_args
+from .renamed import add_renamed_option
 
 if TYPE_CHECKING:
     from ..data.source_spec import SourceOption
@@ -20,14 +21,16 @@ logger = logging.getLogger(__name__)
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     """The options every source shares (what happens after the manifest)."""
-    p.add_argument("--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default: 1)")
+    from ..data.prepare import ShortVideos, Storage
+
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output directory (re-run with the same to resume)")
+    add_renamed_option(p, "--num-workers", "--workers", type=int, default=1, help="parallel processes (default: 1)")
     p.add_argument("--allow-missing", action="store_true", help="prepare the videos present even if listed ones are missing")
     p.add_argument("--short-side", type=int, default=128, help="resize frames to this short side; 0 keeps the source size")
-    p.add_argument("--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
-    p.add_argument("--short-videos", choices=["loop", "skip"], default="loop",
+    add_renamed_option(p, "--num-frames", "--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
+    p.add_argument("--short-videos", choices=get_args(ShortVideos), default="loop",
                    help="videos shorter than a clip: keep them for loop padding (default) or skip them")
-    p.add_argument("--storage", choices=["npy", "jpeg"], default="npy",
+    p.add_argument("--storage", choices=get_args(Storage), default="npy",
                    help="raw frames (fastest to read; ~20x the AVIs) or packed JPEGs (~8x smaller at quality 90, "
                         "~3x slower to read) (default: npy)")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 with --storage jpeg (default: 90)")
@@ -46,7 +49,7 @@ def add_source_options(parser: argparse.ArgumentParser, options: Sequence[Source
             kwargs["choices"] = list(option.choices)
         if option.metavar is not None:
             kwargs["metavar"] = option.metavar
-        parser.add_argument(option.flag, **kwargs)
+        add_renamed_option(parser, option.flag, *option.old_flags, **kwargs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,28 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import PrepareBusyError, PrepareSettings, prepare_manifest
+    from ..data.prepare import PrepareBusyError
     from ..data.sources import get_source
+    from ..engine.api import prepare
     from ..errors import UserError
 
+    given = {o.dest: getattr(args, o.dest) for o in get_source(args.dataset).options}
     try:
-        settings = PrepareSettings(short_side=args.short_side, clip_len=args.clip_len, short_videos=args.short_videos,
-                                   storage=args.storage, jpeg_quality=args.jpeg_quality)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
-    # the manifest first: every split/list problem is reported before any video is touched
-    source = get_source(args.dataset)
-    assert source.inputs is not None, f"dataset source {source.name!r} registers no inputs for prepare"
-    inputs = source.inputs({o.dest: getattr(args, o.dest) for o in source.options})
-    manifest, videos_dir = inputs.manifest, inputs.videos_dir
-    counts = manifest.groupby(["split", "subset"]).size()
-    logger.info("%s: %d classes; videos per split and subset: %s", args.dataset, manifest["label"].nunique(),
-                ", ".join(f"{s}/{sub}: {n}" for (s, sub), n in counts.items()))
-    try:
-        report = prepare_manifest(manifest, videos_dir, args.out, dataset=args.dataset, workers=args.workers,
-                                  allow_missing=args.allow_missing, settings=settings, progress=not args.no_progress)
+        report = prepare(args.dataset, output_dir=args.output_dir, options={k: v for k, v in given.items() if v is not None},
+                         num_workers=args.num_workers, allow_missing=args.allow_missing, short_side=args.short_side,
+                         num_frames=args.num_frames, short_videos=args.short_videos, storage=args.storage,
+                         jpeg_quality=args.jpeg_quality, progress=not args.no_progress)
     except PrepareBusyError as exc:
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -91,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
         from ..errors import Interrupted
 
-        done = sum(1 for _ in (args.out / "videos").rglob("*.json")) if (args.out / "videos").is_dir() else 0
-        raise Interrupted(f"kept {done} prepared videos in {args.out}; resume with the same command: "
+        done = sum(1 for _ in (args.output_dir / "videos").rglob("*.json")) if (args.output_dir / "videos").is_dir() else 0
+        raise Interrupted(f"kept {done} prepared videos in {args.output_dir}; resume with the same command: "
                           f"snl-video {shlex.join(args.argv)}") from None
     counts_text = ", ".join(f"{k}: {v}" for k, v in sorted(report["counts"].items()))
-    print(f"prepared {args.out}: {counts_text}; missing: {len(report['missing'])}; report: {args.out / 'report.json'}")
+    print(f"prepared {args.output_dir}: {counts_text}; missing: {len(report['missing'])}; report: {args.output_dir / 'report.json'}")
     return 0

@@ -15,6 +15,7 @@ import logging
 
 from ..errors import InvalidValueError
 from ..models import build_model, list_models, model_entry, profile_model
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("profile", help="count parameters and multiply-adds (MACs) of a model")
     p.add_argument("--model", required=True, help=f"one of: {', '.join(list_models())}")
     p.add_argument("--num-classes", type=int, default=400, help="head size (default 400, Kinetics)")
-    p.add_argument(
-        "--frames", type=int, default=None,
-        help="clip length T (default: the model's published clip where the registry records one, e.g. "
-        "x3d_m 16, slowfast_r50 32; else 16)",
-    )
-    p.add_argument(
-        "--size", type=int, default=None,
-        help="crop size H = W (default: the model's published crop where recorded, e.g. x3d_m 224; else 112)",
-    )
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=None,
+                       help="clip length T (default: the model's published clip where the registry records one, e.g. "
+                            "x3d_m 16, slowfast_r50 32; else 16)")
+    p.add_argument("--size", type=int, default=None,
+                   help="crop size H = W (default: the model's published crop where recorded, e.g. x3d_m 224; else 112)")
     p.add_argument(
         "--nonlocal",
         dest="nonlocal_spec",
@@ -76,17 +73,17 @@ def _parse_model_options(items: list[str]) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     published = model_entry(args.model).input_size
-    if args.frames is None:
-        args.frames = published[0] if published else 16
+    if args.num_frames is None:
+        args.num_frames = published[0] if published else 16
     if args.size is None:
         args.size = published[1] if published else 112
-    for name in ("num_classes", "frames", "size"):
+    for name in ("num_classes", "num_frames", "size"):
         if getattr(args, name) <= 0:
             raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     spec = given = parse_nonlocal_spec(args.nonlocal_spec)
     if spec is not None:  # size-bound blocks (srb lo / spectrum_relu, bat checks) see this clip's maps
         spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
-        spec.setdefault("input_size", [args.frames, args.size, args.size])
+        spec.setdefault("input_size", [args.num_frames, args.size, args.size])
     options = _parse_model_options(getattr(args, "model_options", []) or [])
     try:
         model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec, **options)
@@ -96,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
         # a bare kind has no place for the options the message asks for: say how to give them here
         raise InvalidValueError(f"{exc}; here pass them in a JSON spec, e.g. --nonlocal "
                          f"'{{\"kind\": \"{given}\", \"options\": {{...}}}}'") from None
-    shape = (1, 3, args.frames, args.size, args.size)
+    shape = (1, 3, args.num_frames, args.size, args.size)
     profile = profile_model(model, input_shape=shape)
     result = {
         "model": args.model,
         "num_classes": args.num_classes,
-        "frames": args.frames,
+        "frames": args.num_frames,
         "size": args.size,
         "nonlocal": given,
         "model_options": options,
@@ -111,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     blocks = ", ".join(profile.nonlocal_keys) or "none"
-    print(f"{args.model}: {args.num_classes} classes, clip 3x{args.frames}x{args.size}x{args.size}, non-local blocks: {blocks}")
+    print(f"{args.model}: {args.num_classes} classes, clip 3x{args.num_frames}x{args.size}x{args.size}, non-local blocks: {blocks}")
     print(
         f"  params           {profile.params / 1e6:8.2f} M   (backbone {profile.params_backbone / 1e6:.2f} M"
         f" + non-local {profile.params_nonlocal / 1e6:.2f} M)"

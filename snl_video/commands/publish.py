@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from .renamed import add_renamed_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", nargs="?", type=Path, default=None, metavar="RUN_DIR",
                    help="a run folder of `snl-video train` (checkpoints/best.pt, else last.pt; eval/metrics.json)")
     p.add_argument("--checkpoint", type=Path, default=None, help="a training checkpoint (instead of RUN_DIR)")
-    p.add_argument("--out", type=Path, required=True, help="the folder to create (must not exist or be empty)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True,
+                       help="the folder to create (must not exist or be empty)")
     p.add_argument("--name", default=None, help="the model card's title (default: the recipe's name)")
     p.add_argument("--push-to-hub", metavar="OWNER/NAME", default=None,
                    help="then upload the folder with huggingface_hub (needs `hf auth login` or HF_TOKEN and the network)")
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.run_dir is None) == (args.checkpoint is None):
         raise InvalidValueError("give exactly one of RUN_DIR or --checkpoint CKPT")
-    out = publish_model(args.checkpoint or args.run_dir, out=args.out, push_to_hub=args.push_to_hub, name=args.name)
+    out = publish_model(args.checkpoint or args.run_dir, out=args.output_dir, push_to_hub=args.push_to_hub, name=args.name)
     print(f"published {out}: model.safetensors, config.json, README.md")
     if args.push_to_hub:
         print(f"pushed to https://huggingface.co/{args.push_to_hub}")

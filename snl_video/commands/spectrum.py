@@ -1,10 +1,10 @@
 """``snl-video spectrum``: each placed block's affinity spectrum and learned frequency response.
 
-Trained model: ``snl-video spectrum --checkpoint CKPT VIDEO --out DIR`` (the checkpoint
+Trained model: ``snl-video spectrum --checkpoint CKPT VIDEO --output-dir DIR`` (the checkpoint
 carries its recipe; ``--config RECIPE`` only for checkpoints older than that), or
 ``--weights NAME|FILE`` (a registry name or a checkpoint file), loaded as predict, explain,
 features and export load them. Fresh model:
-``snl-video spectrum --model r3d50 --nonlocal snl --frames 16 --size 112 VIDEO --out DIR``.
+``snl-video spectrum --model r3d50 --nonlocal snl --num-frames 16 --size 112 VIDEO --output-dir DIR``.
 Writes ``spectrum.json`` and ``spectrum_<block>.png`` per block (see
 :mod:`snl_video.engine.spectrum`, also the Python API).
 """
@@ -17,7 +17,8 @@ import logging
 from pathlib import Path
 
 from ..errors import InvalidValueError
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, model_arguments
+from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "spectrum", help="eigenvalues of each non-local block's affinity and its learned frequency response on a clip"
     )
     p.add_argument("video", type=Path, help="a video file; its centre clip is used")
-    p.add_argument("--out", type=Path, required=True, help="output folder (spectrum.json and PNG plots)")
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output folder (spectrum.json and PNG plots)")
     add_model_arguments(p, required=False)
     p.add_argument("--model", default=None, help="an untrained model by name (instead of --checkpoint/--weights)")
     p.add_argument(
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --model: a non-local kind or a JSON placement spec (as `snl-video profile`)",
     )
     p.add_argument("--num-classes", type=int, default=400, help="with --model: head size (default 400)")
-    p.add_argument("--frames", type=int, default=16, help="with --model: clip length T (default 16)")
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16, help="with --model: clip length T (default 16)")
     p.add_argument("--size", type=int, default=112, help="with --model: crop size (default 112)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="with --checkpoint: dotted overrides of its recipe")
@@ -52,19 +53,20 @@ def _fresh_model(args: argparse.Namespace):
 
     if args.overrides:
         raise InvalidValueError(f"dotted overrides {args.overrides} change a checkpoint's recipe: they need --checkpoint")
-    for name in ("num_classes", "frames", "size"):
+    for name in ("num_classes", "num_frames", "size"):
         if getattr(args, name) <= 0:
             raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     spec = parse_nonlocal_spec(args.nonlocal_spec)
     if spec is None:
         raise InvalidValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
     model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
-    clip = load_clip(args.video, num_frames=args.frames, size=args.size)
+    clip = load_clip(args.video, num_frames=args.num_frames, size=args.size)
     return model, clip, {"model": args.model, "nonlocal": spec}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.spectrum import compute_spectra, model_input, write_spectrum_report
+    from ..engine.api import spectrum
+    from ..engine.spectrum import compute_spectra, write_spectrum_report
 
     trained = args.checkpoint is not None or args.weights is not None
     if trained and args.model is not None:
@@ -72,17 +74,14 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None and args.checkpoint is None:
         raise InvalidValueError("--config needs --checkpoint (the trained weights); use --model for an untrained model")
     if trained:
-        loaded = load_model_from_args(args, overrides=args.overrides)
-        model, clip = loaded.model, model_input(loaded, args.video).to(loaded.device)
-        source = {"checkpoint": str(args.checkpoint)} if args.checkpoint is not None else {"weights": str(args.weights)}
-        if args.config is not None:
-            source["config"] = str(args.config)
+        result = spectrum(args.video, **model_arguments(args, overrides=args.overrides), output_dir=args.output_dir)
+        results, paths = result.blocks, result.files
     elif args.model is not None:
         model, clip, source = _fresh_model(args)
+        results = compute_spectra(model, clip)
+        paths = write_spectrum_report(results, args.output_dir, extra={"video": str(args.video), **source})
     else:
         raise InvalidValueError("give --checkpoint CKPT or --weights NAME|FILE (a trained model), or --model NAME (a fresh one)")
-    results = compute_spectra(model, clip)
-    paths = write_spectrum_report(results, args.out, extra={"video": str(args.video), **source})
     for entry in results:
         eig = entry.get("eigenvalues")
         top = max(eig["real"]) if eig is not None else float("nan")

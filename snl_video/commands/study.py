@@ -1,4 +1,4 @@
-"""``snl-video study SPEC.yaml --out DIR``: a recipe × variants × seeds, with confidence intervals and paired tests.
+"""``snl-video study SPEC.yaml --output-dir DIR``: a recipe × variants × seeds, with confidence intervals and paired tests.
 
 Argument parsing over :mod:`snl_video.engine.study` (the spec format and the lifecycle are
 documented there). Rerunning the same command resumes; ``--shard I/N`` runs one N-th of the
@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from ..errors import InvalidValueError
+from .renamed import add_renamed_option
 
 
 class _IntermixedParser(argparse.ArgumentParser):
-    """Accepts ``key=value`` overrides after the options too (``SPEC --out DIR key=value``):
+    """Accepts ``key=value`` overrides after the options too (``SPEC --output-dir DIR key=value``):
     plain argparse binds every positional at the first positional it meets."""
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="run a study (recipe x variants x seeds) and summarise it with "
                                             "confidence intervals and paired tests against the baseline")
     p.add_argument("spec", type=Path, help="study spec YAML, e.g. configs/studies/smoke.yaml")
-    p.add_argument("--out", type=Path, required=True, help="study folder: cells/<variant>/seed<k>/, summary.json, "
+    add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="study folder: cells/<variant>/seed<k>/, summary.json, "
                                                            "table.md, table.csv, results.png")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once, as separate processes sharing the CPU threads")
     p.add_argument("--shard", default="1/1", metavar="I/N", help="run only cells i with i = I-1 (mod N) (default 1/1)")
@@ -53,20 +54,20 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     spec = load_study_spec(args.spec, args.overrides)
     if args.dry_run:
-        print("\n".join(dry_run_report(spec, args.out, shard=shard, jobs=args.jobs)))
+        print("\n".join(dry_run_report(spec, args.output_dir, shard=shard, jobs=args.jobs)))
         return 0
     try:
-        result = run_study(spec, args.out, jobs=args.jobs, shard=shard, progress=not args.no_progress)
+        result = run_study(spec, args.output_dir, jobs=args.jobs, shard=shard, progress=not args.no_progress)
     except KeyboardInterrupt:
         import shlex
 
         from ..errors import Interrupted
 
-        raise Interrupted(f"finished cells are kept in {args.out / 'cells'}, the running ones resume from their last "
+        raise Interrupted(f"finished cells are kept in {args.output_dir / 'cells'}, the running ones resume from their last "
                           f"epoch: run the same command again (snl-video {shlex.join(args.argv)})") from None
     failed = [o for o in result.outcomes if o.status == "failed"]
-    print((args.out / "table.md").read_text())
-    print(f"study: {args.out} (summary.json, table.md, table.csv, results.png, cells/)")
+    print((args.output_dir / "table.md").read_text())
+    print(f"study: {args.output_dir} (summary.json, table.md, table.csv, results.png, cells/)")
     if failed:
         print(f"{len(failed)} cell(s) failed: " + "; ".join(f"{o.cell.label}: {o.reason}" for o in failed))
     return 1 if failed else 0

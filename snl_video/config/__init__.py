@@ -28,7 +28,7 @@ from .schema import (
     STAGE_ALIASES,
     STAGE_NAMES,
     Amp,
-    Backend,
+    DataBackend,
     CheckpointStage,
     ClipProtocol,
     DataConfig,

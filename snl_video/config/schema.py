@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ..data.decoding import Backend
 from ..data.sources import DatasetName
 from ..models.resnet3d import STAGE_NAMES, StageName
 from .errors import ErrorList, suggest
@@ -50,7 +51,8 @@ STAGE_ALIASES: tuple[str, ...] = ("res2", "res3", "res4", "res5")
 #: Keys that name a base YAML file to include (resolved relative to the including file).
 INCLUDE_KEYS: tuple[str, ...] = ("defaults", "base")
 
-Backend = Literal["prepared", "pyav", "decord", "torchcodec"]
+#: Where ``data.backend`` reads clips: the prepared format, or a video decoder (its names defined once, in decoding).
+DataBackend = Literal["prepared", Backend]
 TrainCrop = Literal["multiscale", "random_resized"]
 OptimizerName = Literal["sgd", "adamw"]
 ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
@@ -165,7 +167,7 @@ class DataConfig:
 
     root: str = "data/ucf101_prepared"
     split: int | str = 1
-    backend: Backend = "prepared"
+    backend: DataBackend = "prepared"
     splits_dir: str | None = None
     num_frames: int = 16
     sampling_stride: int = 1

@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backend
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 #: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
-BACKENDS: tuple[Backend, ...] = ("pyav", "decord", "torchcodec")
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 class DecodeError(SnlVideoError, RuntimeError):

@@ -35,7 +35,7 @@ import signal
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 import pandas as pd
@@ -361,8 +361,8 @@ def _check_against_index(out: Path, manifest: pd.DataFrame) -> None:
 
 def _check_job(workers: int, settings: PrepareSettings) -> None:
     if workers < 1:
-        raise InvalidValueError(f"--workers must be >= 1, got {workers}")
-    if settings.short_videos not in ("loop", "skip"):
+        raise InvalidValueError(f"--num-workers must be >= 1, got {workers}")
+    if settings.short_videos not in get_args(ShortVideos):
         raise InvalidValueError(f"short_videos must be 'loop' or 'skip', got {settings.short_videos!r}")
 
 
@@ -428,7 +428,7 @@ def _claim_dataset(out: Path, dataset: str) -> None:
     if path.is_file() or (out / "settings.json").is_file():
         previous = read_dataset_name(out)
         if previous != dataset:
-            raise InvalidValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --out")
+            raise InvalidValueError(f"{out} holds a prepared {previous!r} dataset, not {dataset!r}; use another --output-dir")
     if not path.is_file():
         atomic_write_json(path, {"dataset": dataset})
 
@@ -482,7 +482,7 @@ def _prepare_locked(
             flags = " ".join(f"--{k.replace('_', '-')} {was[k]}" for k in sorted(set(previous) | set(now))
                              if previous.get(k) != now.get(k) and k in was and k != "format_version")
             raise InvalidValueError(
-                f"{out} was prepared with other settings: {changed}; use a new --out or the same settings"
+                f"{out} was prepared with other settings: {changed}; use a new --output-dir or the same settings"
                 + (f" ({flags})" if flags else "")
             )
     # the split record follows the index written below (the splits of this manifest)

@@ -281,7 +281,7 @@ def load_index(root: str | Path) -> pd.DataFrame:
 
         raise MissingFileError(
             f"{path} not found: {root} is not a finished prepared directory; run `snl-video prepare "
-            f"<{'|'.join(list_sources())}> ... --out {root}`"
+            f"<{'|'.join(list_sources())}> ... --output-dir {root}`"
         )
     index = pd.read_csv(path, keep_default_na=False)
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]

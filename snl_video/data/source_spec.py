@@ -47,6 +47,8 @@ class SourceOption:
     required: bool = False
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
+    #: Earlier spellings of ``flag``, still accepted for one release with a deprecation line.
+    old_flags: tuple[str, ...] = ()
 
     @property
     def dest(self) -> str:
@@ -78,7 +80,7 @@ class DemoSize:
 class SyntheticFormat:
     """A small synthetic dataset in a source's format (classes that differ only in motion).
 
-    ``options`` are ``make-synthetic <source>``'s own flags (``--out`` and ``--no-progress``
+    ``options`` are ``make-synthetic <source>``'s own flags (``--output-dir`` and ``--no-progress``
     are every format's); ``write(out, options, progress=...)`` writes the files and returns
     the prepare options (command-line text, see :func:`parse_options`) that read them back;
     ``demo(out, size)`` does the same at the demo's size.

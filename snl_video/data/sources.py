@@ -187,7 +187,7 @@ def _parse_list_line(line: str) -> list[str]:
 
 def _read_classes(path: Path) -> list[str]:
     if not path.is_file():
-        raise MissingFileError(f"--classes {path} does not exist (one class name per line, in label order)")
+        raise MissingFileError(f"--class-names {path} does not exist (one class name per line, in label order)")
     names: list[str] = []
     seen: dict[str, int] = {}
     for line_no, line in numbered_lines(path):
@@ -415,7 +415,7 @@ def _folder_inputs(options: Mapping[str, Any]) -> SourceInputs:
 
 def _list_inputs(options: Mapping[str, Any]) -> SourceInputs:
     lists = {subset: options[subset] for subset in SUBSETS if options.get(subset) is not None}
-    manifest = list_manifest(lists, root=options["root"], classes=options["classes"],
+    manifest = list_manifest(lists, root=options["root"], classes=options["class_names"],
                              label_base=options["label_base"], split_name=options["split_name"])
     split_options: dict[str, Any] = {f"--{subset} (content)": files_digest([path]) for subset, path in lists.items()}
     split_options["--label-base"] = options["label_base"]
@@ -425,12 +425,12 @@ def _list_inputs(options: Mapping[str, Any]) -> SourceInputs:
 
 
 # make-synthetic's flags shared by the formats (their defaults differ: UCF-101's set is larger)
-def _count(flag: str, help: str, default: int) -> SourceOption:
-    return SourceOption(flag, f"{help} (default: {default})", type=int, default=default)
+def _count(flag: str, help: str, default: int, *, old_flags: tuple[str, ...] = ()) -> SourceOption:
+    return SourceOption(flag, f"{help} (default: {default})", type=int, default=default, old_flags=old_flags)
 
 
 def _synthetic_common(*, frames: int, jitter: int) -> tuple[SourceOption, ...]:
-    return (_count("--frames", "frames per video, before jitter", frames),
+    return (_count("--frames-per-video", "frames per video, before jitter", frames, old_flags=("--frames",)),
             SourceOption("--frame-jitter", f"add 0..N extra frames per video (default: {jitter})", type=int,
                          default=jitter),
             SourceOption("--seed", "seed of the videos (default: 0)", type=int, default=0))
@@ -439,8 +439,8 @@ def _synthetic_common(*, frames: int, jitter: int) -> tuple[SourceOption, ...]:
 def _ucf101_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
     from . import synthetic
 
-    synthetic.make_synthetic_ucf101(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
-                                    num_frames=o["frames"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+    synthetic.make_synthetic_ucf101(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
+                                    num_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
                                     noise=o["noise"], bit_rate=o["bit_rate"], progress=progress)
     return {"videos": str(out / "UCF-101"), "splits": str(out / "ucfTrainTestlist")}
 
@@ -456,9 +456,9 @@ def _ucf101_demo(out: Path, size: DemoSize) -> dict[str, str]:
 def _hmdb51_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
     from . import synthetic
 
-    synthetic.make_synthetic_hmdb51(out, num_classes=o["classes"], train_per_class=o["train_per_class"],
+    synthetic.make_synthetic_hmdb51(out, num_classes=o["num_classes"], train_per_class=o["train_per_class"],
                                     test_per_class=o["test_per_class"], unused_per_class=o["unused_per_class"],
-                                    clips_per_source=o["clips_per_source"], num_frames=o["frames"],
+                                    clips_per_source=o["clips_per_source"], num_frames=o["frames_per_video"],
                                     frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
     return {"videos": str(out / "hmdb51_org"), "splits": str(out / "testTrainMulti_7030_splits"),
             "per_class": f"{o['train_per_class']},{o['test_per_class']}"}
@@ -481,8 +481,8 @@ _GROUP_REGEX = "_g([0-9]+)_"  # the group in make-synthetic folder's names (<Cla
 def _folder_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
     from . import synthetic
 
-    root = synthetic.make_synthetic_folder(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
-                                           clips_per_group=o["clips_per_group"], num_frames=o["frames"],
+    root = synthetic.make_synthetic_folder(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
+                                           clips_per_group=o["clips_per_group"], num_frames=o["frames_per_video"],
                                            frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
     return {"videos": str(root), "group_regex": _GROUP_REGEX}
 
@@ -500,12 +500,12 @@ def _folder_demo(out: Path, size: DemoSize) -> dict[str, str]:
 def _list_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> dict[str, str]:
     from . import synthetic
 
-    synthetic.make_synthetic_list(out, num_classes=o["classes"], videos_per_class=o["videos_per_class"],
+    synthetic.make_synthetic_list(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
                                   test_per_class=o["test_per_class"], list_format=o["format"],
-                                  num_frames=o["frames"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+                                  num_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
                                   progress=progress)
     if o["format"] == "mmaction2":
-        return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "classes": str(out / "classes.txt"),
+        return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "class_names": str(out / "classes.txt"),
                 "label_base": "0", "root": str(out / "videos")}
     return {"train": str(out / "train.csv"), "test": str(out / "test.csv"), "root": str(out / "videos")}
 
@@ -516,7 +516,7 @@ def _list_demo(out: Path, size: DemoSize) -> dict[str, str]:
     synthetic.make_synthetic_list(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
                                   test_per_class=size.held_out_per_class, num_frames=size.num_frames, frame_jitter=4,
                                   seed=size.seed, progress=False)
-    return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "classes": str(out / "classes.txt"),
+    return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "class_names": str(out / "classes.txt"),
             "label_base": "0", "root": str(out / "videos")}
 
 
@@ -529,7 +529,7 @@ UCF101 = DatasetSource(
     inputs=_ucf101_inputs,
     synthetic=SyntheticFormat(
         "UCF-101 tree + split files; classes differ only in motion over time",
-        (_count("--classes", "number of classes", 10), _count("--videos-per-class", "videos per class", 10),
+        (_count("--num-classes", "number of classes", 10, old_flags=("--classes",)), _count("--videos-per-class", "videos per class", 10),
          *_synthetic_common(frames=40, jitter=8),
          SourceOption("--noise", "per-frame pixel noise std (realistic bit rates; default 0)", type=float, default=0.0),
          SourceOption("--bit-rate", "MPEG-4 target bit rate, bit/s (default: 1.5M)", type=int, default=1_500_000)),
@@ -549,7 +549,7 @@ HMDB51 = DatasetSource(
     inputs=_hmdb51_inputs,
     synthetic=SyntheticFormat(
         "HMDB-51 tree + testTrainMulti_7030_splits/ (prepare with --per-class)",
-        (_count("--classes", "number of classes", 4),
+        (_count("--num-classes", "number of classes", 4, old_flags=("--classes",)),
          _count("--train-per-class", "train videos per class and split", 8),
          _count("--test-per-class", "test videos per class and split", 4),
          _count("--unused-per-class", "videos marked 0 (unused) per split", 2),
@@ -573,7 +573,7 @@ FOLDER = DatasetSource(
     inputs=_folder_inputs,
     synthetic=SyntheticFormat(
         "OUT/videos/<Class>/<Class>_gGG_cCC.avi for `prepare folder`",
-        (_count("--classes", "number of classes", 4), _count("--videos-per-class", "videos per class", 10),
+        (_count("--num-classes", "number of classes", 4, old_flags=("--classes",)), _count("--videos-per-class", "videos per class", 10),
          _count("--clips-per-group", "clips per group gGG", 2), *_synthetic_common(frames=24, jitter=6)),
         _folder_write, _folder_demo),
 )
@@ -583,8 +583,8 @@ LIST = DatasetSource(
     options=(SourceOption("--train", "training list: 'path label' or 'path,label' per line", type=Path, required=True),
              SourceOption("--test", "test list, same format", type=Path, required=True),
              SourceOption("--val", "validation list (optional; selects best.pt)", type=Path),
-             SourceOption("--classes", "class names in label order, one per line (or '<index> <name>'); default: "
-                                       "the sorted names in the lists", type=Path),
+             SourceOption("--class-names", "class names in label order, one per line (or '<index> <name>'); default: "
+                                       "the sorted names in the lists", type=Path, old_flags=("--classes",)),
              SourceOption("--label-base", "labels are integers counting from 0 (mmaction2, SlowFast) or 1; default: "
                                           "labels are names", type=int, choices=(0, 1)),
              SourceOption("--root", "the folder the listed paths are relative to", type=Path, required=True),
@@ -592,7 +592,7 @@ LIST = DatasetSource(
     inputs=_list_inputs,
     synthetic=SyntheticFormat(
         "OUT/videos/ + train/test lists for `prepare list`",
-        (_count("--classes", "number of classes", 4), _count("--videos-per-class", "videos per class", 10),
+        (_count("--num-classes", "number of classes", 4, old_flags=("--classes",)), _count("--videos-per-class", "videos per class", 10),
          _count("--test-per-class", "test videos per class", 3),
          SourceOption("--format", "mmaction2: 'path label' (0-based) + classes.txt; csv: 'path,label' with class "
                                   "names", choices=("mmaction2", "csv"), default="mmaction2"),

@@ -158,7 +158,7 @@ def make_synthetic_ucf101(
     """
     catalogue = motion_classes()
     if not 1 <= num_classes <= len(catalogue):
-        raise InvalidValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
+        raise InvalidValueError(f"--num-classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
     if videos_per_class < 1:
         raise InvalidValueError(f"--videos-per-class must be >= 1, got {videos_per_class}")
     if num_frames < 1 or frame_jitter < 0:
@@ -217,7 +217,7 @@ def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]],
 def _check_counts(num_classes: int, **counts: int) -> list[MotionClass]:
     catalogue = motion_classes()
     if not 1 <= num_classes <= len(catalogue):
-        raise InvalidValueError(f"--classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
+        raise InvalidValueError(f"--num-classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
     for name, value in counts.items():
         if value < 1:
             raise InvalidValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

@@ -221,7 +221,7 @@ def build_dataset(
     if d.backend == "prepared":
         root = Path(d.root)
         if not (root / "index.csv").is_file():
-            raise MissingFileError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --out "
+            raise MissingFileError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --output-dir "
                                     f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)

@@ -303,6 +303,8 @@ class Comparison:
     baseline: RunRow
     warnings: list[str]
     split_means: list[SplitMean]
+    #: the files :func:`write_comparison` wrote (filled by ``snl_video.compare``)
+    written: list[Path] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         """What the table's numbers are, and the warnings, one line each."""

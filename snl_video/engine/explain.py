@@ -33,7 +33,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ def node_cell(node: int, clip_shape: tuple[int, int, int], map_shape: tuple[int,
 
 def upsample_map(values: Tensor, size: tuple[int, int, int], mode: Upsample = "nearest") -> Tensor:
     """``(Q, t, h, w)`` -> ``(Q, T, H, W)``; nearest or trilinear (never negative from non-negative input)."""
-    if mode not in ("nearest", "trilinear"):
+    if mode not in get_args(Upsample):
         raise InvalidValueError(f"upsample must be 'nearest' or 'trilinear', got {mode!r}")
     kw = {"align_corners": False} if mode == "trilinear" else {}
     return F.interpolate(values[:, None].float(), size=size, mode=mode, **kw)[:, 0]

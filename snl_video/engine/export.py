@@ -26,7 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -86,40 +86,40 @@ def export_model(
     out: str | os.PathLike[str],
     *,
     format: ExportFormat = "pt2",
-    frames: int | None = None,
+    num_frames: int | None = None,
     size: int | None = None,
     verify: bool = False,
     opset: int = 18,
 ) -> ExportResult:
-    """Export ``loaded.model`` (eval mode, CPU) for clips of ``frames`` x ``size`` x ``size``.
+    """Export ``loaded.model`` (eval mode, CPU) for clips of ``num_frames`` x ``size`` x ``size``.
 
-    ``frames``/``size`` default to the model's clip spec; a foreign file whose spec is
+    ``num_frames``/``size`` default to the model's clip spec; a foreign file whose spec is
     unknown needs them. Raises ``ValueError`` naming the problem when the model does not
     run at that size or the verification misses :data:`VERIFY_TOLERANCE`.
     """
-    if format not in ("onnx", "pt2"):
+    if format not in get_args(ExportFormat):
         raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
-    if (frames is None or size is None) and not loaded.input_known:
+    if (num_frames is None or size is None) and not loaded.input_known:
         raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
-                         "pass --frames T --size S")
-    frames = frames if frames is not None else loaded.num_frames
+                         "pass --num-frames T --size S")
+    num_frames = num_frames if num_frames is not None else loaded.num_frames
     size = size if size is not None else loaded.crop_size
-    if frames < 1 or size < 1:
-        raise InvalidValueError(f"--frames and --size must be positive, got {frames} and {size}")
+    if num_frames < 1 or size < 1:
+        raise InvalidValueError(f"--num-frames and --size must be positive, got {num_frames} and {size}")
     out = Path(out)
     expected_suffix = {"onnx": ".onnx", "pt2": ".pt2"}[format]
     if out.suffix != expected_suffix:
-        raise InvalidValueError(f"--out {out}: an {format} export is written to a '{expected_suffix}' file")
+        raise InvalidValueError(f"--output-file {out}: an {format} export is written to a '{expected_suffix}' file")
     if format == "onnx":
         _require_onnx()
     model = loaded.model.to("cpu").eval()
-    example = torch.randn(2, 3, frames, size, size)
+    example = torch.randn(2, 3, num_frames, size, size)
     try:
         with torch.no_grad():
             model(example)
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InvalidValueError(f"the model does not run on clips of {frames}x{size}x{size} ({first}); pass --frames / "
+        raise InvalidValueError(f"the model does not run on clips of {num_frames}x{size}x{size} ({first}); pass --num-frames / "
                          "--size the network accepts (its recipe's are the safe choice)") from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {"clip": {0: batch}}
@@ -145,20 +145,20 @@ def export_model(
 
         _atomic_output(out, write_onnx)
     n = loaded.normalization
-    used = loaded.input_spec.replace(num_frames=frames, crop_size=size)  # --frames / --size as exported
+    used = loaded.input_spec.replace(num_frames=num_frames, crop_size=size)  # --num-frames / --size as exported
     spec = {
-        "input": {"name": "clip", "shape": ["batch", 3, frames, size, size], "dtype": "float32",
+        "input": {"name": "clip", "shape": ["batch", 3, num_frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},
         "output": {"name": "logits", "shape": ["batch", loaded.num_classes]},
         "preprocessing": [
             "decode RGB frames",
-            f"take {frames} frames {loaded.sampling_stride} apart (uniform clips over the video for a video-level score)",
+            f"take {num_frames} frames {loaded.sampling_stride} apart (uniform clips over the video for a video-level score)",
             f"resize the short side to {size} (antialiased), centre-crop {size}x{size}",
             f"scale pixels to [0, {n.value_scale:g}], subtract mean, divide by std (per RGB channel)",
             "average softmax probabilities over the clips (and crops)",
         ],
         "mean": list(n.mean), "std": list(n.std), "value_scale": n.value_scale,
-        "num_frames": frames, "sampling_stride": loaded.sampling_stride, "crop_size": size,
+        "num_frames": num_frames, "sampling_stride": loaded.sampling_stride, "crop_size": size,
         "class_names": loaded.class_names, "source": loaded.source, "format": format,
         # the same facts as the toolkit's one input-spec record (snl_video.inputspec.InputSpec.from_dict reads it)
         "input_spec": used.to_dict(),
@@ -167,20 +167,20 @@ def export_model(
     atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
     rel = None
     if verify:
-        rel = verify_export(model, out, format=format, frames=frames, size=size)
+        rel = verify_export(model, out, format=format, num_frames=num_frames, size=size)
         if rel > VERIFY_TOLERANCE:
             raise InvalidValueError(f"verification failed: exported logits differ from PyTorch by {rel:.2e} (relative), "
                              f"more than {VERIFY_TOLERANCE:g}; {out} is kept for inspection")
-    logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, frames, size, size,
+    logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, num_frames, size, size,
                 f", verified: relative error {rel:.2e}" if rel is not None else "")
-    return ExportResult(out, side, format, (-1, 3, frames, size, size), rel)
+    return ExportResult(out, side, format, (-1, 3, num_frames, size, size), rel)
 
 
-def verify_export(model: torch.nn.Module, path: Path, *, format: ExportFormat, frames: int, size: int,
+def verify_export(model: torch.nn.Module, path: Path, *, format: ExportFormat, num_frames: int, size: int,
                   batch: int = 3, seed: int = 0) -> float:
     """``max |exported - model| / max |model|`` on a random clip of ``batch`` (not the example's 2)."""
     gen = torch.Generator().manual_seed(seed)
-    clip = torch.randn(batch, 3, frames, size, size, generator=gen)
+    clip = torch.randn(batch, 3, num_frames, size, size, generator=gen)
     with torch.no_grad():
         expected = model.eval()(clip)
         if format == "pt2":

@@ -111,7 +111,7 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise InvalidValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --out folders")
+        raise InvalidValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --output-dir folders")
     return sources
 
 

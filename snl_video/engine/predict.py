@@ -6,7 +6,7 @@ uniform clips x ``num_crops`` crops through the same transform,
 :func:`~snl_video.data.transforms.input_transform` of the model's input spec), the same
 batched forward (:func:`snl_video.engine.evaluate.collect_logits`) and the same averaging
 (:func:`snl_video.engine.metrics.aggregate_video_predictions`); a test checks that the
-scores equal ``eval``'s per-video row. With ``window``/``stride`` (seconds) it gives a
+scores equal ``eval``'s per-video row. With ``window_seconds``/``stride_seconds`` it gives a
 timeline instead: each window is covered by the non-overlapping clips of
 :func:`~snl_video.data.sampling.sliding_clips` and scored the same way.
 
@@ -94,7 +94,7 @@ class PredictionError:
 
 @dataclass
 class PredictResult:
-    """Every prediction (per video, or per window with ``window``) and every failed video."""
+    """Every prediction (per video, or per window with ``window_seconds``) and every failed video."""
 
     predictions: list[Prediction]
     errors: list[PredictionError]
@@ -151,7 +151,7 @@ class PredictResult:
             return atomic_write_text(path, self.csv_text())
         if path.suffix.lower() == ".json":
             return atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1) + "\n")
-        raise InvalidValueError(f"--out {path}: unknown format {path.suffix!r}; use a .csv or .json file name")
+        raise InvalidValueError(f"--output-file {path}: unknown format {path.suffix!r}; use a .csv or .json file name")
 
     def table(self) -> str:
         """A readable top-k table (what the CLI prints)."""
@@ -199,7 +199,7 @@ class _Views(Dataset):
         num_frames = count_entry_frames(entry)
         fps = info.fps
         if fps <= 0:
-            raise DecodeError("the container gives no frame rate: --window needs one")
+            raise DecodeError("the container gives no frame rate: --window-seconds needs one")
         window = max(1, int(round(self.window_s * fps)))
         step = max(1, int(round(self.stride_s * fps)))
         window = min(window, num_frames)
@@ -236,8 +236,8 @@ def predict(
     top_k: int = 5,
     num_clips: int | None = None,
     num_crops: Literal[1, 3] | None = None,
-    window: float | None = None,
-    stride: float | None = None,
+    window_seconds: float | None = None,
+    stride_seconds: float | None = None,
     backend: Backend | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 16,
@@ -245,7 +245,7 @@ def predict(
     progress: bool = False,
     timings: dict[str, float] | None = None,
 ) -> PredictResult:
-    """Top-k classes of each video (or of each ``window``-second window, every ``stride`` s).
+    """Top-k classes of each video (or of each ``window_seconds`` window, every ``stride_seconds``).
 
     Args:
         videos: video files and/or folders of videos (searched recursively).
@@ -254,7 +254,7 @@ def predict(
         top_k: classes per prediction; more than the head has is clamped (with a note).
         num_clips, num_crops: the video-level protocol; default: the checkpoint's recipe
             (``eval.num_clips`` x ``eval.num_crops``) or the registry entry's protocol.
-        window, stride: seconds; both or neither. A timeline: one prediction per window.
+        window_seconds, stride_seconds: both or neither. A timeline: one prediction per window.
         backend: decoding backend (default: the first available, PyAV).
         num_workers: decoding processes (a DataLoader); the model runs in this process.
         timings: if given, ``data_s`` (waiting for decoded views) and ``model_s`` (forward and
@@ -263,7 +263,7 @@ def predict(
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
     """
-    _check_arguments(top_k=top_k, num_clips=num_clips, num_crops=num_crops, window=window, stride=stride)
+    _check_arguments(top_k=top_k, num_clips=num_clips, num_crops=num_crops, window=window_seconds, stride=stride_seconds)
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
@@ -273,7 +273,7 @@ def predict(
         k = loaded.num_classes
         notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
         logger.info(notes[-1])
-    items = _video_views(paths, loaded, num_clips=num_clips, num_crops=num_crops, window=window, stride=stride,
+    items = _video_views(paths, loaded, num_clips=num_clips, num_crops=num_crops, window=window_seconds, stride=stride_seconds,
                          backend=backend)
     loader = DataLoader(items, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_first)
     predictions: list[Prediction] = []
@@ -306,15 +306,15 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
                      stride: float | None) -> None:
     """Refuse bad predict arguments before anything loads, naming the flag."""
     if (window is None) != (stride is None):
-        raise InvalidValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
+        raise InvalidValueError("--window-seconds and --stride-seconds go together (seconds): give both, or neither for whole videos")
     if window is not None and (window <= 0 or stride <= 0):
-        raise InvalidValueError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
+        raise InvalidValueError(f"--window-seconds and --stride-seconds must be > 0 seconds, got {window} and {stride}")
     if top_k < 1:
         raise InvalidValueError(f"--top-k must be at least 1, got {top_k}")
     if num_clips is not None and num_clips < 1:
-        raise InvalidValueError(f"--clips must be at least 1, got {num_clips}")
+        raise InvalidValueError(f"--num-clips must be at least 1, got {num_clips}")
     if num_crops not in (None, 1, 3):
-        raise InvalidValueError(f"--crops must be 1 or 3, got {num_crops}")
+        raise InvalidValueError(f"--num-crops must be 1 or 3, got {num_crops}")
 
 
 def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: int | None,

@@ -25,19 +25,18 @@ import difflib
 import logging
 import os
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import torch
 
 from ..config import ConfigError, ExperimentConfig
+from ..data.datasets import Subset
 from ..data.video import VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["preflight", "model_problems", "data_problems", "dataset_class_count", "raw_video_tree_hint",
            "available_cpus", "usable_workers", "warn_if_slow_on_cpu"]
-
-Subset = Literal["train", "test"]
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:
@@ -99,7 +98,7 @@ def raw_video_tree_hint(root: Path) -> str | None:
             splits_text = str(splits) if splits is not None else "<the ucfTrainTestlist folder>"
             out = videos.parent / f"{videos.name.lower().replace('-', '')}_prepared"
             return (f"{root} is a video tree, not a prepared dataset: prepare it once with `snl-video prepare ucf101 "
-                    f"--videos {videos} --splits {splits_text} --out {out}` and set data.root={out}; or read the "
+                    f"--videos {videos} --splits {splits_text} --output-dir {out}` and set data.root={out}; or read the "
                     f"videos directly (slower) with data.backend=pyav data.root={videos} data.splits_dir={splits_text}")
     return None
 
@@ -116,11 +115,11 @@ def data_problems(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train"
         if not missing_root_is_error:
             logger.warning("data.root=%s does not exist here: train and eval will stop until it does", d.root)
             return []
-        return [("data.root", f"{d.root} does not exist: give the folder written by `snl-video prepare ucf101 --out ...`")]
+        return [("data.root", f"{d.root} does not exist: give the folder written by `snl-video prepare ucf101 --output-dir ...`")]
     if d.backend == "prepared" and not (root / "index.csv").is_file():
         hint = raw_video_tree_hint(root)
         return [("data.root", hint or f"{d.root} holds no prepared index (index.csv): give the folder written by "
-                                      f"`snl-video prepare ucf101 --videos ... --splits ... --out {d.root}`, or finish "
+                                      f"`snl-video prepare ucf101 --videos ... --splits ... --output-dir {d.root}`, or finish "
                                       f"that prepare (re-run it: it resumes)")]
     problems: list[tuple[str, str]] = []
     max_label = -1

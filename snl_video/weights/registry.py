@@ -28,6 +28,11 @@ from ..inputspec import (
     HARA_KINETICS_STD,
     TORCHVISION_KINETICS_MEAN,
     TORCHVISION_KINETICS_STD,
+    PYTORCHVIDEO_KINETICS_MEAN,
+    PYTORCHVIDEO_KINETICS_STD,
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    CAFFE_IMAGENET_BGR_MEAN,
     InputSpec,
 )
 from .class_names import IMAGENET1K, KINETICS400, KINETICS700
@@ -107,7 +112,8 @@ class PretrainedWeights:
 
 _PTV_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 _PTV_CLIP = InputSpec(
-    num_frames=8, sampling_stride=8, crop_size=256, resize=256, value_scale=1, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
+    num_frames=8, sampling_stride=8, crop_size=256, resize=256, value_scale=1, mean=PYTORCHVIDEO_KINETICS_MEAN,
+    std=PYTORCHVIDEO_KINETICS_STD,
 )
 _PTV_PROTOCOL = "Kinetics-400 val, 3 spatial crops x 10 temporal clips of 8x8, short side 256 (pytorchvideo model zoo)"
 
@@ -317,7 +323,7 @@ _FFC_DRIVE = (
 # the BAT paper's baseline recipe, which the FFC paper shares).
 _FFC_CLIP = InputSpec(
     num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=1,
-    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    mean=TORCHVISION_IMAGENET_MEAN, std=TORCHVISION_IMAGENET_STD,
 )  # fmt: skip
 
 
@@ -347,7 +353,7 @@ def _ffc_imagenet(lfu: bool, url: str) -> PretrainedWeights:
 # (Caffe's BGR means applied to RGB as the released main.py / test_models.py do), std 1.
 _BAT_CLIP = InputSpec(
     num_frames=8, sampling_stride=8, crop_size=224, resize=256, value_scale=255,
-    mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0),
+    mean=CAFFE_IMAGENET_BGR_MEAN, std=(1.0, 1.0, 1.0),
 )  # fmt: skip
 _BAT_PROTOCOL = (
     "Kinetics-400 val, 10 clips x 3 crops, fully convolutional at short side 256 (BAT-Video-Classification README)"

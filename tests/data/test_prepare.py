@@ -192,7 +192,7 @@ def test_settings_must_match_on_resume_and_skip_policy(tree, tmp_path):
     report = _run(tree, out, settings=PrepareSettings(short_videos="skip"))
     assert {r["path"]: r["status"] for r in report["videos"]}[short] == "too_short"
     assert short not in set(pd.read_csv(out / "index.csv")["path"])
-    with pytest.raises(ValueError, match="use a new --out or the same settings"):
+    with pytest.raises(ValueError, match="use a new --output-dir or the same settings"):
         _run(tree, out)
 
 

@@ -20,7 +20,7 @@ from snl_video.data.sources import folder_manifest, get_source, register_source,
 from snl_video.data.synthetic import make_synthetic_folder
 from snl_video.errors import InvalidValueError
 
-TINY = {"classes": "2", "frames": "6", "frame_jitter": "0"}
+TINY = {"num_classes": "2", "frames_per_video": "6", "frame_jitter": "0"}
 TINY_COUNTS = {"ucf101": {"videos_per_class": "3"}, "hmdb51": {"train_per_class": "2", "test_per_class": "1",
                                                                  "unused_per_class": "1", "clips_per_source": "1"},
                "folder": {"videos_per_class": "4"}, "list": {"videos_per_class": "3", "test_per_class": "1"}}
@@ -46,14 +46,14 @@ def test_every_source_makes_synthetic_data_and_prepares_it_through_its_record(tm
         calls = _spy_on_inputs(monkeypatch, name)
         flags = {o.dest: o.flag for o in get_source(name).synthetic.options}
         given = {**TINY, **TINY_COUNTS[name]}
-        argv = ["make-synthetic", name, "--out", str(tmp_path / name / "raw"), "--no-progress"]
+        argv = ["make-synthetic", name, "--output-dir", str(tmp_path / name / "raw"), "--no-progress"]
         argv += [x for dest, value in given.items() for x in (flags[dest], value)]
         assert main(argv) == 0, name
         printed = capsys.readouterr().out.strip().splitlines()[-1]
-        command = shlex.split(printed.split("prepare with: ", 1)[1])  # snl-video prepare <name> ... --out OUT
-        assert command[:3] == ["snl-video", "prepare", name] and command[-2:] == ["--out", "OUT"]
+        command = shlex.split(printed.split("prepare with: ", 1)[1])  # snl-video prepare <name> ... --output-dir OUT
+        assert command[:3] == ["snl-video", "prepare", name] and command[-2:] == ["--output-dir", "OUT"]
         out = tmp_path / name / "prepared"
-        assert main(command[1:-2] + ["--out", str(out), "--short-side", "24", "--clip-len", "4", "--no-progress"]) == 0
+        assert main(command[1:-2] + ["--output-dir", str(out), "--short-side", "24", "--num-frames", "4", "--no-progress"]) == 0
         assert len(calls) == 1, f"prepare {name} did not go through the registered source's inputs"
         assert json.loads((out / "dataset.json").read_text()) == {"dataset": name}
         assert set(pd.read_csv(out / "index.csv")["label"]) == {0, 1}

@@ -270,9 +270,9 @@ def test_cli_make_synthetic_list_csv_then_prepare_list(tmp_path, capsys):
     assert index["subset_1"].value_counts().to_dict() == {"train": 4, "test": 2}
     # an unknown label: one line naming the file and line, exit code 2, nothing written
     (raw / "bad.csv").write_text("path,label\nMoveLeft/MoveLeft_000.avi,Jump\n")
-    assert main(["prepare", "list", "--train", str(raw / "bad.csv"), "--test", str(raw / "test.csv"), "--classes",
-                 str(tmp_path / "none.txt"), "--root", str(raw / "videos"), "--out", str(tmp_path / "o2")]) == 2
-    assert "--classes" in capsys.readouterr().err
+    assert main(["prepare", "list", "--train", str(raw / "bad.csv"), "--test", str(raw / "test.csv"), "--class-names",
+                 str(tmp_path / "none.txt"), "--root", str(raw / "videos"), "--output-dir", str(tmp_path / "o2")]) == 2
+    assert "--class-names" in capsys.readouterr().err
     (tmp_path / "classes.txt").write_text("MoveLeft\nMoveRight\n")
     assert main(["prepare", "list", "--train", str(raw / "bad.csv"), "--test", str(raw / "test.csv"), "--classes",
                  str(tmp_path / "classes.txt"), "--root", str(raw / "videos"), "--out", str(tmp_path / "o2")]) == 2

@@ -44,3 +44,22 @@ def tiny_config(data_root: Path, out: Path, **sections: dict) -> ExperimentConfi
         else:
             base[section] = values
     return config_from_dict(base)
+
+
+@pytest.fixture(scope="session")
+def tiny_snl_checkpoint(tiny_prepared: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A self-describing checkpoint of the tiny recipe (one SNL block, untrained), one of its videos,
+    the recipe and the model: ``(cfg, checkpoint, video, model)``."""
+    import torch
+
+    from snl_video.engine.builders import build_model_from_config
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    out = tmp_path_factory.mktemp("tiny_snl_ckpt")
+    cfg = tiny_config(tiny_prepared, out / "run")
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg).eval()
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(cfg, class_names=None)},
+                           out / "c.pt")
+    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
+    return cfg, ckpt, video, model

@@ -129,16 +129,16 @@ def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, 
         torch.testing.assert_close(program(clip), model.eval()(clip), rtol=1e-4, atol=1e-5)
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.pt2")]) == 2
     assert "'.onnx' file" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--out", str(tmp_path / "x.pt2"),
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--output-file", str(tmp_path / "x.pt2"),
                  "--size", "0"]) == 2
     err = capsys.readouterr().err
-    assert "--frames and --size must be positive" in err and len(err.strip().splitlines()) == 1
+    assert "--num-frames and --size must be positive" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt2").exists()
 
 
 def test_unknown_input_size_needs_frames_and_size(tmp_path):
     loaded = _loaded("nl")
     loaded.input_known = False
-    with pytest.raises(ValueError, match="input size of test is unknown.*--frames T --size S"):
+    with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --size S"):
         export_model(loaded, tmp_path / "m.pt2", format="pt2")
-    assert export_model(loaded, tmp_path / "m.pt2", format="pt2", frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
+    assert export_model(loaded, tmp_path / "m.pt2", format="pt2", num_frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)

@@ -120,7 +120,7 @@ def test_cli_bad_inputs_are_one_line_errors(video_run, tmp_path, capsys):
         assert message in err[-1], err
     video = str(sorted(Path(cfg.data.root).rglob("*.avi"))[0])
     assert main(["predict", "--checkpoint", str(ckpt), video, "--window", "1"]) == 2
-    assert "--window and --stride go together" in capsys.readouterr().err
+    assert "--window-seconds and --stride-seconds go together" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(ckpt), video, "--out", str(tmp_path / "p.txt")]) == 2
     assert ".csv or .json" in capsys.readouterr().err
 
@@ -128,7 +128,7 @@ def test_cli_bad_inputs_are_one_line_errors(video_run, tmp_path, capsys):
 def test_window_timeline_uses_sliding_clips(video_run):
     cfg, ckpt, model, names = video_run
     video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
-    result = snl_video.predict(video, checkpoint=ckpt, window=0.6, stride=0.2, num_crops=1, top_k=2)
+    result = snl_video.predict(video, checkpoint=ckpt, window_seconds=0.6, stride_seconds=0.2, num_crops=1, top_k=2)
     import av
 
     with av.open(str(video)) as c:

@@ -158,22 +158,10 @@ def test_load_clip_takes_a_container_without_a_frame_count(tmp_path):
     torch.testing.assert_close(clip, expected)
 
 
-@pytest.fixture(scope="module")
-def trained_snl(tiny_prepared, tmp_path_factory):
+@pytest.fixture
+def trained_snl(tiny_snl_checkpoint):
     """A self-describing checkpoint of the tiny recipe (one SNL block) and one of its videos."""
-    from snl_video.engine.builders import build_model_from_config
-    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
-
-    from .conftest import tiny_config
-
-    out = tmp_path_factory.mktemp("spectrum_ckpt")
-    cfg = tiny_config(tiny_prepared, out / "run")
-    torch.manual_seed(0)
-    model = build_model_from_config(cfg).eval()
-    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1,
-                            **checkpoint_metadata(cfg, class_names=None)}, out / "c.pt")
-    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
-    return cfg, ckpt, video, model
+    return tiny_snl_checkpoint
 
 
 def _expected_spectra(cfg, model, video):
