@@ -101,6 +101,10 @@ def _write(fmt: str, path: Path) -> None:
                     "cfg": "MODEL:\n  ARCH: slow\n"}, path)
     elif fmt == "caffe2":
         dump_py2_style({"blobs": caffe2_blobs()}, path)
+    elif fmt == "torchvision_baseline":
+        with torch.device("meta"):
+            state = torchvision.models.video.swin3d_t().state_dict()
+        torch.save(shrunk(state, keep=("head.weight",)), path)
     elif fmt == "torchvision_2d":
         torch.save(shrunk(torchvision.models.resnet18(weights=None).state_dict(), keep=("fc.weight",)), path)
     elif fmt == "ffc":
@@ -133,6 +137,7 @@ EXPECTED: dict[str, tuple[int | None, Callable[[], list[str]]]] = {
     "mmaction2": (400, lambda: _model_keys("i3d_r50", 400)),
     "slowfast": (400, lambda: _model_keys("slow_r50", 400)),
     "caffe2": (400, lambda: _model_keys("i3d_r50", 400)),
+    "torchvision_baseline": (400, lambda: _model_keys("swin3d_t", 400)),
     "torchvision_2d": (1000, lambda: _model_keys("r3d18", 1000)),
     "ffc": (1000, lambda: _model_keys("ffc_c2d_r50", 1000)),
     "bat_video": (400, lambda: _model_keys("bat_c2d_r50", 400)),
