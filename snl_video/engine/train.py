@@ -439,8 +439,8 @@ def freeze_groups(model: nn.Module) -> dict[str, list[str]]:
         arch = getattr(getattr(model, "spec", None), "arch", None) or type(model).__name__
         raise InvalidValueError(
             f"runtime.freeze_until needs a model with a stem (conv1, bn1) and stages layer1..layer4 (3D ResNets, "
-            f"SlowFast, X3D); {arch} has none: leave runtime.freeze_until null, or freeze its parameters with "
-            f"optim.lr_mult instead"
+            f"SlowFast, X3D); {arch} has none: leave runtime.freeze_until null, or lower the backbone's learning rate with "
+            f"optim.lr_mult (e.g. {{\"head.*\": 10}})"
         )
     return groups
 
