@@ -88,3 +88,29 @@ def test_swin3d_features_are_what_its_head_classifies():
 @pytest.mark.parametrize("name", ["mvit_v2_s", "s3d"])
 def test_mvit_and_s3d_features_are_what_their_heads_classify(name):
     _baseline_features_match_its_head(name, 16, 224)
+
+
+def test_predict_with_a_pytorchvideo_x3d_hub_file(tiny_prepared, tmp_path, capsys):
+    """``predict --weights X3D_*.pyth``: the format is detected, the architecture found by its
+    tensors, the clip fed as the registry's X3D entry says, and the scores are the model's."""
+    import json
+
+    from pytorchvideo.models.x3d import create_x3d
+
+    from snl_video.cli import main
+    from snl_video.engine.loading import load_inference_model
+
+    from ..helpers import randomize_batchnorm
+
+    torch.manual_seed(0)
+    reference = create_x3d(model_num_class=4, head_activation=None)
+    randomize_batchnorm(reference)
+    path = tmp_path / "X3D_XS_finetuned.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").glob("*/*.avi"))[0]
+    assert main(["predict", "--weights", str(path), str(video), "--clips", "1", "--crops", "1", "--no-progress",
+                 "--out", str(tmp_path / "p.json")]) == 0
+    loaded = load_inference_model(weights=path)
+    assert loaded.architecture.startswith("x3d_") and loaded.input_spec.mean == (0.45, 0.45, 0.45)
+    (row,) = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    assert len(row["top_k"]) == 4 and abs(sum(c["probability"] for c in row["top_k"]) - 1) < 1e-5
