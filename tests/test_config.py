@@ -268,6 +268,28 @@ def test_nonlocal_positions_are_named_stages(tmp_path):
     assert ok.nonlocal_blocks.positions == {"res4": (4,)}
 
 
+def test_pathway_qualified_stages_are_accepted_and_checked_against_the_model(tmp_path):
+    from snl_video.engine.preflight import model_problems
+
+    sf = load_config(write(tmp_path, "sf.yaml", "model: {name: slowfast_r50}\n"
+                           "nonlocal_blocks: {kind: nl, positions: {slow.layer2: [1, 3], slow.res4: [2]}}\n"))
+    assert sf.nonlocal_blocks.positions == {"slow.layer2": (1, 3), "slow.res4": (2,)}
+    assert model_problems(sf) == []
+    # The shape of the name is the schema's: a qualified name must still end in a stage.
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "bad.yaml", "nonlocal_blocks: {kind: nl, positions: {slow.layer9: [1], 1x.layer2: [0]}}\n"))
+    assert set(error_keys(info.value)) == {"nonlocal_blocks.positions.slow.layer9", "nonlocal_blocks.positions.1x.layer2"}
+    # Whether the model has that pathway is the model's: a ResNet has none, SlowFast no "medium".
+    resnet = load_config(write(tmp_path, "r.yaml", "model: {name: r3d50}\n"
+                               "nonlocal_blocks: {kind: nl, positions: {slow.layer3: [1]}}\n"))
+    (key, message), = model_problems(resnet)
+    assert key == "nonlocal_blocks.positions" and "slow.layer3" in message and "r3d50" in message
+    medium = load_config(write(tmp_path, "m.yaml", "model: {name: slowfast_r50}\n"
+                               "nonlocal_blocks: {kind: nl, positions: {medium.layer3: [1]}}\n"))
+    (key, message), = model_problems(medium)
+    assert key == "nonlocal_blocks.positions" and "medium.layer3" in message
+
+
 def test_pretrained_must_be_a_registry_name_or_a_file(tmp_path):
     ckpt = tmp_path / "model.pth"
     ckpt.write_bytes(b"x")

@@ -101,13 +101,15 @@ class ModelConfig:
 class NonLocalConfig:
     """Non-local blocks to insert into the backbone.
 
-    ``positions`` maps a stage (``layer1`` .. ``layer4``, or ``res2`` .. ``res5``) to 0-based
+    ``positions`` maps a stage (``layer1`` .. ``layer4``, or ``res2`` .. ``res5``; in a
+    two-pathway model qualified by its pathway, ``slow.layer3``) to 0-based
     residual-block indices; a block is inserted *after* each listed residual block (the
     convention of :mod:`snl_video.models.placement`). ``{layer3: [4]}`` in a 50-layer network
     (6 blocks in ``layer3`` = res4) is the paper's placement: one block in res4 before its
     last residual block. ``None`` means the model's default placement (that one).
-    The indices are checked against each stage's depth by the models layer; the kind and
-    its options are checked here.
+    The indices, and whether the model has that pathway, are checked against the model's
+    real stages by the models layer (placement, run by validation); the kind, its options
+    and the stage-name shape are checked here.
     """
 
     kind: str = "snl"
@@ -121,9 +123,11 @@ class NonLocalConfig:
                 errors.add(f"{prefix}.positions", "is empty: leave it out (null) for the default placement, or list blocks")
             for stage, indices in self.positions.items():
                 key = f"{prefix}.positions.{stage}"
-                if stage not in STAGE_NAMES + STAGE_ALIASES:
+                pathway, dot, bare = stage.rpartition(".")
+                if bare not in STAGE_NAMES + STAGE_ALIASES or (dot and not pathway.isidentifier()):
                     valid = STAGE_NAMES + STAGE_ALIASES
-                    errors.add(key, f"unknown stage {stage!r}; valid stages: {', '.join(valid)}{suggest(stage, valid)}")
+                    errors.add(key, f"unknown stage {stage!r}; valid stages: {', '.join(valid)}, or in a two-pathway "
+                               f"model <pathway>.<stage> (SlowFast: slow.layer3){suggest(bare, valid)}")
                 if any(i < 0 for i in indices):
                     errors.add(key, f"block indices are 0-based and non-negative, got {list(indices)}")
                 if len(set(indices)) != len(indices):

@@ -276,15 +276,31 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
 
 
 def _last_stage_module(model: nn.Module) -> nn.Module:
-    """The module whose output is the backbone's last feature map (after any block placed there)."""
-    stages = [n for n in ("layer4", "layer3", "layer2", "layer1") if hasattr(model, n)]
+    """The module whose output is the backbone's last feature map (after any block placed there).
+
+    In a two-pathway model (SlowFast) that is the slow pathway's last stage: the map the
+    lateral connections have fused the fast pathway into, with most of the head's channels.
+    """
+    pathway = "slow." if isinstance(getattr(model, "slow", None), nn.Module) and hasattr(model, "fast") else ""
+    stages = [n for n in ("layer4", "layer3", "layer2", "layer1") if _has_submodule(model, f"{pathway}{n}")]
     if not stages:
-        raise InvalidValueError("--gradcam needs a 3D ResNet of this toolkit (layer1..layer4)")
-    stage = stages[0]
+        name = getattr(getattr(model, "spec", None), "arch", None) or type(model).__name__
+        raise InvalidValueError(f"--gradcam needs a convolutional backbone with stages layer1..layer4 (3D ResNets, "
+                                f"SlowFast, X3D); {name} has none")
+    stage = model.get_submodule(f"{pathway}{stages[0]}")
     blocks = getattr(model, "nonlocal_blocks", {})
-    last = len(getattr(model, stage)) - 1
-    key = f"{stage}_after_{last}"
-    return blocks[key] if key in blocks else getattr(model, stage)[last]
+    last = len(stage) - 1
+    make_key = getattr(model, "nonlocal_key", None)
+    key = make_key(f"{pathway}{stages[0]}", last) if callable(make_key) else f"{stages[0]}_after_{last}"
+    return blocks[key] if key in blocks else stage[last]
+
+
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def gradcam(model: nn.Module, x: Tensor, class_index: int) -> Tensor:

@@ -64,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 # ``read_history`` lives in :mod:`.metric_log`, ``build_optimizer`` / ``build_scheduler`` in
 # :mod:`.optim`; ``read_history`` stays importable from here, where callers long found it.
-__all__ = ["NonFiniteLossError", "TrainResult", "freeze_until", "train", "epoch_seed", "read_history"]
+__all__ = ["NonFiniteLossError", "TrainResult", "freeze_groups", "freeze_until", "train", "epoch_seed", "read_history"]
 
 
 class NonFiniteLossError(SnlVideoError, RuntimeError):
@@ -438,25 +438,57 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def freeze_groups(model: nn.Module) -> dict[str, list[str]]:
+    """The modules ``runtime.freeze_until`` freezes at each point, by dotted name.
+
+    A one-pathway model (3D ResNets, X3D): ``stem`` is ``conv1`` / ``bn1`` and each stage is
+    ``layerK``. A two-pathway model (SlowFast: ``slow`` and ``fast``) freezes both pathways
+    together: ``stem`` is each pathway's ``conv1`` / ``bn1`` and the stem's lateral
+    connection, ``layerK`` each pathway's ``layerK`` and the lateral that follows it. A
+    model without these modules (torchvision's MViT / Swin3D / S3D) is an error naming the
+    fix, since nothing would be frozen where the user asked.
+    """
+    pathways = [p for p in ("slow", "fast") if isinstance(getattr(model, p, None), nn.Module)]
+    prefixes = [f"{p}." for p in pathways] if len(pathways) == 2 else [""]
+    names = {name for name, _ in model.named_modules()}
+    laterals = "laterals" if "laterals" in names else None
+    groups: dict[str, list[str]] = {
+        "stem": [f"{p}{n}" for p in prefixes for n in ("conv1", "bn1") if f"{p}{n}" in names]
+        + ([f"{laterals}.stem"] if laterals and f"{laterals}.stem" in names else []),
+    }
+    for stage in STAGE_NAMES:
+        groups[stage] = [f"{p}{stage}" for p in prefixes if f"{p}{stage}" in names] + (
+            [f"{laterals}.{stage}"] if laterals and f"{laterals}.{stage}" in names else []
+        )
+    if not groups["stem"] or not all(groups[stage] for stage in STAGE_NAMES):
+        arch = getattr(getattr(model, "spec", None), "arch", None) or type(model).__name__
+        raise InvalidValueError(
+            f"runtime.freeze_until needs a model with a stem (conv1, bn1) and stages layer1..layer4 (3D ResNets, "
+            f"SlowFast, X3D); {arch} has none: leave runtime.freeze_until null, or lower the backbone's learning rate with "
+            f"optim.lr_mult (e.g. {{\"head.*\": 10}})"
+        )
+    return groups
+
+
 def freeze_until(model: nn.Module, point: str | None) -> list[str]:
-    """Freeze every top-level module before ``point`` (``stem``, ``layer1`` .. ``layer4``, ``head``).
+    """Freeze every module before ``point`` (``stem``, ``layer1`` .. ``layer4``, ``head``).
 
     As 3D-ResNets-PyTorch's ``ft_begin_module``: parameters of the earlier modules stop
     training and their BatchNorm layers stay in eval mode (running statistics kept, see
     :func:`_keep_frozen_bn_eval`). Inserted non-local blocks always train: they are new.
-    Returns the names of the frozen modules.
+    The modules of each point are :func:`freeze_groups`' (both pathways of SlowFast).
+    Returns the dotted names of the frozen modules.
     """
     if point is None:
         return []
     order = list(FREEZE_POINTS)
     if point not in order:
         raise InvalidValueError(f"runtime.freeze_until={point!r}: expected one of {order} or null")
-    stem = [n for n in ("conv1", "bn1") if hasattr(model, n)]
-    groups = {"stem": stem, **{s: [s] for s in STAGE_NAMES}}
+    groups = freeze_groups(model)
     frozen = []
     for name in order[: order.index(point)]:
         for module_name in groups.get(name, []):
-            for p in getattr(model, module_name).parameters():
+            for p in model.get_submodule(module_name).parameters():
                 p.requires_grad_(False)
             frozen.append(module_name)
     blocks = getattr(model, "nonlocal_blocks", None)
@@ -468,7 +500,7 @@ def freeze_until(model: nn.Module, point: str | None) -> list[str]:
 
 def _keep_frozen_bn_eval(model: nn.Module, frozen: list[str]) -> None:
     for name in frozen:
-        for m in getattr(model, name).modules():
+        for m in model.get_submodule(name).modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
 

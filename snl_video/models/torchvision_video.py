@@ -93,6 +93,31 @@ class TorchvisionVideo(nn.Module):
     def stage_channels(self) -> dict[str, int]:
         return {}
 
+    def classifier_layer(self) -> nn.Module:
+        """The last layer of the classifier (a ``Linear``, or S3D's 1x1x1 ``Conv3d``)."""
+        prefix = self.head_prefixes[0].rstrip(".")
+        layers = [m for m in self.get_submodule(prefix).modules() if isinstance(m, (nn.Linear, nn.Conv3d))]
+        return layers[-1]
+
+    @property
+    def feature_channels(self) -> int:
+        layer = self.classifier_layer()
+        return int(layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Pooled features ``(B, feature_channels)``: what the classifier's last layer is given
+        (MViT's class token after the final norm, Swin3D's pooled map; for S3D, whose 1x1x1
+        classifier conv runs before its average, the map averaged over T, H, W, the same by
+        linearity), so ``features`` and linear probes see the vector the head classifies."""
+        store: dict[str, Tensor] = {}
+        handle = self.classifier_layer().register_forward_pre_hook(lambda m, args: store.setdefault("x", args[0]))
+        try:
+            self.forward(x)
+        finally:
+            handle.remove()
+        features = store["x"]
+        return features.flatten(2).mean(-1) if features.dim() == 5 else features
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
             raise ValueError(f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}")

@@ -412,6 +412,96 @@ _FFC_AND_BAT: tuple[PretrainedWeights, ...] = (
 )  # fmt: skip
 WEIGHTS = WEIGHTS + _FFC_AND_BAT
 
+# --- pytorchvideo SlowFast R50 / X3D and torchvision's MViT-v2-S / Swin3D-T / S3D (Kinetics-400) -----
+# pytorchvideo: urls from ``pytorchvideo/models/hub/{slowfast,x3d}.py`` (``checkpoint_paths``), top-1
+# from the same builders' docstrings; clips from its hub inference tutorial's per-model transform
+# parameters (SlowFast 32 frames every 2nd, side and crop 256; X3D XS 4x12 / S 13x6 at 182, M 16x5 at
+# 256), mean 0.45 / std 0.225 on [0, 1] pixels. pytorchvideo publishes no checksums.
+# torchvision: ``torchvision.models.video.{MViT_V2_S,Swin3D_T,S3D}_Weights.KINETICS400_V1`` (url, the
+# sha256 prefix in the file name, ``transforms()`` resize / crop / mean / std, ``meta`` acc@1 and the
+# frame rate / clips per video / clip length its ``_docs`` give).
+
+_PTV_NO_SHA = "No checksum is published (downloads are not verified)."
+
+
+def _pytorchvideo_x3d(size: str, frames: int, stride: int, side: int, top1: float) -> PretrainedWeights:
+    return PretrainedWeights(
+        name=f"x3d_{size}.pytorchvideo_k400",
+        url=f"{_PTV_ROOT}/X3D_{size.upper()}.pyth",
+        sha256=None,
+        file_name=f"X3D_{size.upper()}.pyth",
+        format="pytorchvideo_x3d",
+        architecture=f"x3d_{size}",
+        num_classes=400,
+        dataset="kinetics400",
+        input_spec=InputSpec(num_frames=frames, sampling_stride=stride, crop_size=side, resize=side, value_scale=1,
+                             mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)),
+        reported_top1=top1,
+        protocol=f"Kinetics-400 val, 3 spatial crops x 10 temporal clips of {frames}x{stride}, short side {side} "
+        "(pytorchvideo model zoo)",
+        class_names=KINETICS400,
+        notes=f"pytorchvideo hub x3d_{size}. " + _PTV_NO_SHA,
+    )
+
+
+def _torchvision_baseline(arch: str, weights: str, url_hash: str, *, frames: int, fps: float, resize: int | tuple[int, int],
+                          mean: tuple[float, float, float], std: tuple[float, float, float], top1: float,
+                          clips: int, level: str) -> PretrainedWeights:
+    return PretrainedWeights(
+        name=f"{arch}.torchvision_k400",
+        url=f"https://download.pytorch.org/models/{arch}-{url_hash}.pth",
+        sha256=url_hash,
+        file_name=f"{arch}-{url_hash}.pth",
+        format="torchvision_baseline",
+        architecture=arch,
+        num_classes=400,
+        dataset="kinetics400",
+        input_spec=InputSpec(num_frames=frames, sampling_stride=1, crop_size=224, resize=resize, value_scale=1,
+                             mean=mean, std=std, fps=fps),
+        reported_top1=top1,
+        protocol=f"Kinetics-400 val, {level}-level: {clips} clip{'s' if clips > 1 else ''} per video of {frames} "
+        f"frames at {fps:g} fps, resize {resize if isinstance(resize, int) else 'x'.join(map(str, resize))}, "
+        "centre crop 224 (torchvision weights meta)",
+        class_names=KINETICS400,
+        eval_num_clips=clips,
+        eval_num_crops=1,
+        notes=f"torchvision {weights}.KINETICS400_V1; sha256 prefix from the file name.",
+    )
+
+
+_TWO_FAMILIES_AND_BASELINES: tuple[PretrainedWeights, ...] = (
+    PretrainedWeights(
+        name="slowfast_r50.pytorchvideo_k400",
+        url=f"{_PTV_ROOT}/SLOWFAST_8x8_R50.pyth",
+        sha256=None,
+        file_name="SLOWFAST_8x8_R50.pyth",
+        format="pytorchvideo_slowfast",
+        architecture="slowfast_r50",
+        num_classes=400,
+        dataset="kinetics400",
+        input_spec=InputSpec(num_frames=32, sampling_stride=2, crop_size=256, resize=256, value_scale=1,
+                             mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)),
+        reported_top1=76.4,
+        protocol="Kinetics-400 val, 3 spatial crops x 10 temporal clips of 32x2 (slow pathway 8 frames), "
+        "short side 256 (pytorchvideo model zoo)",
+        class_names=KINETICS400,
+        model_options=(("setting", "8x8"),),
+        notes="pytorchvideo hub slowfast_r50 (SlowFast 8x8 R50: alpha 4, fusion kernel 7). " + _PTV_NO_SHA,
+    ),
+    _pytorchvideo_x3d("xs", 4, 12, 182, 69.12),
+    _pytorchvideo_x3d("s", 13, 6, 182, 73.33),
+    _pytorchvideo_x3d("m", 16, 5, 256, 75.94),
+    _torchvision_baseline("mvit_v2_s", "MViT_V2_S_Weights", "ae3be167", frames=16, fps=7.5, resize=256,
+                          mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), top1=80.757, clips=5, level="video"),
+    _torchvision_baseline("swin3d_t", "Swin3D_T_Weights", "7615ae03", frames=32, fps=15.0, resize=256,
+                          mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), top1=77.715, clips=12,
+                          level="video"),
+    _torchvision_baseline("s3d", "S3D_Weights", "d76dad2f", frames=128, fps=15.0, resize=(256, 256),
+                          mean=TORCHVISION_KINETICS_MEAN, std=TORCHVISION_KINETICS_STD, top1=68.368, clips=1,
+                          level="clip"),
+)  # fmt: skip
+WEIGHTS = WEIGHTS + _TWO_FAMILIES_AND_BASELINES
+
 _BY_NAME: dict[str, PretrainedWeights] = {}
 for _entry in WEIGHTS:
     if _entry.name in _BY_NAME:  # pragma: no cover - guarded by the registry tests

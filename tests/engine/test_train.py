@@ -13,6 +13,7 @@ from snl_video.engine.checkpoint import LAST, load_checkpoint, save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.metric_log import read_history
 from snl_video.engine.optim import build_optimizer, build_scheduler
+from snl_video.errors import InvalidValueError
 from snl_video.engine.train import NonFiniteLossError, freeze_until, train
 from snl_video.models import build_model
 
@@ -140,6 +141,29 @@ def test_freeze_until_keeps_nonlocal_blocks_trainable():
     cfg = config_from_dict({"runtime": {"device": "cpu"}})
     trainable = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
     assert trainable == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_freeze_until_freezes_both_slowfast_pathways_and_their_laterals():
+    # on the CPU: a block checks that it starts as the identity, which reads its tensors
+    model = build_model("slowfast_r50", num_classes=4, nonlocal_blocks={"kind": "nl", "positions": {"slow.layer2": [1]}})
+    frozen = freeze_until(model, "layer3")
+    assert frozen == ["slow.conv1", "slow.bn1", "fast.conv1", "fast.bn1", "laterals.stem",
+                      "slow.layer1", "fast.layer1", "laterals.layer1", "slow.layer2", "fast.layer2", "laterals.layer2"]
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad}
+    assert not trainable & {"slow.layer1", "slow.layer2", "fast.layer2", "laterals.layer2", "laterals.stem"}
+    assert {"slow.layer3", "fast.layer3", "laterals.layer3", "fc.weight"} <= trainable
+    assert all(p.requires_grad for p in model.nonlocal_blocks.parameters())
+
+
+def test_freeze_until_on_x3d_and_a_clear_refusal_for_torchvisions_transformers():
+    with torch.device("meta"):
+        x3d = build_model("x3d_xs", num_classes=4)
+        mvit = build_model("mvit_v2_s", num_classes=4)
+    assert freeze_until(x3d, "layer2") == ["conv1", "bn1", "layer1"]
+    assert not any(p.requires_grad for p in x3d.conv1.parameters()) and all(p.requires_grad for p in x3d.layer2.parameters())
+    with pytest.raises(InvalidValueError, match=r"mvit_v2_s has none: leave runtime.freeze_until null"):
+        freeze_until(mvit, "layer1")
+    assert freeze_until(mvit, None) == []
 
 
 def test_checkpoint_write_is_atomic_and_rejects_foreign_files(tmp_path):

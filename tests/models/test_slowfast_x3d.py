@@ -3,7 +3,7 @@ either pathway (identity at insertion, clear errors), and profile against the pu
 
 Parity: pytorchvideo's ``create_slowfast`` / ``create_x3d`` are built in the test with random
 weights and randomised BN statistics, their state dict converted by the pure key maps of
-:mod:`snl_video.models.pytorchvideo_keys` (every key used once, shapes equal), and both models
+the format records :mod:`snl_video.weights.formats.pytorchvideo_slowfast` / ``pytorchvideo_x3d`` (every key used once, shapes equal), and both models
 run in float64 in eval mode. The two compute the same operations in the same order, so the
 only differences are float64 rounding in the convolution backends: a few units of 2⁻⁵² times
 the accumulated magnitudes; we allow 1e-9 relative to the largest logit (10⁶ times that).
@@ -17,14 +17,12 @@ import pytest
 import torch
 
 from snl_video.models import build_model, insert_nonlocal_blocks, model_entry, profile_model
-from snl_video.models.pytorchvideo_keys import (
+from snl_video.weights.formats.pytorchvideo_slowfast import (
     convert_pytorchvideo_slowfast,
-    convert_pytorchvideo_x3d,
     is_pytorchvideo_slowfast,
-    is_pytorchvideo_x3d,
     pytorchvideo_slowfast_key,
-    pytorchvideo_x3d_key,
 )
+from snl_video.weights.formats.pytorchvideo_x3d import convert_pytorchvideo_x3d, is_pytorchvideo_x3d, pytorchvideo_x3d_key
 from snl_video.models.slowfast import SLOWFAST_SETTINGS, slow_pathway_indices
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 

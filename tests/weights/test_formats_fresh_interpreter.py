@@ -61,6 +61,22 @@ def _pytorchvideo_i3d(path: Path) -> None:
     torch.save({"model_state": shrunk(state, keep=("blocks.6.proj.weight",))}, path)
 
 
+def _pytorchvideo_slowfast(path: Path) -> None:
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    torch.manual_seed(0)
+    state = create_slowfast(model_num_class=400).state_dict()
+    torch.save({"model_state": shrunk(state, keep=("blocks.6.proj.weight",))}, path)
+
+
+def _pytorchvideo_x3d(path: Path) -> None:
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.manual_seed(0)
+    state = create_x3d(model_num_class=400).state_dict()
+    torch.save({"model_state": shrunk(state, keep=("blocks.5.proj.weight",))}, path)
+
+
 def _write(fmt: str, path: Path) -> None:
     """Write a checkpoint of format ``fmt`` as its upstream project saves it."""
     if fmt == "hara2017":
@@ -72,6 +88,10 @@ def _write(fmt: str, path: Path) -> None:
                     "scheduler": {"last_epoch": 200}}, path)
     elif fmt == "pytorchvideo":
         _pytorchvideo_i3d(path)
+    elif fmt == "pytorchvideo_slowfast":
+        _pytorchvideo_slowfast(path)
+    elif fmt == "pytorchvideo_x3d":
+        _pytorchvideo_x3d(path)
     elif fmt == "torchvision_video":
         torch.save(shrunk(torchvision.models.video.r2plus1d_18(weights=None).state_dict(), keep=("fc.weight",)), path)
     elif fmt == "mmaction2":
@@ -81,6 +101,10 @@ def _write(fmt: str, path: Path) -> None:
                     "cfg": "MODEL:\n  ARCH: slow\n"}, path)
     elif fmt == "caffe2":
         dump_py2_style({"blobs": caffe2_blobs()}, path)
+    elif fmt == "torchvision_baseline":
+        with torch.device("meta"):
+            state = torchvision.models.video.swin3d_t().state_dict()
+        torch.save(shrunk(state, keep=("head.weight",)), path)
     elif fmt == "torchvision_2d":
         torch.save(shrunk(torchvision.models.resnet18(weights=None).state_dict(), keep=("fc.weight",)), path)
     elif fmt == "ffc":
@@ -107,10 +131,13 @@ EXPECTED: dict[str, tuple[int | None, Callable[[], list[str]]]] = {
     "hara2017": (400, lambda: _model_keys("r3d50", 400)),
     "hara2020": (400, lambda: _model_keys("r3d50", 400)),
     "pytorchvideo": (400, lambda: _model_keys("i3d_r50", 400)),
+    "pytorchvideo_slowfast": (400, lambda: _model_keys("slowfast_r50", 400)),
+    "pytorchvideo_x3d": (400, lambda: _model_keys("x3d_m", 400)),
     "torchvision_video": (400, lambda: _model_keys("r2plus1d_18", 400)),
     "mmaction2": (400, lambda: _model_keys("i3d_r50", 400)),
     "slowfast": (400, lambda: _model_keys("slow_r50", 400)),
     "caffe2": (400, lambda: _model_keys("i3d_r50", 400)),
+    "torchvision_baseline": (400, lambda: _model_keys("swin3d_t", 400)),
     "torchvision_2d": (1000, lambda: _model_keys("r3d18", 1000)),
     "ffc": (1000, lambda: _model_keys("ffc_c2d_r50", 1000)),
     "bat_video": (400, lambda: _model_keys("bat_c2d_r50", 400)),

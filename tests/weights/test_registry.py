@@ -69,6 +69,41 @@ def test_pytorchvideo_entries_match_the_installed_hub():
         assert entry.reported_top1 == top1
 
 
+def test_torchvision_baseline_entries_match_the_installed_torchvision():
+    from torchvision.models.video import MViT_V2_S_Weights, S3D_Weights, Swin3D_T_Weights
+
+    from snl_video.weights.class_names import KINETICS400
+
+    for name, enum in [("mvit_v2_s", MViT_V2_S_Weights), ("swin3d_t", Swin3D_T_Weights), ("s3d", S3D_Weights)]:
+        entry, tv = get_weights(f"{name}.torchvision_k400"), enum.KINETICS400_V1
+        assert entry.url == tv.url and entry.format == "torchvision_baseline" and entry.architecture == name
+        assert entry.sha256 == re.search(r"-([0-9a-f]+)\.pth$", tv.url).group(1) and entry.sha256_is_prefix
+        assert entry.reported_top1 == pytest.approx(tv.meta["_metrics"]["Kinetics-400"]["acc@1"])
+        preset = tv.transforms()
+        spec = entry.input_spec
+        assert list(spec.mean) == preset.mean and list(spec.std) == preset.std
+        resize = [spec.resize] if isinstance(spec.resize, int) else list(spec.resize)
+        assert resize == preset.resize_size and [spec.crop_size] * 2 == preset.crop_size
+        # "frame_rate=7.5, clips_per_video=5, and clip_len=16" in the weights' docs
+        docs = dict(re.findall(r"`(\w+)=([\d.]+)`", tv.meta["_docs"]))
+        assert spec.fps == float(docs["frame_rate"]) and spec.num_frames == int(docs["clip_len"])
+        assert entry.eval_num_clips == int(docs["clips_per_video"]) and spec.sampling_stride == 1
+        assert entry.class_names == KINETICS400 == tuple(tv.meta["categories"])
+
+
+def test_pytorchvideo_slowfast_and_x3d_entries_match_the_installed_hub():
+    from pytorchvideo.models.hub import slowfast as hub_slowfast
+    from pytorchvideo.models.hub import x3d as hub_x3d
+
+    for hub, arch, top1 in [(hub_slowfast, "slowfast_r50", 76.4), (hub_x3d, "x3d_xs", 69.12),
+                            (hub_x3d, "x3d_s", 73.33), (hub_x3d, "x3d_m", 75.94)]:
+        entry = get_weights(f"{arch}.pytorchvideo_k400")
+        assert entry.url == hub.checkpoint_paths[arch] and entry.sha256 is None
+        assert f"top1 accuracy of {top1}" in getattr(hub, arch).__doc__
+        assert entry.reported_top1 == top1
+        assert entry.format == ("pytorchvideo_slowfast" if arch == "slowfast_r50" else "pytorchvideo_x3d")
+
+
 def test_hara_entries_are_offline_only_with_their_documented_preprocessing():
     k400 = get_weights("r3d50.hara2017_k400")
     assert k400.url is None and k400.input_spec.value_scale == 255 and k400.input_spec.std == (1.0, 1.0, 1.0)
@@ -78,7 +113,9 @@ def test_hara_entries_are_offline_only_with_their_documented_preprocessing():
 
 def test_lookup_and_listing():
     assert list_weights("*pytorchvideo*") == [
-        "c2d_r50.pytorchvideo_k400", "i3d_r50.pytorchvideo_k400", "slow_r50.pytorchvideo_k400"
+        "c2d_r50.pytorchvideo_k400", "i3d_r50.pytorchvideo_k400", "slow_r50.pytorchvideo_k400",
+        "slowfast_r50.pytorchvideo_k400", "x3d_m.pytorchvideo_k400", "x3d_s.pytorchvideo_k400",
+        "x3d_xs.pytorchvideo_k400",
     ]
     assert list_weights() == sorted(e.name for e in WEIGHTS)
     with pytest.raises(WeightsError) as info:

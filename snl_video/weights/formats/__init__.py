@@ -29,8 +29,8 @@ from typing import Any, Iterator, Literal, Mapping, get_args
 
 from ..errors import UnknownFormatError, WeightsError
 from ..io import read_checkpoint_file
-from . import (bat_video, caffe2, ffc, generic, hara2017, hara2020, mmaction2, pytorchvideo, slowfast, torchvision_2d,
-               torchvision_video)
+from . import (bat_video, caffe2, ffc, generic, hara2017, hara2020, mmaction2, pytorchvideo, pytorchvideo_slowfast,
+               pytorchvideo_x3d, slowfast, torchvision_2d, torchvision_baseline, torchvision_video)
 from .architecture import ArchitectureGuess, guess_architecture
 from .base import (GENERIC_CONTAINER_KEYS, CheckpointFormat, Converter, DetectedCheckpoint, StateDict, Unwrapped,
                    strip_prefix)
@@ -58,13 +58,16 @@ __all__ = [
 ]
 
 #: The built-in formats in detection order. Caffe2's ``blobs`` first; then the ``model_state``
-#: containers (SlowFast's ``s1.pathway0_stem`` keys, pytorchvideo's ``blocks.`` keys); then
+#: containers (PySlowFast's ``s1.pathway0_stem`` keys; pytorchvideo's two-pathway SlowFast and its
+#: X3D by their stems, before its single-pathway ``blocks.`` catch-all); then
 #: the ``state_dict`` containers whose key signatures are distinctive (FFC, BAT, mmaction2)
 #: before Hara's, which are recognised by their container alone; then plain state dicts by
-#: signature (torchvision video, torchvision 2-D) and the generic catch-all last.
+#: signature (torchvision video, torchvision 2-D, torchvision's MViT / Swin3D / S3D) and the generic catch-all last.
 FORMATS: tuple[CheckpointFormat, ...] = (
     caffe2.FORMAT,
     slowfast.FORMAT,
+    pytorchvideo_slowfast.FORMAT,
+    pytorchvideo_x3d.FORMAT,
     pytorchvideo.FORMAT,
     ffc.FORMAT,
     bat_video.FORMAT,
@@ -73,6 +76,7 @@ FORMATS: tuple[CheckpointFormat, ...] = (
     hara2017.FORMAT,
     torchvision_video.FORMAT,
     torchvision_2d.FORMAT,
+    torchvision_baseline.FORMAT,
     generic.FORMAT,
 )
 
@@ -81,11 +85,14 @@ FormatName = Literal[
     "hara2017",  # 3D-ResNets-PyTorch (Hara et al.) 2017 release
     "hara2020",  # 3D-ResNets-PyTorch 2020 release
     "pytorchvideo",  # pytorchvideo hub .pyth (I3D / Slow / C2D R50)
+    "pytorchvideo_slowfast",  # pytorchvideo hub SlowFast R50 .pyth (two pathways)
+    "pytorchvideo_x3d",  # pytorchvideo hub X3D XS / S / M .pyth
     "torchvision_video",  # torchvision r3d_18 / mc3_18 / r2plus1d_18
     "mmaction2",  # mmaction2 recognizer checkpoints (backbone. / cls_head.)
     "slowfast",  # PySlowFast .pyth
     "caffe2",  # Caffe2 / Detectron .pkl (blobs dict of numpy arrays)
     "torchvision_2d",  # torchvision ImageNet ResNets (2-D, to be inflated)
+    "torchvision_baseline",  # torchvision mvit_v2_s / swin3d_t / s3d (Kinetics-400)
     "ffc",  # pkumivision/FFC ImageNet FFC-ResNets (2-D, to be inflated; main.py's container)
     "bat_video",  # BA-Transform/BAT-Video-Classification Kinetics C2D / I3D (+ BAT blocks)
     "generic",  # any dict of tensors

@@ -1,0 +1,105 @@
+"""pytorchvideo's SlowFast R50 and X3D hub containers through snl_video's one loading path.
+
+The issue's test: pytorchvideo's ``create_slowfast`` / ``create_x3d`` are built here with
+random weights (BN statistics included), saved as the hub ``.pyth`` files are
+(``{"model_state": state_dict}``), detected as their own format (not the single-pathway
+``pytorchvideo`` record, which accepts any ``blocks.`` key), loaded with
+``build_model(..., pretrained=FILE)`` and compared with the original in float64. The same
+file through ``load_inference_model(weights=FILE)`` (what ``eval`` / ``predict --weights``
+use) finds the architecture by its tensors.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from snl_video.models import build_model
+from snl_video.models.slowfast import slow_pathway_indices
+from snl_video.weights import read_checkpoint
+
+from ..helpers import randomize_batchnorm
+
+NUM_CLASSES = 5
+
+
+def _assert_same_logits(expected: torch.Tensor, actual: torch.Tensor) -> None:
+    assert actual.shape == expected.shape
+    scale = expected.abs().max().item()
+    assert scale > 1e-3  # not vacuous
+    assert (actual - expected).abs().max().item() <= 1e-9 * scale
+
+
+@pytest.fixture(scope="module")
+def slowfast_file(tmp_path_factory):
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    torch.manual_seed(0)
+    reference = create_slowfast(model_num_class=NUM_CLASSES, head_pool=torch.nn.AdaptiveAvgPool3d,
+                                head_activation=None)
+    randomize_batchnorm(reference)
+    path = tmp_path_factory.mktemp("ptv") / "SLOWFAST_8x8_R50_random.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    return reference.double().eval(), path
+
+
+@pytest.fixture(scope="module")
+def x3d_file(tmp_path_factory):
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.manual_seed(0)
+    reference = create_x3d(input_clip_length=4, input_crop_size=64, model_num_class=NUM_CLASSES, head_activation=None)
+    randomize_batchnorm(reference)
+    path = tmp_path_factory.mktemp("ptv") / "X3D_S_random.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    return reference.double().eval(), path
+
+
+def test_slowfast_hub_container_is_its_own_format_and_loads_with_parity(slowfast_file):
+    reference, path = slowfast_file
+    detected = read_checkpoint(path)
+    assert detected.format == "pytorchvideo_slowfast" and detected.num_classes == NUM_CLASSES
+    ours = build_model("slowfast_r50", num_classes=NUM_CLASSES, pretrained=path)
+    report = ours.load_report
+    assert report.ok and not report.reinitialised_head and not report.new and not report.ignored
+    assert len(report.loaded) == len(reference.state_dict()) == len(ours.state_dict())
+    ours.double().eval()
+    clip = torch.randn(1, 3, 8, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    slow = clip.index_select(2, slow_pathway_indices(8, 4))
+    with torch.no_grad():
+        _assert_same_logits(reference([slow, clip]), ours(clip))
+
+
+def test_x3d_hub_container_is_its_own_format_and_loads_with_parity(x3d_file):
+    reference, path = x3d_file
+    detected = read_checkpoint(path)
+    assert detected.format == "pytorchvideo_x3d" and detected.num_classes == NUM_CLASSES
+    ours = build_model("x3d_s", num_classes=NUM_CLASSES, pretrained=path)
+    report = ours.load_report
+    assert report.ok and not report.reinitialised_head and not report.new and not report.ignored
+    assert len(report.loaded) == len(reference.state_dict()) == len(ours.state_dict())
+    ours.double().eval()
+    clip = torch.randn(2, 3, 4, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _assert_same_logits(reference(clip), ours(clip))
+
+
+def test_fine_tuning_from_a_hub_container_replaces_only_the_head(x3d_file):
+    _, path = x3d_file
+    ours = build_model("x3d_s", num_classes=NUM_CLASSES + 2, pretrained=path)
+    assert ours.load_report.ok and set(ours.load_report.reinitialised_head) == {"fc.weight", "fc.bias"}
+
+
+@pytest.mark.parametrize("which, arch", [("slowfast", "slowfast_r50"), ("x3d", "x3d_")])
+def test_inference_loader_finds_the_architecture_of_a_hub_file(which, arch, slowfast_file, x3d_file):
+    from snl_video.engine.loading import load_inference_model
+
+    reference, path = slowfast_file if which == "slowfast" else x3d_file
+    loaded = load_inference_model(weights=path)
+    assert loaded.architecture.startswith(arch) and loaded.num_classes == NUM_CLASSES
+    ours = loaded.model.double().eval()
+    frames = 8 if which == "slowfast" else 4
+    clip = torch.randn(1, 3, frames, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = reference([clip.index_select(2, slow_pathway_indices(8, 4)), clip] if which == "slowfast" else clip)
+        _assert_same_logits(expected, ours(clip))
