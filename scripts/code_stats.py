@@ -41,7 +41,7 @@ LAYERS: tuple[str, ...] = (
 )
 
 #: Top-level modules of the package that are utilities (the bottom layer).
-UTILITY_MODULES = frozenset({"fileio", "errors", "progress", "utils"})
+UTILITY_MODULES = frozenset({"fileio", "errors", "progress", "utils", "locking", "version"})
 
 #: Share of literal expression nodes above which a function or module counts as data
 #: (a function only from ``DATA_MIN_LINES`` lines on: a two-line ``pass`` is no table).
@@ -61,7 +61,7 @@ def layer_of(module: str) -> str | None:
         return "utilities"
     if head in LAYERS:
         return head
-    if head == "benchmarking":
+    if head in ("benchmarking", "utilisation"):
         return "engine"  # measurement tooling for scripts, above the blocks it times
     return "utilities" if head in {"_version", "version"} else "engine"
 
