@@ -22,6 +22,7 @@ from snl_video.engine.builders import build_dataset
 from snl_video.engine.checkpoint import load_checkpoint
 from snl_video.engine.train import read_history, train
 
+from ..helpers import bn_on_running_statistics
 from .conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,17 +165,6 @@ def test_bf16_autocast_on_the_cpu_trains_in_bf16_and_tracks_fp32(tiny_prepared, 
     print(f"bf16 vs fp32 update: cosine {cosine:.4f}; loss {la:.5f} vs {lb:.5f}")
 
 
-def _bn_on_running_statistics(model: torch.nn.Module) -> None:
-    """Keep every BatchNorm in eval mode (running statistics) while the rest trains. Batch
-    statistics over the tiny model's last 1x2x2 maps divide by variances near zero, which turns
-    float32 rounding into percent-size gradient differences (between any two summation
-    orders, on any machine); with running statistics the network is well conditioned."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
-            module.train = lambda mode=True, m=module: m  # model.train() leaves it in eval mode
-
-
 def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monkeypatch):
     # The memory format changes only the order of the sums inside each kernel. With BatchNorm on
     # batch statistics the tiny model is so ill-conditioned that any two summation orders drift
@@ -192,7 +182,7 @@ def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monke
 
     def build_and_watch(*args, **kwargs):
         model = real_build(*args, **kwargs)
-        _bn_on_running_statistics(model)
+        bn_on_running_statistics(model)
         model.layer1[0].register_forward_pre_hook(
             lambda m, args: formats.append(args[0].is_contiguous(memory_format=torch.channels_last_3d)))
         return model
