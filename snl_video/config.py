@@ -598,7 +598,11 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError([("defaults", f"include cycle: {chain}")], source=str(path))
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    data = _parse_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("", f"not UTF-8 text ({exc}); save the recipe as UTF-8")], source=str(path)) from None
+    data = _parse_yaml(text, source=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
