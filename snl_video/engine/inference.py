@@ -26,6 +26,7 @@ import functools
 import io
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -552,8 +553,8 @@ def predict(
 
     if (window is None) != (stride is None):
         raise ValueError("--window and --stride go together (seconds): give both, or neither for whole videos")
-    if window is not None and (window <= 0 or stride <= 0):
-        raise ValueError(f"--window and --stride must be > 0 seconds, got {window} and {stride}")
+    if window is not None and not (0 < window < math.inf and 0 < stride < math.inf):  # also nan (a float to argparse)
+        raise ValueError(f"--window and --stride must be finite numbers > 0 (seconds), got {window} and {stride}")
     if top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {top_k}")
     if num_clips is not None and num_clips < 1:
