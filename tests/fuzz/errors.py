@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+from hypothesis import settings
+
 from snl_video.cli import is_user_facing
 
 
@@ -24,3 +26,10 @@ def only_project_errors() -> Iterator[None]:
             raise AssertionError(f"a traceback, not a one-line error: {type(exc).__name__}: {exc}") from exc
         message = str(exc).strip()
         assert message, f"{type(exc).__name__} with an empty message"
+
+
+def fewer_examples(share: float) -> settings:
+    """The active profile's example count scaled by ``share``, for a property whose examples are
+    slow (decoding, a model run): the ``ci`` profile stays within its time budget and ``long``
+    still multiplies it."""
+    return settings(max_examples=max(1, round(settings.default.max_examples * share)))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -23,7 +23,7 @@ from snl_video.data.transforms import NormalizationSpec
 from snl_video.engine.explain import check_query, parse_query
 from snl_video.engine.inference import InferenceModel, predict
 
-from .errors import only_project_errors
+from .errors import fewer_examples, only_project_errors
 
 query_parts = st.one_of(st.integers(-5, 300).map(str), st.sampled_from(["", " ", "a", "1.5", "-", "--1", "٣", "1e2",
                                                                         "0x1", "+2", "9" * 30]))
@@ -68,7 +68,7 @@ seconds = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from([0.0, -1.0, 1e-9, 0.1, 0.5, 1.0, 2.0, 1e12, 5e-324]))
 
 
-@settings(max_examples=15)
+@fewer_examples(0.6)
 @given(window=seconds, stride=seconds)
 def test_window_and_stride(tiny_video_and_model, window, stride):
     video, model = tiny_video_and_model

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from snl_video.data.decoding import available_backends, decode_all, probe_video, read_frames
 from snl_video.data.synthetic import encode_avi
 
-from .errors import only_project_errors
+from .errors import fewer_examples, only_project_errors
 
 
 def _mp4(frames: np.ndarray, path: Path) -> bool:
@@ -73,7 +73,7 @@ def _damaged(data: bytes, how: dict) -> bytes:
     return bytes(buf) + how["tail"]
 
 
-@settings(max_examples=20)
+@fewer_examples(0.8)
 @given(how=damage(), container=st.sampled_from(["avi", "mp4"]), backend=st.sampled_from(available_backends()),
        indices=st.lists(st.integers(0, 15), min_size=1, max_size=4))
 def test_damaged_videos(originals, how, container, backend, indices):
