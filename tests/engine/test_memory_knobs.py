@@ -34,9 +34,10 @@ def test_activation_checkpointing_gives_the_same_gradients_and_statistics():
     x, y = torch.randn(2, 3, 8, 32, 32), torch.tensor([1, 3])
     la, lb = _step(plain, x, y), _step(ckpt, x, y)
     assert torch.equal(la, lb)
-    grads = dict(ckpt.named_parameters())
-    for name, p in plain.named_parameters():
-        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-5, atol=1e-7), name
+    # the same gradients up to the order of float32 sums (relative to each gradient's scale: an
+    # element-wise rtol is machine-dependent where terms cancel)
+    assert_same_up_to_summation_order({n: p.grad for n, p in plain.named_parameters()},
+                                      {n: p.grad for n, p in ckpt.named_parameters()})
     # the recomputation in backward must not update BatchNorm running statistics twice
     buffers = dict(ckpt.named_buffers())
     for name, b in plain.named_buffers():
