@@ -108,8 +108,12 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
             f"tensors and containers, so loading it could run code ({str(exc).splitlines()[0]}). "
             "Only checkpoints written by `snl-video train` are read here."
         ) from None
-    except (RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path} is truncated or corrupt: {exc}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError,
+            OverflowError) as exc:
+        # A damaged file fails anywhere inside the unpickler (a garbled legacy pickle: IndexError
+        # "pop from empty list"); every such failure is the same problem for the user.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is truncated or corrupt: {first}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path} is not a training checkpoint of snl-video train (no 'model' entry); "
                          "to start from foreign weights set `pretrained:` in the config")
