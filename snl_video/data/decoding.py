@@ -113,7 +113,7 @@ def probe_video(path: str | Path) -> VideoInfo:
                 declared_frames=int(stream.frames or 0),
                 codec=str(stream.codec_context.name),
             )
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, UnicodeDecodeError) as exc:  # a garbled metadata tag fails to decode as text
         raise DecodeError(f"{path}: {exc}") from exc
 
 
@@ -184,9 +184,12 @@ def _reordering_cached(path: str, size: int, mtime_ns: int, packets: int) -> boo
 def has_frame_reordering(path: str | Path, *, packets: int = 48) -> bool:
     """Whether the first ``packets`` packets of the video stream are out of presentation order
     (B-frames: ``pts != dts``, or no timestamps), read by demuxing only. Cached per file
-    (path, size, mtime)."""
-    stat = Path(path).stat()
-    return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+    (path, size, mtime). A file that cannot be demuxed is a :class:`DecodeError`."""
+    try:
+        stat = Path(path).stat()
+        return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+    except Exception as exc:  # PyAV's and the OS's own types (no stream: IndexError): one error type leaves here
+        raise DecodeError(f"{path}: cannot read its packets: {exc}") from exc
 
 
 def _read_decord(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
