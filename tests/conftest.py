@@ -16,7 +16,7 @@ import torch
 from hypothesis import HealthCheck, settings
 
 _FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
-settings.register_profile("ci", max_examples=25, derandomize=True, database=None, deadline=None,
+settings.register_profile("ci", max_examples=50, derandomize=True, database=None, deadline=None,
                           suppress_health_check=_FUZZ_HEALTH, print_blob=True)
 settings.register_profile("long", max_examples=2000, derandomize=False, database=None, deadline=None,
                           suppress_health_check=_FUZZ_HEALTH, print_blob=True)

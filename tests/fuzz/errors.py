@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from hypothesis import settings
+from hypothesis import event, settings
 
 from snl_video.cli import is_user_facing
 
@@ -26,6 +26,9 @@ def only_project_errors() -> Iterator[None]:
             raise AssertionError(f"a traceback, not a one-line error: {type(exc).__name__}: {exc}") from exc
         message = str(exc).strip()
         assert message, f"{type(exc).__name__} with an empty message"
+        event(f"refused: {type(exc).__name__}")  # --hypothesis-show-statistics: how deep the examples got
+    else:
+        event("accepted")
 
 
 def fewer_examples(share: float) -> settings:

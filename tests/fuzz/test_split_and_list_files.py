@@ -38,6 +38,87 @@ def text_lines(draw, line: st.SearchStrategy[str]) -> str:
     return bom + newline.join(body) + draw(st.sampled_from(["", newline]))
 
 
+@st.composite
+def mutated(draw, lines: list[str]) -> str:
+    """A valid file's ``lines`` after a few edits (a line replaced by junk, dropped, doubled, or
+    junk inserted), joined by LF or CRLF: most examples get deep into the parser."""
+    lines = list(lines)
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["replace", "drop", "double", "insert", "edit"]))
+        at = draw(st.integers(0, max(len(lines) - 1, 0)))
+        junk = draw(st.one_of(st.text(max_size=20), names, numbers))
+        if op == "insert" or not lines:
+            lines.insert(at, junk)
+        elif op == "replace":
+            lines[at] = junk
+        elif op == "drop":
+            del lines[at]
+        elif op == "double":
+            lines.insert(at, lines[at])
+        else:  # a token of the line replaced
+            parts = lines[at].split(" ")
+            parts[draw(st.integers(0, len(parts) - 1))] = junk
+            lines[at] = " ".join(parts)
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return newline.join(lines) + draw(st.sampled_from(["", newline]))
+
+
+# Class names as real trees have them, without whitespace or '/' (a split file's separator).
+tokens = st.one_of(st.sampled_from(["ApplyEyeMakeup", "Biking", "brush_hair", "Tänzer", "Ça_va", "日本語", "x"]),
+                   st.text(st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=8))
+
+
+@st.composite
+def ucf101_files(draw, split: int) -> dict[str, str]:
+    """classInd / trainlist / testlist of a small valid split, then mutated."""
+    classes = draw(st.lists(tokens, min_size=1, max_size=4, unique=True))
+    train, test = [], []
+    for label, cls in enumerate(classes, start=1):
+        for g in range(draw(st.integers(1, 2))):
+            train.append(f"{cls}/v_{cls}_g{g + 1:02d}_c01.avi {label}")
+            test.append(f"{cls}/v_{cls}_g{g + 11:02d}_c01.avi")
+    return {
+        "classInd.txt": draw(mutated([f"{i} {c}" for i, c in enumerate(classes, start=1)])),
+        f"trainlist0{split}.txt": draw(mutated(train)),
+        f"testlist0{split}.txt": draw(mutated(test)),
+    }
+
+
+@given(data=st.data(), split=st.sampled_from([1, 2, 3]))
+def test_ucf101_split_files_near_valid(data, split):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, content in data.draw(ucf101_files(split)).items():
+            _write(root / name, content)
+        with only_project_errors():
+            check_manifest(ucf101_manifest(root, [split]))
+
+
+@st.composite
+def video_lists(draw) -> dict[str, str]:
+    """train/test lists (names or integer labels) of a small valid set, then mutated."""
+    classes = draw(st.lists(tokens, min_size=1, max_size=3, unique=True))
+    integer = draw(st.booleans())
+    lines = {"train": [], "test": []}
+    for label, cls in enumerate(classes):
+        for subset in lines:
+            for k in range(draw(st.integers(1, 2))):
+                lines[subset].append(f"{cls}/{subset}_{k}.mp4{draw(separators)}{label if integer else cls}")
+    return {subset: draw(mutated(content)) for subset, content in lines.items()} | {"integer": integer}
+
+
+@given(lists=video_lists(), header=st.booleans())
+def test_video_lists_near_valid(lists, header):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        paths = {}
+        for subset in ("train", "test"):
+            paths[subset] = root / f"{subset}.txt"
+            _write(paths[subset], ("path label\n" if header else "") + lists[subset])
+        with only_project_errors():
+            check_manifest(list_manifest(paths, root=root / "videos", label_base=0 if lists["integer"] else None))
+
+
 def _write(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, bytes):
@@ -124,7 +205,7 @@ def test_video_and_class_lists(train, test, val, classes, label_base):
 @given(
     tree=st.dictionaries(names, st.lists(st.tuples(names, st.sampled_from([".mp4", ".avi", ".MKV", ".webm", ".txt", ""])),
                                           max_size=4), max_size=4),
-    test_fraction=st.sampled_from([0.0, 0.2, 0.5, 0.99, 1.0, -0.1]),
+    test_fraction=st.sampled_from([0.0, 0.2, 0.2, 0.5, 0.5, 0.99, 1.0, -0.1]),
     val_fraction=st.sampled_from([0.0, 0.1, 0.5]),
     group_regex=st.one_of(st.none(), st.sampled_from([r"_g(\d+)_", "(", "[a-", r"(?P<x>.)", ".*"]), st.text(max_size=6)),
     split_name=st.one_of(st.just("1"), names),
