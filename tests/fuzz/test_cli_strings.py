@@ -64,8 +64,10 @@ def tiny_video_and_model():
         yield video, model
 
 
-seconds = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
-                    st.sampled_from([0.0, -1.0, 1e-9, 0.1, 0.5, 1.0, 2.0, 1e12, 5e-324]))
+# Finite values up to 1e12 s: beyond, window x fps overflows to inf inside predict's windowing
+# (see the xfail test below), an open bug of engine/inference.py that this file does not own.
+seconds = st.one_of(st.none(), st.floats(min_value=-1e12, max_value=1e12),
+                    st.sampled_from([0.0, -1.0, 1e-9, 0.1, 0.5, 1.0, 2.0, 1e12, 5e-324, math.inf, math.nan]))
 
 
 @fewer_examples(0.6)
@@ -79,6 +81,15 @@ def test_window_and_stride(tiny_video_and_model, window, stride):
         # float NaN to integer"); a valid request predicts the readable video
         assert valid, f"window={window}, stride={stride} was accepted"
         assert result.predictions and not result.errors
+
+
+@pytest.mark.xfail(strict=True, reason="engine/inference.py windowing: int(round(window * fps)) overflows for a "
+                   "finite window such as 1e308 s ('cannot convert float infinity to integer' per video); clamp "
+                   "window * fps to the video's frame count before rounding (found by the long fuzz profile)")
+def test_an_astronomic_window_covers_the_whole_video(tiny_video_and_model):
+    video, model = tiny_video_and_model
+    result = predict([video], model=model, window=1e308, stride=1e308, top_k=2)
+    assert len(result.predictions) == 1 and not result.errors
 
 
 def test_window_values_come_from_argparse_floats():
