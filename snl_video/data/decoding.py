@@ -105,6 +105,8 @@ def probe_video(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise DecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # e.g. an MP4 cut before its codec parameters
+                raise DecodeError(f"{path}: its video stream has no decodable codec parameters (truncated?)")
             rate = stream.average_rate or stream.guessed_rate or 0
             return VideoInfo(
                 width=int(stream.codec_context.width),
@@ -133,6 +135,8 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         if not container.streams.video:
             raise DecodeError("no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # e.g. an MP4 cut before its codec parameters
+            raise DecodeError("its video stream has no decodable codec parameters (truncated?)")
         stream.codec_context.thread_count = 1
         try:
             for frame in container.decode(stream):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from snl_video.data.sources import check_manifest, folder_manifest, hmdb51_manifest, list_manifest, ucf101_manifest
@@ -108,6 +108,8 @@ def video_lists(draw) -> dict[str, str]:
 
 
 @given(lists=video_lists(), header=st.booleans())
+@example(lists={"train": "ApplyEyeMakeup/train_0.mp4 ApplyEyeMakeup", "test": ". ApplyEyeMakeup", "integer": False},
+         header=False)  # a listed path '.': pathlib's "has an empty name" ValueError escaped
 def test_video_lists_near_valid(lists, header):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -80,6 +80,8 @@ def _damaged(data: bytes, how: dict) -> bytes:
        indices=st.lists(st.integers(0, 15), min_size=1, max_size=4))
 @example(how={"cut": None, "flips": [(0.998046875, 128)], "tail": b"", "replace": None}, container="mp4",
          backend="pyav", indices=[0])  # a garbled metadata tag: PyAV's UnicodeDecodeError escaped probe_video
+@example(how={"cut": 0.8828125, "flips": [], "tail": b"", "replace": None}, container="mp4", backend="pyav",
+         indices=[0])  # an MP4 cut before its codec parameters: probe_video met codec_context None
 def test_damaged_videos(how, container, backend, indices):
     data = originals().get(container, originals()["avi"])
     with tempfile.TemporaryDirectory() as tmp:
