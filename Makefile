@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup system-deps demo lint-imports test test-all bench bench-models bench-train clean
+.PHONY: setup system-deps demo lint-imports test test-all fuzz-long bench bench-models bench-train clean
 
 system-deps:
 	bash scripts/install_system_deps.sh
@@ -44,6 +44,12 @@ test: lint-imports
 
 test-all: lint-imports
 	$(VPY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The fuzz tests (tests/fuzz/) run in `make test` under the hypothesis profile `ci` (a fixed,
+# derandomised example count: the same examples everywhere). A fuzzing session with many more
+# random examples: the profile `long` (tests/conftest.py).
+fuzz-long: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(VPY) -m pytest -n 2 tests/fuzz --hypothesis-show-statistics $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VPY) scripts/bench_nonlocal.py

@@ -79,7 +79,11 @@ def _load_yaml(path: Path, _seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError([("defaults", f"include cycle: {chain}")], source=str(path))
     if not path.is_file():
         raise MissingFileError(f"config file {str(path)!r} does not exist")
-    data = parse_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("", f"not UTF-8 text ({exc}); save the recipe as UTF-8")], source=str(path)) from None
+    data = parse_yaml(text, source=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -105,6 +105,8 @@ def probe_video(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise DecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # e.g. an MP4 cut before its codec parameters
+                raise DecodeError(f"{path}: its video stream has no decodable codec parameters (truncated?)")
             rate = stream.average_rate or stream.guessed_rate or 0
             return VideoInfo(
                 width=int(stream.codec_context.width),
@@ -113,7 +115,7 @@ def probe_video(path: str | Path) -> VideoInfo:
                 declared_frames=int(stream.frames or 0),
                 codec=str(stream.codec_context.name),
             )
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, UnicodeDecodeError) as exc:  # a garbled metadata tag fails to decode as text
         raise DecodeError(f"{path}: {exc}") from exc
 
 
@@ -133,6 +135,8 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         if not container.streams.video:
             raise DecodeError("no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # e.g. an MP4 cut before its codec parameters
+            raise DecodeError("its video stream has no decodable codec parameters (truncated?)")
         stream.codec_context.thread_count = 1
         try:
             for frame in container.decode(stream):
@@ -184,9 +188,12 @@ def _reordering_cached(path: str, size: int, mtime_ns: int, packets: int) -> boo
 def has_frame_reordering(path: str | Path, *, packets: int = 48) -> bool:
     """Whether the first ``packets`` packets of the video stream are out of presentation order
     (B-frames: ``pts != dts``, or no timestamps), read by demuxing only. Cached per file
-    (path, size, mtime)."""
-    stat = Path(path).stat()
-    return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+    (path, size, mtime). A file that cannot be demuxed is a :class:`DecodeError`."""
+    try:
+        stat = Path(path).stat()
+        return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+    except Exception as exc:  # PyAV's and the OS's own types (no stream: IndexError): one error type leaves here
+        raise DecodeError(f"{path}: cannot read its packets: {exc}") from exc
 
 
 def _read_decord(path: str, wanted: list[int]) -> dict[int, np.ndarray]:

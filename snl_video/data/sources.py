@@ -297,6 +297,8 @@ def list_manifest(
                 raise ListFileError(path, line_no, f"{video} is not under --root {root}; list paths relative to --root")
         if ".." in rel.parts:
             raise ListFileError(path, line_no, f"{video}: '..' in a listed path; list paths under --root")
+        if not rel.name:  # '.', '/': a folder, not a video file
+            raise ListFileError(path, line_no, f"{video!r} names no video file; list video paths under --root")
         key = rel.as_posix()
         if key in seen:
             first = seen[key]

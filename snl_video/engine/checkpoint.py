@@ -130,6 +130,12 @@ def load_training_checkpoint(
         ) from None
     except CheckpointReadError as exc:
         raise InvalidValueError(str(exc)) from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError, AttributeError,
+            OverflowError) as exc:
+        # A damaged file fails anywhere inside the unpickler (a garbled legacy pickle: IndexError
+        # "pop from empty list"); every such failure is the same problem for the user.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidValueError(f"{path} is truncated or corrupt: {first}") from None
     if map_location != "cpu":
         state = _to_device(state, torch.device(map_location))
     if not isinstance(state, dict) or "model" not in state:

@@ -33,6 +33,7 @@ import torch
 from ..fileio import atomic_write_text, current_umask
 from .loading import InferenceModel
 from ..errors import InvalidValueError
+from .onnx_ops import onnx_translation_table
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ def export_model(
     else:
         def write_onnx(tmp: Path) -> None:
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["clip"],
-                                             output_names=["logits"], opset_version=opset, verbose=False)
+                                             output_names=["logits"], opset_version=opset, verbose=False,
+                                             custom_translation_table=onnx_translation_table())
             onnx_program.save(str(tmp))
 
         _atomic_output(out, write_onnx)

@@ -22,6 +22,7 @@ import functools
 import io
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -200,9 +201,9 @@ class _Views(Dataset):
         fps = info.fps
         if fps <= 0:
             raise DecodeError("the container gives no frame rate: --window-seconds needs one")
-        window = max(1, int(round(self.window_s * fps)))
-        step = max(1, int(round(self.stride_s * fps)))
-        window = min(window, num_frames)
+        # in frames, capped at the video's length before rounding (a huge window is the whole video)
+        window = min(max(1, int(round(min(self.window_s * fps, num_frames)))), num_frames)
+        step = max(1, int(round(min(self.stride_s * fps, num_frames))))
         starts = list(range(0, num_frames - window + 1, step)) or [0]
         views, spans = [], []
         for start in starts:
@@ -307,8 +308,9 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
     """Refuse bad predict arguments before anything loads, naming the flag."""
     if (window is None) != (stride is None):
         raise InvalidValueError("--window-seconds and --stride-seconds go together (seconds): give both, or neither for whole videos")
-    if window is not None and (window <= 0 or stride <= 0):
-        raise InvalidValueError(f"--window-seconds and --stride-seconds must be > 0 seconds, got {window} and {stride}")
+    if window is not None and not (0 < window < math.inf and 0 < stride < math.inf):  # also nan (a float to argparse)
+        raise InvalidValueError(f"--window-seconds and --stride-seconds must be finite numbers > 0 (seconds), got "
+                                f"{window} and {stride}")
     if top_k < 1:
         raise InvalidValueError(f"--top-k must be at least 1, got {top_k}")
     if num_clips is not None and num_clips < 1:

@@ -57,12 +57,18 @@ def batched_solve(matrices: Tensor, rhs: Tensor, *, chunk: int = SOLVE_CHUNK) ->
     """``torch.linalg.solve(matrices, rhs)`` over ``(..., n, n)`` / ``(..., n, k)``, in chunks.
 
     The leading dimensions are flattened and solved at most ``chunk`` matrices per call
-    (see the module doc); the result has ``rhs``'s shape.
+    (see the module doc); the result has ``rhs``'s shape. While ``torch.export`` (and so the
+    ONNX exporter) traces, it is one call: the number of chunks would depend on the dynamic
+    batch size, which an exported program cannot branch on.
     """
     lead = matrices.shape[:-2]
     n = matrices.shape[-1]
     flat_m = matrices.reshape(-1, n, n)
     flat_b = rhs.reshape(-1, n, rhs.shape[-1])
+    if torch.compiler.is_exporting():
+        # `solve_ex` without its error check: `solve`'s check is a side-effecting op that the
+        # ONNX exporter cannot translate; the systems solved here are non-singular by construction.
+        return torch.linalg.solve_ex(flat_m, flat_b)[0].reshape(*lead, n, rhs.shape[-1])
     if flat_m.shape[0] <= chunk:
         return torch.linalg.solve(flat_m, flat_b).reshape(*lead, n, rhs.shape[-1])
     parts = [
@@ -73,6 +79,14 @@ def batched_solve(matrices: Tensor, rhs: Tensor, *, chunk: int = SOLVE_CHUNK) ->
 
 def _as_coefficient(value: Tensor | float, like: Tensor) -> Tensor:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _has_term(coefficients: Sequence[Tensor | float], index: int) -> bool:
+    """Whether ``coefficients[index]`` is given and not a literal zero (tensors count as given)."""
+    if index >= len(coefficients):
+        return False
+    value = coefficients[index]
+    return isinstance(value, Tensor) or value != 0
 
 
 def solve_quadratic(
@@ -86,8 +100,15 @@ def solve_quadratic(
     per channel, e.g. ARMA's diagonal feedback). ``c0`` must be non-zero. Low-rank
     operators are solved by Woodbury in ``O(N·r² + r³)`` (``r×r`` systems, never ``N×N``),
     any other operator by a dense solve.
+
+    Whether the dense path forms ``A²`` is decided from the *structure* of the call (a
+    ``c2`` given as a tensor, or as a non-zero number), never from a tensor's value: a
+    value test is a data-dependent branch that ``torch.export``/ONNX cannot trace. A
+    tensor ``c2`` that happens to be zero adds ``0·A²``, which is exactly zero.
     """
-    c0, c1, c2 = (_as_coefficient(c, rhs) for c in (list(coefficients) + [0.0, 0.0])[:3])
+    coefficients = list(coefficients)
+    quadratic = _has_term(coefficients, 2)
+    c0, c1, c2 = (_as_coefficient(c, rhs) for c in (coefficients + [0.0, 0.0])[:3])
     per_channel = any(c.dim() > 0 for c in (c0, c1, c2))
     if per_channel:
         channels = rhs.shape[-1]
@@ -113,9 +134,11 @@ def solve_quadratic(
     a = op.dense().to(rhs.dtype)
     eye = torch.eye(a.shape[-1], dtype=rhs.dtype, device=rhs.device)
     if not per_channel:
-        matrix = c0 * eye + c1 * a + (c2 * torch.bmm(a, a) if c2.abs().item() != 0 else 0.0)
+        matrix = c0 * eye + c1 * a
+        if quadratic:
+            matrix = matrix + c2 * torch.bmm(a, a)
         return batched_solve(matrix, rhs)
-    a2 = torch.bmm(a, a) if bool((c2 != 0).any()) else None
+    a2 = torch.bmm(a, a) if quadratic else None
     # One N×N system per channel (dense path only: O(C·N³)); a few channels at a time so
     # that at most `chunk` N×N matrices exist at once.
     chunk, parts = 4, []
@@ -124,7 +147,7 @@ def solve_quadratic(
         matrix = c0[sl, None, None] * eye + c1[sl, None, None] * a[:, None]  # (B, c, N, N)
         if a2 is not None:
             matrix = matrix + c2[sl, None, None] * a2[:, None]
-        parts.append(torch.linalg.solve(matrix, rhs[..., sl].transpose(1, 2).unsqueeze(-1)).squeeze(-1))
+        parts.append(batched_solve(matrix, rhs[..., sl].transpose(1, 2).unsqueeze(-1)).squeeze(-1))
     return torch.cat(parts, dim=1).transpose(1, 2)
 
 

@@ -39,12 +39,12 @@ def _output_norm(block: nn.Module) -> nn.Module:
 
 class _TinyNet(nn.Module):
     """A conv, one non-local block of ``kind`` (non-identity), pooling and a head: a block-centred net
-    that exports in seconds."""
+    that exports in seconds. ``options`` are the block's (impl, filter, ...)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, **options) -> None:
         super().__init__()
         self.stem = nn.Conv3d(3, 8, 3, padding=1)
-        self.block = build_nonlocal(kind, 8, **_TINY_OPTIONS.get(kind, {}))
+        self.block = build_nonlocal(kind, 8, **{**_TINY_OPTIONS.get(kind, {}), **options})
         self.fc = nn.Linear(8, 3)
         # Move every block off its identity start so the comparisons below are not vacuous.
         nn.init.normal_(_output_norm(self.block).weight)
@@ -56,10 +56,10 @@ class _TinyNet(nn.Module):
         return self.fc(self.block(self.stem(x)).mean((2, 3, 4)))
 
 
-def _loaded(kind: str) -> InferenceModel:
+def _loaded(kind: str, **options) -> InferenceModel:
     torch.manual_seed(0)
     spec = InputSpec(num_frames=4, sampling_stride=1, crop_size=8, mean=(0.5,) * 3, std=(0.25,) * 3)
-    return InferenceModel(_TinyNet(kind).eval(), "tiny", ["a", "b", "c"], spec, num_clips=1, num_crops=1,
+    return InferenceModel(_TinyNet(kind, **options).eval(), "tiny", ["a", "b", "c"], spec, num_clips=1, num_crops=1,
                           reduce="mean_prob", source="test")
 
 
@@ -104,12 +104,66 @@ def test_export_verifies_and_has_a_dynamic_batch(fmt, tmp_path):
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o666 & ~_umask()  # not mkstemp's private 0600
 
 
+# The export matrix: every kind × each affinity path it has (impl dense / linear) × for snl each
+# graph filter (and the rational filters' second solver). A kind without those options is one row.
+_IMPL_KINDS = {"nl_dot", "a2", "snl_a1"}
+_SNL_FILTERS = {
+    "chebyshev": {"filter": "chebyshev"},
+    "cayley": {"filter": "cayley"},
+    "cayley_jacobi": {"filter": "cayley", "solver": "jacobi", "jacobi_iters": 3},
+    "cayley_official": {"filter": "cayley_official"},
+    "arma": {"filter": "arma"},
+    "arma_exact": {"filter": "arma", "solver": "exact", "feedback": "diagonal", "activation_inner": "none"},
+}
+
+
+def _export_rows() -> list:
+    rows = []
+    for kind in list_nonlocal_kinds():
+        if kind == "snl":
+            rows += [pytest.param(kind, {"impl": impl, **opts}, id=f"snl-{impl}-{name}")
+                     for name, opts in _SNL_FILTERS.items() for impl in ("dense", "linear")]
+        elif kind in _IMPL_KINDS:
+            rows += [pytest.param(kind, {"impl": impl}, id=f"{kind}-{impl}") for impl in ("dense", "linear")]
+        elif kind == "gsnl":
+            rows += [pytest.param(kind, {}, id="gsnl-softmax")]
+            rows += [pytest.param(kind, {"affinity": "spectral", "impl": impl}, id=f"gsnl-spectral-{impl}")
+                     for impl in ("dense", "linear")]
+        else:
+            rows.append(pytest.param(kind, {}, id=kind))
+    return rows
+
+
+# The default suite: one row per kind, on the path most likely to break (dense, where a kind has
+# one; for snl the dense Cayley filter, the paper-size r3d50 Cayley recipe's path), in pt2; the
+# ONNX format of that snl row too (its solves need the ONNX translation of engine/onnx_ops.py).
+_DEFAULT_ROWS = [
+    pytest.param(kind, ({"impl": "dense", "filter": "cayley"} if kind == "snl" else
+                        {"impl": "dense"} if kind in _IMPL_KINDS else {}), "pt2", id=f"{kind}-pt2")
+    for kind in list_nonlocal_kinds()
+] + [pytest.param("snl", {"impl": "dense", "filter": "cayley"}, "onnx", id="snl-dense-cayley-onnx")]
+
+
+@pytest.mark.parametrize(("kind", "options", "fmt"), _DEFAULT_ROWS)
+def test_one_export_per_kind_verifies(kind, options, fmt, tmp_path):
+    result = export_model(_loaded(kind, **options), tmp_path / f"m.{fmt}", format=fmt, verify=True)
+    assert result.relative_error is not None and result.relative_error <= 1e-4
+
+
+def test_the_matrix_covers_every_kind_path_and_filter():
+    ids = {row.id for row in _export_rows()}
+    assert {row.values[0] for row in _export_rows()} == set(list_nonlocal_kinds())
+    assert {f"snl-{impl}-{name}" for impl in ("dense", "linear")
+            for name in ("chebyshev", "cayley", "cayley_official", "arma")} <= ids
+    assert {f"{kind}-{impl}" for kind in _IMPL_KINDS for impl in ("dense", "linear")} <= ids
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
-@pytest.mark.parametrize("kind", list_nonlocal_kinds())
-def test_every_kind_exports_and_verifies(kind, fmt, tmp_path):
-    result = export_model(_loaded(kind), tmp_path / f"m.{fmt}", format=fmt, verify=True)
-    assert result.relative_error <= 1e-4
+@pytest.mark.parametrize(("kind", "options"), _export_rows())
+def test_every_kind_path_and_filter_exports_and_verifies(kind, options, fmt, tmp_path):
+    result = export_model(_loaded(kind, **options), tmp_path / f"m.{fmt}", format=fmt, verify=True)
+    assert result.relative_error is not None and result.relative_error <= 1e-4
 
 
 def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, capsys):

@@ -14,6 +14,7 @@ from snl_video.engine.memory import apply_activation_checkpointing
 from snl_video.engine.train import train
 from snl_video.models import build_model
 
+from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics
 from .conftest import tiny_config
 
 
@@ -33,9 +34,10 @@ def test_activation_checkpointing_gives_the_same_gradients_and_statistics():
     x, y = torch.randn(2, 3, 8, 32, 32), torch.tensor([1, 3])
     la, lb = _step(plain, x, y), _step(ckpt, x, y)
     assert torch.equal(la, lb)
-    grads = dict(ckpt.named_parameters())
-    for name, p in plain.named_parameters():
-        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-5, atol=1e-7), name
+    # the same gradients up to the order of float32 sums (relative to each gradient's scale: an
+    # element-wise rtol is machine-dependent where terms cancel)
+    assert_same_up_to_summation_order({n: p.grad for n, p in plain.named_parameters()},
+                                      {n: p.grad for n, p in ckpt.named_parameters()})
     # the recomputation in backward must not update BatchNorm running statistics twice
     buffers = dict(ckpt.named_buffers())
     for name, b in plain.named_buffers():
@@ -63,16 +65,31 @@ def test_activation_checkpointing_names_the_stages_on_a_bad_one():
         apply_activation_checkpointing(model, ["blocks"])
 
 
-def test_training_with_activation_checkpointing_equals_plain_training(tiny_prepared, tmp_path):
+def test_training_with_activation_checkpointing_equals_plain_training(tiny_prepared, tmp_path, monkeypatch):
+    # Recomputation in backward changes only the order in which gradient terms are summed. An
+    # epoch of the tiny model on BatchNorm batch statistics amplifies such rounding by orders of
+    # magnitude, differently on each CPU's kernels; on running statistics it is well conditioned
+    # and the runs agree to a bound derived from float32 precision (tests/helpers.py). That
+    # checkpointing does not update the running statistics twice is checked above, in one step.
+    from snl_video.engine import train as train_module
     from snl_video.engine.checkpoint import load_checkpoint
 
+    real_build = train_module.build_model_from_config
+
+    def build_well_conditioned(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        bn_on_running_statistics(model)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model_from_config", build_well_conditioned)
     sections = dict(schedule={"epochs": 1})
     a = train(tiny_config(tiny_prepared, tmp_path / "a", **sections))
     b = train(tiny_config(tiny_prepared, tmp_path / "b", runtime={"activation_checkpointing": ["layer2", "layer3"]},
                           **sections))
-    sa, sb = load_checkpoint(a.last_checkpoint)["model"], load_checkpoint(b.last_checkpoint)["model"]
-    for key in sa:
-        assert torch.allclose(sa[key].float(), sb[key].float(), rtol=1e-5, atol=1e-6), key
+    ca, cb = load_checkpoint(a.last_checkpoint), load_checkpoint(b.last_checkpoint)
+    momenta = [s["momentum_buffer"] for s in ca["optimizer"]["state"].values()]
+    assert momenta and max(m.abs().max().item() for m in momenta) > 0  # the steps moved the weights
+    assert_same_up_to_summation_order(ca["model"], cb["model"])
 
 
 class _Tiny(nn.Module):

@@ -22,6 +22,7 @@ from snl_video.engine.builders import build_dataset
 from snl_video.engine.checkpoint import load_checkpoint
 from snl_video.engine.train import read_history, train
 
+from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics
 from .conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,21 +39,59 @@ def _momenta(ckpt: Path) -> list[torch.Tensor]:
     return [s["momentum_buffer"] for s in load_checkpoint(ckpt)["optimizer"]["state"].values()]
 
 
-def _assert_same_training(a: Path, b: Path, *, atol: float) -> None:
-    pa, pb = _parameters(a), _parameters(b)
-    assert pa.keys() == pb.keys()
-    for key in pa:
-        assert torch.allclose(pa[key], pb[key], rtol=1e-5, atol=atol), (key, (pa[key] - pb[key]).abs().max())
-    for ma, mb in zip(_momenta(a), _momenta(b), strict=True):
-        assert torch.allclose(ma, mb, rtol=1e-5, atol=atol)
+def _assert_same_training(a: Path, b: Path) -> None:
+    """The same optimizer steps up to the order of float32 sums (see tests/helpers.py): parameters
+    and momenta within a bound relative to each tensor's scale, and the steps did move them."""
+    assert_same_up_to_summation_order(_parameters(a), _parameters(b))
+    ma, mb = _momenta(a), _momenta(b)
+    assert len(ma) == len(mb) and max(m.abs().max().item() for m in ma) > 0
+    assert_same_up_to_summation_order(dict(enumerate(ma)), dict(enumerate(mb)))
+
+
+# Runs `snl_video.cli` with every BatchNorm of the trained model on running statistics (the
+# in-process reference runs get the same through `_well_conditioned`): gradient all-reduce and
+# accumulation sum in different orders, which batch statistics over 1x2x2 maps would amplify.
+_CLI_ON_RUNNING_STATISTICS = """\
+import sys
+from snl_video.engine import train as train_module
+from tests.helpers import bn_on_running_statistics
+real_build = train_module.build_model_from_config
+def build(*args, **kwargs):
+    model = real_build(*args, **kwargs)
+    bn_on_running_statistics(model)
+    return model
+train_module.build_model_from_config = build
+from snl_video.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _cli_script(tmp_path: Path) -> str:
+    script = tmp_path / "cli_on_running_statistics.py"
+    script.write_text(_CLI_ON_RUNNING_STATISTICS)
+    return str(script)
+
+
+def _well_conditioned(monkeypatch) -> None:
+    from snl_video.engine import train as train_module
+
+    real_build = train_module.build_model_from_config
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        bn_on_running_statistics(model)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model_from_config", build)
 
 
 def _epoch_records(run: Path) -> list[dict]:
     return [h for h in read_history(run) if h["kind"] == "epoch"]
 
 
-def test_two_process_gloo_training_equals_one_process_with_accumulation(tiny_prepared, tmp_path):
-    # batch 1 per step, so BatchNorm statistics are per clip in both runs
+def test_two_process_gloo_training_equals_one_process_with_accumulation(tiny_prepared, tmp_path, monkeypatch):
+    # batch 1 per step; BatchNorm on running statistics in both runs (see _CLI_ON_RUNNING_STATISTICS)
+    _well_conditioned(monkeypatch)
     n_train = len(build_dataset(tiny_config(tiny_prepared, tmp_path / "x"), subset="train", mode="train"))
     assert n_train % 2 == 0, "an even count: no DistributedSampler padding, the two runs see the same clips"
     sections = dict(data={"batch_size": 1}, schedule={"epochs": 2, "kind": "step", "step_size": 1, "gamma": 0.5},
@@ -63,11 +102,11 @@ def test_two_process_gloo_training_equals_one_process_with_accumulation(tiny_pre
     config_file = save_config(cfg_two, tmp_path / "two.yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "snl_video.cli", "train", "--config", str(config_file)]
+           _cli_script(tmp_path), "train", "--config", str(config_file)]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    _assert_same_training(one.last_checkpoint, tmp_path / "two" / "checkpoints" / "last.pt", atol=1e-6)
+    _assert_same_training(one.last_checkpoint, tmp_path / "two" / "checkpoints" / "last.pt")
     # the parameters moved (the comparison is not between two copies of the initial model)
     first = load_checkpoint(one.last_checkpoint)["model"]
     assert first["fc.weight"].abs().sum() > 0
@@ -122,7 +161,7 @@ def test_accumulation_equals_the_large_batch(tiny_prepared, tmp_path):
                             runtime={"freeze_until": "head"}, **base))
     acc = train(tiny_config(tiny_prepared, tmp_path / "acc", data={"batch_size": 4},
                             runtime={"freeze_until": "head", "grad_accum_steps": 2}, **base))
-    _assert_same_training(big.last_checkpoint, acc.last_checkpoint, atol=1e-6)
+    _assert_same_training(big.last_checkpoint, acc.last_checkpoint)
 
 
 def test_bf16_autocast_on_the_cpu_trains_in_bf16_and_tracks_fp32(tiny_prepared, tmp_path, monkeypatch):
@@ -164,17 +203,6 @@ def test_bf16_autocast_on_the_cpu_trains_in_bf16_and_tracks_fp32(tiny_prepared, 
     print(f"bf16 vs fp32 update: cosine {cosine:.4f}; loss {la:.5f} vs {lb:.5f}")
 
 
-def _bn_on_running_statistics(model: torch.nn.Module) -> None:
-    """Keep every BatchNorm in eval mode (running statistics) while the rest trains. Batch
-    statistics over the tiny model's last 1x2x2 maps divide by variances near zero, which turns
-    float32 rounding into percent-size gradient differences (between any two summation
-    orders, on any machine); with running statistics the network is well conditioned."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
-            module.train = lambda mode=True, m=module: m  # model.train() leaves it in eval mode
-
-
 def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monkeypatch):
     # The memory format changes only the order of the sums inside each kernel. With BatchNorm on
     # batch statistics the tiny model is so ill-conditioned that any two summation orders drift
@@ -192,7 +220,7 @@ def test_channels_last_3d_gives_the_same_training(tiny_prepared, tmp_path, monke
 
     def build_and_watch(*args, **kwargs):
         model = real_build(*args, **kwargs)
-        _bn_on_running_statistics(model)
+        bn_on_running_statistics(model)
         model.layer1[0].register_forward_pre_hook(
             lambda m, args: formats.append(args[0].is_contiguous(memory_format=torch.channels_last_3d)))
         return model
@@ -223,13 +251,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_prepared, tmp_path):
+def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_prepared, tmp_path, monkeypatch):
     # Two "machines" on this one: two torchrun launchers (--nnodes=2, c10d rendezvous on
     # 127.0.0.1, one gloo process each), each with its own output folder. They must take the
     # optimizer steps of one process with 2-step accumulation, and the final evaluation must
     # work although only global rank 0's folder holds the checkpoint.
     from snl_video.engine.evaluate import run_evaluation
 
+    _well_conditioned(monkeypatch)  # BatchNorm on running statistics here and in the nodes' processes
     sections = dict(data={"batch_size": 1}, schedule={"epochs": 1, "kind": "step", "step_size": 1, "gamma": 0.5},
                     optim={"lr": 0.01}, eval={"num_clips": 1})
     one = train(tiny_config(tiny_prepared, tmp_path / "one", runtime={"grad_accum_steps": 2}, **sections))
@@ -242,7 +271,7 @@ def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_
     for node in (0, 1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
                f"--node_rank={node}", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
-               "--rdzv_id=two_nodes_test", "-m", "snl_video.cli", "train", "--config", str(config_file),
+               "--rdzv_id=two_nodes_test", _cli_script(tmp_path), "train", "--config", str(config_file),
                f"runtime.output_dir={tmp_path / f'node{node}'}"]
         procs.append(subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
@@ -254,7 +283,7 @@ def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_
     assert len(written) == 1, written
     main_dir, other_dir = tmp_path / f"node{written[0]}", tmp_path / f"node{1 - written[0]}"
     assert (main_dir / "eval" / "metrics.json").is_file() and not (other_dir / "eval").exists()
-    _assert_same_training(one.last_checkpoint, main_dir / "checkpoints" / "last.pt", atol=1e-6)
+    _assert_same_training(one.last_checkpoint, main_dir / "checkpoints" / "last.pt")
     metrics = json.loads((main_dir / "eval" / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert metrics["clip_top1"] == pytest.approx(reference.clip_top1)

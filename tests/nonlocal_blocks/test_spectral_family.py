@@ -234,6 +234,39 @@ def test_many_small_solves_at_the_real_size_work_in_chunks():
         torch.testing.assert_close(x[0, c], torch.linalg.solve(m[0, c], b[0, c]), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_dense_solve_keeps_a_zero_quadratic_term_exact_and_exports(per_channel):
+    # Whether the dense path forms A² is decided by the call's structure, not by a tensor's value
+    # (a value test is the data-dependent branch torch.export refused): a tensor c2 that is zero
+    # gives the very system without the term, and the solve traces with a dynamic batch.
+    from snl_video.nonlocal_blocks import DenseAffinity
+
+    a = random_snl_graph().dense()
+    rhs = torch.randn(2, 40, 3, dtype=torch.float64)
+    if per_channel:
+        c0, c1 = torch.tensor([1.0, 2.0, 1.5], dtype=torch.float64), torch.tensor([-0.9, 0.5, 0.3], dtype=torch.float64)
+        zero = torch.zeros(3, dtype=torch.float64)
+    else:
+        c0, c1, zero = 2.0, -1.3, torch.tensor(0.0, dtype=torch.float64)
+    without = solve_quadratic(DenseAffinity(a), [c0, c1], rhs)
+    torch.testing.assert_close(solve_quadratic(DenseAffinity(a), [c0, c1, zero], rhs), without, rtol=1e-12, atol=1e-14)
+    eye = torch.eye(40, dtype=torch.float64)
+    for c in range(3):
+        k0, k1 = (float(k[c]) if torch.is_tensor(k) else k for k in (c0, c1))
+        torch.testing.assert_close(without[..., c:c + 1], torch.linalg.solve(k0 * eye + k1 * a, rhs[..., c:c + 1]),
+                                   rtol=1e-10, atol=1e-12)
+
+    class Solve(torch.nn.Module):
+        def forward(self, graph: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            c2 = torch.full_like(b[0, 0, 0], 0.25)  # a traced tensor coefficient, as Cayley's h²
+            return solve_quadratic(DenseAffinity(graph), [1.5, -1.0, c2], b)
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+    program = torch.export.export(Solve(), (a, rhs), dynamic_shapes=({0: batch}, {0: batch}), strict=False)
+    big_a, big_b = a.repeat(10, 1, 1), rhs.repeat(10, 1, 1)  # 20 systems: more than SOLVE_CHUNK, one call exported
+    torch.testing.assert_close(program.module()(big_a, big_b), Solve()(big_a, big_b), rtol=1e-10, atol=1e-12)
+
+
 def test_arma_exact_is_the_limit_of_the_linear_recursion():
     torch.manual_seed(5)
     common = dict(filter="arma", feedback="diagonal", activation_inner="none", shared_weights=True, impl="linear")
