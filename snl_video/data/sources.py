@@ -421,8 +421,8 @@ def _list_inputs(options: Mapping[str, Any]) -> SourceInputs:
                              label_base=options["label_base"], split_name=options["split_name"])
     split_options: dict[str, Any] = {f"--{subset} (content)": files_digest([path]) for subset, path in lists.items()}
     split_options["--label-base"] = options["label_base"]
-    if options["classes"] is not None:
-        split_options["--classes (content)"] = files_digest([options["classes"]])
+    if options["class_names"] is not None:
+        split_options["--class-names (content)"] = files_digest([options["class_names"]])
     return SourceInputs(_with_split_options(manifest, split_options), Path(options["root"]))
 
 

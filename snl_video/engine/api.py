@@ -111,13 +111,8 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
     if head_from is not None and weights is None:
         raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with "
                                 "--weights")
-    if output_dir is not None:  # an unwritable folder fails before the checkpoint is read
-        from ..fileio import ensure_writable_dir
 
-        ensure_writable_dir(output_dir)
-    cfg = evaluation_recipe(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides)
-    out = Path(output_dir) if output_dir is not None else Path(cfg.runtime.output_dir) / "eval"
-    with output_lock(out, "eval"):
+    def run(cfg: ExperimentConfig) -> MetricsReport:
         if weights is not None:
             from .evaluate_weights import evaluate_weights
             from .runtime import setup_cpu_runtime
@@ -129,6 +124,13 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
 
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,
                               allow_train_overlap=allow_train_overlap)
+
+    if output_dir is not None:  # locked (and checked writable) before the checkpoint is read
+        with output_lock(output_dir, "eval"):
+            return run(evaluation_recipe(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides))
+    cfg = evaluation_recipe(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides)
+    with output_lock(Path(cfg.runtime.output_dir) / "eval", "eval"):
+        return run(cfg)
 
 
 def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: PathLike | None = None,

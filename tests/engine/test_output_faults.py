@@ -226,18 +226,15 @@ def _no_heavy_work(monkeypatch):
     def heavy(*args, **kwargs):
         raise AssertionError("heavy work started before the output folder was checked")
 
-    import snl_video.commands.export as export_cmd
-    import snl_video.commands.features as features_cmd
-    import snl_video.commands.predict as predict_cmd
     import snl_video.data.prepare as prepare_module
+    import snl_video.engine.loading as loading_module
     import snl_video.engine.evaluate as evaluate_module
     import snl_video.engine.train as train_module
 
     monkeypatch.setattr(train_module, "train", heavy)
     monkeypatch.setattr(evaluate_module, "run_evaluation", heavy)
     monkeypatch.setattr(prepare_module, "prepare_one", heavy)
-    for module in (export_cmd, features_cmd, predict_cmd):
-        monkeypatch.setattr(module, "load_model_from_args", heavy)
+    monkeypatch.setattr(loading_module, "load_inference_model", heavy)  # the one model loader of every verb
 
 
 @pytest.mark.parametrize("verb", ["train", "eval", "prepare", "export", "predict", "features"])

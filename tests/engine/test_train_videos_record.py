@@ -40,7 +40,7 @@ def _subset(root: Path, subset: str) -> set[str]:
 
 def _train(data_root: Path, out: Path) -> Path:
     cfg = tiny_config(data_root, out, data={"dataset": "folder", "batch_size": 16}, schedule={"epochs": 1},
-                      runtime={"deterministic": False})
+                      runtime={"deterministic": False}, model={"num_classes": 2})  # the 2 classes the data has
     return train(cfg).last_checkpoint
 
 
