@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         set_class_names(model, args.class_names)
     result = predict(paths, model=model, top_k=args.top_k, num_clips=args.clips, num_crops=args.crops,
                      window=args.window, stride=args.stride, backend=args.backend, num_workers=args.workers,
-                     progress=not args.no_progress and len(paths) > 1)
+                     progress=not args.no_progress and len(paths) > 1, out=args.out)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if not result.predictions:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                          "readable videos")
     print(result.table())
     if args.out is not None:
-        print(f"written: {result.write(args.out)}")
+        print(f"written: {args.out}")  # streamed as predicted, then rewritten complete by predict
         errors_file = result.errors_path(args.out)
         if errors_file is not None:
             print(f"failed videos: {errors_file}")
