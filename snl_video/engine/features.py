@@ -30,8 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
-from ..data.transforms import input_transform
-from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
+from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_clips, read_entry_frames
 from ..fileio import atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
@@ -171,7 +170,7 @@ def extract_features(
     sources = collect_sources(inputs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    transform = input_transform(loaded.input_spec, crops=num_crops if num_crops is not None else loaded.num_crops)
+    transform = loaded.transform(crops=num_crops)
     common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
@@ -179,7 +178,8 @@ def extract_features(
         if prepared:
             return ClipDataset(videos, read_prepared_entry, **common)
         return ClipDataset(videos, functools.partial(read_entry_frames, backend=backend),
-                           count_frames=count_entry_frames, **common)
+                           count_frames=count_entry_frames,
+                           read_clips=functools.partial(read_entry_clips, backend=backend), **common)
 
     rows: list[list[str]] = []
     todo: list[int] = []

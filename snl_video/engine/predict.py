@@ -3,7 +3,8 @@
 :func:`predict` scores video files exactly as ``eval`` scores its video-level protocol —
 the same :class:`~snl_video.data.datasets.ClipDataset` (``mode="video"``: ``num_clips``
 uniform clips x ``num_crops`` crops through the same transform,
-:func:`~snl_video.data.transforms.input_transform` of the model's input spec), the same
+:meth:`~snl_video.engine.loading.InferenceModel.transform`: the model's input spec, after
+the resize ``prepare`` applied when the model was trained on prepared frames), the same
 batched forward (:func:`snl_video.engine.evaluate.collect_logits`) and the same averaging
 (:func:`snl_video.engine.metrics.aggregate_video_predictions`); a test checks that the
 scores equal ``eval``'s per-video row. With ``window``/``stride`` (seconds) it gives a
@@ -43,7 +44,6 @@ from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, VideoEntry
 from ..data.decoding import Backend, DecodeError, probe_video
 from ..data.sampling import sliding_clips
-from ..data.transforms import input_transform
 from ..data.video import (count_entry_frames, count_frames, failure_reason, find_videos, read_entry_clips,
                           read_entry_frames, stream_clips)
 from ..fileio import atomic_write_text
@@ -443,7 +443,7 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
     data_s = model_s = 0.0
     if window is not None:
         # one decoding pass per video in this process, windows scored in batches as they fill
-        transform = input_transform(loaded.input_spec, crops=num_crops if num_crops is not None else loaded.num_crops)
+        transform = loaded.transform(crops=num_crops)
         for path in progress_bar(paths, total=len(paths), desc="predict", unit="video", enabled=progress):
             try:
                 for start_s, end_s, probs in _stream_windows(path, loaded, transform, window_s=window,
@@ -497,7 +497,7 @@ def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: in
         [VideoEntry(str(p), -1, None) for p in paths],
         functools.partial(read_entry_frames, backend=backend),
         mode="video",
-        transform=input_transform(loaded.input_spec, crops=crops),
+        transform=loaded.transform(crops=crops),
         clip_len=loaded.num_frames,
         stride=loaded.sampling_stride,
         num_clips=num_clips if num_clips is not None else loaded.num_clips,
