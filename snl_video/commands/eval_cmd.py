@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --weights: take the classifier (fc) from this training checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. eval.num_clips=5")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <runtime.output_dir>/eval)")
+    from .predict import add_precision_argument
+
+    add_precision_argument(p)
     p.set_defaults(func=run)
 
 
@@ -42,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..engine.evaluate import run_evaluation
+    import torch
+
+    from ..engine.precision import amp_setting, autocast_dtype
+
+    if args.precision != "fp32":  # one spelling: --precision is runtime.amp for eval
+        autocast_dtype(args.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused where emulated
+        args.overrides = [*args.overrides, f"runtime.amp={amp_setting(args.precision)}"]
 
     if args.weights is not None or args.head_from is not None:
         from ..engine.evaluate_weights import evaluate_weights

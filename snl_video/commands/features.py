@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .predict import add_model_arguments, load_model_from_args
+from .predict import add_model_arguments, add_precision_argument, load_model_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default=None, help="decoder (default: PyAV)")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_precision_argument(p)
     p.set_defaults(func=run)
 
 

@@ -207,7 +207,8 @@ def extract_features(
                 logger.warning("%s: %s", src.entry.path, item["error"])
                 rows[row] = [src.entry.path, "", "", f"failed: {item['error']}"]
                 continue
-            feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size)
+            feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size,
+                              amp_dtype=loaded.amp_dtype, channels_last=loaded.channels_last)
             array = (feats if per_clip else feats.mean(0)).numpy().astype(np.float32)
             target = out / f"{src.name}.npy"
             atomic_write(target, lambda f, a=array: np.save(f, a))
@@ -228,11 +229,20 @@ def extract_features(
 
 @torch.no_grad()
 def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
-              batch_size: int) -> Tensor:
-    """``(V, C)`` pooled features, or ``(V, C, t, h, w)`` of ``module``'s output."""
+              batch_size: int, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> Tensor:
+    """``(V, C)`` pooled features, or ``(V, C, t, h, w)`` of ``module``'s output (float32;
+    ``amp_dtype``: the forward under that autocast, see :mod:`snl_video.engine.precision`)."""
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return _features_fp(model, module, views, device=device, batch_size=batch_size, channels_last=channels_last)
+
+
+def _features_fp(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
+                 batch_size: int, channels_last: bool) -> Tensor:
     outs = []
     for chunk in views.split(batch_size):
         x = chunk.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         if module is None:
             outs.append(model.forward_features(x).float().cpu())
             continue

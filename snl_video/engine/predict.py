@@ -48,6 +48,7 @@ from ..data.video import (count_entry_frames, count_frames, failure_reason, find
                           read_entry_frames, stream_clips)
 from ..fileio import atomic_write_text
 from .loading import InferenceModel, load_inference_model
+from .precision import Precision
 from ..progress import progress as progress_bar
 from ..errors import InvalidValueError
 
@@ -370,6 +371,7 @@ def predict(
     progress: bool = False,
     timings: dict[str, float] | None = None,
     out: str | os.PathLike[str] | None = None,
+    precision: Precision | None = None,
 ) -> PredictResult:
     """Top-k classes of each video (or of each ``window``-second window, every ``stride`` s).
 
@@ -389,6 +391,8 @@ def predict(
         out: a ``.csv`` or ``.json`` file the results stream to as each video (or window)
             finishes, and that is rewritten atomically complete at the end
             (:class:`PredictionWriter`).
+        precision: ``fp32`` or ``bf16`` autocast (:meth:`InferenceModel.set_precision`;
+            refused on a CPU without native bf16); None keeps the model's (fp32 when loaded here).
 
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
@@ -397,6 +401,8 @@ def predict(
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
+    if precision is not None:
+        loaded.set_precision(precision)
     notes = []
     k = top_k
     if top_k > loaded.num_classes:
@@ -515,7 +521,8 @@ def view_logits(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int 
     logits = []
     for chunk in views.split(batch_size):
         batch = {"clip": chunk, "label": np.zeros(len(chunk), np.int64), "index": np.zeros(len(chunk), np.int64)}
-        logits.append(collect_logits(loaded.model, [batch], device=loaded.device)[2])
+        logits.append(collect_logits(loaded.model, [batch], device=loaded.device, amp_dtype=loaded.amp_dtype,
+                                     channels_last=loaded.channels_last)[2])
     return np.concatenate(logits)
 
 

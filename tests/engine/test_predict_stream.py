@@ -108,3 +108,31 @@ def test_rows_stream_out_and_an_interrupted_run_keeps_them(bframe_video, loaded,
     else:
         kept = json.loads(out.read_text())["predictions"]
         assert kept == json.loads(complete)["predictions"][:2]
+
+
+def test_bf16_is_refused_where_the_cpu_would_emulate_it(loaded, monkeypatch):
+    from snl_video.engine import precision
+    from snl_video.errors import InvalidValueError
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(InvalidValueError, match="no native bf16.*--precision fp32"):
+        precision.autocast_dtype("bf16", "cpu")
+    with pytest.raises(InvalidValueError, match="choose one of fp32, bf16"):
+        precision.autocast_dtype("fp16", "cpu")
+    assert precision.autocast_dtype("fp32", "cpu") is None
+
+
+@pytest.mark.skipif(not __import__("snl_video.engine.precision", fromlist=["x"]).cpu_has_native_bf16(),
+                    reason="this CPU has no native bf16")
+def test_bf16_predict_is_the_fp32_prediction_within_bf16_rounding(bframe_video, loaded):
+    fp32 = predict(bframe_video, model=loaded, window=0.8, stride=0.48, num_crops=1, precision="fp32")
+    try:
+        bf16 = predict(bframe_video, model=loaded, window=0.8, stride=0.48, num_crops=1, precision="bf16")
+        assert loaded.channels_last and loaded.amp_dtype == torch.bfloat16
+    finally:
+        loaded.set_precision("fp32")
+    a = np.stack([p.probabilities for p in fp32.predictions])
+    b = np.stack([p.probabilities for p in bf16.predictions])
+    assert not np.array_equal(a, b)  # bf16 really ran
+    # bf16 keeps 8 bits of mantissa: a few 1e-2 on probabilities through a small random network
+    np.testing.assert_allclose(b, a, atol=0.05)
