@@ -4,7 +4,6 @@ decoded, and keeps only the frames clips still to come need."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
