@@ -9,7 +9,9 @@ is a dict ``{"clip": float (C, T, H, W) or (V, C, T, H, W), "label": int, "index
 * ``mode="clip"``: the centre clip (:func:`~snl_video.data.sampling.center_clip`), the
   clip-level test protocol;
 * ``mode="video"``: ``num_clips`` uniform clips, each through ``transform`` (which may give
-  several crops); the views are stacked as ``V = num_clips x crops`` for averaging.
+  several crops); the views are stacked as ``V = num_clips x crops`` for averaging. With
+  ``read_clips`` (video files: :func:`~snl_video.data.video.read_entry_clips`) the clips of
+  an item come from one decoding pass instead of one ``read`` each.
 
 Decode failures: at train time a failed read is counted (in a shared-memory tensor that
 the DataLoader worker processes all write to, so the count is over the whole run), logged with the file, and replaced by the next video; when

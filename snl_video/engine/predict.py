@@ -449,6 +449,9 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
     data_s = model_s = 0.0
     if window is not None:
         # one decoding pass per video in this process, windows scored in batches as they fill
+        if num_workers > 0:
+            logger.info("--workers %d is not used with --window: each video is decoded once, in this process, "
+                        "interleaved with its forwards", num_workers)
         transform = loaded.transform(crops=num_crops)
         for path in progress_bar(paths, total=len(paths), desc="predict", unit="video", enabled=progress):
             try:
