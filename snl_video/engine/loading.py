@@ -73,12 +73,13 @@ class InferenceModel:
 
     def set_precision(self, precision: str) -> "InferenceModel":
         """Run the forward in ``precision`` (``fp32`` or ``bf16`` autocast; see
-        :mod:`snl_video.engine.precision`, which refuses bf16 where the CPU would emulate it).
-        bf16 on the CPU also switches to channels-last 3D, where oneDNN's bf16 kernels are fastest."""
-        from .precision import autocast_dtype
+        :mod:`snl_video.engine.precision`, which refuses bf16 where the CPU would emulate it),
+        with the activation layout that is fastest for it on this device
+        (:func:`~snl_video.engine.precision.channels_last_by_default`)."""
+        from .precision import autocast_dtype, channels_last_by_default
 
         self.amp_dtype = autocast_dtype(precision, self.device)
-        self.channels_last = self.amp_dtype is not None and self.device.type == "cpu"
+        self.channels_last = channels_last_by_default(self.architecture, precision, self.device)
         fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
         self.model.to(memory_format=fmt)
         return self

@@ -22,7 +22,8 @@ from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Precision", "PRECISIONS", "cpu_has_native_bf16", "autocast_dtype", "amp_setting"]
+__all__ = ["Precision", "PRECISIONS", "cpu_has_native_bf16", "autocast_dtype", "amp_setting",
+           "FP32_CHANNELS_LAST_ON_CPU", "channels_last_by_default"]
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
@@ -68,3 +69,21 @@ def amp_setting(precision: str) -> str:
     if precision not in PRECISIONS:
         raise InvalidValueError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     return "none" if precision == "fp32" else "bf16"
+
+
+#: Model families (architecture name prefixes) whose fp32 CPU forward is faster with
+#: channels-last 3D activations, with and without an SNL block, as measured by
+#: ``scripts/bench_precision.py speed`` (``docs/cpu_inference.md``). The others stay
+#: contiguous in fp32. In bf16 the CPU always uses channels-last (faster in every family).
+FP32_CHANNELS_LAST_ON_CPU: tuple[str, ...] = ()
+
+
+def channels_last_by_default(architecture: str, precision: str, device: torch.device | str) -> bool:
+    """Whether inference feeds channels-last 3D: on the CPU in bf16 always, in fp32 for the
+    families of :data:`FP32_CHANNELS_LAST_ON_CPU`; on a GPU never (the recipe's
+    ``runtime.channels_last`` decides there)."""
+    if torch.device(device).type != "cpu":
+        return False
+    if precision == "bf16":
+        return True
+    return any(architecture.startswith(family) for family in FP32_CHANNELS_LAST_ON_CPU)

@@ -392,7 +392,8 @@ def predict(
             finishes, and that is rewritten atomically complete at the end
             (:class:`PredictionWriter`).
         precision: ``fp32`` or ``bf16`` autocast (:meth:`InferenceModel.set_precision`;
-            refused on a CPU without native bf16); None keeps the model's (fp32 when loaded here).
+            refused on a CPU without native bf16); None keeps a given ``model``'s setting (fp32 when
+            loaded here).
 
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
@@ -401,8 +402,8 @@ def predict(
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
-    if precision is not None:
-        loaded.set_precision(precision)
+    if precision is not None or model is None:
+        loaded.set_precision(precision or "fp32")
     notes = []
     k = top_k
     if top_k > loaded.num_classes:

@@ -136,3 +136,13 @@ def test_bf16_predict_is_the_fp32_prediction_within_bf16_rounding(bframe_video, 
     assert not np.array_equal(a, b)  # bf16 really ran
     # bf16 keeps 8 bits of mantissa: a few 1e-2 on probabilities through a small random network
     np.testing.assert_allclose(b, a, atol=0.05)
+
+
+def test_channels_last_by_default_follows_the_measured_families(monkeypatch):
+    from snl_video.engine import precision
+
+    monkeypatch.setattr(precision, "FP32_CHANNELS_LAST_ON_CPU", ("r3d",))
+    assert precision.channels_last_by_default("r3d50", "fp32", "cpu")
+    assert not precision.channels_last_by_default("i3d_r50", "fp32", "cpu")
+    assert precision.channels_last_by_default("i3d_r50", "bf16", "cpu")
+    assert not precision.channels_last_by_default("r3d50", "bf16", "cuda")
