@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-train-overlap", action="store_true",
                    help="evaluate even when the test subset holds videos the checkpoint was trained on (the data was "
                         "re-split since); without it that is an error naming how many")
+    from .predict import add_precision_argument
+
+    add_precision_argument(p)
     p.set_defaults(func=run)
 
 
@@ -45,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..engine.api import evaluate, evaluation_recipe
+    import torch
+
+    from ..engine.precision import amp_setting, autocast_dtype
+
+    if args.precision != "fp32":  # one spelling: --precision is runtime.amp for eval
+        autocast_dtype(args.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused where emulated
+        args.overrides = [*args.overrides, f"runtime.amp={amp_setting(args.precision)}"]
 
     if args.head_from is not None and args.weights is None:
         raise InvalidValueError("--weights needs --config RECIPE (the dataset and protocol); --head-from goes with --weights")

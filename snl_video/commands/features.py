@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .predict import add_model_arguments, model_arguments
+from .predict import add_model_arguments, add_precision_argument, model_arguments
 from .renamed import add_renamed_option
 
 
@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="--out holds features of other settings (model, layer, clips, input): remove them and "
                         "recompute (without it that is an error; the same settings resume)")
+    add_precision_argument(p)
     p.set_defaults(func=run)
 
 
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = features(args.inputs, **model_arguments(args), output_dir=args.output_dir, layer=args.layer, per_clip=args.per_clip,
                               num_clips=args.num_clips, num_crops=args.num_crops, backend=args.backend,
-                              num_workers=args.num_workers, progress=not args.no_progress, overwrite=args.overwrite)
+                              num_workers=args.num_workers, progress=not args.no_progress, overwrite=args.overwrite,
+                              precision=args.precision)
     print(f"features: {report.written} written, {report.skipped} already there, {len(report.failed)} failed; "
           f"index: {report.index}")
     for video, reason in report.failed:

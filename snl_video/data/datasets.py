@@ -9,7 +9,9 @@ is a dict ``{"clip": float (C, T, H, W) or (V, C, T, H, W), "label": int, "index
 * ``mode="clip"``: the centre clip (:func:`~snl_video.data.sampling.center_clip`), the
   clip-level test protocol;
 * ``mode="video"``: ``num_clips`` uniform clips, each through ``transform`` (which may give
-  several crops); the views are stacked as ``V = num_clips x crops`` for averaging.
+  several crops); the views are stacked as ``V = num_clips x crops`` for averaging. With
+  ``read_clips`` (video files: :func:`~snl_video.data.video.read_entry_clips`) the clips of
+  an item come from one decoding pass instead of one ``read`` each.
 
 Decode failures: at train time a failed read is counted (in a shared-memory tensor that
 the DataLoader worker processes all write to, so the count is over the whole run), logged with the file, and replaced by the next video; when
@@ -44,7 +46,7 @@ from ..errors import InvalidValueError, SnlVideoError
 from .decoding import Backend, DecodeError
 from .prepared import load_index, read_clip
 from .sampling import ShortPolicy, center_clip, random_clip, uniform_clips
-from .video import count_entry_frames, read_entry_frames
+from .video import count_entry_frames, read_entry_clips, read_entry_frames
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class ClipDataset(Dataset):
         short_policy: ShortPolicy = "loop",
         max_failure_fraction: float = 0.0,
         count_frames: Callable[[VideoEntry], int] | None = None,
+        read_clips: Callable[[VideoEntry, list[list[int]]], list[Tensor]] | None = None,
     ) -> None:
         if mode not in ("train", "clip", "video"):
             raise InvalidValueError(f"mode must be 'train', 'clip' or 'video', got {mode!r}")
@@ -98,6 +101,8 @@ class ClipDataset(Dataset):
         self.short_policy = short_policy
         self.max_failure_fraction = max_failure_fraction
         self.count_frames = count_frames
+        # several clips of one video at once (a video file: one decoding pass for all its views)
+        self.read_clips = read_clips
         self.epoch_seed: int | None = None
         # (reads, failures) per process: row 0 the main process, row 1 + k DataLoader worker k.
         # A shared-memory tensor survives fork and spawn alike, and one writer per row needs no lock.
@@ -167,9 +172,12 @@ class ClipDataset(Dataset):
 
     def _load_views(self, entry: VideoEntry, generator: random.Random | None) -> Tensor:
         clips = self._clips(entry, generator)
+        if self.read_clips is not None and len(clips) > 1:
+            clip_frames = self.read_clips(entry, clips)
+        else:
+            clip_frames = [self.read(entry, clip) for clip in clips]
         views = []
-        for clip in clips:
-            frames = self.read(entry, clip)
+        for frames in clip_frames:
             views.append(self.transform(frames) if self.transform is not None else frames)
         if self.mode != "video":
             return views[0]
@@ -333,5 +341,6 @@ def video_file_dataset(
         mode=mode,
         transform=transform,
         count_frames=count_entry_frames,
+        read_clips=functools.partial(read_entry_clips, backend=backend),
         **kwargs,
     )

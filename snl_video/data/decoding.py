@@ -39,7 +39,7 @@ from ..errors import InvalidValueError, SnlVideoError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
-           "has_frame_reordering"]
+           "has_frame_reordering", "check_backend"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 #: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
@@ -83,7 +83,8 @@ def available_backends() -> list[Backend]:
     return [b for b in BACKENDS if _importable(b)]
 
 
-def _check_backend(backend: str | None) -> str:
+def check_backend(backend: str | None) -> Backend:
+    """``backend`` checked (known and importable here); ``None``: the first available."""
     if backend is None:
         return available_backends()[0]
     if backend not in BACKENDS:
@@ -93,7 +94,7 @@ def _check_backend(backend: str | None) -> str:
             f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
             f"install it or pick another"
         )
-    return backend
+    return backend  # type: ignore[return-value]
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -235,7 +236,7 @@ def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | 
     per backend). Raises :class:`DecodeError` when the file cannot be decoded or an index
     is past its last frame, ``ValueError`` for a bad argument.
     """
-    name = _check_backend(backend)
+    name = check_backend(backend)
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("indices is empty; ask for at least one frame")

@@ -113,13 +113,47 @@ def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 
 def _resize_chunk(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    batch = np.stack(frames)
-    if batch.shape[1:3] == size:
-        return batch
+    return _resize_frames(torch.from_numpy(np.stack(frames)), size).numpy()
+
+
+def _resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(frames.shape[1:3]) == size:
+        return frames
     # bilinear with antialias on uint8, the same kernel torchvision's resize uses
-    video = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    video = frames.permute(0, 3, 1, 2)
     resized = torch.nn.functional.interpolate(video, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return resized.permute(0, 2, 3, 1).contiguous().numpy()
+    return resized.permute(0, 2, 3, 1).contiguous()
+
+
+class ResizeShortSide:
+    """Frames ``uint8 (T, H, W, 3)`` resized as ``prepare`` stores them (short side
+    ``short_side``, aspect kept, the same kernel): what a video file goes through before the
+    evaluation transform when the model was trained and evaluated on prepared frames, so
+    ``predict`` on the file scores what ``eval`` scores on the prepared copy. Picklable
+    (DataLoader workers)."""
+
+    def __init__(self, short_side: int) -> None:
+        if short_side < 1:
+            raise InvalidValueError(f"short_side must be >= 1, got {short_side}")
+        self.short_side = int(short_side)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        height, width = int(frames.shape[1]), int(frames.shape[2])
+        return _resize_frames(frames, resized_shape(height, width, self.short_side))
+
+    def __repr__(self) -> str:
+        return f"ResizeShortSide({self.short_side})"
+
+
+def read_prepared_settings(root: str | Path) -> dict | None:
+    """The settings a prepared directory was written with (``settings.json``: short side, clip
+    length, storage...), or None when ``root`` holds none (not prepared, or not reachable)."""
+    path = Path(root) / "settings.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings) -> dict:

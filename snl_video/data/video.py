@@ -10,6 +10,10 @@ need (they used to carry copies that drifted apart):
 * :func:`read_entry_frames`: the frames of a dataset entry by index (the reader datasets
   and predict hand to :class:`~snl_video.data.datasets.ClipDataset`);
 * :func:`read_centre_clip`: the centre clip of a file, as ``eval``'s clip-level test takes it;
+* :func:`stream_clips` / :func:`read_entry_clips`: many clips of one file in ONE decoding
+  pass (frames decoded in order once, a buffer holding only the frames clips still to come
+  need): what every verb that reads several clips of a video uses (predict's whole-video
+  views and its ``--window`` timeline, evaluation with a decoding backend);
 * :func:`failure_reason`: why a video could not be read, in one line.
 
 Frames are addressed by index (never seconds) and come back as ``uint8 (T, H, W, 3)``, as
@@ -19,18 +23,24 @@ Frames are addressed by index (never seconds) and come back as ``uint8 (T, H, W,
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
+import numpy as np
+import torch
 from torch import Tensor
 
-from .decoding import Backend, DecodeError, iter_frames, probe_video, read_frames
+from .decoding import Backend, DecodeError, check_backend, iter_frames, probe_video, read_frames
 from .sampling import center_clip
 from ..errors import InvalidValueError, MissingFileError
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["VIDEO_SUFFIXES", "is_video_file", "find_videos", "count_frames", "count_entry_frames",
-           "read_entry_frames", "read_centre_clip", "failure_reason", "HasPath"]
+           "read_entry_frames", "read_entry_clips", "read_centre_clip", "stream_clips", "iter_decoded_frames",
+           "failure_reason", "HasPath"]
 
 #: File suffixes taken as videos when a folder is searched (any container FFmpeg reads;
 #: compared lower-case). Used by the folder dataset source, predict/features and preflight.
@@ -84,6 +94,155 @@ def read_entry_frames(entry: HasPath, indices: Sequence[int], *, backend: Backen
     spawn-started DataLoader workers.
     """
     return read_frames(entry.path, list(indices), backend=backend)
+
+
+def read_entry_clips(entry: HasPath, clips: Sequence[Sequence[int]], *, backend: Backend | None = None) -> list[Tensor]:
+    """Every clip of ``clips`` (lists of frame indices) of a dataset entry's video file, in
+    one decoding pass (:func:`stream_clips`), in the order given; each ``uint8 (T, H, W, 3)``.
+
+    The frames equal :func:`read_entry_frames` clip by clip (tested for each backend on
+    a video with B-frames); the file is decoded once instead of once per clip.
+    """
+    out: list[Tensor | None] = [None] * len(clips)
+    for index, frames in stream_clips(entry.path, clips, backend=backend):
+        out[index] = frames
+    return out  # type: ignore[return-value]  # stream_clips yields every clip or raises
+
+
+# --------------------------------------------------------------------------------------
+# One decoding pass
+# --------------------------------------------------------------------------------------
+
+#: Frames asked from decord / torchcodec per call while decoding sequentially.
+_CHUNK = 32
+
+
+def _frames_pyav(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    """(index, convert) of each decoded frame up to ``stop`` (exclusive); ``convert()`` gives the
+    RGB array (so frames nobody needs are never converted)."""
+    import av
+
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"cannot open: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no video stream")
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index >= stop:
+                    return
+                yield index, functools.partial(frame.to_ndarray, format="rgb24")
+        except av.FFmpegError as exc:
+            raise DecodeError(f"decoding failed: {exc}") from exc
+
+
+def _frames_decord(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    end = min(stop, len(reader))
+    for first in range(0, end, _CHUNK):  # consecutive indices: decord decodes on without seeking
+        batch = reader.get_batch(list(range(first, min(first + _CHUNK, end)))).asnumpy()
+        for k, frame in enumerate(batch):
+            yield first + k, (lambda f=frame: f)
+
+
+def _frames_torchcodec(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    from torchcodec.decoders import VideoDecoder
+
+    decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
+    total = decoder.metadata.num_frames
+    end = stop if total is None else min(stop, total)
+    for first in range(0, end, _CHUNK):
+        batch = decoder.get_frames_in_range(start=first, stop=min(first + _CHUNK, end)).data.numpy()
+        for k, frame in enumerate(batch):
+            yield first + k, (lambda f=frame: f)
+
+
+_SEQUENTIAL = {"pyav": _frames_pyav, "decord": _frames_decord, "torchcodec": _frames_torchcodec}
+
+
+def iter_decoded_frames(path: str | os.PathLike[str], *, stop: int | None = None,
+                        backend: Backend | None = None) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
+    """``(index, convert)`` for frames ``0 .. stop - 1`` of ``path`` decoded in order, once.
+
+    ``convert()`` returns the frame as ``uint8 (H, W, 3)`` RGB; frames nobody converts cost
+    only their decoding. Sequential decoding is exact on every backend (B-frames included:
+    no seek happens). When decord or torchcodec fails part-way, the rest comes from PyAV
+    (the reference) with a warning, as :func:`~snl_video.data.decoding.read_frames` does.
+    """
+    name = check_backend(backend)
+    path = str(path)
+    limit = stop if stop is not None else 2 ** 62
+    done = 0
+    try:
+        for index, convert in _SEQUENTIAL[name](path, limit):
+            yield index, convert
+            done = index + 1
+        return
+    except Exception as exc:  # noqa: BLE001 - each library raises its own types; one error type leaves here
+        if name == "pyav":
+            if isinstance(exc, DecodeError):
+                raise
+            raise DecodeError(f"{path}: pyav failed: {exc}") from exc
+        problem = exc
+    logger.warning("%s: %s failed after %d frames (%s); decoding the rest with PyAV", path, name, done, problem)
+    for index, convert in _frames_pyav(path, limit):
+        if index >= done:
+            yield index, convert
+
+
+def stream_clips(
+    path: str | os.PathLike[str], clips: Sequence[Sequence[int]], *, backend: Backend | None = None
+) -> Iterator[tuple[int, Tensor]]:
+    """Yield ``(clip_index, frames)`` for each of ``clips`` as soon as its frames are decoded.
+
+    ``clips`` are lists of 0-based frame indices (any order within a clip, repeats allowed,
+    as the samplers make them); ``frames`` is ``uint8 (T, H, W, 3)`` like
+    :func:`~snl_video.data.decoding.read_frames`. The video is decoded ONCE, in order, up to
+    the last frame any clip needs; a frame is kept only from its decoding until the last
+    clip needing it has been yielded. Clips are yielded in the order their last frame is
+    decoded (ties: the order given), so for windows sliding along a video the buffer holds
+    about one window of frames, whatever the length of the video.
+
+    Raises :class:`~snl_video.data.decoding.DecodeError` when the video ends before a frame
+    a clip needs (the clips completed before that have been yielded).
+    """
+    clips = [[int(i) for i in clip] for clip in clips]
+    if not clips:
+        return
+    for clip in clips:
+        if not clip:
+            raise ValueError("a clip with no frame index; each clip needs at least one")
+        if min(clip) < 0:
+            raise ValueError(f"frame indices must be >= 0, got {min(clip)}")
+    order = sorted(range(len(clips)), key=lambda c: (max(clips[c]), c))
+    # rank of the last clip (in yield order) that needs each frame: after it, the frame goes
+    last_use: dict[int, int] = {}
+    for rank, c in enumerate(order):
+        for i in clips[c]:
+            last_use[i] = rank
+    stop = max(last_use) + 1
+    buffer: dict[int, np.ndarray] = {}
+    rank = 0
+    for index, convert in iter_decoded_frames(path, stop=stop, backend=backend):
+        if index in last_use:
+            buffer[index] = convert()
+        while rank < len(order) and max(clips[order[rank]]) <= index:
+            c = order[rank]
+            yield c, torch.from_numpy(np.stack([buffer[i] for i in clips[c]]))
+            for i in set(clips[c]):
+                if last_use[i] == rank:
+                    del buffer[i]
+            rank += 1
+        if rank == len(order):
+            return
+    missing = max(clips[order[rank]])
+    raise DecodeError(f"{path}: the video ends before frame {missing}: fewer frames than requested")
 
 
 def read_centre_clip(

@@ -50,13 +50,15 @@ __all__ = ["train", "evaluate", "evaluation_recipe", "predict", "explain", "expo
 
 def load_model(*, checkpoint: PathLike | None = None, weights: PathLike | None = None, config: Recipe | None = None,
                overrides: Sequence[str] = (), device: str | torch.device = "cpu",
-               allow_unsafe_pickle: bool = False) -> InferenceModel:
+               allow_unsafe_pickle: bool = False, precision: Literal["fp32", "bf16"] = "fp32") -> InferenceModel:
     """The model named by ``checkpoint=`` or ``weights=``, through the one inference loader
-    (:func:`~snl_video.engine.loading.load_inference_model`)."""
+    (:func:`~snl_video.engine.loading.load_inference_model`), set to ``precision`` (bf16
+    autocast is refused on a CPU without native bf16: docs/cpu_inference.md)."""
     from .loading import load_inference_model
 
-    return load_inference_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides,
-                                device=device, allow_unsafe_pickle=allow_unsafe_pickle)
+    loaded = load_inference_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides,
+                                  device=device, allow_unsafe_pickle=allow_unsafe_pickle)
+    return loaded.set_precision(precision)
 
 
 def _recipe(config: Recipe, overrides: Sequence[str]) -> ExperimentConfig:
@@ -169,7 +171,8 @@ def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | No
              output_dir: PathLike, layer: str | None = None, per_clip: bool = False, num_clips: int | None = None,
              num_crops: Literal[1, 3] | None = None, backend: Any = None, batch_size: int = 16, num_workers: int = 0,
              progress: bool = False, device: str | torch.device = "cpu",
-             allow_unsafe_pickle: bool = False, overwrite: bool = False) -> FeaturesReport:
+             allow_unsafe_pickle: bool = False, overwrite: bool = False,
+             precision: Literal["fp32", "bf16"] = "fp32") -> FeaturesReport:
     """Per-video features of videos, a list file or a prepared dataset (``snl-video features``),
     one ``.npy`` per video and an index in ``output_dir`` (resumable; a rerun with other settings
     is refused unless ``overwrite``). One writer per ``output_dir``."""
@@ -179,7 +182,7 @@ def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | No
     collect_sources(inputs)  # bad paths fail before the model loads
     with output_lock(output_dir, "features"):  # an unwritable folder fails before the model loads
         loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                            allow_unsafe_pickle=allow_unsafe_pickle)
+                            allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
         return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
                                 num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
                                 progress=progress, overwrite=overwrite)

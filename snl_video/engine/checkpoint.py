@@ -185,12 +185,31 @@ def checkpoint_metadata(
                                             value_scale=float(normalization.value_scale))
     elif normalization is not None:
         raise ValueError("give input_spec or normalization, not both (the input spec holds the normalisation)")
-    return {
+    meta = {
         "snl_video": {"format": CHECKPOINT_FORMAT, "version": __version__},
         "recipe": config_to_dict(cfg),
         "class_names": [str(n) for n in class_names] if class_names is not None else None,
         "input_spec": input_spec.to_dict(),
     }
+    prepared = prepared_frames_of(cfg)
+    if prepared is not None:
+        meta["prepared_frames"] = prepared
+    return meta
+
+
+def prepared_frames_of(cfg: "ExperimentConfig") -> dict[str, Any] | None:
+    """``{"short_side", "storage"}`` of the prepared frames ``cfg`` trains and evaluates on
+    (``data.backend: prepared``; read from its ``settings.json``), or None (a decoding
+    backend, or a directory not reachable here). Inference on video files resizes the
+    decoded frames the same way first, so ``predict`` scores what ``eval`` scores."""
+    from ..data.prepare import read_prepared_settings
+
+    if cfg.data.backend != "prepared":
+        return None
+    settings = read_prepared_settings(cfg.data.root)
+    if settings is None or int(settings.get("short_side", 0)) <= 0:
+        return None
+    return {"short_side": int(settings["short_side"]), "storage": str(settings.get("storage", "npy"))}
 
 
 def checkpoint_input_spec(state: dict[str, Any], *, path: str | os.PathLike[str] = "<checkpoint>") -> InputSpec | None:

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..data.transforms import ToVideo, input_transform
+from ..data.transforms import ToVideo
 from ..data.video import read_centre_clip
 from ..fileio import atomic_write, atomic_write_text
 from .loading import InferenceModel
@@ -135,7 +135,7 @@ def centre_clip_input(loaded: InferenceModel, video: str | os.PathLike[str],
 
     spec = loaded.input_spec
     frames = read_centre_clip(video, num_frames=spec.num_frames, sampling_stride=spec.sampling_stride, backend=backend)
-    x = input_transform(spec, crops=1)(frames)[None]
+    x = loaded.transform(crops=1)(frames)[None]
     shown = v2.Compose([ToVideo(), v2.Resize(spec.crop_size, antialias=True), v2.CenterCrop(spec.crop_size)])(frames)
     return x, shown.as_subclass(Tensor).permute(0, 2, 3, 1).contiguous().numpy()
 

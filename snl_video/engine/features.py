@@ -33,8 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
-from ..data.transforms import input_transform
-from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
+from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_clips, read_entry_frames
 from ..fileio import OutputWriteError, append_line, atomic_write, atomic_write_text
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
@@ -184,7 +183,7 @@ def extract_features(
     check_features_record(out, record, overwrite=overwrite)  # before anything in out is touched
     out.mkdir(parents=True, exist_ok=True)
     write_features_record(out, record)
-    transform = input_transform(loaded.input_spec, crops=crops)
+    transform = loaded.transform(crops=crops)
     common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
@@ -192,7 +191,8 @@ def extract_features(
         if prepared:
             return ClipDataset(videos, read_prepared_entry, **common)
         return ClipDataset(videos, functools.partial(read_entry_frames, backend=backend),
-                           count_frames=count_entry_frames, **common)
+                           count_frames=count_entry_frames,
+                           read_clips=functools.partial(read_entry_clips, backend=backend), **common)
 
     rows: list[list[str]] = []
     todo: list[int] = []
@@ -225,7 +225,8 @@ def extract_features(
                 rows[row] = [src.entry.path, "", "", f"failed: {item['error']}"]
                 append_line(index, _csv_line(rows[row]))
                 continue
-            feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size)
+            feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size,
+                              amp_dtype=loaded.amp_dtype, channels_last=loaded.channels_last)
             array = (feats if per_clip else feats.mean(0)).numpy().astype(np.float32)
             target = out / f"{src.name}.npy"
             atomic_write(target, lambda f, a=array: np.save(f, a))
@@ -258,11 +259,20 @@ def _write_index(out: Path, rows: Sequence[Sequence[str]]) -> Path:
 
 @torch.no_grad()
 def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
-              batch_size: int) -> Tensor:
-    """``(V, C)`` pooled features, or ``(V, C, t, h, w)`` of ``module``'s output."""
+              batch_size: int, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> Tensor:
+    """``(V, C)`` pooled features, or ``(V, C, t, h, w)`` of ``module``'s output (float32;
+    ``amp_dtype``: the forward under that autocast, see :mod:`snl_video.engine.precision`)."""
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return _features_fp(model, module, views, device=device, batch_size=batch_size, channels_last=channels_last)
+
+
+def _features_fp(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
+                 batch_size: int, channels_last: bool) -> Tensor:
     outs = []
     for chunk in views.split(batch_size):
         x = chunk.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         if module is None:
             outs.append(model.forward_features(x).float().cpu())
             continue

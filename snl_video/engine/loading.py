@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import torch
 from torch import nn
@@ -63,6 +63,43 @@ class InferenceModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: False when the input spec is a guess (a foreign file with no registry entry).
     input_known: bool = True
+    #: The short side ``prepare`` stored the training / evaluation frames at (None: frames
+    #: were read from the video files). Decoded frames are resized to it first
+    #: (:meth:`transform`), so a video file is fed as its prepared copy is in ``eval``.
+    frame_short_side: int | None = None
+    #: Autocast dtype of the forward (None: fp32); set by :meth:`set_precision`.
+    amp_dtype: torch.dtype | None = None
+    #: Feed activations as channels-last 3D (set with bf16 on the CPU, where it is faster).
+    channels_last: bool = False
+
+    def set_precision(self, precision: str) -> "InferenceModel":
+        """Run the forward in ``precision`` (``fp32`` or ``bf16`` autocast; see
+        :mod:`snl_video.engine.precision`, which refuses bf16 where the CPU would emulate it),
+        with the activation layout that is fastest for it on this device
+        (:func:`~snl_video.engine.precision.channels_last_by_default`)."""
+        from .precision import autocast_dtype, channels_last_by_default
+
+        self.amp_dtype = autocast_dtype(precision, self.device)
+        self.channels_last = channels_last_by_default(self.architecture, precision, self.device)
+        fmt = torch.channels_last_3d if self.channels_last else torch.contiguous_format
+        self.model.to(memory_format=fmt)
+        return self
+
+    def transform(self, *, crops: Literal[1, 3] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The test-time transform of ``uint8 (T, H, W, 3)`` frames decoded from a video file:
+        the prepared resize when the model was trained on prepared frames
+        (:class:`~snl_video.data.prepare.ResizeShortSide`), then
+        :func:`~snl_video.data.transforms.input_transform` of the input spec (``crops``:
+        default the model's protocol). Every verb that feeds video files to a model uses it."""
+        from torchvision.transforms import v2
+
+        from ..data.prepare import ResizeShortSide
+        from ..data.transforms import input_transform
+
+        inner = input_transform(self.input_spec, crops=crops if crops is not None else self.num_crops)
+        if self.frame_short_side is None:
+            return inner
+        return v2.Compose([ResizeShortSide(self.frame_short_side), inner])
 
     @property
     def num_classes(self) -> int:
@@ -129,10 +166,20 @@ def _from_training_checkpoint(
     cfg = described.recipe
     model = model_from_training_state(state, cfg, path=path)
     names = described.class_names if described.class_names is not None else generic_class_names(cfg.model.num_classes)
+    prepared = state.get("prepared_frames")
+    if not isinstance(prepared, dict):  # a checkpoint written before it recorded them: the recipe's folder
+        from .checkpoint import prepared_frames_of
+
+        prepared = prepared_frames_of(cfg)
+        if prepared is None and cfg.data.backend == "prepared":
+            logger.info("%s: trained on prepared frames whose short side it does not record (and %s is not "
+                        "reachable): video files are resized straight to the crop, so scores can differ from "
+                        "eval's by ~1e-2", path, cfg.data.root)
     return InferenceModel(
         model=model.eval(), architecture=cfg.model.name, class_names=names, input_spec=described.input_spec,
         num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops, reduce=cfg.eval.reduce,
         source=str(path), recipe=cfg,
+        frame_short_side=int(prepared["short_side"]) if prepared else None,
     )
 
 

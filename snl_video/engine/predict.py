@@ -3,12 +3,19 @@
 :func:`predict` scores video files exactly as ``eval`` scores its video-level protocol —
 the same :class:`~snl_video.data.datasets.ClipDataset` (``mode="video"``: ``num_clips``
 uniform clips x ``num_crops`` crops through the same transform,
-:func:`~snl_video.data.transforms.input_transform` of the model's input spec), the same
+:meth:`~snl_video.engine.loading.InferenceModel.transform`: the model's input spec, after
+the resize ``prepare`` applied when the model was trained on prepared frames), the same
 batched forward (:func:`snl_video.engine.evaluate.collect_logits`) and the same averaging
 (:func:`snl_video.engine.metrics.aggregate_video_predictions`); a test checks that the
 scores equal ``eval``'s per-video row. With ``window_seconds``/``stride_seconds`` it gives a
 timeline instead: each window is covered by the non-overlapping clips of
 :func:`~snl_video.data.sampling.sliding_clips` and scored the same way.
+
+Each video is decoded once (:func:`~snl_video.data.video.stream_clips`): a timeline keeps
+only the frames the windows still to come need, scores views in batches of
+``batch_size`` as they become ready and hands each window on as soon as its clips are
+scored, so memory is bounded by the window and the batch, not the length of the video.
+With ``output_file`` the rows are written as they come (an interrupted run keeps what it did).
 
 The model comes from :func:`snl_video.engine.loading.load_inference_model`. Bad files in
 a folder (empty, truncated, not a video) are reported with their reason in
@@ -33,14 +40,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, VideoEntry
 from ..data.decoding import Backend, DecodeError, probe_video
 from ..data.sampling import sliding_clips
-from ..data.transforms import input_transform
-from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_frames
+from ..data.video import (count_entry_frames, count_frames, failure_reason, find_videos, read_entry_clips,
+                          read_entry_frames, stream_clips)
 from ..fileio import atomic_write_text
 from .loading import InferenceModel, load_inference_model
+from .precision import Precision
 from ..progress import progress as progress_bar
 from ..errors import InvalidValueError
 
@@ -54,6 +63,10 @@ __all__ = [
     "predict",
     "iter_predictions",
     "score_views",
+    "view_logits",
+    "probabilities_of_views",
+    "window_clips",
+    "PredictionWriter",
     "top_k_classes",
 ]
 
@@ -119,10 +132,9 @@ class PredictResult:
         """``video,start_s,end_s,rank,class,probability``: one row per (prediction, rank)."""
         buffer = io.StringIO()
         w = csv.writer(buffer, lineterminator="\n")
-        w.writerow(["video", "start_s", "end_s", "rank", "class", "probability"])
+        w.writerow(CSV_HEADER)
         for p in self.predictions:
-            for rank, c in enumerate(p.top_k, start=1):
-                w.writerow([p.video, f"{p.start_s:.3f}", f"{p.end_s:.3f}", rank, c.class_name, f"{c.probability:.6f}"])
+            w.writerows(csv_rows(p))
         return buffer.getvalue()
 
     def errors_path(self, path: str | os.PathLike[str]) -> Path | None:
@@ -167,17 +179,82 @@ class PredictResult:
         return "\n".join(lines)
 
 
+#: The columns of a predictions ``.csv``.
+CSV_HEADER = ("video", "start_s", "end_s", "rank", "class", "probability")
+
+
+def csv_rows(p: Prediction) -> list[list[Any]]:
+    """The ``.csv`` rows of one prediction (one per rank)."""
+    return [[p.video, f"{p.start_s:.3f}", f"{p.end_s:.3f}", rank, c.class_name, f"{c.probability:.6f}"]
+            for rank, c in enumerate(p.top_k, start=1)]
+
+
+class PredictionWriter:
+    """Results written as they come, so an interrupted run keeps what it had done.
+
+    ``.csv``: the header at once, then each prediction's rows appended and flushed as it is
+    added. ``.json``: the document so far rewritten atomically at most every
+    ``json_every_s`` seconds (a reader never sees a half-written file). Either way
+    :meth:`PredictResult.write` writes the complete file at the end (identical rows).
+    """
+
+    #: Default seconds between two rewrites of a ``.json`` while predicting.
+    JSON_EVERY_S = 2.0
+
+    def __init__(self, path: str | os.PathLike[str], *, class_names: list[str], top_k: int,
+                 json_every_s: float | None = None) -> None:
+        self.path = Path(path)
+        self.kind = self.path.suffix.lower()
+        if self.kind not in (".csv", ".json"):
+            raise InvalidValueError(f"--output-file {self.path}: unknown format {self.path.suffix!r}; use a .csv or .json file name")
+        self.partial = PredictResult([], [], list(class_names), top_k)
+        self.json_every_s = self.JSON_EVERY_S if json_every_s is None else json_every_s
+        self._last_json = 0.0
+        self._file: Any = None
+        if self.kind == ".csv":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._csv = csv.writer(self._file, lineterminator="\n")
+            self._csv.writerow(CSV_HEADER)
+            self._file.flush()
+
+    def add(self, prediction: Prediction) -> None:
+        """Write one prediction (a video, or a window of one)."""
+        self.partial.predictions.append(prediction)
+        if self._file is not None:
+            self._csv.writerows(csv_rows(prediction))
+            self._file.flush()
+        else:
+            self._json(force=False)
+
+    def add_error(self, error: PredictionError) -> None:
+        """Record a failed video (a ``.csv`` lists them in ``NAME.errors.csv`` at the end)."""
+        self.partial.errors.append(error)
+        if self._file is None:
+            self._json(force=False)
+
+    def _json(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self._last_json >= self.json_every_s:
+            atomic_write_text(self.path, json.dumps(self.partial.to_json_dict(), indent=1) + "\n")
+            self._last_json = now
+
+    def close(self) -> None:
+        """Close the ``.csv`` (the final file comes from :meth:`PredictResult.write`)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class _Views(Dataset):
     """Per video: its views ``(V, C, T, H, W)`` and time span, or the reason it failed.
 
-    Whole-video mode delegates to ``ClipDataset(mode="video")`` — the evaluation's own item;
-    window mode covers each window with :func:`sliding_clips` through the same reader and
-    transform.
+    Delegates to ``ClipDataset(mode="video")``: the evaluation's own item (one decoding
+    pass per video through its ``read_clips``).
     """
 
-    def __init__(self, clips: ClipDataset, *, window_s: float | None, stride_s: float | None) -> None:
+    def __init__(self, clips: ClipDataset) -> None:
         self.clips = clips
-        self.window_s, self.stride_s = window_s, stride_s
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -186,36 +263,86 @@ class _Views(Dataset):
         entry = self.clips.videos[index]
         try:
             info = probe_video(entry.path)
-            if self.window_s is None:
-                views = self.clips[index]["clip"]
-                num_frames = count_entry_frames(entry)
-                fps = info.fps if info.fps > 0 else 1.0
-                return {"index": index, "views": [views], "spans": [(0.0, num_frames / fps)], "error": None}
-            return {"index": index, **self._windows(entry, info), "error": None}
+            views = self.clips[index]["clip"]
+            num_frames = count_entry_frames(entry)
+            fps = info.fps if info.fps > 0 else 1.0
+            return {"index": index, "views": [views], "spans": [(0.0, num_frames / fps)], "error": None}
         except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
             return {"index": index, "views": None, "spans": None, "error": failure_reason(exc, entry.path)}
 
-    def _windows(self, entry: VideoEntry, info: Any) -> dict[str, Any]:
-        ds = self.clips
-        num_frames = count_entry_frames(entry)
-        fps = info.fps
-        if fps <= 0:
-            raise DecodeError("the container gives no frame rate: --window-seconds needs one")
-        # in frames, capped at the video's length before rounding (a huge window is the whole video)
-        window = min(max(1, int(round(min(self.window_s * fps, num_frames)))), num_frames)
-        step = max(1, int(round(min(self.stride_s * fps, num_frames))))
-        starts = list(range(0, num_frames - window + 1, step)) or [0]
-        views, spans = [], []
-        for start in starts:
-            clips = sliding_clips(window, clip_len=ds.clip_len, stride=ds.stride, short_policy=ds.short_policy)
-            per_window = []
-            for clip in clips:
-                frames = ds.read(entry, [start + i for i in clip])
-                out = ds.transform(frames)
-                per_window.append(out if out.ndim == 5 else out.unsqueeze(0))
-            views.append(torch.cat(per_window))
-            spans.append((start / fps, (start + window) / fps))
-        return {"views": views, "spans": spans}
+
+def window_clips(num_frames: int, fps: float, *, window_s: float, stride_s: float, clip_len: int,
+                 sampling_stride: int) -> tuple[list[tuple[int, int]], list[list[int]]]:
+    """The windows of a timeline and the clips covering each: ``(windows, clips)``.
+
+    ``windows`` are ``(first_frame, frames)``, one every ``stride_s`` seconds (at least one);
+    each is covered by the clips of :func:`~snl_video.data.sampling.sliding_clips` over its
+    frames, ``len(clips) == len(windows) * clips_per_window``, window after window.
+    """
+    if fps <= 0:
+        raise DecodeError("the container gives no frame rate: --window-seconds needs one")
+    # in frames, capped at the video's length before rounding (a huge window is the whole video)
+    window = min(max(1, int(round(min(window_s * fps, num_frames)))), num_frames)
+    step = max(1, int(round(min(stride_s * fps, num_frames))))
+    starts = list(range(0, num_frames - window + 1, step)) or [0]
+    relative = sliding_clips(window, clip_len=clip_len, stride=sampling_stride)
+    clips = [[start + i for i in clip] for start in starts for clip in relative]
+    return [(start, window) for start in starts], clips
+
+
+class _WindowScorer:
+    """Scores the clips of a timeline in batches as they are decoded, and gives each window's
+    probabilities once all its clips are scored (windows in order)."""
+
+    def __init__(self, loaded: InferenceModel, *, clips_per_window: int, batch_size: int) -> None:
+        self.loaded, self.per_window, self.batch_size = loaded, clips_per_window, batch_size
+        self.queue: list[tuple[int, torch.Tensor]] = []  # (clip index, views (V, C, T, H, W))
+        self.logits: dict[int, np.ndarray] = {}  # clip index -> (V, classes)
+        self.next_window = 0
+
+    def add(self, clip_index: int, views: torch.Tensor) -> Iterator[tuple[int, np.ndarray]]:
+        self.queue.append((clip_index, views))
+        if sum(len(v) for _, v in self.queue) >= self.batch_size:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self.queue:
+            stacked = torch.cat([v for _, v in self.queue])
+            logits = view_logits(self.loaded, stacked, batch_size=self.batch_size)
+            row = 0
+            for clip_index, views in self.queue:
+                self.logits[clip_index] = logits[row:row + len(views)]
+                row += len(views)
+            self.queue = []
+        while True:
+            first = self.next_window * self.per_window
+            ids = range(first, first + self.per_window)
+            if not all(i in self.logits for i in ids):
+                return
+            scores = np.concatenate([self.logits.pop(i) for i in ids])
+            yield self.next_window, probabilities_of_views(self.loaded, scores)
+            self.next_window += 1
+
+
+def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, window_s: float, stride_s: float,
+                    backend: Backend | None, batch_size: int) -> Iterator[tuple[float, float, np.ndarray]]:
+    """``(start_s, end_s, probabilities)`` of each window of the video at ``path``, in order,
+    from one decoding pass (frames kept: those of the windows not yet complete)."""
+    info = probe_video(path)
+    num_frames = count_frames(path)
+    windows, clips = window_clips(num_frames, info.fps, window_s=window_s, stride_s=stride_s,
+                                  clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
+    scorer = _WindowScorer(loaded, clips_per_window=len(clips) // len(windows), batch_size=batch_size)
+
+    def spans(ready: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[float, float, np.ndarray]]:
+        for w, probs in ready:
+            start, frames = windows[w]
+            yield start / info.fps, (start + frames) / info.fps, probs
+
+    for clip_index, frames in stream_clips(path, clips, backend=backend):
+        out = transform(frames)
+        yield from spans(scorer.add(clip_index, out if out.ndim == 5 else out.unsqueeze(0)))
+    yield from spans(scorer.flush())
 
 
 def _first(batch: list[Any]) -> Any:
@@ -245,6 +372,8 @@ def predict(
     num_workers: int = 0,
     progress: bool = False,
     timings: dict[str, float] | None = None,
+    output_file: str | os.PathLike[str] | None = None,
+    precision: Precision | None = None,
 ) -> PredictResult:
     """Top-k classes of each video (or of each ``window_seconds`` window, every ``stride_seconds``).
 
@@ -259,7 +388,14 @@ def predict(
         backend: decoding backend (default: the first available, PyAV).
         num_workers: decoding processes (a DataLoader); the model runs in this process.
         timings: if given, ``data_s`` (waiting for decoded views) and ``model_s`` (forward and
-            averaging) are added to it, in seconds: where the time goes.
+            averaging) are added to it, in seconds: where the time goes (a timeline decodes
+            and scores interleaved: all of it is ``model_s``).
+        output_file: a ``.csv`` or ``.json`` file the results stream to as each video (or window)
+            finishes, and that is rewritten atomically complete at the end
+            (:class:`PredictionWriter`).
+        precision: ``fp32`` or ``bf16`` autocast (:meth:`InferenceModel.set_precision`;
+            refused on a CPU without native bf16); None keeps a given ``model``'s setting (fp32 when
+            loaded here).
 
     A video that cannot be read (missing frames, empty, not a video) lands in
     ``errors`` with its reason; the others are still predicted.
@@ -268,39 +404,85 @@ def predict(
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
+    if precision is not None or model is None:
+        loaded.set_precision(precision or "fp32")
     notes = []
     k = top_k
     if top_k > loaded.num_classes:
         k = loaded.num_classes
         notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
         logger.info(notes[-1])
-    items = _video_views(paths, loaded, num_clips=num_clips, num_crops=num_crops, window=window_seconds, stride=stride_seconds,
-                         backend=backend)
-    loader = DataLoader(items, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_first)
+    writer = PredictionWriter(output_file, class_names=list(loaded.class_names), top_k=k) if output_file is not None else None
     predictions: list[Prediction] = []
     errors: list[PredictionError] = []
     names = loaded.class_names
+
+    def emit(video: str, start_s: float, end_s: float, probs: np.ndarray) -> None:
+        top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in top_k_classes(probs, k))
+        predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
+        if writer is not None:
+            writer.add(predictions[-1])
+
+    def fail(video: str, reason: str) -> None:
+        errors.append(PredictionError(video, reason))
+        logger.warning("%s: %s", video, reason)
+        if writer is not None:
+            writer.add_error(errors[-1])
+
+    try:
+        _predict_all(paths, loaded, emit, fail, window=window_seconds, stride=stride_seconds, num_clips=num_clips,
+                     num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
+                     progress=progress, timings=timings)
+    finally:
+        if writer is not None:
+            writer.close()
+    result = PredictResult(predictions, errors, list(names), k, notes)
+    if output_file is not None:
+        result.write(output_file)  # the complete file, atomically (the streamed rows were the same)
+    return result
+
+
+def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail: Any, *, window: float | None,
+                 stride: float | None, num_clips: int | None, num_crops: Literal[1, 3] | None,
+                 backend: Backend | None, batch_size: int, num_workers: int, progress: bool,
+                 timings: dict[str, float] | None) -> None:
+    """Score every video (or window) and hand each to ``emit(video, start_s, end_s, probs)``,
+    each failed video to ``fail(video, reason)``."""
     clock = time.perf_counter()
     data_s = model_s = 0.0
-    for item in progress_bar(loader, total=len(items), desc="predict", unit="video", enabled=progress):
-        started = time.perf_counter()
-        data_s += started - clock
-        video = str(paths[item["index"]])
-        if item["error"] is not None:
-            errors.append(PredictionError(video, item["error"]))
-            logger.warning("%s: %s", video, item["error"])
+    if window is not None:
+        # one decoding pass per video in this process, windows scored in batches as they fill
+        if num_workers > 0:
+            logger.info("--num-workers %d is not used with --window-seconds: each video is decoded once, in this process, "
+                        "interleaved with its forwards", num_workers)
+        transform = loaded.transform(crops=num_crops)
+        for path in progress_bar(paths, total=len(paths), desc="predict", unit="video", enabled=progress):
+            try:
+                for start_s, end_s, probs in _stream_windows(path, loaded, transform, window_s=window,
+                                                             stride_s=stride, backend=backend,
+                                                             batch_size=batch_size):
+                    emit(str(path), start_s, end_s, probs)
+            except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
+                fail(str(path), failure_reason(exc, path))
+        model_s = time.perf_counter() - clock  # decoding and forwards interleave: not split
+    else:
+        items = _video_views(paths, loaded, num_clips=num_clips, num_crops=num_crops, backend=backend)
+        loader = DataLoader(items, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_first)
+        for item in progress_bar(loader, total=len(items), desc="predict", unit="video", enabled=progress):
+            started = time.perf_counter()
+            data_s += started - clock
+            video = str(paths[item["index"]])
+            if item["error"] is not None:
+                fail(video, item["error"])
+                clock = time.perf_counter()
+                continue
+            for views, (start_s, end_s) in zip(item["views"], item["spans"]):
+                emit(video, start_s, end_s, score_views(loaded, views, batch_size=batch_size))
             clock = time.perf_counter()
-            continue
-        for views, (start_s, end_s) in zip(item["views"], item["spans"]):
-            probs = score_views(loaded, views, batch_size=batch_size)
-            top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in top_k_classes(probs, k))
-            predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
-        clock = time.perf_counter()
-        model_s += clock - started
+            model_s += clock - started
     if timings is not None:
         timings["data_s"] = timings.get("data_s", 0.0) + data_s
         timings["model_s"] = timings.get("model_s", 0.0) + model_s
-    return PredictResult(predictions, errors, list(names), k, notes)
 
 
 def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None, window: float | None,
@@ -320,8 +502,7 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
 
 
 def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: int | None,
-                 num_crops: Literal[1, 3] | None, window: float | None, stride: float | None,
-                 backend: Backend | None) -> _Views:
+                 num_crops: Literal[1, 3] | None, backend: Backend | None) -> _Views:
     """Each video's views, as ``eval``'s video-level dataset makes them (the model's input spec,
     its protocol unless ``num_clips`` / ``num_crops`` say otherwise)."""
     crops = num_crops if num_crops is not None else loaded.num_crops
@@ -329,30 +510,44 @@ def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: in
         [VideoEntry(str(p), -1, None) for p in paths],
         functools.partial(read_entry_frames, backend=backend),
         mode="video",
-        transform=input_transform(loaded.input_spec, crops=crops),
+        transform=loaded.transform(crops=crops),
         clip_len=loaded.num_frames,
         stride=loaded.sampling_stride,
         num_clips=num_clips if num_clips is not None else loaded.num_clips,
         count_frames=count_entry_frames,
+        read_clips=functools.partial(read_entry_clips, backend=backend),
     )
-    return _Views(clips, window_s=window, stride_s=stride)
+    return _Views(clips)
 
 
-def score_views(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int = 16) -> np.ndarray:
-    """Class probabilities of one video's ``(V, C, T, H, W)`` views, averaged as ``eval`` does
-    (the same forward, :func:`~snl_video.engine.evaluate.collect_logits`, and the same
-    averaging, :func:`~snl_video.engine.metrics.aggregate_video_predictions`)."""
+def view_logits(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int = 16) -> np.ndarray:
+    """Logits ``(V, classes)`` of ``(V, C, T, H, W)`` views, ``batch_size`` views per forward,
+    through ``eval``'s forward (:func:`~snl_video.engine.evaluate.collect_logits`)."""
     from .evaluate import collect_logits
-    from .metrics import aggregate_video_predictions, softmax
 
     logits = []
     for chunk in views.split(batch_size):
         batch = {"clip": chunk, "label": np.zeros(len(chunk), np.int64), "index": np.zeros(len(chunk), np.int64)}
-        logits.append(collect_logits(loaded.model, [batch], device=loaded.device)[2])
-    scores = np.concatenate(logits)
-    agg = aggregate_video_predictions(scores, np.zeros(len(scores), np.int64), reduce=loaded.reduce)
+        logits.append(collect_logits(loaded.model, [batch], device=loaded.device, amp_dtype=loaded.amp_dtype,
+                                     channels_last=loaded.channels_last)[2])
+    return np.concatenate(logits)
+
+
+def probabilities_of_views(loaded: InferenceModel, logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of one video (or window) from its views' logits, averaged as
+    ``eval`` does (:func:`~snl_video.engine.metrics.aggregate_video_predictions`, the
+    model's ``reduce``)."""
+    from .metrics import aggregate_video_predictions, softmax
+
+    agg = aggregate_video_predictions(logits, np.zeros(len(logits), np.int64), reduce=loaded.reduce)
     probs = agg.scores[0]
     return probs if loaded.reduce == "mean_prob" else softmax(probs[None])[0]
+
+
+def score_views(loaded: InferenceModel, views: torch.Tensor, *, batch_size: int = 16) -> np.ndarray:
+    """Class probabilities of one video's ``(V, C, T, H, W)`` views, averaged as ``eval`` does
+    (:func:`view_logits`, then :func:`probabilities_of_views`)."""
+    return probabilities_of_views(loaded, view_logits(loaded, views, batch_size=batch_size))
 
 
 def iter_predictions(result: PredictResult) -> Iterator[tuple[str, float, float, int, str, float]]:

@@ -304,7 +304,10 @@ def load_clip(
 
 def model_input(loaded: Any, video: str | os.PathLike[str], *, backend: Any = None) -> Tensor:
     """The centre clip of ``video`` fed as a loaded model's input spec says
-    (:class:`~snl_video.engine.loading.InferenceModel`): ``(1, 3, T, S, S)``."""
+    (:class:`~snl_video.engine.loading.InferenceModel`, its
+    :meth:`~snl_video.engine.loading.InferenceModel.transform`): ``(1, 3, T, S, S)``."""
+    from ..data.video import read_centre_clip
+
     spec = loaded.input_spec
-    return load_clip(video, num_frames=spec.num_frames, size=spec.crop_size, stride=spec.sampling_stride,
-                     normalization=spec, backend=backend)
+    clip = read_centre_clip(video, num_frames=spec.num_frames, sampling_stride=spec.sampling_stride, backend=backend)
+    return loaded.transform(crops=1)(clip).unsqueeze(0)

@@ -46,7 +46,15 @@ def _expected(model, path, *, clips=2, per_clip=False):
     with av.open(str(path)) as c:
         n = c.streams.video[0].frames
     transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3), size=40, crops=1)
-    x = torch.stack([transform(read_frames(path, clip)) for clip in uniform_clips(n, clip_len=6, stride=2, num_clips=clips)])
+
+    def as_prepared(frames):  # the model was trained on frames prepare stored at short side 48
+        assert frames.shape[1:3] == (240, 320)
+        small = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2), size=(48, 64), mode="bilinear",
+                                                antialias=True)
+        return small.permute(0, 2, 3, 1)
+
+    x = torch.stack([transform(as_prepared(read_frames(path, clip)))
+                     for clip in uniform_clips(n, clip_len=6, stride=2, num_clips=clips)])
     with torch.no_grad():
         feats = model.forward_features(x)
     return feats.numpy() if per_clip else feats.mean(0).numpy()

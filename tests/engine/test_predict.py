@@ -211,3 +211,46 @@ def test_other_containers_including_ones_without_a_frame_count(video_run, tmp_pa
     with torch.no_grad():
         expected = torch.softmax(model(x), 1).mean(0).numpy()
     np.testing.assert_allclose(pred.probabilities, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def prepared_run(tiny_prepared, tmp_path_factory):
+    """A random model whose recipe trains and evaluates on prepared frames that prepare resized
+    (48x64 videos stored at short side 44, then resized to 40 by the evaluation transform)."""
+    from snl_video.data.prepare import PrepareSettings, prepare_ucf101
+
+    out = tmp_path_factory.mktemp("predict_prepared")
+    raw = tiny_prepared.parent / "raw"
+    prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", out / "prepared", splits=[1], workers=1,
+                          settings=PrepareSettings(short_side=44, clip_len=6), progress=False)
+    root = out / "prepared"
+    cfg = tiny_config(root, out / "run", eval={"num_clips": 2, "num_crops": 3, "batch_size": 6})
+    torch.manual_seed(4)
+    model = build_model_from_config(cfg)
+    torch.nn.init.normal_(model.fc.weight, std=2.0)
+    names = read_class_index(tiny_prepared.parent / "raw" / "ucfTrainTestlist")
+    state = {"model": model.state_dict(), "epoch": 1,
+             **checkpoint_metadata(cfg, class_names=names, normalization=normalization_from_config(cfg))}
+    return cfg, save_checkpoint(state, out / "ckpt.pt"), raw / "UCF-101"
+
+
+def test_predict_on_the_video_files_equals_eval_on_their_prepared_frames(prepared_run, tmp_path):
+    cfg, ckpt, raw = prepared_run
+    from snl_video.data.prepared import load_index
+
+    assert torch.load(ckpt, weights_only=True)["prepared_frames"] == {"short_side": 44, "storage": "npy"}
+    report = run_evaluation(cfg, ckpt, out_dir=tmp_path / "eval")
+    source_of = {str(Path(cfg.data.root) / r.frames_file): r.path for r in load_index(cfg.data.root).itertuples()}
+    prepared = build_dataset(cfg, subset="test", mode="clip").videos
+    files = [raw / source_of[prepared[i].path] for i in report.videos.video_ids]
+    result = snl_video.predict(files, checkpoint=ckpt, top_k=1)
+    assert not result.errors
+    got = np.stack([p.probabilities for p in result.predictions])
+    np.testing.assert_allclose(got, report.videos.scores, rtol=1e-5, atol=1e-6)
+    # the same model without the prepared resize differs measurably: the test can fail
+    from snl_video.engine.loading import load_inference_model
+
+    loaded = load_inference_model(checkpoint=ckpt)
+    loaded.frame_short_side = None
+    direct = np.stack([p.probabilities for p in snl_video.predict(files[:4], model=loaded, top_k=1).predictions])
+    assert np.abs(direct - report.videos.scores[:4]).max() > 1e-4
