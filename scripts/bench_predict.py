@@ -190,7 +190,7 @@ def _measure(what: str, video: Path, *, threads: int | None) -> int:
     row: dict = {"what": what, "windows": len(windows), "clips": len(clips), "frames": num_frames}
     start = time.perf_counter()
     if what == "predict":
-        result = predict(video, model=loaded, window=WINDOW_S, stride=STRIDE_S, batch_size=BATCH, top_k=1)
+        result = predict(video, model=loaded, window_seconds=WINDOW_S, stride_seconds=STRIDE_S, batch_size=BATCH, top_k=1)
         assert not result.errors and len(result.predictions) == len(windows)
     else:  # the reference: one sequential decode, then the forwards on as many clips
         decoded = 0

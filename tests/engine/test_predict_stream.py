@@ -59,7 +59,7 @@ def _expected_windows(path, loaded, *, window_s, stride_s, backend, crops):
 def test_every_window_equals_the_per_clip_reader(bframe_video, loaded, backend):
     expected = _expected_windows(bframe_video, loaded, window_s=0.8, stride_s=0.24, backend=backend, crops=3)
     # batch_size 5 with 2 clips x 3 crops per window: batches straddle windows
-    result = predict(bframe_video, model=loaded, window=0.8, stride=0.24, backend=backend, batch_size=5, num_crops=3)
+    result = predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.24, backend=backend, batch_size=5, num_crops=3)
     assert not result.errors
     assert len(result.predictions) == len(expected) > 5
     for pred, (start_s, end_s, probs) in zip(result.predictions, expected):
@@ -83,7 +83,7 @@ def test_whole_video_views_equal_the_per_clip_reader(bframe_video, loaded, backe
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_rows_stream_out_and_an_interrupted_run_keeps_them(bframe_video, loaded, tmp_path, monkeypatch, suffix):
     out = tmp_path / f"timeline{suffix}"
-    full = predict(bframe_video, model=loaded, window=0.8, stride=0.24, num_crops=1, out=out, top_k=2)
+    full = predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.24, num_crops=1, output_file=out, top_k=2)
     complete = out.read_text()
     assert complete == (full.csv_text() if suffix == ".csv" else json.dumps(full.to_json_dict(), indent=1) + "\n")
 
@@ -101,7 +101,7 @@ def test_rows_stream_out_and_an_interrupted_run_keeps_them(bframe_video, loaded,
     monkeypatch.setattr(predict_module.PredictionWriter, "JSON_EVERY_S", 0.0)  # JSON: rewrite every time
     out.unlink()
     with pytest.raises(KeyboardInterrupt):
-        predict(bframe_video, model=loaded, window=0.8, stride=0.24, num_crops=1, out=out, top_k=2)
+        predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.24, num_crops=1, output_file=out, top_k=2)
     if suffix == ".csv":
         rows = list(csv.reader(out.read_text().splitlines()))
         assert rows == list(csv.reader(complete.splitlines()))[:1 + 2 * 2]  # header + 2 windows x top-2
@@ -125,9 +125,9 @@ def test_bf16_is_refused_where_the_cpu_would_emulate_it(loaded, monkeypatch):
 @pytest.mark.skipif(not __import__("snl_video.engine.precision", fromlist=["x"]).cpu_has_native_bf16(),
                     reason="this CPU has no native bf16")
 def test_bf16_predict_is_the_fp32_prediction_within_bf16_rounding(bframe_video, loaded):
-    fp32 = predict(bframe_video, model=loaded, window=0.8, stride=0.48, num_crops=1, precision="fp32")
+    fp32 = predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.48, num_crops=1, precision="fp32")
     try:
-        bf16 = predict(bframe_video, model=loaded, window=0.8, stride=0.48, num_crops=1, precision="bf16")
+        bf16 = predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.48, num_crops=1, precision="bf16")
         assert loaded.channels_last and loaded.amp_dtype == torch.bfloat16
     finally:
         loaded.set_precision("fp32")
