@@ -59,7 +59,10 @@ def test_schema_carries_descriptions_choices_and_defaults():
     data = props["data"]["properties"]
     assert data["val_fraction"]["description"].startswith("Fraction of each class's training videos")
     assert data["train_scales"]["default"] == list(DataConfig().train_scales)
-    assert props["eval"]["properties"]["num_crops"] == {"enum": [1, 3], "type": "integer", "default": 3}
+    num_crops = props["eval"]["properties"]["num_crops"]
+    assert (num_crops["enum"], num_crops["type"], num_crops["default"]) == ([1, 3], "integer", 3)
+    assert props["model"]["description"].startswith("The network (a model registry name")  # the field's comment,
+    assert "head dropout." in props["model"]["description"]  # then the section's docstring
     assert props["optim"]["properties"]["betas"]["minItems"] == 2
     assert props["data"]["additionalProperties"] is False and "required" not in json.dumps(props)
 
@@ -133,3 +136,19 @@ def test_schema_and_loader_refuse_the_same_bad_recipes(path, value, validator):
     assert list(validator.iter_errors(recipe)), f"the schema accepts {path}={value!r}"
     with pytest.raises(ConfigError):
         config_from_dict(recipe)
+
+
+def _properties(schema: dict[str, Any], prefix: str = ""):
+    """Every (dotted key, property schema) of the recipe schema, sections included."""
+    for name, prop in schema.get("properties", {}).items():
+        yield f"{prefix}{name}", prop
+        for member in [prop, *prop.get("anyOf", [])]:
+            if member.get("type") == "object" and "properties" in member:
+                yield from _properties(member, f"{prefix}{name}.")
+
+
+def test_every_key_has_a_description():
+    # a new field of the config schema needs its `#:` comment: it is what an editor shows
+    undocumented = [key for key, prop in _properties(recipe_json_schema())
+                    if not prop.get("description") and not any(m.get("description") for m in prop.get("anyOf", []))]
+    assert not undocumented, f"add a `#:` comment above these fields in snl_video/config/schema.py: {undocumented}"

@@ -105,8 +105,9 @@ def _section_schema(cls: type) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         prop = _type_schema(hints[f.name])
-        if f.name in descriptions:
-            prop = {"description": descriptions[f.name], **prop}
+        if f.name in descriptions:  # a section keeps its class docstring after the field's comment
+            text = "\n\n".join(t for t in (descriptions[f.name], prop.pop("description", None)) if t)
+            prop = {"description": text, **prop}
         if f.default is not dataclasses.MISSING:
             prop["default"] = plain_data(f.default)
         elif f.default_factory is not dataclasses.MISSING:
