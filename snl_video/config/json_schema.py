@@ -16,6 +16,8 @@ How the schema treats recipes: a recipe file may be *partial* — it can include
 refuses it. The schema checks shape only (keys, types, choices); ranges (``lr > 0``), the
 non-local kind and its options, model names, dataset splits and files on disk stay the
 loader's job (``snl-video config check``), as they depend on registries and the disk.
+One known difference in shape: JSON Schema counts ``10.0`` as an ``integer`` (JSON has one
+number type), where the loader wants YAML's ``10``; the loader's message says so.
 """
 
 from __future__ import annotations
