@@ -3,6 +3,11 @@
 Prints the fully resolved configuration (defaults, includes and overrides applied, and what
 the weights registry entry implies: model options, block placement, normalisation, as
 ``# resolved:`` comment lines and in the YAML) — the record ``train`` writes — or every problem found, one per line, with exit code 2.
+
+``snl-video config schema [--output-file FILE]``: print (or write) the recipe's JSON Schema,
+generated from the config schema (:mod:`snl_video.config.json_schema`); editors read the
+committed copy ``snl_video/config/recipe.schema.json``, which this rewrites:
+``snl-video config schema --output-file snl_video/config/recipe.schema.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from ..errors import InvalidValueError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("config", help="validate a YAML recipe and print the resolved configuration")
-    verbs = p.add_subparsers(dest="config_command", metavar="<check>", required=True)
+    verbs = p.add_subparsers(dest="config_command", metavar="<check|schema>", required=True)
     p_check = verbs.add_parser(
         "check",
         help="validate FILE with overrides; print the resolved config or every error (exit code 2)",
@@ -26,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_check.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=0.1 data.split=2")
     p_check.add_argument("--no-data", action="store_true", help="check the recipe and the model only, not data.root")
     p_check.set_defaults(func=run_check)
+    p_schema = verbs.add_parser(
+        "schema",
+        help="print the recipe's JSON Schema (keys, types, choices, defaults, descriptions)",
+        description="Print the JSON Schema of a recipe file, generated from the config schema; "
+                    "recipes name the committed copy on their first line (# yaml-language-server: $schema=...).",
+    )
+    p_schema.add_argument("--output-file", metavar="FILE", help="write the schema to FILE (atomically) instead of printing it")
+    p_schema.set_defaults(func=run_schema)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -45,4 +58,18 @@ def run_check(args: argparse.Namespace) -> int:
     # comments say what was filled in, so the printed file is still a valid recipe).
     lines = [f"# resolved: {line}\n" for line in resolved.describe()]
     sys.stdout.write("".join(lines) + dump_config(resolved.config))
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Print the recipe's JSON Schema, or write it to ``--output-file``."""
+    from ..config.json_schema import recipe_json_schema_text
+    from ..fileio import atomic_write
+
+    text = recipe_json_schema_text()
+    if args.output_file is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(args.output_file, lambda f: f.write(text.encode("utf-8")))
+        print(f"wrote {args.output_file}", file=sys.stderr)
     return 0

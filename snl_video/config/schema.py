@@ -75,7 +75,9 @@ VideoReduce = Literal["mean_prob", "mean_logit"]
 class ModelConfig:
     """The network: a name from the model registry, the class count and head dropout."""
 
+    #: A model registry name, e.g. ``r3d50``, ``i3d_r50``, ``x3d_m``.
     name: str = "r3d50"
+    #: Classes of the classification head (UCF-101: 101, HMDB-51: 51).
     num_classes: int = 101
     #: 3D-ResNets-PyTorch (whose recipe the paper follows) has no dropout before the head.
     dropout: float = 0.0
@@ -112,8 +114,14 @@ class NonLocalConfig:
     and the stage-name shape are checked here.
     """
 
+    #: The block kind (``snl-video nonlocal`` lists them), e.g. ``snl``, ``nl``, ``a2``, ``ns``,
+    #: ``cgnl``.
     kind: str = "snl"
+    #: The kind's options, e.g. ``{order: 3}`` or ``{filter: cayley}``; checked against the block
+    #: registry.
     options: dict[str, Any] = field(default_factory=dict)
+    #: Stage -> 0-based residual-block indices after which a block goes, e.g. ``{layer3: [4]}``;
+    #: ``null``: the model's default placement.
     positions: dict[str, tuple[int, ...]] | None = None
 
     def check(self, errors: ErrorList, prefix: str) -> None:
@@ -142,7 +150,10 @@ class PretrainedConfig:
     which is replaced whenever the class count differs).
     """
 
+    #: A weights registry name (``snl-video weights list``) or a checkpoint file path.
     source: str
+    #: fnmatch patterns of checkpoint keys not to load (the head is replaced anyway when the class
+    #: count differs).
     ignore: tuple[str, ...] = ()
 
     def check(self, errors: ErrorList, prefix: str) -> None:
@@ -169,22 +180,40 @@ class DataConfig:
     for a random scale from ``train_scales``, at a random position, resized to ``crop_size``.
     """
 
+    #: The folder written by ``snl-video prepare`` (backend ``prepared``) or the video tree (a
+    #: decoding backend).
     root: str = "data/ucf101_prepared"
+    #: The split to train and evaluate on: 1-3 for UCF-101 / HMDB-51, or the name a folder or list
+    #: was prepared with.
     split: int | str = 1
+    #: Where clips are read: ``prepared`` (the prepared format) or a video decoder.
     backend: DataBackend = "prepared"
+    #: The official split files' folder; needed with a decoding backend.
     splits_dir: str | None = None
+    #: Clip length: frames the model sees per clip.
     num_frames: int = 16
+    #: Step between a clip's frames (1: consecutive frames).
     sampling_stride: int = 1
+    #: Side of the square crop fed to the model, in pixels.
     crop_size: int = 112
+    #: Train-time crop: ``multiscale`` (3D-ResNets-PyTorch corner/centre crops at ``train_scales``)
+    #: or ``random_resized``.
     train_crop: TrainCrop = "multiscale"
+    #: Crop sides as fractions of the short side, one drawn per clip (``multiscale``).
     train_scales: tuple[float, ...] = (1.0, 2**-0.25, 2**-0.5, 2**-0.75, 0.5)
+    #: Flip training clips horizontally at random.
     horizontal_flip: bool = True
+    #: Training clips per batch (per process under torchrun).
     batch_size: int = 32
+    #: Data-loading worker processes (0: load in the main process).
     num_workers: int = 4
+    #: Fraction of the dataset's videos that may fail to decode before it is an error (0: any failure).
     max_decode_failure_fraction: float = 0.0
     #: Input normalisation. ``None``: from the pretrained registry entry when ``pretrained``
     #: names one, else the Kinetics statistics of 3D-ResNets-PyTorch on a [0, 1] scale.
     mean: tuple[float, float, float] | None = None
+    #: Input standard deviation per channel, on the ``value_scale`` pixel scale; give it with
+    #: ``mean``.
     std: tuple[float, float, float] | None = None
     #: Pixel scale ``data.mean/std`` are in (1: [0, 1] pixels; 255: 0-255, as Hara's 2017 and
     #: Caffe-style weights). ``None`` reads as 1. A run's record holds the resolved value.
@@ -201,6 +230,8 @@ class DataConfig:
     #: With both > 0 each batch gets one of the two at random. Train accuracy is then counted
     #: against each clip's dominant label.
     mixup_alpha: float = 0.0
+    #: CutMix's Beta(alpha, alpha) parameter (0: off); with ``mixup_alpha`` > 0 too, each batch gets
+    #: one of the two.
     cutmix_alpha: float = 0.0
 
     def check(self, errors: ErrorList, prefix: str) -> None:
@@ -254,12 +285,19 @@ class OptimConfig:
     """The optimizer. SGD fields (momentum, nesterov) and AdamW fields (betas, eps) coexist;
     only those of ``name`` are used."""
 
+    #: The optimizer: ``sgd`` (the paper) or ``adamw``.
     name: OptimizerName = "sgd"
+    #: The base learning rate.
     lr: float = 0.01
+    #: SGD momentum.
     momentum: float = 0.9
+    #: L2 weight decay (SGD) or decoupled weight decay (AdamW).
     weight_decay: float = 1e-4
+    #: Nesterov momentum (SGD with momentum > 0).
     nesterov: bool = False
+    #: AdamW's two moving-average coefficients.
     betas: tuple[float, float] = (0.9, 0.999)
+    #: AdamW's denominator epsilon.
     eps: float = 1e-8
     #: fnmatch patterns of parameter names -> learning-rate multipliers, e.g.
     #: ``{"fc.*": 10, "nonlocal_blocks.*": 10}``; the first pattern (in the order given) that
@@ -311,17 +349,25 @@ class ScheduleConfig:
     linear warm-up from ``warmup_start_factor x lr`` over ``warmup_epochs``, with every kind.
     """
 
+    #: Training epochs.
     epochs: int = 100
+    #: ``step``, ``cosine``, ``multistep`` or ``plateau`` (see the section's description).
     kind: ScheduleKind = "step"
+    #: ``step``: epochs between learning-rate drops.
     step_size: int = 40
+    #: ``step`` / ``multistep``: the factor the learning rate is multiplied by at each drop.
     gamma: float = 0.1
+    #: ``cosine``: the final learning rate; ``plateau``: the floor.
     min_lr: float = 0.0
+    #: Epochs of linear warm-up before the schedule (0: none).
     warmup_epochs: int = 0
+    #: The warm-up's first learning rate, as a fraction of ``lr``.
     warmup_start_factor: float = 0.1
     #: ``multistep``: the epochs (1-based counts of finished epochs) at which lr is multiplied by gamma.
     milestones: tuple[int, ...] = ()
     #: ``plateau``: evaluations without improvement before the lr is multiplied by ``factor``.
     patience: int = 10
+    #: ``plateau``: the factor the learning rate is multiplied by when the metric stalls.
     factor: float = 0.1
 
     def check(self, errors: ErrorList, prefix: str) -> None:
@@ -359,11 +405,17 @@ class EvalConfig:
     evaluation during training (0: only at the end).
     """
 
+    #: Clip-level protocol: ``center`` (one clip at the video's temporal centre, centre crop).
     clip_protocol: ClipProtocol = "center"
+    #: Video level: uniformly spaced clips per video.
     num_clips: int = 10
+    #: Video level: spatial crops per clip (1: the centre; 3: three crops along the long side).
     num_crops: Literal[1, 3] = 3
+    #: How clip scores become a video score: mean of probabilities or of logits.
     reduce: VideoReduce = "mean_prob"
+    #: Clips per evaluation batch.
     batch_size: int = 16
+    #: Run the clip-level evaluation every this many epochs during training (0: only at the end).
     every_epochs: int = 5
 
     def check(self, errors: ErrorList, prefix: str) -> None:
@@ -384,16 +436,29 @@ class RuntimeConfig:
     everything, ``head`` trains only the classifier (and inserted non-local blocks).
     """
 
+    #: The random seed (data order, augmentation, initialisation).
     seed: int = 0
+    #: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
     device: Device = "auto"
+    #: Mixed precision: ``none``, ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA only, with a gradient
+    #: scaler).
     amp: Amp = "none"
+    #: Run the model in the channels-last memory layout.
     channels_last: bool = False
+    #: Ask PyTorch for deterministic algorithms (slower; same results run to run).
     deterministic: bool = False
+    #: Batches whose gradients are summed before each optimizer step.
     grad_accum_steps: int = 1
+    #: Freeze every module before this one (``stem``, a stage or ``head``); ``null`` trains
+    #: everything.
     freeze_until: FreezePoint | None = None
+    #: Synchronise BatchNorm statistics across processes (CUDA, torchrun).
     sync_bn: bool = False
+    #: The run's output folder (checkpoints, logs, config.yaml, evaluation).
     output_dir: str = "runs/experiment"
+    #: Log training metrics every this many steps.
     log_every: int = 20
+    #: Save the resumable checkpoint every this many epochs.
     checkpoint_every: int = 1
     #: tqdm progress bars (throughput and ETA) on the main process.
     progress: bool = True
@@ -437,14 +502,24 @@ class ExperimentConfig:
     """A whole experiment. ``nonlocal_blocks`` and ``pretrained`` are ``None`` when absent;
     in YAML either may also be given as a bare string (a kind, a registry name or path)."""
 
+    #: The experiment's name, recorded in checkpoints, evaluation reports and model cards.
     name: str = "experiment"
+    #: The network (a model registry name, class count, head dropout, constructor options).
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: Non-local blocks to insert (``null``: none); a bare string is the kind, e.g. ``snl``.
     nonlocal_blocks: NonLocalConfig | None = None
+    #: Initial weights (``null``: from scratch); a bare string is a registry name or a checkpoint
+    #: path.
     pretrained: PretrainedConfig | None = None
+    #: The prepared dataset and how clips are drawn from it.
     data: DataConfig = field(default_factory=DataConfig)
+    #: The optimizer and the loss's label smoothing.
     optim: OptimConfig = field(default_factory=OptimConfig)
+    #: The learning-rate schedule (stepped per epoch) and the number of epochs.
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    #: The evaluation protocol (clip level and video level).
     eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Where and how the job runs: device, precision, output folder, logging, checkpoints.
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def check(self, errors: ErrorList, prefix: str) -> None:
