@@ -7,7 +7,8 @@ The job, in order:
 2. check that every listed video exists; missing ones are an error that lists them, unless
    ``allow_missing`` (then they are left out and listed in the report);
 3. decode each remaining video with PyAV (the frame-exact reference), resize to the short
-   side, and write the frames (``.npy``, or ``.jpegs`` with ``storage="jpeg"``) + record
+   side, and write the frames (packed JPEGs, ``.jpegs``, by default; raw ``.npy`` with
+   ``storage="npy"``) + record
    atomically (:mod:`snl_video.data.prepared`), in
    ``workers`` processes with a progress bar. A bad video never stops the run: it gets a
    status and a reason;
