@@ -89,7 +89,7 @@ class PrepareSettings:
     short_videos: ShortVideos = "loop"
     #: "jpeg" (default): each video's frames as JPEGs in one ``.jpegs`` file, ~8x smaller than
     #: raw frames (the rawframes convention of mmaction2 / SlowFast); "npy": raw uint8 frames,
-    #: memory-mapped, the fastest to read (~1.7x) at ~8x the disk.
+    #: memory-mapped, the fastest to read (~2x) at ~8x the disk.
     storage: Storage = "jpeg"
     jpeg_quality: int = 90
 

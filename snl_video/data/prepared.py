@@ -20,7 +20,7 @@ larger than the compressed AVI (``scripts/bench_data.py`` measures it); UCF-101 
 128x171 is ~160 GB. So ``prepare`` packs the same frames as JPEGs by default
 (``storage="jpeg"``, quality 90; the rawframes convention of mmaction2 and SlowFast) into
 one ``.jpegs`` file per video: ~8x smaller (~2.5x the AVIs; UCF-101 ~20 GB), and a clip
-costs a JPEG decode of each of its frames (still no seeking through a video stream; ~1.7x
+costs a JPEG decode of each of its frames (still no seeking through a video stream; ~1.7-2.9x
 slower than ``.npy``, ~6x faster than PyAV on the AVI). ``storage="npy"`` is the faster
 option where the disk allows. ``scripts/bench_data.py`` measures both. ``settings.json``
 records the storage (directories written before it was recorded hold ``.npy``).
