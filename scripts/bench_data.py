@@ -157,7 +157,8 @@ def main() -> int:
         if folder.exists():
             shutil.rmtree(folder)
     start = time.perf_counter()
-    report = prepare_ucf101(videos_dir, bench_splits, prepared, splits=[1], workers=1, progress=False)
+    report = prepare_ucf101(videos_dir, bench_splits, prepared, splits=[1], workers=1, progress=False,
+                            settings=PrepareSettings(storage="npy"))
     prep_seconds = time.perf_counter() - start
     start = time.perf_counter()
     prepare_ucf101(videos_dir, bench_splits, packed, splits=[1], workers=1, progress=False,

@@ -143,7 +143,7 @@ def _child(args: argparse.Namespace, kind: str) -> dict:
 
 def _synthetic_prepared(work: Path, videos_per_class: int) -> Path:
     """A 10-class synthetic set (~UCF-101 frame size and length) prepared at short side 128; reused when present."""
-    from snl_video.data.prepare import prepare_ucf101
+    from snl_video.data.prepare import PrepareSettings, prepare_ucf101
     from snl_video.data.synthetic import make_synthetic_ucf101
 
     prepared = work / f"prepared_{videos_per_class}"
@@ -152,7 +152,8 @@ def _synthetic_prepared(work: Path, videos_per_class: int) -> Path:
     raw = work / f"raw_{videos_per_class}"
     if not (raw / "ucfTrainTestlist").is_dir():
         make_synthetic_ucf101(raw, num_classes=10, videos_per_class=videos_per_class, num_frames=120, frame_jitter=60)
-    prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", prepared, splits=[1], workers=2)
+    prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", prepared, splits=[1], workers=2,
+                   settings=PrepareSettings(storage="npy"))  # the fastest input: the step, not the JPEG decode
     return prepared
 
 

@@ -21,6 +21,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Final
 
 import torch
 
@@ -37,6 +38,9 @@ DEMO_CLASSES, DEMO_VIDEOS_PER_CLASS, DEMO_FRAMES = 8, 30, 24
 RELATIONS_CONFIG = DEMO_CONFIG.parents[1] / "studies" / "relations_base.yaml"
 RELATIONS_SNL = ("nonlocal_blocks.kind=snl", "nonlocal_blocks.positions={layer3: [0]}")
 RELATIONS_VIDEOS_PER_CLASS = 100
+#: The demo prepares raw frames, not ``prepare``'s default packed JPEGs: its few hundred tiny
+#: clips take a few MB either way, and raw frames are the faster input (scripts/bench_data.py).
+DEMO_STORAGE: Final = "npy"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +107,7 @@ def prepare_demo_data(
                                                   held_out_per_class=held_out, num_frames=num_frames, seed=seed))
     inputs = source.inputs(parse_options(source.options, written, where=f"demo --dataset {dataset}"))
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset=dataset, workers=workers,
-                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len), progress=False)
+                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len, storage=DEMO_STORAGE), progress=False)
     return prepared
 
 
@@ -123,7 +127,7 @@ def _prepare_relations(data_dir: Path, *, seed: int, clip_len: int, videos_per_c
                                                           "seed": str(seed)}, where="demo --dataset relations"))
     prepared = data_dir / "prepared"
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset="folder", workers=workers,
-                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len), progress=False)
+                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len, storage=DEMO_STORAGE), progress=False)
     return prepared
 
 

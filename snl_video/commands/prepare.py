@@ -30,9 +30,9 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     add_renamed_option(p, "--num-frames", "--clip-len", type=int, default=16, help="frames per clip; shorter videos count as short (default: 16)")
     p.add_argument("--short-videos", choices=get_args(ShortVideos), default="loop",
                    help="videos shorter than a clip: keep them for loop padding (default) or skip them")
-    p.add_argument("--storage", choices=get_args(Storage), default="npy",
-                   help="raw frames (fastest to read; ~20x the AVIs) or packed JPEGs (~8x smaller at quality 90, "
-                        "~3x slower to read) (default: npy)")
+    p.add_argument("--storage", choices=get_args(Storage), default="jpeg",
+                   help="packed JPEGs (default: ~8x smaller than raw frames at quality 90, ~2.5x the AVIs) or npy: "
+                        "raw frames, the fastest to read (~2x) at ~20x the AVIs")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 with --storage jpeg (default: 90)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -17,11 +17,13 @@ decode cost and only the touched pages read. Frames are stored at 128x171 (the s
 3D-ResNets-PyTorch and torchvision's video models train from), so the augmentation works
 on 2.5x fewer pixels than the 240x320 source. The price is disk: raw pixels are ~10-20x
 larger than the compressed AVI (``scripts/bench_data.py`` measures it); UCF-101 at
-128x171 is ~163 GB, which fits a data SSD. Where it does not, ``storage="jpeg"`` packs
-the same frames as JPEGs (quality 90 by default) into one ``.jpegs`` file per video: ~8x
-smaller (2.6x the AVIs), and a clip costs a JPEG decode of each of its frames (still no
-seeking through a video stream; ~1.7x slower than ``.npy``, ~6x faster than PyAV on the
-AVI). ``scripts/bench_data.py`` measures both.
+128x171 is ~160 GB. So ``prepare`` packs the same frames as JPEGs by default
+(``storage="jpeg"``, quality 90; the rawframes convention of mmaction2 and SlowFast) into
+one ``.jpegs`` file per video: ~8x smaller (~2.5x the AVIs; UCF-101 ~20 GB), and a clip
+costs a JPEG decode of each of its frames (still no seeking through a video stream; ~1.7-2.9x
+slower than ``.npy``, ~6x faster than PyAV on the AVI). ``storage="npy"`` is the faster
+option where the disk allows. ``scripts/bench_data.py`` measures both. ``settings.json``
+records the storage (directories written before it was recorded hold ``.npy``).
 
 The ``.jpegs`` container (little-endian): the 8 bytes ``SNLJPEG1``; uint32 frame count T,
 uint16 height, uint16 width; int64 offsets[T + 1] of each JPEG relative to the end of the

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from snl_video.data.datasets import ClipDataset, TooManyDecodeFailures, VideoEntry, prepared_dataset, video_file_dataset
 from snl_video.data.decoding import DecodeError
-from snl_video.data.prepare import prepare_ucf101
+from snl_video.data.prepare import PrepareSettings, prepare_ucf101
 from snl_video.data.transforms import TORCHVISION_KINETICS_NORMALIZATION, eval_transform, train_transform
 from snl_video.data.ucf101 import read_split
 
@@ -17,7 +17,8 @@ from snl_video.data.ucf101 import read_split
 @pytest.fixture(scope="module")
 def prepared(synthetic_tree, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
-    prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, progress=False)
+    prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, progress=False,
+                   settings=PrepareSettings(storage="npy"))  # the tests read the raw .npy files
     return out
 
 

@@ -16,7 +16,10 @@ def test_every_source_prepares_the_same_kind_of_directory(dataset, tmp_path):
     prepared = prepare_demo_data(dataset, tmp_path / "data", seed=0, clip_len=4, num_classes=2, videos_per_class=8,
                                  num_frames=6, short_side=24, workers=1)
     assert json.loads((prepared / "dataset.json").read_text()) == {"dataset": dataset}
+    # the demo keeps raw frames (the faster input), not prepare's default .jpegs
+    assert json.loads((prepared / "settings.json").read_text())["storage"] == "npy"
     index = pd.read_csv(prepared / "index.csv", keep_default_na=False)
+    assert all(f.endswith(".npy") for f in index["frames_file"])
     assert set(index["label"]) == {0, 1} and set(index["status"]) == {"ok"}
     per_class = index.groupby(["label", "subset_1"]).size().unstack(fill_value=0)
     # 8 videos per class: 2 (3 for UCF-101's group layout) held out for test; HMDB-51 marks 2 unused
@@ -36,6 +39,7 @@ def test_the_relations_demo_data_is_a_prepared_class_folder(tmp_path):
 
     prepared = prepare_demo_data("relations", tmp_path / "data", seed=0, clip_len=8, videos_per_class=5, short_side=32)
     assert json.loads((prepared / "dataset.json").read_text()) == {"dataset": "folder"}
+    assert json.loads((prepared / "settings.json").read_text())["storage"] == "npy"
     sizes = {subset: prepared_dataset(prepared, split=1, subset=subset, mode="clip", clip_len=8, dataset="folder")
              for subset in ("train", "test")}
     assert sum(len(d) for d in sizes.values()) == 5 * len(RELATION_CLASSES)

@@ -157,4 +157,4 @@ def test_missing_videos_are_listed(tmp_path):
     victim.unlink()
     with pytest.raises(MissingVideosError, match=victim.name):
         prepare_hmdb51(raw / "hmdb51_org", raw / "testTrainMulti_7030_splits", tmp_path / "out", per_class=(2, 2),
-                       settings=PrepareSettings(short_side=24), progress=False)
+                       settings=PrepareSettings(short_side=24, storage="npy"), progress=False)

@@ -37,8 +37,10 @@ def _videos(tree: Path) -> list[str]:
     return sorted(p.relative_to(tree / "UCF-101").as_posix() for p in (tree / "UCF-101").rglob("*.avi"))
 
 
-def _run(tree: Path, out: Path, **kwargs) -> dict:
-    return prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False, **kwargs)
+def _run(tree: Path, out: Path, *, settings: PrepareSettings = PrepareSettings(storage="npy"), **kwargs) -> dict:
+    """``prepare_ucf101`` on ``tree``; raw ``.npy`` frames unless ``settings`` say otherwise (the
+    tests here compare stored pixels exactly; the ``.jpegs`` tests ask for that storage)."""
+    return prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False, settings=settings, **kwargs)
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -168,8 +170,9 @@ def test_leftovers_of_a_killed_run_are_never_taken_for_complete(tree, tmp_path):
 def test_sigkill_at_a_random_moment_then_resume(tree, tmp_path):
     out = tmp_path / "out"
     code = (
-        "import sys; from snl_video.data.prepare import prepare_ucf101; "
-        f"prepare_ucf101({str(tree / 'UCF-101')!r}, {str(tree / 'ucfTrainTestlist')!r}, {str(out)!r}, progress=False)"
+        "import sys; from snl_video.data.prepare import PrepareSettings, prepare_ucf101; "
+        f"prepare_ucf101({str(tree / 'UCF-101')!r}, {str(tree / 'ucfTrainTestlist')!r}, {str(out)!r}, progress=False, "
+        "settings=PrepareSettings(storage='npy'))"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
@@ -195,7 +198,7 @@ def test_settings_must_match_on_resume_and_skip_policy(tree, tmp_path):
     short = _videos(tree)[4]
     encode_avi(np.full((10, 240, 320, 3), 90, np.uint8), root / short)
     out = tmp_path / "out"
-    report = _run(tree, out, settings=PrepareSettings(short_videos="skip"))
+    report = _run(tree, out, settings=PrepareSettings(short_videos="skip", storage="npy"))
     assert {r["path"]: r["status"] for r in report["videos"]}[short] == "too_short"
     assert short not in set(pd.read_csv(out / "index.csv")["path"])
     with pytest.raises(ValueError, match="use a new --output-dir or the same settings"):
@@ -368,11 +371,57 @@ def test_storage_settings_are_validated_and_fixed_per_directory(tree, tmp_path):
         PrepareSettings(storage="png")
     with pytest.raises(ValueError, match="jpeg_quality"):
         PrepareSettings(storage="jpeg", jpeg_quality=0)
-    # raw storage keeps the settings.json of directories prepared before storage existed
-    assert set(PrepareSettings().as_dict()) == {"format_version", "short_side", "clip_len", "short_videos"}
+    # every prepared folder records its storage (and the JPEG quality, which only .jpegs has)
+    assert PrepareSettings(storage="npy").as_dict()["storage"] == "npy"
+    assert "jpeg_quality" not in PrepareSettings(storage="npy").as_dict()
     _run(tree, tmp_path / "out", splits=[1], settings=PrepareSettings(storage="jpeg"))
-    with pytest.raises(ValueError, match="was prepared with"):
-        _run(tree, tmp_path / "out", splits=[1])
+    assert json.loads((tmp_path / "out" / "settings.json").read_text())["storage"] == "jpeg"
+    with pytest.raises(ValueError, match=r"was prepared with other settings: jpeg_quality 90 \(prepared\) vs None "
+                                         r"\(now\), storage 'jpeg' \(prepared\) vs 'npy' \(now\).*--storage jpeg"):
+        _run(tree, tmp_path / "out", splits=[1], settings=PrepareSettings(storage="npy"))
+
+
+def test_a_folder_prepared_before_storage_was_recorded_is_read_as_npy(tree, tmp_path):
+    out = tmp_path / "old"
+    _run(tree, out, splits=[1], settings=PrepareSettings(storage="npy"))
+    # settings.json as written before the storage was recorded: no storage key
+    settings = json.loads((out / "settings.json").read_text())
+    del settings["storage"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    before = {f: b for f, b in _snapshot(out).items() if f != "settings.json"}
+    # the new default (.jpegs) is refused, naming the storage to re-run with
+    with pytest.raises(ValueError, match=r"storage 'npy' \(prepared\) vs 'jpeg' \(now\).*--storage npy"):
+        _run(tree, out, splits=[1], settings=PrepareSettings())
+    # re-run as .npy: resumed, nothing rewritten, the storage now recorded
+    _run(tree, out, splits=[1], settings=PrepareSettings(storage="npy"))
+    assert {f: b for f, b in _snapshot(out).items() if f != "settings.json"} == before
+    assert json.loads((out / "settings.json").read_text())["storage"] == "npy"
+
+
+def test_prepare_defaults_to_jpegs_and_npy_is_an_option(tree, tmp_path):
+    import inspect
+
+    import snl_video
+
+    assert PrepareSettings().storage == "jpeg"
+    assert inspect.signature(snl_video.prepare).parameters["storage"].default == "jpeg"
+    inputs = {"videos": str(tree / "UCF-101"), "splits": str(tree / "ucfTrainTestlist"), "split": "1"}
+    cli = ["prepare", "ucf101", "--videos", inputs["videos"], "--splits", inputs["splits"], "--split", "1",
+           "--no-progress", "--output-dir"]
+    # the Python API and the command line, no storage named: packed JPEGs
+    snl_video.prepare("ucf101", output_dir=tmp_path / "api", options=inputs, progress=False)
+    assert main([*cli, str(tmp_path / "cli")]) == 0
+    # --storage npy / storage="npy": raw frames
+    assert main([*cli, str(tmp_path / "cli_npy"), "--storage", "npy"]) == 0
+    snl_video.prepare("ucf101", output_dir=tmp_path / "api_npy", options=inputs, storage="npy", progress=False)
+    for name, storage, suffix in [("api", "jpeg", ".jpegs"), ("cli", "jpeg", ".jpegs"), ("cli_npy", "npy", ".npy"),
+                                  ("api_npy", "npy", ".npy")]:
+        out = tmp_path / name
+        assert json.loads((out / "settings.json").read_text())["storage"] == storage, name
+        index = pd.read_csv(out / "index.csv", keep_default_na=False)
+        assert len(index) > 0 and all(f.endswith(suffix) for f in index["frames_file"]), name
+        assert all((out / f).is_file() for f in index["frames_file"]), name
+        assert not list((out / "videos").rglob("*.npy" if storage == "jpeg" else "*.jpegs")), name
     code = main(["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
                  "--out", str(tmp_path / "q"), "--storage", "jpeg", "--jpeg-quality", "101", "--no-progress"])
     assert code == 2

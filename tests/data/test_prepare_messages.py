@@ -54,11 +54,11 @@ def test_allow_missing_with_nothing_prepared_is_an_error(tree, tmp_path):
 def test_a_settings_mismatch_names_the_key_and_no_lock_file_is_left(tree, tmp_path):
     out = tmp_path / "out"
     prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False,
-                   settings=PrepareSettings(short_side=32))
+                   settings=PrepareSettings(short_side=32, storage="npy"))
     assert not (out / ".snl_video.lock").exists()
     with pytest.raises(ValueError, match=r"short_side 32 \(prepared\) vs 48 \(now\).*--short-side 32"):
         prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", out, progress=False,
-                       settings=PrepareSettings(short_side=48))
+                       settings=PrepareSettings(short_side=48, storage="npy"))
     assert not (out / ".snl_video.lock").exists()
 
 

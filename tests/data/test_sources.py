@@ -167,7 +167,7 @@ def test_list_missing_files_error_or_skip_and_report(tmp_path):
     gone.unlink()
     lists = {"train": raw / "train.txt", "test": raw / "test.txt"}
     manifest = list_manifest(lists, root=raw / "videos", classes=raw / "classes.txt", label_base=0)
-    settings = PrepareSettings(short_side=24, clip_len=4)
+    settings = PrepareSettings(short_side=24, clip_len=4, storage="npy")
     with pytest.raises(MissingVideosError, match="MoveLeft/MoveLeft_002.avi"):
         prepare_manifest(manifest, raw / "videos", tmp_path / "out", dataset="list", settings=settings, progress=False)
     report = prepare_manifest(manifest, raw / "videos", tmp_path / "out", dataset="list", settings=settings,
@@ -209,7 +209,7 @@ def old_format_prepared(tmp_path_factory, synthetic_tree) -> Path:
     no group column in index.csv."""
     out = tmp_path_factory.mktemp("old") / "prepared"
     prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[1],
-                   settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+                   settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
     (out / "dataset.json").unlink()
     index = pd.read_csv(out / "index.csv", keep_default_na=False)
     index.drop(columns="group").to_csv(out / "index.csv", index=False)
@@ -244,7 +244,7 @@ def test_decoding_backend_carves_the_same_validation_videos_as_the_prepared_inde
 
     out = tmp_path / "prepared"
     prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[2],
-                   settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+                   settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
     for subset in ("train", "val", "test"):
         prepared = prepared_dataset(out, split=2, subset=subset, val_fraction=0.3, clip_len=4)
         files = video_file_dataset(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", split=2,
@@ -285,10 +285,10 @@ def test_resuming_prepare_on_an_old_directory_adopts_it_as_ucf101(old_format_pre
     shutil.copytree(old_format_prepared, out)
     frames_before = {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")}
     report = prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[1],
-                            settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+                            settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
     assert report["dataset"] == "ucf101" and (out / "dataset.json").is_file()
     assert {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")} == frames_before  # none redone
     assert "group" in pd.read_csv(out / "index.csv").columns
     with pytest.raises(ValueError, match="holds a prepared 'ucf101' dataset, not 'hmdb51'"):
         prepare_manifest(ucf101_manifest(synthetic_tree / "ucfTrainTestlist", [1]), synthetic_tree / "UCF-101", out,
-                         dataset="hmdb51", settings=PrepareSettings(short_side=24, clip_len=4), progress=False)
+                         dataset="hmdb51", settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)

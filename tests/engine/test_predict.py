@@ -222,7 +222,7 @@ def prepared_run(tiny_prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("predict_prepared")
     raw = tiny_prepared.parent / "raw"
     prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", out / "prepared", splits=[1], workers=1,
-                          settings=PrepareSettings(short_side=44, clip_len=6), progress=False)
+                          settings=PrepareSettings(short_side=44, clip_len=6, storage="npy"), progress=False)
     root = out / "prepared"
     cfg = tiny_config(root, out / "run", eval={"num_clips": 2, "num_crops": 3, "batch_size": 6})
     torch.manual_seed(4)
