@@ -73,6 +73,14 @@ def write_stand_in(entry: PretrainedWeights, directory: Path) -> Path:
         variant = entry.architecture.split("_")[1]
         bat = dict(entry.nonlocal_blocks["options"]) if entry.nonlocal_blocks else None
         torch.save({"state_dict": RefBATResNet50(variant, num_classes=entry.num_classes, bat=bat).state_dict()}, path)
+    elif entry.format in ("pytorchvideo_slowfast", "pytorchvideo_x3d"):
+        from pytorchvideo.models import hub
+
+        torch.save({"model_state": getattr(hub, entry.architecture)(pretrained=False).state_dict()}, path)
+    elif entry.format == "torchvision_baseline":
+        import torchvision.models.video as tv
+
+        torch.save(getattr(tv, entry.architecture)().state_dict(), path)
     else:  # a new format: add its stand-in here
         raise AssertionError(f"no stand-in writer for format {entry.format!r} ({entry.name})")
     return path
@@ -93,6 +101,10 @@ def _recipe(entry: PretrainedWeights, data_root: Path, out: Path, *, epochs: int
     # BAT's blocks need 8 frames and maps whose side is a multiple of 7 (112: 14 and 7 in
     # layer2 / layer3); 4x32x32 is the smallest clip the other trunks allow.
     frames, crop = (8, 112) if entry.nonlocal_blocks else (4, 32)
+    if entry.format == "pytorchvideo_slowfast":
+        frames, crop = 8, 64  # alpha = 4: two slow frames; maps of at least 2x2 at the last stage
+    elif entry.format == "torchvision_baseline":
+        frames, crop = 16, 224  # MViT / Swin3D position tables fix the clip
     return {
         "name": "record",
         "model": {"name": entry.architecture, "num_classes": 2},
