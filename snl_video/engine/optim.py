@@ -37,7 +37,7 @@ from . import distributed as dist_utils
 logger = logging.getLogger(__name__)
 
 __all__ = ["ParamGroupInfo", "parameter_groups", "EpochSchedule", "batch_mixer", "build_optimizer", "build_scheduler",
-           "NORM_TYPES"]
+           "restore_scheduler", "NORM_TYPES"]
 
 #: Module types whose parameters ``no_weight_decay_on: [norm]`` exempts from weight decay.
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -129,7 +129,15 @@ class EpochSchedule:
     it, ``step`` and ``cosine`` count epochs from the end of the warm-up, ``multistep``
     milestones are absolute epoch counts, and ``plateau`` applies the reduction accumulated
     by :meth:`observe`. Only plain numbers live in ``__dict__`` (saved by LambdaLR).
+
+    The schedule's *shape* (kind, length, warm-up, steps, floor, ...) comes from the config;
+    its *state* (:data:`STATE_KEYS`, the plateau's) from training. On resume only the state
+    is taken from the checkpoint (see :func:`restore_scheduler`), so a changed
+    ``schedule.epochs`` is followed.
     """
+
+    #: The attributes that training changes (the plateau's); every other one is the shape.
+    STATE_KEYS: tuple[str, ...] = ("plateau_scale", "best", "bad_evaluations", "reductions")
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         s = cfg.schedule
@@ -225,8 +233,41 @@ def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Opti
     return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch schedule: step (÷10 every 40 epochs by default), cosine, multistep or plateau,
     after an optional linear warm-up (:class:`EpochSchedule`; its
     plateau state is saved in the scheduler's state dict, so resume is exact)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, EpochSchedule(cfg))
+
+
+def restore_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict[str, Any],
+                      cfg: ExperimentConfig) -> None:
+    """Load a checkpoint's scheduler ``state`` into ``scheduler`` for a resume under ``cfg``.
+
+    The rule: **the schedule is the one a fresh run of ``cfg`` would follow, continued from the
+    resume point.** After ``k`` finished epochs, epoch ``e`` (0-based, ``e >= k``) trains at
+    ``base_lr x f(e)``, where ``f`` is :class:`EpochSchedule` built from ``cfg`` — with the
+    *current* ``schedule.epochs`` — and only the training state (the epoch count ``k``, the
+    plateau's best / bad evaluations / reduction, :data:`EpochSchedule.STATE_KEYS`) comes from
+    the checkpoint. So a cosine run lengthened from 2 to 4 epochs trains its epochs 3 and 4 at
+    the factors a fresh 4-epoch cosine run has there (0.5 and 0.146), and no epoch before the
+    end of a schedule is at lr 0 (a cosine factor reaches ``min_lr`` only at the end of the
+    new length, which no epoch trains at). Without a length change the result equals the
+    saved state (exact resume). ``step``, ``multistep`` and warm-up do not depend on the
+    length, so they continue unchanged; ``plateau`` keeps its reduction.
+
+    The learning rate of each optimizer group is set to the factor of the next epoch: the
+    optimizer state restored before holds the rate the *old* schedule computed for it (for a
+    finished cosine run, ``min_lr``).
+    """
+    scheduler.load_state_dict(state)
+    fresh = vars(EpochSchedule(cfg))
+    shape = {k: v for k, v in fresh.items() if k not in EpochSchedule.STATE_KEYS}
+    for schedule in scheduler.lr_lambdas:
+        if not isinstance(schedule, EpochSchedule):  # pragma: no cover - build_scheduler always makes one
+            raise TypeError(f"restore_scheduler: expected an EpochSchedule, got {type(schedule).__name__}")
+        vars(schedule).update(shape)
+    epoch = scheduler.last_epoch
+    lrs = [base * schedule(epoch) for base, schedule in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr

@@ -128,9 +128,9 @@ def check_resume_config(cfg: ExperimentConfig, run_dir: str | Path, *,
     if fixed:
         raise ResumeConfigError(fixed, record)
     if any(k == "schedule.epochs" for k, _, _ in diffs) and cfg.schedule.kind == "cosine":
-        logger.warning("resume: schedule.epochs changed under a cosine schedule: the learning rate of the remaining "
-                       "epochs follows the new length (the recorded run annealed towards epoch %s)",
-                       recorded.schedule.epochs)
+        logger.warning("resume: schedule.epochs changed under a cosine schedule (%s -> %s): the remaining epochs "
+                       "follow a fresh %s-epoch cosine schedule from the resume point (engine.optim.restore_scheduler)",
+                       recorded.schedule.epochs, cfg.schedule.epochs, cfg.schedule.epochs)
     return diffs
 
 

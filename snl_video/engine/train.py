@@ -50,7 +50,7 @@ from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, loa
                          save_checkpoint)
 from .evaluate import evaluate_model
 from .metric_log import MetricLogger, read_history
-from .optim import batch_mixer, build_optimizer, build_scheduler
+from .optim import batch_mixer, build_optimizer, build_scheduler, restore_scheduler
 from .preflight import preflight, usable_workers
 from .records import TRAIN_VIDEOS_RECORD, train_fingerprint
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
@@ -268,7 +268,9 @@ def _restore(run: _Run, resume_path: Path, resume_changes: list[Any]) -> None:
     state = load_training_checkpoint(resume_path)
     load_model_state(run.model, state, checkpoint=resume_path)  # one-line error for another recipe's file
     run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
+    # The schedule of this config continued from the checkpoint's epoch (a changed
+    # schedule.epochs is followed; see restore_scheduler for the rule).
+    restore_scheduler(run.scheduler, state["scheduler"], run.cfg)
     run.scaler.load_state_dict(state["scaler"])
     restore_rng_state(state["rng"])
     run.start_epoch, run.best_top1 = int(state["epoch"]), float(state.get("best_top1", -1.0))
