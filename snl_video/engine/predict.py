@@ -411,7 +411,7 @@ def predict(
     if top_k > loaded.num_classes:
         k = loaded.num_classes
         notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
-        logger.info(notes[-1])
+        logger.debug(notes[-1])  # the caller shows result.notes (the CLI prints each once): INFO would repeat it
     writer = PredictionWriter(output_file, class_names=list(loaded.class_names), top_k=k) if output_file is not None else None
     predictions: list[Prediction] = []
     errors: list[PredictionError] = []

@@ -254,3 +254,14 @@ def test_predict_on_the_video_files_equals_eval_on_their_prepared_frames(prepare
     loaded.frame_short_side = None
     direct = np.stack([p.probabilities for p in snl_video.predict(files[:4], model=loaded, top_k=1).predictions])
     assert np.abs(direct - report.videos.scores[:4]).max() > 1e-4
+
+
+def test_the_top_k_clamp_note_is_shown_once(video_run, capsys, caplog):
+    cfg, ckpt, _, _ = video_run
+    video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
+    with caplog.at_level("INFO"):
+        assert main(["predict", "--checkpoint", str(ckpt), str(video), "--no-progress"]) == 0
+    note = "is more than the model's 4 classes"
+    shown = capsys.readouterr().err.count(note) + sum(
+        note in r.getMessage() for r in caplog.records if r.levelno >= 20)  # logged at INFO reaches the user's stderr too
+    assert shown == 1
