@@ -13,6 +13,7 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
@@ -22,7 +23,8 @@ from .errors import Interrupted, SnlVideoError, UserError
 from .fileio import os_error_in, write_error
 from .version import __version__
 
-__all__ = ["COMMAND_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main"]
+__all__ = ["COMMAND_MODULES", "Interrupted", "UserError", "build_parser", "is_user_facing", "main", "parse_args",
+           "unrecognized_message"]
 
 # Verb modules, in the order `snl-video --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -67,9 +69,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unrecognized_message(extras: Sequence[str], option_strings: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments" line, with "did you mean --x?" for each unknown flag close to a real one."""
+    hints = []
+    for arg in extras:
+        if not arg.startswith("-"):
+            continue
+        flag = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, option_strings, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{flag}: did you mean {close[0]}?")
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    return message + ("; " + "; ".join(hints) if hints else "")
+
+
+def _verb_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The sub-parser of ``command`` (so an unknown flag is reported, and matched, against that verb's options)."""
+    for action in parser._actions:  # argparse keeps its sub-parsers only here; no public accessor
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that an unknown flag's error suggests the closest real option.
+
+    ``--topk`` gives "unrecognized arguments: --topk 3; --topk: did you mean --top-k?" with exit code 2,
+    printed with the verb's usage line.
+    """
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        verb = _verb_parser(parser, getattr(args, "command", None))
+        options = [opt for opt in verb._option_string_actions if opt.startswith("--")]
+        verb.error(unrecognized_message(extras, options))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # to name the command that resumes
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -155,3 +155,20 @@ def test_user_mistakes_of_each_kind_are_one_line(tmp_path, capsys, argv, message
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert "Traceback" not in captured.err and message in captured.err, captured.err
     assert lines[0].startswith(f"snl-video {argv[0]}") and len(lines) <= 2  # a config's problems: one per line
+
+
+def test_an_unknown_flag_suggests_the_closest_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "some.mp4", "--weights", "w", "--topk", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --topk" in err
+    assert "did you mean --top-k?" in err
+    assert "snl-video predict" in err  # the verb's usage, not the top-level one
+
+
+def test_an_unknown_flag_with_nothing_close_gets_no_suggestion(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "some.mp4", "--weights", "w", "--zzzzzz"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzzzzz" in err and "did you mean" not in err

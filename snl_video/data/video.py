@@ -261,11 +261,24 @@ def read_centre_clip(
 def find_videos(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Files given, plus the videos (by :data:`VIDEO_SUFFIXES`, recursively, sorted) of folders given.
 
-    A path that does not exist, or a folder without videos, is an error naming it.
+    A path that does not exist, or a folder without videos, is an error naming it. A video named
+    twice (say, the file and its folder, or two spellings of one path) is listed once, where it
+    first appears.
     """
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if not items:
         raise InvalidValueError("no video given: pass video files or folders of videos")
+    out = _find_all(items)
+    unique: dict[Path, Path] = {}
+    for path in out:
+        unique.setdefault(path.resolve(), path)
+    if len(unique) < len(out):
+        logger.info("%d video(s) named more than once: each is used once", len(out) - len(unique))
+    return list(unique.values())
+
+
+def _find_all(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """:func:`find_videos` before de-duplication."""
     out: list[Path] = []
     for item in items:
         path = Path(item)

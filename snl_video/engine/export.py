@@ -26,7 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -37,7 +37,7 @@ from .onnx_ops import onnx_translation_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportFormat", "ExportResult", "export_model", "VERIFY_TOLERANCE"]
+__all__ = ["ExportFormat", "ExportResult", "export_model", "name_batch_axis", "VERIFY_TOLERANCE"]
 
 ExportFormat = Literal["onnx", "pt2"]
 #: Largest accepted relative difference of the exported logits (max abs diff / max abs logit).
@@ -68,6 +68,27 @@ def _atomic_output(path: Path, write: "callable") -> None:
         for leftover in (Path(tmp), Path(tmp + ".data")):
             if leftover.exists():
                 leftover.unlink()
+
+
+def name_batch_axis(model: Any, name: str = "batch") -> None:
+    """Rename the symbolic first axis of ``model``'s first input (torch.export calls it ``s53`` or
+    the like) to ``name`` in every value of the graph (an ``onnx_ir`` model, as ``torch.onnx.export``
+    gives), so an ONNX runtime or viewer shows ``batch``, as the preprocessing record says."""
+    graph = model.graph
+    first = graph.inputs[0].shape[0]
+    old = getattr(first, "value", None)
+    if isinstance(first, int) or not isinstance(old, str) or old == name:
+        return
+    values = list(graph.inputs) + list(graph.outputs) + [out for node in graph.all_nodes() for out in node.outputs]
+    renamed = 0
+    for value in values:
+        shape = value.shape
+        if shape is None or not any(getattr(d, "value", None) == old for d in shape):
+            continue
+        value.shape = type(shape)([name if (not isinstance(d, int) and getattr(d, "value", None) == old) else d
+                                   for d in shape])
+        renamed += 1
+    logger.debug("ONNX batch axis %r named %r in %d value(s)", old, name, renamed)
 
 
 def _require_onnx() -> None:
@@ -143,6 +164,7 @@ def export_model(
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["clip"],
                                              output_names=["logits"], opset_version=opset, verbose=False,
                                              custom_translation_table=onnx_translation_table())
+            name_batch_axis(onnx_program.model, "batch")
             onnx_program.save(str(tmp))
 
         _atomic_output(out, write_onnx)

@@ -9,7 +9,8 @@ or kept per view (``per_clip``).
 
 Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``Class/v.avi``
 -> ``Class/v.npy``), written atomically, and ``index.csv`` (``video, features, shape,
-status``: ``ok`` or the reason it failed), a row appended as each video finishes, so a run
+status, label, class_name``: status ``ok`` or the reason it failed; label and class name
+from a prepared dataset's index, empty for files and list files, which do not say), a row appended as each video finishes, so a run
 that dies late (a full disk, a kill) keeps an index of what it finished. A re-run skips
 videos whose ``.npy`` exists (a file under its final name is complete), so an interrupted
 job resumes where it stopped; a re-run with other settings is refused (``overwrite`` replaces the earlier files):
@@ -53,6 +54,12 @@ class FeatureSource:
     entry: VideoEntry
     name: str
     prepared: bool = False
+    #: the class name where the input says it (a prepared dataset's index), else "" (the label is ``entry.label``, -1 when unknown)
+    class_name: str = ""
+
+    def known(self) -> list[str]:
+        """The index's ``label, class_name`` cells: empty where the input does not say."""
+        return [str(self.entry.label) if self.entry.label >= 0 else "", self.class_name]
 
 
 @dataclass
@@ -92,7 +99,8 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
 
             index = load_index(path)
             sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.num_frames)),
-                                      str(Path(r.path).with_suffix("")), prepared=True)
+                                      str(Path(r.path).with_suffix("")), prepared=True,
+                                      class_name=str(r.class_name))
                         for r in index.itertuples()]
             continue
         if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
@@ -200,7 +208,7 @@ def extract_features(
         target = out / f"{src.name}.npy"
         if target.is_file():
             shape = np.load(target, mmap_mode="r").shape
-            rows.append([src.entry.path, str(target.relative_to(out)), "x".join(map(str, shape)), "ok"])
+            rows.append([src.entry.path, str(target.relative_to(out)), "x".join(map(str, shape)), "ok", *src.known()])
         else:
             rows.append([])
             todo.append(i)
@@ -222,7 +230,7 @@ def extract_features(
             if item["error"] is not None:
                 failed.append((src.entry.path, item["error"]))
                 logger.warning("%s: %s", src.entry.path, item["error"])
-                rows[row] = [src.entry.path, "", "", f"failed: {item['error']}"]
+                rows[row] = [src.entry.path, "", "", f"failed: {item['error']}", *src.known()]
                 append_line(index, _csv_line(rows[row]))
                 continue
             feats = _features(model, module, item["views"], device=loaded.device, batch_size=batch_size,
@@ -231,7 +239,8 @@ def extract_features(
             target = out / f"{src.name}.npy"
             atomic_write(target, lambda f, a=array: np.save(f, a))
             written += 1
-            rows[row] = [src.entry.path, str(target.relative_to(out)), "x".join(map(str, array.shape)), "ok"]
+            rows[row] = [src.entry.path, str(target.relative_to(out)), "x".join(map(str, array.shape)), "ok",
+                         *src.known()]
             append_line(index, _csv_line(rows[row]))
     finally:  # the index of what exists, in input order, even when interrupted
         try:
@@ -253,7 +262,7 @@ def _csv_line(row: Sequence[str]) -> str:
 
 def _write_index(out: Path, rows: Sequence[Sequence[str]]) -> Path:
     """``index.csv`` of the rows done so far (atomically)."""
-    lines = [_csv_line(["video", "features", "shape", "status"])] + [_csv_line(r) for r in rows if r]
+    lines = [_csv_line(["video", "features", "shape", "status", "label", "class_name"])] + [_csv_line(r) for r in rows if r]
     return atomic_write_text(out / "index.csv", "\n".join(lines) + "\n")
 
 

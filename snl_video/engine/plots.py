@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -123,7 +124,10 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
         if n < report.num_classes:
             subtitle += f", the {n} of {report.num_classes} classes present"
         heading = confusion_title(report)
-        ax.set_title(f"{heading}\n{title}\n{subtitle}" if heading else f"{title}\n{subtitle}")
+        # wrapped to the figure's width (about 0.55 em per character): a long run or checkpoint name is not cut off
+        width = max(30, int(side * 72 / (10 * 0.55)) - 4)
+        lines = [heading, title, subtitle] if heading else [title, subtitle]
+        ax.set_title("\n".join(textwrap.fill(line, width, break_on_hyphens=False) for line in lines), fontsize=10)
         if n <= 20:
             for i in range(n):
                 for j in range(n):
@@ -133,7 +137,8 @@ def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
         fig.tight_layout()
         metadata = {"Title": heading or title}
-        return atomic_write(path, lambda f: fig.savefig(f, format="png", metadata=metadata))
+        # bbox "tight": the saved image grows to hold whatever tight_layout could not fit
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", metadata=metadata, bbox_inches="tight"))
     finally:
         plt.close(fig)
 

@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, VideoEntry
 from ..data.decoding import Backend, DecodeError, probe_video
-from ..data.sampling import sliding_clips
+from ..data.sampling import clip_span, sliding_clips
 from ..data.video import (count_entry_frames, count_frames, failure_reason, find_videos, read_entry_clips,
                           read_entry_frames, stream_clips)
 from ..fileio import atomic_write_text
@@ -68,6 +68,7 @@ __all__ = [
     "window_clips",
     "PredictionWriter",
     "top_k_classes",
+    "short_video_note",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -266,7 +267,8 @@ class _Views(Dataset):
             views = self.clips[index]["clip"]
             num_frames = count_entry_frames(entry)
             fps = info.fps if info.fps > 0 else 1.0
-            return {"index": index, "views": [views], "spans": [(0.0, num_frames / fps)], "error": None}
+            return {"index": index, "views": [views], "spans": [(0.0, num_frames / fps)], "error": None,
+                    "num_frames": num_frames}
         except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
             return {"index": index, "views": None, "spans": None, "error": failure_reason(exc, entry.path)}
 
@@ -345,6 +347,15 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     yield from spans(scorer.flush())
 
 
+def short_video_note(video: str, num_frames: int, *, clip_len: int, stride: int) -> str | None:
+    """The note for a video shorter than one clip (how its clip was padded), or None when it is long enough."""
+    span = clip_span(clip_len, stride)
+    if num_frames >= span:
+        return None
+    return (f"{video} has {num_frames} frame(s), shorter than one clip ({span} frames: {clip_len} every {stride}): "
+            "its frames were repeated in a loop to fill the clip, so its prediction rests on little motion")
+
+
 def _first(batch: list[Any]) -> Any:
     return batch[0]
 
@@ -411,7 +422,7 @@ def predict(
     if top_k > loaded.num_classes:
         k = loaded.num_classes
         notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
-        logger.info(notes[-1])
+        logger.debug(notes[-1])  # the caller shows result.notes (the CLI prints each once): INFO would repeat it
     writer = PredictionWriter(output_file, class_names=list(loaded.class_names), top_k=k) if output_file is not None else None
     predictions: list[Prediction] = []
     errors: list[PredictionError] = []
@@ -423,6 +434,10 @@ def predict(
         if writer is not None:
             writer.add(predictions[-1])
 
+    def note(text: str) -> None:
+        notes.append(text)
+        logger.debug(text)  # shown by the caller from result.notes
+
     def fail(video: str, reason: str) -> None:
         errors.append(PredictionError(video, reason))
         logger.warning("%s: %s", video, reason)
@@ -430,7 +445,7 @@ def predict(
             writer.add_error(errors[-1])
 
     try:
-        _predict_all(paths, loaded, emit, fail, window=window_seconds, stride=stride_seconds, num_clips=num_clips,
+        _predict_all(paths, loaded, emit, fail, note, window=window_seconds, stride=stride_seconds, num_clips=num_clips,
                      num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
                      progress=progress, timings=timings)
     finally:
@@ -442,12 +457,13 @@ def predict(
     return result
 
 
-def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail: Any, *, window: float | None,
+def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail: Any, note: Any, *, window: float | None,
                  stride: float | None, num_clips: int | None, num_crops: Literal[1, 3] | None,
                  backend: Backend | None, batch_size: int, num_workers: int, progress: bool,
                  timings: dict[str, float] | None) -> None:
     """Score every video (or window) and hand each to ``emit(video, start_s, end_s, probs)``,
-    each failed video to ``fail(video, reason)``."""
+    each failed video to ``fail(video, reason)``, and what the user should know (a video shorter
+    than a clip) to ``note(text)``."""
     clock = time.perf_counter()
     data_s = model_s = 0.0
     if window is not None:
@@ -476,6 +492,10 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
                 fail(video, item["error"])
                 clock = time.perf_counter()
                 continue
+            short = short_video_note(video, item["num_frames"], clip_len=loaded.num_frames,
+                                     stride=loaded.sampling_stride)
+            if short is not None:
+                note(short)
             for views, (start_s, end_s) in zip(item["views"], item["spans"]):
                 emit(video, start_s, end_s, score_views(loaded, views, batch_size=batch_size))
             clock = time.perf_counter()

@@ -93,13 +93,20 @@ def raw_video_tree_hint(root: Path) -> str | None:
         except OSError:
             continue
         if any(f.suffix.lower() in VIDEO_SUFFIXES for c in classes for f in list(c.iterdir())[:20]):
-            splits = next((p for p in (videos.parent / "ucfTrainTestlist", videos / "ucfTrainTestlist",
-                                       videos.parent.parent / "ucfTrainTestlist") if p.is_dir()), None)
-            splits_text = str(splits) if splits is not None else "<the ucfTrainTestlist folder>"
             out = videos.parent / f"{videos.name.lower().replace('-', '')}_prepared"
-            return (f"{root} is a video tree, not a prepared dataset: prepare it once with `snl-video prepare ucf101 "
-                    f"--videos {videos} --splits {splits_text} --output-dir {out}` and set data.root={out}; or read the "
-                    f"videos directly (slower) with data.backend=pyav data.root={videos} data.splits_dir={splits_text}")
+            for source, split_name in (("ucf101", "ucfTrainTestlist"), ("hmdb51", "testTrainMulti_7030_splits")):
+                splits = next((p for p in (videos.parent / split_name, videos / split_name,
+                                           videos.parent.parent / split_name) if p.is_dir()), None)
+                if splits is not None or (source == "ucf101" and videos.name == "UCF-101"):
+                    splits_text = str(splits) if splits is not None else f"<the {split_name} folder>"
+                    return (f"{root} is a video tree, not a prepared dataset: prepare it once with `snl-video prepare "
+                            f"{source} --videos {videos} --splits {splits_text} --output-dir {out}` and set "
+                            f"data.root={out}; or read the videos directly (slower) with data.backend=pyav "
+                            f"data.root={videos} data.splits_dir={splits_text}")
+            # a tree of the user's own classes, with no official split files: `prepare folder` draws the subsets
+            return (f"{root} is a video tree, not a prepared dataset: prepare it once with `snl-video prepare folder "
+                    f"--videos {videos} --output-dir {out}` (one sub-folder of videos per class; test videos drawn "
+                    f"per class) and set data.root={out}")
     return None
 
 

@@ -107,6 +107,15 @@ def test_one_suffix_list(tmp_path):
         find_videos(tmp_path / "empty")
 
 
+def test_a_video_named_twice_is_found_once_in_first_order(tmp_path):
+    (tmp_path / "d").mkdir()
+    for name in ("d/a.mp4", "d/b.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    found = find_videos([tmp_path / "d" / "b.mp4", tmp_path / "c.mp4", tmp_path / "d",
+                         tmp_path / "d" / ".." / "c.mp4"])
+    assert found == [tmp_path / "d" / "b.mp4", tmp_path / "c.mp4", tmp_path / "d" / "a.mp4"]
+
+
 def test_failure_reason_is_one_line_without_the_path(tmp_path):
     empty = tmp_path / "e.avi"
     empty.write_bytes(b"")

@@ -96,6 +96,11 @@ def test_export_verifies_and_has_a_dynamic_batch(fmt, tmp_path):
 
             session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
             assert session.get_inputs()[0].name == "clip"
+            assert session.get_inputs()[0].shape[0] == "batch" and session.get_outputs()[0].shape[0] == "batch"
+            import onnx
+
+            graph = onnx.load(str(result.path)).graph
+            assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
             got = torch.from_numpy(session.run(None, {"clip": clip.numpy()})[0])
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert not list(tmp_path.glob(".*tmp*")) and not list(tmp_path.glob(".m.*"))  # no leftovers

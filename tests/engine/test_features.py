@@ -74,7 +74,8 @@ def test_folder_features_bad_video_and_resume(setup, tmp_path):
     with open(out / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["status"].split(":")[0] for r in rows} == {"ok", "failed"} and len(rows) == 4
-    assert rows[0].keys() == {"video", "features", "shape", "status"}
+    assert rows[0].keys() == {"video", "features", "shape", "status", "label", "class_name"}
+    assert all(r["label"] == "" and r["class_name"] == "" for r in rows)  # plain files do not say
     # resume: one file removed, another kept byte for byte
     kept, removed = files[0], files[1]
     before = (out / kept).read_bytes()
@@ -106,6 +107,9 @@ def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, c
     index = __import__("pandas").read_csv(tiny_prepared / "index.csv")
     assert report.written == len(index) and not report.failed
     one = np.load(tmp_path / "p" / Path(index.path[0]).with_suffix(".npy"))
+    with open(tmp_path / "p" / "index.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["label"]), r["class_name"]) for r in rows] == list(zip(index.label, index.class_name))
     assert one.shape == (model.fc.in_features,)
 
 

@@ -254,3 +254,41 @@ def test_predict_on_the_video_files_equals_eval_on_their_prepared_frames(prepare
     loaded.frame_short_side = None
     direct = np.stack([p.probabilities for p in snl_video.predict(files[:4], model=loaded, top_k=1).predictions])
     assert np.abs(direct - report.videos.scores[:4]).max() > 1e-4
+
+
+def test_the_top_k_clamp_note_is_shown_once(video_run, capsys, caplog):
+    cfg, ckpt, _, _ = video_run
+    video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
+    with caplog.at_level("INFO"):
+        assert main(["predict", "--checkpoint", str(ckpt), str(video), "--no-progress"]) == 0
+    note = "is more than the model's 4 classes"
+    shown = capsys.readouterr().err.count(note) + sum(
+        note in r.getMessage() for r in caplog.records if r.levelno >= 20)  # logged at INFO reaches the user's stderr too
+    assert shown == 1
+
+
+def _write_mp4(path: Path, num_frames: int) -> Path:
+    import av
+
+    frames = np.random.default_rng(1).integers(0, 255, (num_frames, 48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+def test_a_video_shorter_than_a_clip_gets_a_note(video_run, tmp_path, capsys):
+    _, ckpt, _, _ = video_run  # clips of 6 frames every 2: 11 frames
+    short = _write_mp4(tmp_path / "one.mp4", 1)
+    long = _write_mp4(tmp_path / "long.mp4", 12)
+    result = snl_video.predict([short, long], checkpoint=ckpt, top_k=1)
+    assert len(result.predictions) == 2
+    (note,) = [n for n in result.notes if "shorter than one clip" in n]
+    assert str(short) in note and "1 frame(s)" in note and "11 frames" in note and "loop" in note
+    assert main(["predict", "--checkpoint", str(ckpt), str(short), "--top-k", "1", "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("shorter than one clip") == 1

@@ -85,3 +85,22 @@ def test_curves_have_integer_epoch_ticks_and_a_title_naming_the_runs(tmp_path, m
         assert ticks and all(float(t).is_integer() for t in ticks), ticks  # old: 1.0, 1.25, 1.5, ...
     with Image.open(path) as image:
         assert image.info["Title"] == "training curves: baseline, snl"
+
+
+def test_a_long_confusion_title_fits_in_the_png(tmp_path, monkeypatch):
+    labels = np.array([0, 1, 0, 1])
+    scores = np.eye(2)[labels] * 5.0
+    run = "r3d50_snl_kinetics400_finetuned_ucf101_split1_lr0.01_" * 2
+    report = compute_metrics_report(scores, labels, scores, labels, np.arange(4), num_classes=2,
+                                    class_names=["a", "b"], extra={"run": run, "checkpoint": "best.pt", "epoch": 40})
+    closed = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (closed.append(fig), real_close(fig)))
+    path = plot_confusion_matrix(report, tmp_path / "cm.png")
+    (fig,) = closed
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    box = fig.axes[0].title.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # inside the figure: wrapped, not cut off at its edges
+    with Image.open(path) as image:
+        assert image.format == "PNG"

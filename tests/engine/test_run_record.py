@@ -182,3 +182,15 @@ def test_config_check_warns_only_when_data_root_is_absent(tmp_path, capsys):
     recipe = _write_recipe(cfg, tmp_path / "r.yaml")
     assert main(["config", "check", str(recipe)]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["data"]["root"] == str(tmp_path / "not-here")
+
+
+def test_a_tree_of_ones_own_classes_gets_prepare_folder_advice(tmp_path):
+    from snl_video.engine.preflight import raw_video_tree_hint
+
+    for name in ("jump/a.mp4", "run/b.mp4"):
+        (tmp_path / "myvids" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "myvids" / name).write_bytes(b"")
+    for root in (tmp_path / "myvids", tmp_path):  # the tree, or one level above it
+        hint = raw_video_tree_hint(root)
+        assert f"snl-video prepare folder --videos {tmp_path / 'myvids'}" in hint
+        assert "ucf101" not in hint and "ucfTrainTestlist" not in hint
