@@ -362,7 +362,8 @@ def test_a_full_disk_while_preparing_stops_with_one_line_not_a_bad_video(few_vid
 
     monkeypatch.setattr(prepared_module, "open", filling_open, raising=False)
     args = ["prepare", "ucf101", "--videos", str(few_videos / "UCF-101"), "--splits",
-            str(few_videos / "ucfTrainTestlist"), "--out", str(out), "--no-progress", "--workers", "1"]
+            str(few_videos / "ucfTrainTestlist"), "--out", str(out), "--no-progress", "--workers", "1",
+            "--storage", "npy"]  # the injected fault fills a .npy frames file
     assert main(args) == 2
     err = one_line(capsys.readouterr().err)
     assert "No space left on device" in err and ".npy" in err
