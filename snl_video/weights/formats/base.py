@@ -211,6 +211,20 @@ def unwrap_plain_state(container: Mapping[str, Any], source: str) -> Unwrapped:
     return Unwrapped(strip_prefix(state, "module."), meta)
 
 
+def rename_keys(state: Mapping[str, Any], key_map: Callable[[str], str]) -> dict[str, Any]:
+    """``state`` with each key renamed by ``key_map`` (values untouched) for a converter. A key
+    ``key_map`` refuses (``KeyError``) passes through unchanged, so the load report names it;
+    two keys mapping to one name is a ``KeyError``."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        try:
+            new = key_map(key)
+        except KeyError:
+            new = key
+        put_unique(out, new, value, key)
+    return out
+
+
 def put_unique(out: StateDict, key: str, value: torch.Tensor, original: str) -> None:
     """``out[key] = value`` for a converter; two checkpoint keys mapping to one is a ``KeyError``."""
     if key in out:

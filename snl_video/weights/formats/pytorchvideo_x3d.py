@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, TypeVar
 
-from .base import CheckpointFormat, Unwrapped, container_metadata, keys_without_module, tensor_state
+from .base import CheckpointFormat, Unwrapped, container_metadata, keys_without_module, rename_keys, tensor_state
 from .pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS
 
 __all__ = ["FORMAT", "pytorchvideo_x3d_key", "convert_pytorchvideo_x3d", "is_pytorchvideo_x3d"]
@@ -64,16 +64,7 @@ def convert_pytorchvideo_x3d(state: Mapping[str, T]) -> dict[str, T]:
     Keys without a counterpart pass through unchanged, so the load report names them; two
     keys mapping to one name is a ``KeyError``.
     """
-    out: dict[str, T] = {}
-    for key, value in state.items():
-        try:
-            new = pytorchvideo_x3d_key(key)
-        except KeyError:
-            new = key
-        if new in out:
-            raise KeyError(f"two checkpoint keys map to {new!r} (the second is {key!r})")
-        out[new] = value
-    return out
+    return rename_keys(state, pytorchvideo_x3d_key)
 
 
 def is_pytorchvideo_x3d(keys: "Mapping[str, object] | set[str] | list[str]") -> bool:
