@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_renamed_option(r, "--frames-per-video", "--frames", type=int, default=16,
                        help="frames per video, all of them one clip (default: 16)")
     r.add_argument("--distractors", type=int, default=3, help="moving distractor squares (default: 3)")
+    r.add_argument("--relation", choices=["colour_shift", "shape_colour"], default="colour_shift",
+                   help="what the class is: the colour step between the events (default; the studies' task) or "
+                        "shape and colour equality (harder)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=run_relations)
@@ -68,7 +71,7 @@ def run_relations(args: argparse.Namespace) -> int:
 
     root = make_relations_dataset(args.output_dir, videos_per_class=args.videos_per_class, size=args.size,
                                   num_frames=args.frames_per_video, distractors=args.distractors, seed=args.seed,
-                                  progress=not args.no_progress)
+                                  relation=args.relation, progress=not args.no_progress)
     prepare = prepare_command("folder", {"videos": str(root), "group_regex": "_g([0-9]+)_"})
     print(f"wrote {root}; prepare with: {prepare} --short-side {args.size} --num-frames {args.frames_per_video}")
     return 0

@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from snl_video.data.relations import (COLOURS, RELATION_CLASSES, make_relations_dataset, quadrant_boxes,
+import pytest
+
+from snl_video.data.relations import (COLOURS, RELATION_CLASSES, RELATIONS, make_relations_dataset, quadrant_boxes,
                                       relation_events, render_relations_video)
 
 SIZE, FRAMES = 32, 16
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)
 
 
-def _videos(n_per_class: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _videos(n_per_class: int, seed: int, relation: str) -> tuple[list[np.ndarray], np.ndarray]:
     videos, labels = [], []
-    for label in range(len(RELATION_CLASSES)):
+    for label in range(len(RELATIONS[relation])):
         for i in range(n_per_class):
             videos.append(render_relations_video(label, np.random.default_rng([seed, label, i]), size=SIZE,
-                                                 num_frames=FRAMES))
+                                                 num_frames=FRAMES, relation=relation))
             labels.append(label)
     return videos, np.array(labels)
 
@@ -42,10 +44,12 @@ def _fit(x: torch.Tensor, y: torch.Tensor, hidden: int = 32, steps: int = 300) -
     return model
 
 
-def test_classes_are_balanced_and_generation_is_deterministic(tmp_path):
-    root = make_relations_dataset(tmp_path, videos_per_class=3, size=SIZE, num_frames=8, progress=False)
+@pytest.mark.parametrize("relation", sorted(RELATIONS))
+def test_classes_are_balanced_and_generation_is_deterministic(tmp_path, relation):
+    root = make_relations_dataset(tmp_path, videos_per_class=3, size=SIZE, num_frames=8, relation=relation,
+                                  progress=False)
     counts = {d.name: len(list(d.glob("*.avi"))) for d in root.iterdir()}
-    assert counts == {name: 3 for name in RELATION_CLASSES}
+    assert counts == {name: 3 for name in RELATIONS[relation]}
     a = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, num_frames=FRAMES)
     b = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, num_frames=FRAMES)
     c = render_relations_video(2, np.random.default_rng([1, 2, 5]), size=SIZE, num_frames=FRAMES)
@@ -62,17 +66,27 @@ def test_the_statistics_read_the_quadrants_in_reading_order():
 
 def test_events_are_far_apart_and_related_as_the_class_says():
     rng = np.random.default_rng(0)
+    names = list(COLOURS)
+    cycle = {"red": "green", "green": "blue", "blue": "yellow", "yellow": "red"}  # the documented order
     for label in range(4):
         for _ in range(50):
-            first, second = relation_events(label, FRAMES, rng)
+            first, second = relation_events(label, FRAMES, rng, relation="shape_colour")
             assert second.quadrant == 3 - first.quadrant and first.stop <= FRAMES // 2 <= second.start
             assert (first.shape == second.shape) == (label in (0, 1))
             assert (first.colour == second.colour) == (label in (0, 2))
+            first, second = relation_events(label, FRAMES, rng)  # colour_shift, the default
+            assert second.quadrant == 3 - first.quadrant and first.stop <= FRAMES // 2 <= second.start
+            assert first.shape == second.shape == 0
+            colour = names[first.colour]
+            for _ in range(label):
+                colour = cycle[colour]
+            assert names[second.colour] == colour, (RELATION_CLASSES[label], names[first.colour])
 
 
-def test_a_per_position_model_is_at_chance_while_a_global_nonlinear_one_is_not():
-    train_videos, train_y = _videos(100, seed=0)
-    test_videos, test_y = _videos(100, seed=1)
+@pytest.mark.parametrize("relation", sorted(RELATIONS))
+def test_a_per_position_model_is_at_chance_while_a_global_nonlinear_one_is_not(relation):
+    train_videos, train_y = _videos(100, seed=0, relation=relation)
+    test_videos, test_y = _videos(100, seed=1, relation=relation)
     train_f = np.stack([_local_statistics(v) for v in train_videos])  # (N, T, 4, 10)
     test_f = np.stack([_local_statistics(v) for v in test_videos])
     positions = np.eye(FRAMES * 4)  # the local model knows where and when it looks
@@ -92,7 +106,8 @@ def test_a_per_position_model_is_at_chance_while_a_global_nonlinear_one_is_not()
     assert abs(per_position_accuracy - chance) < 4 * sd, per_position_accuracy
     assert abs(pooled_accuracy - chance) < 4 * sd, pooled_accuracy
     # the statistics do carry the class jointly: a nonlinear read-out of the whole video's colour
-    # shares tells "same colour" from "other colour" (half of the class), far above chance
+    # shares tells "same colour" from "other colour" (shape_colour: half of the class; colour_shift:
+    # the step up to its sign, +1 and +3 give the same two colours), far above chance
     def colour_totals(f: np.ndarray) -> torch.Tensor:
         return torch.tensor(f[..., 6:].sum((1, 2)), dtype=torch.float32)
 
@@ -110,4 +125,7 @@ def test_the_cli_writes_the_class_folders_and_names_the_prepare_command(tmp_path
                  "--frames", "8", "--no-progress"]) == 0
     assert sorted(d.name for d in (tmp_path / "videos").iterdir()) == sorted(RELATION_CLASSES)
     assert "snl-video prepare folder" in capsys.readouterr().out
+    assert main(["make-synthetic", "relations", "--out", str(tmp_path / "sc"), "--videos-per-class", "1", "--size",
+                 "32", "--frames", "8", "--relation", "shape_colour", "--no-progress"]) == 0
+    assert sorted(d.name for d in (tmp_path / "sc" / "videos").iterdir()) == sorted(RELATIONS["shape_colour"])
     assert main(["make-synthetic", "relations", "--out", str(tmp_path), "--size", "33"]) == 2
