@@ -317,8 +317,12 @@ class Comparison:
 
 
 def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "clip", profile: bool = True,
-                 allow_mixed: bool = False) -> Comparison:
+                 allow_mixed: bool = False, log_warnings: bool = True) -> Comparison:
     """Read finished runs into a :class:`Comparison`.
+
+    The warnings (mixed protocols allowed, runs trained on different videos, ...) are in
+    :attr:`Comparison.warnings` and its notes; ``log_warnings`` also logs them (the command
+    line prints the notes instead, so each warning is said once).
 
     Raises:
         FileNotFoundError: a run folder lacks ``config.yaml`` or ``eval/metrics.json``.
@@ -335,8 +339,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
     from .records import check_same_dataset
 
     problems = problems + check_same_dataset(run_dirs)  # trained on other videos: said, as mixed protocols are
-    for line in problems:
-        logger.warning("%s", line)
+    if log_warnings:
+        for line in problems:
+            logger.warning("%s", line)
     means = split_means(rows)
     return Comparison(rows=rows, level=level, baseline=baseline_row(rows), warnings=problems,
                       split_means=means if any(len(m.splits) > 1 for m in means) else [])
