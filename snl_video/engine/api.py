@@ -106,7 +106,8 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
     ``weights=`` a registry name / foreign file evaluated on the recipe ``config=`` without
     training (``head_from=``: take the classifier from a training checkpoint). One writer per
     output folder (:func:`snl_video.locking.output_lock`); ``allow_train_overlap``: evaluate even
-    when the test subset holds videos the checkpoint was trained on (otherwise an error).
+    when the test subset holds videos the checkpoint (or the ``head_from`` checkpoint) was
+    trained on (otherwise an error).
     """
     from ..locking import output_lock
 
@@ -121,7 +122,7 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
 
             setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does
             return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
-                                    allow_unsafe_pickle=allow_unsafe_pickle)
+                                    allow_unsafe_pickle=allow_unsafe_pickle, allow_train_overlap=allow_train_overlap)
         from .evaluate import run_evaluation
 
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,

@@ -91,3 +91,28 @@ def test_compare_says_when_runs_were_trained_on_different_videos(runs, tmp_path,
     said = captured.out + captured.err + caplog.text
     assert said.count("were trained on 2 different sets of videos") == 1, said
     assert "different sets of videos" in (tmp_path / "cmp" / "table.md").read_text()
+
+
+def test_eval_weights_with_a_head_trained_on_test_videos_is_refused_as_eval_checkpoint_is(two_splits, runs, tmp_path,
+                                                                                          capsys):
+    """``eval --weights W --head-from CKPT``: the head's training videos are checked against the
+    test subset with the same message as ``eval --checkpoint`` (issue 20 item 11)."""
+    a, b = two_splits
+    shared = _subset(a, "train") & _subset(b, "test")
+    ckpt = runs[0] / "checkpoints" / "last.pt"
+    recipe = runs[0] / "config.yaml"
+    out = tmp_path / "w"
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(ckpt), f"data.root={b}", "--out", str(tmp_path / "c")]) == 2
+    via_checkpoint = capsys.readouterr().err.strip().split("error: ", 1)[1]
+    assert main(["eval", "--config", str(recipe), "--weights", str(ckpt), "--head-from", str(ckpt), f"data.root={b}",
+                 "--out", str(out)]) == 2
+    via_head = capsys.readouterr().err.strip().split("error: ", 1)[1]
+    assert f"{len(shared)} of the {len(_subset(b, 'test'))} test videos" in via_head
+    assert via_head == via_checkpoint  # the same message, naming the same checkpoint
+    assert not (out / "metrics.json").exists()
+    assert main(["eval", "--config", str(recipe), "--weights", str(ckpt), "--head-from", str(ckpt), f"data.root={b}",
+                 "--out", str(out), "--allow-train-overlap"]) == 0
+    assert (out / "metrics.json").is_file()
+    assert main(["eval", "--config", str(recipe), "--weights", str(ckpt), "--head-from", str(ckpt),
+                 "--out", str(tmp_path / "own")]) == 0  # its own split: fine
