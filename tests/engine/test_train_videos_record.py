@@ -4,6 +4,7 @@ of them, and compare says when runs were trained on different videos (issue 20 i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -116,3 +117,29 @@ def test_eval_weights_with_a_head_trained_on_test_videos_is_refused_as_eval_chec
     assert (out / "metrics.json").is_file()
     assert main(["eval", "--config", str(recipe), "--weights", str(ckpt), "--head-from", str(ckpt),
                  "--out", str(tmp_path / "own")]) == 0  # its own split: fine
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_resume_on_a_dataset_re_split_since_the_run_started_is_refused_in_one_line(two_splits, tmp_path, capsys):
+    """The data re-prepared in place with another --test-fraction between a run's start and its
+    ``--resume``: refused before anything is written, naming both training sets and what to do."""
+    a, b = two_splits
+    data = tmp_path / "data"
+    shutil.copytree(a, data)
+    run = _train(data, tmp_path / "run").parent.parent
+    shutil.rmtree(data)
+    shutil.copytree(b, data)  # the same videos, re-split (25 % -> 50 % test) under the same data.root
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--config", str(run / "config.yaml"), "--resume", "schedule.epochs=2"]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert line.startswith("snl-video train: error: --resume: the training set of") and "changed since" in line
+    assert f"{len(_subset(a, 'train'))} videos" in line and f"{len(_subset(b, 'train'))} videos" in line
+    assert "start a new run" in line and "re-prepare" in line
+    assert _files(run) == before  # nothing written
+    shutil.rmtree(data)
+    shutil.copytree(a, data)  # the split it started on: the run goes on
+    assert main(["train", "--config", str(run / "config.yaml"), "--resume", "schedule.epochs=2"]) == 0
