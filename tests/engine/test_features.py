@@ -74,8 +74,8 @@ def test_folder_features_bad_video_and_resume(setup, tmp_path):
     with open(out / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["status"].split(":")[0] for r in rows} == {"ok", "failed"} and len(rows) == 4
-    assert rows[0].keys() == {"video", "features", "shape", "status", "label", "class_name"}
-    assert all(r["label"] == "" and r["class_name"] == "" for r in rows)  # plain files do not say
+    assert rows[0].keys() == {"video", "features", "shape", "status", "label", "class_name", "subset"}
+    assert all(r["label"] == "" and r["class_name"] == "" and r["subset"] == "" for r in rows)  # plain files do not say
     # resume: one file removed, another kept byte for byte
     kept, removed = files[0], files[1]
     before = (out / kept).read_bytes()
@@ -110,7 +110,22 @@ def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, c
     with open(tmp_path / "p" / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["label"]), r["class_name"]) for r in rows] == list(zip(index.label, index.class_name))
+    # the subset of each video, from the prepared index's subset_<split> column (issue 20 item 11)
+    assert [r["subset"] for r in rows] == list(index.subset_1) and {r["subset"] for r in rows} == {"train", "test"}
     assert one.shape == (model.fc.in_features,)
+
+
+def test_the_subset_cell_of_a_dataset_prepared_for_several_splits_names_each_split():
+    from collections import namedtuple
+
+    from snl_video.engine.features import subset_cell
+
+    Row = namedtuple("Row", ["path", "subset_1", "subset_2", "subset_3"])
+    columns = ["subset_1", "subset_2", "subset_3"]
+    assert subset_cell(Row("a", "train", "test", "train"), columns) == "1:train 2:test 3:train"
+    assert subset_cell(Row("a", "train", float("nan"), "test"), columns) == "1:train 3:test"  # not in split 2's lists
+    assert subset_cell(Row("a", "test", "x", "y"), ["subset_1"]) == "test"
+    assert subset_cell(Row("a", float("nan"), "x", "y"), ["subset_1"]) == ""
 
 
 def _second_checkpoint(setup, tmp_path) -> Path:
