@@ -45,7 +45,8 @@ from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureSource", "FeaturesReport", "layer_names", "collect_sources", "extract_features", "subset_cell"]
+__all__ = ["FeatureSource", "FeaturesReport", "layer_names", "collect_sources", "extract_features", "read_video_list",
+           "subset_cell"]
 
 
 @dataclass(frozen=True)
@@ -122,15 +123,7 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
                         for r in index.itertuples()]
             continue
         if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
-            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-            if not lines:
-                raise InvalidValueError(f"list file {path} names no videos; put one video path per line")
-            files = [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
-            missing = [str(f) for f in files if not f.is_file()]
-            if missing:
-                raise MissingFileError(f"list file {path} names {len(missing)} missing video(s), e.g. {missing[0]}; "
-                                        "fix the paths (relative ones are taken from the list's folder)")
-            sources += _file_sources(files)
+            sources += _file_sources(read_video_list(path))
             continue
         sources += _file_sources(find_videos(path))
     names = [s.name for s in sources]
@@ -138,6 +131,36 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
         dup = next(n for n in names if names.count(n) > 1)
         raise InvalidValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --output-dir folders")
     return sources
+
+
+def read_video_list(path: Path) -> list[Path]:
+    """The videos of a list file: one path per line, as is (spaces included) or quoted
+    (``"My clip.avi"``); relative paths from the list's folder; ``#`` starts a comment line.
+
+    Raises:
+        InvalidValueError: the list names no video.
+        MissingFileError: a listed video does not exist (the first one named with its line number).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidValueError(f"list file {path} is not UTF-8 text ({exc}); save it as UTF-8") from None
+    numbered = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if len(line) >= 2 and line[0] == line[-1] and line[0] in ("'", '"'):
+            line = line[1:-1]
+        numbered.append((line_no, Path(line) if Path(line).is_absolute() else path.parent / line))
+    if not numbered:
+        raise InvalidValueError(f"list file {path} names no videos; put one video path per line")
+    missing = [(n, f) for n, f in numbered if not f.is_file()]
+    if missing:
+        line_no, first = missing[0]
+        raise MissingFileError(f"list file {path} names {len(missing)} missing video(s), e.g. line {line_no}: {first}; "
+                               "fix the paths (one per line; relative ones are taken from the list's folder)")
+    return [f for _, f in numbered]
 
 
 def _file_sources(files: Sequence[Path]) -> list[FeatureSource]:

@@ -181,3 +181,19 @@ def test_a_folder_of_features_without_a_record_is_not_reused_silently(setup, tmp
     assert (out / "Class" / "stale.npy").is_file()
     assert main([*args, "--overwrite"]) == 0
     assert not (out / "Class" / "stale.npy").exists() and (out / "features.json").is_file()
+
+
+def test_a_list_file_takes_paths_with_spaces_as_is_or_quoted_and_names_the_line_of_a_missing_one(tmp_path):
+    from snl_video.engine.features import read_video_list
+    from snl_video.errors import MissingFileError
+
+    (tmp_path / "Class A").mkdir()
+    videos = [tmp_path / "Class A" / "my clip.avi", tmp_path / "Class A" / "other clip.mp4"]
+    for video in videos:
+        video.write_bytes(b"")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f'# two videos\nClass A/my clip.avi\n\n"{videos[1]}"\n', encoding="utf-8")
+    assert read_video_list(listing) == [tmp_path / "Class A" / "my clip.avi", videos[1]]
+    listing.write_text("Class A/my clip.avi\nClass A/no such clip.avi\n", encoding="utf-8")
+    with pytest.raises(MissingFileError, match=r"1 missing video\(s\), e.g. line 2: .*no such clip.avi"):
+        read_video_list(listing)
