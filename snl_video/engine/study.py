@@ -30,7 +30,8 @@ eval: ``snl-video eval`` and ``compare`` work on it unchanged). The lifecycle of
    its ``last.pt``, a failed one is recorded with its reason and the others go on;
 4. **aggregate** after every finished cell (:func:`aggregate_study`): ``summary.json``,
    ``table.md``, ``table.csv`` and ``results.png`` from whatever cells have finished, cells
-   missing or failed listed with their reason.
+   missing or failed listed with their reason (so is a finished cell whose run record shows
+   it trained on other videos than its data section holds now: the data was re-split).
 
 A cell folder holds a lock file (``.lock``, created with ``O_EXCL``, naming host and PID)
 while a process works on it, so two studies (or two shards) never write one cell at once.
