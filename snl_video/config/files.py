@@ -188,7 +188,7 @@ def config_with_overrides(raw: Mapping[str, Any], overrides: Sequence[str], *, s
         if not problems:
             return cfg
         errors = problems
-    raise ConfigError(errors, source=source, command_line=override_errors(raw, errors, problems))
+    raise ConfigError(errors, source=source, command_line=override_errors(raw, errors, problems) if overrides else ())
 
 
 def override_errors(raw: Mapping[str, Any], errors: Sequence[tuple[str, str]],
