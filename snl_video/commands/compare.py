@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.compare import format_rows, format_split_rows, markdown_table
 
     comparison = compare(args.runs, output_dir=args.output_dir, level=args.level, profile=not args.no_profile,
-                         curves=not args.no_curves, allow_mixed=getattr(args, "allow_mixed", False))
+                         curves=not args.no_curves, allow_mixed=getattr(args, "allow_mixed", False),
+                         log_warnings=False)  # printed with the notes below: each warning once
     print("\n".join(comparison.notes()))
     print(markdown_table(*format_rows(comparison.rows)))
     if comparison.split_means:

@@ -21,7 +21,7 @@ The package, by job:
 
 from .convert import config_from_dict, config_to_dict
 from .errors import ConfigError
-from .files import apply_overrides, dump_config, load_config, load_yaml_with_includes, save_config
+from .files import apply_overrides, config_with_overrides, dump_config, load_config, load_yaml_with_includes, save_config
 from .schema import (
     FREEZE_POINTS,
     INCLUDE_KEYS,
@@ -67,6 +67,7 @@ __all__ = [
     "VideoReduce",
     "apply_overrides",
     "config_from_dict",
+    "config_with_overrides",
     "config_to_dict",
     "dump_config",
     "load_config",

@@ -22,17 +22,29 @@ class ConfigError(InvalidValueError):
     reports it as one line.
     """
 
-    def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None) -> None:
+    def __init__(self, errors: Sequence[tuple[str, str]], source: str | None = None,
+                 command_line: Sequence[tuple[str, str]] = ()) -> None:
+        """``source``: the file the errors are in; ``command_line``: those of ``errors`` that the
+        command-line ``key=value`` overrides made (said as such, not as the file's)."""
         self.errors: list[tuple[str, str]] = list(errors)
         self.source = source
-        where = f" in {source}" if source else ""
+        self.command_line: list[tuple[str, str]] = [e for e in command_line if e in self.errors]
+        if self.command_line and len(self.command_line) == len(self.errors):
+            where = " in the command-line overrides" + (f" (applied to {source})" if source else "")
+        elif self.command_line:
+            where = f" in {source} and the command-line overrides" if source else " (some in the command-line overrides)"
+        else:
+            where = f" in {source}" if source else ""
+        mixed = 0 < len(self.command_line) < len(self.errors)
         lines = [f"{len(self.errors)} problem(s){where}:"]
-        lines += [f"  {key or '<top level>'}: {message}" for key, message in self.errors]
+        lines += [f"  {key or '<top level>'}: {message}"
+                  + (" (from a command-line override)" if mixed and (key, message) in self.command_line else "")
+                  for key, message in self.errors]
         super().__init__("\n".join(lines))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickles intact (e.g. raised in a worker process), not as a message string.
-        return (type(self), (self.errors, self.source))
+        return (type(self), (self.errors, self.source, self.command_line))
 
 
 

@@ -27,8 +27,8 @@ from ..errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["YamlLoader", "apply_overrides", "dump_config", "load_config", "load_yaml_with_includes", "parse_yaml",
-           "save_config"]
+__all__ = ["YamlLoader", "apply_overrides", "config_with_overrides", "dump_config", "load_config",
+           "load_yaml_with_includes", "override_errors", "parse_yaml", "save_config"]
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -166,16 +166,41 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         ConfigError: every problem in the file and the overrides, at once.
         FileNotFoundError: the file (or an included file) does not exist.
     """
-    raw = load_yaml_with_includes(path)
-    raw, problems = apply_overrides(raw, overrides)
-    try:
-        cfg = config_from_dict(raw, source=str(path))
-    except ConfigError as exc:
-        raise ConfigError(problems + exc.errors, source=str(path)) from None
-    if problems:
-        raise ConfigError(problems, source=str(path))
+    cfg = config_with_overrides(load_yaml_with_includes(path), overrides, source=str(path))
     logger.debug("loaded config %s with %d override(s)", path, len(overrides))
     return cfg
+
+
+def config_with_overrides(raw: Mapping[str, Any], overrides: Sequence[str], *, source: str) -> ExperimentConfig:
+    """Apply ``overrides`` to the raw recipe ``raw`` (read from ``source``) and validate.
+
+    Raises:
+        ConfigError: every problem; those the overrides made are said to be in the
+            command-line overrides, not in ``source`` (a problem the recipe has without the
+            overrides stays the file's).
+    """
+    merged, problems = apply_overrides(dict(raw), overrides)
+    try:
+        cfg = config_from_dict(merged, source=source)
+    except ConfigError as exc:
+        errors = problems + exc.errors
+    else:
+        if not problems:
+            return cfg
+        errors = problems
+    raise ConfigError(errors, source=source, command_line=override_errors(raw, errors, problems) if overrides else ())
+
+
+def override_errors(raw: Mapping[str, Any], errors: Sequence[tuple[str, str]],
+                    malformed: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """The ``errors`` (of ``raw`` with overrides applied) that the overrides made: the malformed
+    overrides, and every error the recipe ``raw`` does not have on its own."""
+    try:
+        config_from_dict(raw)
+        own: list[tuple[str, str]] = []
+    except ConfigError as exc:
+        own = exc.errors
+    return [e for e in errors if e in malformed or e not in own]
 
 
 

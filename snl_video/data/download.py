@@ -120,12 +120,18 @@ def _fetch_file(entry: ArchiveFile, url: str, root: Path, *, progress: bool) -> 
         logger.info("%s: already downloaded", target)
         return target
     part = target.with_name(target.name + ".part")
-    hint = f"the partial file {part} is kept"
     if not (entry.size is not None and part.is_file() and part.stat().st_size == entry.size):
         try:
-            fetch_url(url, part, progress=progress, hint=hint)
+            fetch_url(url, part, progress=progress, hint="")
         except DownloadError as exc:
-            raise DatasetDownloadError(f"{exc}; run the same command again to resume") from None
+            # a partial file is named only when there is one (an offline machine never creates it)
+            message = str(exc).rstrip(". ")
+            if part.is_file():
+                message += f"; the partial file {part} ({part.stat().st_size} bytes) is kept"
+                message += "" if "run it again" in message else "; run the same command again to resume"
+            else:
+                message += "; no partial file was written; run the same command again"
+            raise DatasetDownloadError(message) from None
     try:
         _verify(part, entry)
     except DatasetDownloadError as exc:

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "SPLIT_OPTIONS_ATTR",
+    "parse_list_line",
     "files_digest",
     "FOLDER",
     "HMDB51",
@@ -179,9 +180,35 @@ def folder_manifest(
     return table
 
 
-def _parse_list_line(line: str) -> list[str]:
+#: ``<path ending in a video suffix> <label>``: the path may hold spaces (``My clip.avi run``).
+_PATH_WITH_SPACES = re.compile(r"^(?P<path>.*?(?:" + "|".join(re.escape(s) for s in VIDEO_SUFFIXES)
+                               + r"))\s+(?P<label>\S+)$", re.IGNORECASE)
+
+
+def parse_list_line(line: str) -> list[str]:
+    """The columns of one video-list line: ``path label`` or ``path,label``.
+
+    A path may hold spaces: quoted (``"My clip.avi" run``, or ``"My clip.avi",run`` in the
+    CSV form, where a path with a comma must be quoted), or unquoted when it ends in a video
+    suffix (``My clip.avi run``). Anything else is split on whitespace, so a malformed line
+    gives another number of columns than two (the caller names the file and the line).
+
+    Raises:
+        ValueError: unbalanced quotes.
+    """
+    import csv
+    import shlex
+
     if "," in line:
-        return [p.strip() for p in line.split(",")]
+        try:
+            return [p.strip() for p in next(csv.reader([line], skipinitialspace=True))]
+        except csv.Error as exc:
+            raise ValueError(str(exc)) from None
+    if line[:1] in ("'", '"'):
+        return shlex.split(line)
+    match = _PATH_WITH_SPACES.match(line)
+    if match:
+        return [match["path"], match["label"]]
     return line.split()
 
 
@@ -239,14 +266,18 @@ def list_manifest(
             raise MissingFileError(f"--{subset} list {path} does not exist")
         entries = numbered_lines(path)
         for i, (line_no, line) in enumerate(entries):
-            parts = _parse_list_line(line)
+            try:
+                parts = parse_list_line(line)
+            except ValueError as exc:  # shlex: an unclosed quote
+                raise ListFileError(path, line_no, f"{exc} in {line!r}; quote a path as \"My clip.avi\" label") from None
             if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):
                 continue
             if len(parts) == 3 and parts[1].isdigit():  # mmaction2 "path num_frames label" is rawframes: refuse
                 raise ListFileError(path, line_no, "three columns ('frame_dir total_frames label') list extracted "
                                                    "frames; list the video files as 'path label'")
             if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise ListFileError(path, line_no, f"expected 'path label' or 'path,label', got {line!r}")
+                raise ListFileError(path, line_no, f"expected 'path label' or 'path,label', got {line!r} (a path with "
+                                                   "spaces or commas: quote it, \"My clip.avi\" label)")
             raw.append((subset, parts[0], parts[1], path, line_no))
         if not any(r[0] == subset for r in raw):
             raise ListFileError(path, None, "lists no videos")

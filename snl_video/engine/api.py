@@ -106,7 +106,8 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
     ``weights=`` a registry name / foreign file evaluated on the recipe ``config=`` without
     training (``head_from=``: take the classifier from a training checkpoint). One writer per
     output folder (:func:`snl_video.locking.output_lock`); ``allow_train_overlap``: evaluate even
-    when the test subset holds videos the checkpoint was trained on (otherwise an error).
+    when the test subset holds videos the checkpoint (or the ``head_from`` checkpoint) was
+    trained on (otherwise an error).
     """
     from ..locking import output_lock
 
@@ -121,7 +122,7 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
 
             setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does
             return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
-                                    allow_unsafe_pickle=allow_unsafe_pickle)
+                                    allow_unsafe_pickle=allow_unsafe_pickle, allow_train_overlap=allow_train_overlap)
         from .evaluate import run_evaluation
 
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,
@@ -246,14 +247,16 @@ def prepare(dataset: str, *, output_dir: PathLike, options: Mapping[str, Any] | 
 
 
 def compare(runs: Sequence[PathLike], *, output_dir: PathLike = "runs/compare", level: Literal["clip", "video"] = "clip",
-            profile: bool = True, curves: bool = True, allow_mixed: bool = False) -> Any:
+            profile: bool = True, curves: bool = True, allow_mixed: bool = False, log_warnings: bool = True) -> Any:
     """Compare finished runs (``snl-video compare``): one row per run folder (accuracy, deltas
     against the baseline, cost, protocol), written to ``output_dir`` as ``table.md``/``.csv``
     (and the training curves); returns the :class:`~snl_video.engine.compare.Comparison`. Runs
-    evaluated under different protocols are refused unless ``allow_mixed``."""
+    evaluated under different protocols are refused unless ``allow_mixed``; the warnings are
+    logged unless ``log_warnings`` is false (they are in the comparison's notes either way)."""
     from .compare import compare_runs, write_comparison
 
-    comparison = compare_runs([Path(r) for r in runs], level=level, profile=profile, allow_mixed=allow_mixed)
+    comparison = compare_runs([Path(r) for r in runs], level=level, profile=profile, allow_mixed=allow_mixed,
+                              log_warnings=log_warnings)
     comparison.written = write_comparison(comparison, Path(output_dir), curves=curves)
     return comparison
 

@@ -234,7 +234,7 @@ def checkpoint_recipe(
     """The recipe of a checkpoint: ``config`` when given (a YAML path or a config), else the
     one stored in the checkpoint. A checkpoint written before checkpoints described
     themselves has none: then ``config`` is required, and the error says so."""
-    from ..config import ExperimentConfig, apply_overrides, config_from_dict, load_config
+    from ..config import ExperimentConfig, config_with_overrides, load_config
 
     if isinstance(config, ExperimentConfig):
         if overrides:
@@ -259,12 +259,7 @@ def checkpoint_recipe(
             # rebuild the trained model: its weights are in the checkpoint
             logger.debug("%s: stored recipe's pretrained file %s is not here; not needed, dropped", path, source)
             recipe["pretrained"] = None
-    raw, problems = apply_overrides(recipe, overrides)
-    if problems:
-        from ..config import ConfigError
-
-        raise ConfigError(problems, source=f"{path} (stored recipe)")
-    return config_from_dict(raw, source=f"{path} (stored recipe)")
+    return config_with_overrides(recipe, list(overrides), source=f"{path} (stored recipe)")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Level", "RunRow", "Comparison", "MixedProtocolError", "collect_row", "eval_protocol",
            "protocol_problems", "selection_protocol", "recipe_key", "baseline_row", "format_rows", "split_means",
-           "format_split_rows", "markdown_table", "write_table", "compare_runs", "write_comparison", "profile_config"]
+           "format_split_rows", "markdown_table", "write_table", "compare_runs", "write_comparison", "profile_config",
+           "block_label", "run_labels"]
 
 Level = Literal["clip", "video"]
 
@@ -97,7 +98,7 @@ def collect_row(run_dir: str | os.PathLike[str], *, level: Level = "clip", profi
         protocol=eval_protocol(metrics, cfg, level), videos=metrics.get("num_videos"),
         epochs=_epochs_trained(metrics, run_dir), classes=cfg.model.num_classes,
         selection=selection_protocol(run_dir, cfg), group=recipe_key(cfg), model=cfg.model.name,
-        nonlocal_kind=cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
+        nonlocal_kind=block_label(cfg),
         top1=float(metrics[f"{level}_top1"]), top5=float(metrics[f"{level}_top5"]), metrics=metrics,
     )
     if profile:
@@ -105,6 +106,46 @@ def collect_row(run_dir: str | os.PathLike[str], *, level: Level = "clip", profi
         row.gmacs, row.params_m = macs / 1e9, params / 1e6
         row.gflops_paper = macs_table7 / 1e9  # Table 7's "FLOPs" (r3d50: 10.10 G)
     return row
+
+
+def block_label(cfg: Any) -> str:
+    """The non-local blocks of a run as a table names them: the kind and its options
+    (``snl filter=cayley``, ``snl order=3``), so runs of one kind with another graph filter
+    read apart; ``-`` without blocks."""
+    blocks = cfg.nonlocal_blocks
+    if not blocks:
+        return "-"
+    options = " ".join(f"{key}={_option_text(value)}" for key, value in sorted(blocks.options.items()))
+    return f"{blocks.kind} {options}" if options else blocks.kind
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_option_text(v) for v in value) + "]"
+    return str(value)
+
+
+def run_labels(rows: Sequence[RunRow]) -> list[str]:
+    """A label per run that tells it apart from the other runs of the same split: its recipe
+    name; where two share one, the name with its blocks (``tiny (snl filter=cayley)``); where
+    those are the same too, its run folder's name, else the folder's path below the runs'
+    common folder."""
+    labels = [r.run for r in rows]
+
+    def clashing() -> list[int]:
+        keys = [(label, str(r.split)) for label, r in zip(labels, rows)]
+        return [i for i, key in enumerate(keys) if keys.count(key) > 1]
+
+    for i in clashing():
+        labels[i] = f"{rows[i].run} ({rows[i].nonlocal_kind})"
+    for i in clashing():
+        labels[i] = rows[i].run_dir.name
+    still = clashing()
+    if still:
+        common = Path(os.path.commonpath([str(rows[i].run_dir.resolve()) for i in still]))
+        for i in still:
+            labels[i] = rows[i].run_dir.resolve().relative_to(common).as_posix() or str(rows[i].run_dir)
+    return labels
 
 
 def eval_protocol(metrics: dict[str, Any], cfg: Any, level: Level) -> str:
@@ -317,8 +358,12 @@ class Comparison:
 
 
 def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "clip", profile: bool = True,
-                 allow_mixed: bool = False) -> Comparison:
+                 allow_mixed: bool = False, log_warnings: bool = True) -> Comparison:
     """Read finished runs into a :class:`Comparison`.
+
+    The warnings (mixed protocols allowed, runs trained on different videos, ...) are in
+    :attr:`Comparison.warnings` and its notes; ``log_warnings`` also logs them (the command
+    line prints the notes instead, so each warning is said once).
 
     Raises:
         FileNotFoundError: a run folder lacks ``config.yaml`` or ``eval/metrics.json``.
@@ -327,6 +372,8 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
     if not run_dirs:
         raise InvalidValueError("no run folders to compare")
     rows = [collect_row(d, level=level, profile=profile) for d in run_dirs]
+    for row, label in zip(rows, run_labels(rows)):  # runs named alike (or of one kind) read apart
+        row.run = label
     problems = protocol_problems(rows)
     if not allow_mixed and any("protocols" in line for line in problems):
         raise MixedProtocolError(f"{problems[0]}: their accuracies are not comparable; re-evaluate them alike "
@@ -335,8 +382,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
     from .records import check_same_dataset
 
     problems = problems + check_same_dataset(run_dirs)  # trained on other videos: said, as mixed protocols are
-    for line in problems:
-        logger.warning("%s", line)
+    if log_warnings:
+        for line in problems:
+            logger.warning("%s", line)
     means = split_means(rows)
     return Comparison(rows=rows, level=level, baseline=baseline_row(rows), warnings=problems,
                       split_means=means if any(len(m.splits) > 1 for m in means) else [])

@@ -26,12 +26,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["apply_head_from", "evaluation_config_for", "evaluate_weights"]
 
 
-def apply_head_from(loaded: InferenceModel, checkpoint: str | os.PathLike[str]) -> InferenceModel:
+def apply_head_from(loaded: InferenceModel, checkpoint: str | os.PathLike[str], *,
+                    stored: dict[str, Any] | None = None) -> InferenceModel:
     """Replace ``loaded``'s classifier (``fc``) by the one of a training checkpoint (its class
-    names too, when it stores them): a backbone evaluated with a head trained elsewhere."""
+    names too, when it stores them): a backbone evaluated with a head trained elsewhere.
+    ``stored``: the checkpoint's contents when the caller has already read it."""
     from .checkpoint import load_training_checkpoint
 
-    stored = load_training_checkpoint(checkpoint)
+    if stored is None:
+        stored = load_training_checkpoint(checkpoint)
     state = stored["model"]
     head = {k.removeprefix("fc."): v for k, v in state.items() if k.startswith("fc.")}
     fc = getattr(loaded.model, "fc", None)
@@ -73,21 +76,31 @@ def evaluate_weights(
     out_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     allow_unsafe_pickle: bool = False,
+    allow_train_overlap: bool = False,
 ) -> Any:
     """``snl-video eval --weights``: evaluate a registry or foreign checkpoint (no training)
     on ``cfg``'s test split with ``cfg``'s protocol, writing the same outputs as ``eval``.
 
     The head must have the dataset's class count (a Kinetics head on a Kinetics-class
-    dataset), or come from ``head_from`` (a training checkpoint of the same backbone).
+    dataset), or come from ``head_from`` (a training checkpoint of the same backbone). A head
+    trained on videos that ``cfg``'s test subset holds is refused, as ``eval --checkpoint``
+    refuses such a checkpoint (:func:`~snl_video.engine.records.check_train_test_overlap`),
+    unless ``allow_train_overlap``.
     """
     from .builders import resolve_device
+    from .checkpoint import load_training_checkpoint
     from .evaluate import evaluate_model
+    from .records import check_train_test_overlap
     from .reports import write_evaluation_outputs
 
+    stored = None
+    if head_from is not None:  # checked before the weights are read: the head's training videos vs the test subset
+        stored = load_training_checkpoint(head_from)
+        check_train_test_overlap(stored.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=head_from)
     device = resolve_device(cfg.runtime.device)
     loaded = load_inference_model(weights=weights, device=device, allow_unsafe_pickle=allow_unsafe_pickle)
     if head_from is not None:
-        apply_head_from(loaded, head_from)
+        apply_head_from(loaded, head_from, stored=stored)
     if loaded.num_classes != cfg.model.num_classes:
         raise InvalidValueError(f"{weights} has a {loaded.num_classes}-class head but the recipe's dataset has "
                          f"{cfg.model.num_classes} classes: pass --head-from CKPT (a checkpoint trained on it), or "

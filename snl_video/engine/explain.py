@@ -17,8 +17,9 @@ non-negative) and written as
 * ``<block>_rows.npy`` ``(Q, t_b, h_b, w_b)`` (the raw rows) and ``<block>_maps.npy``
   ``(Q, T, S, S)`` (upsampled);
 * ``<block>_grid.png``: rows = queries, columns = frames, the heat map over the frame and the
-  query marked in its frame;
-* ``<block>.gif`` (or ``.mp4``): the overlay over time, one panel per query.
+  query marked in its frame, each row's value range and a colour bar; every frame enlarged
+  to at least 112 px (:func:`panel_scale`);
+* ``<block>.gif`` (or ``.mp4``): the overlay over time, one panel per query (at least 112 px).
 
 ``gradcam=True`` adds Grad-CAM (Selvaraju et al.) of the backbone's last stage for the
 predicted class (or ``class_name``): ``gradcam.npy``, ``gradcam_grid.png``, ``gradcam.gif``.
@@ -49,7 +50,7 @@ from ..errors import InvalidValueError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Query", "ExplainResult", "query_node", "node_cell", "parse_query", "affinity_rows", "explain_video",
-           "gradcam", "upsample_map"]
+           "gradcam", "upsample_map", "render_grid", "render_animation", "colour_bar", "panel_scale"]
 
 Upsample = Literal["nearest", "trilinear"]
 Query = tuple[int, int, int]
@@ -175,7 +176,7 @@ def _default_queries(inp: Tensor, out: Tensor, clip_shape: tuple[int, int, int],
 def _overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     from matplotlib import colormaps
 
-    colored = colormaps["jet"](heat)[..., :3] * 255
+    colored = colormaps[COLORMAP](heat)[..., :3] * 255
     return ((1 - alpha) * frame.astype(np.float64) + alpha * colored).clip(0, 255).astype(np.uint8)
 
 
@@ -200,8 +201,34 @@ def _save_png(path: Path, image: "Any") -> Path:
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
-#: Margins of the grid PNG that hold its labels (title, frame indices, one label per row).
-GRID_LEFT, GRID_TOP, GRID_TITLE = 88, 14, 14
+#: Margins of the grid PNG that hold its labels (title, frame indices, one label and the value
+#: range per row) and, on the right, the colour bar with its ends labelled.
+GRID_LEFT, GRID_TOP, GRID_TITLE, GRID_RIGHT = 120, 14, 14, 64
+#: The colour bar: its left edge ``GRID_BAR_GAP`` px right of the last panel, ``GRID_BAR_WIDTH`` px wide.
+GRID_BAR_GAP, GRID_BAR_WIDTH = 8, 16
+#: A panel (grid tile or animation frame) is drawn at least this many pixels wide: a 48 or
+#: 56 px clip is enlarged by a whole factor (each pixel repeated), so nothing is interpolated.
+MIN_PANEL = 112
+#: The colormap of the overlays and of the colour bar.
+COLORMAP = "jet"
+
+
+def panel_scale(size: int) -> int:
+    """The whole factor a ``size`` px frame is enlarged by so its panel is at least :data:`MIN_PANEL` px."""
+    return max(1, -(-MIN_PANEL // max(1, size)))
+
+
+def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    return image if factor == 1 else np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def colour_bar(height: int, width: int = GRID_BAR_WIDTH) -> np.ndarray:
+    """``uint8 (height, width, 3)``: the colormap from the top (value 1, a row's maximum) to the
+    bottom (0, its minimum), as the overlays colour a map scaled to [0, 1]."""
+    from matplotlib import colormaps
+
+    column = (colormaps[COLORMAP](np.linspace(1.0, 0.0, height))[:, :3] * 255).astype(np.uint8)
+    return np.repeat(column[:, None, :], width, axis=1)
 
 
 def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path,
@@ -210,44 +237,60 @@ def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | 
 
     The image labels itself, so it can be shared without ``explain.json``: ``title`` on top
     (block, prediction), ``t=0 … T-1`` over the columns (frames of the model's input clip),
-    and each row's label on the left (default: the query as ``q t,y,x``). The panels sit at
-    ``(GRID_LEFT + t·S, GRID_TOP + GRID_TITLE + r·S)``.
+    each row's label on the left (default: the query as ``q t,y,x``) with the range of its
+    values (each row is scaled to its own minimum..maximum), and a colour bar on the right
+    from ``max`` to ``min``. Each frame is enlarged by :func:`panel_scale` (``P = S·k``
+    pixels, at least :data:`MIN_PANEL`); the panels sit at
+    ``(GRID_LEFT + t·P, GRID_TOP + GRID_TITLE + r·P)``.
     """
     from PIL import Image, ImageDraw
 
     T, S = frames.shape[0], frames.shape[1]
+    k = panel_scale(S)
+    P = S * k
     heat = _normalise(maps)
     left, top = GRID_LEFT, GRID_TOP + GRID_TITLE
-    grid = Image.new("RGB", (left + T * S, top + len(maps) * S), (255, 255, 255))
+    height = len(maps) * P
+    grid = Image.new("RGB", (left + T * P + GRID_RIGHT, top + height), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     if title:
         draw.text((2, 1), title, fill=(0, 0, 0))
     for t in range(T):
-        draw.text((left + t * S + 2, GRID_TITLE + 1), f"t={t}", fill=(0, 0, 0))
+        draw.text((left + t * P + 2, GRID_TITLE + 1), f"t={t}", fill=(0, 0, 0))
     for r, q in enumerate(queries):
         label = row_labels[r] if row_labels is not None else ("" if q is None else f"q {q[0]},{q[1]},{q[2]}")
-        draw.text((2, top + r * S + S // 2 - 5), label, fill=(0, 0, 0))
+        draw.text((2, top + r * P + P // 2 - 12), label, fill=(0, 0, 0))
+        draw.text((2, top + r * P + P // 2 + 2), f"{maps[r].min():.3g} to {maps[r].max():.3g}", fill=(0, 0, 0))
         for t in range(T):
-            grid.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (left + t * S, top + r * S))
+            grid.paste(Image.fromarray(_enlarge(_overlay(frames[t], heat[r, t]), k)), (left + t * P, top + r * P))
         if q is not None:
-            _mark(grid, (left + q[0] * S + q[2], top + r * S + q[1]), max(3, S // 16))
+            _mark(grid, (left + q[0] * P + q[2] * k + k // 2, top + r * P + q[1] * k + k // 2), max(3, P // 16))
+    bar_x = left + T * P + GRID_BAR_GAP
+    grid.paste(Image.fromarray(colour_bar(height)), (bar_x, top))
+    text_x = bar_x + GRID_BAR_WIDTH + 3
+    draw.text((text_x, top), "max", fill=(0, 0, 0))
+    draw.text((text_x, top + height - 11), "min", fill=(0, 0, 0))
+    draw.text((bar_x - 2, GRID_TITLE + 1), "per row", fill=(0, 0, 0))
     return _save_png(path, grid)
 
 
 def render_animation(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | None], path: Path,
                      *, fps: float = 4.0) -> Path:
-    """The overlay over time: one panel per query side by side, one image per frame (GIF or MP4)."""
+    """The overlay over time: one panel per query side by side, one image per frame (GIF or
+    MP4), each panel enlarged by :func:`panel_scale` (at least :data:`MIN_PANEL` px)."""
     from PIL import Image
 
     T, S = frames.shape[0], frames.shape[1]
+    k = panel_scale(S)
+    P = S * k
     heat = _normalise(maps)
     images = []
     for t in range(T):
-        panel = Image.new("RGB", (len(maps) * S, S))
+        panel = Image.new("RGB", (len(maps) * P, P))
         for r, q in enumerate(queries):
-            panel.paste(Image.fromarray(_overlay(frames[t], heat[r, t])), (r * S, 0))
+            panel.paste(Image.fromarray(_enlarge(_overlay(frames[t], heat[r, t]), k)), (r * P, 0))
             if q is not None and q[0] == t:
-                _mark(panel, (r * S + q[2], q[1]), max(3, S // 16))
+                _mark(panel, (r * P + q[2] * k + k // 2, q[1] * k + k // 2), max(3, P // 16))
         images.append(panel)
     if path.suffix == ".gif":
         return atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],

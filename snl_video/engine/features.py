@@ -9,8 +9,9 @@ or kept per view (``per_clip``).
 
 Outputs in ``out_dir``: one ``.npy`` per video at the video's relative path (``Class/v.avi``
 -> ``Class/v.npy``), written atomically, and ``index.csv`` (``video, features, shape,
-status, label, class_name``: status ``ok`` or the reason it failed; label and class name
-from a prepared dataset's index, empty for files and list files, which do not say), a row appended as each video finishes, so a run
+status, label, class_name, subset``: status ``ok`` or the reason it failed; label, class name
+and subset (``train`` / ``val`` / ``test``; ``1:train 2:test 3:train`` for a dataset prepared
+for several splits) from a prepared dataset's index, empty for files and list files, which do not say), a row appended as each video finishes, so a run
 that dies late (a full disk, a kill) keeps an index of what it finished. A re-run skips
 videos whose ``.npy`` exists (a file under its final name is complete), so an interrupted
 job resumes where it stopped; a re-run with other settings is refused (``overwrite`` replaces the earlier files):
@@ -44,7 +45,8 @@ from ..errors import InvalidValueError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureSource", "FeaturesReport", "layer_names", "collect_sources", "extract_features"]
+__all__ = ["FeatureSource", "FeaturesReport", "layer_names", "collect_sources", "extract_features", "read_video_list",
+           "subset_cell"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,26 @@ class FeatureSource:
     prepared: bool = False
     #: the class name where the input says it (a prepared dataset's index), else "" (the label is ``entry.label``, -1 when unknown)
     class_name: str = ""
+    #: the video's subset (``train`` / ``val`` / ``test``) where a prepared index says it, else ""
+    #: (several splits: ``1:train 2:test 3:train``, see :func:`subset_cell`)
+    subset: str = ""
 
     def known(self) -> list[str]:
-        """The index's ``label, class_name`` cells: empty where the input does not say."""
-        return [str(self.entry.label) if self.entry.label >= 0 else "", self.class_name]
+        """The index's ``label, class_name, subset`` cells: empty where the input does not say."""
+        return [str(self.entry.label) if self.entry.label >= 0 else "", self.class_name, self.subset]
+
+
+def subset_cell(row: Any, split_columns: Sequence[str]) -> str:
+    """The ``subset`` cell of a prepared index ``row``: its ``subset_<split>`` value when the
+    dataset was prepared for one split, else ``<split>:<subset>`` for each split, space-separated
+    (a video outside a split's lists has an empty subset there and is left out)."""
+    values = {}
+    for column in split_columns:
+        value = getattr(row, column, "")
+        values[column.removeprefix("subset_")] = value if isinstance(value, str) else ""  # NaN: not in the split
+    if len(values) == 1:
+        return next(iter(values.values()))
+    return " ".join(f"{split}:{value}" for split, value in values.items() if value)
 
 
 @dataclass
@@ -98,21 +116,14 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
             from ..data.prepared import load_index
 
             index = load_index(path)
+            splits = [c for c in index.columns if str(c).startswith("subset_")]
             sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.num_frames)),
                                       str(Path(r.path).with_suffix("")), prepared=True,
-                                      class_name=str(r.class_name))
+                                      class_name=str(r.class_name), subset=subset_cell(r, splits))
                         for r in index.itertuples()]
             continue
         if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
-            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-            if not lines:
-                raise InvalidValueError(f"list file {path} names no videos; put one video path per line")
-            files = [Path(ln) if Path(ln).is_absolute() else path.parent / ln for ln in lines]
-            missing = [str(f) for f in files if not f.is_file()]
-            if missing:
-                raise MissingFileError(f"list file {path} names {len(missing)} missing video(s), e.g. {missing[0]}; "
-                                        "fix the paths (relative ones are taken from the list's folder)")
-            sources += _file_sources(files)
+            sources += _file_sources(read_video_list(path))
             continue
         sources += _file_sources(find_videos(path))
     names = [s.name for s in sources]
@@ -120,6 +131,36 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
         dup = next(n for n in names if names.count(n) > 1)
         raise InvalidValueError(f"two inputs map to the same output name {dup!r}; featurise them into separate --output-dir folders")
     return sources
+
+
+def read_video_list(path: Path) -> list[Path]:
+    """The videos of a list file: one path per line, as is (spaces included) or quoted
+    (``"My clip.avi"``); relative paths from the list's folder; ``#`` starts a comment line.
+
+    Raises:
+        InvalidValueError: the list names no video.
+        MissingFileError: a listed video does not exist (the first one named with its line number).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidValueError(f"list file {path} is not UTF-8 text ({exc}); save it as UTF-8") from None
+    numbered = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if len(line) >= 2 and line[0] == line[-1] and line[0] in ("'", '"'):
+            line = line[1:-1]
+        numbered.append((line_no, Path(line) if Path(line).is_absolute() else path.parent / line))
+    if not numbered:
+        raise InvalidValueError(f"list file {path} names no videos; put one video path per line")
+    missing = [(n, f) for n, f in numbered if not f.is_file()]
+    if missing:
+        line_no, first = missing[0]
+        raise MissingFileError(f"list file {path} names {len(missing)} missing video(s), e.g. line {line_no}: {first}; "
+                               "fix the paths (one per line; relative ones are taken from the list's folder)")
+    return [f for _, f in numbered]
 
 
 def _file_sources(files: Sequence[Path]) -> list[FeatureSource]:
@@ -262,7 +303,7 @@ def _csv_line(row: Sequence[str]) -> str:
 
 def _write_index(out: Path, rows: Sequence[Sequence[str]]) -> Path:
     """``index.csv`` of the rows done so far (atomically)."""
-    lines = [_csv_line(["video", "features", "shape", "status", "label", "class_name"])] + [_csv_line(r) for r in rows if r]
+    lines = [_csv_line(["video", "features", "shape", "status", "label", "class_name", "subset"])] + [_csv_line(r) for r in rows if r]
     return atomic_write_text(out / "index.csv", "\n".join(lines) + "\n")
 
 

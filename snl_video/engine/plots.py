@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # reports imports this module to draw its figure
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["confusion_classes_shown", "confusion_title", "curve_series", "plot_confusion_matrix", "plot_training_curves"]
+__all__ = ["confusion_classes_shown", "confusion_title", "curve_labels", "curve_series", "plot_confusion_matrix",
+           "plot_training_curves"]
 
 
 def curve_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[int, float]]]:
@@ -43,8 +44,10 @@ def plot_training_curves(
 ) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """Loss (left) and accuracy (right) per epoch for every run in ``runs`` (name → history).
 
-    Each run has one colour: solid = held-out clip top-1, dashed = training top-1 on random
-    clips (shown for a single run, or for runs that were never evaluated). Written
+    Each run has one colour and one marker: solid = held-out clip top-1, dashed = training
+    top-1 on random clips (shown for a single run, or for runs that were never evaluated). A
+    run whose curves equal an earlier run's is drawn dotted with hollow, larger markers over
+    it and labelled "identical to <run>" (:func:`curve_labels`), so it does not hide. Written
     atomically; returns the plotted series by run, for the caller's records and tests.
     """
     import matplotlib
@@ -56,18 +59,21 @@ def plot_training_curves(
     series = {name: curve_series(history) for name, history in runs.items()}
     if not any(s["train_loss"] for s in series.values()):
         raise InvalidValueError(f"no epoch records to plot in runs {sorted(runs)}: has any of them finished an epoch?")
+    labels = curve_labels(series)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
         for k, (name, s) in enumerate(series.items()):
-            colour = f"C{k % 10}"
+            label = labels[name]
+            style: dict[str, Any] = dict(color=f"C{k % 10}", marker=_MARKERS[k % len(_MARKERS)], markersize=3)
+            if label != name:  # the same curves as an earlier run: over it, and still visible
+                style.update(linestyle=":", markersize=7, markerfacecolor="none", zorder=3)
             if s["train_loss"]:
-                ax_loss.plot(*zip(*s["train_loss"]), color=colour, marker="o", markersize=3, label=name)
+                ax_loss.plot(*zip(*s["train_loss"]), **style, label=label)
             if s["val_clip_top1"]:
-                ax_acc.plot(*zip(*s["val_clip_top1"]), color=colour, marker="s", markersize=3,
-                            label=f"{name}: held-out clip top-1")
+                ax_acc.plot(*zip(*s["val_clip_top1"]), **style, label=f"{label}: held-out clip top-1")
             if s["train_top1"] and (len(series) == 1 or not s["val_clip_top1"]):
-                ax_acc.plot(*zip(*s["train_top1"]), color=colour, linestyle="--",
-                            label=f"{name}: train top-1 (random clips)")
+                ax_acc.plot(*zip(*s["train_top1"]), **{**style, "linestyle": "--"},
+                            label=f"{label}: train top-1 (random clips)")
         ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
         ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy", ylim=(0, 100))
         for ax in (ax_loss, ax_acc):  # epochs are whole numbers
@@ -82,6 +88,23 @@ def plot_training_curves(
         plt.close(fig)
     logger.info("training curves: %s", path)
     return series
+
+
+#: one marker per run (with its colour), so runs read apart in grey and where curves cross
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def curve_labels(series: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> dict[str, str]:
+    """The legend label of each run: its name, or ``<name> (identical to <run>)`` when all its
+    curves equal those of an earlier run (drawn on top of each other, one would hide the other)."""
+    labels: dict[str, str] = {}
+    seen: list[str] = []
+    for name, curves in series.items():
+        twin = next((other for other in seen if series[other] == curves), None)
+        labels[name] = f"{name} (identical to {twin})" if twin is not None else name
+        if twin is None:
+            seen.append(name)
+    return labels
 
 
 def plot_confusion_matrix(report: MetricsReport, path: str | os.PathLike[str], *, normalize: bool = True) -> Path:

@@ -34,7 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -69,6 +69,7 @@ __all__ = [
     "PredictionWriter",
     "top_k_classes",
     "short_video_note",
+    "short_window_note",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -327,11 +328,17 @@ class _WindowScorer:
 
 
 def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, window_s: float, stride_s: float,
-                    backend: Backend | None, batch_size: int) -> Iterator[tuple[float, float, np.ndarray]]:
+                    backend: Backend | None, batch_size: int,
+                    note: Callable[[str], None] | None = None) -> Iterator[tuple[float, float, np.ndarray]]:
     """``(start_s, end_s, probabilities)`` of each window of the video at ``path``, in order,
-    from one decoding pass (frames kept: those of the windows not yet complete)."""
+    from one decoding pass (frames kept: those of the windows not yet complete). A video
+    shorter than one clip or one window is said to ``note`` (:func:`short_window_note`)."""
     info = probe_video(path)
     num_frames = count_frames(path)
+    short = short_window_note(str(path), num_frames, info.fps, window_s=window_s, clip_len=loaded.num_frames,
+                              stride=loaded.sampling_stride)
+    if short is not None and note is not None:
+        note(short)
     windows, clips = window_clips(num_frames, info.fps, window_s=window_s, stride_s=stride_s,
                                   clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     scorer = _WindowScorer(loaded, clips_per_window=len(clips) // len(windows), batch_size=batch_size)
@@ -354,6 +361,20 @@ def short_video_note(video: str, num_frames: int, *, clip_len: int, stride: int)
         return None
     return (f"{video} has {num_frames} frame(s), shorter than one clip ({span} frames: {clip_len} every {stride}): "
             "its frames were repeated in a loop to fill the clip, so its prediction rests on little motion")
+
+
+def short_window_note(video: str, num_frames: int, fps: float, *, window_s: float, clip_len: int,
+                      stride: int) -> str | None:
+    """The note for a timeline (``--window-seconds``) over a video too short for it: shorter
+    than one clip (:func:`short_video_note`, as whole-video predict says), else shorter than
+    one window (its single window is the whole video); None when the video is long enough."""
+    clip_note = short_video_note(video, num_frames, clip_len=clip_len, stride=stride)
+    if clip_note is not None:
+        return clip_note
+    if fps > 0 and num_frames < window_s * fps:
+        return (f"{video} lasts {num_frames / fps:.2f} s ({num_frames} frames), shorter than one "
+                f"--window-seconds {window_s:g} window: its one window is the whole video")
+    return None
 
 
 def _first(batch: list[Any]) -> Any:
@@ -476,7 +497,7 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
             try:
                 for start_s, end_s, probs in _stream_windows(path, loaded, transform, window_s=window,
                                                              stride_s=stride, backend=backend,
-                                                             batch_size=batch_size):
+                                                             batch_size=batch_size, note=note):
                     emit(str(path), start_s, end_s, probs)
             except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
                 fail(str(path), failure_reason(exc, path))

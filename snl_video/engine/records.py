@@ -7,7 +7,9 @@
 * **Training videos**: a checkpoint records a fingerprint of the videos it was trained on
   (:func:`dataset_fingerprint`: a digest of the sorted relative paths and their count, plus a
   short hash of each path); ``eval`` on a test subset that holds any of them is an error
-  naming how many (:func:`check_train_test_overlap`; opt out with ``--allow-train-overlap``).
+  naming how many (:func:`check_train_test_overlap`; opt out with ``--allow-train-overlap``),
+  and ``train --resume`` on a training set that changed since the run started (the data was
+  re-split) is refused (:func:`check_resume_videos`).
   The run folder keeps the digest in ``train_videos.json``, so ``compare`` and a study can
   say when runs were trained on different data (:func:`check_same_dataset`).
 
@@ -38,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["FEATURES_RECORD", "TRAIN_VIDEOS_RECORD", "TrainTestOverlapError", "weights_digest", "features_record",
            "check_features_record", "write_features_record", "dataset_videos", "dataset_fingerprint",
-           "train_fingerprint", "check_train_test_overlap", "read_run_fingerprint", "check_same_dataset"]
+           "train_fingerprint", "check_train_test_overlap", "check_resume_videos", "read_run_fingerprint",
+           "check_same_dataset", "describe_fingerprint"]
 
 #: Written by ``features`` into its output folder.
 FEATURES_RECORD = "features.json"
@@ -211,6 +214,35 @@ def check_train_test_overlap(fingerprint: Mapping[str, Any] | None, cfg: "Experi
         raise TrainTestOverlapError(message)
     logger.warning("--allow-train-overlap: %s", message)
     return len(shared)
+
+
+def describe_fingerprint(fingerprint: Mapping[str, Any]) -> str:
+    """``12 videos, 11f572921f5f``: a training-set fingerprint as messages name it."""
+    return f"{fingerprint.get('count', '?')} videos, {str(fingerprint.get('sha256', '?'))[:12]}"
+
+
+def check_resume_videos(recorded: Mapping[str, Any] | None, cfg: "ExperimentConfig", *,
+                        checkpoint: str | os.PathLike[str] = "the checkpoint") -> dict[str, Any]:
+    """Refuse to resume on a training set other than the one the checkpoint was trained on.
+
+    ``recorded``: the checkpoint's ``train_videos`` (:func:`dataset_fingerprint`); ``cfg``'s
+    training list is fingerprinted now and compared. A dataset re-prepared in place with
+    another split between the run's start and its resume would otherwise continue the run
+    on other videos (some of them perhaps its test videos) under the same record. A
+    checkpoint without a fingerprint (written before they were recorded) is not checked.
+    Returns the current fingerprint.
+
+    Raises:
+        InvalidValueError: one line naming both training sets and how to go on.
+    """
+    current = train_fingerprint(cfg)
+    if not recorded or "sha256" not in recorded or recorded["sha256"] == current["sha256"]:
+        return current
+    raise InvalidValueError(
+        f"--resume: the training set of {cfg.data.root} (split {cfg.data.split}) changed since {checkpoint} was "
+        f"trained on it ({describe_fingerprint(recorded)} then, {describe_fingerprint(current)} now: re-prepared with "
+        "another --test-fraction / --seed / split files?); start a new run (another runtime.output_dir, without "
+        "--resume), or re-prepare the data with the settings the run started with")
 
 
 def read_run_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -30,7 +30,8 @@ eval: ``snl-video eval`` and ``compare`` work on it unchanged). The lifecycle of
    its ``last.pt``, a failed one is recorded with its reason and the others go on;
 4. **aggregate** after every finished cell (:func:`aggregate_study`): ``summary.json``,
    ``table.md``, ``table.csv`` and ``results.png`` from whatever cells have finished, cells
-   missing or failed listed with their reason.
+   missing or failed listed with their reason (so is a finished cell whose run record shows
+   it trained on other videos than its data section holds now: the data was re-split).
 
 A cell folder holds a lock file (``.lock``, created with ``O_EXCL``, naming host and PID)
 while a process works on it, so two studies (or two shards) never write one cell at once.
@@ -490,11 +491,37 @@ def _cell_state(cell: Cell, epochs: int) -> tuple[dict[str, Any] | None, str]:
     return None, "not run"
 
 
+def _other_training_set(cell: Cell, cfg: ExperimentConfig, expected: dict[str, dict[str, Any]]) -> str:
+    """Why a finished cell does not count because it trained on other videos than its data
+    section names now (the dataset was re-split in place since), or ``""``. A cell without a
+    record of its training videos (trained before they were recorded) is not checked.
+    ``expected``: a cache of the current fingerprints by data section."""
+    from .records import describe_fingerprint, read_run_fingerprint, train_fingerprint
+
+    recorded = read_run_fingerprint(cell.folder)
+    if recorded is None:
+        return ""
+    key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True, default=str)
+    if key not in expected:
+        expected[key] = train_fingerprint(cfg)
+    now = expected[key]
+    if recorded["sha256"] == now["sha256"]:
+        return ""
+    reason = (f"trained on another training set ({describe_fingerprint(recorded)}) than {cfg.data.root} split "
+              f"{cfg.data.split} holds now ({describe_fingerprint(now)}: re-split since?); delete {cell.folder} and "
+              "rerun the study to retrain it on the current data")
+    logger.warning("study: cell %s not counted: %s", cell.label, reason)
+    return reason
+
+
 def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
                     configs: dict[Cell, ExperimentConfig] | None = None,
                     profiles: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """Read every cell's outcome and write ``summary.json``, ``table.md``, ``table.csv`` and
-    ``results.png``; return the summary. Cells without a value are listed in ``missing``.
+    ``results.png``; return the summary. Cells without a value are listed in ``missing``, and
+    so is a finished cell whose run record shows it trained on other videos than its data
+    section names now (``train_videos.json`` against the current training list: the data was
+    re-split since), with that reason.
 
     Raises:
         MixedProtocolError: finished cells were evaluated under different protocols.
@@ -512,8 +539,12 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
         protocol["seed_overrides"] = {str(k): list(v) for k, v in spec.seed_overrides.items()}
     values: dict[str, dict[int, float]] = {v: {} for v in spec.variants}
     missing, rows = [], []
+    expected_videos: dict[str, dict[str, Any]] = {}  # the training set each data section names now
     for cell in study_cells(spec, out):
         record, reason = _cell_state(cell, base_cfg.schedule.epochs)
+        if record is not None and cell in configs:
+            reason = _other_training_set(cell, configs[cell], expected_videos)
+            record = None if reason else record
         if record is None:
             missing.append({"variant": cell.variant, "seed": cell.seed, "reason": reason})
             continue

@@ -52,7 +52,7 @@ from .evaluate import evaluate_model
 from .metric_log import MetricLogger, read_history
 from .optim import batch_mixer, build_optimizer, build_scheduler, restore_scheduler
 from .preflight import preflight, usable_workers
-from .records import TRAIN_VIDEOS_RECORD, train_fingerprint
+from .records import TRAIN_VIDEOS_RECORD, check_resume_videos, train_fingerprint
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
 from ..fileio import atomic_write_text
 from ..progress import progress as progress_bar
@@ -266,6 +266,8 @@ def _build_run(cfg: ExperimentConfig, device: torch.device, out: Path, *, load_w
 def _restore(run: _Run, resume_path: Path, resume_changes: list[Any]) -> None:
     """Load weights, optimizer, schedule, scaler and RNG states; record allowed config changes."""
     state = load_training_checkpoint(resume_path)
+    # the same training videos as when the run started (not a dataset re-split in place since)
+    check_resume_videos(state.get("train_videos"), run.cfg, checkpoint=resume_path)
     load_model_state(run.model, state, checkpoint=resume_path)  # one-line error for another recipe's file
     run.optimizer.load_state_dict(state["optimizer"])
     # The schedule of this config continued from the checkpoint's epoch (a changed

@@ -112,6 +112,11 @@ def download_weights(
     return target
 
 
+def _then(hint: str) -> str:
+    """`` <hint>`` after a sentence of an error message, or nothing when there is no hint."""
+    return f" {hint}" if hint else ""
+
+
 def fetch_url(url: str, part: Path, *, progress: bool, hint: str) -> None:
     """Download ``url`` into the partial file ``part``, resuming from its current size when the server allows.
 
@@ -132,9 +137,9 @@ def fetch_url(url: str, part: Path, *, progress: bool, hint: str) -> None:
             logger.warning("%s: server refused to resume at byte %d; restarting the download", url, offset)
             part.unlink()
             return fetch_url(url, part, progress=progress, hint=hint)
-        raise DownloadError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}. {hint}") from None
+        raise DownloadError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}.{_then(hint)}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"downloading {url} failed: {exc}. {hint}") from None
+        raise DownloadError(f"downloading {url} failed: {exc}.{_then(hint)}") from None
     with response:
         status = getattr(response, "status", 200)
         if offset and status == 206:
@@ -155,10 +160,10 @@ def fetch_url(url: str, part: Path, *, progress: bool, hint: str) -> None:
                     bar.update(len(chunk))
             except OSError as exc:
                 raise DownloadError(
-                    f"downloading {url} was interrupted after {f.tell()} bytes ({exc}); run it again to resume. {hint}"
+                    f"downloading {url} was interrupted after {f.tell()} bytes ({exc}); run it again to resume.{_then(hint)}"
                 ) from None
             f.flush()
             os.fsync(f.fileno())
     size = part.stat().st_size
     if total is not None and size != total:
-        raise DownloadError(f"downloading {url} stopped at {size} of {total} bytes; run it again to resume. {hint}")
+        raise DownloadError(f"downloading {url} stopped at {size} of {total} bytes; run it again to resume.{_then(hint)}")

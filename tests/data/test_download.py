@@ -130,7 +130,8 @@ def test_interrupted_download_resumes_with_range_and_extracts_nested_rars(hmdb_s
     root = tmp_path / "hmdb"
     archive = hmdb_server.files["hmdb51_org.rar"]
     hmdb_server.cut["hmdb51_org.rar"] = 40_000
-    with pytest.raises(DatasetDownloadError, match="stopped at 40000 of .* bytes; run it again to resume"):
+    with pytest.raises(DatasetDownloadError, match="stopped at 40000 of .* bytes; run it again to resume; the partial "
+                       r"file .*hmdb51_org.rar.part \(40000 bytes\) is kept"):
         download_dataset("hmdb51", root, base_url=hmdb_server.url, files=_entries(hmdb_server), progress=False)
     assert (root / "hmdb51_org.rar.part").stat().st_size == 40_000
     assert not (root / "hmdb51_org.rar").exists() and not (root / "hmdb51_org").exists()
@@ -147,6 +148,23 @@ def test_interrupted_download_resumes_with_range_and_extracts_nested_rars(hmdb_s
     before = len(hmdb_server.requests)
     download_dataset("hmdb51", root, base_url=hmdb_server.url, files=_entries(hmdb_server), progress=False)
     assert len(hmdb_server.requests) == before
+
+
+def test_an_offline_download_does_not_claim_a_partial_file_is_kept(hmdb_server, tmp_path):
+    """No connection: nothing was written, and the message says so (issue 20 item 11: it said a
+    ``.part`` file "is kept" when none existed)."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: the connection is refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path / "hmdb"
+    with pytest.raises(DatasetDownloadError) as caught:
+        download_dataset("hmdb51", root, base_url=f"http://127.0.0.1:{port}/mirror", files=_entries(hmdb_server),
+                         progress=False)
+    message = str(caught.value)
+    assert "is kept" not in message and "no partial file was written; run the same command again" in message
+    assert not list(root.rglob("*.part"))
 
 
 def test_checksum_mismatch_deletes_the_partial_file_and_names_both(hmdb_server, tmp_path):

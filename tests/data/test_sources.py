@@ -139,6 +139,23 @@ def test_list_formats_mmaction2_slowfast_and_csv_give_one_manifest(tmp_path):
     assert sorted(e["class_name"].unique()) == ["class_0", "class_1", "class_2"]
 
 
+def test_list_paths_with_spaces_work_unquoted_quoted_and_in_csv(tmp_path):
+    """A listed path with spaces (issue 20 item 11: a generic parse error before)."""
+    classes = tmp_path / "classes.txt"
+    classes.write_text("run\njump\n")
+    (tmp_path / "plain").mkdir()
+    plain = _lists(tmp_path / "plain", "r/My clip 1.mp4 run\nj/Über  Sprung.AVI jump\n", "r/a b.mkv run\n")
+    (tmp_path / "quoted").mkdir()
+    quoted = _lists(tmp_path / "quoted", '"r/My clip 1.mp4" run\n\'j/Über  Sprung.AVI\' jump\n', '"r/a b.mkv"  run\n')
+    (tmp_path / "csv").mkdir()
+    csv = _lists(tmp_path / "csv", 'path,label\nr/My clip 1.mp4,run\n"j/Über  Sprung.AVI",jump\n',
+                 'path,label\n"r/a b.mkv", run\n')
+    expected = [["r/My clip 1.mp4", "run", "train"], ["j/Über  Sprung.AVI", "jump", "train"], ["r/a b.mkv", "run", "test"]]
+    for lists in (plain, quoted, csv):
+        table = list_manifest(lists, root=tmp_path, classes=classes)
+        assert table[["path", "class_name", "subset"]].values.tolist() == expected
+
+
 @pytest.mark.parametrize("train, kwargs, error, needle", [
     ("a.mp4 run\nb.mp4 fly\n", {}, ListFileError, r"train.txt:2: unknown label 'fly'"),
     ("a.mp4 0\nb.mp4 3\n", {"label_base": 0}, ListFileError, r"train.txt:2: label 3 is out of range \(0..1"),
@@ -150,6 +167,8 @@ def test_list_formats_mmaction2_slowfast_and_csv_give_one_manifest(tmp_path):
     ("dir 40 1\n", {"label_base": 0}, ListFileError, "list extracted frames"),
     ("../a.mp4 run\n", {}, ListFileError, r"'\.\.' in a listed path"),
     ("/elsewhere/a.mp4 run\n", {}, ListFileError, "is not under --root"),
+    ('a.mp4 run\n"My clip.mp4 run\n', {}, ListFileError, r"train.txt:2: No closing quotation"),
+    ("a.mp4 run\nMy clip run\n", {}, ListFileError, r"train.txt:2: expected 'path label' .* quote it"),
 ])
 def test_list_bad_inputs_name_file_and_line(tmp_path, train, kwargs, error, needle):
     classes = tmp_path / "classes.txt"

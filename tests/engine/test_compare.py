@@ -93,3 +93,45 @@ def test_runs_of_one_recipe_on_several_splits_are_averaged(tmp_path, capsys):
     assert main(["compare", str(runs[0]), str(dup), "--no-profile", "--no-curves", "--out", str(tmp_path / "y")]) == 0
     assert len((tmp_path / "y" / "table.csv").read_text().strip().splitlines()) == 3
     assert not (tmp_path / "y" / "table_splits.csv").exists()
+
+
+def _named_run(root, folder, name, nonlocal_blocks, top1, data_root):
+    """A finished run in ``root/folder`` whose recipe is called ``name`` (histories depend on top1 only)."""
+    run = _fake_run(root, folder, nonlocal_blocks, top1, 90.0, data_root)
+    cfg = tiny_config(data_root, run, name=name, nonlocal_blocks=nonlocal_blocks)
+    save_config(cfg, run / "config.yaml")
+    return run
+
+
+def test_runs_of_one_name_and_kind_are_labelled_apart_and_identical_curves_do_not_hide(tmp_path, capsys, monkeypatch):
+    """SNL, Cayley and ARMA runs of one recipe name read apart (issue 20 item 11: all ``snl``),
+    and a run whose curves equal another's is said to be identical to it."""
+    import matplotlib.pyplot as plt
+
+    from snl_video.engine.compare import compare_runs, run_labels
+
+    block = {"kind": "snl", "positions": {"layer3": [0]}}
+    runs = [_named_run(tmp_path, "a", "tiny", block, 50.0, tmp_path),
+            _named_run(tmp_path, "b", "tiny", {**block, "options": {"filter": "cayley"}}, 51.0, tmp_path),
+            _named_run(tmp_path, "c", "tiny", {**block, "options": {"filter": "arma"}}, 52.0, tmp_path),
+            _named_run(tmp_path, "d", "tiny", {**block, "options": {"filter": "cayley"}}, 51.0, tmp_path),
+            _named_run(tmp_path, "e", "other", None, 50.0, tmp_path)]
+    comparison = compare_runs(runs, profile=False)
+    assert [r.run for r in comparison.rows] == ["tiny (snl)", "b", "tiny (snl filter=arma)", "d", "other"]
+    assert [r.nonlocal_kind for r in comparison.rows] == ["snl", "snl filter=cayley", "snl filter=arma",
+                                                          "snl filter=cayley", "-"]
+    assert len(set(run_labels(comparison.rows))) == len(runs)
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), real_close(fig)))
+    capsys.readouterr()
+    assert main(["compare", *map(str, runs), "--no-profile", "--out", str(tmp_path / "cmp")]) == 0
+    rows = [line.split(",") for line in (tmp_path / "cmp" / "table.csv").read_text().strip().splitlines()[1:]]
+    assert [(r[0], r[8]) for r in rows[:5]] == [("tiny (snl)", "snl"), ("b", "snl filter=cayley"),
+                                                 ("tiny (snl filter=arma)", "snl filter=arma"),
+                                                 ("d", "snl filter=cayley"), ("other", "-")]
+    legend = [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()]
+    assert legend == ["tiny (snl)", "b", "tiny (snl filter=arma)", "d (identical to b)", "other (identical to tiny (snl))"]
+    lines = {line.get_label(): line for line in figures[-1].axes[0].get_lines()}
+    assert lines["d (identical to b)"].get_linestyle() == ":" and lines["d (identical to b)"].get_markerfacecolor() == "none"
+    assert lines["b"].get_marker() != lines["d (identical to b)"].get_marker()

@@ -95,24 +95,26 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
     png = tmp_path / f"{key}_grid.png"
     from PIL import Image
 
-    from snl_video.engine.explain import GRID_LEFT, GRID_TITLE, GRID_TOP, _normalise, _overlay
+    from snl_video.engine.explain import GRID_LEFT, GRID_RIGHT, GRID_TITLE, GRID_TOP, _normalise, _overlay
 
     top = GRID_TOP + GRID_TITLE
+    P = 144  # the 48 px frames are drawn 3 times as large: at least 112 px per panel
     with Image.open(png) as im:
-        assert im.size == (GRID_LEFT + 8 * 48, top + 3 * 48)
+        assert im.size == (GRID_LEFT + 8 * P + GRID_RIGHT, top + 3 * P)
         grid = np.asarray(im.convert("RGB"))
-    # the labels sit in the margins: every panel is the overlay of its frame, untouched but for
-    # the query's marker (in its own frame only)
+    # the labels sit in the margins: every panel is the overlay of its frame (each pixel a 3x3
+    # block), untouched but for the query's marker (in its own frame only)
     heat = _normalise(maps)
     for r, (tq, _, _) in enumerate(queries):
         for t in range(8):
             if t == tq:
                 continue
-            panel = grid[top + r * 48: top + (r + 1) * 48, GRID_LEFT + t * 48: GRID_LEFT + (t + 1) * 48]
-            np.testing.assert_array_equal(panel, _overlay(frames_shown[t], heat[r, t]))
+            panel = grid[top + r * P: top + (r + 1) * P, GRID_LEFT + t * P: GRID_LEFT + (t + 1) * P]
+            overlay = _overlay(frames_shown[t], heat[r, t])
+            np.testing.assert_array_equal(panel, np.repeat(np.repeat(overlay, 3, axis=0), 3, axis=1))
     assert (grid[:top, GRID_LEFT:] < 128).any() and (grid[top:, :GRID_LEFT] < 128).any()  # labels drawn
     with Image.open(tmp_path / f"{key}.gif") as im:
-        assert im.n_frames == 8
+        assert im.n_frames == 8 and im.size == (3 * P, P)  # 3 queries side by side, 144 px each
 
 
 def test_gradcam_matches_a_restatement_and_cgnl_is_explained_away(video, tmp_path):
@@ -175,3 +177,35 @@ def _loaded_without_blocks() -> InferenceModel:
     loaded = _loaded("snl")
     loaded.model.nonlocal_blocks.clear()
     return loaded
+
+
+def test_the_grid_has_a_colour_bar_of_the_colormap_and_readable_panels(tmp_path):
+    """The grid PNG carries a colour bar (the overlay's colormap from a row's max at the top to
+    its min at the bottom) and each row's value range; panels are at least 112 px (issue 20
+    item 11: a 536x196 grid without a scale)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    from snl_video.engine.explain import (GRID_BAR_GAP, GRID_BAR_WIDTH, GRID_LEFT, GRID_RIGHT, GRID_TITLE, GRID_TOP,
+                                          panel_scale, render_animation, render_grid)
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 56, 56, 3), dtype=np.uint8)
+    maps = rng.random((2, 4, 56, 56)) * np.array([1e-3, 5.0])[:, None, None, None]
+    assert [panel_scale(s) for s in (48, 56, 112, 160)] == [3, 2, 1, 1]
+    path = render_grid(frames, maps, [(0, 5, 5), (3, 50, 50)], tmp_path / "g.png", title="t")
+    top, P = GRID_TOP + GRID_TITLE, 112
+    with Image.open(path) as im:
+        assert im.size == (GRID_LEFT + 4 * P + GRID_RIGHT, top + 2 * P)
+        grid = np.asarray(im.convert("RGB")).astype(int)
+    x0 = GRID_LEFT + 4 * P + GRID_BAR_GAP
+    bar = grid[top: top + 2 * P, x0: x0 + GRID_BAR_WIDTH]
+    expected = colormaps["jet"](np.linspace(1.0, 0.0, 2 * P))[:, :3] * 255  # independent of the module's helper
+    for column in range(GRID_BAR_WIDTH):
+        assert np.abs(bar[:, column] - expected).max() <= 1
+    assert (np.abs(np.diff(bar[:, 0], axis=0)).sum(1) > 0).sum() > P  # a gradient, not a flat block
+    assert (grid[:, x0 + GRID_BAR_WIDTH:] < 128).any()  # its ends labelled
+    assert (grid[top + P // 2: top + P // 2 + 12, :GRID_LEFT] < 128).any()  # each row's range under its label
+    gif = render_animation(frames, maps, [(0, 5, 5), (3, 50, 50)], tmp_path / "a.gif")
+    with Image.open(gif) as im:
+        assert im.size == (2 * P, P) and im.n_frames == 4

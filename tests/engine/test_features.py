@@ -74,8 +74,8 @@ def test_folder_features_bad_video_and_resume(setup, tmp_path):
     with open(out / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["status"].split(":")[0] for r in rows} == {"ok", "failed"} and len(rows) == 4
-    assert rows[0].keys() == {"video", "features", "shape", "status", "label", "class_name"}
-    assert all(r["label"] == "" and r["class_name"] == "" for r in rows)  # plain files do not say
+    assert rows[0].keys() == {"video", "features", "shape", "status", "label", "class_name", "subset"}
+    assert all(r["label"] == "" and r["class_name"] == "" and r["subset"] == "" for r in rows)  # plain files do not say
     # resume: one file removed, another kept byte for byte
     kept, removed = files[0], files[1]
     before = (out / kept).read_bytes()
@@ -110,7 +110,22 @@ def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, c
     with open(tmp_path / "p" / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["label"]), r["class_name"]) for r in rows] == list(zip(index.label, index.class_name))
+    # the subset of each video, from the prepared index's subset_<split> column (issue 20 item 11)
+    assert [r["subset"] for r in rows] == list(index.subset_1) and {r["subset"] for r in rows} == {"train", "test"}
     assert one.shape == (model.fc.in_features,)
+
+
+def test_the_subset_cell_of_a_dataset_prepared_for_several_splits_names_each_split():
+    from collections import namedtuple
+
+    from snl_video.engine.features import subset_cell
+
+    Row = namedtuple("Row", ["path", "subset_1", "subset_2", "subset_3"])
+    columns = ["subset_1", "subset_2", "subset_3"]
+    assert subset_cell(Row("a", "train", "test", "train"), columns) == "1:train 2:test 3:train"
+    assert subset_cell(Row("a", "train", float("nan"), "test"), columns) == "1:train 3:test"  # not in split 2's lists
+    assert subset_cell(Row("a", "test", "x", "y"), ["subset_1"]) == "test"
+    assert subset_cell(Row("a", float("nan"), "x", "y"), ["subset_1"]) == ""
 
 
 def _second_checkpoint(setup, tmp_path) -> Path:
@@ -166,3 +181,19 @@ def test_a_folder_of_features_without_a_record_is_not_reused_silently(setup, tmp
     assert (out / "Class" / "stale.npy").is_file()
     assert main([*args, "--overwrite"]) == 0
     assert not (out / "Class" / "stale.npy").exists() and (out / "features.json").is_file()
+
+
+def test_a_list_file_takes_paths_with_spaces_as_is_or_quoted_and_names_the_line_of_a_missing_one(tmp_path):
+    from snl_video.engine.features import read_video_list
+    from snl_video.errors import MissingFileError
+
+    (tmp_path / "Class A").mkdir()
+    videos = [tmp_path / "Class A" / "my clip.avi", tmp_path / "Class A" / "other clip.mp4"]
+    for video in videos:
+        video.write_bytes(b"")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f'# two videos\nClass A/my clip.avi\n\n"{videos[1]}"\n', encoding="utf-8")
+    assert read_video_list(listing) == [tmp_path / "Class A" / "my clip.avi", videos[1]]
+    listing.write_text("Class A/my clip.avi\nClass A/no such clip.avi\n", encoding="utf-8")
+    with pytest.raises(MissingFileError, match=r"1 missing video\(s\), e.g. line 2: .*no such clip.avi"):
+        read_video_list(listing)

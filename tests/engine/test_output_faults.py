@@ -339,8 +339,8 @@ def test_a_full_disk_while_writing_features_keeps_every_finished_video_and_its_i
     done = sorted(out.rglob("*.npy"))
     assert len(done) == 2 and all(np.load(p).shape == (128,) for p in done)
     rows = (out / "index.csv").read_text().splitlines()
-    assert rows[0] == "video,features,shape,status,label,class_name" and len(rows) == 3
-    assert all(r.endswith(",128,ok,,") for r in rows[1:])
+    assert rows[0] == "video,features,shape,status,label,class_name,subset" and len(rows) == 3
+    assert all(r.endswith(",128,ok,,,") for r in rows[1:])  # label, class name and subset: files do not say
     assert temp_files(out) == []
     monkeypatch.undo()
     assert main(args) == 0  # resumes: the two kept, the others written

@@ -292,3 +292,23 @@ def test_a_video_shorter_than_a_clip_gets_a_note(video_run, tmp_path, capsys):
     assert str(short) in note and "1 frame(s)" in note and "11 frames" in note and "loop" in note
     assert main(["predict", "--checkpoint", str(ckpt), str(short), "--top-k", "1", "--no-progress"]) == 0
     assert capsys.readouterr().err.count("shorter than one clip") == 1
+
+
+def test_a_timeline_over_a_video_shorter_than_a_clip_or_a_window_gets_a_note(video_run, tmp_path, capsys):
+    """``--window-seconds``: the short-video note of whole-video predict, and one for a video shorter
+    than one window (issue 20 item 11: streamed windows said nothing)."""
+    _, ckpt, _, _ = video_run  # clips of 6 frames every 2: 11 frames; the videos are at 25 fps
+    short = _write_mp4(tmp_path / "one.mp4", 1)
+    brief = _write_mp4(tmp_path / "brief.mp4", 12)  # 0.48 s: longer than a clip, shorter than a 1 s window
+    long = _write_mp4(tmp_path / "long.mp4", 60)  # 2.4 s
+    result = snl_video.predict([short, brief, long], checkpoint=ckpt, top_k=1, window_seconds=1.0,
+                               stride_seconds=1.0)
+    assert {p.video for p in result.predictions} == {str(short), str(brief), str(long)}
+    (clip_note,) = [n for n in result.notes if str(short) in n]
+    assert "1 frame(s)" in clip_note and "shorter than one clip (11 frames" in clip_note and "loop" in clip_note
+    (window_note,) = [n for n in result.notes if str(brief) in n]
+    assert "0.48 s (12 frames), shorter than one --window-seconds 1 window" in window_note
+    assert not [n for n in result.notes if str(long) in n]
+    assert main(["predict", "--checkpoint", str(ckpt), str(short), "--top-k", "1", "--window-seconds", "1",
+                 "--stride-seconds", "1", "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("shorter than one clip") == 1

@@ -205,3 +205,32 @@ def test_every_shipped_study_spec_resolves_and_builds(spec_file):
         cfg = cell_config(spec, cell)
         assert cfg.runtime.seed == cell.seed
         assert model_problems(cfg) == [], (variant, model_problems(cfg))
+
+
+def test_a_cell_trained_on_another_training_set_is_listed_missing_with_the_reason(smoke_study, tiny_prepared,
+                                                                                  tmp_path):
+    """A finished cell whose run record names other training videos than the study's data holds
+    now (re-split in place since) does not count: listed in ``missing`` saying so (issue 20)."""
+    import shutil
+
+    from snl_video.engine.study import aggregate_study
+
+    spec = load_study_spec(SMOKE, [f"data.root={tiny_prepared}"])
+    out = tmp_path / "copy"
+    shutil.copytree(smoke_study, out)
+    for cell in study_cells(spec, out):  # the cells point at the copied folders
+        assert (cell.folder / "train_videos.json").is_file()
+    before = aggregate_study(spec, out)
+    assert before["missing"] == []
+    odd = study_cells(spec, out)[1]
+    record = json.loads((odd.folder / "train_videos.json").read_text())
+    record.update(sha256="0" * 64, count=record["count"] - 1)  # as a cell trained before a re-split would say
+    (odd.folder / "train_videos.json").write_text(json.dumps(record))
+    summary = aggregate_study(spec, out)
+    (entry,) = summary["missing"]
+    assert (entry["variant"], entry["seed"]) == (odd.variant, odd.seed)
+    assert "trained on another training set" in entry["reason"] and f"{record['count']} videos" in entry["reason"]
+    by_name = {v["name"]: v for v in summary["variants"]}
+    assert odd.seed not in by_name[odd.variant]["seeds"]
+    others = [v for v in before["variants"] if v["name"] != odd.variant]
+    assert all(v["values"] == by_name[v["name"]]["values"] for v in others)  # the other cells count as before
