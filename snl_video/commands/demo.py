@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         source = "folder" if relations else args.dataset
         cfg = load_config(recipe, [*extra, f"data.root={data / 'prepared'}", f"runtime.output_dir={out / 'train'}",
                                    f"runtime.seed={args.seed}", f"data.dataset={source}", *args.overrides])
+        from ..data.relations import RELATION_CLASSES
+
         made_relations = (data / "raw" / "videos" / RELATION_CLASSES[0]).is_dir()  # the relational task as made now
         if (data / "prepared").exists() and (read_dataset_name(data / "prepared") != source
                                              or made_relations != relations):
