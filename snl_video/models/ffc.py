@@ -165,7 +165,7 @@ class SpectralTransform(nn.Module):
                     f"is not divisible by the stride {s}: the global path's average pooling would give "
                     f"{n // s} and the local path's strided conv {-(-n // s)}. Use an input whose feature maps stay "
                     "even down to res4: crop sizes that are multiples of 16 (112, 128, 160, 224) for the c2d/i3d "
-                    "trunks, and clip lengths that are multiples of 16 for ffc_r3d50"
+                    "trunks, and clip lengths that are multiples of 16 for the Hara trunks (ffc_r3d10, ffc_r3d18, ffc_r3d50)"
                 )
             x = F.avg_pool3d(x, kernel_size=stride, stride=stride)
         x = self.conv1(x)
@@ -404,7 +404,8 @@ class FFCBasicBlock3D(nn.Module):
         return _add_shortcut(self.conv2(out), identity)
 
 
-# A key of res2's first block whose output width is int(width · α): it reveals ratio_global.
+# A key of res2's first block whose output width is int(width · α) in bottleneck and basic blocks
+# alike (conv1 maps to the stage width): it reveals ratio_global.
 _RATIO_PROBE = "layer1.0.conv1.ffc.convl2g.weight"
 
 
