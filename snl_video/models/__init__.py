@@ -3,7 +3,8 @@
 ``build_model(name, num_classes=..., nonlocal_blocks=...)`` builds any registered backbone
 (``list_models()``): Hara's ``r3d10..r3d200``, pytorchvideo's ``i3d_r50``/``slow_r50``/
 ``c2d_r50``, torchvision's ``r3d_18``/``mc3_18``/``r2plus1d_18``, the FFC backbones
-``ffc_c2d_r50``/``ffc_i3d_r50``/``ffc_r3d50`` and BAT-Video-Classification's
+``ffc_c2d_r50``/``ffc_i3d_r50``/``ffc_r3d50`` (bottleneck) and ``ffc_r3d10``/``ffc_r3d18``
+(basic blocks), BAT-Video-Classification's
 ``bat_c2d_r50``/``bat_i3d_r50`` — all one generic :class:`ResNet3D` described by data — and
 SlowFast R50 (``slowfast_r50``: two pathways of :class:`ResNet3D`'s stages joined by lateral
 connections, :class:`SlowFast3D`) and X3D (``x3d_xs``/``x3d_s``/``x3d_m``, :class:`X3D`).

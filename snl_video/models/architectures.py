@@ -11,9 +11,10 @@
   res2. Head dropout 0.5.
 * ``r3d_18``, ``mc3_18``, ``r2plus1d_18``: torchvision's video ResNets (basic blocks;
   3×3×3, mixed 3×3×3 then 1×3×3, and (2+1)D convs).
-* ``ffc_c2d_r50``, ``ffc_i3d_r50``, ``ffc_r3d50``: the C2D / I3D / Hara R50 trunks with every
-  residual conv an FFC (Chi et al., NeurIPS 2020): global share 0 → α in res2, α → α in
-  res3–res4, α → 0 in res5 (the released ImageNet FFC-ResNet's split); see :mod:`.ffc`.
+* ``ffc_c2d_r50``, ``ffc_i3d_r50``, ``ffc_r3d50``, ``ffc_r3d10``, ``ffc_r3d18``: the C2D / I3D /
+  Hara R50 trunks and Hara's basic-block R10 / R18 with every residual conv an FFC (Chi et al.,
+  NeurIPS 2020): global share 0 → α in res2, α → α in res3–res4, α → 0 in res5 (the released
+  ImageNet FFC-ResNet's split); see :mod:`.ffc`.
 * ``bat_c2d_r50``, ``bat_i3d_r50``: BAT-Video-Classification's C2D / I3D ResNet-50 (Chi et
   al., CVPR 2020): the pytorchvideo layout, but the stem max-pool has no padding and the
   head average-pools (T, 7, 7) windows at stride 1 and averages their scores.
@@ -157,15 +158,27 @@ def torchvision_video_resnet18(variant: str, *, dropout: float = 0.0) -> ResNet3
 
 
 def ffc_resnet(base: ResNet3DSpec, *, ratio_global: float = 0.25, lfu: bool = False, fft: str = "2d") -> ResNet3DSpec:
-    """``base`` (a bottleneck ResNet) with every residual conv replaced by an FFC.
+    """``base`` (a bottleneck or basic-block ResNet) with every residual conv replaced by an FFC.
 
     ``ratio_global`` (α) is the global share of the channels: res2 goes 0 → α, res3 and res4
     α → α, res5 α → 0 (its first block takes the global part in; the head sees only local
-    channels), as pkumivision/FFC's ``FFCResNet``. ``lfu`` adds the local Fourier unit; ``fft``
-    is ``"2d"`` (per frame) or ``"3d"`` (over T, H, W).
+    channels), as pkumivision/FFC's ``FFCResNet`` for both its ``Bottleneck`` (ResNet-50 and
+    deeper) and its ``BasicBlock`` (``ffc_resnet18/34``). ``lfu`` adds the local Fourier unit;
+    ``fft`` is ``"2d"`` (per frame) or ``"3d"`` (over T, H, W). The trunk's convs must be plain
+    (not (2+1)D) and its shortcuts convs (shortcut "B"): an FFC shortcut is an FFC conv.
     """
-    if base.block != "bottleneck":
-        raise InvalidValueError(f"FFC backbones need bottleneck blocks, {base.family or 'this'} backbone has {base.block!r}")
+    if base.block not in ("basic", "bottleneck"):
+        raise InvalidValueError(f"FFC backbones need basic or bottleneck blocks, {base.family or 'this'} backbone has {base.block!r}")
+    if any(conv.factorized for stage in base.stages for pattern in stage.conv_patterns for conv in pattern):
+        raise InvalidValueError(
+            f"FFC backbones need plain convs, but the {base.family or 'given'} trunk has factorized (2+1)D convs: "
+            "use a trunk with full 3-D or 2-D kernels (e.g. r3d18, c2d_r50)"
+        )
+    if base.shortcut != "B":
+        raise InvalidValueError(
+            f"FFC backbones have FFC shortcut convs (shortcut 'B'), but the trunk has shortcut {base.shortcut!r}: "
+            "build the trunk with shortcut='B'"
+        )
     if isinstance(ratio_global, bool) or not isinstance(ratio_global, (int, float)) or not 0 < ratio_global < 1:
         raise InvalidValueError(f"ratio_global must be a number in (0, 1) (the published FFC-C2D uses 0.25), got {ratio_global!r}")
     if not isinstance(lfu, bool):

@@ -33,6 +33,14 @@ Video semantics (the released code is 2-D only):
 * A strided global path average-pools by the stride (``AvgPool3d(kernel=stride)``, floor),
   while the local path's strided conv rounds up: on an odd map the two disagree, which the
   released code cannot run either; here it is an error naming the map and sizes that work.
+
+Residual blocks: :class:`FFCBottleneck3D` (the released ``Bottleneck``, for ResNet-50 trunks)
+and :class:`FFCBasicBlock3D` (the released ``BasicBlock`` of ``ffc_resnet18/34``, for the
+basic-block trunks such as Hara's ResNet-10/18). The released ``BasicBlock.forward``
+overwrites ``conv2``'s output with ``se_block(x)`` of ``conv1``'s (pkumivision/FFC issue #6,
+open), so with ``use_se=False`` its second conv is built but never used; here the block adds
+``conv2``'s output to the shortcut, as the bottleneck and the paper's residual block do. The
+keys are the same either way.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ __all__ = [
     "FFC3d",
     "FFCConvBN",
     "FFCBottleneck3D",
+    "FFCBasicBlock3D",
     "FFCInputSizeError",
     "global_channels",
 ]
@@ -156,7 +165,7 @@ class SpectralTransform(nn.Module):
                     f"is not divisible by the stride {s}: the global path's average pooling would give "
                     f"{n // s} and the local path's strided conv {-(-n // s)}. Use an input whose feature maps stay "
                     "even down to res4: crop sizes that are multiples of 16 (112, 128, 160, 224) for the c2d/i3d "
-                    "trunks, and clip lengths that are multiples of 16 for ffc_r3d50"
+                    "trunks, and clip lengths that are multiples of 16 for the Hara trunks (ffc_r3d10, ffc_r3d18, ffc_r3d50)"
                 )
             x = F.avg_pool3d(x, kernel_size=stride, stride=stride)
         x = self.conv1(x)
@@ -312,7 +321,7 @@ class FFCBottleneck3D(nn.Module):
         self.conv3 = FFCConvBN(width, out_channels, kernels[2], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
         self.downsample: FFCConvBN | None = None
         if downsample is None:
-            downsample = tuple(stride) != (1, 1, 1) or in_channels != out_channels
+            downsample = _needs_shortcut_conv(in_channels, out_channels, stride)
         if downsample:
             self.downsample = FFCConvBN(
                 in_channels, out_channels, (1, 1, 1), ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
@@ -320,16 +329,83 @@ class FFCBottleneck3D(nn.Module):
 
     def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
         x = x if isinstance(x, tuple) else (x, 0)
-        id_l, id_g = x if self.downsample is None else self.downsample(x)
+        identity = x if self.downsample is None else self.downsample(x)
         out = self.conv1(x, relu=True)
         out = self.conv2(out, relu=True)
-        out_l, out_g = self.conv3(out)
-        out_l = F.relu(out_l + id_l) if isinstance(out_l, Tensor) else out_l
-        out_g = F.relu(out_g + id_g) if isinstance(out_g, Tensor) else out_g
-        return out_l, out_g
+        return _add_shortcut(self.conv3(out), identity)
 
 
-# A key of res2's first block whose output width is int(width · α): it reveals ratio_global.
+def _needs_shortcut_conv(in_channels: int, out_channels: int, stride: Triple) -> bool:
+    """A block's default shortcut rule: a conv where the stride or the width changes."""
+    return tuple(stride) != (1, 1, 1) or in_channels != out_channels
+
+
+def _add_shortcut(
+    out: tuple[Tensor | int, Tensor | int], identity: tuple[Tensor | int, Tensor | int]
+) -> tuple[Tensor | int, Tensor | int]:
+    """Sum a block's output with its shortcut and rectify, the local and global parts separately
+    (an absent part, the int 0, stays 0: the released ``relu_g`` is the identity there)."""
+    out_l, out_g = out
+    id_l, id_g = identity
+    out_l = F.relu(out_l + id_l) if isinstance(out_l, Tensor) else out_l
+    out_g = F.relu(out_g + id_g) if isinstance(out_g, Tensor) else out_g
+    return out_l, out_g
+
+
+class FFCBasicBlock3D(nn.Module):
+    """A basic residual block (two convs, ``expansion`` 1) whose convs and shortcut are FFCs.
+
+    The released ``BasicBlock`` of ``ffc_resnet18/34``: ``conv1`` (kernel ``kernels[0]``,
+    carrying the block's stride) goes ``ratio_gin → ratio_gout`` and is rectified; ``conv2``
+    (``kernels[1]``) stays at ``ratio_gout`` and is not. The shortcut ``downsample`` (a 1×1×1
+    FFC + BN with the stride, ``ratio_gin → ratio_gout``) exists where ``downsample`` says; by
+    default where the stride or width changes (the network builder adds the released rule's
+    third case, a stage input without global part). ``conv2``'s output is what meets the
+    shortcut (see the module note on the released forward). Keys: ``conv1.ffc.*``,
+    ``conv1.bn_l/bn_g``, ``conv2.*``, ``downsample.*``; a stage with no global output returns
+    ``(x_l, 0)``.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        *,
+        kernels: tuple[Triple, Triple],
+        stride: Triple = (1, 1, 1),
+        ratio_gin: float,
+        ratio_gout: float,
+        lfu: bool = False,
+        fft: FFTMode = "2d",
+        downsample: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if len(kernels) != 2:
+            raise InvalidValueError(f"a basic FFC block has two convs, so it needs two kernels, got {len(kernels)}")
+        opts = {"lfu": lfu, "fft": fft}
+        self.conv1 = FFCConvBN(
+            in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
+        )
+        self.conv2 = FFCConvBN(width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
+        self.downsample: FFCConvBN | None = None
+        if downsample is None:
+            downsample = _needs_shortcut_conv(in_channels, width, stride)
+        if downsample:
+            self.downsample = FFCConvBN(
+                in_channels, width, (1, 1, 1), ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
+            )
+
+    def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
+        x = x if isinstance(x, tuple) else (x, 0)
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.conv1(x, relu=True)
+        return _add_shortcut(self.conv2(out), identity)
+
+
+# A key of res2's first block whose output width is int(width · α) in bottleneck and basic blocks
+# alike (conv1 maps to the stage width): it reveals ratio_global.
 _RATIO_PROBE = "layer1.0.conv1.ffc.convl2g.weight"
 
 

@@ -375,6 +375,34 @@ def _register_ffc(name: str, trunk: Callable[[], ResNet3DSpec], trunk_name: str)
     register_model(name, family="ffc", reference=_FFC.format(trunk_name))(make_spec)
 
 
+def _register_ffc_hara_basic(depth: int) -> None:
+    """``ffc_r3d{depth}``: Hara's basic-block trunk (10 or 18) with FFC basic blocks.
+
+    The trunk keeps ``r3d{depth}``'s options (``conv1_t_size``, ``conv1_t_stride``,
+    ``no_max_pool``, ``widen_factor``; not ``shortcut``: an FFC shortcut is an FFC conv) and
+    adds FFC's. ``ratio_global`` defaults to 0.25, as every ``ffc_*`` entry (the released
+    ImageNet checkpoints); pkumivision/FFC's ``main.py`` trains ``ffc_resnet18/34`` at
+    ``--ratio 0.5`` by default, and ``lfu`` is off there unless ``--lfu`` is given.
+    """
+
+    def make_spec(
+        *, conv1_t_size: int = 7, conv1_t_stride: int = 1, no_max_pool: bool = False, widen_factor: float = 1.0,
+        ratio_global: float = 0.25, lfu: bool = False, fft: Literal["2d", "3d"] = "2d",
+    ) -> ResNet3DSpec:
+        trunk = arch.hara_resnet(
+            depth, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool,
+            widen_factor=widen_factor,
+        )
+        return arch.ffc_resnet(trunk, ratio_global=ratio_global, lfu=lfu, fft=fft)
+
+    name = f"ffc_r3d{depth}"
+    make_spec.__qualname__ = name
+    make_spec.__doc__ = (
+        f"FFC ResNet-{depth} on Hara's r3d{depth} trunk (its options, plus global share ratio_global, lfu, fft 2d|3d)."
+    )
+    register_model(name, family="ffc", reference=_FFC.format(f"r3d{depth}"))(make_spec)
+
+
 def _register_bat(variant: str) -> None:
     def make_spec(*, dropout: float = 0.5) -> ResNet3DSpec:
         return arch.bat_resnet50(variant, dropout=dropout)
@@ -396,6 +424,8 @@ for _variant in ("r3d", "mc3", "r2plus1d"):
 _register_ffc("ffc_c2d_r50", lambda: arch.pytorchvideo_resnet50("c2d"), "c2d_r50")
 _register_ffc("ffc_i3d_r50", lambda: arch.pytorchvideo_resnet50("i3d"), "i3d_r50")
 _register_ffc("ffc_r3d50", lambda: arch.hara_resnet(50), "r3d50")
+for _depth in (10, 18):
+    _register_ffc_hara_basic(_depth)
 for _variant in ("c2d", "i3d"):
     _register_bat(_variant)
 

@@ -6,8 +6,8 @@ R50, torchvision's R3D / MC3 / R(2+1)D) is a :class:`ResNet3D` built from a
 how wide, its stride and the *conv pattern* of its residual blocks (the kernel of each
 conv, cycled over the blocks, so I3D's alternating ``3×1×1 / 1×1×1`` inflation is one
 line of data). The families differ only in that data, not in classes or flags; FFC
-backbones set ``spec.fourier`` (every block an :class:`~.ffc.FFCBottleneck3D`, each stage's
-``global_ratio``) and BAT-Video-Classification's head sets ``spec.head_window``.
+backbones set ``spec.fourier`` (every block an :class:`~.ffc.FFCBottleneck3D` or, on a
+basic-block trunk, an :class:`~.ffc.FFCBasicBlock3D`; each stage's ``global_ratio``) and BAT-Video-Classification's head sets ``spec.head_window``.
 
 State-dict keys follow Hara's 3D-ResNets-PyTorch (``conv1``, ``bn1``,
 ``layerX.Y.convZ`` / ``bnZ``, ``layerX.Y.downsample.0/1``, ``fc``), so its checkpoints
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import InvalidValueError
-from .ffc import FFCBottleneck3D
+from .ffc import FFCBasicBlock3D, FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +104,9 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class FourierSpec:
-    """Makes every residual block an FFC bottleneck (:mod:`.ffc`): local Fourier unit on or
-    off, and a per-frame (``"2d"``) or spatio-temporal (``"3d"``) FFT. The channel split is
-    each stage's ``global_ratio``."""
+    """Makes every residual block an FFC block (:mod:`.ffc`; bottleneck or basic, as the
+    trunk's ``block``): local Fourier unit on or off, and a per-frame (``"2d"``) or
+    spatio-temporal (``"3d"``) FFT. The channel split is each stage's ``global_ratio``."""
 
     lfu: bool = False
     fft: Literal["2d", "3d"] = "2d"
@@ -126,7 +126,8 @@ class ResNet3DSpec:
     #: default), "A" = Hara's parameter-free stride + zero channel padding (the 2017
     #: resnet-18/34 Kinetics checkpoints).
     shortcut: Literal["A", "B"] = "B"
-    #: FFC backbones: every block is an :class:`~.ffc.FFCBottleneck3D` (``None``: plain convs).
+    #: FFC backbones: every block is an :class:`~.ffc.FFCBottleneck3D` or
+    #: :class:`~.ffc.FFCBasicBlock3D` (``None``: plain convs).
     fourier: FourierSpec | None = None
     #: ``(h, w)``: the head average-pools ``(T, h, w)`` windows at stride 1, applies dropout
     #: and ``fc`` to each and averages the scores (BAT-Video-Classification's fully
@@ -303,13 +304,17 @@ def make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: in
         return ResidualBlock3D(
             in_channels, stage.width, convs=convs, expansion=spec.expansion, stride=stride, shortcut=spec.shortcut
         )
-    if spec.block != "bottleneck" or len(convs) != 3 or any(c.factorized for c in convs):
-        raise ValueError("FFC backbones are built from bottleneck blocks of three plain (not factorized) convs")
+    num_convs = 3 if spec.block == "bottleneck" else 2
+    if len(convs) != num_convs or any(c.factorized for c in convs):
+        raise ValueError(
+            f"FFC backbones are built from {spec.block} blocks of {num_convs} plain (not factorized) convs"
+        )
     ratio_in, ratio_out = stage.global_ratio
-    return FFCBottleneck3D(
+    block_class = FFCBottleneck3D if spec.block == "bottleneck" else FFCBasicBlock3D
+    return block_class(
         in_channels,
         stage.width,
-        kernels=(convs[0].kernel, convs[1].kernel, convs[2].kernel),
+        kernels=tuple(c.kernel for c in convs),  # type: ignore[arg-type]
         stride=stride,
         ratio_gin=ratio_in if index == 0 else ratio_out,
         ratio_gout=ratio_out,
@@ -317,7 +322,8 @@ def make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: in
         fft=spec.fourier.fft,
         # The released FFCResNet._make_layer: the first block of a stage gets a shortcut
         # conv when the stride or width changes or the stage input has no global part.
-        downsample=index == 0 and (tuple(stride) != (1, 1, 1) or in_channels != stage.width * 4 or ratio_in == 0),
+        downsample=index == 0
+        and (tuple(stride) != (1, 1, 1) or in_channels != stage.width * spec.expansion or ratio_in == 0),
     )
 
 

@@ -1,4 +1,8 @@
-"""An independent restatement of pkumivision/FFC's 2-D FFC-ResNet-50 (ImageNet), for parity tests.
+"""An independent restatement of pkumivision/FFC's 2-D FFC-ResNets (ImageNet), for parity tests.
+
+``RefFFCResNet50`` is the released ``ffc_resnet50``; ``RefFFCResNetBasic`` its basic-block
+networks (``ffc_resnet18`` = layers ``(2, 2, 2, 2)``; ``(1, 1, 1, 1)`` is the ResNet-10 layout),
+with a ``base_width`` for the widened/narrowed trunks the released code fixes at 64.
 
 Written from the released ``model_zoo/ffc.py`` / ``ffc_resnet.py`` semantics (2-D convs, the
 ``(x_l, x_g)`` tuples with the integer 0 for an absent part, ``nn.Identity`` for paths with
@@ -135,6 +139,58 @@ class RefFFCResNet50(nn.Module):
         layers = [RefBottleneck(self.inplanes, planes, stride, down, gin, gout, lfu)]
         self.inplanes = planes * 4
         layers += [RefBottleneck(self.inplanes, planes, 1, None, gout, gout, lfu) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x[0]).flatten(1))
+
+
+class RefBasicBlock(nn.Module):
+    """The released ``BasicBlock`` with ``conv2``'s output meeting the shortcut (the released
+    forward overwrites it with ``se_block`` of ``conv1``'s output, pkumivision/FFC issue #6)."""
+
+    def __init__(self, cin, planes, stride, downsample, gin, gout, lfu):
+        super().__init__()
+        self.conv1 = RefFFCBNAct(cin, planes, 3, gin, gout, stride=stride, padding=1, act=True, lfu=lfu)
+        self.conv2 = RefFFCBNAct(planes, planes, 3, gout, gout, padding=1, lfu=lfu)
+        self.downsample = downsample
+        self.relu_l = nn.ReLU(True) if gout != 1 else nn.Identity()
+        self.relu_g = nn.ReLU(True) if gout != 0 else nn.Identity()
+
+    def forward(self, x):
+        x = x if isinstance(x, tuple) else (x, 0)
+        idl, idg = x if self.downsample is None else self.downsample(x)
+        yl, yg = self.conv2(self.conv1(x))
+        return self.relu_l(yl + idl), self.relu_g(yg + idg)
+
+
+class RefFFCResNetBasic(nn.Module):
+    """``FFCResNet(BasicBlock, layers, ratio=..., lfu=...)`` of the released code (no SE), with
+    stage widths ``base_width · (1, 2, 4, 8)`` (64 in the released code)."""
+
+    def __init__(self, layers, *, ratio: float, lfu: bool = False, num_classes: int = 1000, base_width: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, base_width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_width)
+        self.relu = nn.ReLU(True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.inplanes = base_width
+        ratios = [(0, ratio), (ratio, ratio), (ratio, ratio), (ratio, 0)]
+        for i, (blocks, (gin, gout)) in enumerate(zip(layers, ratios)):
+            planes, stride = base_width * 2**i, 1 if i == 0 else 2
+            self.add_module(f"layer{i + 1}", self._layer(planes, blocks, stride, gin, gout, lfu))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(base_width * 8, num_classes)
+
+    def _layer(self, planes, blocks, stride, gin, gout, lfu):
+        down = None
+        if stride != 1 or self.inplanes != planes or gin == 0:
+            down = RefFFCBNAct(self.inplanes, planes, 1, gin, gout, stride=stride, lfu=lfu)
+        layers = [RefBasicBlock(self.inplanes, planes, stride, down, gin, gout, lfu)]
+        self.inplanes = planes
+        layers += [RefBasicBlock(planes, planes, 1, None, gout, gout, lfu) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x):

@@ -14,7 +14,7 @@ EXPECTED = [
     "r3d10", "r3d18", "r3d34", "r3d50", "r3d101", "r3d152", "r3d200",
     "i3d_r50", "slow_r50", "c2d_r50",
     "r3d_18", "mc3_18", "r2plus1d_18",
-    "ffc_c2d_r50", "ffc_i3d_r50", "ffc_r3d50", "bat_c2d_r50", "bat_i3d_r50",
+    "ffc_c2d_r50", "ffc_i3d_r50", "ffc_r3d50", "ffc_r3d10", "ffc_r3d18", "bat_c2d_r50", "bat_i3d_r50",
     "slowfast_r50", "x3d_xs", "x3d_s", "x3d_m",
 ]  # fmt: skip
 # torchvision's transformer / separable baselines: no non-local placement, MViT and S3D need
