@@ -11,6 +11,9 @@ a script and the command line cannot drift apart. They share one calling convent
 * outputs are ``output_dir=`` (a folder) or ``output_file=`` (one file), named by what they are.
 
 ``predict`` is :func:`snl_video.engine.predict.predict` itself (it already has this shape).
+Each verb flushes denormals on every CPU thread while it computes and restores the caller's
+setting when it returns (:func:`snl_video.engine.runtime.flush_denormal`; loading a model
+with :func:`load_model` changes nothing).
 ``compare`` is not here: it still lives in the command module (see ``snl_video.compare``).
 """
 
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from ..errors import InvalidValueError
 from .predict import predict
+from .runtime import flush_denormal
 
 PathLike = str | os.PathLike[str]
 
@@ -117,11 +121,10 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
     def run(cfg: ExperimentConfig) -> MetricsReport:
         if weights is not None:
             from .evaluate_weights import evaluate_weights
-            from .runtime import setup_cpu_runtime
 
-            setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does
-            return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
-                                    allow_unsafe_pickle=allow_unsafe_pickle)
+            with flush_denormal(cfg.runtime.flush_denormal):  # as run_evaluation does
+                return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
+                                        allow_unsafe_pickle=allow_unsafe_pickle)
         from .evaluate import run_evaluation
 
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,
@@ -146,8 +149,10 @@ def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pat
 
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
                         allow_unsafe_pickle=allow_unsafe_pickle)
-    return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample, with_gradcam=with_gradcam,
-                         gradcam_class=gradcam_class, animation=animation, backend=backend)
+    with flush_denormal(loaded.flush_denormal):
+        return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample,
+                             with_gradcam=with_gradcam, gradcam_class=gradcam_class, animation=animation,
+                             backend=backend)
 
 
 def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = None, config: Recipe | None = None,
@@ -162,8 +167,9 @@ def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = Non
     ensure_writable_dir(Path(output_file).parent)  # an unwritable destination fails before the model loads
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
                         allow_unsafe_pickle=allow_unsafe_pickle)
-    return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
-                        opset=opset)
+    with flush_denormal(loaded.flush_denormal):
+        return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
+                            opset=opset)
 
 
 def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | None = None,
@@ -183,9 +189,10 @@ def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | No
     with output_lock(output_dir, "features"):  # an unwritable folder fails before the model loads
         loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
                             allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
-        return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
-                                num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
-                                progress=progress, overwrite=overwrite)
+        with flush_denormal(loaded.flush_denormal):
+            return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
+                                    num_crops=num_crops, backend=backend, batch_size=batch_size,
+                                    num_workers=num_workers, progress=progress, overwrite=overwrite)
 
 
 @dataclass(frozen=True)
@@ -209,7 +216,8 @@ def spectrum(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pa
     source = {"checkpoint": str(checkpoint)} if checkpoint is not None else {"weights": str(weights)}
     if config is not None and not hasattr(config, "model"):
         source["config"] = str(config)
-    blocks = compute_spectra(loaded.model, clip)
+    with flush_denormal(loaded.flush_denormal):
+        blocks = compute_spectra(loaded.model, clip)
     files = write_spectrum_report(blocks, output_dir, extra={"video": str(video), **source})
     return SpectrumResult(blocks, files)
 
