@@ -142,13 +142,15 @@ def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pat
             config: Recipe | None = None, overrides: Sequence[str] = (), output_dir: PathLike,
             queries: Sequence[Query] | None = None, upsample: Upsample = "nearest", with_gradcam: bool = False,
             gradcam_class: str | None = None, animation: Literal["gif", "mp4"] = "gif", backend: Any = None,
-            device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False) -> ExplainResult:
+            device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
+            precision: Literal["fp32", "bf16"] = "fp32") -> ExplainResult:
     """Affinity maps of the model's non-local blocks (and Grad-CAM) on the centre clip of
-    ``video`` (``snl-video explain``), written to ``output_dir``."""
+    ``video`` (``snl-video explain``), written to ``output_dir``; ``precision="bf16"`` runs the
+    network under bf16 autocast (the maps are float32 either way, see :mod:`snl_video.engine.explain`)."""
     from .explain import explain_video
 
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                        allow_unsafe_pickle=allow_unsafe_pickle)
+                        allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
     with flush_denormal(loaded.flush_denormal):
         return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample,
                              with_gradcam=with_gradcam, gradcam_class=gradcam_class, animation=animation,
@@ -158,9 +160,12 @@ def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pat
 def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = None, config: Recipe | None = None,
            overrides: Sequence[str] = (), output_file: PathLike, format: ExportFormat = "pt2",
            num_frames: int | None = None, size: int | None = None, verify: bool = False, opset: int = 18,
-           device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False) -> ExportResult:
+           device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
+           precision: Literal["fp32", "bf16"] = "fp32") -> ExportResult:
     """The model as ONNX or ``torch.export`` in ``output_file``, its preprocessing beside it
-    (``snl-video export``); clip length and size default to the model's input spec."""
+    (``snl-video export``); clip length and size default to the model's input spec.
+    ``verify`` compares the program's logits with the PyTorch model run in ``precision``
+    (the program itself is float32; bf16 has its own limit, see :mod:`snl_video.engine.export`)."""
     from ..fileio import ensure_writable_dir
     from .export import export_model
 
@@ -169,7 +174,7 @@ def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = Non
                         allow_unsafe_pickle=allow_unsafe_pickle)
     with flush_denormal(loaded.flush_denormal):
         return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
-                            opset=opset)
+                            opset=opset, precision=precision)
 
 
 def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | None = None,
