@@ -7,7 +7,7 @@ from typing import get_args
 from pathlib import Path
 
 from ..errors import InvalidValueError, MissingFileError
-from .predict import add_model_arguments, model_arguments
+from .predict import add_model_arguments, add_precision_argument, model_arguments
 from .renamed import add_renamed_option
 
 
@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_name", default=None, help="Grad-CAM class (default: the predicted one)")
     p.add_argument("--animation", choices=["gif", "mp4"], default="gif", help="animated overlay format (default gif)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="decoder (default: PyAV)")
+    add_precision_argument(p, help="run the network in fp32 (default) or bf16 autocast; the maps are float32 either "
+                                   "way (the blocks build their affinity in float32)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise MissingFileError(f"video {args.video} does not exist; check the path")
     result = explain(args.video, **model_arguments(args), output_dir=args.output_dir, queries=queries,
                      upsample=args.upsample, with_gradcam=args.gradcam, gradcam_class=args.class_name,
-                     animation=args.animation, backend=args.backend)
+                     animation=args.animation, backend=args.backend, precision=args.precision)
     print(f"predicted: {result.predicted}; queries (t,y,x): {result.queries}")
     for key, files in result.files.items():
         print(f"{key}: " + ", ".join(str(f) for f in files))

@@ -45,11 +45,12 @@ def model_arguments(args: argparse.Namespace, overrides: list[str] | tuple[str, 
             "device": args.device, "allow_unsafe_pickle": args.allow_unsafe_pickle}
 
 
-def add_precision_argument(p: argparse.ArgumentParser) -> None:
-    """``--precision fp32|bf16`` (the inference verbs and ``eval``)."""
+def add_precision_argument(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    """``--precision fp32|bf16`` (the inference verbs, ``eval`` and ``export --verify``);
+    ``help`` replaces the default description where the flag means something narrower."""
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="forward in fp32 (default) or bf16 autocast: about 2x faster on CPUs with AVX512-BF16/AMX "
-                        "(refused where bf16 would be emulated); see docs/cpu_inference.md")
+                   help=(help or "forward in fp32 (default) or bf16 autocast: about 2x faster on CPUs with "
+                                 "AVX512-BF16/AMX") + " (refused where bf16 would be emulated); see docs/cpu_inference.md")
 
 
 def load_model_from_args(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> "InferenceModel":

@@ -11,6 +11,9 @@ a script and the command line cannot drift apart. They share one calling convent
 * outputs are ``output_dir=`` (a folder) or ``output_file=`` (one file), named by what they are.
 
 ``predict`` is :func:`snl_video.engine.predict.predict` itself (it already has this shape).
+Each verb flushes denormals on every CPU thread while it computes and restores the caller's
+setting when it returns (:func:`snl_video.engine.runtime.flush_denormal`; loading a model
+with :func:`load_model` changes nothing).
 ``compare`` is not here: it still lives in the command module (see ``snl_video.compare``).
 """
 
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from ..errors import InvalidValueError
 from .predict import predict
+from .runtime import flush_denormal
 
 PathLike = str | os.PathLike[str]
 
@@ -118,11 +122,11 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
     def run(cfg: ExperimentConfig) -> MetricsReport:
         if weights is not None:
             from .evaluate_weights import evaluate_weights
-            from .runtime import setup_cpu_runtime
 
-            setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # as run_evaluation does
-            return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
-                                    allow_unsafe_pickle=allow_unsafe_pickle, allow_train_overlap=allow_train_overlap)
+            with flush_denormal(cfg.runtime.flush_denormal):  # as run_evaluation does
+                return evaluate_weights(cfg, weights, head_from=head_from, out_dir=output_dir, progress=progress,
+                                        allow_unsafe_pickle=allow_unsafe_pickle,
+                                        allow_train_overlap=allow_train_overlap)
         from .evaluate import run_evaluation
 
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,
@@ -140,31 +144,39 @@ def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pat
             config: Recipe | None = None, overrides: Sequence[str] = (), output_dir: PathLike,
             queries: Sequence[Query] | None = None, upsample: Upsample = "nearest", with_gradcam: bool = False,
             gradcam_class: str | None = None, animation: Literal["gif", "mp4"] = "gif", backend: Any = None,
-            device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False) -> ExplainResult:
+            device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
+            precision: Literal["fp32", "bf16"] = "fp32") -> ExplainResult:
     """Affinity maps of the model's non-local blocks (and Grad-CAM) on the centre clip of
-    ``video`` (``snl-video explain``), written to ``output_dir``."""
+    ``video`` (``snl-video explain``), written to ``output_dir``; ``precision="bf16"`` runs the
+    network under bf16 autocast (the maps are float32 either way, see :mod:`snl_video.engine.explain`)."""
     from .explain import explain_video
 
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                        allow_unsafe_pickle=allow_unsafe_pickle)
-    return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample, with_gradcam=with_gradcam,
-                         gradcam_class=gradcam_class, animation=animation, backend=backend)
+                        allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
+    with flush_denormal(loaded.flush_denormal):
+        return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample,
+                             with_gradcam=with_gradcam, gradcam_class=gradcam_class, animation=animation,
+                             backend=backend)
 
 
 def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = None, config: Recipe | None = None,
            overrides: Sequence[str] = (), output_file: PathLike, format: ExportFormat = "pt2",
            num_frames: int | None = None, size: int | None = None, verify: bool = False, opset: int = 18,
-           device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False) -> ExportResult:
+           device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
+           precision: Literal["fp32", "bf16"] = "fp32") -> ExportResult:
     """The model as ONNX or ``torch.export`` in ``output_file``, its preprocessing beside it
-    (``snl-video export``); clip length and size default to the model's input spec."""
+    (``snl-video export``); clip length and size default to the model's input spec.
+    ``verify`` compares the program's logits with the PyTorch model run in ``precision``
+    (the program itself is float32; bf16 has its own limit, see :mod:`snl_video.engine.export`)."""
     from ..fileio import ensure_writable_dir
     from .export import export_model
 
     ensure_writable_dir(Path(output_file).parent)  # an unwritable destination fails before the model loads
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
                         allow_unsafe_pickle=allow_unsafe_pickle)
-    return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
-                        opset=opset)
+    with flush_denormal(loaded.flush_denormal):
+        return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
+                            opset=opset, precision=precision)
 
 
 def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | None = None,
@@ -184,9 +196,10 @@ def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | No
     with output_lock(output_dir, "features"):  # an unwritable folder fails before the model loads
         loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
                             allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
-        return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
-                                num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
-                                progress=progress, overwrite=overwrite)
+        with flush_denormal(loaded.flush_denormal):
+            return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
+                                    num_crops=num_crops, backend=backend, batch_size=batch_size,
+                                    num_workers=num_workers, progress=progress, overwrite=overwrite)
 
 
 @dataclass(frozen=True)
@@ -210,7 +223,8 @@ def spectrum(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pa
     source = {"checkpoint": str(checkpoint)} if checkpoint is not None else {"weights": str(weights)}
     if config is not None and not hasattr(config, "model"):
         source["config"] = str(config)
-    blocks = compute_spectra(loaded.model, clip)
+    with flush_denormal(loaded.flush_denormal):
+        blocks = compute_spectra(loaded.model, clip)
     files = write_spectrum_report(blocks, output_dir, extra={"video": str(video), **source})
     return SpectrumResult(blocks, files)
 

@@ -218,7 +218,7 @@ def run_evaluation(
     from .checkpoint import load_training_checkpoint
     from .loading import model_from_training_state
     from .preflight import preflight
-    from .runtime import setup_cpu_runtime
+    from .runtime import flush_denormal
 
     # the model, the test data and the labels are checked before the checkpoint is read
     preflight(cfg, subsets=("test",))
@@ -228,28 +228,29 @@ def run_evaluation(
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1 and not Path(checkpoint).is_file():
         raise MissingFileError(f"checkpoint {checkpoint} does not exist (train writes <output_dir>/checkpoints/last.pt)")
     device = resolve_device(cfg.runtime.device)
-    setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed (engine.runtime)
-    started = dist_utils.setup_distributed(device)
-    try:
-        state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
-        from .records import check_train_test_overlap
+    # denormals flushed on every CPU thread for the evaluation, the caller's setting restored after
+    with flush_denormal(cfg.runtime.flush_denormal):
+        started = dist_utils.setup_distributed(device)
+        try:
+            state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
+            from .records import check_train_test_overlap
 
-        check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
-        model = model_from_training_state(state, cfg, path=checkpoint)
-        model.to(device)
-        if cfg.runtime.channels_last:
-            model.to(memory_format=torch.channels_last_3d)
-        show = cfg.runtime.progress if progress is None else progress
-        if device.type == "cpu" and clip_outputs is None:
-            warn_if_slow_on_cpu(model, cfg)
-        report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
-                                extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")},
-                                clip_outputs=clip_outputs)
-        if dist_utils.is_main():
-            out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
-            paths = write_evaluation_outputs(report, out)
-            logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))
-        return report
-    finally:
-        if started:
-            dist_utils.cleanup_distributed()
+            check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
+            model = model_from_training_state(state, cfg, path=checkpoint)
+            model.to(device)
+            if cfg.runtime.channels_last:
+                model.to(memory_format=torch.channels_last_3d)
+            show = cfg.runtime.progress if progress is None else progress
+            if device.type == "cpu" and clip_outputs is None:
+                warn_if_slow_on_cpu(model, cfg)
+            report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
+                                    extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")},
+                                    clip_outputs=clip_outputs)
+            if dist_utils.is_main():
+                out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
+                paths = write_evaluation_outputs(report, out)
+                logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))
+            return report
+        finally:
+            if started:
+                dist_utils.cleanup_distributed()

@@ -25,6 +25,19 @@ non-negative) and written as
 predicted class (or ``class_name``): ``gradcam.npy``, ``gradcam_grid.png``, ``gradcam.gif``.
 Blocks without an explicit position affinity (CGNL's nodes are position x channel pairs;
 transform-domain blocks have none) are listed in ``explain.json`` with the reason.
+
+**Precision.** With a model set to ``bf16`` (``--precision bf16``,
+:meth:`~snl_video.engine.loading.InferenceModel.set_precision`) the network runs under bf16
+autocast on the CPU, as ``predict --precision bf16`` runs it: the backbone's activations and
+each block's projections ``θ``, ``φ`` are bf16, and the block builds its affinity from them in
+float32, as its own forward does (:meth:`~snl_video.nonlocal_blocks.NonLocalBlock.graph_operator`).
+The rows and maps written are **float32** in either precision (``.npy`` files of dtype
+``float32``; Grad-CAM is combined in float32 from the bf16 activations and gradients). In
+bf16 they differ from the fp32 ones by bf16's rounding (8 significant bits) carried through
+the backbone into ``θ``, ``φ``: on the tiny test model 7.7e-3 of the largest value for SNL
+rows, up to 3.8e-2 for the softmax rows of NL / DNL / CC (a softmax turns a small change of
+``θᵀφ`` into a relative change of the row), and under 1.7e-2 for Grad-CAM.
+``explain.json`` records the precision.
 """
 
 from __future__ import annotations
@@ -97,11 +110,17 @@ def upsample_map(values: Tensor, size: tuple[int, int, int], mode: Upsample = "n
     return F.interpolate(values[:, None].float(), size=size, mode=mode, **kw)[:, 0]
 
 
-def affinity_rows(block: nn.Module, features: Tensor, nodes: Sequence[int]) -> Tensor:
-    """Rows ``A[i, :]`` of ``block``'s affinity on ``features`` ``(1, C, t, h, w)``: ``(Q, N)``."""
+def affinity_rows(block: nn.Module, features: Tensor, nodes: Sequence[int], *,
+                  amp_dtype: torch.dtype | None = None) -> Tensor:
+    """Rows ``A[i, :]`` of ``block``'s affinity on ``features`` ``(1, C, t, h, w)``: ``(Q, N)`` float32.
+
+    ``amp_dtype``: the block's projections run under that autocast (as in the model's forward
+    at that precision); the affinity itself is built in float32 either way.
+    """
     with torch.no_grad():
-        op = block.graph_operator(features)
-        return torch.stack([op.row(int(i))[0] for i in nodes])
+        with torch.autocast(features.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            op = block.graph_operator(features)
+        return torch.stack([op.row(int(i))[0] for i in nodes]).float()
 
 
 def no_affinity_reason(block: nn.Module) -> str | None:
@@ -141,15 +160,16 @@ def centre_clip_input(loaded: InferenceModel, video: str | os.PathLike[str],
     return x, shown.as_subclass(Tensor).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def _capture_blocks(model: nn.Module, x: Tensor) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
-    """Logits and, per placed block, its input and output."""
+def _capture_blocks(model: nn.Module, x: Tensor, *,
+                    amp_dtype: torch.dtype | None = None) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+    """Logits and, per placed block, its input and output (the forward under ``amp_dtype`` autocast)."""
     seen: dict[str, tuple[Tensor, Tensor]] = {}
     handles = []
     for key, block in getattr(model, "nonlocal_blocks", {}).items():
         handles.append(block.register_forward_hook(
             lambda mod, inp, out, key=key: seen.__setitem__(key, (inp[0].detach(), out.detach()))))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(x)
     finally:
         for h in handles:
@@ -159,6 +179,7 @@ def _capture_blocks(model: nn.Module, x: Tensor) -> tuple[Tensor, dict[str, tupl
 
 def _default_queries(inp: Tensor, out: Tensor, clip_shape: tuple[int, int, int], count: int = 3) -> list[Query]:
     """Positions where the block changes its input most (``|y - x|`` per node), else where ``|y|`` is largest."""
+    inp, out = inp.float(), out.float()  # bf16 activations under --precision bf16
     change = (out - inp).flatten(2).norm(dim=1)[0]
     if not change.any():
         change = out.flatten(2).norm(dim=1)[0]
@@ -346,8 +367,9 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
     return True
 
 
-def gradcam(model: nn.Module, x: Tensor, class_index: int) -> Tensor:
-    """Grad-CAM of the last stage for ``class_index``: ``relu(Σ_c mean(∂y/∂A_c) A_c)``, ``(t, h, w)``."""
+def gradcam(model: nn.Module, x: Tensor, class_index: int, *, amp_dtype: torch.dtype | None = None) -> Tensor:
+    """Grad-CAM of the last stage for ``class_index``: ``relu(Σ_c mean(∂y/∂A_c) A_c)``, ``(t, h, w)``
+    float32 (the forward and backward under ``amp_dtype`` autocast; the sum in float32)."""
     target = _last_stage_module(model)
     store: dict[str, Tensor] = {}
 
@@ -360,14 +382,15 @@ def gradcam(model: nn.Module, x: Tensor, class_index: int) -> Tensor:
     handle = target.register_forward_hook(hook)
     try:
         with torch.enable_grad():
-            logits = model(x.requires_grad_(False))
+            with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(x.requires_grad_(False))
             model.zero_grad(set_to_none=True)
-            logits[0, class_index].backward()
+            logits[0, class_index].float().backward()
     finally:
         handle.remove()
-    act = store["act"]
-    weights = act.grad[0].mean(dim=(1, 2, 3))
-    return F.relu((weights[:, None, None, None] * act[0]).sum(0)).detach()
+    act, grad = store["act"][0].detach().float(), store["act"].grad[0].float()
+    weights = grad.mean(dim=(1, 2, 3))
+    return F.relu((weights[:, None, None, None] * act).sum(0))
 
 
 def explain_video(
@@ -386,8 +409,11 @@ def explain_video(
     if animation not in ("gif", "mp4"):
         raise InvalidValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
     model = loaded.model.eval()
+    amp_dtype = loaded.amp_dtype  # None: fp32; bf16 autocast after set_precision("bf16")
     x, frames = centre_clip_input(loaded, video, backend)
     x = x.to(loaded.device)
+    if loaded.channels_last:  # the layout the model was set to for its precision
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     clip_shape = (x.shape[2], x.shape[3], x.shape[4])
     for q in queries or ():
         check_query(q, clip_shape)
@@ -398,7 +424,7 @@ def explain_video(
             raise InvalidValueError(f"--class {gradcam_class!r} is not one of the model's classes"
                              + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
         class_index = loaded.class_names.index(gradcam_class)
-    logits, captured = _capture_blocks(model, x)
+    logits, captured = _capture_blocks(model, x, amp_dtype=amp_dtype)
     predicted = int(logits[0].argmax())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -420,7 +446,7 @@ def explain_video(
         features = captured[key][0]
         map_shape = tuple(features.shape[2:])
         nodes = [query_node(q, clip_shape, map_shape) for q in result.queries]
-        rows = affinity_rows(block, features[:1], nodes).reshape(len(nodes), *map_shape).cpu()
+        rows = affinity_rows(block, features[:1], nodes, amp_dtype=amp_dtype).reshape(len(nodes), *map_shape).cpu()
         maps = upsample_map(rows, clip_shape, upsample).numpy()
         files = [_save_npy(out / f"{key}_rows.npy", rows.numpy()), _save_npy(out / f"{key}_maps.npy", maps),
                  render_grid(frames, maps, result.queries, out / f"{key}_grid.png",
@@ -433,7 +459,7 @@ def explain_video(
         result.nodes[key] = nodes
     if with_gradcam:
         idx = class_index if class_index is not None else predicted
-        cam = gradcam(model, x, idx).cpu()
+        cam = gradcam(model, x, idx, amp_dtype=amp_dtype).cpu()
         maps = upsample_map(cam[None], clip_shape, "trilinear").numpy()
         result.files["gradcam"] = [
             _save_npy(out / "gradcam.npy", maps[0]),
@@ -445,6 +471,7 @@ def explain_video(
         "video": str(video), "source": loaded.source, "predicted": result.predicted,
         "gradcam_class": loaded.class_names[class_index if class_index is not None else predicted] if with_gradcam else None,
         "clip_shape": list(clip_shape), "queries": [list(q) for q in result.queries], "upsample": upsample,
+        "precision": "bf16" if amp_dtype == torch.bfloat16 else "fp32", "maps_dtype": "float32",
         "blocks": {k: {"nodes": v, "files": [p.name for p in result.files[k]]} for k, v in result.nodes.items()},
         "skipped": result.skipped, "notes": result.notes,
     }

@@ -12,10 +12,23 @@ the class names in head order.
 random clip with another batch size than the example (so the dynamic batch is exercised)
 and reports ``max |exported - pytorch| / max |pytorch|``, failing above ``1e-4``.
 
-The non-local blocks use a plain ReLU in eval mode (their open-at-zero subgradient only
-matters for training), so every block kind traces: torch.export, ONNX and TorchScript.
-ONNX needs the optional packages ``onnx``, ``onnxscript`` and ``onnxruntime``
-(``pip install snl_video[export]``).
+``precision="bf16"`` (with ``verify``) compares the exported program with the PyTorch
+model run as ``predict --precision bf16`` runs it (bf16 autocast, channels-last 3D on the
+CPU), so a deployment can be checked against the toolkit's fast CPU inference. The exported
+program itself stays float32 (its input and weights; ONNX runtimes and ``torch.export``
+consumers pick their own precision). The limit is then :data:`VERIFY_TOLERANCES` ``["bf16"]``
+= ``3e-2`` (relative to the largest logit, as above): bf16 keeps 8 significant bits (a
+relative rounding of ``2**-9`` ≈ 2e-3 per value) and every convolution and projection rounds
+its inputs again, so bf16 logits differ from float32 ones by the network's own accumulation
+of that rounding — measured ``5e-3``–``1.2e-2`` on r3d18, r3d50 and i3d_r50 with and without
+SNL blocks and on the one-block test nets (random clips, random weights; ``docs/cpu_inference.md``);
+3e-2 is about 3x the largest. It is a coarser check than fp32's 1e-4: a program whose head
+weights were scaled by 1.25 after writing misses it at 1.0e-1 (tested), a change within
+bf16's own rounding would pass; verify in fp32 for the exact check. Where the model's bf16 forward itself
+strays further from float32 (softmax NL / DNL blocks far from their identity start reach
+1e-1–2e-1), bf16 cannot verify anything: the check then also compares with float32 and says
+which of the two failed (the program, or bf16 for this model). bf16 on a CPU without native
+bf16 is refused, as for the inference verbs (:mod:`snl_video.engine.precision`).
 """
 
 from __future__ import annotations
@@ -34,25 +47,33 @@ from ..fileio import atomic_write_text, current_umask
 from .loading import InferenceModel
 from ..errors import InvalidValueError
 from .onnx_ops import onnx_translation_table
+from .precision import Precision, autocast_dtype, channels_last_by_default
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportFormat", "ExportResult", "export_model", "name_batch_axis", "VERIFY_TOLERANCE"]
+__all__ = ["ExportFormat", "ExportResult", "export_model", "name_batch_axis", "verify_export", "VERIFY_TOLERANCE",
+           "VERIFY_TOLERANCES"]
 
 ExportFormat = Literal["onnx", "pt2"]
 #: Largest accepted relative difference of the exported logits (max abs diff / max abs logit).
 VERIFY_TOLERANCE = 1e-4
+#: The same limit per verification precision: the PyTorch reference in fp32, or under bf16
+#: autocast (bf16's rounding through the network; see the module docstring).
+VERIFY_TOLERANCES: dict[str, float] = {"fp32": VERIFY_TOLERANCE, "bf16": 3e-2}
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """Where the program went, its input shape, and the verification figure (None if not run)."""
+    """Where the program went, its input shape, and the verification figure (None if not run),
+    with the precision of the PyTorch reference it was compared against and the limit it met."""
 
     path: Path
     preprocessing: Path
     format: ExportFormat
     input_shape: tuple[int, int, int, int, int]
     relative_error: float | None
+    precision: Precision = "fp32"
+    tolerance: float | None = None
 
 
 def _atomic_output(path: Path, write: "callable") -> None:
@@ -112,15 +133,22 @@ def export_model(
     size: int | None = None,
     verify: bool = False,
     opset: int = 18,
+    precision: Precision = "fp32",
 ) -> ExportResult:
-    """Export ``loaded.model`` (eval mode, CPU) for clips of ``num_frames`` x ``size`` x ``size``.
+    """Export ``loaded.model`` (eval mode, CPU, float32) for clips of ``num_frames`` x ``size`` x ``size``.
 
     ``num_frames``/``size`` default to the model's clip spec; a foreign file whose spec is
-    unknown needs them. Raises ``ValueError`` naming the problem when the model does not
-    run at that size or the verification misses :data:`VERIFY_TOLERANCE`.
+    unknown needs them. ``precision``: the PyTorch reference of ``verify`` (``bf16``: under
+    bf16 autocast, limit :data:`VERIFY_TOLERANCES` ``["bf16"]``; refused without ``verify``
+    and on a CPU without native bf16). Raises ``InvalidValueError`` naming the problem when
+    the model does not run at that size or the verification misses its limit.
     """
     if format not in get_args(ExportFormat):
         raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
+    amp_dtype = autocast_dtype(precision, "cpu")  # refuses an unknown name, and bf16 where it is emulated
+    if precision != "fp32" and not verify:
+        raise InvalidValueError(f"--precision {precision} is the precision --verify checks the export against (the "
+                                "exported program is float32): add --verify, or leave --precision out")
     if (num_frames is None or size is None) and not loaded.input_known:
         raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
                          "pass --num-frames T --size S")
@@ -190,23 +218,47 @@ def export_model(
     side = out.with_name(out.name + ".preprocessing.json")
     atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
     rel = None
+    tolerance = VERIFY_TOLERANCES[precision] if verify else None
     if verify:
-        rel = verify_export(model, out, format=format, num_frames=num_frames, size=size)
-        if rel > VERIFY_TOLERANCE:
-            raise InvalidValueError(f"verification failed: exported logits differ from PyTorch by {rel:.2e} (relative), "
-                             f"more than {VERIFY_TOLERANCE:g}; {out} is kept for inspection")
+        channels_last = channels_last_by_default(loaded.architecture, precision, "cpu")
+        rel = verify_export(model, out, format=format, num_frames=num_frames, size=size, amp_dtype=amp_dtype,
+                            channels_last=channels_last)
+        if not rel <= tolerance:  # nan fails too
+            fp32_rel = rel if precision == "fp32" else verify_export(model, out, format=format,
+                                                                     num_frames=num_frames, size=size)
+            if precision != "fp32" and fp32_rel <= VERIFY_TOLERANCE:
+                raise InvalidValueError(
+                    f"verification in {precision} failed: the exported program computes the float32 model (relative "
+                    f"error {fp32_rel:.2e}), but this model's {precision} forward itself differs from it by more "
+                    f"than the {precision} limit {tolerance:g} ({rel:.2e} against the program), so {precision} "
+                    f"cannot verify it; verify with --precision fp32, and check {precision}'s accuracy on your "
+                    f"data before serving the model in {precision}")
+            raise InvalidValueError(f"verification failed: exported logits differ from PyTorch ({precision}) by "
+                                    f"{rel:.2e} (relative), more than the {precision} limit {tolerance:g}; the "
+                                    f"program does not compute the model (was {out} changed after it was "
+                                    "written?); it is kept for inspection")
     logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, num_frames, size, size,
-                f", verified: relative error {rel:.2e}" if rel is not None else "")
-    return ExportResult(out, side, format, (-1, 3, num_frames, size, size), rel)
+                f", verified against PyTorch in {precision}: relative error {rel:.2e}" if rel is not None else "")
+    return ExportResult(out, side, format, (-1, 3, num_frames, size, size), rel, precision, tolerance)
 
 
 def verify_export(model: torch.nn.Module, path: Path, *, format: ExportFormat, num_frames: int, size: int,
-                  batch: int = 3, seed: int = 0) -> float:
-    """``max |exported - model| / max |model|`` on a random clip of ``batch`` (not the example's 2)."""
+                  batch: int = 3, seed: int = 0, amp_dtype: torch.dtype | None = None,
+                  channels_last: bool = False) -> float:
+    """``max |exported - model| / max |model|`` on a random clip of ``batch`` (not the example's 2).
+
+    ``amp_dtype`` / ``channels_last``: the model's forward as the inference verbs run it at
+    that precision (:func:`~snl_video.engine.evaluate.collect_logits`); the exported program
+    gets the same float32 clip.
+    """
+    from .evaluate import collect_logits
+
     gen = torch.Generator().manual_seed(seed)
     clip = torch.randn(batch, 3, num_frames, size, size, generator=gen)
     with torch.no_grad():
-        expected = model.eval()(clip)
+        item = {"clip": clip, "label": torch.zeros(batch, dtype=torch.long), "index": torch.arange(batch)}
+        expected = torch.from_numpy(collect_logits(model, [item], device=torch.device("cpu"), amp_dtype=amp_dtype,
+                                                   channels_last=channels_last)[2])
         if format == "pt2":
             got = torch.export.load(str(path)).module()(clip)
         else:

@@ -102,6 +102,13 @@ class InferenceModel:
         return v2.Compose([ResizeShortSide(self.frame_short_side), inner])
 
     @property
+    def flush_denormal(self) -> bool:
+        """Whether the verbs that run this model flush denormals (the recipe's
+        ``runtime.flush_denormal``; True for weights without a recipe). The verb applies it for
+        its own duration (:func:`snl_video.engine.runtime.flush_denormal`): loading changes nothing."""
+        return bool(getattr(getattr(self.recipe, "runtime", None), "flush_denormal", True))
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
@@ -371,11 +378,6 @@ def load_inference_model(
                 raise InvalidValueError(f"dotted overrides {list(overrides)} change a training recipe; --weights "
                                  f"{weights} has none")
             loaded = _from_weights(weights, allow_unsafe_pickle=allow_unsafe_pickle)
-    from .runtime import setup_cpu_runtime
-
-    # denormals flushed on every CPU thread for every verb that loads a model here (engine.runtime);
-    # a recipe's runtime.flush_denormal=false or SNL_VIDEO_FLUSH_DENORMAL=0 keeps them
-    setup_cpu_runtime(flush_denormal=getattr(getattr(loaded.recipe, "runtime", None), "flush_denormal", True))
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     loaded.model.to(dev)
     loaded.device = dev

@@ -50,6 +50,7 @@ from ..data.video import (count_entry_frames, count_frames, failure_reason, find
 from ..fileio import atomic_write_text
 from .loading import InferenceModel, load_inference_model
 from .precision import Precision
+from .runtime import flush_denormal
 from ..progress import progress as progress_bar
 from ..errors import InvalidValueError
 
@@ -466,9 +467,10 @@ def predict(
             writer.add_error(errors[-1])
 
     try:
-        _predict_all(paths, loaded, emit, fail, note, window=window_seconds, stride=stride_seconds, num_clips=num_clips,
-                     num_crops=num_crops, backend=backend, batch_size=batch_size, num_workers=num_workers,
-                     progress=progress, timings=timings)
+        with flush_denormal(loaded.flush_denormal):  # on every CPU thread while predicting, restored after
+            _predict_all(paths, loaded, emit, fail, note, window=window_seconds, stride=stride_seconds,
+                         num_clips=num_clips, num_crops=num_crops, backend=backend, batch_size=batch_size,
+                         num_workers=num_workers, progress=progress, timings=timings)
     finally:
         if writer is not None:
             writer.close()

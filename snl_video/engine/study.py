@@ -359,6 +359,7 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, *, metric: str, threads: int | N
 
     from .checkpoint import LAST
     from .evaluate import run_evaluation
+    from .runtime import flush_denormal
     from .train import train
 
     record = _read_cell_record(cell.folder)
@@ -378,10 +379,13 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, *, metric: str, threads: int | N
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         start = time.perf_counter()
         try:
-            result = train(cfg, resume=last.is_file())
-            if result.last_checkpoint is None:
-                raise RuntimeError("training wrote no checkpoint")
-            report = run_evaluation(cfg, result.last_checkpoint, clip_outputs=result.final_clip_outputs)
+            # one flush-to-zero scope for the cell (after its thread count is set); the scopes of
+            # train and of the evaluation nest inside it, each restoring the cell's setting
+            with flush_denormal(cfg.runtime.flush_denormal):
+                result = train(cfg, resume=last.is_file())
+                if result.last_checkpoint is None:
+                    raise RuntimeError("training wrote no checkpoint")
+                report = run_evaluation(cfg, result.last_checkpoint, clip_outputs=result.final_clip_outputs)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a failed cell is a result to report, not a crash

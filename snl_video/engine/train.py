@@ -56,7 +56,7 @@ from .records import TRAIN_VIDEOS_RECORD, check_resume_videos, train_fingerprint
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
 from ..fileio import atomic_write_text
 from ..progress import progress as progress_bar
-from .runtime import setup_cpu_runtime
+from .runtime import flush_denormal
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
 
@@ -99,6 +99,9 @@ def train(
 ) -> TrainResult:
     """Run the recipe ``cfg``; see the module docstring.
 
+    Denormals are flushed on every CPU thread while it runs and the caller's setting is
+    restored when it returns (``runtime.flush_denormal``; :func:`~snl_video.engine.runtime.flush_denormal`).
+
     Args:
         resume: ``True`` continues from ``<output_dir>/checkpoints/last.pt``; a path continues
             from that checkpoint; ``False`` starts fresh (an existing run in ``output_dir``
@@ -106,6 +109,13 @@ def train(
         stop_after_epochs: stop after this many epochs *of this call* (as if killed after
             the epoch's checkpoint): tests and time-boxed jobs resume later.
     """
+    with flush_denormal(cfg.runtime.flush_denormal):
+        return _train(cfg, resume=resume, stop_after_epochs=stop_after_epochs)
+
+
+def _train(cfg: ExperimentConfig, *, resume: bool | str | os.PathLike[str],
+           stop_after_epochs: int | None) -> TrainResult:
+    """The recipe itself: set-up, epochs, save (see :func:`train`)."""
     # ---- setup --------------------------------------------------------------------------
     # The run's record is the model it trains: what the registry entry implies, the block
     # placement and the normalisation are written out once, here, and recorded below.
@@ -115,7 +125,6 @@ def train(
         logger.info("recipe resolved: %s", line)
     out = Path(cfg.runtime.output_dir)
     device = resolve_device(cfg.runtime.device)
-    setup_cpu_runtime(flush_denormal=cfg.runtime.flush_denormal)  # denormals flushed on every CPU thread (engine.runtime)
     started_pg = dist_utils.setup_distributed(device)
     _seed_process(cfg, device)
     resume_path = _resume_path(resume, out)

@@ -177,12 +177,21 @@ class NonLocalBlock(nn.Module):
             assert not self.out_norm.weight.any() and not self.out_norm.bias.any()
 
     def graph_operator(self, x: Tensor) -> GraphOperator:
-        """The affinity ``A`` this block builds for input ``x`` (for inspection and tests)."""
+        """The affinity ``A`` this block builds for input ``x`` (for inspection and tests).
+
+        Built as :meth:`forward` builds it: under fp16/bf16 autocast the projections ``θ``,
+        ``φ`` are computed in half precision and, with ``upcast`` (the default), the affinity
+        from them in float32 with autocast off; its rows are then float32 wherever they are read.
+        """
         x5 = self._check_input(x)
         nodes = _to_nodes(x5)
         shape = tuple(x5.shape[2:])
         theta, phi = _pointwise(self.theta, nodes), self._pool_keys(_pointwise(self.phi, nodes), shape)
-        return self.affinity(theta, phi, x=x5, shape=shape)
+        graph_dtype = theta.dtype
+        if self.upcast and theta.dtype in (torch.float16, torch.bfloat16):
+            graph_dtype = torch.float32
+        with torch.autocast(device_type=x5.device.type, enabled=False):
+            return self.affinity(theta.to(graph_dtype), phi.to(graph_dtype), x=x5.to(graph_dtype), shape=shape)
 
     def _pool_keys(self, nodes: Tensor, shape: tuple[int, int, int]) -> Tensor:
         """Max-pool key-side node features ``(B, N, C)`` over ``subsample`` windows (a no-op without)."""

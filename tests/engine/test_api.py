@@ -69,9 +69,14 @@ def _stand_in(monkeypatch, module: str, name: str) -> list[tuple[tuple, dict]]:
 
 
 @pytest.mark.parametrize("verb, argv, expected", [
-    ("explain", ["explain", "VIDEO", "--checkpoint", "c.pt", "--output-dir", "o"], {"checkpoint": Path("c.pt"), "output_dir": Path("o")}),
+    ("explain", ["explain", "VIDEO", "--checkpoint", "c.pt", "--output-dir", "o"],
+     {"checkpoint": Path("c.pt"), "output_dir": Path("o"), "precision": "fp32"}),
+    ("explain", ["explain", "VIDEO", "--checkpoint", "c.pt", "--output-dir", "o", "--precision", "bf16"],
+     {"precision": "bf16"}),
     ("export", ["export", "--weights", "w.pth", "--format", "pt2", "--output-file", "m.pt2", "--num-frames", "8"],
-     {"weights": "w.pth", "output_file": Path("m.pt2"), "num_frames": 8}),
+     {"weights": "w.pth", "output_file": Path("m.pt2"), "num_frames": 8, "precision": "fp32"}),
+    ("export", ["export", "--weights", "w.pth", "--format", "pt2", "--output-file", "m.pt2", "--verify",
+                "--precision", "bf16"], {"verify": True, "precision": "bf16"}),
     ("features", ["features", "VIDEO", "--checkpoint", "c.pt", "--output-dir", "o", "--num-clips", "2"],
      {"checkpoint": Path("c.pt"), "output_dir": Path("o"), "num_clips": 2}),
     ("spectrum", ["spectrum", "VIDEO", "--checkpoint", "c.pt", "--output-dir", "o"], {"checkpoint": Path("c.pt"), "output_dir": Path("o")}),

@@ -209,3 +209,70 @@ def test_the_grid_has_a_colour_bar_of_the_colormap_and_readable_panels(tmp_path)
     gif = render_animation(frames, maps, [(0, 5, 5), (3, 50, 50)], tmp_path / "a.gif")
     with Image.open(gif) as im:
         assert im.size == (2 * P, P) and im.n_frames == 4
+
+
+_NATIVE_BF16 = __import__("snl_video.engine.precision", fromlist=["x"]).cpu_has_native_bf16()
+needs_native_bf16 = pytest.mark.skipif(not _NATIVE_BF16, reason="this CPU has no native bf16 (refused there: "
+                                                                  "test_bf16_explain_is_refused_where_emulated)")
+# bf16 keeps 8 significant bits (2**-9 ~ 2e-3 relative rounding per value); carried through the
+# backbone into theta/phi it moves the rows by 7.7e-3 (SNL) to 3.8e-2 (CC's softmax rows) of their
+# largest value on this model, and Grad-CAM by up to 1.7e-2: 6e-2 leaves room for other CPUs' kernels.
+_BF16_MAP_TOLERANCE = 6e-2
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("kind, options", [
+    ("snl", {"impl": "linear"}), ("snl", {"impl": "dense"}), ("nl", {}), ("a2", {}), ("dnl", {}), ("cc", {}),
+])
+def test_bf16_maps_are_the_fp32_maps_within_bf16_rounding(kind, options, video, tmp_path):
+    queries = [(0, 0, 0), (5, 20, 31), (7, 47, 47)]
+    written = {}
+    for precision in ("fp32", "bf16"):
+        loaded = _loaded(kind, options).set_precision(precision)
+        result = explain_video(loaded, video, tmp_path / precision, queries=queries, with_gradcam=True)
+        (key,) = [k for k in result.files if k != "gradcam"]
+        record = json.loads((tmp_path / precision / "explain.json").read_text())
+        assert record["precision"] == precision and record["maps_dtype"] == "float32"
+        written[precision] = {name: np.load(tmp_path / precision / name)
+                              for name in (f"{key}_rows.npy", f"{key}_maps.npy", "gradcam.npy")}
+    for name, fp32 in written["fp32"].items():
+        bf16 = written["bf16"][name]
+        assert bf16.dtype == np.float32 and bf16.shape == fp32.shape, name
+        assert not np.array_equal(bf16, fp32), name  # the network really ran in bf16
+        assert np.abs(bf16 - fp32).max() <= _BF16_MAP_TOLERANCE * np.abs(fp32).max(), name
+
+
+def _explain_checkpoint(tmp_path: Path) -> list[str]:
+    """The tiny SNL model as a checkpoint + recipe: the model flags of an ``explain`` command."""
+    from snl_video.engine.checkpoint import save_checkpoint
+
+    loaded = _loaded("snl")
+    cfg_yaml = tmp_path / "c.yaml"
+    cfg_yaml.write_text(
+        "model: {name: r3d10, num_classes: 3, options: {widen_factor: 0.25, conv1_t_size: 3}}\n"
+        "nonlocal_blocks: {kind: snl, positions: {layer2: [0]}}\n"
+        "data: {num_frames: 8, sampling_stride: 2, crop_size: 48, mean: [0.45, 0.45, 0.45], std: [0.225, 0.225, 0.225]}\n")
+    ckpt = save_checkpoint({"model": loaded.model.state_dict(), "epoch": 1}, tmp_path / "c.pt")
+    return ["--checkpoint", str(ckpt), "--config", str(cfg_yaml)]
+
+
+@needs_native_bf16
+def test_explain_cli_runs_in_bf16(video, tmp_path, capsys):
+    out = tmp_path / "ex"
+    assert main(["explain", str(video), *_explain_checkpoint(tmp_path), "--out", str(out), "--query", "3,10,10",
+                 "--precision", "bf16"]) == 0
+    assert "layer2_after_0" in capsys.readouterr().out
+    assert json.loads((out / "explain.json").read_text())["precision"] == "bf16"
+    assert np.load(out / "layer2_after_0_maps.npy").dtype == np.float32
+
+
+def test_bf16_explain_is_refused_where_emulated(video, tmp_path, capsys, monkeypatch):
+    from snl_video.engine import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    out = tmp_path / "ex"
+    assert main(["explain", str(video), *_explain_checkpoint(tmp_path), "--out", str(out),
+                 "--precision", "bf16"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # (after the loader's INFO line)
+    assert "no native bf16" in error and "--precision fp32" in error
+    assert not out.exists()  # refused before anything is written

@@ -18,6 +18,7 @@ from snl_video.engine.builders import build_model_from_config, normalization_fro
 from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.export import export_model
 from snl_video.engine.loading import InferenceModel
+from snl_video.errors import InvalidValueError
 from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
 from .conftest import tiny_config
@@ -201,3 +202,96 @@ def test_unknown_input_size_needs_frames_and_size(tmp_path):
     with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --size S"):
         export_model(loaded, tmp_path / "m.pt2", format="pt2")
     assert export_model(loaded, tmp_path / "m.pt2", format="pt2", num_frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
+
+
+_NATIVE_BF16 = __import__("snl_video.engine.precision", fromlist=["x"]).cpu_has_native_bf16()
+needs_native_bf16 = pytest.mark.skipif(not _NATIVE_BF16, reason="this CPU has no native bf16 (refused there: "
+                                                                  "test_bf16_verification_is_refused_where_emulated)")
+
+
+@needs_native_bf16
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+@pytest.mark.parametrize("kind", ["snl", "nl"])
+def test_bf16_verification_passes_within_the_bf16_limit(kind, fmt, tmp_path):
+    from snl_video.engine.export import VERIFY_TOLERANCES
+
+    loaded = _loaded(kind)
+    result = export_model(loaded, tmp_path / f"m.{fmt}", format=fmt, verify=True, precision="bf16")
+    assert result.precision == "bf16" and result.tolerance == VERIFY_TOLERANCES["bf16"] == 3e-2
+    # the reference really ran in bf16 (an fp32 reference gives <= 1e-4, here 0 for pt2), and within the limit
+    assert 1e-4 < result.relative_error <= 3e-2
+    # independent: the float32 program against the model under bf16 autocast, by hand
+    clip = torch.randn(3, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = loaded.model(clip.contiguous(memory_format=torch.channels_last_3d)).float()
+    if fmt == "pt2":
+        with torch.no_grad():
+            program = torch.export.load(str(result.path)).module()(clip)
+        assert float((program - reference).abs().max() / reference.abs().max()) == pytest.approx(
+            result.relative_error, rel=1e-3)
+
+
+def _tamper_after_writing(monkeypatch: pytest.MonkeyPatch, scale: float) -> None:
+    """Make export change the program's head weights on disk right after writing it (before --verify runs)."""
+    from snl_video.engine import export as export_module
+
+    write = export_module._atomic_output
+
+    def write_then_tamper(path, writer):
+        write(path, writer)
+        program = torch.export.load(str(path))  # its own copy of the weights, read from the file
+        (key,) = [k for k in program.state_dict if k.endswith("fc.weight")]
+        with torch.no_grad():
+            program.state_dict[key].mul_(scale)
+        torch.export.save(program, str(path))
+
+    monkeypatch.setattr(export_module, "_atomic_output", write_then_tamper)
+
+
+@needs_native_bf16
+def test_bf16_verification_fails_with_a_clear_line_on_a_tampered_program(tmp_path, monkeypatch):
+    loaded = _loaded("snl")
+    _tamper_after_writing(monkeypatch, 1.25)  # every logit 25 % off: far outside bf16's rounding
+    with pytest.raises(InvalidValueError) as failure:
+        export_model(loaded, tmp_path / "m.pt2", format="pt2", verify=True, precision="bf16")
+    message = str(failure.value)
+    assert "verification failed" in message and "PyTorch (bf16)" in message and "limit 0.03" in message
+    assert "does not compute the model" in message and "changed after it was written" in message
+    assert (tmp_path / "m.pt2").is_file()  # kept for inspection
+    # the untampered export of the same model passes
+    monkeypatch.undo()
+    assert export_model(loaded, tmp_path / "ok.pt2", format="pt2", verify=True, precision="bf16").relative_error <= 3e-2
+
+
+@needs_native_bf16
+def test_bf16_verification_says_when_bf16_itself_is_the_problem(tmp_path, monkeypatch):
+    """A correct program that bf16 cannot confirm (here: a limit no bf16 forward meets) is told apart from a wrong one."""
+    from snl_video.engine import export as export_module
+
+    monkeypatch.setitem(export_module.VERIFY_TOLERANCES, "bf16", 1e-9)
+    with pytest.raises(InvalidValueError, match=r"computes the float32 model \(relative error 0\.00e\+00\).*"
+                                                r"verify with --precision fp32"):
+        export_model(_loaded("snl"), tmp_path / "m.pt2", format="pt2", verify=True, precision="bf16")
+
+
+def test_bf16_verification_is_refused_where_emulated_or_without_verify(tmp_path, monkeypatch):
+    from snl_video.engine import precision
+
+    with pytest.raises(InvalidValueError, match="--precision bf16 is the precision --verify checks.*add --verify"):
+        export_model(_loaded("snl"), tmp_path / "a.pt2", format="pt2", precision="bf16")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(InvalidValueError, match="no native bf16.*--precision fp32"):
+        export_model(_loaded("snl"), tmp_path / "b.pt2", format="pt2", verify=True, precision="bf16")
+    assert not list(tmp_path.iterdir())  # both refused before anything was written
+
+
+@needs_native_bf16
+def test_export_cli_verifies_in_bf16(tiny_prepared, tmp_path, capsys):
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    model = build_model_from_config(cfg)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(
+        cfg, class_names=None, normalization=normalization_from_config(cfg))}, tmp_path / "c.pt")
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--out", str(tmp_path / "m.pt2"),
+                 "--verify", "--precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "verified against PyTorch in bf16" in out and "(limit 0.03)" in out
