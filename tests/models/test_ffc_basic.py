@@ -207,7 +207,7 @@ def test_the_relations_recipe_validates_with_ffc_r3d10():
     problems = model_problems(bad)
     assert [k for k, _ in problems] == ["model.options"] and "ratio_global must be a number in (0, 1)" in problems[0][1]
     spec = load_study_spec(REPO / "configs" / "studies" / "relations_family.yaml")
-    assert spec.variants["ffc"] == ["model.name=ffc_r3d10", "model.options.ratio_global=0.5"]
+    assert list(spec.variants["ffc"]) == ["model.name=ffc_r3d10", "model.options.ratio_global=0.5"]
 
 
 # ----------------------------------------------------------------------------- profile
