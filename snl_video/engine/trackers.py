@@ -308,12 +308,15 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys (``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``); an
-    empty mapping stays a value, so a key is never lost."""
+    """Nested mappings as dotted keys (``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``).
+
+    A mapping whose keys are not all identifiers (``optim.lr_mult: {"head.*": 10}``) stays one
+    value, as do empty mappings: every key is kept, and every name is one a tracker accepts.
+    """
     flat: dict[str, Any] = {}
     for key, value in params.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and all(isinstance(k, str) and k.isidentifier() for k in value):
             flat.update(flatten_params(value, prefix=f"{dotted}."))
         else:
             flat[dotted] = value
