@@ -411,8 +411,13 @@ def open_trackers(cfg: ExperimentConfig, *, fresh: bool) -> list[Tracker]:
     if ids:
         atomic_write_text(out / TRACKERS_RECORD, json.dumps({**record, **ids}, indent=2) + "\n")
     params = config_to_dict(cfg)
-    for tracker in trackers:
-        tracker.log_params(params)
+    try:
+        for tracker in trackers:
+            tracker.log_params(params)
+    except BaseException:
+        for tracker in trackers:
+            tracker.finish(failed=True)
+        raise
     return trackers
 
 
