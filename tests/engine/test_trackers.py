@@ -331,3 +331,35 @@ def test_mlflow_parameter_names_are_dotted_recipe_keys_and_user_mappings_stay_wh
               "model": {"options": {"widen_factor": 0.25}}, "data": {"extra": {}}}
     assert flatten_params(params) == {"optim.lr": 0.1, "optim.lr_mult": {"head.*": 10.0}, "optim.no_weight_decay_on": [],
                                       "model.options.widen_factor": 0.25, "data.extra": {}}
+
+
+def test_under_torchrun_only_rank_0_logs_to_the_tracker(tiny_prepared, tmp_path, offline_trackers):
+    # 2 gloo processes, then the final evaluation: one MLflow run, its recipe logged once, the
+    # step metrics rank 0 wrote to metrics.jsonl and nothing else, the evaluation's files once.
+    import os
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from snl_video.config import save_config
+
+    out = tmp_path / "run"
+    config_file = save_config(tiny_config(tiny_prepared, out, schedule={"epochs": 1},
+                                          runtime={"loggers": ["csv", "mlflow"]}), tmp_path / "run.yaml")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}  # with the fixture's tracker settings
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "snl_video.cli", "train", "--config", str(config_file)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    client = MlflowClient(tracking_uri=(offline_trackers / "mlruns").as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("snl_video").experiment_id])
+    assert run.info.run_id == json.loads((out / TRACKERS_RECORD).read_text())["mlflow"]["run_id"]
+    assert run.info.status == "FINISHED" and run.data.params["runtime.loggers"] == '["csv", "mlflow"]'
+    steps = [h["step"] for h in read_history(out) if h["kind"] == "step"]
+    assert len(steps) >= 2
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "step/loss")) == steps
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "eval")) == [
+        "eval/confusion_matrix.png", "eval/metrics.json"]
