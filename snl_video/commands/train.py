@@ -87,7 +87,10 @@ def _train_locked(args: argparse.Namespace, cfg, resume) -> int:
         if started:
             cleanup_distributed()
     if int(os.environ.get("RANK", 0)) == 0:
-        print(f"run: {result.output_dir} (config.yaml, metrics.jsonl, metrics.csv, checkpoints/, eval/)")
+        loggers = cfg.runtime.active_loggers()
+        written = ["config.yaml", "metrics.jsonl"] + ["metrics.csv"] * ("csv" in loggers) \
+            + ["tensorboard/"] * ("tensorboard" in loggers) + ["checkpoints/", "eval/"]
+        print(f"run: {result.output_dir} ({', '.join(written)})")
     return 0
 
 

@@ -23,6 +23,7 @@ from .convert import config_from_dict, config_to_dict
 from .errors import ConfigError
 from .files import apply_overrides, config_with_overrides, dump_config, load_config, load_yaml_with_includes, save_config
 from .schema import (
+    DEFAULT_LOGGERS,
     FREEZE_POINTS,
     INCLUDE_KEYS,
     STAGE_ALIASES,
@@ -37,6 +38,7 @@ from .schema import (
     EvalConfig,
     ExperimentConfig,
     FreezePoint,
+    LoggerName,
     ModelConfig,
     NoWeightDecayOn,
     NonLocalConfig,
@@ -52,11 +54,13 @@ from .schema import (
 
 __all__ = [
     "ConfigError",
+    "DEFAULT_LOGGERS",
     "DataConfig",
     "DatasetName",
     "EvalConfig",
     "ExperimentConfig",
     "FREEZE_POINTS",
+    "LoggerName",
     "ModelConfig",
     "NonLocalConfig",
     "OptimConfig",

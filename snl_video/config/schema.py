@@ -33,7 +33,9 @@ __all__ = [
     "RuntimeConfig",
     "ScheduleConfig",
     "DatasetName",
+    "DEFAULT_LOGGERS",
     "FREEZE_POINTS",
+    "LoggerName",
     "INCLUDE_KEYS",
     "SHORTHAND_FIELD",
     "STAGE_ALIASES",
@@ -59,6 +61,12 @@ ScheduleKind = Literal["step", "cosine", "multistep", "plateau"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
 CheckpointFormatName = Literal["torch", "safetensors"]
+#: Where ``train`` sends its metrics (``runtime.loggers``): TensorBoard event files, ``metrics.csv``,
+#: Weights & Biases, MLflow (the last two are the optional extras ``snl-video[wandb]`` /
+#: ``snl-video[mlflow]``; see :mod:`snl_video.engine.trackers`).
+LoggerName = Literal["tensorboard", "csv", "wandb", "mlflow"]
+#: What ``runtime.loggers`` holds unless a recipe says otherwise (the behaviour before the key existed).
+DEFAULT_LOGGERS: tuple[LoggerName, ...] = ("tensorboard", "csv")
 ClipProtocol = Literal["center"]
 NoWeightDecayOn = Literal["norm", "bias"]
 #: A stage whose residual blocks ``runtime.activation_checkpointing`` may recompute.
@@ -462,8 +470,14 @@ class RuntimeConfig:
     checkpoint_every: int = 1
     #: tqdm progress bars (throughput and ETA) on the main process.
     progress: bool = True
-    #: Also write TensorBoard event files (``<output_dir>/tensorboard``; ``tensorboard`` is a dependency).
-    tensorboard: bool = True
+    #: Where the training metrics go besides ``metrics.jsonl`` (the run's own record, always written):
+    #: ``tensorboard`` (``<output_dir>/tensorboard``), ``csv`` (``metrics.csv``), ``wandb`` (Weights &
+    #: Biases) and ``mlflow`` (the extras ``snl-video[wandb]`` / ``snl-video[mlflow]``; configured by
+    #: their own environment variables, e.g. ``WANDB_MODE=offline``, ``MLFLOW_TRACKING_URI``).
+    loggers: tuple[LoggerName, ...] = DEFAULT_LOGGERS
+    #: Shorthand for TensorBoard in ``loggers``: ``true`` adds it, ``false`` removes it, ``null``
+    #: (the default) leaves ``loggers`` as it is.
+    tensorboard: bool | None = None
     #: Stages whose residual blocks recompute their activations in the backward pass
     #: (``torch.utils.checkpoint``): less memory, ~one more forward of those stages.
     activation_checkpointing: tuple[CheckpointStage, ...] = ()
@@ -495,6 +509,15 @@ class RuntimeConfig:
             errors.add(f"{prefix}.amp", "fp16 autocast needs a CUDA device; use 'bf16' or 'none' on the CPU")
         if self.sync_bn and self.device == "cpu":
             errors.add(f"{prefix}.sync_bn", "SyncBatchNorm needs CUDA devices; set it false on the CPU")
+        if len(set(self.loggers)) != len(self.loggers):
+            errors.add(f"{prefix}.loggers", f"repeats a logger: {list(self.loggers)}")
+
+    def active_loggers(self) -> tuple[str, ...]:
+        """``loggers`` with the ``tensorboard`` shorthand applied: the loggers a run opens."""
+        names = [n for n in self.loggers if not (n == "tensorboard" and self.tensorboard is False)]
+        if self.tensorboard and "tensorboard" not in names:
+            names.insert(0, "tensorboard")
+        return tuple(names)
 
 
 @dataclass(frozen=True)

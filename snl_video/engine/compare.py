@@ -203,7 +203,7 @@ def selection_protocol(run_dir: str | os.PathLike[str], cfg: Any) -> str:
 _NOT_THE_RECIPE = {
     "data": ("split", "root", "splits_dir", "num_workers"),
     "eval": ("batch_size",),
-    "runtime": ("output_dir", "device", "progress", "log_every", "tensorboard", "checkpoint_every"),
+    "runtime": ("output_dir", "device", "progress", "log_every", "tensorboard", "loggers", "checkpoint_every"),
 }
 
 

@@ -220,8 +220,9 @@ def run_evaluation(
     from .preflight import preflight
     from .runtime import flush_denormal
 
-    # the model, the test data and the labels are checked before the checkpoint is read
-    preflight(cfg, subsets=("test",))
+    # the model, the test data and the labels are checked before the checkpoint is read (the
+    # trackers are not: an evaluation's files do not depend on them, see log_evaluation)
+    preflight(cfg, subsets=("test",), trackers=False)
     # Under torchrun only global rank 0 reads the file (the other nodes may not see it: no
     # shared filesystem needed); a missing file there reaches every rank as one error through
     # _load_on_main_and_share, so this early check is for a single process only.
@@ -250,6 +251,11 @@ def run_evaluation(
                 out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
                 paths = write_evaluation_outputs(report, out)
                 logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))
+                if out_dir is None:  # the run's own eval/ folder: its W&B / MLflow run gets the figures and files
+                    from .trackers import log_evaluation
+
+                    log_evaluation(cfg, report.to_json_dict(),
+                                   [p for p in paths.values() if p.suffix == ".png" or p.name == "metrics.json"])
             return report
         finally:
             if started:

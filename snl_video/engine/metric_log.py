@@ -1,4 +1,4 @@
-"""The metric records of a training run: ``metrics.jsonl`` and ``metrics.csv`` (and TensorBoard).
+"""The metric records of a training run: ``metrics.jsonl``, and the loggers of ``runtime.loggers``.
 
 :class:`MetricLogger` writes them while :func:`~snl_video.engine.train.train` runs;
 :func:`read_history` reads them back (``compare``, ``demo`` and the tests).
@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+from .trackers import MetricRecord, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -19,52 +20,34 @@ __all__ = ["MetricLogger", "read_history"]
 
 
 class MetricLogger:
-    """Appends every metric record to ``metrics.jsonl`` and ``metrics.csv`` (and TensorBoard).
+    """Appends every metric record to ``metrics.jsonl`` and hands it to the run's trackers.
 
     A record is ``{"kind": "step"|"epoch"|"eval", "epoch": .., "step": .., name: value, ...}``.
-    The CSV has a fixed column set (``kind, epoch, step, name, value``: one row per metric) so
-    records with different fields share one file that pandas reads directly.
+    ``metrics.jsonl`` is the run's own record (``compare``, ``study`` and ``demo`` read it back),
+    written whatever the loggers; ``trackers`` (:func:`~snl_video.engine.trackers.open_trackers`:
+    ``metrics.csv``, TensorBoard, W&B, MLflow) get each record too.
     """
 
-    def __init__(self, out_dir: Path, *, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(self, out_dir: Path, *, enabled: bool = True, trackers: Sequence[Tracker] = ()) -> None:
         self.enabled = enabled
         self.jsonl = out_dir / "metrics.jsonl"
-        self.csv = out_dir / "metrics.csv"
-        self.writer = None
-        if not enabled:
-            return
-        if not self.csv.exists():
-            with open(self.csv, "w", newline="") as f:
-                csv.writer(f).writerow(["kind", "epoch", "step", "name", "value"])
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                logger.warning("the tensorboard package is missing (reinstall snl_video): metrics go to "
-                               "metrics.jsonl / metrics.csv only")
-            else:
-                self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+        self.trackers = list(trackers) if enabled else []
 
-    def log(self, kind: str, *, epoch: int, step: int, **values: float) -> None:
+    def log(self, kind: str, *, epoch: int, step: int, **values: Any) -> None:
         """Append one record (a no-op on a process other than the main one)."""
         if not self.enabled:
             return
         record = {"kind": kind, "epoch": epoch, "step": step, **values}
-        with open(self.jsonl, "a") as f:
+        with open(self.jsonl, "a") as f:  # closed after each record: a killed run loses nothing
             f.write(json.dumps(record) + "\n")
-        with open(self.csv, "a", newline="") as f:
-            w = csv.writer(f)
-            for name, value in values.items():
-                w.writerow([kind, epoch, step, name, value])
-        if self.writer is not None:
-            for name, value in values.items():
-                if isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"{kind}/{name}", value, step)
+        for tracker in self.trackers:
+            tracker.log_metrics(MetricRecord(kind, step=step, epoch=epoch, values=values))
 
-    def close(self) -> None:
-        """Flush and close the TensorBoard writer, if any (the files are closed after each record)."""
-        if self.writer is not None:
-            self.writer.close()
+    def close(self, *, failed: bool = False) -> None:
+        """Finish every tracker's run (``failed``: the run stopped on an error or an interrupt)."""
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.finish(failed=failed)
 
 
 def read_history(out_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

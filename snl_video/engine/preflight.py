@@ -179,13 +179,19 @@ def dataset_class_count(cfg: ExperimentConfig, *, labels_seen: int | None = None
 
 
 def preflight(cfg: ExperimentConfig, *, subsets: Sequence[Subset] = ("train", "test"), data: bool = True,
-              missing_root_is_error: bool = True) -> None:
-    """Run :func:`model_problems` and (with ``data``) :func:`data_problems`; raise them all at once.
+              missing_root_is_error: bool = True, trackers: bool = True) -> None:
+    """Run :func:`model_problems`, (with ``data``) :func:`data_problems` and (with ``trackers``,
+    on the main process, the one that logs) the check that every logger of ``runtime.loggers``
+    is installed; raise them all at once.
 
     Raises:
         ConfigError: every problem, keyed by the config key to change.
     """
-    problems = model_problems(cfg)
+    from . import distributed as dist_utils
+    from .trackers import tracker_problems
+
+    problems = tracker_problems(cfg) if trackers and dist_utils.is_main() else []
+    problems += model_problems(cfg)
     if data:
         problems += data_problems(cfg, subsets=subsets, missing_root_is_error=missing_root_is_error)
     if problems:

@@ -42,6 +42,7 @@ RESUMABLE_KEYS: frozenset[str] = frozenset({
     "runtime.progress",
     "runtime.log_every",
     "runtime.tensorboard",
+    "runtime.loggers",
     "runtime.checkpoint_every",
     "runtime.activation_checkpointing",  # memory for time, same function
     "runtime.compile",

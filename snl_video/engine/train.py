@@ -59,6 +59,7 @@ from ..progress import progress as progress_bar
 from .runtime import flush_denormal
 from .resume import check_resume_config, record_amendment
 from .state_fit import load_model_state
+from .trackers import check_tracker_stores, open_trackers
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +132,10 @@ def _train(cfg: ExperimentConfig, *, resume: bool | str | os.PathLike[str],
     # The run record is never rewritten: on resume, keys that cannot change are an error
     # (before anything is built or written); allowed changes are recorded beside it.
     resume_changes = check_resume_config(cfg, out, checkpoint=resume_path) if resume_path is not None else []
-    # Every cheap check (model, placement, data, labels) before weights, checkpoints or folders.
+    # Every cheap check (model, placement, data, labels, trackers) before weights, checkpoints or folders.
     preflight(cfg, subsets=("train", "test"))
+    if dist_utils.is_main():
+        check_tracker_stores(cfg)  # only the main process logs to the trackers
     dist_utils.barrier()
     run = _build_run(cfg, device, out, load_weights=resume_path is None)
     if resume_path is not None:
@@ -146,6 +149,7 @@ def _train(cfg: ExperimentConfig, *, resume: bool | str | os.PathLike[str],
     best_ckpt: Path | None = run.ckpt_dir / BEST if (run.ckpt_dir / BEST).exists() else None
     epochs_this_call = 0
     final_clip_outputs = None
+    failed = True  # until the loop ends normally: the trackers mark the run failed
     try:
         for epoch in range(run.start_epoch, cfg.schedule.epochs):
             record, clip_outputs = _run_epoch(run, epoch, log)
@@ -159,9 +163,10 @@ def _train(cfg: ExperimentConfig, *, resume: bool | str | os.PathLike[str],
             if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
                 logger.info("stopping after %d epoch(s) of this call (resume with --resume)", epochs_this_call)
                 break
+        failed = False
     finally:
         # ---- cleanup ------------------------------------------------------------------------
-        log.close()
+        log.close(failed=failed)
         if started_pg:
             dist_utils.cleanup_distributed()
     done = run.start_epoch + epochs_this_call
@@ -326,7 +331,9 @@ def _open_run_folder(run: _Run, *, fresh: bool) -> MetricLogger:
         fingerprint = {k: v for k, v in run.description["train_videos"].items() if k != "videos"}
         atomic_write_text(out / TRAIN_VIDEOS_RECORD, json.dumps(
             {**fingerprint, "root": cfg.data.root, "split": cfg.data.split}, indent=2) + "\n")
-    log = MetricLogger(out, enabled=run.main, tensorboard=r.tensorboard)
+    # runtime.loggers (metrics.csv, TensorBoard, W&B, MLflow): the main process only; a resumed
+    # run continues the tracker runs recorded in trackers.json
+    log = MetricLogger(out, enabled=run.main, trackers=open_trackers(cfg, fresh=fresh) if run.main else ())
     if run.main:
         trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
         logger.info("train: %d videos, %d steps/epoch of %d clips (x%d accumulation, x%d processes), "
