@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.snl_video_installed
 
-.PHONY: setup system-deps demo lint-imports test test-all fuzz-long bench bench-models bench-train clean
+.PHONY: setup system-deps demo lint-imports typecheck test test-all fuzz-long bench bench-models bench-train clean
 
 system-deps:
 	bash scripts/install_system_deps.sh
@@ -35,14 +35,19 @@ demo: $(STAMP)
 	$(VENV)/bin/snl-video demo
 
 # The layers contract first (pyproject.toml, [tool.importlinter]): seconds, and it names the
-# import that breaks a layer. Then the default suite: everything not marked slow, on both cores.
+# import that breaks a layer; then the type check (mypy); then the default suite: everything
+# not marked slow, on both cores.
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-test: lint-imports
+# The type check: mypy over snl_video/ at the strictness stated in pyproject.toml ([tool.mypy]).
+typecheck: $(STAMP)
+	$(VPY) -m mypy
+
+test: lint-imports typecheck
 	$(VPY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
-test-all: lint-imports
+test-all: lint-imports typecheck
 	$(VPY) -m pytest -n 2 $(PYTEST_ARGS)
 
 # The fuzz tests (tests/fuzz/) run in `make test` under the hypothesis profile `ci` (a fixed,
@@ -63,4 +68,4 @@ bench-train: $(STAMP)
 	$(VPY) scripts/bench_train.py --model r3d50 --nonlocal none snl nl --batch 2 --data synthetic --workers 1
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache
