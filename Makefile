@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(VENV)/bin/snl-video demo
 
 # The layers contract first (pyproject.toml, [tool.importlinter]): seconds, and it names the
-# import that breaks a layer; then the type check (mypy); then the default suite: everything
+# import that breaks a layer. Then the default suite: everything
 # not marked slow, on both cores.
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
