@@ -25,13 +25,15 @@ from typing import Final
 
 import torch
 
+from ..config import packaged_recipes_dir
 from ..errors import UserError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo" / "synthetic_r3d10_snl.yaml"
+#: The demo recipe, shipped in the package (snl_video/configs/demo/): `demo` runs from an installed wheel too.
+DEMO_CONFIG = packaged_recipes_dir() / "demo" / "synthetic_r3d10_snl.yaml"
 #: Synthetic dataset size: 8 classes x 30 videos (split 1 holds out about 28% of each class).
 DEMO_CLASSES, DEMO_VIDEOS_PER_CLASS, DEMO_FRAMES = 8, 30, 24
 #: ``--dataset relations``: its recipe (plus one SNL block) and size (4 classes x 100 videos).

@@ -31,7 +31,7 @@ class _IntermixedParser(argparse.ArgumentParser):
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="run a study (recipe x variants x seeds) and summarise it with "
                                             "confidence intervals and paired tests against the baseline")
-    p.add_argument("spec", type=Path, help="study spec YAML, e.g. configs/studies/smoke.yaml")
+    p.add_argument("spec", type=Path, help="study spec YAML, or the name of a shipped one (e.g. studies/smoke; `snl-video config list`)")
     add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="study folder: cells/<variant>/seed<k>/, summary.json, "
                                                            "table.md, table.csv, results.png")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once, as separate processes sharing the CPU threads")

@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="fine-tune a model from a YAML recipe (torchrun for several processes)")
-    p.add_argument("--config", type=Path, required=True, help="YAML recipe, e.g. configs/ucf101/r3d50_snl.yaml")
+    p.add_argument("--config", type=Path, required=True,
+                   help="YAML recipe file, or the name of a shipped recipe (e.g. ucf101/r3d50_snl; `snl-video config list`)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=0.001")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in runtime.output_dir exactly where it stopped (from checkpoints/last.pt); "

@@ -16,11 +16,14 @@ The package, by job:
 * :mod:`.convert` — raw mapping ↔ typed objects (:func:`config_from_dict`, :func:`config_to_dict`);
 * :mod:`.validation` — the non-local kind and options, checked against the block registry
   and a probe construction;
-* :mod:`.errors` — :class:`ConfigError` and the "did you mean" suggestions.
+* :mod:`.errors` — :class:`ConfigError` and the "did you mean" suggestions;
+* :mod:`.recipes` — the recipes shipped in the package (``snl_video/configs/``): their names
+  (``ucf101/r3d50_snl``), listing and lookup, and the rule from a ``--config`` value to a file.
 """
 
 from .convert import config_from_dict, config_to_dict
 from .errors import ConfigError
+from .recipes import RECIPE_SUFFIXES, RecipeInfo, find_recipe, list_recipes, packaged_recipes_dir, resolve_recipe_path
 from .files import apply_overrides, config_with_overrides, dump_config, load_config, load_yaml_with_includes, save_config
 from .schema import (
     DEFAULT_LOGGERS,
@@ -65,6 +68,8 @@ __all__ = [
     "NonLocalConfig",
     "OptimConfig",
     "PretrainedConfig",
+    "RECIPE_SUFFIXES",
+    "RecipeInfo",
     "RuntimeConfig",
     "ScheduleConfig",
     "STAGE_NAMES",
@@ -74,7 +79,11 @@ __all__ = [
     "config_with_overrides",
     "config_to_dict",
     "dump_config",
+    "find_recipe",
+    "list_recipes",
     "load_config",
     "load_yaml_with_includes",
+    "packaged_recipes_dir",
+    "resolve_recipe_path",
     "save_config",
 ]

@@ -22,6 +22,7 @@ import yaml
 from ..fileio import atomic_write_text
 from .convert import config_from_dict, config_to_dict
 from .errors import ConfigError
+from .recipes import resolve_recipe_path
 from .schema import INCLUDE_KEYS, SHORTHAND_FIELD, ExperimentConfig
 from ..errors import MissingFileError
 
@@ -157,15 +158,18 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     """Read a YAML recipe (with ``defaults:`` includes), apply ``key=value`` overrides, validate.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the name of a shipped recipe (``ucf101/r3d50_snl``: a value that is
+            not a file and has no ``.yaml`` suffix; :func:`~.recipes.resolve_recipe_path`).
         overrides: ``dotted.key=value`` strings, e.g. ``optim.lr=0.1``,
             ``nonlocal_blocks.kind=nl``, ``data.split=2``; values are parsed as YAML
             (``[1, 2]`` is a list, ``null`` is None).
 
     Raises:
         ConfigError: every problem in the file and the overrides, at once.
-        FileNotFoundError: the file (or an included file) does not exist.
+        FileNotFoundError: the file (or an included file) does not exist, and no shipped recipe
+            has that name.
     """
+    path = resolve_recipe_path(path)
     cfg = config_with_overrides(load_yaml_with_includes(path), overrides, source=str(path))
     logger.debug("loaded config %s with %d override(s)", path, len(overrides))
     return cfg

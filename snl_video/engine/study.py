@@ -51,7 +51,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from ..config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from ..config import RECIPE_SUFFIXES, ConfigError, ExperimentConfig, config_to_dict, find_recipe, load_config
 from ..errors import InvalidValueError, MissingFileError
 from ..fileio import atomic_write_text
 from ..locking import LOCK_NAME, output_lock, read_lock
@@ -133,7 +133,9 @@ class CellOutcome:
 def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str] = ()) -> StudySpec:
     """Read and check a study spec; every problem is reported at once.
 
-    ``recipe`` is a path relative to the working directory, or else to the spec's folder.
+    ``path`` is a file, or the name of a shipped study spec (``studies/smoke``). ``recipe`` is a
+    path relative to the working directory, or else to the spec's folder or a folder above it,
+    or the name of a shipped recipe (``studies/relations_base``).
 
     Raises:
         ConfigError: listing every problem of the spec (unknown keys, missing fields, a
@@ -141,6 +143,8 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
         FileNotFoundError: the spec file does not exist.
     """
     path = Path(path)
+    if not path.is_file() and path.suffix not in RECIPE_SUFFIXES:
+        path = find_recipe(str(path))  # a shipped study spec by name, e.g. studies/smoke
     if not path.is_file():
         raise MissingFileError(f"study spec {path} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
@@ -159,11 +163,16 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
         # relative to the working directory, else to the spec's folder or one above it (the
         # repository root for configs/studies/*.yaml, run from anywhere)
         found = next((p / recipe for p in path.resolve().parents if (p / recipe).is_file()), None)
+        if found is None and recipe.suffix not in RECIPE_SUFFIXES:  # a shipped recipe by name
+            try:
+                found = find_recipe(str(recipe))
+            except MissingFileError:
+                found = None
         if found is not None:
             recipe = found
         else:
             errors.append(("recipe", f"{recipe} does not exist (relative to the working directory, the spec's "
-                                     f"folder or a folder above it)"))
+                                     f"folder or a folder above it) and is not the name of a shipped recipe"))
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         errors.append(("seeds", f"must be a non-empty list of seeds >= 0, got {seeds!r}"))
