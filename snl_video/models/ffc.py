@@ -286,6 +286,18 @@ class FFCConvBN(nn.Module):
         return x_l, x_g
 
 
+def _shortcut_conv(in_channels: int, out_channels: int, stride: Triple, downsample: bool | None, *,
+                   ratio_gin: float, ratio_gout: float, lfu: bool, fft: FFTMode) -> "FFCConvBN | None":
+    """A residual block's 1x1x1 FFC shortcut (key ``downsample``), or None for the identity:
+    ``downsample=None`` decides by :func:`_needs_shortcut_conv` (as the released code does)."""
+    if downsample is None:
+        downsample = _needs_shortcut_conv(in_channels, out_channels, stride)
+    if not downsample:
+        return None
+    return FFCConvBN(in_channels, out_channels, (1, 1, 1), ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride,
+                     lfu=lfu, fft=fft)
+
+
 class FFCBottleneck3D(nn.Module):
     """A bottleneck residual block whose three convs and shortcut are FFCs.
 
@@ -319,13 +331,8 @@ class FFCBottleneck3D(nn.Module):
             width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, stride=stride, **opts
         )
         self.conv3 = FFCConvBN(width, out_channels, kernels[2], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
-        self.downsample: FFCConvBN | None = None
-        if downsample is None:
-            downsample = _needs_shortcut_conv(in_channels, out_channels, stride)
-        if downsample:
-            self.downsample = FFCConvBN(
-                in_channels, out_channels, (1, 1, 1), ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
-            )
+        self.downsample = _shortcut_conv(in_channels, out_channels, stride, downsample, ratio_gin=ratio_gin,
+                                         ratio_gout=ratio_gout, **opts)
 
     def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
         x = x if isinstance(x, tuple) else (x, 0)
@@ -389,13 +396,8 @@ class FFCBasicBlock3D(nn.Module):
             in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
         )
         self.conv2 = FFCConvBN(width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
-        self.downsample: FFCConvBN | None = None
-        if downsample is None:
-            downsample = _needs_shortcut_conv(in_channels, width, stride)
-        if downsample:
-            self.downsample = FFCConvBN(
-                in_channels, width, (1, 1, 1), ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
-            )
+        self.downsample = _shortcut_conv(in_channels, width, stride, downsample, ratio_gin=ratio_gin,
+                                         ratio_gout=ratio_gout, **opts)
 
     def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
         x = x if isinstance(x, tuple) else (x, 0)
