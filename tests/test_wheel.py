@@ -71,7 +71,9 @@ def installed(wheel, tmp_path_factory) -> dict:
     _run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)])
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-          "--disable-pip-version-check", "--quiet", str(wheel)])
+          "--disable-pip-version-check", "--quiet", str(wheel)],
+         # with the checkout on PYTHONPATH, pip would find snl_video "already satisfied" and install nothing
+         env={**os.environ, "PYTHONPATH": ""})
     # the dependencies: this environment's site-packages, appended after the new one's (see the module's docstring)
     new_site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                          env={**os.environ, "PYTHONPATH": ""}).stdout.strip())
