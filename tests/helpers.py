@@ -1,9 +1,69 @@
-"""Helpers shared by several test packages (not fixtures: plain functions)."""
+"""Helpers shared by several test packages (not fixtures: plain functions; the fixtures are in the
+conftest.py files). A test module imports shared code from here, never from another test module."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
+
+from snl_video.config import ExperimentConfig, config_from_dict
+
+#: The repository root (tests/helpers.py sits one folder below it).
+REPO = Path(__file__).resolve().parents[1]
+
+#: Every training recipe under configs/; the study specs in configs/studies/ (all but the
+#: ``*_base.yaml`` recipes they name) are checked by tests/engine/test_study.py.
+CONFIG_FILES = [p for p in sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "configs").rglob("*.yml"))
+                if not (p.parent.name == "studies" and not p.stem.endswith("_base"))]
+
+#: Classes of the tiny synthetic dataset of the ``tiny_prepared`` fixture (tests/conftest.py).
+NUM_CLASSES = 4
+
+
+def tiny_config(data_root: Path, out: Path, **sections: dict) -> ExperimentConfig:
+    """A recipe small enough for a 1-thread CPU test: r3d10 at 1/4 width, 6x40x40 clips, one SNL block."""
+    base = {
+        "name": "tiny",
+        "model": {"name": "r3d10", "num_classes": NUM_CLASSES, "options": {"widen_factor": 0.25, "conv1_t_size": 3}},
+        "nonlocal_blocks": {"kind": "snl", "positions": {"layer3": [0]}},
+        "data": {"root": str(data_root), "num_frames": 6, "sampling_stride": 2, "crop_size": 40, "batch_size": 8,
+                 "num_workers": 0, "horizontal_flip": False, "train_scales": [1.0, 0.84],
+                 "mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]},
+        "optim": {"lr": 0.02},
+        "schedule": {"epochs": 3, "kind": "cosine"},
+        "eval": {"num_clips": 2, "num_crops": 1, "batch_size": 8, "every_epochs": 0},
+        "runtime": {"device": "cpu", "deterministic": True, "output_dir": str(out), "progress": False, "log_every": 1},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            base.setdefault(section, {}).update(values)
+        else:
+            base[section] = values
+    return config_from_dict(base)
+
+
+
+def moving_frames(num_frames: int, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    """Frames that all differ strongly: the bottom half writes the frame number in 6 black/white
+    bit columns (any two frames differ in at least one 21x48 block), the top half has a bar
+    moving over noise (motion for the codec to predict)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 120, size=(height // 4, width // 4, 3), dtype=np.uint8)
+    base = np.kron(base, np.ones((4, 4, 1), np.uint8))
+    frames = np.repeat(base[None], num_frames, axis=0)
+    assert num_frames <= 64
+    column = width // 6
+    for t in range(num_frames):
+        x = (5 * t) % (width - 8)
+        frames[t, : height // 2, x : x + 8] = 255
+        for bit in range(6):
+            frames[t, height // 2 :, bit * column : (bit + 1) * column] = 255 if (t >> bit) & 1 else 0
+    return frames
+
+
 
 
 def randomize_batchnorm(model: nn.Module, *, seed: int = 0) -> None:

@@ -10,7 +10,7 @@ import torchvision
 from snl_video.cli import main
 from snl_video.weights.registry import WEIGHTS
 
-from .layouts import randomise
+from ..weights.layouts import randomise
 
 
 def test_list_shows_every_entry(capsys):

@@ -8,7 +8,7 @@ from snl_video.cli import main
 from snl_video.models import build_model
 from snl_video.weights.errors import WeightsLoadError
 
-from .sources import CLASSES, save_hara2017
+from ..weights.sources import CLASSES, save_hara2017
 
 
 def _columns(out: str) -> dict[str, str]:

@@ -19,9 +19,9 @@ from snl_video.config.files import parse_yaml
 from snl_video.config.json_schema import SCHEMA_FILE_NAME, field_descriptions, recipe_json_schema, recipe_json_schema_text
 from snl_video.config.schema import DataConfig, RuntimeConfig
 
-from .test_config import CONFIG_FILES
+from ..helpers import CONFIG_FILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "snl_video" / "config" / SCHEMA_FILE_NAME
 FIRST_LINE = re.compile(r"# yaml-language-server: \$schema=(\S+)\n")
 

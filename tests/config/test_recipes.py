@@ -13,7 +13,7 @@ from snl_video.config.recipes import recipe_description
 from snl_video.engine.study import load_study_spec
 from snl_video.errors import MissingFileError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "snl_video" / "configs").rglob("*.yaml"))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from snl_video.config import ConfigError, ExperimentConfig, config_from_dict, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_keep_the_ucf101_protocol():

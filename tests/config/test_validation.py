@@ -19,11 +19,7 @@ from snl_video.config import (
     save_config,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-#: Every training recipe under configs/; the study specs in configs/studies/ (all but the
-#: ``*_base.yaml`` recipes they name) are checked by tests/engine/test_study.py.
-CONFIG_FILES = [p for p in sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "configs").rglob("*.yml"))
-                if not (p.parent.name == "studies" and not p.stem.endswith("_base"))]
+from ..helpers import CONFIG_FILES, REPO
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -9,23 +9,7 @@ import pytest
 
 from snl_video.data.synthetic import encode_avi, make_synthetic_ucf101
 
-
-def moving_frames(num_frames: int, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
-    """Frames that all differ strongly: the bottom half writes the frame number in 6 black/white
-    bit columns (any two frames differ in at least one 21x48 block), the top half has a bar
-    moving over noise (motion for the codec to predict)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 120, size=(height // 4, width // 4, 3), dtype=np.uint8)
-    base = np.kron(base, np.ones((4, 4, 1), np.uint8))
-    frames = np.repeat(base[None], num_frames, axis=0)
-    assert num_frames <= 64
-    column = width // 6
-    for t in range(num_frames):
-        x = (5 * t) % (width - 8)
-        frames[t, : height // 2, x : x + 8] = 255
-        for bit in range(6):
-            frames[t, height // 2 :, bit * column : (bit + 1) * column] = 255 if (t >> bit) & 1 else 0
-    return frames
+from ..helpers import moving_frames
 
 
 @pytest.fixture(scope="session")

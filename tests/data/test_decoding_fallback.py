@@ -13,7 +13,7 @@ from snl_video.data import decoding
 from snl_video.data.decoding import BACKENDS, available_backends, decode_all, has_frame_reordering, read_frames
 from snl_video.data.synthetic import encode_avi
 
-from .conftest import moving_frames
+from ..helpers import moving_frames
 
 CLIP = 16
 FRAMES = 28  # 13 clip positions, the last one ending on the last frame

@@ -16,7 +16,7 @@ from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.state_fit import CheckpointMismatchError
 from snl_video.engine.train import read_history, train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

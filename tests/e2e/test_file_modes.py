@@ -13,7 +13,7 @@ from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.train import train
 from snl_video.fileio import atomic_torch_save, atomic_write_text, current_umask
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture

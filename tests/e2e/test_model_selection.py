@@ -12,7 +12,7 @@ from snl_video.engine.checkpoint import BEST, LAST, load_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.train import read_history, train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _epochs(run):

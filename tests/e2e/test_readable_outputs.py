@@ -18,7 +18,7 @@ from snl_video.engine.reports import compute_metrics_report
 from snl_video.engine.plots import plot_training_curves
 from snl_video.engine.train import train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _rows(path):

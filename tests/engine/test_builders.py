@@ -74,7 +74,7 @@ def test_the_shipped_snl_recipe_fine_tunes_from_the_registry_checkpoint(tiny_pre
     from snl_video.cli import main
     from snl_video.engine.checkpoint import load_checkpoint
 
-    from .conftest import NUM_CLASSES
+    from ..helpers import NUM_CLASSES
 
     repo = Path(__file__).resolve().parents[2]
     torch.manual_seed(0)

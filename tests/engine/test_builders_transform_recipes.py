@@ -45,7 +45,7 @@ def test_training_attaches_the_lo_retraction(tiny_prepared, tmp_path, monkeypatc
     from snl_video.engine.checkpoint import load_checkpoint
     from snl_video.engine.train import train
 
-    from .conftest import tiny_config
+    from ..helpers import tiny_config
 
     calls = []
     real = blocks.attach_orthogonal_retraction

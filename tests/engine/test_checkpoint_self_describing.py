@@ -15,7 +15,7 @@ from snl_video.engine.checkpoint import describe_checkpoint, load_training_check
 from snl_video.engine.train import train
 from snl_video.inputspec import InputSpec
 
-from .conftest import NUM_CLASSES, tiny_config
+from ..helpers import NUM_CLASSES, tiny_config
 
 
 @pytest.fixture(scope="module")

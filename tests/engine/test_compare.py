@@ -7,7 +7,7 @@ import json
 from snl_video.cli import main
 from snl_video.config import save_config
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _fake_run(root, name, nonlocal_blocks, top1, top5, data_root):

@@ -14,7 +14,7 @@ from snl_video.engine.checkpoint import save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.evaluate_weights import evaluate_weights
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

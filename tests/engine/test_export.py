@@ -21,7 +21,7 @@ from snl_video.engine.loading import InferenceModel
 from snl_video.errors import InvalidValueError
 from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 # Transform-domain kinds at the tiny 4x8x8 clip: BAT needs maps that are multiples of s

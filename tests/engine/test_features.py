@@ -20,7 +20,7 @@ from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.features import extract_features
 from snl_video.engine.loading import load_inference_model
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from snl_video.engine.memory import apply_activation_checkpointing
 from snl_video.engine.train import train
 from snl_video.models import build_model
 
-from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics
-from .conftest import tiny_config
+from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics, tiny_config
 
 
 def _step(model, x, y):

@@ -22,7 +22,7 @@ from snl_video.engine.optim import batch_mixer, build_optimizer, build_scheduler
 from snl_video.engine.train import train
 from snl_video.models import build_model
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _cfg(**sections):

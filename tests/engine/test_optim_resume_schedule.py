@@ -14,7 +14,7 @@ from snl_video.engine.metric_log import read_history
 from snl_video.engine.optim import EpochSchedule, build_scheduler, restore_scheduler
 from snl_video.engine.train import train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 LR = 0.02
 

@@ -21,7 +21,7 @@ from snl_video.engine.builders import build_dataset, build_model_from_config, no
 from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 
-from .conftest import NUM_CLASSES, tiny_config
+from ..helpers import NUM_CLASSES, tiny_config
 
 
 @pytest.fixture(scope="module")

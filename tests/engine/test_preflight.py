@@ -15,7 +15,7 @@ from snl_video.engine.evaluate import run_evaluation
 from snl_video.engine.resume import ResumeConfigError
 from snl_video.engine.train import train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 FAST = dict(schedule={"epochs": 3, "kind": "step", "step_size": 1, "gamma": 0.5})
 

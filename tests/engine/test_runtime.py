@@ -22,7 +22,7 @@ from snl_video.engine.runtime import (
     thread_flushes_denormals,
 )
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 _HAS_FTZ = torch.set_flush_denormal(False)  # False where the CPU has no such mode (not x86 SSE3)
 needs_ftz = pytest.mark.skipif(not _HAS_FTZ, reason="this CPU has no flush-to-zero mode")

@@ -12,7 +12,7 @@ from torch import nn
 from snl_video.engine.spectrum import affinity_eigenvalues, compute_spectra, write_spectrum_report
 from snl_video.nonlocal_blocks import build_nonlocal
 
-from ..nonlocal_blocks.test_formulas import randomise
+from ..nonlocal_blocks.reference import randomise
 
 
 class TinyNet(nn.Module):

@@ -23,7 +23,7 @@ from snl_video.engine.metric_log import read_history
 from snl_video.engine.train import train
 from snl_video.engine.trackers import TRACKERS_RECORD
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None, ""}
 

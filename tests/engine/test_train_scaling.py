@@ -22,8 +22,7 @@ from snl_video.engine.builders import build_dataset
 from snl_video.engine.checkpoint import load_checkpoint
 from snl_video.engine.train import read_history, train
 
-from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics
-from .conftest import tiny_config
+from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from snl_video.engine.checkpoint import load_training_checkpoint
 from snl_video.engine.records import check_same_dataset, dataset_fingerprint
 from snl_video.engine.train import train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ from snl_video.engine.train import read_history
 from snl_video.fileio import OutputWriteError, append_line
 from snl_video.locking import LOCK_NAME, read_lock
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from snl_video.nonlocal_blocks import (
 )
 
 from . import reference as ref
-from .test_formulas import randomise
+from .reference import randomise
 
 
 def snl_pair(dtype, order=1, channels=16, inter=8):

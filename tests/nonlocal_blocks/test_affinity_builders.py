@@ -13,7 +13,7 @@ from snl_video.config import ConfigError, config_from_dict
 from snl_video.nonlocal_blocks import build_nonlocal, nonlocal_options
 
 from . import reference as ref
-from .test_formulas import randomise
+from .reference import randomise
 
 
 def _project(conv, x):

@@ -8,28 +8,14 @@ import torch
 from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
 from . import reference as ref
-
-
-def randomise(block: torch.nn.Module) -> torch.nn.Module:
-    """Leave the identity: random norm affine parameters and BN statistics, eval mode."""
-    g = torch.Generator().manual_seed(1)
-    norm = block.out_norm
-    with torch.no_grad():
-        norm.weight.copy_(torch.rand(norm.weight.shape, generator=g, dtype=norm.weight.dtype) + 0.5)
-        norm.bias.copy_(torch.randn(norm.bias.shape, generator=g, dtype=norm.bias.dtype) * 0.1)
-        if isinstance(norm, torch.nn.BatchNorm3d):
-            norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=g, dtype=norm.running_mean.dtype))
-            norm.running_var.copy_(torch.rand(norm.running_var.shape, generator=g, dtype=norm.running_var.dtype) + 0.5)
-    return block.eval()
+from .reference import formula_forward, randomise
 
 
 def reference_step(block, x: torch.Tensor) -> torch.Tensor:
     """One residual step of ``block`` computed from the paper's formulas."""
     kind, opts = block.kind, block.options
     if kind in ("snl_a1", "snl_a2", "gsnl") or opts.get("filter", "chebyshev") != "chebyshev":
-        from .test_spectral_family import formula_forward  # the spectral family's formulas
-
-        return formula_forward(block, x)
+        return formula_forward(block, x)  # the spectral family's formulas
     b, c, t, h, w = x.shape
     xf = x.reshape(b, c, -1)
     th, ph, z = ref.project(block.theta, xf), ref.project(block.phi, xf), ref.project(block.g, xf)

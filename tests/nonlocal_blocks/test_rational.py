@@ -13,7 +13,7 @@ from snl_video.nonlocal_blocks.affinity import LowRankAffinity
 from snl_video.nonlocal_blocks.rational import SOLVE_CHUNK, batched_solve, solve_quadratic
 
 from . import reference as ref
-from .test_formulas import randomise
+from .reference import formula_forward, mat, randomise
 
 # Every filter of `snl` (and the new presets), options as built in the tests below.
 FILTERS = {
@@ -31,69 +31,6 @@ FILTERS = {
     "gsnl_spectral": ("gsnl", {"affinity": "spectral"}),
 }
 SPECTRAL_AFFINITY = [name for name, (kind, _) in FILTERS.items() if kind in ("snl", "snl_a1", "gsnl")]
-
-
-def mat(conv) -> torch.Tensor:
-    return ref.conv_matrix(conv)
-
-
-def filter_output(block, x: torch.Tensor) -> torch.Tensor:
-    """The block's pre-norm filter output ``u`` as ``(B, C, N)``, from the formulas."""
-    kind, opts = block.kind, block.options
-    b, c = x.shape[:2]
-    xf = x.reshape(b, c, -1)
-    th, ph, z = ref.project(block.theta, xf), ref.project(block.phi, xf), ref.project(block.g, xf)
-    cs = th.shape[1]
-    if kind == "snl_a2" or (kind == "gsnl" and opts.get("affinity", "softmax") == "softmax"):
-        a = ref.nl_affinity(th, ph, cs**-0.5 if opts.get("scale") else 1.0)
-    else:
-        a = ref.snl_affinity(th, ph)
-    zn = z.transpose(1, 2)  # (B, N, C_s)
-    eye = torch.eye(a.shape[-1], dtype=a.dtype)
-    if kind == "snl_a1":
-        u = (a @ zn) @ mat(block.w2).T
-    elif kind == "snl_a2":
-        u = zn @ mat(block.w1).T + (a @ zn) @ mat(block.w2).T
-    elif kind == "gsnl":
-        u = zn @ mat(block.w1).T + (a @ zn) @ mat(block.w2).T + ((2 * a - eye) @ zn) @ mat(block.w3).T
-    else:
-        flt = opts.get("filter", "chebyshev")
-        if flt == "chebyshev":
-            u, az = zn @ mat(block.w1).T, zn
-            for k in range(1, opts.get("order", 1) + 1):
-                az = a @ az
-                u = u + az @ mat(getattr(block, f"w{k + 1}")).T
-        elif flt == "cayley":
-            order = opts.get("order", 1)
-            zoom = torch.nn.functional.softplus(block.filter.raw_zoom).item()
-            w_re = [mat(getattr(block, f"w{j}_re")) for j in range(1, order + 1)]
-            w_im = [mat(getattr(block, f"w{j}_im")) for j in range(1, order + 1)]
-            u = ref.cayley_dense(a, zn, zoom, mat(block.w0), w_re, w_im)
-        elif flt == "cayley_official":
-            u = ref.cayley_official_dense(a, zn, mat(block.w1), mat(block.w2), mat(block.filter.w_h))
-        elif flt == "arma":
-            fb, sk = block.filter.feedback, block.filter.skip
-            if opts.get("feedback") == "diagonal":
-                fb = torch.tanh(fb)
-            if opts.get("solver") == "exact":
-                s = ref.arma_fixed_point(a, zn, fb[:, 0], sk[:, 0])
-            else:
-                layers = opts.get("layers", 1)
-                pick = (lambda t: 0) if fb.shape[1] == 1 else (lambda t: t)
-                feedback = [[fb[k, pick(t)] for t in range(layers)] for k in range(fb.shape[0])]
-                skip = [[sk[k, pick(t)] for t in range(layers)] for k in range(sk.shape[0])]
-                s = ref.arma_recursion(a, zn, feedback, skip, relu=opts.get("activation_inner", "relu") == "relu")
-            u = s @ mat(block.w_out).T
-        else:  # pragma: no cover
-            raise AssertionError(flt)
-    return u.transpose(1, 2)
-
-
-def formula_forward(block, x: torch.Tensor) -> torch.Tensor:
-    u = ref.batchnorm_eval(block.bn, filter_output(block, x))
-    if block.activation == "relu":
-        u = torch.relu(u)
-    return x + u.reshape(x.shape)
 
 
 FORMULA_CASES = [

@@ -34,9 +34,9 @@ from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.publish import publish_model
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
-from .engine.conftest import tiny_config
+from ..helpers import tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAMES = ["right", "left", "up", "down"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from snl_video.data.synthetic import make_synthetic_ucf101
 from snl_video.data.ucf101 import read_split
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_data_skips_the_videos_prepare_reported(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "code_stats.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "code_stats.py"
 
 
 @pytest.fixture(scope="module")

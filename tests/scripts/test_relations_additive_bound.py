@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linprog
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "relations_additive_bound.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "relations_additive_bound.py"
 PAIRS = [(c1, c2) for c1 in range(4) for c2 in range(4)]
 LABEL = {(c1, c2): (c2 - c1) % 4 for c1, c2 in PAIRS}  # colour_shift: the step along the cycle
 
