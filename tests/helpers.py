@@ -112,3 +112,24 @@ def assert_same_up_to_summation_order(a: dict[str, torch.Tensor], b: dict[str, t
         scale = a[key].abs().max().item()
         diff = (a[key].double() - b[key].double()).abs().max().item()
         assert diff <= SUMMATION_ORDER_BOUND * scale + 1e-12, (key, diff, scale)
+
+
+def write_random_video(path: Path, *, num_frames: int, codec: str = "mpeg4", seed: int = 0, fps: int = 25,
+                       height: int = 48, width: int = 64) -> np.ndarray:
+    """Encode ``num_frames`` uniformly random RGB frames into ``path`` with PyAV (the container from the
+    suffix: .mkv, .webm, .mp4, .avi) and return the frames, ``uint8 (T, H, W, 3)``.
+
+    Random frames make every frame unlike its neighbours, so a reader that drops, repeats or
+    shifts a frame cannot pass a comparison by accident."""
+    import av
+
+    frames = np.random.default_rng(seed).integers(0, 255, (num_frames, height, width, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return frames
