@@ -35,7 +35,7 @@ def _spy_on_inputs(monkeypatch, name: str) -> list:
         calls.append(dict(options))
         return source.inputs(options)
 
-    monkeypatch.setitem(registry._SOURCES, name, dataclasses.replace(source, inputs=inputs))
+    monkeypatch.setitem(registry.SOURCE_REGISTRY, name, dataclasses.replace(source, inputs=inputs))
     return calls
 
 

@@ -41,14 +41,14 @@ def test_one_decoding_pass_and_a_buffer_bounded_by_the_window(reference_videos, 
     path, _ = reference_videos["ipb"]
     decoded: list[int] = []
     converted: list[int] = []
-    original = video_module._frames_pyav
+    original = video_module.SEQUENTIAL_READERS["pyav"]
 
     def counting(p, stop):
         for index, convert in original(p, stop):
             decoded.append(index)
             yield index, (lambda c=convert, i=index: (converted.append(i), c())[1])
 
-    monkeypatch.setitem(video_module._SEQUENTIAL, "pyav", counting)
+    monkeypatch.setitem(video_module.SEQUENTIAL_READERS, "pyav", counting)
     window = 10
     clips = _timeline_clips(50, window=window, step=3, clip_len=5)
     stream = stream_clips(path, clips, backend="pyav")

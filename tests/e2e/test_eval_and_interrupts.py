@@ -68,14 +68,14 @@ def test_ctrl_c_during_train_says_what_was_kept_and_how_to_resume(tiny_prepared,
     cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 3}, runtime={"tensorboard": False})
     recipe = tmp_path / "r.yaml"
     recipe.write_text(dump_config(cfg))
-    real = train_module._train_one_epoch
+    real = train_module.train_one_epoch
 
     def second_epoch_interrupted(*args, epoch, **kw):
         if epoch == 1:
             raise KeyboardInterrupt
         return real(*args, epoch=epoch, **kw)
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", second_epoch_interrupted)
+    monkeypatch.setattr(train_module, "train_one_epoch", second_epoch_interrupted)
     assert main(["train", "--config", str(recipe)]) == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -83,7 +83,7 @@ def test_ctrl_c_during_train_says_what_was_kept_and_how_to_resume(tiny_prepared,
     assert f"kept {last} (after epoch 1 of 3)" in err
     assert f"snl-video train --config {tmp_path / 'run' / 'config.yaml'} --resume" in err
     # and that command does resume
-    monkeypatch.setattr(train_module, "_train_one_epoch", real)
+    monkeypatch.setattr(train_module, "train_one_epoch", real)
     assert main(["train", "--config", str(tmp_path / "run" / "config.yaml"), "--resume", "--no-eval"]) == 0
 
 
@@ -122,12 +122,12 @@ def test_ctrl_c_during_eval_and_prepare_is_one_line_exit_130(tiny_prepared, tiny
 
 
 def test_loader_workers_are_lowered_to_the_cpus_with_one_info_line(monkeypatch, caplog):
-    monkeypatch.setattr(preflight_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(preflight_module, "_workers_reported", set())
+    # the line is said once per (requested, CPUs) pair and process: a pair no other test asks for
+    monkeypatch.setattr(preflight_module.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     with caplog.at_level(logging.INFO, logger="snl_video.engine.preflight"):
-        assert [preflight_module.usable_workers(n) for n in (0, 2, 8, 8, 8)] == [0, 2, 2, 2, 2]
+        assert [preflight_module.usable_workers(n) for n in (0, 3, 11, 11, 11)] == [0, 3, 3, 3, 3]
     lines = [r.getMessage() for r in caplog.records if "num_workers" in r.getMessage()]
-    assert lines == ["data.num_workers=8 but 2 CPU(s) are available: using 2 loader workers"]
+    assert lines == ["data.num_workers=11 but 3 CPU(s) are available: using 3 loader workers"]
 
 
 def test_a_slow_cpu_eval_says_so_with_the_override(tiny_run, monkeypatch, caplog):

@@ -128,7 +128,7 @@ def test_fine_tune_then_final_eval_eval_predict_and_resume_all_rebuild_the_train
         from snl_video.weights import registry
 
         entry = dataclasses.replace(entry, sha256=None)
-        monkeypatch.setitem(registry._BY_NAME, name, entry)
+        monkeypatch.setitem(registry.WEIGHTS_BY_NAME, name, entry)
     cache = tmp_path / "cache"
     cache.mkdir()
     write_stand_in(entry, cache)

@@ -128,7 +128,7 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_cleanly(tiny_prepa
         "import os, sys, torch\n"
         "from snl_video.cli import main\n"
         "from snl_video.engine import train as t\n"
-        "real = t._train_one_epoch\n"
+        "real = t.train_one_epoch\n"
         "def patched(*args, epoch, **kwargs):\n"
         "    if epoch == 1 and os.environ['RANK'] == '1':\n"
         "        class NanLoss(torch.nn.CrossEntropyLoss):\n"
@@ -136,7 +136,7 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_cleanly(tiny_prepa
         "                return super().forward(input, target) * float('nan')\n"
         "        t.nn.CrossEntropyLoss = NanLoss\n"
         "    return real(*args, epoch=epoch, **kwargs)\n"
-        "t._train_one_epoch = patched\n"
+        "t.train_one_epoch = patched\n"
         f"sys.exit(main(['train', '--config', {str(config_file)!r}]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

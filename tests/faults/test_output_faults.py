@@ -76,13 +76,13 @@ class FillsUp:
 
 def inject_enospc(monkeypatch, *, budget: int = 1000, only=lambda fd: True) -> None:
     """Every :func:`~snl_video.fileio.atomic_write` (for which ``only(fd)``) fills the disk after ``budget`` bytes."""
-    real = fileio._open_for_writing
+    real = fileio.open_for_writing
 
     def opener(fd: int):
         stream = real(fd)
         return FillsUp(stream, budget) if only(fd) else stream
 
-    monkeypatch.setattr(fileio, "_open_for_writing", opener)
+    monkeypatch.setattr(fileio, "open_for_writing", opener)
 
 
 def temp_files(folder: Path) -> list[Path]:

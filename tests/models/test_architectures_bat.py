@@ -71,13 +71,13 @@ def test_released_checkpoint_gives_the_released_logits(tmp_path, variant, size, 
 def test_windowed_head_is_not_global_pooling_on_large_maps():
     model = build_model("bat_c2d_r50", num_classes=3).eval()
     x = torch.randn(1, 2048, 1, 8, 8)
-    windows = model._head_windows(x)
+    windows = model.head_windows(x)
     assert windows.shape == (1, 2048, 1, 2, 2)
     # The four 7×7 windows weigh the centre 6×6 four times as much as the corners: not the plain mean.
     assert not torch.allclose(windows.mean(dim=(2, 3, 4)), x.mean(dim=(2, 3, 4)))
     # Maps smaller than the window are pooled globally (112² input: res5 is 4×4).
     small = torch.randn(1, 2048, 1, 4, 4)
-    torch.testing.assert_close(model._head_windows(small).flatten(1), small.mean(dim=(2, 3, 4)))
+    torch.testing.assert_close(model.head_windows(small).flatten(1), small.mean(dim=(2, 3, 4)))
     with torch.no_grad():
         assert model(torch.randn(1, 3, 2, 112, 112)).shape == (1, 3)
 
