@@ -1,5 +1,7 @@
 """Shared test configuration: deterministic, single-threaded-friendly torch, the hypothesis profiles,
-and a check after every test that it left the process's flush-to-zero setting as it found it.
+a check after every test that it left the process's flush-to-zero setting as it found it, and
+the tiny prepared dataset and checkpoint that the engine, e2e and fault tests share. Where a
+test goes (the tests mirror the package; cross-cutting ones in theme folders): tests/README.md.
 
 Hypothesis profiles (the fuzz tests under ``tests/fuzz/``):
 
