@@ -1,5 +1,5 @@
 """A configuration problem is reported where it was made: a mistake in a ``key=value`` override
-is the command line's, a mistake in the recipe stays the file's (issue 20 item 11: override
+is the command line's, a mistake in the recipe stays the file's (before, override
 mistakes were reported as being "in base.yaml")."""
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def test_eval_with_the_baseline_recipe_on_an_snl_checkpoint_is_one_line(tiny_pre
 
 def test_eval_with_another_head_size_names_the_shapes(tiny_prepared, tiny_run, tmp_path):
     cfg, result = tiny_run
-    # a 6-class head on the 4-class dataset is an error of its own (issue 20 item 4) unless asked for
+    # a 6-class head on the 4-class dataset is an error of its own unless asked for
     wider = tiny_config(tiny_prepared, tmp_path / "w", model={"num_classes": 6, "allow_extra_classes": True})
     with pytest.raises(CheckpointMismatchError, match=r"fc.weight: checkpoint \[4, 128\] vs model \[6, 128\]"):
         run_evaluation(wider, result.last_checkpoint)

@@ -1,4 +1,4 @@
-"""A run's record is the model it trained (issue 20 item 1).
+"""A run's record is the model it trained.
 
 For every weights registry entry, a stand-in file in the entry's upstream layout goes into
 ``$SNL_VIDEO_CACHE``; a recipe that names the entry fine-tunes one step, and then the final

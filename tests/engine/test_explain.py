@@ -181,8 +181,8 @@ def _loaded_without_blocks() -> InferenceModel:
 
 def test_the_grid_has_a_colour_bar_of_the_colormap_and_readable_panels(tmp_path):
     """The grid PNG carries a colour bar (the overlay's colormap from a row's max at the top to
-    its min at the bottom) and each row's value range; panels are at least 112 px (issue 20
-    item 11: a 536x196 grid without a scale)."""
+    its min at the bottom) and each row's value range; panels are at least 112 px (before:
+    a 536x196 grid without a scale)."""
     from matplotlib import colormaps
     from PIL import Image
 

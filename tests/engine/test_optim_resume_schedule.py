@@ -52,7 +52,7 @@ def _step_lrs_by_epoch(out) -> dict[int, list[float]]:
 
 
 def test_cosine_2_to_4_epochs_on_resume_never_trains_at_lr_0(tiny_prepared, tmp_path):
-    """The trial's case (issue 20 item 6): before, epochs 3 and 4 trained at lr 0 and 0.005."""
+    """The trial's case: before, epochs 3 and 4 trained at lr 0 and 0.005."""
     cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"kind": "cosine", "epochs": 2}, optim={"lr": LR})
     train(cfg)
     longer = tiny_config(tiny_prepared, tmp_path / "run", schedule={"kind": "cosine", "epochs": 4}, optim={"lr": LR})

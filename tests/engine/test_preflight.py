@@ -93,7 +93,7 @@ def test_num_classes_below_the_labels_fails_at_start_with_no_run_folder(tiny_pre
 
 
 def test_num_classes_above_the_dataset_fails_at_start_with_the_fix_and_no_run_folder(tiny_prepared, tmp_path):
-    # issue 20 item 4: a 101-class recipe on a 4-class dataset trained 97 classes no video has
+    # a 101-class recipe on a 4-class dataset trained 97 classes no video has
     cfg = tiny_config(tiny_prepared, tmp_path / "run", model={"num_classes": 101})
     with pytest.raises(ConfigError, match=r"model.num_classes: is 101, but the dataset .* has 4 classes.*"
                                           r"model.num_classes=4, or model.allow_extra_classes=true"):

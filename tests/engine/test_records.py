@@ -1,5 +1,5 @@
 """A checkpoint records the videos it was trained on; eval refuses a test subset holding any
-of them, and compare says when runs were trained on different videos (issue 20 item 2)."""
+of them, and compare says when runs were trained on different videos."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_compare_says_when_runs_were_trained_on_different_videos(runs, tmp_path,
                  "--no-curves"]) == 0
     captured = capsys.readouterr()
     assert "WARNING: runs of split 1 were trained on 2 different sets of videos" in captured.out
-    # said once: printed with the notes, not logged as well (issue 20 item 11)
+    # said once: printed with the notes, not logged as well
     said = captured.out + captured.err + caplog.text
     assert said.count("were trained on 2 different sets of videos") == 1, said
     assert "different sets of videos" in (tmp_path / "cmp" / "table.md").read_text()
@@ -97,7 +97,7 @@ def test_compare_says_when_runs_were_trained_on_different_videos(runs, tmp_path,
 def test_eval_weights_with_a_head_trained_on_test_videos_is_refused_as_eval_checkpoint_is(two_splits, runs, tmp_path,
                                                                                           capsys):
     """``eval --weights W --head-from CKPT``: the head's training videos are checked against the
-    test subset with the same message as ``eval --checkpoint`` (issue 20 item 11)."""
+    test subset with the same message as ``eval --checkpoint``."""
     a, b = two_splits
     shared = _subset(a, "train") & _subset(b, "test")
     ckpt = runs[0] / "checkpoints" / "last.pt"

@@ -1,4 +1,4 @@
-"""Faults survived (issue 20 items 3 and 6): one writer per run folder, an unwritable output
+"""Faults survived: one writer per run folder, an unwritable output
 folder before any heavy work, a full disk while writing, SIGKILL while a checkpoint is written.
 
 How each fault is made:
