@@ -155,7 +155,7 @@ def test_mmaction2_i3d_loads_into_i3d_r50(tmp_path):
 
 
 def test_mmaction2_nonlocal_blocks_need_the_matching_spec_or_an_ignore(tmp_path):
-    # (that they then load exactly is tests/weights/test_mmaction2_nonlocal.py)
+    # (that they then load exactly is tests/weights/test_formats_mmaction2.py)
     state = mmaction2_i3d_state(nonlocal_blocks=True, width=W, temporal=I3D_TEMPORAL, sub_sample=True)
     path = tmp_path / "i3d_nl.pth"
     torch.save({"state_dict": state, "meta": {}}, path)
