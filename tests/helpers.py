@@ -3,7 +3,10 @@ conftest.py files). A test module imports shared code from here, never from anot
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -133,3 +136,35 @@ def write_random_video(path: Path, *, num_frames: int, codec: str = "mpeg4", see
         for packet in stream.encode():
             container.mux(packet)
     return frames
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (the scripts are no package), once per process.
+
+    Registered in ``sys.modules`` under ``scripts.<name>`` before it runs, so the dataclasses it
+    defines resolve their annotations."""
+    module_name = f"scripts.{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_models_on_running_statistics(monkeypatch) -> None:
+    """Make training build every model with its BatchNorms on running statistics
+    (:func:`bn_on_running_statistics`), through the public seam
+    ``snl_video.engine.train.build_model_from_config``."""
+    from snl_video.engine import train as train_module
+
+    real_build = train_module.build_model_from_config
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        bn_on_running_statistics(model)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model_from_config", build)

@@ -14,7 +14,7 @@ from snl_video.engine.memory import apply_activation_checkpointing
 from snl_video.engine.train import train
 from snl_video.models import build_model
 
-from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics, tiny_config
+from ..helpers import assert_same_up_to_summation_order, build_models_on_running_statistics, tiny_config
 
 
 def _step(model, x, y):
@@ -70,17 +70,9 @@ def test_training_with_activation_checkpointing_equals_plain_training(tiny_prepa
     # magnitude, differently on each CPU's kernels; on running statistics it is well conditioned
     # and the runs agree to a bound derived from float32 precision (tests/helpers.py). That
     # checkpointing does not update the running statistics twice is checked above, in one step.
-    from snl_video.engine import train as train_module
     from snl_video.engine.checkpoint import load_checkpoint
 
-    real_build = train_module.build_model_from_config
-
-    def build_well_conditioned(*args, **kwargs):
-        model = real_build(*args, **kwargs)
-        bn_on_running_statistics(model)
-        return model
-
-    monkeypatch.setattr(train_module, "build_model_from_config", build_well_conditioned)
+    build_models_on_running_statistics(monkeypatch)
     sections = dict(schedule={"epochs": 1})
     a = train(tiny_config(tiny_prepared, tmp_path / "a", **sections))
     b = train(tiny_config(tiny_prepared, tmp_path / "b", runtime={"activation_checkpointing": ["layer2", "layer3"]},

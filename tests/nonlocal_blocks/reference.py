@@ -270,3 +270,22 @@ def formula_forward(block, x: torch.Tensor) -> torch.Tensor:
     if block.activation == "relu":
         u = torch.relu(u)
     return x + u.reshape(x.shape)
+
+
+def input_with_isolated_nodes(dtype: torch.dtype, channels: int = 16) -> Tensor:
+    """A ``(2, channels, 3, 5, 4)`` map where two positions have zero features, hence zero
+    degree in the graph."""
+    x = torch.randn(2, channels, 3, 5, 4, dtype=dtype)
+    x[:, :, 0, 0, 0] = 0
+    x[1, :, 2, 4, 3] = 0
+    return x
+
+
+def grads(block, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The block's output, the input's gradient and every parameter's gradient under a loss
+    that weighs each output element differently."""
+    x = x.clone().requires_grad_(True)
+    out = block(x)
+    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
+    loss.backward()
+    return out.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}

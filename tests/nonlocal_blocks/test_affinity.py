@@ -12,7 +12,7 @@ from snl_video.nonlocal_blocks import (
 )
 
 from . import reference as ref
-from .reference import randomise
+from .reference import grads, input_with_isolated_nodes, randomise
 
 
 def snl_pair(dtype, order=1, channels=16, inter=8):
@@ -22,23 +22,6 @@ def snl_pair(dtype, order=1, channels=16, inter=8):
     linear.load_state_dict(dense.state_dict())
     linear.train()
     return dense, linear
-
-
-def input_with_isolated_nodes(dtype):
-    """A map where two positions have zero features, hence zero degree in the graph."""
-    x = torch.randn(2, 16, 3, 5, 4, dtype=dtype)
-    x[:, :, 0, 0, 0] = 0
-    x[1, :, 2, 4, 3] = 0
-    return x
-
-
-def grads(block, x):
-    x = x.clone().requires_grad_(True)
-    out = block(x)
-    # A loss that depends on every output element with different weights.
-    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
-    loss.backward()
-    return out.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
 
 
 @pytest.mark.parametrize("order", [1, 2])

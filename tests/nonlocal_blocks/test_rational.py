@@ -13,7 +13,7 @@ from snl_video.nonlocal_blocks.affinity import LowRankAffinity
 from snl_video.nonlocal_blocks.rational import SOLVE_CHUNK, batched_solve, solve_quadratic
 
 from . import reference as ref
-from .reference import formula_forward, mat, randomise
+from .reference import formula_forward, grads, input_with_isolated_nodes, mat, randomise
 
 # Every filter of `snl` (and the new presets), options as built in the tests below.
 FILTERS = {
@@ -230,21 +230,6 @@ def test_arma_exact_needs_a_linear_diagonal_recursion():
         build_nonlocal("snl", 8, filter="butterworth")
     with pytest.raises(ValueError, match="affinity"):
         build_nonlocal("gsnl", 8, affinity="dot")
-
-
-def input_with_isolated_nodes(dtype, channels=16):
-    x = torch.randn(2, channels, 3, 5, 4, dtype=dtype)
-    x[:, :, 0, 0, 0] = 0
-    x[1, :, 2, 4, 3] = 0
-    return x
-
-
-def grads(block, x):
-    x = x.clone().requires_grad_(True)
-    out = block(x)
-    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
-    loss.backward()
-    return out.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
 
 
 @pytest.mark.parametrize("name", SPECTRAL_AFFINITY)

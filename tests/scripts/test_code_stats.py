@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "code_stats.py"
+from ..helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def code_stats():
-    spec = importlib.util.spec_from_file_location("code_stats", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("code_stats", module)  # its dataclasses resolve their annotations there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("code_stats")
 
 
 def _write(root: Path, rel: str, text: str) -> None:

@@ -7,27 +7,19 @@ program proves that no additive read-out gets all 13 right.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linprog
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "relations_additive_bound.py"
+from ..helpers import load_script
+
 PAIRS = [(c1, c2) for c1 in range(4) for c2 in range(4)]
 LABEL = {(c1, c2): (c2 - c1) % 4 for c1, c2 in PAIRS}  # colour_shift: the step along the cycle
 
 # a[c1, k] + b[c2, k] scores class k (found once with the script, checked here by counting)
 A = np.array([[-20, -19, -17, -20], [-19, -20, -20, -20], [-15, -18, -20, -14], [-11, -16, -20, -8]], float)
 B = np.array([[-20, -11, -8, -20], [-17, -17, -20, -17], [-18, -16, -17, -20], [-16, -12, -11, -20]], float)
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("relations_additive_bound", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _right(a: np.ndarray, b: np.ndarray, pair: tuple[int, int]) -> bool:
@@ -62,7 +54,7 @@ def test_no_additive_read_out_gets_thirteen_pairs_right():
 
 
 def test_the_script_finds_the_same_bound_and_a_read_out_that_reaches_it():
-    script = _load_script()
+    script = load_script("relations_additive_bound")
     pairs, labels, probs, num_classes = script.relation_pairs("colour_shift")
     assert [LABEL[p] for p in pairs] == labels and np.isclose(sum(probs), 1)
     bound, a, b = script.additive_bound(pairs, labels, probs, num_classes)

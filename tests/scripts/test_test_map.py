@@ -4,23 +4,18 @@ behaviour has its tests and every test module has its place."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from ..helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "test_map.py"
 
 
 @pytest.fixture(scope="module")
 def mapper():
-    spec = importlib.util.spec_from_file_location("test_map_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("test_map_script", module)  # its dataclass resolves its annotations there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("test_map")
 
 
 def _touch(root: Path, rel: str, text: str = "") -> None:
