@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +31,11 @@ def synthetic_tree(tmp_path_factory) -> Path:
     """A small synthetic UCF-101 tree (3 classes x 4 videos, ~24 frames). Treat as read-only."""
     root = tmp_path_factory.mktemp("synthetic")
     return make_synthetic_ucf101(root, num_classes=3, videos_per_class=4, num_frames=20, frame_jitter=6, seed=1, progress=False)
+
+
+@pytest.fixture
+def tree(synthetic_tree, tmp_path) -> Path:
+    """A private copy of :func:`synthetic_tree` (tests break videos in it)."""
+    dest = tmp_path / "src"
+    shutil.copytree(synthetic_tree, dest)
+    return dest

@@ -25,14 +25,6 @@ from snl_video.data.synthetic import encode_avi
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def tree(synthetic_tree, tmp_path) -> Path:
-    """A private copy of the synthetic tree (tests break videos in it)."""
-    dest = tmp_path / "src"
-    shutil.copytree(synthetic_tree, dest)
-    return dest
-
-
 def _videos(tree: Path) -> list[str]:
     return sorted(p.relative_to(tree / "UCF-101").as_posix() for p in (tree / "UCF-101").rglob("*.avi"))
 
