@@ -39,7 +39,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Callable, Literal, get_args
 
 import torch
 
@@ -76,7 +76,7 @@ class ExportResult:
     tolerance: float | None = None
 
 
-def atomic_output(path: Path, write: "callable") -> None:
+def atomic_output(path: Path, write: Callable[[Path], None]) -> None:
     """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place.
 
     Every exported file goes through here (torch.export and ONNX write their own files, so the
