@@ -51,9 +51,6 @@ ELSEWHERE: dict[str, tuple[str, str]] = {
     "snl_video/commands/spectrum.py": ("tests/engine/test_spectrum.py", _VERB_VIA_CLI),
     "snl_video/commands/study.py": ("tests/engine/test_study.py", _VERB_VIA_CLI),
     "snl_video/commands/train.py": ("tests/engine/test_train.py", _VERB_VIA_CLI),
-    # config/ was one module: loading, conversion and validation are checked together
-    "snl_video/config/convert.py": ("tests/config/test_validation.py", "YAML → typed config, checked with validation"),
-    "snl_video/config/files.py": ("tests/config/test_validation.py", "includes and overrides, checked with validation"),
     "snl_video/data/prepared.py": ("tests/data/test_prepare.py", "the prepared format, written by prepare and read back"),
     "snl_video/data/splitting.py": ("tests/data/test_sources.py", "group-aware splits, through each source's manifest"),
     "snl_video/engine/distributed.py": ("tests/engine/test_train_scaling.py", "2-process gloo DDP against one process"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
 
@@ -168,3 +169,15 @@ def build_models_on_running_statistics(monkeypatch) -> None:
         return model
 
     monkeypatch.setattr(train_module, "build_model_from_config", build)
+
+
+def write_dedented(folder: Path, name: str, text: str) -> Path:
+    """Write ``text``, dedented (a recipe written inline in a test), to ``folder / name``."""
+    path = folder / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def config_error_keys(exc) -> list[str]:
+    """The keys a :class:`snl_video.config.ConfigError` reports, in its order."""
+    return [key for key, _ in exc.errors]
