@@ -203,14 +203,15 @@ def main() -> int:
     add("prepared .npy (ours)", lambda i: ds[i % len(ds)], npy_bytes)
     ds_jpeg = prepared_dataset(packed, split=1, subset="train", transform=transform)
     add(f"prepared .jpegs q{args.jpeg_quality} (ours)", lambda i: ds_jpeg[i % len(ds_jpeg)], jpeg_bytes)
-    if prepared_module._decoder() is not prepared_module._pil_decode:  # the reader's fallback, for comparison
+    if prepared_module.jpeg_decoder() is not prepared_module.pil_decode:  # the reader's fallback, for comparison
 
         def with_pil(i: int):
-            chosen, prepared_module._jpeg_decoder = prepared_module._jpeg_decoder, prepared_module._pil_decode
+            chosen = prepared_module.jpeg_decoder
+            prepared_module.jpeg_decoder = lambda: prepared_module.pil_decode
             try:
                 return ds_jpeg[i % len(ds_jpeg)]
             finally:
-                prepared_module._jpeg_decoder = chosen
+                prepared_module.jpeg_decoder = chosen
 
         add(f"prepared .jpegs q{args.jpeg_quality}, PIL decode", with_pil, jpeg_bytes)
     for backend in ("pyav", "decord", "torchcodec"):

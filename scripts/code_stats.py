@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = sum(m.lines for m in library)
     print(f"library: {len(library)} modules, {total} lines")
-    print(f"\nLargest modules (lines; 'data' = mostly literals):")
+    print("\nLargest modules (lines; 'data' = mostly literals):")
     for m in sorted(library, key=lambda m: -m.lines)[: args.top]:
         print(f"  {m.lines:6d}  {m.path.relative_to(root)}{'  data' if m.data else ''}")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snl_video.data.synthetic import _write_lines, encode_avi  # noqa: E402
+from snl_video.data.synthetic import write_crlf_lines, encode_avi  # noqa: E402
 
 
 def _frames(path: Path) -> np.ndarray:
@@ -82,10 +82,10 @@ def main() -> int:
         rel = f"{name}/v_{name}_g{b + 1:02d}_c02.avi"
         (root / rel).write_bytes((root / entries[b][0]).read_bytes()[:4096])  # header and a few packets only
         entries.append((rel, 1, b + 2))  # group 2: in the split-1 train list
-    _write_lines(splits / "classInd.txt", classes)
+    write_crlf_lines(splits / "classInd.txt", classes)
     for split in (1, 2, 3):
-        _write_lines(splits / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g != split])
-        _write_lines(splits / f"testlist0{split}.txt", [r for r, lab, g in entries if g == split])
+        write_crlf_lines(splits / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g != split])
+        write_crlf_lines(splits / f"testlist0{split}.txt", [r for r, lab, g in entries if g == split])
     return 0
 
 

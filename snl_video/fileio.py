@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable
 from .errors import UserError
 
 __all__ = ["OutputWriteError", "append_line", "atomic_write", "atomic_write_text", "atomic_torch_save", "write_error",
-           "current_umask", "ensure_writable_dir", "os_error_in", "remove_stale_temporaries"]
+           "current_umask", "ensure_writable_dir", "os_error_in", "remove_stale_temporaries", "open_for_writing"]
 
 #: errno values that are the user's to fix (space, quota, permissions, a read-only file system).
 USER_FIXABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG})
@@ -131,7 +131,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _open_for_writing(fd: int) -> BinaryIO:
+def open_for_writing(fd: int) -> BinaryIO:
     """The stream :func:`atomic_write` writes through (a seam for fault-injection tests)."""
     return os.fdopen(fd, "wb")
 
@@ -171,7 +171,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         # mkstemp creates the file 0600 whatever the umask; give it the mode a plain open()
         # would (0666 minus the umask), so a run's outputs are as readable as its other files
         os.fchmod(fd, 0o666 & ~current_umask())
-        with _open_for_writing(fd) as f:
+        with open_for_writing(fd) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -1,5 +1,7 @@
 """Shared test configuration: deterministic, single-threaded-friendly torch, the hypothesis profiles,
-and a check after every test that it left the process's flush-to-zero setting as it found it.
+a check after every test that it left the process's flush-to-zero setting as it found it, and
+the tiny prepared dataset and checkpoint that the engine, e2e and fault tests share. Where a
+test goes (the tests mirror the package; cross-cutting ones in theme folders): tests/README.md.
 
 Hypothesis profiles (the fuzz tests under ``tests/fuzz/``):
 
@@ -11,12 +13,17 @@ Hypothesis profiles (the fuzz tests under ``tests/fuzz/``):
 """
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from snl_video.data.prepare import PrepareSettings, prepare_ucf101
+from snl_video.data.synthetic import make_synthetic_ucf101
 from snl_video.engine.runtime import thread_flushes_denormals
+
+from .helpers import NUM_CLASSES, tiny_config
 
 #: Whether this process flushed denormals before any test ran (IEEE subnormals, normally).
 _FLUSHED_AT_START = thread_flushes_denormals()
@@ -40,3 +47,33 @@ def _seed_and_threads():
     assert thread_flushes_denormals() == _FLUSHED_AT_START, (
         "this test left flush-to-zero changed on the calling thread; a verb's scope "
         "(snl_video.engine.runtime.flush_denormal) should have restored it")
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 motion classes (right / left / up / down) x 16 videos, prepared at short side 48."""
+    root = tmp_path_factory.mktemp("tiny_ucf")
+    make_synthetic_ucf101(root / "raw", num_classes=NUM_CLASSES, videos_per_class=16, num_frames=16, frame_jitter=2,
+                          seed=0, progress=False)
+    prepare_ucf101(root / "raw" / "UCF-101", root / "raw" / "ucfTrainTestlist", root / "prepared", splits=[1],
+                   workers=1, settings=PrepareSettings(short_side=48, clip_len=6, storage="npy"), progress=False)
+    return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def tiny_snl_checkpoint(tiny_prepared: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A self-describing checkpoint of the tiny recipe (one SNL block, untrained), one of its videos,
+    the recipe and the model: ``(cfg, checkpoint, video, model)``."""
+    import torch
+
+    from snl_video.engine.builders import build_model_from_config
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    out = tmp_path_factory.mktemp("tiny_snl_ckpt")
+    cfg = tiny_config(tiny_prepared, out / "run")
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg).eval()
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(cfg, class_names=None)},
+                           out / "c.pt")
+    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
+    return cfg, ckpt, video, model

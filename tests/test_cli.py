@@ -32,10 +32,10 @@ def test_unknown_verb_exits_with_usage(capsys):
 
 
 def test_demo_self_check_verifies_identity_and_linear_snl():
-    from snl_video.commands.demo import _self_check
+    from snl_video.commands.demo import self_check
     from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
-    lines = _self_check()
+    lines = self_check()
     assert sum("identity at init: yes" in line for line in lines) == len(list_nonlocal_kinds("graph"))
     diff = float(lines[-1].rsplit(" ", 1)[-1])
     assert diff <= 1e-10

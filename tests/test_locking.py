@@ -1,4 +1,4 @@
-"""One writer per output folder (issue 20 item 3): :func:`snl_video.locking.output_lock`.
+"""One writer per output folder: :func:`snl_video.locking.output_lock`.
 
 Other processes are real subprocesses: one that holds a lock until its stdin closes, and
 short-lived ones whose PIDs are dead by the time a test uses them.

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _self_check() -> list[str]:
+def self_check() -> list[str]:
     """Every non-local kind is the identity at initialisation; linear SNL equals dense SNL."""
     lines = []
     torch.manual_seed(0)
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("snl_video").addHandler(handler)
     try:
         logger.info("[1/5] self-check of the non-local family")
-        for line in _self_check():
+        for line in self_check():
             logger.info("  %s", line)
 
         data = out / "data"

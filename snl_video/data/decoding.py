@@ -39,7 +39,8 @@ from ..errors import InvalidValueError, SnlVideoError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
-           "has_frame_reordering", "check_backend"]
+           "has_frame_reordering", "check_backend", "READERS",
+           "backend_importable", "forget_fallbacks"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
 #: All backends the toolkit knows, in order of preference for :func:`read_frames`'s default.
@@ -62,7 +63,9 @@ class VideoInfo:
 
 
 @lru_cache(maxsize=None)
-def _importable(backend: str) -> bool:
+def backend_importable(backend: str) -> bool:
+    """Whether ``backend``'s package imports here (asked once per process); :func:`read_frames`
+    and :func:`available_backends` ask it."""
     try:
         if backend == "pyav":
             import av  # noqa: F401
@@ -80,7 +83,7 @@ def _importable(backend: str) -> bool:
 
 def available_backends() -> list[Backend]:
     """The backends that can be imported here, in order of preference."""
-    return [b for b in BACKENDS if _importable(b)]
+    return [b for b in BACKENDS if backend_importable(b)]
 
 
 def check_backend(backend: str | None) -> Backend:
@@ -89,7 +92,7 @@ def check_backend(backend: str | None) -> Backend:
         return available_backends()[0]
     if backend not in BACKENDS:
         raise InvalidValueError(f"unknown decoding backend {backend!r}; choose one of {list(BACKENDS)}")
-    if not _importable(backend):
+    if not backend_importable(backend):
         raise InvalidValueError(
             f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
             f"install it or pick another"
@@ -224,7 +227,9 @@ def _read_torchcodec(path: str, wanted: list[int]) -> dict[int, np.ndarray]:
     return dict(zip(wanted, batch))
 
 
-_READERS = {"pyav": _read_pyav, "decord": _read_decord, "torchcodec": _read_torchcodec}
+#: Each backend's frame reader, by backend name: ``(path, wanted indices)`` → frames in that order;
+#: :func:`read_frames` dispatches through it and falls back to PyAV when a reader fails.
+READERS = {"pyav": _read_pyav, "decord": _read_decord, "torchcodec": _read_torchcodec}
 
 
 def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | None = None) -> torch.Tensor:
@@ -247,14 +252,14 @@ def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | 
     if name != "pyav" and _fell_back(path, name):
         name = "pyav"  # this backend already failed on this file: PyAV directly
     try:
-        got = _READERS[name](path, wanted)
+        got = READERS[name](path, wanted)
         missing = [i for i in wanted if i not in got]
         if missing:
             raise DecodeError(f"{path}: {name} decoded fewer frames than requested (missing {missing[:5]}...)")
     except Exception as exc:  # each library raises its own types; one error type leaves here
         problem = exc if isinstance(exc, DecodeError) else DecodeError(
             f"{path}: {name} failed to decode frames {wanted[0]}..{wanted[-1]}: {exc}")
-        if name == "pyav" or not _importable("pyav"):
+        if name == "pyav" or not backend_importable("pyav"):
             raise problem from exc
         got = _pyav_fallback(path, wanted, name, problem)
     return torch.from_numpy(np.stack([got[i] for i in indices]))
@@ -263,6 +268,13 @@ def read_frames(path: str | Path, indices: Sequence[int], *, backend: Backend | 
 #: (path, size, mtime) -> backend whose read failed on that file and was replaced by PyAV.
 _FALLBACKS: dict[tuple[str, int, int], str] = {}
 _WARNED_FALLBACK: set[str] = set()
+
+
+def forget_fallbacks() -> None:
+    """Forget which videos were handed to PyAV after a backend failed on them, and which
+    backends were warned about: the next failure is tried, and warned about, afresh."""
+    _FALLBACKS.clear()
+    _WARNED_FALLBACK.clear()
 
 
 def _file_key(path: str) -> tuple[str, int, int]:

@@ -70,7 +70,7 @@ __all__ = [
     "load_index",
     "read_clip",
     "frames_path",
-    "record_path",
+    "record_path", "HEAD_READ_BYTES", "pil_decode", "jpeg_decoder",
 ]
 
 FORMAT_VERSION = 1
@@ -159,11 +159,13 @@ def save_jpeg_frames(path: str | Path, frames: np.ndarray, *, quality: int = 90)
     _atomic(path, write)
 
 
-_HEAD_READ = 4096  # one read holds the header and the offsets of videos up to ~500 frames
+#: Bytes of a ``.jpegs`` file read first: the header and the frame offsets of videos up to ~500
+#: frames in one read (a longer video's offsets take a second read).
+HEAD_READ_BYTES = 4096
 _jpeg_decoder: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
 
 
-def _pil_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
+def pil_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
     """Decode JPEGs with PIL, as ``(H, W, 3)`` uint8 tensors (the fallback without torchcodec)."""
     from PIL import Image
 
@@ -182,9 +184,11 @@ def _torchcodec_decode(blobs: list[torch.Tensor]) -> list[torch.Tensor]:
     return [image.permute(1, 2, 0) for image in decode_jpeg(blobs, mode="RGB")]
 
 
-def _decoder() -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
+def jpeg_decoder() -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
     """torchcodec's JPEG decoder when it imports (about 2x faster than PIL per clip; the same
-    libjpeg-turbo pixels), else PIL. Chosen once per process."""
+    libjpeg-turbo pixels), else PIL (:func:`pil_decode`). Chosen once per process; every
+    ``.jpegs`` read goes through this function, so a test or benchmark that replaces it decides
+    the decoder."""
     global _jpeg_decoder
     if _jpeg_decoder is None:
         try:
@@ -193,7 +197,7 @@ def _decoder() -> Callable[[list[torch.Tensor]], list[torch.Tensor]]:
             _jpeg_decoder = _torchcodec_decode
         except Exception as exc:  # not installed, or its FFmpeg libraries are missing
             logger.debug("torchcodec JPEG decoding unavailable (%s); using PIL", exc)
-            _jpeg_decoder = _pil_decode
+            _jpeg_decoder = pil_decode
     return _jpeg_decoder
 
 
@@ -223,7 +227,7 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
     fd = os.open(frames_file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         size = os.fstat(fd).st_size
-        head = _pread(fd, _HEAD_READ, 0)
+        head = _pread(fd, HEAD_READ_BYTES, 0)
         if len(head) < _JPEG_HEADER.itemsize or head[:8] != JPEG_MAGIC:
             raise DecodeError(f"{frames_file}: not a .jpegs frame file (bad header); prepare the video again")
         header = np.frombuffer(head, dtype=_JPEG_HEADER, count=1)[0]
@@ -249,7 +253,7 @@ def _read_jpeg_clip(frames_file: Path, indices: list[int]) -> torch.Tensor:
     base = offsets[first]
     blobs = [data[offsets[i] - base : offsets[i + 1] - base] for i in unique]
     try:
-        frames = _decoder()(blobs)
+        frames = jpeg_decoder()(blobs)
     except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # PIL's and torchcodec's damaged-data errors
         raise DecodeError(f"{frames_file}: a JPEG frame of {unique[0]}..{unique[-1]} does not decode ({exc}); "
                           "prepare the video again") from exc

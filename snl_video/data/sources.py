@@ -74,7 +74,7 @@ __all__ = [
     "registered_sources",
     "ucf101_group",
     "ucf101_manifest",
-    "unregister_source",
+    "unregister_source", "SOURCE_REGISTRY",
 ]
 
 MANIFEST_COLUMNS = ["split", "path", "class_name", "label", "subset", "group"]
@@ -650,37 +650,39 @@ def _index(sources: Sequence[DatasetSource]) -> dict[str, DatasetSource]:
     return by_name
 
 
-_SOURCES: dict[str, DatasetSource] = _index(SOURCES)
+#: The registry itself, by name: :data:`SOURCES` and any source added with :func:`register_source`.
+#: Read it through :func:`get_source` and :func:`registered_sources`.
+SOURCE_REGISTRY: dict[str, DatasetSource] = _index(SOURCES)
 
 
 def register_source(source: DatasetSource) -> None:
     """Add ``source`` to the registry (for a plug-in or a test; the project's own sources are
     listed in :data:`SOURCES`). A name already registered is an error."""
-    if source.name in _SOURCES:
+    if source.name in SOURCE_REGISTRY:
         raise ValueError(f"dataset source {source.name!r} is registered twice")
-    _SOURCES[source.name] = source
+    SOURCE_REGISTRY[source.name] = source
 
 
 def unregister_source(name: str) -> None:
     """Remove a source added with :func:`register_source` (tests clean up with it)."""
     if any(s.name == name for s in SOURCES):
         raise ValueError(f"dataset source {name!r} is one of the project's own; it cannot be removed")
-    _SOURCES.pop(name, None)
+    SOURCE_REGISTRY.pop(name, None)
 
 
 def registered_sources() -> list[DatasetSource]:
     """The registered sources: the project's own in :data:`SOURCES` order, then any added."""
-    return list(_SOURCES.values())
+    return list(SOURCE_REGISTRY.values())
 
 
 def list_sources() -> list[str]:
     """Names of the registered dataset sources."""
-    return sorted(_SOURCES)
+    return sorted(SOURCE_REGISTRY)
 
 
 def get_source(name: str) -> DatasetSource:
     """The source called ``name``; an unknown name is an error listing the valid ones."""
     try:
-        return _SOURCES[name]
+        return SOURCE_REGISTRY[name]
     except KeyError:
         raise InvalidValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_sources())}") from None

@@ -26,7 +26,7 @@ from ..progress import progress as _progress
 logger = logging.getLogger(__name__)
 
 __all__ = ["MotionClass", "motion_classes", "encode_avi", "render_video", "make_synthetic_ucf101", "held_out_groups",
-           "make_synthetic_hmdb51", "make_synthetic_folder", "make_synthetic_list"]
+           "make_synthetic_hmdb51", "make_synthetic_folder", "make_synthetic_list", "write_crlf_lines"]
 
 WIDTH, HEIGHT, FPS = 320, 240, 25
 NUM_GROUPS = 25
@@ -130,7 +130,9 @@ def encode_avi(
             tmp.unlink()
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
+def write_crlf_lines(path: Path, lines: list[str]) -> None:
+    """Write ``lines`` as ASCII with CRLF line ends, as the official UCF-101 split files are
+    (``classInd.txt``, ``trainlist0N.txt``); through a temporary file, then renamed."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes("".join(line + "\r\n" for line in lines).encode("ascii"))
     os.replace(tmp, path)
@@ -182,11 +184,11 @@ def make_synthetic_ucf101(
         rng = np.random.default_rng([seed, label, i])
         frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng, noise=noise)
         encode_avi(frames, video_root / rel, bit_rate=bit_rate)
-    _write_lines(split_root / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(classes)])
+    write_crlf_lines(split_root / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(classes)])
     for split in (1, 2, 3):
         held_out = set(held_out_groups(split))
-        _write_lines(split_root / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g not in held_out])
-        _write_lines(split_root / f"testlist0{split}.txt", [r for r, lab, g in entries if g in held_out])
+        write_crlf_lines(split_root / f"trainlist0{split}.txt", [f"{r} {lab}" for r, lab, g in entries if g not in held_out])
+        write_crlf_lines(split_root / f"testlist0{split}.txt", [r for r, lab, g in entries if g in held_out])
     logger.info("wrote %d synthetic videos in %d classes to %s", len(entries), num_classes, out)
     return out
 

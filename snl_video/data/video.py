@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["VIDEO_SUFFIXES", "is_video_file", "find_videos", "count_frames", "count_entry_frames",
            "read_entry_frames", "read_entry_clips", "read_centre_clip", "stream_clips", "iter_decoded_frames",
-           "failure_reason", "HasPath"]
+           "failure_reason", "HasPath", "SEQUENTIAL_READERS"]
 
 #: File suffixes taken as videos when a folder is searched (any container FFmpeg reads;
 #: compared lower-case). Used by the folder dataset source, predict/features and preflight.
@@ -163,7 +163,9 @@ def _frames_torchcodec(path: str, stop: int) -> Iterator[tuple[int, Callable[[],
             yield first + k, (lambda f=frame: f)
 
 
-_SEQUENTIAL = {"pyav": _frames_pyav, "decord": _frames_decord, "torchcodec": _frames_torchcodec}
+#: Each backend's sequential frame source, by backend name: ``(path, stop)`` → an iterator of
+#: ``(index, convert)`` pairs for frames ``0 .. stop - 1`` in order (``convert()`` gives the RGB frame).
+SEQUENTIAL_READERS = {"pyav": _frames_pyav, "decord": _frames_decord, "torchcodec": _frames_torchcodec}
 
 
 def iter_decoded_frames(path: str | os.PathLike[str], *, stop: int | None = None,
@@ -180,7 +182,7 @@ def iter_decoded_frames(path: str | os.PathLike[str], *, stop: int | None = None
     limit = stop if stop is not None else 2 ** 62
     done = 0
     try:
-        for index, convert in _SEQUENTIAL[name](path, limit):
+        for index, convert in SEQUENTIAL_READERS[name](path, limit):
             yield index, convert
             done = index + 1
         return

@@ -63,7 +63,7 @@ from ..errors import InvalidValueError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Query", "ExplainResult", "query_node", "node_cell", "parse_query", "affinity_rows", "explain_video",
-           "gradcam", "upsample_map", "render_grid", "render_animation", "colour_bar", "panel_scale"]
+           "gradcam", "upsample_map", "render_grid", "render_animation", "colour_bar", "panel_scale", "overlay_heatmap", "normalise_maps"]
 
 Upsample = Literal["nearest", "trilinear"]
 Query = tuple[int, int, int]
@@ -194,14 +194,16 @@ def _default_queries(inp: Tensor, out: Tensor, clip_shape: tuple[int, int, int],
     return queries
 
 
-def _overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay_heatmap(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``frame`` (uint8 ``(H, W, 3)``) blended with ``heat`` (``(H, W)`` in [0, 1]) in the
+    :data:`COLORMAP` colours: ``(1 - alpha) * frame + alpha * colour(heat)``, as uint8."""
     from matplotlib import colormaps
 
     colored = colormaps[COLORMAP](heat)[..., :3] * 255
     return ((1 - alpha) * frame.astype(np.float64) + alpha * colored).clip(0, 255).astype(np.uint8)
 
 
-def _normalise(maps: np.ndarray) -> np.ndarray:
+def normalise_maps(maps: np.ndarray) -> np.ndarray:
     """Each map to [0, 1] over all its frames (min-max), for display."""
     flat = maps.reshape(len(maps), -1)
     lo, hi = flat.min(1)[:, None], flat.max(1)[:, None]
@@ -269,7 +271,7 @@ def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | 
     T, S = frames.shape[0], frames.shape[1]
     k = panel_scale(S)
     P = S * k
-    heat = _normalise(maps)
+    heat = normalise_maps(maps)
     left, top = GRID_LEFT, GRID_TOP + GRID_TITLE
     height = len(maps) * P
     grid = Image.new("RGB", (left + T * P + GRID_RIGHT, top + height), (255, 255, 255))
@@ -283,7 +285,7 @@ def render_grid(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Query | 
         draw.text((2, top + r * P + P // 2 - 12), label, fill=(0, 0, 0))
         draw.text((2, top + r * P + P // 2 + 2), f"{maps[r].min():.3g} to {maps[r].max():.3g}", fill=(0, 0, 0))
         for t in range(T):
-            grid.paste(Image.fromarray(_enlarge(_overlay(frames[t], heat[r, t]), k)), (left + t * P, top + r * P))
+            grid.paste(Image.fromarray(_enlarge(overlay_heatmap(frames[t], heat[r, t]), k)), (left + t * P, top + r * P))
         if q is not None:
             _mark(grid, (left + q[0] * P + q[2] * k + k // 2, top + r * P + q[1] * k + k // 2), max(3, P // 16))
     bar_x = left + T * P + GRID_BAR_GAP
@@ -304,12 +306,12 @@ def render_animation(frames: np.ndarray, maps: np.ndarray, queries: Sequence[Que
     T, S = frames.shape[0], frames.shape[1]
     k = panel_scale(S)
     P = S * k
-    heat = _normalise(maps)
+    heat = normalise_maps(maps)
     images = []
     for t in range(T):
         panel = Image.new("RGB", (len(maps) * P, P))
         for r, q in enumerate(queries):
-            panel.paste(Image.fromarray(_enlarge(_overlay(frames[t], heat[r, t]), k)), (r * P, 0))
+            panel.paste(Image.fromarray(_enlarge(overlay_heatmap(frames[t], heat[r, t]), k)), (r * P, 0))
             if q is not None and q[0] == t:
                 _mark(panel, (r * P + q[2] * k + k // 2, q[1] * k + k // 2), max(3, P // 16))
         images.append(panel)

@@ -39,7 +39,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Callable, Literal, get_args
 
 import torch
 
@@ -52,7 +52,7 @@ from .precision import Precision, autocast_dtype, channels_last_by_default
 logger = logging.getLogger(__name__)
 
 __all__ = ["ExportFormat", "ExportResult", "export_model", "name_batch_axis", "verify_export", "VERIFY_TOLERANCE",
-           "VERIFY_TOLERANCES"]
+           "VERIFY_TOLERANCES", "atomic_output"]
 
 ExportFormat = Literal["onnx", "pt2"]
 #: Largest accepted relative difference of the exported logits (max abs diff / max abs logit).
@@ -76,8 +76,12 @@ class ExportResult:
     tolerance: float | None = None
 
 
-def _atomic_output(path: Path, write: "callable") -> None:
-    """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place."""
+def atomic_output(path: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place.
+
+    Every exported file goes through here (torch.export and ONNX write their own files, so the
+    atomic writers of :mod:`snl_video.fileio` do not fit); tests replace it to tamper with a
+    written program before ``--verify`` reads it back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would survive a writer that reuses the file
@@ -186,7 +190,7 @@ def export_model(
     with torch.no_grad():
         program = torch.export.export(wrapped, (example,), dynamic_shapes=dynamic, strict=False)
     if format == "pt2":
-        _atomic_output(out, lambda tmp: torch.export.save(program, str(tmp)))
+        atomic_output(out, lambda tmp: torch.export.save(program, str(tmp)))
     else:
         def write_onnx(tmp: Path) -> None:
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["clip"],
@@ -195,7 +199,7 @@ def export_model(
             name_batch_axis(onnx_program.model, "batch")
             onnx_program.save(str(tmp))
 
-        _atomic_output(out, write_onnx)
+        atomic_output(out, write_onnx)
     n = loaded.normalization
     used = loaded.input_spec.replace(num_frames=num_frames, crop_size=size)  # --num-frames / --size as exported
     spec = {

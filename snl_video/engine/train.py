@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 # ``read_history`` lives in :mod:`.metric_log`, ``build_optimizer`` / ``build_scheduler`` in
 # :mod:`.optim`; ``read_history`` stays importable from here, where callers long found it.
-__all__ = ["NonFiniteLossError", "TrainResult", "freeze_groups", "freeze_until", "train", "epoch_seed", "read_history"]
+__all__ = ["NonFiniteLossError", "TrainResult", "freeze_groups", "freeze_until", "train", "epoch_seed", "read_history", "train_one_epoch"]
 
 
 class NonFiniteLossError(SnlVideoError, RuntimeError):
@@ -370,7 +370,7 @@ def _run_epoch(run: _Run, epoch: int, log: MetricLogger) -> tuple[dict[str, Any]
                         pin_memory=run.device.type == "cuda", drop_last=False, persistent_workers=False)
     run.net.train()
     _keep_frozen_bn_eval(run.model, run.frozen)
-    stats = _train_one_epoch(run.net, loader, run.optimizer, run.scaler, cfg, device=run.device,
+    stats = train_one_epoch(run.net, loader, run.optimizer, run.scaler, cfg, device=run.device,
                              amp_dtype=run.amp_dtype, epoch=epoch, steps_per_epoch=run.steps_per_epoch, log=log,
                              show=run.main and r.progress)
     record: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **stats}
@@ -525,7 +525,7 @@ def _keep_frozen_bn_eval(model: nn.Module, frozen: list[str]) -> None:
                 m.eval()
 
 
-def _train_one_epoch(
+def train_one_epoch(
     net: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,

@@ -432,7 +432,7 @@ class ResNet3D(nn.Module):
                 x = _map_pair(lambda t: nn.functional.max_pool3d(t, kernel_size=pool, stride=pool), x)
         return feature_map(x)
 
-    def _head_windows(self, x: Tensor) -> Tensor:
+    def head_windows(self, x: Tensor) -> Tensor:
         """BAT's head: ``(T, h, w)`` average windows at stride 1 (``head_window``), ``(B, C, 1, H', W')``."""
         assert self.spec.head_window is not None
         h, w = self.spec.head_window
@@ -447,13 +447,13 @@ class ResNet3D(nn.Module):
         """
         x = self.forward_maps(x)
         if self.spec.head_window is not None:
-            return self._head_windows(x).mean(dim=(2, 3, 4))
+            return self.head_windows(x).mean(dim=(2, 3, 4))
         return self.avgpool(x).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.spec.head_window is not None:
             # Dropout acts on every window before fc; fc of the windows' mean = mean of their scores.
-            return self.fc(self.dropout(self._head_windows(self.forward_maps(x))).mean(dim=(2, 3, 4)))
+            return self.fc(self.dropout(self.head_windows(self.forward_maps(x))).mean(dim=(2, 3, 4)))
         return self.fc(self.dropout(self.forward_features(x)))
 
     def backbone_state_dict(self) -> dict[str, Tensor]:

@@ -47,7 +47,7 @@ __all__ = [
     "WEIGHTS",
     "get_weights",
     "list_weights",
-    "eval_transform_params",
+    "eval_transform_params", "WEIGHTS_BY_NAME",
 ]
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -502,27 +502,29 @@ _TWO_FAMILIES_AND_BASELINES: tuple[PretrainedWeights, ...] = (
 )  # fmt: skip
 WEIGHTS = WEIGHTS + _TWO_FAMILIES_AND_BASELINES
 
-_BY_NAME: dict[str, PretrainedWeights] = {}
+#: Every entry of :data:`WEIGHTS` by its name: what :func:`get_weights` and :func:`list_weights`
+#: read (a test may swap an entry here, e.g. for a stand-in file without the published checksum).
+WEIGHTS_BY_NAME: dict[str, PretrainedWeights] = {}
 for _entry in WEIGHTS:
-    if _entry.name in _BY_NAME:  # pragma: no cover - guarded by the registry tests
+    if _entry.name in WEIGHTS_BY_NAME:  # pragma: no cover - guarded by the registry tests
         raise RuntimeError(f"duplicate weights name {_entry.name!r} in the registry")
-    _BY_NAME[_entry.name] = _entry
+    WEIGHTS_BY_NAME[_entry.name] = _entry
 
 
 def get_weights(name: str) -> PretrainedWeights:
     """The registry entry called ``name`` (error lists the known names)."""
     try:
-        return _BY_NAME[name]
+        return WEIGHTS_BY_NAME[name]
     except KeyError:
         raise WeightsError(
-            f"unknown pretrained weights {name!r}; known: {', '.join(sorted(_BY_NAME))} "
+            f"unknown pretrained weights {name!r}; known: {', '.join(sorted(WEIGHTS_BY_NAME))} "
             "(`snl-video weights list` shows them)"
         ) from None
 
 
 def list_weights(pattern: str = "*") -> list[str]:
     """Names of the registry entries matching the fnmatch ``pattern``, sorted."""
-    return sorted(n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in WEIGHTS_BY_NAME if fnmatch.fnmatchcase(n, pattern))
 
 
 def eval_transform_params(weights: str | PretrainedWeights) -> InputSpec:

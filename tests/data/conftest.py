@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,23 +10,7 @@ import pytest
 
 from snl_video.data.synthetic import encode_avi, make_synthetic_ucf101
 
-
-def moving_frames(num_frames: int, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
-    """Frames that all differ strongly: the bottom half writes the frame number in 6 black/white
-    bit columns (any two frames differ in at least one 21x48 block), the top half has a bar
-    moving over noise (motion for the codec to predict)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 120, size=(height // 4, width // 4, 3), dtype=np.uint8)
-    base = np.kron(base, np.ones((4, 4, 1), np.uint8))
-    frames = np.repeat(base[None], num_frames, axis=0)
-    assert num_frames <= 64
-    column = width // 6
-    for t in range(num_frames):
-        x = (5 * t) % (width - 8)
-        frames[t, : height // 2, x : x + 8] = 255
-        for bit in range(6):
-            frames[t, height // 2 :, bit * column : (bit + 1) * column] = 255 if (t >> bit) & 1 else 0
-    return frames
+from ..helpers import moving_frames
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +31,11 @@ def synthetic_tree(tmp_path_factory) -> Path:
     """A small synthetic UCF-101 tree (3 classes x 4 videos, ~24 frames). Treat as read-only."""
     root = tmp_path_factory.mktemp("synthetic")
     return make_synthetic_ucf101(root, num_classes=3, videos_per_class=4, num_frames=20, frame_jitter=6, seed=1, progress=False)
+
+
+@pytest.fixture
+def tree(synthetic_tree, tmp_path) -> Path:
+    """A private copy of :func:`synthetic_tree` (tests break videos in it)."""
+    dest = tmp_path / "src"
+    shutil.copytree(synthetic_tree, dest)
+    return dest

@@ -13,7 +13,7 @@ from snl_video.data import decoding
 from snl_video.data.decoding import BACKENDS, available_backends, decode_all, has_frame_reordering, read_frames
 from snl_video.data.synthetic import encode_avi
 
-from .conftest import moving_frames
+from ..helpers import moving_frames
 
 CLIP = 16
 FRAMES = 28  # 13 clip positions, the last one ending on the last frame
@@ -91,9 +91,10 @@ def packed_avi(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_fallback_state(monkeypatch):
-    monkeypatch.setattr(decoding, "_FALLBACKS", {})
-    monkeypatch.setattr(decoding, "_WARNED_FALLBACK", set())
+def _fresh_fallback_state():
+    decoding.forget_fallbacks()
+    yield
+    decoding.forget_fallbacks()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -140,8 +141,8 @@ def test_a_failing_backend_falls_back_to_pyav_once_per_video_with_one_warning(bf
         calls.append(wanted)
         raise RuntimeError("Requested next frame while there are no more frames left to decode.")
 
-    monkeypatch.setitem(decoding._READERS, "decord", broken)
-    monkeypatch.setattr(decoding, "_importable", lambda backend: True)
+    monkeypatch.setitem(decoding.READERS, "decord", broken)
+    monkeypatch.setattr(decoding, "backend_importable", lambda backend: True)
     reference = torch.from_numpy(decode_all(bframe_avi))
     with caplog.at_level(logging.WARNING, logger="snl_video.data.decoding"):
         first = read_frames(bframe_avi, list(range(12, 28)), backend="decord")
@@ -157,7 +158,7 @@ def test_past_the_end_is_still_an_error_with_the_backends_message(bframe_avi, mo
     def short(path, wanted):
         raise IndexError(f"frame {wanted[-1]} requested but the backend sees {FRAMES} frames")
 
-    monkeypatch.setitem(decoding._READERS, "decord", short)
-    monkeypatch.setattr(decoding, "_importable", lambda backend: True)
+    monkeypatch.setitem(decoding.READERS, "decord", short)
+    monkeypatch.setattr(decoding, "backend_importable", lambda backend: True)
     with pytest.raises(decoding.DecodeError, match=f"decord failed.*sees {FRAMES} frames"):
         read_frames(bframe_avi, [FRAMES], backend="decord")

@@ -151,7 +151,7 @@ def test_interrupted_download_resumes_with_range_and_extracts_nested_rars(hmdb_s
 
 
 def test_an_offline_download_does_not_claim_a_partial_file_is_kept(hmdb_server, tmp_path):
-    """No connection: nothing was written, and the message says so (issue 20 item 11: it said a
+    """No connection: nothing was written, and the message says so (it used to say a
     ``.part`` file "is kept" when none existed)."""
     import socket
 

@@ -25,14 +25,6 @@ from snl_video.data.synthetic import encode_avi
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def tree(synthetic_tree, tmp_path) -> Path:
-    """A private copy of the synthetic tree (tests break videos in it)."""
-    dest = tmp_path / "src"
-    shutil.copytree(synthetic_tree, dest)
-    return dest
-
-
 def _videos(tree: Path) -> list[str]:
     return sorted(p.relative_to(tree / "UCF-101").as_posix() for p in (tree / "UCF-101").rglob("*.avi"))
 
@@ -324,10 +316,10 @@ def test_jpeg_clip_reads_match_pil_on_the_hand_parsed_container(tmp_path, monkey
     frames = rng.integers(0, 256, (600, 16, 24, 3), dtype=np.uint8)
     path = tmp_path / "v.jpegs"
     prepared.save_jpeg_frames(path, frames)
-    assert 16 + 8 * 601 > prepared._HEAD_READ
+    assert 16 + 8 * 601 > prepared.HEAD_READ_BYTES
     expected = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in _parse_jpegs_by_hand(path)])
     if decoder == "pil":  # also the seek + read path of platforms without os.pread/preadv (Windows)
-        monkeypatch.setattr(prepared, "_jpeg_decoder", prepared._pil_decode)
+        monkeypatch.setattr(prepared, "jpeg_decoder", lambda: prepared.pil_decode)
         monkeypatch.delattr(os, "preadv")
         monkeypatch.delattr(os, "pread")
     for clip in ([0], list(range(584, 600)), list(range(100, 132, 2)), [7, 3, 3, 599, 0, 7]):

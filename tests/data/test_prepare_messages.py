@@ -11,13 +11,6 @@ from snl_video.cli import main
 from snl_video.data.prepare import MissingVideosError, PrepareSettings, prepare_ucf101
 
 
-@pytest.fixture
-def tree(synthetic_tree, tmp_path) -> Path:
-    dest = tmp_path / "src"
-    shutil.copytree(synthetic_tree, dest)
-    return dest
-
-
 def _classes(tree: Path) -> list[str]:
     return sorted(p.name for p in (tree / "UCF-101").iterdir() if p.is_dir())
 

@@ -1,5 +1,5 @@
 """Every prepare setting that decides which video lands in which subset is recorded, and a
-rerun that would change it is refused naming the setting, with nothing overwritten (issue 20 item 2)."""
+rerun that would change it is refused naming the setting, with nothing overwritten."""
 
 from __future__ import annotations
 

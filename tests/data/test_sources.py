@@ -140,7 +140,7 @@ def test_list_formats_mmaction2_slowfast_and_csv_give_one_manifest(tmp_path):
 
 
 def test_list_paths_with_spaces_work_unquoted_quoted_and_in_csv(tmp_path):
-    """A listed path with spaces (issue 20 item 11: a generic parse error before)."""
+    """A listed path with spaces (a generic parse error before)."""
     classes = tmp_path / "classes.txt"
     classes.write_text("run\njump\n")
     (tmp_path / "plain").mkdir()

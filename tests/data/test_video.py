@@ -3,7 +3,6 @@ one reader and one centre clip, shared by datasets, predict, explain, spectrum a
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,26 +18,13 @@ from snl_video.data.video import (
     read_entry_frames,
 )
 
-
-def _encode(path, codec: str, count: int = 23) -> np.ndarray:
-    import av
-
-    frames = np.random.default_rng(count).integers(0, 255, (count, 48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return frames
+from ..helpers import write_random_video
 
 
 @pytest.mark.parametrize("ext, codec", [(".mkv", "mpeg4"), (".webm", "libvpx"), (".avi", "mpeg4")])
 def test_frame_count_equals_the_frames_decoded(tmp_path, ext, codec):
     path = tmp_path / f"v{ext}"
-    _encode(path, codec, count=23)
+    write_random_video(path, num_frames=23, codec=codec, seed=23)
     decoded = len(decode_all(path))  # the reference: every frame, decoded
     assert count_frames(path) == decoded == 23
     if ext in (".mkv", ".webm"):
@@ -47,9 +33,9 @@ def test_frame_count_equals_the_frames_decoded(tmp_path, ext, codec):
 
 def test_frame_count_follows_a_rewritten_file(tmp_path):
     path = tmp_path / "v.webm"
-    _encode(path, "libvpx", count=12)
+    write_random_video(path, num_frames=12, codec="libvpx", seed=12)
     assert count_frames(path) == 12
-    _encode(path, "libvpx", count=17)  # same path, new content: the cache is keyed by size and mtime too
+    write_random_video(path, num_frames=17, codec="libvpx", seed=17)  # same path, new content: the cache is keyed by size and mtime too
     assert count_frames(path) == 17
 
 
@@ -66,7 +52,7 @@ def test_centre_clip_and_entry_reader(tmp_path):
     from snl_video.data.datasets import VideoEntry
 
     path = tmp_path / "v.webm"
-    _encode(path, "libvpx", count=20)
+    write_random_video(path, num_frames=20, codec="libvpx", seed=20)
     clip = read_centre_clip(path, num_frames=6, sampling_stride=2)
     indices = center_clip(20, clip_len=6, stride=2)[0]
     assert torch.equal(clip, read_frames(path, indices))
@@ -84,7 +70,7 @@ def test_a_dataset_of_video_files_takes_containers_without_a_count(tmp_path):
     from snl_video.data.datasets import ClipDataset, VideoEntry
 
     path = tmp_path / "v.mkv"
-    frames = _encode(path, "mpeg4", count=20)
+    frames = write_random_video(path, num_frames=20, codec="mpeg4", seed=20)
     ds = ClipDataset([VideoEntry(str(path), 0)], functools.partial(read_entry_frames, backend=None), mode="clip",
                      clip_len=4, stride=1, count_frames=count_entry_frames)
     clip = ds[0]["clip"]

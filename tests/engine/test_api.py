@@ -14,7 +14,7 @@ import pytest
 import snl_video
 from snl_video.cli import main
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 VERBS = ["train", "evaluate", "predict", "explain", "export", "features", "spectrum", "compare", "prepare", "study",
          "publish"]

@@ -68,13 +68,13 @@ def test_the_shipped_snl_recipe_fine_tunes_from_the_registry_checkpoint(tiny_pre
     clip size and length overridden): the registry name finds the Hara 2017 file in the
     offline cache, the backbone loads, the SNL block is placed before res4's last block,
     one epoch trains, the evaluation and `compare` run. (The baseline recipe differs only in
-    `nonlocal_blocks`: every shipped recipe is validated in tests/test_config.py.)"""
+    `nonlocal_blocks`: every shipped recipe is validated in tests/config/test_validation.py.)"""
     from pathlib import Path
 
     from snl_video.cli import main
     from snl_video.engine.checkpoint import load_checkpoint
 
-    from .conftest import NUM_CLASSES
+    from ..helpers import NUM_CLASSES
 
     repo = Path(__file__).resolve().parents[2]
     torch.manual_seed(0)

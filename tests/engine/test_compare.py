@@ -7,7 +7,7 @@ import json
 from snl_video.cli import main
 from snl_video.config import save_config
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _fake_run(root, name, nonlocal_blocks, top1, top5, data_root):
@@ -104,7 +104,7 @@ def _named_run(root, folder, name, nonlocal_blocks, top1, data_root):
 
 
 def test_runs_of_one_name_and_kind_are_labelled_apart_and_identical_curves_do_not_hide(tmp_path, capsys, monkeypatch):
-    """SNL, Cayley and ARMA runs of one recipe name read apart (issue 20 item 11: all ``snl``),
+    """SNL, Cayley and ARMA runs of one recipe name read apart (before, all read ``snl``),
     and a run whose curves equal another's is said to be identical to it."""
     import matplotlib.pyplot as plt
 

@@ -8,7 +8,7 @@ import json
 from snl_video.cli import main
 from snl_video.config import save_config
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def _run(root, name, *, clips, crops, videos, epoch, data_root, nonlocal_blocks=None):

@@ -18,7 +18,7 @@ from snl_video.engine.builders import build_model_from_config
 from snl_video.engine.checkpoint import save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 
-from .conftest import NUM_CLASSES, tiny_config
+from ..helpers import NUM_CLASSES, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 

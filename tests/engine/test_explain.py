@@ -95,7 +95,7 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
     png = tmp_path / f"{key}_grid.png"
     from PIL import Image
 
-    from snl_video.engine.explain import GRID_LEFT, GRID_RIGHT, GRID_TITLE, GRID_TOP, _normalise, _overlay
+    from snl_video.engine.explain import GRID_LEFT, GRID_RIGHT, GRID_TITLE, GRID_TOP, normalise_maps, overlay_heatmap
 
     top = GRID_TOP + GRID_TITLE
     P = 144  # the 48 px frames are drawn 3 times as large: at least 112 px per panel
@@ -104,13 +104,13 @@ def test_rendered_rows_are_rows_of_the_dense_affinity(kind, options, video, tmp_
         grid = np.asarray(im.convert("RGB"))
     # the labels sit in the margins: every panel is the overlay of its frame (each pixel a 3x3
     # block), untouched but for the query's marker (in its own frame only)
-    heat = _normalise(maps)
+    heat = normalise_maps(maps)
     for r, (tq, _, _) in enumerate(queries):
         for t in range(8):
             if t == tq:
                 continue
             panel = grid[top + r * P: top + (r + 1) * P, GRID_LEFT + t * P: GRID_LEFT + (t + 1) * P]
-            overlay = _overlay(frames_shown[t], heat[r, t])
+            overlay = overlay_heatmap(frames_shown[t], heat[r, t])
             np.testing.assert_array_equal(panel, np.repeat(np.repeat(overlay, 3, axis=0), 3, axis=1))
     assert (grid[:top, GRID_LEFT:] < 128).any() and (grid[top:, :GRID_LEFT] < 128).any()  # labels drawn
     with Image.open(tmp_path / f"{key}.gif") as im:
@@ -181,8 +181,8 @@ def _loaded_without_blocks() -> InferenceModel:
 
 def test_the_grid_has_a_colour_bar_of_the_colormap_and_readable_panels(tmp_path):
     """The grid PNG carries a colour bar (the overlay's colormap from a row's max at the top to
-    its min at the bottom) and each row's value range; panels are at least 112 px (issue 20
-    item 11: a 536x196 grid without a scale)."""
+    its min at the bottom) and each row's value range; panels are at least 112 px (before:
+    a 536x196 grid without a scale)."""
     from matplotlib import colormaps
     from PIL import Image
 

@@ -21,7 +21,7 @@ from snl_video.engine.loading import InferenceModel
 from snl_video.errors import InvalidValueError
 from snl_video.nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 # Transform-domain kinds at the tiny 4x8x8 clip: BAT needs maps that are multiples of s
@@ -235,7 +235,7 @@ def _tamper_after_writing(monkeypatch: pytest.MonkeyPatch, scale: float) -> None
     """Make export change the program's head weights on disk right after writing it (before --verify runs)."""
     from snl_video.engine import export as export_module
 
-    write = export_module._atomic_output
+    write = export_module.atomic_output
 
     def write_then_tamper(path, writer):
         write(path, writer)
@@ -245,7 +245,7 @@ def _tamper_after_writing(monkeypatch: pytest.MonkeyPatch, scale: float) -> None
             program.state_dict[key].mul_(scale)
         torch.export.save(program, str(path))
 
-    monkeypatch.setattr(export_module, "_atomic_output", write_then_tamper)
+    monkeypatch.setattr(export_module, "atomic_output", write_then_tamper)
 
 
 @needs_native_bf16

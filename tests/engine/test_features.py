@@ -20,7 +20,7 @@ from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.features import extract_features
 from snl_video.engine.loading import load_inference_model
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_per_clip_layer_list_file_and_prepared(setup, tiny_prepared, tmp_path, c
     with open(tmp_path / "p" / "index.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["label"]), r["class_name"]) for r in rows] == list(zip(index.label, index.class_name))
-    # the subset of each video, from the prepared index's subset_<split> column (issue 20 item 11)
+    # the subset of each video, from the prepared index's subset_<split> column
     assert [r["subset"] for r in rows] == list(index.subset_1) and {r["subset"] for r in rows} == {"train", "test"}
     assert one.shape == (model.fc.in_features,)
 

@@ -21,7 +21,7 @@ from snl_video.engine.checkpoint import (
 from snl_video.engine.loading import load_inference_model, model_from_training_state
 from snl_video.inputspec import InputSpec
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 NAMES = ["down", "left", "right", "up"]
 

@@ -21,7 +21,7 @@ from snl_video.engine.builders import build_dataset, build_model_from_config, no
 from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.evaluate import run_evaluation
 
-from .conftest import NUM_CLASSES, tiny_config
+from ..helpers import NUM_CLASSES, tiny_config, write_random_video
 
 
 @pytest.fixture(scope="module")
@@ -189,21 +189,11 @@ def test_a_pickle_that_runs_code_is_refused_by_checkpoint_and_weights(video_run,
 
 @pytest.mark.parametrize("ext, codec", [(".mkv", "mpeg4"), (".webm", "libvpx"), (".mp4", "mpeg4")])
 def test_other_containers_including_ones_without_a_frame_count(video_run, tmp_path, ext, codec):
-    import av
-
     from snl_video.data.sampling import uniform_clips
 
     _, ckpt, model, _ = video_run
-    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
     path = tmp_path / f"v{ext}"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
+    write_random_video(path, num_frames=20, codec=codec, seed=0)
     (pred,) = snl_video.predict(path, checkpoint=ckpt, num_crops=1).predictions
     assert pred.end_s == pytest.approx(20 / 25)  # counted by decoding where the container declares no count
     transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0), size=40, crops=1)
@@ -267,25 +257,12 @@ def test_the_top_k_clamp_note_is_shown_once(video_run, capsys, caplog):
     assert shown == 1
 
 
-def _write_mp4(path: Path, num_frames: int) -> Path:
-    import av
-
-    frames = np.random.default_rng(1).integers(0, 255, (num_frames, 48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
-    return path
-
-
 def test_a_video_shorter_than_a_clip_gets_a_note(video_run, tmp_path, capsys):
     _, ckpt, _, _ = video_run  # clips of 6 frames every 2: 11 frames
-    short = _write_mp4(tmp_path / "one.mp4", 1)
-    long = _write_mp4(tmp_path / "long.mp4", 12)
+    short = tmp_path / "one.mp4"
+    write_random_video(short, num_frames=1, seed=1)
+    long = tmp_path / "long.mp4"
+    write_random_video(long, num_frames=12, seed=1)
     result = snl_video.predict([short, long], checkpoint=ckpt, top_k=1)
     assert len(result.predictions) == 2
     (note,) = [n for n in result.notes if "shorter than one clip" in n]
@@ -296,11 +273,14 @@ def test_a_video_shorter_than_a_clip_gets_a_note(video_run, tmp_path, capsys):
 
 def test_a_timeline_over_a_video_shorter_than_a_clip_or_a_window_gets_a_note(video_run, tmp_path, capsys):
     """``--window-seconds``: the short-video note of whole-video predict, and one for a video shorter
-    than one window (issue 20 item 11: streamed windows said nothing)."""
+    than one window (streamed windows used to say nothing)."""
     _, ckpt, _, _ = video_run  # clips of 6 frames every 2: 11 frames; the videos are at 25 fps
-    short = _write_mp4(tmp_path / "one.mp4", 1)
-    brief = _write_mp4(tmp_path / "brief.mp4", 12)  # 0.48 s: longer than a clip, shorter than a 1 s window
-    long = _write_mp4(tmp_path / "long.mp4", 60)  # 2.4 s
+    short = tmp_path / "one.mp4"
+    write_random_video(short, num_frames=1, seed=1)
+    brief = tmp_path / "brief.mp4"
+    write_random_video(brief, num_frames=12, seed=1)  # 0.48 s: longer than a clip, shorter than a 1 s window
+    long = tmp_path / "long.mp4"
+    write_random_video(long, num_frames=60, seed=1)  # 2.4 s
     result = snl_video.predict([short, brief, long], checkpoint=ckpt, top_k=1, window_seconds=1.0,
                                stride_seconds=1.0)
     assert {p.video for p in result.predictions} == {str(short), str(brief), str(long)}

@@ -20,7 +20,7 @@ from snl_video.engine.predict import predict, window_clips
 from snl_video.inputspec import InputSpec
 from snl_video.models import build_model
 
-from ..data.conftest import moving_frames
+from ..helpers import moving_frames
 
 
 @pytest.fixture(scope="module")

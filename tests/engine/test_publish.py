@@ -16,7 +16,7 @@ from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 from snl_video.engine.loading import load_inference_model
 from snl_video.engine.publish import publish_model, write_safetensors
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 NAMES = ["down", "left", "right", "up"]
 METRICS = {"clip_top1": 62.5, "clip_top5": 100.0, "video_top1": 75.0, "video_top5": 100.0,

@@ -22,7 +22,7 @@ from snl_video.engine.runtime import (
     thread_flushes_denormals,
 )
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 _HAS_FTZ = torch.set_flush_denormal(False)  # False where the CPU has no such mode (not x86 SSE3)
 needs_ftz = pytest.mark.skipif(not _HAS_FTZ, reason="this CPU has no flush-to-zero mode")
@@ -169,13 +169,13 @@ def _train_recording_flush(tiny_prepared: Path, out: Path, monkeypatch: pytest.M
     from snl_video.engine import train as train_module
 
     seen: list[bool] = []
-    original = train_module._train_one_epoch
+    original = train_module.train_one_epoch
 
     def recording(*args, **kwargs):
         seen.append(flush_denormal_active())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "_train_one_epoch", recording)
+    monkeypatch.setattr(train_module, "train_one_epoch", recording)
     cfg = tiny_config(tiny_prepared, out, schedule={"epochs": 1}, runtime=runtime_values)
     train_module.train(cfg)
     return seen

@@ -12,7 +12,8 @@ from torch import nn
 from snl_video.engine.spectrum import affinity_eigenvalues, compute_spectra, write_spectrum_report
 from snl_video.nonlocal_blocks import build_nonlocal
 
-from ..nonlocal_blocks.test_formulas import randomise
+from ..helpers import write_random_video
+from ..nonlocal_blocks.reference import randomise
 
 
 class TinyNet(nn.Module):
@@ -135,22 +136,12 @@ def test_cli_spectrum_on_a_video(tmp_path):
 def test_load_clip_takes_a_container_without_a_frame_count(tmp_path):
     # .webm declares no frame count: the clip is the centre of the frames counted by decoding,
     # as predict / explain take it (before: "the container does not declare a frame count")
-    import av
-
     from snl_video.data.decoding import read_frames
     from snl_video.data.transforms import eval_transform
     from snl_video.engine.spectrum import load_clip
 
-    frames = np.random.default_rng(0).integers(0, 255, (20, 48, 64, 3), dtype=np.uint8)
     path = tmp_path / "v.webm"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libvpx", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
+    write_random_video(path, num_frames=20, codec="libvpx", seed=0)
     norm = {"mean": (0.5,) * 3, "std": (0.25,) * 3}
     clip = load_clip(path, num_frames=8, size=32, normalization=norm)
     expected = eval_transform(norm, size=32, crops=1)(read_frames(path, list(range(6, 14)))).unsqueeze(0)

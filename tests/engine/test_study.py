@@ -210,7 +210,7 @@ def test_every_shipped_study_spec_resolves_and_builds(spec_file):
 def test_a_cell_trained_on_another_training_set_is_listed_missing_with_the_reason(smoke_study, tiny_prepared,
                                                                                   tmp_path):
     """A finished cell whose run record names other training videos than the study's data holds
-    now (re-split in place since) does not count: listed in ``missing`` saying so (issue 20)."""
+    now (re-split in place since) does not count: listed in ``missing`` saying so."""
     import shutil
 
     from snl_video.engine.study import aggregate_study

@@ -23,7 +23,7 @@ from snl_video.engine.metric_log import read_history
 from snl_video.engine.train import train
 from snl_video.engine.trackers import TRACKERS_RECORD
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None, ""}
 
@@ -271,7 +271,7 @@ def test_a_tracker_that_is_not_installed_is_a_config_error_before_anything_is_bu
     def must_not_build(*args, **kwargs):
         raise AssertionError("the model was built before the tracker check")
 
-    monkeypatch.setattr(train_module, "_build_run", must_not_build)
+    monkeypatch.setattr(train_module, "build_model_from_config", must_not_build)
     cfg = tiny_config(tiny_prepared, tmp_path / "run", runtime={"loggers": ["csv", missing]})
     with pytest.raises(ConfigError) as info:
         train(cfg)
@@ -286,7 +286,8 @@ def test_an_mlflow_store_this_install_cannot_open_is_an_error_before_anything_is
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "false")  # MLflow 3 refuses its file store without it
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://x")
-    monkeypatch.setattr(train_module, "_build_run", lambda *a, **k: pytest.fail("built before the store check"))
+    monkeypatch.setattr(train_module, "build_model_from_config",
+                        lambda *a, **k: pytest.fail("built before the store check"))
     with pytest.raises(UserError, match="runtime.loggers has mlflow, but its tracking store nosuchscheme://x cannot be "
                                         "opened.*MLFLOW_TRACKING_URI"):
         train(tiny_config(tiny_prepared, tmp_path / "run", runtime={"loggers": ["mlflow"]}))

@@ -17,7 +17,7 @@ from snl_video.errors import InvalidValueError
 from snl_video.engine.train import NonFiniteLossError, freeze_until, train
 from snl_video.models import build_model
 
-from .conftest import NUM_CLASSES, tiny_config
+from ..helpers import NUM_CLASSES, tiny_config
 
 
 def test_tiny_run_learns_and_evaluates(tiny_prepared, tmp_path):

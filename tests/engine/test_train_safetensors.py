@@ -11,7 +11,7 @@ from snl_video.config import ConfigError, config_from_dict, config_to_dict
 from snl_video.engine.checkpoint import load_training_checkpoint
 from snl_video.engine.train import train
 
-from .conftest import tiny_config
+from ..helpers import tiny_config
 
 
 def test_safetensors_weights_equal_the_checkpoints_model_state(tiny_prepared, tmp_path):

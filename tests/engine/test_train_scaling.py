@@ -22,8 +22,12 @@ from snl_video.engine.builders import build_dataset
 from snl_video.engine.checkpoint import load_checkpoint
 from snl_video.engine.train import read_history, train
 
-from ..helpers import assert_same_up_to_summation_order, bn_on_running_statistics
-from .conftest import tiny_config
+from ..helpers import (
+    assert_same_up_to_summation_order,
+    bn_on_running_statistics,
+    build_models_on_running_statistics,
+    tiny_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +53,7 @@ def _assert_same_training(a: Path, b: Path) -> None:
 
 
 # Runs `snl_video.cli` with every BatchNorm of the trained model on running statistics (the
-# in-process reference runs get the same through `_well_conditioned`): gradient all-reduce and
+# in-process reference runs get the same through `build_models_on_running_statistics`): gradient all-reduce and
 # accumulation sum in different orders, which batch statistics over 1x2x2 maps would amplify.
 _CLI_ON_RUNNING_STATISTICS = """\
 import sys
@@ -72,26 +76,13 @@ def _cli_script(tmp_path: Path) -> str:
     return str(script)
 
 
-def _well_conditioned(monkeypatch) -> None:
-    from snl_video.engine import train as train_module
-
-    real_build = train_module.build_model_from_config
-
-    def build(*args, **kwargs):
-        model = real_build(*args, **kwargs)
-        bn_on_running_statistics(model)
-        return model
-
-    monkeypatch.setattr(train_module, "build_model_from_config", build)
-
-
 def _epoch_records(run: Path) -> list[dict]:
     return [h for h in read_history(run) if h["kind"] == "epoch"]
 
 
 def test_two_process_gloo_training_equals_one_process_with_accumulation(tiny_prepared, tmp_path, monkeypatch):
     # batch 1 per step; BatchNorm on running statistics in both runs (see _CLI_ON_RUNNING_STATISTICS)
-    _well_conditioned(monkeypatch)
+    build_models_on_running_statistics(monkeypatch)
     n_train = len(build_dataset(tiny_config(tiny_prepared, tmp_path / "x"), subset="train", mode="train"))
     assert n_train % 2 == 0, "an even count: no DistributedSampler padding, the two runs see the same clips"
     sections = dict(data={"batch_size": 1}, schedule={"epochs": 2, "kind": "step", "step_size": 1, "gamma": 0.5},
@@ -129,7 +120,7 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_cleanly(tiny_prepa
         "import os, sys, torch\n"
         "from snl_video.cli import main\n"
         "from snl_video.engine import train as t\n"
-        "real = t._train_one_epoch\n"
+        "real = t.train_one_epoch\n"
         "def patched(*args, epoch, **kwargs):\n"
         "    if epoch == 1 and os.environ['RANK'] == '1':\n"
         "        class NanLoss(torch.nn.CrossEntropyLoss):\n"
@@ -137,7 +128,7 @@ def test_a_non_finite_loss_on_one_process_stops_every_process_cleanly(tiny_prepa
         "                return super().forward(input, target) * float('nan')\n"
         "        t.nn.CrossEntropyLoss = NanLoss\n"
         "    return real(*args, epoch=epoch, **kwargs)\n"
-        "t._train_one_epoch = patched\n"
+        "t.train_one_epoch = patched\n"
         f"sys.exit(main(['train', '--config', {str(config_file)!r}]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -258,7 +249,7 @@ def test_two_torchrun_nodes_without_a_shared_output_dir_train_and_evaluate(tiny_
     # work although only global rank 0's folder holds the checkpoint.
     from snl_video.engine.evaluate import run_evaluation
 
-    _well_conditioned(monkeypatch)  # BatchNorm on running statistics here and in the nodes' processes
+    build_models_on_running_statistics(monkeypatch)  # BatchNorm on running statistics here and in the nodes' processes
     sections = dict(data={"batch_size": 1}, schedule={"epochs": 1, "kind": "step", "step_size": 1, "gamma": 0.5},
                     optim={"lr": 0.01}, eval={"num_clips": 1})
     one = train(tiny_config(tiny_prepared, tmp_path / "one", runtime={"grad_accum_steps": 2}, **sections))

@@ -18,7 +18,7 @@ EXPECTED = [
     "slowfast_r50", "x3d_xs", "x3d_s", "x3d_m",
 ]  # fmt: skip
 # torchvision's transformer / separable baselines: no non-local placement, MViT and S3D need
-# 16x224² clips (tests/models/test_torchvision_baselines.py covers them).
+# 16x224² clips (tests/models/test_torchvision_video.py covers them).
 BASELINES = ["mvit_v2_s", "swin3d_t", "s3d"]
 HEAVY = {"r3d101", "r3d152", "r3d200"}  # > 80 M parameters: slow on 2 CPU cores
 

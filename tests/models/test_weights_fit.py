@@ -1,6 +1,6 @@
 """The model families' own explanations of a checkpoint that does not fit (unit level; the
-end-to-end errors through build_model are in tests/weights/test_finetune.py, test_ffc.py and
-test_converters.py)."""
+end-to-end errors through build_model are in tests/weights/test_loading_finetune.py, test_ffc.py and
+tests/weights/test_formats_converters.py)."""
 
 from __future__ import annotations
 

@@ -191,3 +191,101 @@ def arma_fixed_point(a: Tensor, z: Tensor, w: Tensor, v: Tensor) -> Tensor:
         cols = [torch.linalg.solve(eye - w[k, c] * a, zv[..., c:c + 1]) for c in range(w.shape[1])]
         outs.append(torch.cat(cols, dim=-1))
     return sum(outs) / len(outs)
+
+
+# -- a block's forward pass from these formulas, reading its parameters ---------------------------
+
+def randomise(block: torch.nn.Module) -> torch.nn.Module:
+    """Move a block off the identity (its output norm starts at zero): random norm affine
+    parameters and BN statistics, eval mode."""
+    g = torch.Generator().manual_seed(1)
+    norm = block.out_norm
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(norm.weight.shape, generator=g, dtype=norm.weight.dtype) + 0.5)
+        norm.bias.copy_(torch.randn(norm.bias.shape, generator=g, dtype=norm.bias.dtype) * 0.1)
+        if isinstance(norm, torch.nn.BatchNorm3d):
+            norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=g, dtype=norm.running_mean.dtype))
+            norm.running_var.copy_(torch.rand(norm.running_var.shape, generator=g, dtype=norm.running_var.dtype) + 0.5)
+    return block.eval()
+
+
+def mat(conv) -> torch.Tensor:
+    return conv_matrix(conv)
+
+
+def filter_output(block, x: torch.Tensor) -> torch.Tensor:
+    """The block's pre-norm filter output ``u`` as ``(B, C, N)``, from the formulas."""
+    kind, opts = block.kind, block.options
+    b, c = x.shape[:2]
+    xf = x.reshape(b, c, -1)
+    th, ph, z = project(block.theta, xf), project(block.phi, xf), project(block.g, xf)
+    cs = th.shape[1]
+    if kind == "snl_a2" or (kind == "gsnl" and opts.get("affinity", "softmax") == "softmax"):
+        a = nl_affinity(th, ph, cs**-0.5 if opts.get("scale") else 1.0)
+    else:
+        a = snl_affinity(th, ph)
+    zn = z.transpose(1, 2)  # (B, N, C_s)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype)
+    if kind == "snl_a1":
+        u = (a @ zn) @ mat(block.w2).T
+    elif kind == "snl_a2":
+        u = zn @ mat(block.w1).T + (a @ zn) @ mat(block.w2).T
+    elif kind == "gsnl":
+        u = zn @ mat(block.w1).T + (a @ zn) @ mat(block.w2).T + ((2 * a - eye) @ zn) @ mat(block.w3).T
+    else:
+        flt = opts.get("filter", "chebyshev")
+        if flt == "chebyshev":
+            u, az = zn @ mat(block.w1).T, zn
+            for k in range(1, opts.get("order", 1) + 1):
+                az = a @ az
+                u = u + az @ mat(getattr(block, f"w{k + 1}")).T
+        elif flt == "cayley":
+            order = opts.get("order", 1)
+            zoom = torch.nn.functional.softplus(block.filter.raw_zoom).item()
+            w_re = [mat(getattr(block, f"w{j}_re")) for j in range(1, order + 1)]
+            w_im = [mat(getattr(block, f"w{j}_im")) for j in range(1, order + 1)]
+            u = cayley_dense(a, zn, zoom, mat(block.w0), w_re, w_im)
+        elif flt == "cayley_official":
+            u = cayley_official_dense(a, zn, mat(block.w1), mat(block.w2), mat(block.filter.w_h))
+        elif flt == "arma":
+            fb, sk = block.filter.feedback, block.filter.skip
+            if opts.get("feedback") == "diagonal":
+                fb = torch.tanh(fb)
+            if opts.get("solver") == "exact":
+                s = arma_fixed_point(a, zn, fb[:, 0], sk[:, 0])
+            else:
+                layers = opts.get("layers", 1)
+                pick = (lambda t: 0) if fb.shape[1] == 1 else (lambda t: t)
+                feedback = [[fb[k, pick(t)] for t in range(layers)] for k in range(fb.shape[0])]
+                skip = [[sk[k, pick(t)] for t in range(layers)] for k in range(sk.shape[0])]
+                s = arma_recursion(a, zn, feedback, skip, relu=opts.get("activation_inner", "relu") == "relu")
+            u = s @ mat(block.w_out).T
+        else:  # pragma: no cover
+            raise AssertionError(flt)
+    return u.transpose(1, 2)
+
+
+def formula_forward(block, x: torch.Tensor) -> torch.Tensor:
+    u = batchnorm_eval(block.bn, filter_output(block, x))
+    if block.activation == "relu":
+        u = torch.relu(u)
+    return x + u.reshape(x.shape)
+
+
+def input_with_isolated_nodes(dtype: torch.dtype, channels: int = 16) -> Tensor:
+    """A ``(2, channels, 3, 5, 4)`` map where two positions have zero features, hence zero
+    degree in the graph."""
+    x = torch.randn(2, channels, 3, 5, 4, dtype=dtype)
+    x[:, :, 0, 0, 0] = 0
+    x[1, :, 2, 4, 3] = 0
+    return x
+
+
+def grads(block, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The block's output, the input's gradient and every parameter's gradient under a loss
+    that weighs each output element differently."""
+    x = x.clone().requires_grad_(True)
+    out = block(x)
+    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
+    loss.backward()
+    return out.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
