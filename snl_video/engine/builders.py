@@ -20,7 +20,7 @@ from ..errors import InvalidValueError, MissingFileError
 from ..config import ExperimentConfig, NonLocalConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
 from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, input_transform, train_transform
-from ..inputspec import InputSpec
+from ..inputspec import InputSpec, rgb_triple
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
     data = cfg.data
     if data.mean is None or data.std is None:  # (given mean/std with no value_scale: 1, as documented)
         norm = normalization_from_config(cfg)
-        data = dataclasses.replace(data, mean=tuple(norm.mean), std=tuple(norm.std), value_scale=float(norm.value_scale))
+        data = dataclasses.replace(data, mean=rgb_triple(norm.mean), std=rgb_triple(norm.std), value_scale=float(norm.value_scale))
         source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
                   else "the default")
         implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
@@ -178,7 +178,7 @@ def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
     statistics (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
     if cfg.data.mean is not None and cfg.data.std is not None:
         scale = cfg.data.value_scale if cfg.data.value_scale is not None else 1.0
-        return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), float(scale))
+        return NormalizationSpec(rgb_triple(cfg.data.mean), rgb_triple(cfg.data.std), float(scale))
     if cfg.pretrained is not None:
         from ..weights import eval_transform_params, list_weights
 
