@@ -173,7 +173,7 @@ class CompactGeneralizedAffinity(AffinityBuilder):
             theta,
             phi,
             groups=self.groups,
-            kernel=self.kernel,  # type: ignore[arg-type]
+            kernel=self.kernel,
             taylor_order=self.taylor_order,
             gamma=self.gamma,
             scale=factor,
