@@ -134,9 +134,11 @@ def _stage_depths(name: str, options: dict[str, Any]) -> dict[str, int] | None:
 
     try:
         spec = model_entry(name).make_spec(**options)
-        return dict(spec.stage_depths())
     except (InvalidValueError, TypeError, ValueError, AttributeError):
         return None
+    if not hasattr(spec, "stage_depths"):  # torchvision's baselines: no stages to place blocks in
+        return None
+    return dict(spec.stage_depths())
 
 
 def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True) -> nn.Module:
@@ -148,7 +150,7 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
     from ..models import build_model
 
     cfg = resolve_recipe(cfg).config
-    spec = None
+    spec: dict[str, Any] | None = None
     if cfg.nonlocal_blocks is not None:
         nl = cfg.nonlocal_blocks
         spec = {"kind": nl.kind, "options": dict(nl.options)}
@@ -224,6 +226,7 @@ def build_dataset(
             raise MissingFileError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --output-dir "
                                     f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
+    assert d.splits_dir is not None  # the config's validation requires it with a decoding backend
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)
 
 
