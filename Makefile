@@ -41,7 +41,7 @@ lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # The type check, part of `make test`: mypy over the whole package snl_video/ ([tool.mypy] in
-# pyproject.toml: default strictness, torch's and numpy's own annotations). scripts/ and tests/ are
+# pyproject.toml: default strictness plus check_untyped_defs, against torch's and numpy's own annotations). scripts/ and tests/ are
 # not type-checked (thin entry points and test code, mostly unannotated). About 30 s of CPU
 # from cold, 10 s with its cache (.mypy_cache/, kept between runs; `make clean` removes it).
 typecheck: $(STAMP)
