@@ -41,9 +41,10 @@ lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # The type check, part of `make test`: mypy over the whole package snl_video/ ([tool.mypy] in
-# pyproject.toml: default strictness plus check_untyped_defs, against torch's and numpy's own annotations). scripts/ and tests/ are
-# not type-checked (thin entry points and test code, mostly unannotated). About 30 s of CPU
-# from cold, 10 s with its cache (.mypy_cache/, kept between runs; `make clean` removes it).
+# pyproject.toml: default strictness plus check_untyped_defs, against torch's and numpy's own
+# annotations). scripts/ and tests/ are not type-checked (thin entry points and test code, mostly
+# unannotated). About 30 s of CPU from cold, 10 s with its cache (.mypy_cache/, kept between
+# runs; `make clean` removes it).
 typecheck: $(STAMP)
 	$(VPY) -m mypy
 

@@ -112,7 +112,8 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
     data = cfg.data
     if data.mean is None or data.std is None:  # (given mean/std with no value_scale: 1, as documented)
         norm = normalization_from_config(cfg)
-        data = dataclasses.replace(data, mean=rgb_triple(norm.mean), std=rgb_triple(norm.std), value_scale=float(norm.value_scale))
+        data = dataclasses.replace(data, mean=rgb_triple(norm.mean), std=rgb_triple(norm.std),
+                                   value_scale=float(norm.value_scale))
         source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
                   else "the default")
         implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),

@@ -534,7 +534,8 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
     """Refuse bad predict arguments before anything loads, naming the flag."""
     if (window is None) != (stride is None):
         raise InvalidValueError("--window-seconds and --stride-seconds go together (seconds): give both, or neither for whole videos")
-    if window is not None and stride is not None and not (0 < window < math.inf and 0 < stride < math.inf):  # also nan (a float to argparse)
+    # (both or neither: checked above; the comparisons also refuse nan, a float to argparse)
+    if window is not None and stride is not None and not (0 < window < math.inf and 0 < stride < math.inf):
         raise InvalidValueError(f"--window-seconds and --stride-seconds must be finite numbers > 0 (seconds), got "
                                 f"{window} and {stride}")
     if top_k < 1:

@@ -363,8 +363,10 @@ def _run_epoch(run: _Run, epoch: int, log: MetricLogger) -> tuple[dict[str, Any]
     # One sampler for 1 and N processes: the epoch's permutation is the same, rank r
     # takes every W-th item of it, and each item's augmentation depends on (seed, item)
     # only, so W processes x batch b see the clips of 1 process x b x W accumulation.
-    sampler: DistributedSampler[int] = DistributedSampler(run.train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
-                                 shuffle=True, seed=seed, drop_last=False)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        run.train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(), shuffle=True, seed=seed,
+        drop_last=False,
+    )
     run.train_ds.set_epoch_seed(seed)
     loader = DataLoader(run.train_ds, batch_size=cfg.data.batch_size, sampler=sampler,
                         num_workers=usable_workers(cfg.data.num_workers), generator=generator,

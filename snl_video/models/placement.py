@@ -60,6 +60,7 @@ __all__ = [
     "mmaction2_nonlocal_spec",
 ]
 
+
 class VideoBackbone(Protocol):
     """What every model class of the registry (:data:`~.registry.MODEL_CLASSES`) has besides
     being an ``nn.Module``: its spec, its stages (none for torchvision's baselines), its
@@ -226,7 +227,8 @@ def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dic
             )
     try:
         with torch.no_grad():
-            cast(VideoBackbone, probe).forward_features(torch.empty(1, host.spec.in_channels, *input_size, device="meta"))
+            clip = torch.empty(1, host.spec.in_channels, *input_size, device="meta")
+            cast(VideoBackbone, probe).forward_features(clip)
     finally:
         for handle in handles:
             handle.remove()
