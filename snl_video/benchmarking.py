@@ -93,7 +93,7 @@ def measure_step(
     synchronize(device)
     if warmup and (time.perf_counter() - warm_start) / warmup > slow_step_s:
         repeats = 1  # a step this slow is its own average; keep the benchmark bounded
-    times = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < repeats or time.perf_counter() - start < min_time_s:
         t0 = time.perf_counter()

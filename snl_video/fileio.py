@@ -151,8 +151,10 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write a file through ``write(stream)`` to a temporary name, then ``os.replace`` it.
+
+    Whatever ``write`` returns (``stream.write``'s byte count, say) is ignored.
 
     Raises:
         OutputWriteError: the disk filled up or the folder is not writable (whatever layer

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, cast
 from .errors import InvalidValueError
 
 __all__ = ["InputSpec", "HARA_ACTIVITYNET_MEAN", "HARA_KINETICS_MEAN", "HARA_KINETICS_STD",
            "TORCHVISION_KINETICS_MEAN", "TORCHVISION_KINETICS_STD", "PYTORCHVIDEO_KINETICS_MEAN",
            "PYTORCHVIDEO_KINETICS_STD", "TORCHVISION_IMAGENET_MEAN", "TORCHVISION_IMAGENET_STD",
-           "CAFFE_IMAGENET_BGR_MEAN"]
+           "CAFFE_IMAGENET_BGR_MEAN", "rgb_triple"]
 
 #: 3D-ResNets-PyTorch (Hara et al.), ``mean.py`` ``get_mean('activitynet')``: per-channel
 #: RGB mean of ActivityNet on a 0-255 scale, used with no std by its 2017 Kinetics release.
@@ -44,6 +44,16 @@ TORCHVISION_IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 TORCHVISION_IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: Caffe's ImageNet means in B, G, R order on a 0-255 scale (used with std 1).
 CAFFE_IMAGENET_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
+
+def rgb_triple(values: Iterable[float]) -> tuple[float, float, float]:
+    """``tuple(values)``, typed as the per-channel (R, G, B) triple a mean or std is.
+
+    Only the type changes here, not the value: the length is checked where the triple lands
+    (:class:`InputSpec`, :class:`~snl_video.data.transforms.NormalizationSpec` and the
+    config's validation each reject anything but 3 values with a message saying so).
+    """
+    return cast("tuple[float, float, float]", tuple(values))
+
 
 _REQUIRED = ("num_frames", "sampling_stride", "crop_size", "mean", "std")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Sized
 from typing import Any, Iterable, Iterator, TextIO
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class PlainProgress:
     def __init__(self, iterable: Iterable[Any], *, total: int | None = None, desc: str = "", unit: str = "it",
                  interval: float = PLAIN_INTERVAL_S, clock: Any = time.monotonic) -> None:
         self.iterable = iterable
-        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.total = total if total is not None else (len(iterable) if isinstance(iterable, Sized) else None)
         self.desc = desc
         self.unit = unit
         self.interval = interval

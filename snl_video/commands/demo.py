@@ -27,7 +27,7 @@ import torch
 
 from ..config import packaged_recipes_dir
 from ..errors import UserError
-from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
+from ..nonlocal_blocks import NonLocalBlock, build_nonlocal, list_nonlocal_kinds
 from .renamed import add_renamed_option
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def self_check() -> list[str]:
     linear = build_nonlocal("snl", 64, impl="linear").double()
     linear.load_state_dict(dense.state_dict())
     for b in (dense, linear):
+        assert isinstance(b, NonLocalBlock)  # the snl preset is a NonLocalBlock (output norm: bn)
         torch.nn.init.ones_(b.bn.weight)
     diff = (dense(x) - linear(x)).abs().max().item()
     lines.append(f"snl dense vs linear, max |diff| (float64): {diff:.2e}")
@@ -183,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg)
 
         logger.info("[4/5] evaluation of %s", result.last_checkpoint)
+        assert result.last_checkpoint is not None  # the demo trains >= 1 epoch, and each epoch writes last.pt
         report = run_evaluation(cfg, result.last_checkpoint, out_dir=out)
 
         logger.info("[5/5] plots")

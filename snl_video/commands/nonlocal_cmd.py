@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from ..nonlocal_blocks import build_nonlocal, describe_nonlocal, list_nonlocal_kinds, nonlocal_options
 
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else list_nonlocal_kinds()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind in kinds:
         block = build_nonlocal(kind, args.channels)
         rows.append(

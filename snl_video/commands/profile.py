@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 from ..errors import InvalidValueError
 from ..models import build_model, list_models, model_entry, profile_model
@@ -49,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_nonlocal_spec(text: str | None) -> object:
-    """``--nonlocal``: a kind name as given, or a JSON placement spec parsed (shared with ``spectrum``)."""
+def parse_nonlocal_spec(text: str | None) -> str | dict[str, Any] | None:
+    """``--nonlocal``: a kind name as given, or a JSON placement spec parsed (shared with ``spectrum``;
+    text that starts with ``{`` and parses is a JSON object, so a dict)."""
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
@@ -59,10 +61,10 @@ def parse_nonlocal_spec(text: str | None) -> object:
         raise InvalidValueError(f"--nonlocal is not valid JSON ({exc}): {text!r}") from None
 
 
-def _parse_model_options(items: list[str]) -> dict[str, object]:
+def _parse_model_options(items: list[str]) -> dict[str, Any]:
     import yaml
 
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():

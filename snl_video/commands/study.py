@@ -18,7 +18,7 @@ class _IntermixedParser(argparse.ArgumentParser):
     """Accepts ``key=value`` overrides after the options too (``SPEC --output-dir DIR key=value``):
     plain argparse binds every positional at the first positional it meets."""
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_known_args(self, args=None, namespace=None):
         if getattr(self, "_intermixing", False):
             return super().parse_known_args(args, namespace)
         self._intermixing = True

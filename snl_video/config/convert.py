@@ -50,7 +50,7 @@ def convert_value(value: Any, tp: Any, key: str, errors: ErrorList) -> Any:
     where nothing is lost: int → float, list → tuple."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a section class (never an instance here)
         return build_section(tp, value, key, errors)
     if origin is Literal:
         if value in args and type(value) in {type(a) for a in args}:

@@ -70,7 +70,7 @@ def _type_schema(tp: Any) -> dict[str, Any]:
     """The JSON Schema of a value the loader converts to type ``tp`` (see :func:`~.convert.convert_value`)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a section class (never an instance here)
         return _section_schema(tp)
     if origin is Literal:
         kinds = {type(a) for a in args}

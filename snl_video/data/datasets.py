@@ -153,12 +153,14 @@ class ClipDataset(Dataset):
             if self.count_frames is None:
                 raise ValueError(f"{entry.path}: frame count unknown and no count_frames given")
             num_frames = self.count_frames(entry)
-        kwargs = dict(clip_len=self.clip_len, stride=self.stride, short_policy=self.short_policy)
+        clip_len, stride, short_policy = self.clip_len, self.stride, self.short_policy
         if self.mode == "train":
-            return random_clip(num_frames, generator=generator, **kwargs)
+            return random_clip(num_frames, generator=generator, clip_len=clip_len, stride=stride,
+                               short_policy=short_policy)
         if self.mode == "clip":
-            return center_clip(num_frames, **kwargs)
-        return uniform_clips(num_frames, num_clips=self.num_clips, **kwargs)
+            return center_clip(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)
+        return uniform_clips(num_frames, num_clips=self.num_clips, clip_len=clip_len, stride=stride,
+                             short_policy=short_policy)
 
     def _load(self, entry: VideoEntry, index: int) -> Tensor:
         if self.epoch_seed is not None and self.mode == "train":

@@ -97,7 +97,7 @@ def check_backend(backend: str | None) -> Backend:
             f"decoding backend {backend!r} is not available here (available: {available_backends()}); "
             f"install it or pick another"
         )
-    return backend  # type: ignore[return-value]
+    return backend
 
 
 def probe_video(path: str | Path) -> VideoInfo:

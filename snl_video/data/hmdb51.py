@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -52,7 +52,7 @@ _SUBSET_OF_ID = {"1": "train", "2": "test", "0": None}
 _META_TAIL = r"_[a-z]+_[a-z]+_np[0-9]+_[a-z]+_[a-z]+_[0-9]+$"
 
 
-def class_labels(class_names: Sequence[str]) -> dict[str, int]:
+def class_labels(class_names: Iterable[str]) -> dict[str, int]:
     """THE one place where HMDB-51 class names become 0-based labels: sorted string order."""
     return {name: label for label, name in enumerate(sorted(set(class_names)))}
 

@@ -87,7 +87,7 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
-def _atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+def _atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through ``write(stream)`` to ``<name>.tmp-<pid>``, then ``os.replace``.
 
     The ``.tmp-<pid>`` suffix is what :func:`snl_video.data.prepare` sweeps away after a
@@ -212,7 +212,7 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
 def _pread_into(fd: int, buffer: np.ndarray, offset: int) -> int:
     """Fill ``buffer`` from ``offset`` without an intermediate copy where ``os.preadv`` exists."""
     if hasattr(os, "preadv"):
-        return os.preadv(fd, [buffer], offset)
+        return os.preadv(fd, [buffer.data], offset)  # .data: the array's own memory, as a memoryview
     data = _pread(fd, buffer.size, offset)
     buffer[: len(data)] = np.frombuffer(data, dtype=np.uint8)
     return len(data)

@@ -35,6 +35,7 @@ from ..inputspec import (
     TORCHVISION_KINETICS_MEAN,
     TORCHVISION_KINETICS_STD,
     InputSpec,
+    rgb_triple,
 )
 
 __all__ = [
@@ -82,7 +83,7 @@ class NormalizationSpec:
             return cls(tuple(spec["mean"]), tuple(spec["std"]), float(spec.get("value_scale", 1.0)))
         # duck typing: a weights entry object carrying the three attributes
         if all(hasattr(spec, k) for k in ("mean", "std")):
-            return cls(tuple(spec.mean), tuple(spec.std), float(getattr(spec, "value_scale", 1.0)))
+            return cls(rgb_triple(spec.mean), rgb_triple(spec.std), float(getattr(spec, "value_scale", 1.0)))
         raise TypeError(f"cannot read mean/std/value_scale from {type(spec).__name__}")
 
     def normalize(self) -> v2.Normalize:
@@ -124,6 +125,9 @@ class NormalizeToModel(nn.Module):
     Here the permute happens on uint8 (4x fewer bytes) and the affine map is one
     ``x * a - b`` per channel.
     """
+
+    scale: Tensor  # buffers (register_buffer), typed for the type checker
+    shift: Tensor
 
     def __init__(self, spec: NormalizationSpec) -> None:
         super().__init__()

@@ -49,9 +49,13 @@ VIDEO_SUFFIXES: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4
 
 
 class HasPath(Protocol):
-    """Anything with a ``path`` (a :class:`~snl_video.data.datasets.VideoEntry`)."""
+    """Anything with a ``path`` (a :class:`~snl_video.data.datasets.VideoEntry`).
 
-    path: str
+    Read-only (a property), so a frozen dataclass such as ``VideoEntry`` matches it.
+    """
+
+    @property
+    def path(self) -> str: ...
 
 
 def is_video_file(path: str | os.PathLike[str]) -> bool:
@@ -140,6 +144,11 @@ def _frames_pyav(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.nd
             raise DecodeError(f"decoding failed: {exc}") from exc
 
 
+def _ready(frame: np.ndarray) -> Callable[[], np.ndarray]:
+    """A frame already decoded, behind the same zero-argument call as a lazy conversion."""
+    return lambda: frame
+
+
 def _frames_decord(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
     import decord
 
@@ -148,7 +157,7 @@ def _frames_decord(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.
     for first in range(0, end, _CHUNK):  # consecutive indices: decord decodes on without seeking
         batch = reader.get_batch(list(range(first, min(first + _CHUNK, end)))).asnumpy()
         for k, frame in enumerate(batch):
-            yield first + k, (lambda f=frame: f)
+            yield first + k, _ready(frame)
 
 
 def _frames_torchcodec(path: str, stop: int) -> Iterator[tuple[int, Callable[[], np.ndarray]]]:
@@ -160,7 +169,7 @@ def _frames_torchcodec(path: str, stop: int) -> Iterator[tuple[int, Callable[[],
     for first in range(0, end, _CHUNK):
         batch = decoder.get_frames_in_range(start=first, stop=min(first + _CHUNK, end)).data.numpy()
         for k, frame in enumerate(batch):
-            yield first + k, (lambda f=frame: f)
+            yield first + k, _ready(frame)
 
 
 #: Each backend's sequential frame source, by backend name: ``(path, stop)`` → an iterator of

@@ -94,6 +94,7 @@ def evaluation_recipe(*, checkpoint: PathLike | None = None, weights: PathLike |
                                 "--weights")
     if config is not None:
         return _recipe(config, overrides)
+    assert checkpoint is not None  # exactly one of checkpoint= and weights= (checked above), and not weights=
     from .checkpoint import checkpoint_recipe, load_training_checkpoint
 
     return checkpoint_recipe(load_training_checkpoint(checkpoint), path=checkpoint, overrides=list(overrides))
@@ -129,6 +130,7 @@ def evaluate(*, checkpoint: PathLike | None = None, weights: PathLike | None = N
                                         allow_train_overlap=allow_train_overlap)
         from .evaluate import run_evaluation
 
+        assert checkpoint is not None  # evaluation_recipe (run first) refuses neither or both of checkpoint/weights
         return run_evaluation(cfg, checkpoint, out_dir=output_dir, progress=progress,
                               allow_train_overlap=allow_train_overlap)
 

@@ -20,7 +20,7 @@ from ..errors import InvalidValueError, MissingFileError
 from ..config import ExperimentConfig, NonLocalConfig
 from ..data.datasets import ClipDataset, prepared_dataset, video_file_dataset
 from ..data.transforms import HARA_KINETICS_NORMALIZATION, NormalizationSpec, input_transform, train_transform
-from ..inputspec import InputSpec
+from ..inputspec import InputSpec, rgb_triple
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
     data = cfg.data
     if data.mean is None or data.std is None:  # (given mean/std with no value_scale: 1, as documented)
         norm = normalization_from_config(cfg)
-        data = dataclasses.replace(data, mean=tuple(norm.mean), std=tuple(norm.std), value_scale=float(norm.value_scale))
+        data = dataclasses.replace(data, mean=rgb_triple(norm.mean), std=rgb_triple(norm.std),
+                                   value_scale=float(norm.value_scale))
         source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
                   else "the default")
         implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
@@ -134,9 +135,11 @@ def _stage_depths(name: str, options: dict[str, Any]) -> dict[str, int] | None:
 
     try:
         spec = model_entry(name).make_spec(**options)
-        return dict(spec.stage_depths())
     except (InvalidValueError, TypeError, ValueError, AttributeError):
         return None
+    if not hasattr(spec, "stage_depths"):  # torchvision's baselines: no stages to place blocks in
+        return None
+    return dict(spec.stage_depths())
 
 
 def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True) -> nn.Module:
@@ -148,7 +151,7 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
     from ..models import build_model
 
     cfg = resolve_recipe(cfg).config
-    spec = None
+    spec: dict[str, Any] | None = None
     if cfg.nonlocal_blocks is not None:
         nl = cfg.nonlocal_blocks
         spec = {"kind": nl.kind, "options": dict(nl.options)}
@@ -178,7 +181,7 @@ def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
     statistics (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
     if cfg.data.mean is not None and cfg.data.std is not None:
         scale = cfg.data.value_scale if cfg.data.value_scale is not None else 1.0
-        return NormalizationSpec(tuple(cfg.data.mean), tuple(cfg.data.std), float(scale))
+        return NormalizationSpec(rgb_triple(cfg.data.mean), rgb_triple(cfg.data.std), float(scale))
     if cfg.pretrained is not None:
         from ..weights import eval_transform_params, list_weights
 
@@ -224,6 +227,7 @@ def build_dataset(
             raise MissingFileError(f"data.root={d.root!r} has no index.csv: run `snl-video prepare {d.dataset} --output-dir "
                                     f"{d.root}` first")
         return prepared_dataset(root, **kwargs)
+    assert d.splits_dir is not None  # the config's validation requires it with a decoding backend
     return video_file_dataset(d.root, d.splits_dir, backend=d.backend, **kwargs)
 
 

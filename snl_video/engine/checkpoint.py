@@ -54,7 +54,9 @@ def capture_rng_state() -> dict[str, Any]:
     Held as tensors and plain Python values only, so a checkpoint reads back with
     ``torch.load(weights_only=True)`` (numpy's state is an ndarray: stored as a tensor).
     """
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = np.random.get_state()
+    assert isinstance(numpy_state, tuple)  # legacy form (the default) of the global MT19937 generator
+    name, keys, pos, has_gauss, cached_gaussian = numpy_state
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {

@@ -80,7 +80,7 @@ def broadcast_object(obj: Any, *, src: int = 0) -> Any:
     return box[0]
 
 
-def _all_reduce(values: list[float], op: "dist.ReduceOp") -> list[float]:
+def _all_reduce(values: list[float], op: "dist.ReduceOp | dist.ReduceOp.RedOpType") -> list[float]:
     if not is_distributed():
         return [float(v) for v in values]
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")

@@ -41,7 +41,9 @@ __all__ = ["collect_logits", "evaluate_model", "run_evaluation"]
 
 
 def _loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoader:
-    sampler = DistributedSampler(dataset, shuffle=False) if dist_utils.is_distributed() else None
+    sampler: DistributedSampler[int] | None = (
+        DistributedSampler(dataset, shuffle=False) if dist_utils.is_distributed() else None
+    )
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available())
 
@@ -166,7 +168,7 @@ def evaluate_model(
         class_names=class_names(cfg), video_names=names, reduce=cfg.eval.reduce, extra=meta,
         video_level=video_level,
     )
-    report.clip_outputs = (idx, lab, clip_logits)  # type: ignore[attr-defined]
+    report.clip_outputs = (idx, lab, clip_logits)
     return report
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from ..config import ExperimentConfig
 from .loading import InferenceModel, generic_class_names, load_inference_model
 from ..errors import InvalidValueError
+from ..inputspec import rgb_triple
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def evaluation_config_for(loaded: InferenceModel, cfg: ExperimentConfig) -> Expe
         cfg.data, num_frames=spec.num_frames, sampling_stride=spec.sampling_stride, crop_size=spec.crop_size,
         # the recipe's mean/std are on [0, 1] pixels:
         # (x * value_scale - mean) / std == (x - mean / value_scale) / (std / value_scale)
-        mean=tuple(m / scale for m in spec.mean), std=tuple(s / scale for s in spec.std),
+        mean=rgb_triple(m / scale for m in spec.mean), std=rgb_triple(s / scale for s in spec.std),
     )
     model = dataclasses.replace(cfg.model, name=loaded.architecture, num_classes=loaded.num_classes)
     return dataclasses.replace(cfg, data=data, model=model, nonlocal_blocks=None, pretrained=None)

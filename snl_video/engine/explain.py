@@ -47,7 +47,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, Sequence, cast, get_args
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ from torch.nn import functional as F
 from ..data.transforms import ToVideo
 from ..data.video import read_centre_clip
 from ..fileio import atomic_write, atomic_write_text
+from ..nonlocal_blocks import NonLocalBlock
 from .loading import InferenceModel
 from ..errors import InvalidValueError
 
@@ -110,7 +111,7 @@ def upsample_map(values: Tensor, size: tuple[int, int, int], mode: Upsample = "n
     return F.interpolate(values[:, None].float(), size=size, mode=mode, **kw)[:, 0]
 
 
-def affinity_rows(block: nn.Module, features: Tensor, nodes: Sequence[int], *,
+def affinity_rows(block: NonLocalBlock, features: Tensor, nodes: Sequence[int], *,
                   amp_dtype: torch.dtype | None = None) -> Tensor:
     """Rows ``A[i, :]`` of ``block``'s affinity on ``features`` ``(1, C, t, h, w)``: ``(Q, N)`` float32.
 
@@ -185,8 +186,9 @@ def _default_queries(inp: Tensor, out: Tensor, clip_shape: tuple[int, int, int],
         change = out.flatten(2).norm(dim=1)[0]
     order = torch.argsort(change, descending=True).tolist()
     queries: list[Query] = []
+    t, h, w = inp.shape[2:]
     for node in order:
-        q = node_cell(node, clip_shape, tuple(inp.shape[2:]))
+        q = node_cell(node, clip_shape, (t, h, w))
         if q not in queries:
             queries.append(q)
         if len(queries) == count:
@@ -353,7 +355,7 @@ def _last_stage_module(model: nn.Module) -> nn.Module:
         name = getattr(getattr(model, "spec", None), "arch", None) or type(model).__name__
         raise InvalidValueError(f"--gradcam needs a convolutional backbone with stages layer1..layer4 (3D ResNets, "
                                 f"SlowFast, X3D); {name} has none")
-    stage = model.get_submodule(f"{pathway}{stages[0]}")
+    stage = cast(nn.Sequential, model.get_submodule(f"{pathway}{stages[0]}"))  # a stage: its residual blocks
     blocks = getattr(model, "nonlocal_blocks", {})
     last = len(stage) - 1
     make_key = getattr(model, "nonlocal_key", None)
@@ -390,7 +392,9 @@ def gradcam(model: nn.Module, x: Tensor, class_index: int, *, amp_dtype: torch.d
             logits[0, class_index].float().backward()
     finally:
         handle.remove()
-    act, grad = store["act"][0].detach().float(), store["act"].grad[0].float()
+    act_grad = store["act"].grad
+    assert act_grad is not None  # the hook called retain_grad() on it, and backward ran
+    act, grad = store["act"][0].detach().float(), act_grad[0].float()
     weights = grad.mean(dim=(1, 2, 3))
     return F.relu((weights[:, None, None, None] * act).sum(0))
 
@@ -445,8 +449,10 @@ def explain_video(
             result.skipped[key] = reason
             logger.warning("%s: %s", key, reason)
             continue
+        assert isinstance(block, NonLocalBlock)  # the one block class with an affinity (no_affinity_reason)
         features = captured[key][0]
-        map_shape = tuple(features.shape[2:])
+        t, h, w = features.shape[2:]
+        map_shape = (t, h, w)
         nodes = [query_node(q, clip_shape, map_shape) for q in result.queries]
         rows = affinity_rows(block, features[:1], nodes, amp_dtype=amp_dtype).reshape(len(nodes), *map_shape).cpu()
         maps = upsample_map(rows, clip_shape, upsample).numpy()

@@ -76,7 +76,7 @@ class ExportResult:
     tolerance: float | None = None
 
 
-def atomic_output(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_output(path: Path, write: Callable[[Path], object]) -> None:
     """Let ``write(tmp_path)`` produce the file under a temporary name, then rename it into place.
 
     Every exported file goes through here (torch.export and ONNX write their own files, so the
@@ -196,6 +196,7 @@ def export_model(
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["clip"],
                                              output_names=["logits"], opset_version=opset, verbose=False,
                                              custom_translation_table=onnx_translation_table())
+            assert onnx_program is not None  # dynamo=True returns an ONNXProgram (None: the TorchScript exporter)
             name_batch_axis(onnx_program.model, "batch")
             onnx_program.save(str(tmp))
 
@@ -222,8 +223,9 @@ def export_model(
     side = out.with_name(out.name + ".preprocessing.json")
     atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
     rel = None
-    tolerance = VERIFY_TOLERANCES[precision] if verify else None
+    tolerance: float | None = None
     if verify:
+        tolerance = VERIFY_TOLERANCES[precision]
         channels_last = channels_last_by_default(loaded.architecture, precision, "cpu")
         rel = verify_export(model, out, format=format, num_frames=num_frames, size=size, amp_dtype=amp_dtype,
                             channels_last=channels_last)

@@ -27,7 +27,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
 from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_clips, read_entry_frames
 from ..fileio import OutputWriteError, append_line, atomic_write, atomic_write_text
+from ..models import VideoBackbone
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
 from .records import check_features_record, features_record, write_features_record
@@ -233,15 +234,16 @@ def extract_features(
     out.mkdir(parents=True, exist_ok=True)
     write_features_record(out, record)
     transform = loaded.transform(crops=crops)
-    common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
-                  num_clips=num_clips if num_clips is not None else loaded.num_clips)
+    clip_dataset = functools.partial(ClipDataset, mode="video", transform=transform, clip_len=loaded.num_frames,
+                                     stride=loaded.sampling_stride,
+                                     num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
     def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:
         if prepared:
-            return ClipDataset(videos, read_prepared_entry, **common)
-        return ClipDataset(videos, functools.partial(read_entry_frames, backend=backend),
-                           count_frames=count_entry_frames,
-                           read_clips=functools.partial(read_entry_clips, backend=backend), **common)
+            return clip_dataset(videos, read_prepared_entry)
+        return clip_dataset(videos, functools.partial(read_entry_frames, backend=backend),
+                            count_frames=count_entry_frames,
+                            read_clips=functools.partial(read_entry_clips, backend=backend))
 
     rows: list[list[str]] = []
     todo: list[int] = []
@@ -278,7 +280,7 @@ def extract_features(
                               amp_dtype=loaded.amp_dtype, channels_last=loaded.channels_last)
             array = (feats if per_clip else feats.mean(0)).numpy().astype(np.float32)
             target = out / f"{src.name}.npy"
-            atomic_write(target, lambda f, a=array: np.save(f, a))
+            atomic_write(target, lambda f: np.save(f, array))  # (called at once: no late binding)
             written += 1
             rows[row] = [src.entry.path, str(target.relative_to(out)), "x".join(map(str, array.shape)), "ok",
                          *src.known()]
@@ -318,19 +320,20 @@ def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, devi
 
 def _features_fp(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
                  batch_size: int, channels_last: bool) -> Tensor:
+    backbone = cast(VideoBackbone, model)  # every registry model class has forward_features
     outs = []
     for chunk in views.split(batch_size):
         x = chunk.to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         if module is None:
-            outs.append(model.forward_features(x).float().cpu())
+            outs.append(backbone.forward_features(x).float().cpu())
             continue
         store: dict[str, Tensor] = {}
         # feature_map: an FFC block's (local, global) pair as one map
         handle = module.register_forward_hook(lambda m, i, o: store.setdefault("out", feature_map(o)))
         try:
-            model.forward_features(x)
+            backbone.forward_features(x)
         finally:
             handle.remove()
         outs.append(store["out"].float().cpu())

@@ -254,10 +254,10 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
         if name not in list_weights():
             raise MissingFileError(f"--weights {name!r} is neither an existing file nor a registry name "
                                     "(`snl-video weights list` shows the names)")
-        entry = get_weights(name)
-        model = build_model(entry.architecture, num_classes=entry.num_classes, pretrained=name)
-        return _from_registry_entry(model, entry, num_classes=entry.num_classes, source=name,
-                                    architecture=entry.architecture, borrow_names=False)
+        registered = get_weights(name)
+        model = build_model(registered.architecture, num_classes=registered.num_classes, pretrained=name)
+        return _from_registry_entry(model, registered, num_classes=registered.num_classes, source=name,
+                                    architecture=registered.architecture, borrow_names=False)
     path = Path(name)
     detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
     entry = next((e for e in WEIGHTS if e.file_name == path.name), None)
@@ -367,12 +367,13 @@ def load_inference_model(
     else:
         if config is not None:
             raise InvalidValueError("--config goes with --checkpoint; --weights carries its own spec")
+        assert weights is not None  # exactly one of checkpoint/weights (checked above), and not checkpoint
         published = _published_folder_or_none(weights)
-        state = read_training_checkpoint_or_none(Path(weights)) if Path(str(weights)).is_file() else None
+        training_state = read_training_checkpoint_or_none(Path(weights)) if Path(str(weights)).is_file() else None
         if published is not None:
             loaded = _from_published_folder(published, shown_as=str(weights), overrides=overrides)
-        elif state is not None:
-            loaded = _from_training_checkpoint(state, weights, config=None, overrides=overrides)
+        elif training_state is not None:
+            loaded = _from_training_checkpoint(training_state, weights, config=None, overrides=overrides)
         else:
             if overrides:
                 raise InvalidValueError(f"dotted overrides {list(overrides)} change a training recipe; --weights "

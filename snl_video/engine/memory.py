@@ -19,7 +19,7 @@ import logging
 import time
 import types
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -84,4 +84,5 @@ def compile_model(net: nn.Module) -> nn.Module:
     compiled = torch.compile(net)
     logger.info("torch.compile: model wrapped in %.2f s; the first step compiles it (timed in the log)",
                 time.perf_counter() - start)
-    return compiled
+    # torch.compile of a Module returns an OptimizedModule (a Module); its stubs say "a callable"
+    return cast(nn.Module, compiled)

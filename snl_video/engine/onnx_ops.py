@@ -56,9 +56,13 @@ def onnx_translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
         rows = op.Shape(a, start=-1)
         pivots = op.ConstantOfShape(
             op.Concat(batch_shape, rows, axis=0),
-            value=onnxscript.ir.tensor([0], dtype=onnxscript.ir.DataType.INT32),
+            # onnxscript's opset stubs name onnx.TensorProto; its own ir tensors are accepted too
+            value=onnxscript.ir.tensor([0], dtype=onnxscript.ir.DataType.INT32),  # type: ignore[arg-type]
         )
-        info = op.ConstantOfShape(batch_shape, value=onnxscript.ir.tensor([0], dtype=onnxscript.ir.DataType.INT32))
+        info = op.ConstantOfShape(
+            batch_shape,
+            value=onnxscript.ir.tensor([0], dtype=onnxscript.ir.DataType.INT32),  # type: ignore[arg-type]  # (as above)
+        )
         return result, a, pivots, info
 
     return {torch.ops.aten._linalg_solve_ex.default: linalg_solve_ex}

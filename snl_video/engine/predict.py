@@ -490,6 +490,7 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
     clock = time.perf_counter()
     data_s = model_s = 0.0
     if window is not None:
+        assert stride is not None  # --window-seconds comes with --stride-seconds (_check_arguments)
         # one decoding pass per video in this process, windows scored in batches as they fill
         if num_workers > 0:
             logger.info("--num-workers %d is not used with --window-seconds: each video is decoded once, in this process, "
@@ -533,7 +534,8 @@ def _check_arguments(*, top_k: int, num_clips: int | None, num_crops: int | None
     """Refuse bad predict arguments before anything loads, naming the flag."""
     if (window is None) != (stride is None):
         raise InvalidValueError("--window-seconds and --stride-seconds go together (seconds): give both, or neither for whole videos")
-    if window is not None and not (0 < window < math.inf and 0 < stride < math.inf):  # also nan (a float to argparse)
+    # (both or neither: checked above; the comparisons also refuse nan, a float to argparse)
+    if window is not None and stride is not None and not (0 < window < math.inf and 0 < stride < math.inf):
         raise InvalidValueError(f"--window-seconds and --stride-seconds must be finite numbers > 0 (seconds), got "
                                 f"{window} and {stride}")
     if top_k < 1:

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 from ..errors import InvalidValueError
 from ..fileio import atomic_write_text
@@ -160,7 +160,7 @@ def write_features_record(out: str | os.PathLike[str], record: Mapping[str, Any]
 # --------------------------------------------------------------------------------------
 
 
-def dataset_videos(cfg: "ExperimentConfig", subset: str) -> list[str]:
+def dataset_videos(cfg: "ExperimentConfig", subset: Literal["train", "val", "test"]) -> list[str]:
     """Relative paths of the videos of ``subset`` of ``cfg``'s split (``train``: the whole
     training list, validation videos carved from it included)."""
     root = Path(cfg.data.root)
@@ -169,11 +169,11 @@ def dataset_videos(cfg: "ExperimentConfig", subset: str) -> list[str]:
         from ..data.prepared import load_index
 
         rows = split_rows(load_index(root), split=cfg.data.split, subset=subset, dataset=cfg.data.dataset,
-                          where=str(root))  # type: ignore[arg-type]
+                          where=str(root))
         return sorted(str(p) for p in rows["path"])
     from .builders import build_dataset
 
-    dataset = build_dataset(cfg, subset=subset, mode="clip")  # type: ignore[arg-type]
+    dataset = build_dataset(cfg, subset=subset, mode="clip")
     return sorted(Path(os.path.relpath(e.path, root)).as_posix() for e in dataset.videos)
 
 

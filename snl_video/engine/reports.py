@@ -61,6 +61,9 @@ class MetricsReport:
     class_names: list[str]
     video_names: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The clip-level pass ``(indices, labels, logits)`` it was computed from, when the
+    #: evaluation keeps it for reuse (training's last epoch; not part of ``metrics.json``).
+    clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``metrics.json`` content: plain numbers, percentages rounded to 1e-4."""
@@ -92,7 +95,7 @@ def compute_metrics_report(
     *,
     num_classes: int,
     class_names: Sequence[str] | None = None,
-    video_names: Mapping[Hashable, str] | None = None,
+    video_names: Mapping[Any, str] | None = None,  # (keys: the ids of view_video_ids; Mapping is invariant in them)
     reduce: VideoReduce = "mean_prob",
     extra: dict[str, Any] | None = None,
     video_level: bool = True,

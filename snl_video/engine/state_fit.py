@@ -12,6 +12,7 @@ the tensors themselves (head size, non-local blocks) — and the config to evalu
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -99,7 +100,7 @@ def state_mismatch(own: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | N
     return "; ".join(what)
 
 
-def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: str | Path,
+def load_model_state(model: nn.Module, state: Mapping[str, Any], *, checkpoint: str | os.PathLike[str],
                      model_desc: str = "") -> None:
     """``model.load_state_dict(state["model"])`` after checking that every key and shape matches.
 

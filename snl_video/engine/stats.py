@@ -28,7 +28,7 @@ MIN_PAIRED_SEEDS = 3
 PAIRED_TEST = "paired t-test (two-sided, scipy.stats.ttest_rel)"
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
     """Student-t confidence interval of the mean of ``values`` (``None`` with fewer than 2 values):
     ``mean ± t_{(1+confidence)/2, n-1} · s / √n`` with ``s`` the sample standard deviation."""
     from scipy import stats
@@ -86,6 +86,7 @@ def paired_delta(variant: dict[int, float], baseline: dict[int, float]) -> Paire
     if np.all(d == d[0]):
         # zero spread: the t statistic is undefined (scipy returns nan); say what is known
         p = 1.0 if d[0] == 0 else 0.0
+        assert mean is not None  # d is not empty here: d.size >= MIN_PAIRED_SEEDS
         return PairedDelta(seeds, tuple(map(float, d)), mean, (mean, mean), p,
                            PAIRED_TEST + "; every difference is equal, so the p-value is exact (0 or 1)")
     from scipy import stats

@@ -582,10 +582,10 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
             d = paired_delta(values[name], values[spec.baseline])
             delta = {"values": list(d.values), "mean": d.mean,
                      "ci95": list(d.ci95) if d.ci95 else None, "p_value": d.p_value, "test": d.test}
-        macs, params = profiles.get(name, (None, None))
+        variant_macs, variant_params = profiles.get(name, (None, None))
         variants.append({"name": name, "overrides": list(overrides), "seeds": seeds, "values": list(s.values),
                          "mean": s.mean, "std": s.std, "ci95": list(s.ci95) if s.ci95 else None, "delta": delta,
-                         "params": params, "macs": macs})
+                         "params": variant_params, "macs": variant_macs})
     summary = {"name": spec.name, "metric": spec.metric, "baseline": spec.baseline, "protocol": protocol,
                "variants": variants, "missing": missing}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")

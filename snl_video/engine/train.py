@@ -35,7 +35,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from .checkpoint import (BEST, LAST, capture_rng_state, checkpoint_metadata, loa
                          save_checkpoint)
 from .evaluate import evaluate_model
 from .metric_log import MetricLogger, read_history
-from .optim import batch_mixer, build_optimizer, build_scheduler, restore_scheduler
+from .optim import EpochSchedule, batch_mixer, build_optimizer, build_scheduler, restore_scheduler
 from .preflight import preflight, usable_workers
 from .records import TRAIN_VIDEOS_RECORD, check_resume_videos, train_fingerprint
 from ..errors import InvalidValueError, MissingFileError, SnlVideoError
@@ -197,7 +197,7 @@ class _Run:
     start_epoch: int = 0
     best_top1: float = -1.0
     train_ds: Any = None
-    selection: str = "test"
+    selection: Literal["val", "test"] = "test"
     selection_videos: int = 0
     steps_per_epoch: int = 0
     #: What every checkpoint carries besides the weights (see :func:`_attach_data`).
@@ -328,6 +328,7 @@ def _open_run_folder(run: _Run, *, fresh: bool) -> MetricLogger:
         out.mkdir(parents=True, exist_ok=True)
         if fresh or not (out / "config.yaml").is_file():
             save_config(cfg, out / "config.yaml")
+        assert run.description is not None  # _attach_data (called before) describes the run
         fingerprint = {k: v for k, v in run.description["train_videos"].items() if k != "videos"}
         atomic_write_text(out / TRAIN_VIDEOS_RECORD, json.dumps(
             {**fingerprint, "root": cfg.data.root, "split": cfg.data.split}, indent=2) + "\n")
@@ -362,8 +363,10 @@ def _run_epoch(run: _Run, epoch: int, log: MetricLogger) -> tuple[dict[str, Any]
     # One sampler for 1 and N processes: the epoch's permutation is the same, rank r
     # takes every W-th item of it, and each item's augmentation depends on (seed, item)
     # only, so W processes x batch b see the clips of 1 process x b x W accumulation.
-    sampler = DistributedSampler(run.train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(),
-                                 shuffle=True, seed=seed, drop_last=False)
+    sampler: DistributedSampler[int] = DistributedSampler(
+        run.train_ds, num_replicas=dist_utils.world_size(), rank=dist_utils.rank(), shuffle=True, seed=seed,
+        drop_last=False,
+    )
     run.train_ds.set_epoch_seed(seed)
     loader = DataLoader(run.train_ds, batch_size=cfg.data.batch_size, sampler=sampler,
                         num_workers=usable_workers(cfg.data.num_workers), generator=generator,
@@ -385,7 +388,9 @@ def _run_epoch(run: _Run, epoch: int, log: MetricLogger) -> tuple[dict[str, Any]
         if epoch + 1 == cfg.schedule.epochs and run.selection == "test":
             clip_outputs = report.clip_outputs
         # plateau: every rank sees the same report, so every rank reduces alike
-        if run.scheduler.lr_lambdas[0].observe(report.clip_top1, epochs_done=epoch + 1) and run.main:
+        schedule = run.scheduler.lr_lambdas[0]
+        assert isinstance(schedule, EpochSchedule)  # build_scheduler's (restore_scheduler checks it too)
+        if schedule.observe(report.clip_top1, epochs_done=epoch + 1) and run.main:
             logger.info("schedule plateau: %s clip top-1 has not improved for %d evaluation(s): lr x%g",
                         run.selection, cfg.schedule.patience + 1, cfg.schedule.factor)
     run.scheduler.step()
@@ -407,8 +412,9 @@ def _save_epoch(
     (rank 0 writes them)."""
     cfg = run.cfg
     top1 = record.get("val_clip_top1")
-    is_best = top1 is not None and top1 > run.best_top1
-    if is_best:
+    is_best = False
+    if top1 is not None and top1 > run.best_top1:
+        is_best = True
         run.best_top1 = float(top1)
     saving = (epoch + 1) % cfg.runtime.checkpoint_every == 0 or epoch + 1 == cfg.schedule.epochs or is_best
     if saving:  # every rank knows the paths; rank 0 writes
@@ -650,17 +656,18 @@ def _epoch_stats(
     # the prepared format would speed training up.
     totals = dist_utils.all_reduce_sum([total_loss, float(total_correct), float(total_clips),
                                         data_seconds / max(elapsed, 1e-9)])
-    total_loss, total_correct, total_clips = totals[0], totals[1], totals[2]
+    loss_sum, correct_sum, clips_sum = totals[0], totals[1], totals[2]
     data_fraction = totals[3] / dist_utils.world_size()
     elapsed = dist_utils.all_reduce_max(elapsed)
     clipping = {}
     if grad_norms:  # the pre-clip global norm (identical on every rank after the all-reduce)
+        assert clip_grad_norm is not None  # norms are recorded only when clipping
         clipping = {"grad_norm_mean": float(np.mean(grad_norms)), "grad_norm_max": float(np.max(grad_norms)),
                     "clipped_fraction": float(np.mean([g > clip_grad_norm for g in grad_norms]))}
     return {
-        "train_loss": total_loss / max(total_clips, 1),
-        "train_top1": 100.0 * total_correct / max(total_clips, 1),
-        "clips_per_s": total_clips / max(elapsed, 1e-9),
+        "train_loss": loss_sum / max(clips_sum, 1),
+        "train_top1": 100.0 * correct_sum / max(clips_sum, 1),
+        "clips_per_s": clips_sum / max(elapsed, 1e-9),
         "epoch_seconds": elapsed,
         "data_fraction": data_fraction,
         **clipping,

@@ -14,8 +14,8 @@ each family here (:mod:`.weights_fit`).
 """
 
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
-from .placement import (NonLocalPlacement, default_positions, insert_nonlocal_blocks, mmaction2_nonlocal_spec,
-                        resolve_placement)
+from .placement import (NonLocalPlacement, VideoBackbone, default_positions, insert_nonlocal_blocks,
+                        mmaction2_nonlocal_spec, resolve_placement)
 from .profiling import ModelProfile, count_macs, profile_model
 from .registry import (
     MODEL_CLASSES,
@@ -37,6 +37,7 @@ __all__ = [
     "HARA_DEPTHS",
     "MODEL_CLASSES",
     "ModelSpec",
+    "VideoBackbone",
     "SlowFast3D",
     "SlowFastSpec",
     "X3D",

@@ -225,7 +225,7 @@ def explain_shortcut_mismatch(mismatch: "WeightsMismatch") -> str | None:
     or other differences.
     """
     spec = mismatch.spec
-    if getattr(spec, "family", "") != "hara":
+    if not isinstance(spec, ResNet3DSpec) or spec.family != "hara":
         return None
     mine, theirs = mismatch.model_signature, mismatch.checkpoint_signature
     own_ds = any(".downsample." in k for k in mine)

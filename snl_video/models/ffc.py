@@ -177,6 +177,7 @@ class SpectralTransform(nn.Module):
     def _local_fourier(self, x: Tensor) -> Tensor:
         """The released LFU: the first c/4 channels, split into 2×2 spatial quarters stacked on
         channels (H halves first, then W), one Fourier unit, tiled back over the 2×2 grid."""
+        assert self.lfu is not None  # forward calls this only for a block built with lfu=True
         b, c, t, h, w = x.shape
         if h % 2 or w % 2:
             raise FFCInputSizeError(
@@ -216,7 +217,7 @@ class FFC3d(nn.Module):
         in_cl, out_cl = in_channels - in_cg, out_channels - out_cg
         self.in_channels = (in_cl, in_cg)
         self.out_channels = (out_cl, out_cg)
-        padding = tuple(k // 2 for k in kernel)
+        padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
 
         def conv(cin: int, cout: int) -> nn.Conv3d | None:
             if cin == 0 or cout == 0:
@@ -325,14 +326,15 @@ class FFCBottleneck3D(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = width * self.expansion
-        opts = {"lfu": lfu, "fft": fft}
-        self.conv1 = FFCConvBN(in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout, **opts)
+        self.conv1 = FFCConvBN(in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout,
+                               lfu=lfu, fft=fft)
         self.conv2 = FFCConvBN(
-            width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, stride=stride, **opts
+            width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, stride=stride, lfu=lfu, fft=fft
         )
-        self.conv3 = FFCConvBN(width, out_channels, kernels[2], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
+        self.conv3 = FFCConvBN(width, out_channels, kernels[2], ratio_gin=ratio_gout, ratio_gout=ratio_gout,
+                               lfu=lfu, fft=fft)
         self.downsample = _shortcut_conv(in_channels, out_channels, stride, downsample, ratio_gin=ratio_gin,
-                                         ratio_gout=ratio_gout, **opts)
+                                         ratio_gout=ratio_gout, lfu=lfu, fft=fft)
 
     def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
         x = x if isinstance(x, tuple) else (x, 0)
@@ -391,13 +393,13 @@ class FFCBasicBlock3D(nn.Module):
         super().__init__()
         if len(kernels) != 2:
             raise InvalidValueError(f"a basic FFC block has two convs, so it needs two kernels, got {len(kernels)}")
-        opts = {"lfu": lfu, "fft": fft}
         self.conv1 = FFCConvBN(
-            in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, **opts
+            in_channels, width, kernels[0], ratio_gin=ratio_gin, ratio_gout=ratio_gout, stride=stride, lfu=lfu, fft=fft
         )
-        self.conv2 = FFCConvBN(width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout, **opts)
+        self.conv2 = FFCConvBN(width, width, kernels[1], ratio_gin=ratio_gout, ratio_gout=ratio_gout,
+                               lfu=lfu, fft=fft)
         self.downsample = _shortcut_conv(in_channels, width, stride, downsample, ratio_gin=ratio_gin,
-                                         ratio_gout=ratio_gout, **opts)
+                                         ratio_gout=ratio_gout, lfu=lfu, fft=fft)
 
     def forward(self, x: FFCMaps) -> tuple[Tensor | int, Tensor | int]:
         x = x if isinstance(x, tuple) else (x, 0)
@@ -417,8 +419,10 @@ def explain_ffc_mismatch(mismatch: "WeightsMismatch") -> str | None:
     ``None`` for a model that is not an FFC network, or a difference these two options do
     not explain.
     """
+    from .resnet3d import ResNet3DSpec  # here: resnet3d imports this module
+
     spec = mismatch.spec
-    if getattr(spec, "fourier", None) is None:
+    if not isinstance(spec, ResNet3DSpec) or spec.fourier is None:
         return None
     mine, theirs = mismatch.model_signature, mismatch.checkpoint_signature
     if _RATIO_PROBE in mine and _RATIO_PROBE in theirs and mine[_RATIO_PROBE][0] != theirs[_RATIO_PROBE][0]:

@@ -37,14 +37,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, Union, cast
 
 from ..errors import InvalidValueError
 from ..nonlocal_blocks import build_nonlocal, list_nonlocal_kinds
 from .resnet3d import nonlocal_key
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,27 @@ __all__ = [
     "resolve_placement",
     "insert_nonlocal_blocks",
     "stage_map_sizes",
+    "VideoBackbone",
     "explain_nonlocal_mismatch",
     "mmaction2_nonlocal_spec",
 ]
+
+
+class VideoBackbone(Protocol):
+    """What every model class of the registry (:data:`~.registry.MODEL_CLASSES`) has besides
+    being an ``nn.Module``: its spec, its stages (none for torchvision's baselines), its
+    non-local block slots and the pooled features its head classifies. For the type checker:
+    a model built by name is typed ``nn.Module``, and code that needs these casts to it."""
+
+    spec: Any
+    nonlocal_blocks: nn.ModuleDict
+
+    def stage_depths(self) -> dict[str, int]: ...
+
+    def stage_channels(self) -> dict[str, int]: ...
+
+    def forward_features(self, x: Tensor) -> Tensor: ...
+
 
 STAGE_ALIASES: dict[str, str] = {"res2": "layer1", "res3": "layer2", "res4": "layer3", "res5": "layer4"}
 _SPEC_KEYS = ("kind", "options", "positions", "inter_channels", "input_size")
@@ -193,13 +211,14 @@ def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dic
     clip of ``input_size``, from a shape-only run of the backbone on the meta device."""
     import torch
 
+    host = cast(VideoBackbone, model)  # a backbone with stages (the registry's model classes)
     with torch.device("meta"):
-        probe = type(model)(model.spec, num_classes=1)
+        probe = type(model)(host.spec, num_classes=1)
     probe.eval()  # shapes only: training-mode BatchNorm would reject a 1x1x1 map at batch 1
     sizes: dict[str, tuple[int, int, int]] = {}
     handles = []
-    for stage in model.stage_depths():
-        for index, block in enumerate(probe.get_submodule(stage)):
+    for stage in host.stage_depths():
+        for index, block in enumerate(cast("nn.Sequential", probe.get_submodule(stage))):  # a stage: its blocks
             key = nonlocal_key(stage, index)
             handles.append(
                 block.register_forward_hook(  # FFC blocks return (local, global) pairs of one map size
@@ -208,7 +227,8 @@ def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dic
             )
     try:
         with torch.no_grad():
-            probe.forward_features(torch.empty(1, model.spec.in_channels, *input_size, device="meta"))
+            clip = torch.empty(1, host.spec.in_channels, *input_size, device="meta")
+            cast(VideoBackbone, probe).forward_features(clip)
     finally:
         for handle in handles:
             handle.remove()
@@ -225,14 +245,15 @@ def insert_nonlocal_blocks(model: "nn.Module", spec: NonLocalSpec) -> NonLocalPl
     refusal = getattr(model, "nonlocal_refusal", None)
     if refusal is not None:
         raise InvalidValueError(refusal)
-    placement = resolve_placement(spec, stage_depths=model.stage_depths())
+    host = cast(VideoBackbone, model)  # a model that does not refuse blocks has stages (the registry's classes)
+    placement = resolve_placement(spec, stage_depths=host.stage_depths())
     assert placement is not None
-    channels = model.stage_channels()
+    channels = host.stage_channels()
     sizes: dict[str, tuple[int, int, int]] | None = None
     for stage, indices in placement.positions.items():
         for index in indices:
             key = nonlocal_key(stage, index)
-            if key in model.nonlocal_blocks:
+            if key in host.nonlocal_blocks:
                 raise InvalidValueError(f"a non-local block is already placed at {key}")
             block = build_nonlocal(
                 placement.kind, channels[stage], inter_channels=placement.inter_channels, **placement.options
@@ -256,7 +277,7 @@ def insert_nonlocal_blocks(model: "nn.Module", spec: NonLocalSpec) -> NonLocalPl
                     f"position: give the non-local spec an input_size [T, H, W] (the clip size) or "
                     f"options.spatial_size [H, W]"
                 )
-            model.nonlocal_blocks[key] = block
+            host.nonlocal_blocks[key] = block
     logger.debug("placed %s blocks at %s", placement.kind, placement.keys())
     return placement
 

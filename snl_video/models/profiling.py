@@ -171,8 +171,9 @@ def profile_model(
         model.train(was_training)
     norm_total = sum(norm_per_module.values())
     root = type(model).__name__
-    nonlocal_blocks = getattr(model, "nonlocal_blocks", None) or {}
-    keys = list(nonlocal_blocks.keys()) if isinstance(nonlocal_blocks, nn.ModuleDict) else []
+    found = getattr(model, "nonlocal_blocks", None)
+    nonlocal_blocks = found if isinstance(found, nn.ModuleDict) else nn.ModuleDict()
+    keys = list(nonlocal_blocks.keys())
     from ..nonlocal_blocks import NonLocalBlock
 
     macs_nl = macs_nl_conv = norm_nl = transform_products = macs_nl_solves = 0

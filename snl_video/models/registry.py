@@ -162,7 +162,8 @@ def build_model(
             + (", ".join(f"{k}={v!r}" for k, v in valid.items()) or "none")
         )
     model = model_from_spec(entry.make_spec(**kw), num_classes=num_classes)
-    model.load_report = None  # type: ignore[attr-defined]
+    # torch's stubs type Module.__setattr__ values as Tensor | Module; any attribute is fine at run time
+    model.load_report = None  # type: ignore[assignment]
     weights_entry = _registry_entry(pretrained)
     if nonlocal_blocks is None and weights_entry is not None and weights_entry.nonlocal_blocks is not None:
         # A registry checkpoint that holds non-local blocks (BAT-Video-Classification's) places them.
@@ -172,7 +173,7 @@ def build_model(
         insert_nonlocal_blocks(model, nonlocal_blocks)
     if pretrained is not None:
         # After placement, so a checkpoint that has the same blocks loads them too.
-        model.load_report = load_backbone_weights(  # type: ignore[attr-defined]
+        model.load_report = load_backbone_weights(  # type: ignore[assignment]  # (as above)
             model, pretrained, ignore=pretrained_ignore, model_name=name
         )
     elif pretrained_ignore:

@@ -147,7 +147,7 @@ class ResNet3DSpec:
         return {name: s.depth for name, s in zip(STAGE_NAMES, self.stages)}
 
 
-def _map_pair(fn, x):  # type: ignore[no-untyped-def]
+def _map_pair(fn, x):
     """Apply ``fn`` to a map, or to each tensor of an FFC ``(local, global)`` pair."""
     if isinstance(x, tuple):
         return tuple(fn(t) if isinstance(t, Tensor) else t for t in x)
@@ -163,7 +163,7 @@ def feature_map(x: "Tensor | tuple[Tensor, Tensor | int]") -> Tensor:
     return x_l if isinstance(x_g, int) else torch.cat([x_l, x_g], dim=1)
 
 
-def _apply_to_pair(block: nn.Module, x):  # type: ignore[no-untyped-def]
+def _apply_to_pair(block: nn.Module, x):
     """Run a non-local block on a map, or on an FFC pair concatenated on channels (split back after)."""
     if not isinstance(x, tuple):
         return block(x)

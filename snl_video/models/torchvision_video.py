@@ -55,6 +55,8 @@ class TorchvisionVideoSpec:
 class TorchvisionVideo(nn.Module):
     """A torchvision video model with the registry's contract (see the module doc)."""
 
+    _net: nn.Module  # the wrapped torchvision model, kept in __dict__ (see __init__)
+
     def __init__(self, spec: TorchvisionVideoSpec, *, num_classes: int) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
@@ -93,7 +95,7 @@ class TorchvisionVideo(nn.Module):
     def stage_channels(self) -> dict[str, int]:
         return {}
 
-    def classifier_layer(self) -> nn.Module:
+    def classifier_layer(self) -> nn.Linear | nn.Conv3d:
         """The last layer of the classifier (a ``Linear``, or S3D's 1x1x1 ``Conv3d``)."""
         prefix = self.head_prefixes[0].rstrip(".")
         layers = [m for m in self.get_submodule(prefix).modules() if isinstance(m, (nn.Linear, nn.Conv3d))]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from torch import Tensor
 
@@ -31,7 +31,10 @@ from .placement import explain_nonlocal_mismatch
 if TYPE_CHECKING:
     from snl_video.weights import DetectedCheckpoint
 
-    from .resnet3d import ResNet3D, ResNet3DSpec
+    from torch import nn
+
+    from .placement import VideoBackbone
+    from .registry import ModelSpec
 
 __all__ = ["WeightsMismatch", "FAMILY_HINTS", "check_weights_fit"]
 
@@ -49,7 +52,7 @@ class WeightsMismatch:
 
     source: str
     description: str
-    spec: "ResNet3DSpec | None"
+    spec: "ModelSpec | None"
     model_signature: Signature
     checkpoint_signature: Signature
 
@@ -61,8 +64,13 @@ FAMILY_HINTS: tuple[Callable[[WeightsMismatch], "str | None"], ...] = (
 )
 
 
+def _blocks_of(model: "nn.Module") -> "nn.ModuleDict":
+    """``model.nonlocal_blocks``: every model class of the registry has that ModuleDict."""
+    return cast("VideoBackbone", model).nonlocal_blocks
+
+
 def check_weights_fit(
-    model: "ResNet3D",
+    model: "nn.Module",
     detected: "DetectedCheckpoint",
     state: dict[str, Tensor],
     *,
@@ -82,7 +90,7 @@ def check_weights_fit(
 
     own = model.state_dict()
     ignored = {k for k in state if any(fnmatch.fnmatchcase(k, p) for p in ignore)}
-    message = explain_nonlocal_mismatch(state, model_keys=set(own), model_blocks=list(model.nonlocal_blocks),
+    message = explain_nonlocal_mismatch(state, model_keys=set(own), model_blocks=list(_blocks_of(model)),
                                         ignored=ignored, fmt=str(detected.format))
     if message:
         raise WeightsLoadError(message)

@@ -156,7 +156,8 @@ class DisentangledAffinity(AffinityBuilder):
 
 
 class CompactGeneralizedAffinity(AffinityBuilder):
-    def __init__(self, *, groups: int, kernel: str, taylor_order: int, gamma: float, scale: bool) -> None:
+    def __init__(self, *, groups: int, kernel: Literal["gaussian", "dot"], taylor_order: int, gamma: float,
+                 scale: bool) -> None:
         super().__init__()
         self.groups = groups
         self.kernel = kernel
@@ -173,7 +174,7 @@ class CompactGeneralizedAffinity(AffinityBuilder):
             theta,
             phi,
             groups=self.groups,
-            kernel=self.kernel,  # type: ignore[arg-type]
+            kernel=self.kernel,
             taylor_order=self.taylor_order,
             gamma=self.gamma,
             scale=factor,

@@ -32,7 +32,7 @@ the gradient at 0 so the block can leave the identity. The softmaxes run in floa
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -75,7 +75,9 @@ def _softmax(logits: Tensor, dim: int) -> Tensor:
 
 
 def _conv_bn_relu_forward(seq: nn.Sequential, x: Tensor) -> Tensor:
-    return seq[2](seq[1](_pointwise(seq[0], x)))
+    """A :func:`_conv_bn_relu` sequence on ``x``, its 1×1×1 conv run by :func:`_pointwise`."""
+    conv = cast(nn.Conv3d, seq[0])  # _conv_bn_relu puts a Conv3d first
+    return seq[2](seq[1](_pointwise(conv, x)))
 
 
 class BATransform(nn.Module):
@@ -172,12 +174,13 @@ class BATBlock(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # (every conv here has one: _conv_bn_relu's default bias=True)
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm3d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if self.zero_init:
-            nn.init.zeros_(self.conv2[1].weight)
+            nn.init.zeros_(cast(nn.BatchNorm3d, self.conv2[1]).weight)  # _conv_bn_relu: conv, BN, ReLU
 
     def check_map_size(self, t: int, h: int, w: int) -> None:
         """A clear error (naming the size and the option to change) if a ``t×h×w`` map

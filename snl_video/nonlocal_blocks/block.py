@@ -34,12 +34,12 @@ class ReLUOpenAtZero(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
         return x.clamp_min(0)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
         return grad * (x >= 0).to(grad.dtype)
 
@@ -47,6 +47,12 @@ class ReLUOpenAtZero(torch.autograd.Function):
 def _to_nodes(x: Tensor) -> Tensor:
     """``(B, C, T, H, W)`` → ``(B, N, C)``."""
     return x.flatten(2).transpose(1, 2)
+
+
+def _map_shape(x5: Tensor) -> tuple[int, int, int]:
+    """``(T, H, W)`` of a ``(B, C, T, H, W)`` tensor."""
+    t, h, w = x5.shape[2:]
+    return (t, h, w)
 
 
 def _from_nodes(z: Tensor, shape: tuple[int, int, int]) -> Tensor:
@@ -159,7 +165,7 @@ class NonLocalBlock(nn.Module):
         self.reset_parameters(zero_init=zero_init)
 
     @property
-    def out_norm(self) -> nn.Module:
+    def out_norm(self) -> nn.BatchNorm3d | nn.GroupNorm:
         """The output normalisation (``bn`` or ``gn``), zero-initialised."""
         return getattr(self, self._norm_name)
 
@@ -185,7 +191,7 @@ class NonLocalBlock(nn.Module):
         """
         x5 = self._check_input(x)
         nodes = _to_nodes(x5)
-        shape = tuple(x5.shape[2:])
+        shape = _map_shape(x5)
         theta, phi = _pointwise(self.theta, nodes), self._pool_keys(_pointwise(self.phi, nodes), shape)
         graph_dtype = theta.dtype
         if self.upcast and theta.dtype in (torch.float16, torch.bfloat16):
@@ -205,7 +211,7 @@ class NonLocalBlock(nn.Module):
         x5 = self._check_input(x)
         nodes = _to_nodes(x5)
         theta, phi, z = (_pointwise(getattr(self, n), nodes) for n in ("theta", "phi", "g"))
-        return self.affinity(theta, phi, x=x5, shape=tuple(x5.shape[2:])), z
+        return self.affinity(theta, phi, x=x5, shape=_map_shape(x5)), z
 
     def frequency_response(self, lam: Tensor) -> Tensor | None:
         """``H(λ)``, ``(G, C, C_s)``: the filter's response at the eigenvalues ``lam`` of ``A``.
@@ -245,13 +251,15 @@ class NonLocalBlock(nn.Module):
         return out.squeeze(2) if squeeze else out
 
     def _residual(self, x: Tensor) -> Tensor:
-        shape = tuple(x.shape[2:])
+        shape = _map_shape(x)
         nodes = _to_nodes(x)
         # θ, φ and g in one matrix product (same function as three 1×1×1 convs).
         stacked = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
         biases = None
-        if self.theta.bias is not None:
-            biases = torch.cat([self.theta.bias, self.phi.bias, self.g.bias])
+        theta_bias, phi_bias, g_bias = self.theta.bias, self.phi.bias, self.g.bias
+        if theta_bias is not None:
+            assert phi_bias is not None and g_bias is not None  # θ, φ and g are built with one `bias` flag
+            biases = torch.cat([theta_bias, phi_bias, g_bias])
         theta, phi, z = F.linear(nodes, stacked, biases).split(self.inter_channels, dim=-1)
         graph_dtype = z.dtype
         if self.upcast and z.dtype in (torch.float16, torch.bfloat16):
@@ -278,6 +286,7 @@ class NonLocalBlock(nn.Module):
                 for projection, signal in zip(projections, signals.values()):
                     projected = _pointwise(projection, signal.to(projection.weight.dtype))
                     out = projected if out is None else out + projected
+        assert out is not None  # every filter has at least one term, so at least one projection
         out = self.out_norm(_from_nodes(out, shape))
         if self.activation == "relu":
             # The open-at-zero subgradient matters only for training; in eval mode a plain ReLU

@@ -79,7 +79,7 @@ def _cgnl(
     cs,
     *,
     groups: int = 1,
-    kernel: str = "gaussian",
+    kernel: Literal["gaussian", "dot"] = "gaussian",
     taylor_order: int = 2,
     gamma: float = 1e-4,
     scale: bool = False,

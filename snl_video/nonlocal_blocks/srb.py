@@ -46,6 +46,7 @@ from typing import Any, Iterable, Literal, Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import InvalidValueError
 
@@ -106,7 +107,9 @@ def _temporal_depthwise(conv: nn.Conv3d, z: Tensor) -> Tensor:
     """A depth-wise ``k×1×1`` conv on ``(B, C, T, H, W)`` as a ``k×1`` conv2d on ``(B, C, T, H·W)``."""
     b, c, t, h, w = z.shape
     weight = conv.weight.reshape(conv.weight.shape[0], 1, conv.weight.shape[2], 1)
-    out = F.conv2d(z.reshape(b, c, t, h * w), weight, None, padding=(conv.padding[0], 0), groups=conv.groups)
+    time_padding = conv.padding[0]
+    assert isinstance(time_padding, int)  # the block builds it with padding=(k // 2, 0, 0), not a string mode
+    out = F.conv2d(z.reshape(b, c, t, h * w), weight, None, padding=(time_padding, 0), groups=conv.groups)
     return out.reshape(b, c, t, h, w)
 
 
@@ -191,7 +194,7 @@ class SpectralResidualBlock(nn.Module):
             size = tuple(spatial_size)
             if len(size) != 2:
                 raise InvalidValueError(f"srb: spatial_size must be (H, W), got {spatial_size!r}")
-            self.bind_map_size((None, *size))  # type: ignore[arg-type]
+            self.bind_map_size((None, *size))
 
     # ------------------------------------------------------------------ size binding
     @property
@@ -257,7 +260,9 @@ class SpectralResidualBlock(nn.Module):
             per_group = weight.shape[1]
             eye = torch.eye(per_group, dtype=weight.dtype, device=weight.device)
             weight.copy_(eye.repeat(self.groups, 1).reshape(weight.shape))
-            self.conv_layer.bias.zero_()
+            bias = self.conv_layer.bias
+            assert bias is not None  # conv_layer is built with bias=True
+            bias.zero_()
             if self.temporal_conv is not None:
                 self.temporal_conv.weight.zero_()
                 self.temporal_conv.weight[:, :, self.temporal_kernel // 2] = 1.0
@@ -372,7 +377,9 @@ def retract_orthogonal_(module: nn.Module) -> int:
     return len(blocks)
 
 
-def attach_orthogonal_retraction(module: nn.Module, optimizers: torch.optim.Optimizer | Iterable[torch.optim.Optimizer]):
+def attach_orthogonal_retraction(
+    module: nn.Module, optimizers: torch.optim.Optimizer | Iterable[torch.optim.Optimizer]
+) -> list[RemovableHandle]:
     """Retract the LO SRBs of ``module`` after every ``step()`` of ``optimizers``.
 
     Registers an optimizer step post-hook (nothing is written inside ``forward``). Returns
@@ -382,8 +389,12 @@ def attach_orthogonal_retraction(module: nn.Module, optimizers: torch.optim.Opti
         optimizers = [optimizers]
     if not _lo_blocks(module):
         return []
+
+    def retract(optimizer: torch.optim.Optimizer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        retract_orthogonal_(module)
+
     handles = []
     for optimizer in optimizers:
-        handles.append(optimizer.register_step_post_hook(lambda opt, args, kwargs: retract_orthogonal_(module)))
+        handles.append(optimizer.register_step_post_hook(retract))
     logger.debug("orthogonal retraction attached for %d LO SRB(s)", len(_lo_blocks(module)))
     return handles

@@ -553,8 +553,7 @@ def validate_entry(entry: PretrainedWeights) -> list[str]:
         problems.append(f"value_scale {c.value_scale}")
     if min(c.num_frames, c.sampling_stride, c.crop_size) < 1:
         problems.append("num_frames, sampling_stride and crop_size must be >= 1")
-    short = c.resize if isinstance(c.resize, int) else min(c.resize)
-    if short < c.crop_size:
+    if c.short_side < c.crop_size:
         problems.append(f"resize {c.resize} is smaller than crop {c.crop_size}")
     if len(c.mean) != 3 or len(c.std) != 3 or min(c.std) <= 0:
         problems.append("mean and std need 3 values, std > 0")

@@ -43,6 +43,15 @@ def test_validate_entry_catches_bad_fields():
     assert "sha256" in problems and "https" in problems and "file_name" in problems and "crop" in problems
 
 
+def test_validate_entry_takes_an_input_spec_without_resize():
+    # resize=None means "short side to the crop" (InputSpec.short_side): a valid entry
+    # (validate_entry raised TypeError on min(None) before; found by mypy)
+    good = get_weights("r3d_18.torchvision_k400")
+    unresized = dataclasses.replace(good, input_spec=dataclasses.replace(good.input_spec, resize=None))
+    assert unresized.input_spec.short_side == unresized.input_spec.crop_size
+    assert validate_entry(unresized) == []
+
+
 def test_torchvision_entries_match_the_installed_torchvision():
     from torchvision.models.video import MC3_18_Weights, R2Plus1D_18_Weights, R3D_18_Weights
 

@@ -82,5 +82,5 @@ FORMAT = CheckpointFormat(
     recognise=_recognise,
     unwrap=_unwrap,
     head_keys=("blocks.6.proj.weight", "blocks.6.proj.bias"),
-    convert=convert_pytorchvideo_slowfast,  # type: ignore[arg-type]
+    convert=convert_pytorchvideo_slowfast,
 )

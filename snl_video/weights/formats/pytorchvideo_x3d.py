@@ -88,5 +88,5 @@ FORMAT = CheckpointFormat(
     recognise=_recognise,
     unwrap=_unwrap,
     head_keys=("blocks.5.proj.weight", "blocks.5.proj.bias"),
-    convert=convert_pytorchvideo_x3d,  # type: ignore[arg-type]
+    convert=convert_pytorchvideo_x3d,
 )
