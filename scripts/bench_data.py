@@ -133,7 +133,7 @@ def main() -> int:
             classes, per_class, frames, jitter = (4, 5, 120, 60) if args.quick else (10, 8, 150, 60)
             logger.info("generating %d x %d synthetic videos of %d-%d frames", classes, per_class, frames, frames + jitter)
             # grain + 0.6 Mbit/s: about UCF-101's bit rate, so decoding costs what it would there
-            make_synthetic_ucf101(source, num_classes=classes, videos_per_class=per_class, num_frames=frames,
+            make_synthetic_ucf101(source, num_classes=classes, videos_per_class=per_class, video_frames=frames,
                                   frame_jitter=jitter, seed=0, noise=6.0, bit_rate=600_000, progress=False)
         videos_dir, splits_dir = source / "UCF-101", source / "ucfTrainTestlist"
     else:

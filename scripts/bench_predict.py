@@ -182,12 +182,12 @@ def _measure(what: str, video: Path, *, threads: int | None) -> int:
         torch.set_num_threads(threads)
     loaded = _demo_model()
     info = probe_video(video)
-    num_frames = count_frames(video)
-    windows, clips = window_clips(num_frames, info.fps, window_s=WINDOW_S, stride_s=STRIDE_S,
+    video_frames = count_frames(video)
+    windows, clips = window_clips(video_frames, info.fps, window_s=WINDOW_S, stride_s=STRIDE_S,
                                   clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     # warm-up: first allocations and kernels, outside the timings
     view_logits(loaded, torch.zeros(BATCH, 3, loaded.num_frames, 56, 56), batch_size=BATCH)
-    row: dict = {"what": what, "windows": len(windows), "clips": len(clips), "frames": num_frames}
+    row: dict = {"what": what, "windows": len(windows), "clips": len(clips), "frames": video_frames}
     start = time.perf_counter()
     if what == "predict":
         result = predict(video, model=loaded, window_seconds=WINDOW_S, stride_seconds=STRIDE_S, batch_size=BATCH, top_k=1)

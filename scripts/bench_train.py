@@ -151,7 +151,7 @@ def _synthetic_prepared(work: Path, videos_per_class: int) -> Path:
         return prepared
     raw = work / f"raw_{videos_per_class}"
     if not (raw / "ucfTrainTestlist").is_dir():
-        make_synthetic_ucf101(raw, num_classes=10, videos_per_class=videos_per_class, num_frames=120, frame_jitter=60)
+        make_synthetic_ucf101(raw, num_classes=10, videos_per_class=videos_per_class, video_frames=120, frame_jitter=60)
     prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", prepared, splits=[1], workers=2,
                    settings=PrepareSettings(storage="npy"))  # the fastest input: the step, not the JPEG decode
     return prepared

@@ -35,7 +35,8 @@ def renamed_keywords(**renames: str) -> Callable[[F], F]:
     """
 
     def decorate(func: F) -> F:
-        where = f"{func.__qualname__}()"
+        name = func.__qualname__
+        where = f"{name[:-len('.__init__')] if name.endswith('.__init__') else name}()"
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -83,7 +83,7 @@ def _self_check() -> list[str]:
 
 def prepare_demo_data(
     dataset: str, data_dir: Path, *, seed: int, clip_len: int, num_classes: int = DEMO_CLASSES,
-    videos_per_class: int = DEMO_VIDEOS_PER_CLASS, num_frames: int = DEMO_FRAMES, short_side: int = 64,
+    videos_per_class: int = DEMO_VIDEOS_PER_CLASS, video_frames: int = DEMO_FRAMES, short_side: int = 64,
     workers: int = 2,
 ) -> Path:
     """Synthetic motion classes in ``dataset``'s format under ``data_dir/raw``, prepared through that
@@ -106,7 +106,7 @@ def prepare_demo_data(
     raw, prepared = data_dir / "raw", data_dir / "prepared"
     held_out = max(2, round(0.28 * videos_per_class / 2) * 2)  # whole sources / groups of 2 clips
     written = source.synthetic.demo(raw, DemoSize(num_classes=num_classes, videos_per_class=videos_per_class,
-                                                  held_out_per_class=held_out, num_frames=num_frames, seed=seed))
+                                                  held_out_per_class=held_out, video_frames=video_frames, seed=seed))
     inputs = source.inputs(parse_options(source.options, written, where=f"demo --dataset {dataset}"))
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset=dataset, workers=workers,
                      settings=PrepareSettings(short_side=short_side, clip_len=clip_len, storage=DEMO_STORAGE), progress=False)

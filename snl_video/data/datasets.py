@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..deprecation import renamed_attribute, renamed_keywords
 from ..errors import InvalidValueError, SnlVideoError
 
 from .decoding import Backend, DecodeError
@@ -64,11 +65,21 @@ class TooManyDecodeFailures(SnlVideoError, RuntimeError):
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One video: where its frames are, its 0-based label, and its frame count (None: ask the file)."""
+    """One video: where its frames are, its 0-based label, and its frame count (None: ask the file).
+
+    The frame count of the *video* is ``video_frames``; ``num_frames`` is the clip length
+    everywhere (its old name here, still read and accepted for one release, with a warning).
+    """
 
     path: str
     label: int
-    num_frames: int | None = None
+    video_frames: int | None = None
+
+    num_frames = renamed_attribute("num_frames", "video_frames")
+
+
+# VideoEntry(..., num_frames=...) is its old spelling: accepted for one release, with a warning
+setattr(VideoEntry, "__init__", renamed_keywords(num_frames="video_frames")(VideoEntry.__init__))
 
 
 class ClipDataset(Dataset):
@@ -148,17 +159,17 @@ class ClipDataset(Dataset):
         return int(self.max_failure_fraction * len(self))
 
     def _clips(self, entry: VideoEntry, generator: random.Random | None = None) -> list[list[int]]:
-        num_frames = entry.num_frames
-        if num_frames is None:
+        video_frames = entry.video_frames
+        if video_frames is None:
             if self.count_frames is None:
                 raise ValueError(f"{entry.path}: frame count unknown and no count_frames given")
-            num_frames = self.count_frames(entry)
+            video_frames = self.count_frames(entry)
         kwargs = dict(clip_len=self.clip_len, stride=self.stride, short_policy=self.short_policy)
         if self.mode == "train":
-            return random_clip(num_frames, generator=generator, **kwargs)
+            return random_clip(video_frames, generator=generator, **kwargs)
         if self.mode == "clip":
-            return center_clip(num_frames, **kwargs)
-        return uniform_clips(num_frames, num_clips=self.num_clips, **kwargs)
+            return center_clip(video_frames, **kwargs)
+        return uniform_clips(video_frames, num_clips=self.num_clips, **kwargs)
 
     def _load(self, entry: VideoEntry, index: int) -> Tensor:
         if self.epoch_seed is not None and self.mode == "train":

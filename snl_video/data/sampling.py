@@ -1,7 +1,7 @@
 """Clip sampling: small pure functions from a video's frame count to frame indices.
 
 Every sampler has the same signature,
-``sampler(num_frames, *, clip_len, stride, generator) -> list[Clip]``, where a ``Clip`` is
+``sampler(video_frames, *, clip_len, stride, generator) -> list[Clip]``, where a ``Clip`` is
 a list of ``clip_len`` frame indices (0-based, decode order) and ``stride`` is the step
 between consecutive frames of a clip. A clip spans ``(clip_len - 1) * stride + 1`` frames.
 
@@ -48,13 +48,13 @@ ShortPolicy = Literal["loop", "error"]
 
 class ClipSampler(Protocol):
     def __call__(
-        self, num_frames: int, *, clip_len: int, stride: int, generator: random.Random | None = None
+        self, video_frames: int, *, clip_len: int, stride: int, generator: random.Random | None = None
     ) -> list[Clip]: ...
 
 
-def _check(num_frames: int, clip_len: int, stride: int) -> None:
-    if num_frames < 1:
-        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+def _check(video_frames: int, clip_len: int, stride: int) -> None:
+    if video_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got video_frames={video_frames}")
     if clip_len < 1:
         raise InvalidValueError(f"clip_len must be >= 1, got {clip_len}")
     if stride < 1:
@@ -66,17 +66,17 @@ def clip_span(clip_len: int, stride: int) -> int:
     return (clip_len - 1) * stride + 1
 
 
-def loop_pad(num_frames: int, *, clip_len: int, stride: int, short_policy: ShortPolicy = "loop") -> Clip:
+def loop_pad(video_frames: int, *, clip_len: int, stride: int, short_policy: ShortPolicy = "loop") -> Clip:
     """The clip of a video shorter than one clip span (see the module doc for the policy)."""
-    _check(num_frames, clip_len, stride)
+    _check(video_frames, clip_len, stride)
     if short_policy == "error":
         raise InvalidValueError(
-            f"video has {num_frames} frames, fewer than one clip ({clip_span(clip_len, stride)}); "
+            f"video has {video_frames} frames, fewer than one clip ({clip_span(clip_len, stride)}); "
             f"use short_policy='loop' or drop the video"
         )
     if short_policy != "loop":
         raise InvalidValueError(f"short_policy must be 'loop' or 'error', got {short_policy!r}")
-    available = list(range(0, num_frames, stride))
+    available = list(range(0, video_frames, stride))
     return [available[k % len(available)] for k in range(clip_len)]
 
 
@@ -85,59 +85,59 @@ def _clip_at(start: int, clip_len: int, stride: int) -> Clip:
 
 
 def _one_clip(
-    num_frames: int, clip_len: int, stride: int, short_policy: ShortPolicy, choose_start: Callable[[int], int]
+    video_frames: int, clip_len: int, stride: int, short_policy: ShortPolicy, choose_start: Callable[[int], int]
 ) -> list[Clip]:
-    """One clip starting at ``choose_start(num_frames - span)``; short videos by ``short_policy``."""
-    _check(num_frames, clip_len, stride)
+    """One clip starting at ``choose_start(video_frames - span)``; short videos by ``short_policy``."""
+    _check(video_frames, clip_len, stride)
     span = clip_span(clip_len, stride)
-    if num_frames < span:
-        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
-    return [_clip_at(choose_start(num_frames - span), clip_len, stride)]
+    if video_frames < span:
+        return [loop_pad(video_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    return [_clip_at(choose_start(video_frames - span), clip_len, stride)]
 
 
 def random_clip(
-    num_frames: int,
+    video_frames: int,
     *,
     clip_len: int = 16,
     stride: int = 1,
     generator: random.Random | None = None,
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
-    """Training: one clip whose start is uniform over ``0 .. num_frames - span``."""
+    """Training: one clip whose start is uniform over ``0 .. video_frames - span``."""
     rng = generator if generator is not None else random
-    return _one_clip(num_frames, clip_len, stride, short_policy, lambda last_start: rng.randint(0, last_start))
+    return _one_clip(video_frames, clip_len, stride, short_policy, lambda last_start: rng.randint(0, last_start))
 
 
 def center_clip(
-    num_frames: int,
+    video_frames: int,
     *,
     clip_len: int = 16,
     stride: int = 1,
     generator: random.Random | None = None,
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
-    """Clip-level test: the one clip centred in the video (start ``(num_frames - span) // 2``)."""
-    return _one_clip(num_frames, clip_len, stride, short_policy, lambda last_start: last_start // 2)
+    """Clip-level test: the one clip centred in the video (start ``(video_frames - span) // 2``)."""
+    return _one_clip(video_frames, clip_len, stride, short_policy, lambda last_start: last_start // 2)
 
 
 def sliding_clips(
-    num_frames: int,
+    video_frames: int,
     *,
     clip_len: int = 16,
     stride: int = 1,
     generator: random.Random | None = None,
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
-    """Every non-overlapping clip from frame 0 (``floor(num_frames / span)`` clips; at least one)."""
-    _check(num_frames, clip_len, stride)
+    """Every non-overlapping clip from frame 0 (``floor(video_frames / span)`` clips; at least one)."""
+    _check(video_frames, clip_len, stride)
     span = clip_span(clip_len, stride)
-    if num_frames < span:
-        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
-    return [_clip_at(start, clip_len, stride) for start in range(0, num_frames - span + 1, span)]
+    if video_frames < span:
+        return [loop_pad(video_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)]
+    return [_clip_at(start, clip_len, stride) for start in range(0, video_frames - span + 1, span)]
 
 
 def uniform_clips(
-    num_frames: int,
+    video_frames: int,
     *,
     clip_len: int = 16,
     stride: int = 1,
@@ -145,22 +145,22 @@ def uniform_clips(
     generator: random.Random | None = None,
     short_policy: ShortPolicy = "loop",
 ) -> list[Clip]:
-    """Video-level test: ``num_clips`` clips with starts ``round(i * (num_frames - span) / (num_clips - 1))``.
+    """Video-level test: ``num_clips`` clips with starts ``round(i * (video_frames - span) / (num_clips - 1))``.
 
     The first clip starts at frame 0 and the last ends at the last frame; clips overlap
     when the video is short. ``num_clips=1`` gives the centre clip. A video shorter than
     one span gives ``num_clips`` copies of its loop-padded clip, so every video yields the
     same number of views.
     """
-    _check(num_frames, clip_len, stride)
+    _check(video_frames, clip_len, stride)
     if num_clips < 1:
         raise InvalidValueError(f"num_clips must be >= 1, got {num_clips}")
     span = clip_span(clip_len, stride)
-    if num_frames < span:
-        return [loop_pad(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)] * num_clips
+    if video_frames < span:
+        return [loop_pad(video_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)] * num_clips
     if num_clips == 1:
-        return center_clip(num_frames, clip_len=clip_len, stride=stride)
-    room = num_frames - span
+        return center_clip(video_frames, clip_len=clip_len, stride=stride)
+    room = video_frames - span
     # integer arithmetic, round half up: no float drift between platforms
     starts = [(2 * i * room + (num_clips - 1)) // (2 * (num_clips - 1)) for i in range(num_clips)]
     return [_clip_at(s, clip_len, stride) for s in starts]

@@ -14,7 +14,7 @@ from snl_video.data.datasets import prepared_dataset
 @pytest.mark.parametrize("dataset", ["ucf101", "hmdb51", "folder", "list"])
 def test_every_source_prepares_the_same_kind_of_directory(dataset, tmp_path):
     prepared = prepare_demo_data(dataset, tmp_path / "data", seed=0, clip_len=4, num_classes=2, videos_per_class=8,
-                                 num_frames=6, short_side=24, workers=1)
+                                 video_frames=6, short_side=24, workers=1)
     assert json.loads((prepared / "dataset.json").read_text()) == {"dataset": dataset}
     # the demo keeps raw frames (the faster input), not prepare's default .jpegs
     assert json.loads((prepared / "settings.json").read_text())["storage"] == "npy"

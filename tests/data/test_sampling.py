@@ -65,10 +65,10 @@ def test_uniform_clips():
     assert last[-1] == 99 and len(last) == 8
 
 
-@pytest.mark.parametrize("bad", [dict(num_frames=0), dict(clip_len=0), dict(stride=0)])
+@pytest.mark.parametrize("bad", [dict(video_frames=0), dict(clip_len=0), dict(stride=0)])
 def test_argument_errors(bad):
-    kwargs = dict(num_frames=10, clip_len=4, stride=1) | bad
-    n = kwargs.pop("num_frames")
+    kwargs = dict(video_frames=10, clip_len=4, stride=1) | bad
+    n = kwargs.pop("video_frames")
     for sampler in (random_clip, center_clip, sliding_clips, uniform_clips):
         with pytest.raises(ValueError):
             sampler(n, **kwargs)
@@ -76,9 +76,9 @@ def test_argument_errors(bad):
         uniform_clips(10, num_clips=0)
 
 
-@pytest.mark.parametrize("num_frames", [1, 7, 16, 17, 31, 200])
+@pytest.mark.parametrize("video_frames", [1, 7, 16, 17, 31, 200])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_every_sampler_yields_in_range_clips_of_the_right_length(num_frames, stride):
+def test_every_sampler_yields_in_range_clips_of_the_right_length(video_frames, stride):
     for sampler in (random_clip, center_clip, sliding_clips, uniform_clips):
-        for clip in sampler(num_frames, clip_len=16, stride=stride, generator=random.Random(0)):
-            assert len(clip) == 16 and all(0 <= i < num_frames for i in clip)
+        for clip in sampler(video_frames, clip_len=16, stride=stride, generator=random.Random(0)):
+            assert len(clip) == 16 and all(0 <= i < video_frames for i in clip)

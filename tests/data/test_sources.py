@@ -89,7 +89,7 @@ def test_folder_bad_inputs(tmp_path):
 
 def test_folder_end_to_end_through_the_cli(tmp_path):
     videos = make_synthetic_folder(tmp_path / "raw", num_classes=2, videos_per_class=6, clips_per_group=2,
-                                   num_frames=6, frame_jitter=0, progress=False)
+                                   video_frames=6, frame_jitter=0, progress=False)
     out = tmp_path / "out"
     assert main(["prepare", "folder", "--videos", str(videos), "--group-regex", "_g([0-9]+)_", "--test-fraction",
                  "0.3", "--val-fraction", "0.3", "--split-name", "fold_a", "--out", str(out), "--short-side", "24",
@@ -180,7 +180,7 @@ def test_list_bad_inputs_name_file_and_line(tmp_path, train, kwargs, error, need
 
 
 def test_list_missing_files_error_or_skip_and_report(tmp_path):
-    raw = make_synthetic_list(tmp_path / "raw", num_classes=2, videos_per_class=3, test_per_class=1, num_frames=6,
+    raw = make_synthetic_list(tmp_path / "raw", num_classes=2, videos_per_class=3, test_per_class=1, video_frames=6,
                               frame_jitter=0, progress=False)
     gone = raw / "videos" / "MoveLeft" / "MoveLeft_002.avi"
     gone.unlink()
