@@ -79,20 +79,20 @@ def _interleaved_throughput(getters: dict, n_items: int, min_seconds: float, rou
     return {name: done[name] / spent[name] for name in getters if name not in failures}
 
 
-def _pytorchvideo_reader(videos_dir: Path, table, transform, clip_len: int, fps: float):
-    """pytorchvideo's LabeledVideoDataset (iterable) with a random clip of clip_len frames' duration."""
+def _pytorchvideo_reader(videos_dir: Path, table, transform, num_frames: int, fps: float):
+    """pytorchvideo's LabeledVideoDataset (iterable) with a random clip of num_frames frames' duration."""
     from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 
     paths = [(str(videos_dir / p), {"label": int(lab)}) for p, lab in zip(table["path"], table["label"])]
 
     def to_clip(sample: dict) -> dict:
-        video = sample["video"]  # float (C, T, H, W), 0..255, T about clip_len
-        keep = torch.linspace(0, video.shape[1] - 1, clip_len).round().long()
+        video = sample["video"]  # float (C, T, H, W), 0..255, T about num_frames
+        keep = torch.linspace(0, video.shape[1] - 1, num_frames).round().long()
         frames = video[:, keep].permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8)
         return {"clip": transform(frames), "label": sample["label"]}
 
     dataset = LabeledVideoDataset(
-        paths, make_clip_sampler("random", clip_len / fps), video_sampler=torch.utils.data.RandomSampler,
+        paths, make_clip_sampler("random", num_frames / fps), video_sampler=torch.utils.data.RandomSampler,
         transform=to_clip, decode_audio=False, decoder="pyav",
     )
     iterator = iter(dataset)
@@ -181,7 +181,7 @@ def main() -> int:
     avi_bytes = sum((videos_dir / p).stat().st_size for p in table["path"])
     npy_bytes = _tree_bytes(prepared / "videos", ".npy")
     jpeg_bytes = _tree_bytes(packed / "videos", ".jpegs")
-    frames_total = sum(r["num_frames"] for r in usable)
+    frames_total = sum(r["video_frames"] for r in usable)
     logger.info("prepared %d videos (%d frames) in %.1f s (.npy), %.1f s (.jpegs)", n_videos, frames_total,
                 prep_seconds, jpeg_prep_seconds)
 

@@ -83,6 +83,13 @@ setattr(VideoEntry, "__init__", renamed_keywords(num_frames="video_frames")(Vide
 
 
 class ClipDataset(Dataset):
+    """Clips of ``videos`` read by ``read``, sampled by ``mode`` (see the module doc): ``num_frames``
+    frames ``stride`` apart per clip (``clip_len``, the old name of ``num_frames``, is accepted
+    for one release)."""
+
+    clip_len = renamed_attribute("clip_len", "num_frames")
+
+    @renamed_keywords(clip_len="num_frames")
     def __init__(
         self,
         videos: Sequence[VideoEntry],
@@ -90,7 +97,7 @@ class ClipDataset(Dataset):
         *,
         mode: Mode = "train",
         transform: Callable[[Tensor], Tensor] | None = None,
-        clip_len: int = 16,
+        num_frames: int = 16,
         stride: int = 1,
         num_clips: int = 10,
         short_policy: ShortPolicy = "loop",
@@ -108,7 +115,7 @@ class ClipDataset(Dataset):
         self.read = read
         self.mode = mode
         self.transform = transform
-        self.clip_len, self.stride, self.num_clips = clip_len, stride, num_clips
+        self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
         self.short_policy = short_policy
         self.max_failure_fraction = max_failure_fraction
         self.count_frames = count_frames
@@ -164,7 +171,7 @@ class ClipDataset(Dataset):
             if self.count_frames is None:
                 raise ValueError(f"{entry.path}: frame count unknown and no count_frames given")
             video_frames = self.count_frames(entry)
-        kwargs = dict(clip_len=self.clip_len, stride=self.stride, short_policy=self.short_policy)
+        kwargs = dict(num_frames=self.num_frames, stride=self.stride, short_policy=self.short_policy)
         if self.mode == "train":
             return random_clip(video_frames, generator=generator, **kwargs)
         if self.mode == "clip":
@@ -302,7 +309,7 @@ def prepared_dataset(
     index = load_index(root)
     rows = split_rows(index, split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed,
                       dataset=held, where=str(root))
-    videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
+    videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.video_frames)) for r in rows.itertuples()]
     return ClipDataset(videos, read_prepared_entry, mode=mode, transform=transform, **kwargs)
 
 

@@ -117,7 +117,7 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
 
             index = load_index(path)
             splits = [c for c in index.columns if str(c).startswith("subset_")]
-            sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.num_frames)),
+            sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.video_frames)),
                                       str(Path(r.path).with_suffix("")), prepared=True,
                                       class_name=str(r.class_name), subset=subset_cell(r, splits))
                         for r in index.itertuples()]
@@ -233,7 +233,7 @@ def extract_features(
     out.mkdir(parents=True, exist_ok=True)
     write_features_record(out, record)
     transform = loaded.transform(crops=crops)
-    common = dict(mode="video", transform=transform, clip_len=loaded.num_frames, stride=loaded.sampling_stride,
+    common = dict(mode="video", transform=transform, num_frames=loaded.num_frames, stride=loaded.sampling_stride,
                   num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
     def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:

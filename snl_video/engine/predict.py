@@ -275,7 +275,7 @@ class _Views(Dataset):
             return {"index": index, "views": None, "spans": None, "error": failure_reason(exc, entry.path)}
 
 
-def window_clips(video_frames: int, fps: float, *, window_s: float, stride_s: float, clip_len: int,
+def window_clips(video_frames: int, fps: float, *, window_s: float, stride_s: float, num_frames: int,
                  sampling_stride: int) -> tuple[list[tuple[int, int]], list[list[int]]]:
     """The windows of a timeline and the clips covering each: ``(windows, clips)``.
 
@@ -289,7 +289,7 @@ def window_clips(video_frames: int, fps: float, *, window_s: float, stride_s: fl
     window = min(max(1, int(round(min(window_s * fps, video_frames)))), video_frames)
     step = max(1, int(round(min(stride_s * fps, video_frames))))
     starts = list(range(0, video_frames - window + 1, step)) or [0]
-    relative = sliding_clips(window, clip_len=clip_len, stride=sampling_stride)
+    relative = sliding_clips(window, num_frames=num_frames, stride=sampling_stride)
     clips = [[start + i for i in clip] for start in starts for clip in relative]
     return [(start, window) for start in starts], clips
 
@@ -336,12 +336,12 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     shorter than one clip or one window is said to ``note`` (:func:`short_window_note`)."""
     info = probe_video(path)
     video_frames = count_frames(path)
-    short = short_window_note(str(path), video_frames, info.fps, window_s=window_s, clip_len=loaded.num_frames,
+    short = short_window_note(str(path), video_frames, info.fps, window_s=window_s, num_frames=loaded.num_frames,
                               stride=loaded.sampling_stride)
     if short is not None and note is not None:
         note(short)
     windows, clips = window_clips(video_frames, info.fps, window_s=window_s, stride_s=stride_s,
-                                  clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
+                                  num_frames=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     scorer = _WindowScorer(loaded, clips_per_window=len(clips) // len(windows), batch_size=batch_size)
 
     def spans(ready: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[float, float, np.ndarray]]:
@@ -355,21 +355,21 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     yield from spans(scorer.flush())
 
 
-def short_video_note(video: str, video_frames: int, *, clip_len: int, stride: int) -> str | None:
+def short_video_note(video: str, video_frames: int, *, num_frames: int, stride: int) -> str | None:
     """The note for a video shorter than one clip (how its clip was padded), or None when it is long enough."""
-    span = clip_span(clip_len, stride)
+    span = clip_span(num_frames, stride)
     if video_frames >= span:
         return None
-    return (f"{video} has {video_frames} frame(s), shorter than one clip ({span} frames: {clip_len} every {stride}): "
+    return (f"{video} has {video_frames} frame(s), shorter than one clip ({span} frames: {num_frames} every {stride}): "
             "its frames were repeated in a loop to fill the clip, so its prediction rests on little motion")
 
 
-def short_window_note(video: str, video_frames: int, fps: float, *, window_s: float, clip_len: int,
+def short_window_note(video: str, video_frames: int, fps: float, *, window_s: float, num_frames: int,
                       stride: int) -> str | None:
     """The note for a timeline (``--window-seconds``) over a video too short for it: shorter
     than one clip (:func:`short_video_note`, as whole-video predict says), else shorter than
     one window (its single window is the whole video); None when the video is long enough."""
-    clip_note = short_video_note(video, video_frames, clip_len=clip_len, stride=stride)
+    clip_note = short_video_note(video, video_frames, num_frames=num_frames, stride=stride)
     if clip_note is not None:
         return clip_note
     if fps > 0 and video_frames < window_s * fps:
@@ -515,7 +515,7 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
                 fail(video, item["error"])
                 clock = time.perf_counter()
                 continue
-            short = short_video_note(video, item["video_frames"], clip_len=loaded.num_frames,
+            short = short_video_note(video, item["video_frames"], num_frames=loaded.num_frames,
                                      stride=loaded.sampling_stride)
             if short is not None:
                 note(short)
@@ -554,7 +554,7 @@ def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: in
         functools.partial(read_entry_frames, backend=backend),
         mode="video",
         transform=loaded.transform(crops=crops),
-        clip_len=loaded.num_frames,
+        num_frames=loaded.num_frames,
         stride=loaded.sampling_stride,
         num_clips=num_clips if num_clips is not None else loaded.num_clips,
         count_frames=count_entry_frames,

@@ -55,7 +55,7 @@ def test_prepared_clip_matches_decoding_the_avi(prepared, synthetic_tree):
     path = table[table["subset"] == "test"].iloc[0]["path"]
     entry = ds.videos[0]
     assert entry.path.endswith(Path(path).with_suffix(".npy").as_posix())
-    indices = center_clip(entry.video_frames, clip_len=16)[0]
+    indices = center_clip(entry.video_frames, num_frames=16)[0]
     decoded = read_frames(synthetic_tree / "UCF-101" / path, indices).permute(0, 3, 1, 2)
     expected = F.resize(decoded, [128, 171], antialias=True).permute(0, 2, 3, 1)
     assert torch.equal(ds[0]["clip"], expected)
@@ -174,3 +174,12 @@ def test_video_entry_reads_and_accepts_its_old_frame_count_name_for_one_release(
     assert entry == VideoEntry("a.avi", 1, video_frames=20)
     with pytest.warns(DeprecationWarning, match=r"VideoEntry\.num_frames"):
         assert entry.num_frames == 20
+
+
+def test_clip_dataset_accepts_and_reads_the_old_name_of_the_clip_length_for_one_release():
+    videos, read = _fake(2, bad=set())
+    with pytest.warns(DeprecationWarning, match="ClipDataset\\(\\): 'clip_len' is deprecated, use 'num_frames'"):
+        ds = ClipDataset(videos, read, mode="clip", clip_len=6)
+    assert ds.num_frames == 6 and ds[0]["clip"].shape[0] == 6
+    with pytest.warns(DeprecationWarning, match=r"ClipDataset\.clip_len"):
+        assert ds.clip_len == 6

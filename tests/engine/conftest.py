@@ -20,7 +20,7 @@ def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_synthetic_ucf101(root / "raw", num_classes=NUM_CLASSES, videos_per_class=16, video_frames=16, frame_jitter=2,
                           seed=0, progress=False)
     prepare_ucf101(root / "raw" / "UCF-101", root / "raw" / "ucfTrainTestlist", root / "prepared", splits=[1],
-                   workers=1, settings=PrepareSettings(short_side=48, clip_len=6, storage="npy"), progress=False)
+                   workers=1, settings=PrepareSettings(short_side=48, num_frames=6, storage="npy"), progress=False)
     return root / "prepared"
 
 
