@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import InvalidValueError
+from .backbone import VideoBackbone, nonlocal_key
 from .ffc import FFCBasicBlock3D, FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
@@ -338,14 +339,7 @@ def make_stage(spec: ResNet3DSpec, stage: StageSpec, in_channels: int) -> nn.Seq
     return nn.Sequential(*blocks)
 
 
-def nonlocal_key(stage: str, index: int) -> str:
-    """Key in a model's ``nonlocal_blocks`` of the block applied after residual block ``index``
-    of ``stage`` (``layer3_after_4``; a pathway-qualified stage ``slow.layer3`` gives
-    ``slow_layer3_after_4``, since module names cannot hold dots)."""
-    return f"{stage.replace('.', '_')}_after_{index}"
-
-
-class ResNet3D(nn.Module):
+class ResNet3D(VideoBackbone):
     """Stem → ``layer1..layer4`` (with non-local blocks after chosen residual blocks) →
     global average pool → dropout → ``fc``.
 
@@ -387,26 +381,6 @@ class ResNet3D(nn.Module):
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Kaiming (fan-out) convs, BN at (1, 0), as Hara's and torchvision's code."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    @staticmethod
-    def nonlocal_key(stage: str, index: int) -> str:
-        """Key in ``nonlocal_blocks`` of the block applied after residual block ``index`` of ``stage``."""
-        return nonlocal_key(stage, index)
-
-    def stage_channels(self) -> dict[str, int]:
-        return self.spec.stage_channels()
-
-    def stage_depths(self) -> dict[str, int]:
-        return self.spec.stage_depths()
-
     def forward_maps(self, x: Tensor) -> Tensor:
         """The last stage's feature map ``(B, feature_channels, T', H', W')`` (before the head).
 
@@ -414,19 +388,12 @@ class ResNet3D(nn.Module):
         there sees both parts concatenated on channels (the stage's full width) and its output
         is split back; after ``layer4`` only the local part is left (its global ratio is 0).
         """
-        if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
-            raise ValueError(
-                f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}"
-            )
+        self.check_clip(x)
         x = self.relu(self.bn1(self.conv1(x)))
         if self.maxpool is not None:
             x = self.maxpool(x)
         for name in STAGE_NAMES:
-            for index, block in enumerate(getattr(self, name)):
-                x = block(x)
-                key = self.nonlocal_key(name, index)
-                if key in self.nonlocal_blocks:
-                    x = _apply_to_pair(self.nonlocal_blocks[key], x)
+            x = self.run_stage(name, getattr(self, name), x, _apply_to_pair)
             pool = self._pools_after.get(name)
             if pool is not None:
                 x = _map_pair(lambda t: nn.functional.max_pool3d(t, kernel_size=pool, stride=pool), x)
@@ -455,7 +422,3 @@ class ResNet3D(nn.Module):
             # Dropout acts on every window before fc; fc of the windows' mean = mean of their scores.
             return self.fc(self.dropout(self._head_windows(self.forward_maps(x))).mean(dim=(2, 3, 4)))
         return self.fc(self.dropout(self.forward_features(x)))
-
-    def backbone_state_dict(self) -> dict[str, Tensor]:
-        """The state dict without the non-local blocks (what a backbone checkpoint holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("nonlocal_blocks.")}
