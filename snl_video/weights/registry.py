@@ -133,7 +133,7 @@ _TV_PROTOCOL = (
 )
 
 
-def _kinetics400(arch: str, tag: str, file_name: str, *, url: str | None, sha256: str | None, format: str,
+def _kinetics400(arch: str, tag: str, file_name: str, *, url: str | None, sha256: str | None, format: FormatName,
                  input_spec: InputSpec, top1: float | None, protocol: str, notes: str,
                  class_names: tuple[str, ...] | None = KINETICS400, **extra: Any) -> PretrainedWeights:
     """An entry with a 400-class Kinetics-400 head (in the class order of :data:`KINETICS400`
@@ -146,7 +146,7 @@ def _kinetics400(arch: str, tag: str, file_name: str, *, url: str | None, sha256
     )
 
 
-def _pytorchvideo_hub(arch: str, file_name: str, *, top1: float, notes: str, format: str = "pytorchvideo",
+def _pytorchvideo_hub(arch: str, file_name: str, *, top1: float, notes: str, format: FormatName = "pytorchvideo",
                       input_spec: InputSpec = _PTV_CLIP, protocol: str = _PTV_PROTOCOL,
                       **extra: Any) -> PretrainedWeights:
     """A pytorchvideo model-zoo checkpoint (``<arch>.pytorchvideo_k400``, no published checksum)."""
@@ -154,7 +154,8 @@ def _pytorchvideo_hub(arch: str, file_name: str, *, top1: float, notes: str, for
                         input_spec=input_spec, top1=top1, protocol=protocol, notes=notes, **extra)
 
 
-def _torchvision_hub(arch: str, weights: str, url_hash: str, *, top1: float, clips: int, format: str = "torchvision_video",
+def _torchvision_hub(arch: str, weights: str, url_hash: str, *, top1: float, clips: int,
+                     format: FormatName = "torchvision_video",
                      input_spec: InputSpec = _TV_CLIP, protocol: str = _TV_PROTOCOL) -> PretrainedWeights:
     """A torchvision ``<weights>.KINETICS400_V1`` file (its sha256 prefix is in the file name)."""
     file_name = f"{arch}-{url_hash}.pth"
