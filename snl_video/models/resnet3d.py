@@ -36,7 +36,7 @@ from .ffc import FFCBasicBlock3D, FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["feature_map", "make_block", "make_stage", "nonlocal_key", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES", "StageName"]
+__all__ = ["feature_map", "make_block", "make_stage", "make_stem", "nonlocal_key", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES", "StageName"]
 
 Triple = tuple[int, int, int]
 #: The stages of the 3D ResNet family, in order (torchvision's naming); config, placement
@@ -328,6 +328,17 @@ def make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: in
     )
 
 
+def make_stem(stem: StemSpec, in_channels: int) -> tuple[nn.Module, nn.BatchNorm3d, nn.ReLU, nn.Module | None]:
+    """The stem's ``(conv1, bn1, relu, maxpool)``, ``maxpool`` None without ``pool_kernel``; a
+    model assigns them in this order, which is the order of their state-dict keys."""
+    conv1 = make_conv(stem.conv, in_channels, stem.out_channels, stride=stem.stride, mid_channels=stem.mid_channels)
+    maxpool = None
+    if stem.pool_kernel is not None:
+        maxpool = nn.MaxPool3d(stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel,
+                               padding=stem.pool_padding or 0)
+    return conv1, nn.BatchNorm3d(stem.out_channels), nn.ReLU(inplace=True), maxpool
+
+
 def make_stage(spec: ResNet3DSpec, stage: StageSpec, in_channels: int) -> nn.Sequential:
     """The residual blocks of ``stage`` as an ``nn.Sequential`` whose first block takes
     ``in_channels`` (more than the previous stage's output where a lateral connection
@@ -356,16 +367,7 @@ class ResNet3D(VideoBackbone):
         self.spec = spec
         self.num_classes = num_classes
         stem = spec.stem
-        self.conv1 = make_conv(
-            stem.conv, spec.in_channels, stem.out_channels, stride=stem.stride, mid_channels=stem.mid_channels
-        )
-        self.bn1 = nn.BatchNorm3d(stem.out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module | None = None
-        if stem.pool_kernel is not None:
-            self.maxpool = nn.MaxPool3d(
-                stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel, padding=stem.pool_padding or 0
-            )
+        self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, spec.in_channels)
         channels = stem.out_channels
         self._pools_after: dict[str, Triple] = {}
         for name, stage in zip(STAGE_NAMES, spec.stages):

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from .backbone import VideoBackbone
-from .resnet3d import STAGE_NAMES, ConvSpec, ResNet3DSpec, make_conv, make_stage
+from .resnet3d import STAGE_NAMES, ConvSpec, ResNet3DSpec, make_stage, make_stem
 from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
@@ -157,14 +157,7 @@ class ResNetPathway(nn.Module):
         if len(spec.stages) != len(STAGE_NAMES) or len(extra_in_channels) != len(STAGE_NAMES):
             raise ValueError(f"a pathway needs {len(STAGE_NAMES)} stages and as many extra input widths")
         stem = spec.stem
-        self.conv1 = make_conv(stem.conv, spec.in_channels, stem.out_channels, stride=stem.stride)
-        self.bn1 = nn.BatchNorm3d(stem.out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module | None = None
-        if stem.pool_kernel is not None:
-            self.maxpool = nn.MaxPool3d(
-                stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel, padding=stem.pool_padding or 0
-            )
+        self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, spec.in_channels)
         channels = stem.out_channels
         for name, stage, extra in zip(STAGE_NAMES, spec.stages, extra_in_channels):
             self.add_module(name, make_stage(spec, stage, channels + extra))
