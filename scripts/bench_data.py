@@ -79,20 +79,20 @@ def _interleaved_throughput(getters: dict, n_items: int, min_seconds: float, rou
     return {name: done[name] / spent[name] for name in getters if name not in failures}
 
 
-def _pytorchvideo_reader(videos_dir: Path, table, transform, clip_len: int, fps: float):
-    """pytorchvideo's LabeledVideoDataset (iterable) with a random clip of clip_len frames' duration."""
+def _pytorchvideo_reader(videos_dir: Path, table, transform, num_frames: int, fps: float):
+    """pytorchvideo's LabeledVideoDataset (iterable) with a random clip of num_frames frames' duration."""
     from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 
     paths = [(str(videos_dir / p), {"label": int(lab)}) for p, lab in zip(table["path"], table["label"])]
 
     def to_clip(sample: dict) -> dict:
-        video = sample["video"]  # float (C, T, H, W), 0..255, T about clip_len
-        keep = torch.linspace(0, video.shape[1] - 1, clip_len).round().long()
+        video = sample["video"]  # float (C, T, H, W), 0..255, T about num_frames
+        keep = torch.linspace(0, video.shape[1] - 1, num_frames).round().long()
         frames = video[:, keep].permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8)
         return {"clip": transform(frames), "label": sample["label"]}
 
     dataset = LabeledVideoDataset(
-        paths, make_clip_sampler("random", clip_len / fps), video_sampler=torch.utils.data.RandomSampler,
+        paths, make_clip_sampler("random", num_frames / fps), video_sampler=torch.utils.data.RandomSampler,
         transform=to_clip, decode_audio=False, decoder="pyav",
     )
     iterator = iter(dataset)
@@ -133,7 +133,7 @@ def main() -> int:
             classes, per_class, frames, jitter = (4, 5, 120, 60) if args.quick else (10, 8, 150, 60)
             logger.info("generating %d x %d synthetic videos of %d-%d frames", classes, per_class, frames, frames + jitter)
             # grain + 0.6 Mbit/s: about UCF-101's bit rate, so decoding costs what it would there
-            make_synthetic_ucf101(source, num_classes=classes, videos_per_class=per_class, num_frames=frames,
+            make_synthetic_ucf101(source, num_classes=classes, videos_per_class=per_class, video_frames=frames,
                                   frame_jitter=jitter, seed=0, noise=6.0, bit_rate=600_000, progress=False)
         videos_dir, splits_dir = source / "UCF-101", source / "ucfTrainTestlist"
     else:
@@ -181,7 +181,7 @@ def main() -> int:
     avi_bytes = sum((videos_dir / p).stat().st_size for p in table["path"])
     npy_bytes = _tree_bytes(prepared / "videos", ".npy")
     jpeg_bytes = _tree_bytes(packed / "videos", ".jpegs")
-    frames_total = sum(r["num_frames"] for r in usable)
+    frames_total = sum(r["video_frames"] for r in usable)
     logger.info("prepared %d videos (%d frames) in %.1f s (.npy), %.1f s (.jpegs)", n_videos, frames_total,
                 prep_seconds, jpeg_prep_seconds)
 

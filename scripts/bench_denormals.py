@@ -13,7 +13,7 @@ and its gradients shrink) and, every ``--census-every`` steps, counts the subnor
 Each step's time is taken on the ordinary (uncounted) step. ``--flush on`` sets
 ``torch.set_flush_denormal(True)`` first (the counts are still taken with flushing off, so
 they show what the arithmetic would produce). One JSON line per step is written to
-``--out`` (and the census rows in full); a short summary is printed.
+``--output-file`` (and the census rows in full); a short summary is printed.
 
     OMP_NUM_THREADS=1 python scripts/bench_denormals.py --nonlocal snl --steps 40 --flush off
     OMP_NUM_THREADS=1 python scripts/bench_denormals.py --nonlocal snl --steps 40 --flush on
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
@@ -142,7 +143,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="r3d50")
     p.add_argument("--nonlocal", dest="kind", default="snl", help="a block kind, or 'none'")
-    p.add_argument("--frames", type=int, default=16)
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--classes", type=int, default=101)
@@ -152,13 +153,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--flush", choices=["on", "off"], default="off")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="JSON lines, one per step")
+    add_renamed_option(p, "--output-file", "--out", type=Path, default=None, help="JSON lines, one per step")
     p.add_argument("--config", type=Path, default=None, help="watch the engine training this recipe instead")
     p.add_argument("--evaluate", action="store_true", help="with --config: evaluate the last checkpoint (as the demo)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of --config")
     args = p.parse_args()
     if args.config is not None:
-        _engine_census(args.config, args.overrides, args.out, evaluate=args.evaluate)
+        _engine_census(args.config, args.overrides, args.output_file, evaluate=args.evaluate)
         return
     if args.overrides:
         p.error("key=value overrides need --config")
@@ -170,7 +171,7 @@ def main() -> None:
     flush = args.flush == "on"
     torch.set_flush_denormal(flush)
     model = build_model(args.model, num_classes=args.classes, nonlocal_blocks=None if args.kind == "none" else args.kind)
-    x = torch.randn(args.batch, 3, args.frames, args.size, args.size)
+    x = torch.randn(args.batch, 3, args.num_frames, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch,))
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
     model.train()
@@ -183,7 +184,7 @@ def main() -> None:
         return float(loss.detach())
 
     rows: list[dict[str, Any]] = []
-    out = args.out.open("w") if args.out else None
+    out = args.output_file.open("w") if args.output_file else None
     for i in range(args.steps):
         t0 = time.perf_counter()
         loss = step()

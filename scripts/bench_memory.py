@@ -2,7 +2,7 @@
 """Memory and speed of the training step with ``runtime.activation_checkpointing`` and ``runtime.compile``.
 
 Each variant runs in its own subprocess (so each peak RSS is its own) on random clips:
-forward + backward + SGD step of ``--model`` (default r3d50) at ``--frames`` × ``--size``²,
+forward + backward + SGD step of ``--model`` (default r3d50) at ``--num-frames`` × ``--size``²,
 ratios against ``plain`` measured in the same run.
 
 * ``plain``: the eager model;
@@ -33,6 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -51,7 +53,7 @@ def _child(args: argparse.Namespace, variant: str) -> dict:
     model.to(device).train()
     if variant == "ckpt":
         apply_activation_checkpointing(model, args.stages)
-    x = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=device)
+    x = torch.randn(args.batch, 3, args.num_frames, args.size, args.size, device=device)
     y = torch.randint(0, 101, (args.batch,), device=device)
     net = torch.compile(model) if variant == "compile" else model
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -93,7 +95,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["plain", "ckpt"], choices=["plain", "ckpt", "compile"])
     p.add_argument("--stages", nargs="+", default=["layer2", "layer3"])
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--frames", type=int, default=16)
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--steps", type=int, default=3, help="timed steps after the first")
     p.add_argument("--device", default="cpu")
@@ -111,7 +113,7 @@ def main() -> None:
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = next((r for r in rows if r["variant"] == "plain"), rows[0] if rows else None)
-    print(f"{args.model} ({args.nonlocal_kind}), batch {args.batch}, {args.frames}x{args.size}x{args.size}, {args.device}; "
+    print(f"{args.model} ({args.nonlocal_kind}), batch {args.batch}, {args.num_frames}x{args.size}x{args.size}, {args.device}; "
           f"ckpt stages: {' '.join(args.stages)}")
     print("| variant | step s | × plain speed | first step s | saved for backward MB | peak RSS MB | "
           "RSS over start MB |")

@@ -24,12 +24,12 @@ Usage:
 Whole backbones against each other (no blocks; the first one is the baseline), e.g. FFC-C2D
 against C2D at the paper's Kinetics clip or the UCF-101 one:
 
-    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 --frames 8 --size 224
-    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 ffc_c2d_r50:fft=3d --frames 16 --size 112
+    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 --num-frames 8 --size 224
+    python scripts/bench_models.py --backbones c2d_r50 ffc_c2d_r50 ffc_c2d_r50:fft=3d --num-frames 16 --size 112
 
 (``name:key=value,...`` passes model options.)
 
-Writes the table and raw rows to --out (Markdown + JSON). On CPU "memory" is the bytes
+Writes the table and raw rows to --output-dir (Markdown + JSON). On CPU "memory" is the bytes
 autograd saves for backward; on CUDA the peak allocation (see snl_video.benchmarking).
 """
 
@@ -48,6 +48,7 @@ from typing import Any
 import torch
 
 from snl_video.benchmarking import format_table, saved_tensor_bytes
+from snl_video.commands.renamed import add_renamed_option
 from snl_video.models import build_model
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
@@ -83,14 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block-repeats", type=int, default=10, help="timed rounds of the isolated blocks")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path("runs/bench_models"))
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/bench_models"))
     p.add_argument(
         "--backbones",
         nargs="+",
         default=None,
         help="time these whole backbones against the first (no blocks; name or name:key=value,...) instead of --settings",
     )
-    p.add_argument("--frames", type=int, default=16, help="clip length for --backbones")
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16, help="clip length for --backbones")
     p.add_argument("--size", type=int, default=112, help="crop size for --backbones")
     return p.parse_args(argv)
 
@@ -123,7 +124,7 @@ def _backbone(text: str) -> tuple[str, dict[str, Any]]:
 def bench_backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Forward+backward of whole backbones on one clip, interleaved rounds; ratios to the first."""
     device = torch.device(args.device)
-    clip = torch.randn(1, 3, args.frames, args.size, args.size, device=device)
+    clip = torch.randn(1, 3, args.num_frames, args.size, args.size, device=device)
     models: dict[str, torch.nn.Module] = {}
     rows: dict[str, dict[str, Any]] = {}
     for text in args.backbones:
@@ -131,7 +132,7 @@ def bench_backbones(args: argparse.Namespace) -> list[dict[str, Any]]:
         torch.manual_seed(0)
         model = build_model(name, num_classes=400, **options).to(device).train()
         models[text] = model
-        rows[text] = {"variant": text, "frames": args.frames, "size": args.size, "times": [],
+        rows[text] = {"variant": text, "frames": args.num_frames, "size": args.size, "times": [],
                       "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
     skipped: set[str] = set()
     _interleaved_rounds(models, clip, device, rows, "times", skipped, warmup=args.warmup, repeats=args.repeats,
@@ -290,22 +291,22 @@ def main(argv: list[str] | None = None) -> int:
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     )
-    what = f"{' vs '.join(args.backbones)} at {args.frames}x{args.size}x{args.size}" if args.backbones else args.model
+    what = f"{' vs '.join(args.backbones)} at {args.num_frames}x{args.size}x{args.size}" if args.backbones else args.model
     title = (
         f"{what}, forward+backward, batch 1, float32, {device_name}; {args.repeats} interleaved rounds "
         f"after {args.warmup} warm-up; memory = " + ("bytes saved for backward" if args.device == "cpu" else "not measured")
     )
     table = format_table(rows, columns)
     print(f"\n{title}\n\n{table}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     for fname, text in (
         ("bench_models.json", json.dumps({"title": title, "rows": rows}, indent=1)),
         ("bench_models.md", f"{title}\n\n{table}\n"),
     ):
-        tmp = args.out / (fname + ".tmp")
+        tmp = args.output_dir / (fname + ".tmp")
         tmp.write_text(text)
-        os.replace(tmp, args.out / fname)
-    print(f"\nwritten: {args.out}/bench_models.md, bench_models.json")
+        os.replace(tmp, args.output_dir / fname)
+    print(f"\nwritten: {args.output_dir}/bench_models.md, bench_models.json")
     return 0
 
 

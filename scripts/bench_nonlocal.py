@@ -18,7 +18,7 @@ adds one forward+backward of the linear SNL (order 1) and of each filter at N = 
 each in a fresh process, with its time and peak memory (CUDA peak, or peak RSS growth).
 
 Prints a Markdown table (time, memory, ratio to NL, SNL dense/linear ratios) and writes it
-with the raw rows to --out (JSON + Markdown). Memory is the CUDA peak on a GPU and the
+with the raw rows to --output-dir (JSON + Markdown). Memory is the CUDA peak on a GPU and the
 bytes saved for backward on CPU (see snl_video.benchmarking).
 """
 
@@ -41,6 +41,7 @@ from nonlocal_sweeps import (  # scripts/nonlocal_sweeps.py: this folder is on s
     bench_spectral_family,
 )
 from snl_video.benchmarking import format_table
+from snl_video.commands.renamed import add_renamed_option
 from snl_video.nonlocal_blocks import list_nonlocal_kinds
 
 # (T, H, W): the paper's res4 map at 16x112x112 (98 nodes) up to 32x28x28 (25,088).
@@ -93,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-nodes", type=int, default=None, help="only map sizes with N up to this")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path("runs/bench_nonlocal"))
+    add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/bench_nonlocal"))
     p.add_argument("--snl-filters", nargs="*", default=list(SNL_FILTER_VARIANTS), choices=list(SNL_FILTER_VARIANTS),
                    help="snl filters measured dense and linear, against linear SNL order 1 (default: all)")
     p.add_argument("--large", action="store_true", help="also the linear paths at N = 200,704 (64x56x56)")
@@ -170,13 +171,13 @@ def run_spectral(args: argparse.Namespace) -> int:
     )
     table = format_table(rows, SPECTRAL_COLUMNS)
     print(f"\n{title}\n\n{table}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("bench_spectral.json", json.dumps({"title": title, "rows": rows}, indent=1)),
                        ("bench_spectral.md", f"{title}\n\n{table}\n")):
-        tmp = args.out / (name + ".tmp")
+        tmp = args.output_dir / (name + ".tmp")
         tmp.write_text(text)
-        os.replace(tmp, args.out / name)
-    print(f"\nwritten: {args.out}/bench_spectral.md, bench_spectral.json")
+        os.replace(tmp, args.output_dir / name)
+    print(f"\nwritten: {args.output_dir}/bench_spectral.md, bench_spectral.json")
     return 0
 
 
@@ -193,15 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.spectral:
         return run_spectral(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     if args.large_only:
         text = run_large(args)
-        tmp = args.out / "bench_nonlocal_large.md.tmp"
+        tmp = args.output_dir / "bench_nonlocal_large.md.tmp"
         tmp.write_text(text + "\n")
-        os.replace(tmp, args.out / "bench_nonlocal_large.md")
-        print(f"\nwritten: {args.out}/bench_nonlocal_large.md")
+        os.replace(tmp, args.output_dir / "bench_nonlocal_large.md")
+        print(f"\nwritten: {args.output_dir}/bench_nonlocal_large.md")
         return 0
-    partial = args.out / "bench_nonlocal.partial.jsonl"
+    partial = args.output_dir / "bench_nonlocal.partial.jsonl"
     partial.write_text("")
 
     def keep(row: dict) -> None:
@@ -279,16 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     table = f"{table}\n\n{op_title}\n\n{op_table}"
     for name, text in (("bench_nonlocal.json", json.dumps({"title": title, "rows": rows, "snl_operator": op_rows}, indent=1)),
                        ("bench_nonlocal.md", f"{title}\n\n{table}\n")):
-        tmp = args.out / (name + ".tmp")
+        tmp = args.output_dir / (name + ".tmp")
         tmp.write_text(text)
-        os.replace(tmp, args.out / name)
+        os.replace(tmp, args.output_dir / name)
     partial.unlink()
-    print(f"\nwritten: {args.out}/bench_nonlocal.md, bench_nonlocal.json")
+    print(f"\nwritten: {args.output_dir}/bench_nonlocal.md, bench_nonlocal.json")
     if args.large:
         text = run_large(args)
-        tmp = args.out / "bench_nonlocal_large.md.tmp"
+        tmp = args.output_dir / "bench_nonlocal_large.md.tmp"
         tmp.write_text(text + "\n")
-        os.replace(tmp, args.out / "bench_nonlocal_large.md")
+        os.replace(tmp, args.output_dir / "bench_nonlocal_large.md")
     return 0
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
 
 from snl_video.benchmarking import format_table  # noqa: E402
 from snl_video.data.decoding import available_backends  # noqa: E402
@@ -59,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--folder", type=Path, default=None, help="videos to use (default: generate synthetic ones)")
     p.add_argument("--videos", type=int, default=8, help="synthetic videos to generate (default 8)")
-    p.add_argument("--frames", type=int, default=120, help="frames per synthetic video (default 120: ~5 s)")
+    add_renamed_option(p, "--frames-per-video", "--frames", type=int, default=120,
+                       help="frames per synthetic video (default 120: ~5 s)")
     p.add_argument("--model", default="r3d18", help="model registry name (default r3d18)")
     p.add_argument("--nonlocal", dest="nonlocal_kind", default="snl", help="a non-local kind or 'none' (default snl)")
-    p.add_argument("--frames-per-clip", type=int, default=16)
+    add_renamed_option(p, "--num-frames", "--frames-per-clip", type=int, default=16, help="clip length")
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--clips", type=int, default=5, help="uniform clips per video (default 5)")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.folder
         if folder is None:
             make_synthetic_ucf101(tmp, num_classes=min(args.videos, 8), videos_per_class=max(1, args.videos // 8),
-                                  num_frames=args.frames, frame_jitter=0, noise=6.0, bit_rate=600_000,
+                                  video_frames=args.frames_per_video, frame_jitter=0, noise=6.0, bit_rate=600_000,
                                   progress=False)
             folder = Path(tmp) / "UCF-101"
         videos = find_videos(folder)[: args.videos]
@@ -96,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         kind = None if args.nonlocal_kind == "none" else args.nonlocal_kind
         model = build_model(args.model, num_classes=101, nonlocal_blocks=kind).eval()
         norm = TORCHVISION_KINETICS_NORMALIZATION
-        spec = InputSpec(num_frames=args.frames_per_clip, sampling_stride=1, crop_size=args.size, mean=norm.mean,
+        spec = InputSpec(num_frames=args.num_frames, sampling_stride=1, crop_size=args.size, mean=norm.mean,
                          std=norm.std)
         loaded = InferenceModel(model, args.model, [f"c{i}" for i in range(101)], spec, num_clips=args.clips,
                                 num_crops=args.crops, reduce="mean_prob", source="bench")
         logger.info("%d videos, %s%s, %d clips x %d crops of %dx%d, %d torch threads", len(videos), args.model,
-                    f" + {kind}" if kind else "", args.clips, args.crops, args.frames_per_clip, args.size,
+                    f" + {kind}" if kind else "", args.clips, args.crops, args.num_frames, args.size,
                     torch.get_num_threads())
         predict(videos[:1], model=loaded, backend=backends[0])  # warm-up: imports, first allocations
         rows = []
@@ -182,12 +184,12 @@ def _measure(what: str, video: Path, *, threads: int | None) -> int:
         torch.set_num_threads(threads)
     loaded = _demo_model()
     info = probe_video(video)
-    num_frames = count_frames(video)
-    windows, clips = window_clips(num_frames, info.fps, window_s=WINDOW_S, stride_s=STRIDE_S,
-                                  clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
+    video_frames = count_frames(video)
+    windows, clips = window_clips(video_frames, info.fps, window_s=WINDOW_S, stride_s=STRIDE_S,
+                                  num_frames=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     # warm-up: first allocations and kernels, outside the timings
     view_logits(loaded, torch.zeros(BATCH, 3, loaded.num_frames, 56, 56), batch_size=BATCH)
-    row: dict = {"what": what, "windows": len(windows), "clips": len(clips), "frames": num_frames}
+    row: dict = {"what": what, "windows": len(windows), "clips": len(clips), "frames": video_frames}
     start = time.perf_counter()
     if what == "predict":
         result = predict(video, model=loaded, window_seconds=WINDOW_S, stride_seconds=STRIDE_S, batch_size=BATCH, top_k=1)

@@ -43,6 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
+
 
 def _peak_mb(device) -> float:
     import torch
@@ -62,7 +64,7 @@ def _model_only(args: argparse.Namespace, kind: str, num_classes: int) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)  # the same model and batch for every kind's flush on / off pair
     model = build_model(args.model, num_classes=num_classes, nonlocal_blocks=None if kind == "none" else kind).to(device)
-    x = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=device)
+    x = torch.randn(args.batch, 3, args.num_frames, args.size, args.size, device=device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last_3d)
         x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -105,7 +107,7 @@ def _training_loop(args: argparse.Namespace, kind: str, data_root: Path, num_cla
             "name": f"bench_{args.model}_{kind}",
             "model": {"name": args.model, "num_classes": num_classes},
             "nonlocal_blocks": None if kind == "none" else {"kind": kind},
-            "data": {"root": str(data_root), "num_frames": args.frames, "crop_size": args.size,
+            "data": {"root": str(data_root), "num_frames": args.num_frames, "crop_size": args.size,
                      "batch_size": args.batch, "num_workers": args.workers},
             "schedule": {"epochs": 2},
             "eval": {"every_epochs": 0},
@@ -133,7 +135,7 @@ def _child(args: argparse.Namespace, kind: str) -> dict:
         import pandas as pd
 
         num_classes = int(pd.read_csv(data_root / "index.csv", usecols=["label"])["label"].max()) + 1
-    row = {"model": args.model, "nonlocal": kind, "clip": f"{args.frames}x{args.size}x{args.size}",
+    row = {"model": args.model, "nonlocal": kind, "clip": f"{args.num_frames}x{args.size}x{args.size}",
            "batch": args.batch, "device": args.device, "amp": args.amp, "channels_last": args.channels_last,
            "flush": args.child_flush, **_model_only(args, kind, num_classes)}
     if data_root is not None and args.loop:
@@ -151,7 +153,7 @@ def _synthetic_prepared(work: Path, videos_per_class: int) -> Path:
         return prepared
     raw = work / f"raw_{videos_per_class}"
     if not (raw / "ucfTrainTestlist").is_dir():
-        make_synthetic_ucf101(raw, num_classes=10, videos_per_class=videos_per_class, num_frames=120, frame_jitter=60)
+        make_synthetic_ucf101(raw, num_classes=10, videos_per_class=videos_per_class, video_frames=120, frame_jitter=60)
     prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", prepared, splits=[1], workers=2,
                    settings=PrepareSettings(storage="npy"))  # the fastest input: the step, not the JPEG decode
     return prepared
@@ -162,7 +164,7 @@ def main() -> None:
     p.add_argument("--model", default="r3d50")
     p.add_argument("--nonlocal", dest="kinds", nargs="+", default=["none", "snl"],
                    help="kinds to compare; the first is the baseline of the ratios ('none': no block)")
-    p.add_argument("--frames", type=int, default=16)
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=20, help="timed model-only steps (>= 20 for a meaningful p95)")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
+
 PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -38,7 +40,7 @@ def main() -> None:
     p.add_argument("--nonlocal", dest="kinds", nargs="+", default=["none", "snl"],
                    help="kinds to measure ('none': no block)")
     p.add_argument("--precision", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16"])
-    p.add_argument("--frames", type=int, default=16)
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--classes", type=int, default=101)
@@ -75,7 +77,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(args.model, num_classes=args.classes,
                             nonlocal_blocks=None if kind == "none" else kind).to(device)
-        x = torch.randn(args.batch, 3, args.frames, args.size, args.size, device=device)
+        x = torch.randn(args.batch, 3, args.num_frames, args.size, args.size, device=device)
         if args.channels_last:
             model.to(memory_format=torch.channels_last_3d)
             x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -110,7 +112,7 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
 
     where = (torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads")
-    title = (f"{args.model}, {args.frames}x{args.size}x{args.size} clips, batch {args.batch}, {where}"
+    title = (f"{args.model}, {args.num_frames}x{args.size}x{args.size} clips, batch {args.batch}, {where}"
              f"{', channels_last_3d' if args.channels_last else ''}; p50 of {args.steps} calls after {args.warmup} "
              f"warm-up; flush-to-zero on")
     columns = [("nonlocal", "non-local", "s"), ("precision", "precision", "s"), ("work", "measured", "s"),

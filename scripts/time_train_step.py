@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from snl_video.commands.renamed import add_renamed_option  # noqa: E402
+
 
 def parse_model(text: str) -> tuple[str, dict]:
     """``name:key=value,...`` → (name, options)."""
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help="name:key=value,... (the first one is the baseline of the ratios)")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--frames", type=int, default=8)
+    add_renamed_option(p, "--num-frames", "--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--num-classes", type=int, default=4)
     p.add_argument("--rounds", type=int, default=7)
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((text, model, optimizer, []))
 
     def step(model, optimizer) -> float:
-        clips = torch.randn(args.batch, 3, args.frames, args.size, args.size)
+        clips = torch.randn(args.batch, 3, args.num_frames, args.size, args.size)
         labels = torch.randint(0, args.num_classes, (args.batch,))
         start = time.perf_counter()
         loss = F.cross_entropy(model(clips), labels)
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for _, model, optimizer, seconds in runs:
             seconds.append(step(model, optimizer))
     base = statistics.median(runs[0][3])
-    print(f"batch {args.batch}, {args.frames}x{args.size}x{args.size}, {torch.get_num_threads()} thread(s), "
+    print(f"batch {args.batch}, {args.num_frames}x{args.size}x{args.size}, {torch.get_num_threads()} thread(s), "
           f"{args.rounds} interleaved rounds after {args.warmup} warm-up steps")
     print(f"{'model':<70} {'median s':>9} {'min s':>7} {'ratio':>6}")
     for text, _, _, seconds in runs:

@@ -53,10 +53,10 @@ def _seed_and_threads():
 def tiny_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 motion classes (right / left / up / down) x 16 videos, prepared at short side 48."""
     root = tmp_path_factory.mktemp("tiny_ucf")
-    make_synthetic_ucf101(root / "raw", num_classes=NUM_CLASSES, videos_per_class=16, num_frames=16, frame_jitter=2,
+    make_synthetic_ucf101(root / "raw", num_classes=NUM_CLASSES, videos_per_class=16, video_frames=16, frame_jitter=2,
                           seed=0, progress=False)
     prepare_ucf101(root / "raw" / "UCF-101", root / "raw" / "ucfTrainTestlist", root / "prepared", splits=[1],
-                   workers=1, settings=PrepareSettings(short_side=48, clip_len=6, storage="npy"), progress=False)
+                   workers=1, settings=PrepareSettings(short_side=48, num_frames=6, storage="npy"), progress=False)
     return root / "prepared"
 
 

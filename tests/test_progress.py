@@ -14,7 +14,7 @@ from snl_video.progress import PlainProgress, progress
 
 def test_make_synthetic_and_prepare_log_plain_lines_off_a_terminal(tmp_path, caplog, capfd):
     with caplog.at_level(logging.INFO, logger="snl_video.progress"):
-        tree = make_synthetic_ucf101(tmp_path / "syn", num_classes=2, videos_per_class=2, num_frames=8,
+        tree = make_synthetic_ucf101(tmp_path / "syn", num_classes=2, videos_per_class=2, video_frames=8,
                                      frame_jitter=0, progress=True)
         prepare_ucf101(tree / "UCF-101", tree / "ucfTrainTestlist", tmp_path / "out", splits=[1], progress=True)
     err = capfd.readouterr().err

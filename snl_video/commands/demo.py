@@ -83,8 +83,8 @@ def self_check() -> list[str]:
 
 
 def prepare_demo_data(
-    dataset: str, data_dir: Path, *, seed: int, clip_len: int, num_classes: int = DEMO_CLASSES,
-    videos_per_class: int = DEMO_VIDEOS_PER_CLASS, num_frames: int = DEMO_FRAMES, short_side: int = 64,
+    dataset: str, data_dir: Path, *, seed: int, num_frames: int, num_classes: int = DEMO_CLASSES,
+    videos_per_class: int = DEMO_VIDEOS_PER_CLASS, video_frames: int = DEMO_FRAMES, short_side: int = 64,
     workers: int = 2,
 ) -> Path:
     """Synthetic motion classes in ``dataset``'s format under ``data_dir/raw``, prepared through that
@@ -98,7 +98,7 @@ def prepare_demo_data(
     from ..data.sources import get_source
 
     if dataset == "relations":  # other content (docs/relations_task.md) in the folder source's layout
-        return _prepare_relations(data_dir, seed=seed, clip_len=clip_len, videos_per_class=videos_per_class,
+        return _prepare_relations(data_dir, seed=seed, num_frames=num_frames, videos_per_class=videos_per_class,
                                   short_side=short_side, workers=workers)
     source = get_source(dataset)
     if source.synthetic is None or source.inputs is None:
@@ -107,14 +107,14 @@ def prepare_demo_data(
     raw, prepared = data_dir / "raw", data_dir / "prepared"
     held_out = max(2, round(0.28 * videos_per_class / 2) * 2)  # whole sources / groups of 2 clips
     written = source.synthetic.demo(raw, DemoSize(num_classes=num_classes, videos_per_class=videos_per_class,
-                                                  held_out_per_class=held_out, num_frames=num_frames, seed=seed))
+                                                  held_out_per_class=held_out, video_frames=video_frames, seed=seed))
     inputs = source.inputs(parse_options(source.options, written, where=f"demo --dataset {dataset}"))
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset=dataset, workers=workers,
-                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len, storage=DEMO_STORAGE), progress=False)
+                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=DEMO_STORAGE), progress=False)
     return prepared
 
 
-def _prepare_relations(data_dir: Path, *, seed: int, clip_len: int, videos_per_class: int, short_side: int,
+def _prepare_relations(data_dir: Path, *, seed: int, num_frames: int, videos_per_class: int, short_side: int,
                        workers: int) -> Path:
     """The relational task's videos under ``data_dir/raw``, prepared through the ``folder`` source."""
     from ..data.prepare import PrepareSettings, prepare_manifest
@@ -130,7 +130,7 @@ def _prepare_relations(data_dir: Path, *, seed: int, clip_len: int, videos_per_c
                                                           "seed": str(seed)}, where="demo --dataset relations"))
     prepared = data_dir / "prepared"
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset="folder", workers=workers,
-                     settings=PrepareSettings(short_side=short_side, clip_len=clip_len, storage=DEMO_STORAGE), progress=False)
+                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=DEMO_STORAGE), progress=False)
     return prepared
 
 
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                                              or made_relations != relations):
             shutil.rmtree(data)  # the demo's own data of another source or task: prepare would refuse to mix them
         size = {"videos_per_class": RELATIONS_VIDEOS_PER_CLASS} if relations else {}
-        prepare_demo_data(args.dataset, data, seed=args.seed, clip_len=cfg.data.num_frames, **size)
+        prepare_demo_data(args.dataset, data, seed=args.seed, num_frames=cfg.data.num_frames, **size)
 
         logger.info("[3/5] training %s + %s (%s)", cfg.model.name, cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
                     args.config)

@@ -70,7 +70,7 @@ def run_relations(args: argparse.Namespace) -> int:
     from ..data.relations import make_relations_dataset
 
     root = make_relations_dataset(args.output_dir, videos_per_class=args.videos_per_class, size=args.size,
-                                  num_frames=args.frames_per_video, distractors=args.distractors, seed=args.seed,
+                                  video_frames=args.frames_per_video, distractors=args.distractors, seed=args.seed,
                                   relation=args.relation, progress=not args.no_progress)
     prepare = prepare_command("folder", {"videos": str(root), "group_regex": "_g([0-9]+)_"})
     print(f"wrote {root}; prepare with: {prepare} --short-side {args.size} --num-frames {args.frames_per_video}")

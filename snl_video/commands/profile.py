@@ -4,7 +4,9 @@ Prints the counter's MACs (convs, ``fc`` and every matrix product, by
 ``torch.utils.flop_counter``) and the paper's Table 7 convention (convs, ``fc`` and 2
 operations per norm output element; no affinity products); see
 :mod:`snl_video.models.profiling`. With ``--json`` the last line is one JSON object
-``{"params": int, "macs": int, ...}``.
+``{"num_frames": int, "size": int, "params": int, "macs": int, ...}`` (the clip length was
+``"frames"`` before it took the one name ``num_frames``; that key is still written, with the
+same value, for one release).
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "model": args.model,
         "num_classes": args.num_classes,
+        "num_frames": args.num_frames,
+        # the key's old name, written for one release for readers of the old output
         "frames": args.num_frames,
         "size": args.size,
         "nonlocal": given,

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..deprecation import renamed_attribute, renamed_keywords
 from ..errors import InvalidValueError, SnlVideoError
 
 from .decoding import Backend, DecodeError
@@ -64,14 +65,31 @@ class TooManyDecodeFailures(SnlVideoError, RuntimeError):
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One video: where its frames are, its 0-based label, and its frame count (None: ask the file)."""
+    """One video: where its frames are, its 0-based label, and its frame count (None: ask the file).
+
+    The frame count of the *video* is ``video_frames``; ``num_frames`` is the clip length
+    everywhere (its old name here, still read and accepted for one release, with a warning).
+    """
 
     path: str
     label: int
-    num_frames: int | None = None
+    video_frames: int | None = None
+
+    num_frames = renamed_attribute("num_frames", "video_frames")
+
+
+# VideoEntry(..., num_frames=...) is its old spelling: accepted for one release, with a warning
+setattr(VideoEntry, "__init__", renamed_keywords(num_frames="video_frames")(VideoEntry.__init__))
 
 
 class ClipDataset(Dataset):
+    """Clips of ``videos`` read by ``read``, sampled by ``mode`` (see the module doc): ``num_frames``
+    frames ``stride`` apart per clip (``clip_len``, the old name of ``num_frames``, is accepted
+    for one release)."""
+
+    clip_len = renamed_attribute("clip_len", "num_frames")
+
+    @renamed_keywords(clip_len="num_frames")
     def __init__(
         self,
         videos: Sequence[VideoEntry],
@@ -79,7 +97,7 @@ class ClipDataset(Dataset):
         *,
         mode: Mode = "train",
         transform: Callable[[Tensor], Tensor] | None = None,
-        clip_len: int = 16,
+        num_frames: int = 16,
         stride: int = 1,
         num_clips: int = 10,
         short_policy: ShortPolicy = "loop",
@@ -97,7 +115,7 @@ class ClipDataset(Dataset):
         self.read = read
         self.mode = mode
         self.transform = transform
-        self.clip_len, self.stride, self.num_clips = clip_len, stride, num_clips
+        self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
         self.short_policy = short_policy
         self.max_failure_fraction = max_failure_fraction
         self.count_frames = count_frames
@@ -148,18 +166,18 @@ class ClipDataset(Dataset):
         return int(self.max_failure_fraction * len(self))
 
     def _clips(self, entry: VideoEntry, generator: random.Random | None = None) -> list[list[int]]:
-        num_frames = entry.num_frames
-        if num_frames is None:
+        video_frames = entry.video_frames
+        if video_frames is None:
             if self.count_frames is None:
                 raise ValueError(f"{entry.path}: frame count unknown and no count_frames given")
-            num_frames = self.count_frames(entry)
-        clip_len, stride, short_policy = self.clip_len, self.stride, self.short_policy
+            video_frames = self.count_frames(entry)
+        num_frames, stride, short_policy = self.num_frames, self.stride, self.short_policy
         if self.mode == "train":
-            return random_clip(num_frames, generator=generator, clip_len=clip_len, stride=stride,
+            return random_clip(video_frames, generator=generator, num_frames=num_frames, stride=stride,
                                short_policy=short_policy)
         if self.mode == "clip":
-            return center_clip(num_frames, clip_len=clip_len, stride=stride, short_policy=short_policy)
-        return uniform_clips(num_frames, num_clips=self.num_clips, clip_len=clip_len, stride=stride,
+            return center_clip(video_frames, num_frames=num_frames, stride=stride, short_policy=short_policy)
+        return uniform_clips(video_frames, num_clips=self.num_clips, num_frames=num_frames, stride=stride,
                              short_policy=short_policy)
 
     def _load(self, entry: VideoEntry, index: int) -> Tensor:
@@ -293,7 +311,7 @@ def prepared_dataset(
     index = load_index(root)
     rows = split_rows(index, split=split, subset=subset, val_fraction=val_fraction, val_seed=val_seed,
                       dataset=held, where=str(root))
-    videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.num_frames)) for r in rows.itertuples()]
+    videos = [VideoEntry(str(root / r.frames_file), int(r.label), int(r.video_frames)) for r in rows.itertuples()]
     return ClipDataset(videos, read_prepared_entry, mode=mode, transform=transform, **kwargs)
 
 

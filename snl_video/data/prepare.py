@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..deprecation import renamed_attribute, renamed_keywords
 from ..errors import InvalidValueError, MissingFileError
 from ..fileio import OutputWriteError, os_error_in, write_error
 from ..locking import OutputLockedError, output_lock
@@ -57,6 +58,8 @@ from .prepared import (
     record_path,
     save_frames,
     save_jpeg_frames,
+    upgrade_record,
+    upgrade_settings,
 )
 from .hmdb51 import OFFICIAL_PER_CLASS
 from .sources import SPLIT_OPTIONS_ATTR, check_manifest, files_digest, hmdb51_manifest, ucf101_manifest
@@ -84,8 +87,12 @@ PrepareBusyError = OutputLockedError
 
 @dataclass(frozen=True)
 class PrepareSettings:
+    """How ``prepare`` writes a folder (stored in its ``settings.json``). ``num_frames``, the
+    clip length, only decides which videos count as short; ``clip_len``, its old name, is
+    accepted (and read) for one release."""
+
     short_side: int = 128  # 0 keeps the source size
-    clip_len: int = 16
+    num_frames: int = 16
     short_videos: ShortVideos = "loop"
     #: "jpeg" (default): each video's frames as JPEGs in one ``.jpegs`` file, ~8x smaller than
     #: raw frames (the rawframes convention of mmaction2 / SlowFast); "npy": raw uint8 frames,
@@ -99,12 +106,18 @@ class PrepareSettings:
         if self.storage == "jpeg" and not 1 <= self.jpeg_quality <= 100:
             raise InvalidValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
+    clip_len = renamed_attribute("clip_len", "num_frames")
+
     def as_dict(self) -> dict:
-        d = {"format_version": FORMAT_VERSION, "short_side": self.short_side, "clip_len": self.clip_len,
+        d = {"format_version": FORMAT_VERSION, "short_side": self.short_side, "num_frames": self.num_frames,
              "short_videos": self.short_videos, "storage": self.storage}
         if self.storage == "jpeg":
             d["jpeg_quality"] = self.jpeg_quality
         return d
+
+
+# PrepareSettings(clip_len=...) is its old spelling: accepted for one release, with a warning
+setattr(PrepareSettings, "__init__", renamed_keywords(clip_len="num_frames")(PrepareSettings.__init__))
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -157,7 +170,7 @@ def read_prepared_settings(root: str | Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return upgrade_settings(data) if isinstance(data, dict) else None
 
 
 def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings) -> dict:
@@ -166,7 +179,7 @@ def prepare_one(source: str, video: str, out_dir: str, settings: PrepareSettings
     src = Path(source)
     stat = src.stat()
     record: dict = {"path": video, "source_bytes": stat.st_size, "source_mtime_ns": stat.st_mtime_ns,
-                    "status": None, "reason": "", "num_frames": 0, "height": 0, "width": 0,
+                    "status": None, "reason": "", "video_frames": 0, "height": 0, "width": 0,
                     "source_height": 0, "source_width": 0, "fps": 0.0, "declared_frames": 0}
     try:
         record.update(_decode_and_store(src, video, out, settings, record))
@@ -225,18 +238,18 @@ def _decode_and_store(src: Path, video: str, out: Path, settings: PrepareSetting
     num = len(frames)
     if num == 0:
         return {**update, "status": "undecodable", "reason": error or "no frame could be decoded"}
-    if num < settings.clip_len:
+    if num < settings.num_frames:
         if settings.short_videos == "skip":
-            return {**update, "status": "too_short", "reason": f"{num} frames < clip length {settings.clip_len}"}
+            return {**update, "status": "too_short", "reason": f"{num} frames < clip length {settings.num_frames}"}
         if status == "ok":
-            status, reason = "short", f"{num} frames < clip length {settings.clip_len}: loop-padded when sampled"
+            status, reason = "short", f"{num} frames < clip length {settings.num_frames}: loop-padded when sampled"
     dest = frames_path(out, video, settings.storage)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if settings.storage == "jpeg":
         save_jpeg_frames(dest, frames, quality=settings.jpeg_quality)
     else:
         save_frames(dest, frames)
-    return {**update, "status": status, "reason": reason, "num_frames": int(num),
+    return {**update, "status": status, "reason": reason, "video_frames": int(num),
             "height": int(frames.shape[1]), "width": int(frames.shape[2])}
 
 
@@ -265,7 +278,10 @@ def _is_done(out: Path, video: str, source: Path, storage: str) -> dict | None:
         return None
     if record.get("status") in KEPT_STATUSES and not frames_path(out, video, storage).is_file():
         return None
-    return record
+    upgraded = upgrade_record(record)
+    if upgraded != record:  # written by format 1 (the frame count was num_frames): rewrite it as format 2
+        atomic_write_json(rec_file, upgraded)
+    return upgraded
 
 
 def _remove_stale_temporaries(out: Path) -> int:
@@ -511,7 +527,7 @@ def _prepare_locked(
     splits_record = split_record(manifest)
     if settings_file.is_file():
         # directories prepared before storage was recorded hold raw frames
-        previous = {"storage": "npy", **json.loads(settings_file.read_text())}
+        previous = {"storage": "npy", **upgrade_settings(json.loads(settings_file.read_text()))}
         check_split_record(out, previous.pop(SPLITS_KEY, None), splits_record, manifest)
         if previous != settings.as_dict():
             now = settings.as_dict()
@@ -572,7 +588,7 @@ def _write_index(out: Path, manifest: pd.DataFrame, videos: pd.DataFrame, record
         if record["status"] not in KEPT_STATUSES:
             continue
         rows.append({"path": video["path"], "class_name": video["class_name"], "label": int(video["label"]),
-                     "status": record["status"], "num_frames": record["num_frames"], "height": record["height"],
+                     "status": record["status"], "video_frames": record["video_frames"], "height": record["height"],
                      "width": record["width"], "frames_file": frames_path(Path("."), video["path"], storage).as_posix(),
                      "group": video["group"]})
     index = pd.DataFrame(rows, columns=[*INDEX_COLUMNS, "group"])

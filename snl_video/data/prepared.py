@@ -34,6 +34,13 @@ the byte range of the clip's frames, and decodes them with torchcodec's ``decode
 per-image objects and copies), or with PIL where torchcodec cannot be imported. The
 container is unchanged since its first version, so every ``.jpegs`` file reads the same.
 
+Format versions (``format_version`` in ``settings.json``, :data:`FORMAT_VERSION`): 2 names
+the clip length ``num_frames`` in ``settings.json`` and a video's frame count
+``video_frames`` in ``index.csv`` and the per-video records; format 1 called them
+``clip_len`` and ``num_frames``. Nothing else differs, so a format-1 directory reads the
+same: :func:`upgrade_settings`, :func:`upgrade_record` and :func:`load_index` give its
+files under the format-2 names, and re-running ``prepare`` on it rewrites it as format 2.
+
 Crash safety: every file is written to a temporary name in the same folder and then
 ``os.replace``-d into place, so a name that exists is complete. A video's ``.json``
 record is written after its frames file; a record is what marks a video done. The index and
@@ -68,19 +75,43 @@ __all__ = [
     "atomic_write_json",
     "save_frames",
     "load_index",
+    "upgrade_record",
+    "upgrade_settings",
     "read_clip",
     "frames_path",
     "record_path", "HEAD_READ_BYTES", "pil_decode", "jpeg_decoder",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format 1's names of what format 2 renamed: in ``settings.json`` (the clip length) and in
+#: ``index.csv`` / the per-video records (the video's frame count).
+FORMAT_1_SETTINGS_NAMES = {"clip_len": "num_frames"}
+FORMAT_1_RECORD_NAMES = {"num_frames": "video_frames"}
 #: How frames are stored, and the file suffix of each.
 STORAGES = {"npy": ".npy", "jpeg": ".jpegs"}
 JPEG_MAGIC = b"SNLJPEG1"
 _JPEG_HEADER = np.dtype([("magic", "S8"), ("frames", "<u4"), ("height", "<u2"), ("width", "<u2")])
 #: Statuses whose frames are stored and listed in the index; every other status is skipped.
 KEPT_STATUSES = ("ok", "short", "truncated")
-INDEX_COLUMNS = ["path", "class_name", "label", "status", "num_frames", "height", "width", "frames_file"]
+INDEX_COLUMNS = ["path", "class_name", "label", "status", "video_frames", "height", "width", "frames_file"]
+
+
+def _renamed(data: dict, names: dict[str, str]) -> dict:
+    return {names.get(k, k) if names.get(k, k) not in data else k: v for k, v in data.items()}
+
+
+def upgrade_settings(settings: dict) -> dict:
+    """A ``settings.json`` under the current names: a format-1 one (``clip_len``, or no
+    ``format_version``) reads as format 2, which differs from it only in names."""
+    upgraded = _renamed(settings, FORMAT_1_SETTINGS_NAMES)
+    if upgraded.get("format_version", 1) == 1:
+        upgraded["format_version"] = FORMAT_VERSION
+    return upgraded
+
+
+def upgrade_record(record: dict) -> dict:
+    """A per-video record (or index row) under the current names (format 1: ``num_frames``)."""
+    return _renamed(record, FORMAT_1_RECORD_NAMES)
 
 
 def _tmp_name(path: Path) -> Path:
@@ -290,6 +321,8 @@ def load_index(root: str | Path) -> pd.DataFrame:
             f"<{'|'.join(list_sources())}> ... --output-dir {root}`"
         )
     index = pd.read_csv(path, keep_default_na=False)
+    if "video_frames" not in index.columns:  # format 1
+        index = index.rename(columns=FORMAT_1_RECORD_NAMES)
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
         raise InvalidValueError(f"{path} lacks columns {missing}; prepare it again with this version")

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..progress import progress as _progress
 from .synthetic import encode_avi
+from ..deprecation import renamed_keywords
 from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,11 @@ class RelationEvent:
     stop: int
 
 
-def relation_events(label: int, num_frames: int, rng: np.random.Generator, *,
+def relation_events(label: int, video_frames: int, rng: np.random.Generator, *,
                     relation: str = "colour_shift") -> tuple[RelationEvent, RelationEvent]:
     """The two events of a video of class ``label``: the first uniform in colour (and shape) and
     quadrant, early; the second in the opposite quadrant, late, related to the first by the class."""
-    duration = max(2, num_frames // 4)
+    duration = max(2, video_frames // 4)
     q = int(rng.integers(0, 4))
     if relation == "colour_shift":
         shape = shape2 = 0  # squares: the colour step is the whole class
@@ -88,8 +89,8 @@ def relation_events(label: int, num_frames: int, rng: np.random.Generator, *,
         colour2 = colour if same_colour else (colour + int(rng.integers(1, len(COLOURS)))) % len(COLOURS)
     else:
         raise InvalidValueError(f"unknown relation {relation!r}; choose one of {', '.join(RELATIONS)}")
-    first_start = int(rng.integers(0, max(1, num_frames // 2 - duration) + 1))
-    second_start = int(rng.integers(num_frames // 2, num_frames - duration + 1))
+    first_start = int(rng.integers(0, max(1, video_frames // 2 - duration) + 1))
+    second_start = int(rng.integers(video_frames // 2, video_frames - duration + 1))
     return (RelationEvent(q, shape, colour, first_start, first_start + duration),
             RelationEvent(3 - q, shape2, colour2, second_start, second_start + duration))
 
@@ -114,53 +115,55 @@ def _shape_mask(shape: int, side: int) -> np.ndarray:
     return (r <= side / 2) & (r >= side / 4)  # ring
 
 
-def render_relations_video(label: int, rng: np.random.Generator, *, size: int = 64, num_frames: int = 16,
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
+def render_relations_video(label: int, rng: np.random.Generator, *, size: int = 64, video_frames: int = 16,
                            distractors: int = 3, relation: str = "colour_shift") -> np.ndarray:
     """``uint8 (T, H, W, 3)`` frames of one video of class ``label`` (0-based in :data:`RELATION_CLASSES`)."""
     if not 0 <= label < 4:
         raise ValueError(f"label must be in 0..3, got {label}")
     texture = rng.integers(70, 130, size=(size // 4, size // 4, 1)).repeat(4, 0).repeat(4, 1)
     background = np.broadcast_to(texture, (size, size, 3)).astype(np.uint8)
-    frames = np.repeat(background[None], num_frames, axis=0).copy()
+    frames = np.repeat(background[None], video_frames, axis=0).copy()
     # distractors: small grey squares gliding across the frame (wrapping), over every region at every time
     dot = max(2, size // 12)
     for _ in range(distractors):
         pos = rng.uniform(0, size, 2)
         vel = rng.uniform(-size / 10, size / 10, 2)
         grey = int(rng.integers(160, 250))
-        for t in range(num_frames):
+        for t in range(video_frames):
             r, c = (pos + vel * t).astype(int) % size
             rows, cols = np.arange(r, r + dot) % size, np.arange(c, c + dot) % size
             frames[t][np.ix_(rows, cols)] = grey
     side = max(5, size * 5 // 16)
     half = size // 2
-    for event in relation_events(label, num_frames, rng, relation=relation):
+    for event in relation_events(label, video_frames, rng, relation=relation):
         qr, qc = QUADRANTS[event.quadrant]
         jitter = rng.integers(-(half - side) // 2, (half - side) // 2 + 1, 2)
         top = qr * half + (half - side) // 2 + int(jitter[0])
         left = qc * half + (half - side) // 2 + int(jitter[1])
         mask = _shape_mask(event.shape, side)
         colour = np.array(list(COLOURS.values())[event.colour], dtype=np.uint8)
-        for t in range(event.start, min(event.stop, num_frames)):
+        for t in range(event.start, min(event.stop, video_frames)):
             frames[t, top:top + side, left:left + side][mask] = colour
     return frames
 
 
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
 def make_relations_dataset(out: str | Path, *, videos_per_class: int = 60, clips_per_group: int = 2, size: int = 64,
-                           num_frames: int = 16, distractors: int = 3, seed: int = 0, relation: str = "colour_shift",
+                           video_frames: int = 16, distractors: int = 3, seed: int = 0, relation: str = "colour_shift",
                            progress: bool = True) -> Path:
     """Write ``out/videos/<Class>/<Class>_gGG_cCC.avi`` (``videos_per_class`` videos for each of the
     four classes of ``relation``, ``clips_per_group`` per group) for ``snl-video prepare folder``;
     return ``out/videos``.
 
-    ``num_frames``: every video is exactly this long, so a clip of ``num_frames / stride`` frames
+    ``video_frames``: every video is exactly this long, so a clip of ``video_frames / stride`` frames
     at that stride sees both events (the first in the first half, the second in the second).
     """
     if videos_per_class < 1 or clips_per_group < 1:
         raise InvalidValueError(f"need videos_per_class >= 1 and clips_per_group >= 1, got {videos_per_class}, "
                          f"{clips_per_group}")
-    if size < 16 or size % 2 or num_frames < 8:
-        raise InvalidValueError(f"need an even size >= 16 and num_frames >= 8, got size {size}, num_frames {num_frames}")
+    if size < 16 or size % 2 or video_frames < 8:
+        raise InvalidValueError(f"need an even size >= 16 and video_frames >= 8, got size {size}, video_frames {video_frames}")
     if relation not in RELATIONS:
         raise InvalidValueError(f"unknown relation {relation!r}; choose one of {', '.join(RELATIONS)}")
     root = Path(out) / "videos"
@@ -172,9 +175,9 @@ def make_relations_dataset(out: str | Path, *, videos_per_class: int = 60, clips
             jobs.append((root / name / f"{name}_g{group + 1:02d}_c{clip + 1:02d}.avi", label, i))
     for path, label, i in _progress(jobs, enabled=progress, desc="relations videos", unit="video"):
         rng = np.random.default_rng([seed, label, i])
-        frames = render_relations_video(label, rng, size=size, num_frames=num_frames, distractors=distractors,
+        frames = render_relations_video(label, rng, size=size, video_frames=video_frames, distractors=distractors,
                                         relation=relation)
         encode_avi(frames, path)
     logger.info("wrote the relations task (%s: %d classes x %d videos, %dx%d, %d frames) to %s", relation,
-                len(RELATIONS[relation]), videos_per_class, size, size, num_frames, root)
+                len(RELATIONS[relation]), videos_per_class, size, size, video_frames, root)
     return root

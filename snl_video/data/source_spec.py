@@ -72,7 +72,7 @@ class DemoSize:
     num_classes: int
     videos_per_class: int
     held_out_per_class: int
-    num_frames: int
+    video_frames: int
     seed: int
 
 

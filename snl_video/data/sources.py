@@ -473,7 +473,7 @@ def _ucf101_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> 
     from . import synthetic
 
     synthetic.make_synthetic_ucf101(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
-                                    num_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+                                    video_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
                                     noise=o["noise"], bit_rate=o["bit_rate"], progress=progress)
     return {"videos": str(out / "UCF-101"), "splits": str(out / "ucfTrainTestlist")}
 
@@ -482,7 +482,7 @@ def _ucf101_demo(out: Path, size: DemoSize) -> dict[str, str]:
     from . import synthetic
 
     synthetic.make_synthetic_ucf101(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
-                                    num_frames=size.num_frames, frame_jitter=4, seed=size.seed, progress=False)
+                                    video_frames=size.video_frames, frame_jitter=4, seed=size.seed, progress=False)
     return {"videos": str(out / "UCF-101"), "splits": str(out / "ucfTrainTestlist"), "split": "1"}
 
 
@@ -491,7 +491,7 @@ def _hmdb51_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> 
 
     synthetic.make_synthetic_hmdb51(out, num_classes=o["num_classes"], train_per_class=o["train_per_class"],
                                     test_per_class=o["test_per_class"], unused_per_class=o["unused_per_class"],
-                                    clips_per_source=o["clips_per_source"], num_frames=o["frames_per_video"],
+                                    clips_per_source=o["clips_per_source"], video_frames=o["frames_per_video"],
                                     frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
     return {"videos": str(out / "hmdb51_org"), "splits": str(out / "testTrainMulti_7030_splits"),
             "per_class": f"{o['train_per_class']},{o['test_per_class']}"}
@@ -503,7 +503,7 @@ def _hmdb51_demo(out: Path, size: DemoSize) -> dict[str, str]:
     train = size.videos_per_class - size.held_out_per_class - 2  # 2 per class marked unused
     synthetic.make_synthetic_hmdb51(out, num_classes=size.num_classes, train_per_class=train,
                                     test_per_class=size.held_out_per_class, unused_per_class=2, clips_per_source=2,
-                                    num_frames=size.num_frames, frame_jitter=4, seed=size.seed, progress=False)
+                                    video_frames=size.video_frames, frame_jitter=4, seed=size.seed, progress=False)
     return {"videos": str(out / "hmdb51_org"), "splits": str(out / "testTrainMulti_7030_splits"), "split": "1",
             "per_class": f"{train},{size.held_out_per_class}"}
 
@@ -515,7 +515,7 @@ def _folder_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> 
     from . import synthetic
 
     root = synthetic.make_synthetic_folder(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
-                                           clips_per_group=o["clips_per_group"], num_frames=o["frames_per_video"],
+                                           clips_per_group=o["clips_per_group"], video_frames=o["frames_per_video"],
                                            frame_jitter=o["frame_jitter"], seed=o["seed"], progress=progress)
     return {"videos": str(root), "group_regex": _GROUP_REGEX}
 
@@ -524,7 +524,7 @@ def _folder_demo(out: Path, size: DemoSize) -> dict[str, str]:
     from . import synthetic
 
     root = synthetic.make_synthetic_folder(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
-                                           clips_per_group=2, num_frames=size.num_frames, frame_jitter=4,
+                                           clips_per_group=2, video_frames=size.video_frames, frame_jitter=4,
                                            seed=size.seed, progress=False)
     return {"videos": str(root), "group_regex": _GROUP_REGEX, "seed": str(size.seed),
             "test_fraction": repr(size.held_out_per_class / size.videos_per_class)}
@@ -535,7 +535,7 @@ def _list_write(out: Path, o: Mapping[str, Any], *, progress: bool = True) -> di
 
     synthetic.make_synthetic_list(out, num_classes=o["num_classes"], videos_per_class=o["videos_per_class"],
                                   test_per_class=o["test_per_class"], list_format=o["format"],
-                                  num_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
+                                  video_frames=o["frames_per_video"], frame_jitter=o["frame_jitter"], seed=o["seed"],
                                   progress=progress)
     if o["format"] == "mmaction2":
         return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "class_names": str(out / "classes.txt"),
@@ -547,7 +547,7 @@ def _list_demo(out: Path, size: DemoSize) -> dict[str, str]:
     from . import synthetic
 
     synthetic.make_synthetic_list(out, num_classes=size.num_classes, videos_per_class=size.videos_per_class,
-                                  test_per_class=size.held_out_per_class, num_frames=size.num_frames, frame_jitter=4,
+                                  test_per_class=size.held_out_per_class, video_frames=size.video_frames, frame_jitter=4,
                                   seed=size.seed, progress=False)
     return {"train": str(out / "train.txt"), "test": str(out / "test.txt"), "class_names": str(out / "classes.txt"),
             "label_base": "0", "root": str(out / "videos")}

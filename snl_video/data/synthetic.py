@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ..deprecation import renamed_keywords
 from ..errors import InvalidValueError
 from ..progress import progress as _progress
 
@@ -66,17 +67,17 @@ def held_out_groups(split: int) -> range:
     return range(7 * (split - 1) + 1, 7 * split + 1)
 
 
-def render_video(motion: MotionClass, num_frames: int, rng: np.random.Generator, *, noise: float = 0.0) -> np.ndarray:
+def render_video(motion: MotionClass, video_frames: int, rng: np.random.Generator, *, noise: float = 0.0) -> np.ndarray:
     """``uint8 (T, 240, 320, 3)`` frames of one video of ``motion``; ``noise`` adds per-frame
     Gaussian pixel noise of that standard deviation (camera-like: harder to compress)."""
     texture = rng.integers(40, 110, size=(HEIGHT // 8, WIDTH // 8, 3), dtype=np.uint8)
     background = np.kron(texture, np.ones((8, 8, 1), np.uint8))
     color = rng.integers(150, 256, size=3).astype(np.uint8)
-    frames = np.repeat(background[None], num_frames, axis=0)
+    frames = np.repeat(background[None], video_frames, axis=0)
     if motion.spin == 0.0:
         side = 40
         x0, y0 = rng.uniform(0, WIDTH), rng.uniform(0, HEIGHT)
-        for t in range(num_frames):
+        for t in range(video_frames):
             x = int(round(x0 + motion.velocity[0] * t)) % WIDTH
             y = int(round(y0 + motion.velocity[1] * t)) % HEIGHT
             rows = (y + np.arange(side)) % HEIGHT
@@ -88,14 +89,14 @@ def render_video(motion: MotionClass, num_frames: int, rng: np.random.Generator,
         cy = int(rng.integers(half, HEIGHT - half))
         theta0 = rng.uniform(0, 2 * math.pi)
         yy, xx = np.mgrid[-half:half, -half:half].astype(np.float32)
-        for t in range(num_frames):
+        for t in range(video_frames):
             theta = theta0 + motion.spin * t
             along = xx * math.cos(theta) + yy * math.sin(theta)
             across = -xx * math.sin(theta) + yy * math.cos(theta)
             mask = (np.abs(along) < half - 2) & (np.abs(across) < 5)
             frames[t, cy - half : cy + half, cx - half : cx + half][mask] = color
     if noise > 0:
-        for t in range(num_frames):
+        for t in range(video_frames):
             grain = rng.normal(0.0, noise, size=frames.shape[1:]).astype(np.float32)
             frames[t] = np.clip(frames[t] + grain, 0, 255).astype(np.uint8)
     return frames
@@ -138,12 +139,13 @@ def write_crlf_lines(path: Path, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
 def make_synthetic_ucf101(
     out: str | Path,
     *,
     num_classes: int = 10,
     videos_per_class: int = 10,
-    num_frames: int = 40,
+    video_frames: int = 40,
     frame_jitter: int = 8,
     seed: int = 0,
     noise: float = 0.0,
@@ -154,7 +156,7 @@ def make_synthetic_ucf101(
 
     Video ``i`` of a class goes to group ``1 + i * 25 // videos_per_class`` (clips numbered
     within the group), so every split holds out about 7/25 of each class, as UCF-101 does.
-    Each video has ``num_frames + randint(0, frame_jitter)`` frames. ``noise`` and
+    Each video has ``video_frames + randint(0, frame_jitter)`` frames. ``noise`` and
     ``bit_rate`` make the files closer to real footage for benchmarks (UCF-101 averages
     about 0.6 Mbit/s); tests keep the clean, tiny default.
     """
@@ -163,8 +165,8 @@ def make_synthetic_ucf101(
         raise InvalidValueError(f"--num-classes must be in 1..{len(catalogue)} (the motion catalogue), got {num_classes}")
     if videos_per_class < 1:
         raise InvalidValueError(f"--videos-per-class must be >= 1, got {videos_per_class}")
-    if num_frames < 1 or frame_jitter < 0:
-        raise InvalidValueError(f"need num_frames >= 1 and frame_jitter >= 0, got {num_frames}, {frame_jitter}")
+    if video_frames < 1 or frame_jitter < 0:
+        raise InvalidValueError(f"need video_frames >= 1 and frame_jitter >= 0, got {video_frames}, {frame_jitter}")
     out = Path(out)
     video_root, split_root = out / "UCF-101", out / "ucfTrainTestlist"
     split_root.mkdir(parents=True, exist_ok=True)
@@ -182,7 +184,7 @@ def make_synthetic_ucf101(
             jobs.append((rel, motion, label, i))
     for rel, motion, label, i in _progress(jobs, enabled=progress, desc="synthetic videos", unit="video"):
         rng = np.random.default_rng([seed, label, i])
-        frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng, noise=noise)
+        frames = render_video(motion, video_frames + int(rng.integers(0, frame_jitter + 1)), rng, noise=noise)
         encode_avi(frames, video_root / rel, bit_rate=bit_rate)
     write_crlf_lines(split_root / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(classes)])
     for split in (1, 2, 3):
@@ -206,11 +208,11 @@ def _snake(name: str) -> str:
     return out
 
 
-def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]], *, num_frames: int, frame_jitter: int,
+def _render_all(video_root: Path, jobs: list[tuple[str, MotionClass, int, int]], *, video_frames: int, frame_jitter: int,
                 seed: int, progress: bool, desc: str = "synthetic videos") -> None:
     for rel, motion, label, i in _progress(jobs, enabled=progress, desc=desc, unit="video"):
         rng = np.random.default_rng([seed, label, i])
-        frames = render_video(motion, num_frames + int(rng.integers(0, frame_jitter + 1)), rng)
+        frames = render_video(motion, video_frames + int(rng.integers(0, frame_jitter + 1)), rng)
         path = video_root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         encode_avi(frames, path)
@@ -226,6 +228,7 @@ def _check_counts(num_classes: int, **counts: int) -> list[MotionClass]:
     return catalogue[:num_classes]
 
 
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
 def make_synthetic_hmdb51(
     out: str | Path,
     *,
@@ -234,7 +237,7 @@ def make_synthetic_hmdb51(
     test_per_class: int = 4,
     unused_per_class: int = 2,
     clips_per_source: int = 2,
-    num_frames: int = 24,
+    video_frames: int = 24,
     frame_jitter: int = 6,
     seed: int = 0,
     progress: bool = True,
@@ -269,7 +272,7 @@ def make_synthetic_hmdb51(
             file = f"Src{label:02d}x{source:02d}_{cls}_f_nm_np1_fr_goo_{clip}.avi"
             names[cls].append(file)
             jobs.append((f"{cls}/{file}", motion, label, i))
-    _render_all(video_root, jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    _render_all(video_root, jobs, video_frames=video_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
     for split in (1, 2, 3):
         offset = ((split - 1) * test_per_class) % per_class
         for cls, files in names.items():
@@ -288,13 +291,14 @@ def _write_lines_lf(path: Path, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
 def make_synthetic_folder(
     out: str | Path,
     *,
     num_classes: int = 4,
     videos_per_class: int = 10,
     clips_per_group: int = 2,
-    num_frames: int = 24,
+    video_frames: int = 24,
     frame_jitter: int = 6,
     seed: int = 0,
     progress: bool = True,
@@ -308,11 +312,12 @@ def make_synthetic_folder(
         for i in range(videos_per_class):
             group, clip = divmod(i, clips_per_group)
             jobs.append((f"{motion.name}/{motion.name}_g{group + 1:02d}_c{clip + 1:02d}.avi", motion, label, i))
-    _render_all(root, jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    _render_all(root, jobs, video_frames=video_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
     logger.info("wrote a synthetic class-folder set (%d classes x %d videos) to %s", num_classes, videos_per_class, root)
     return root
 
 
+@renamed_keywords(num_frames="video_frames")  # its old name, for one release
 def make_synthetic_list(
     out: str | Path,
     *,
@@ -320,7 +325,7 @@ def make_synthetic_list(
     videos_per_class: int = 10,
     test_per_class: int = 3,
     list_format: str = "mmaction2",
-    num_frames: int = 24,
+    video_frames: int = 24,
     frame_jitter: int = 6,
     seed: int = 0,
     progress: bool = True,
@@ -343,7 +348,7 @@ def make_synthetic_list(
             jobs.append((rel, motion, label, i))
             subset = "test" if i < test_per_class else "train"
             lines[subset].append(f"{rel} {label}" if list_format == "mmaction2" else f"{rel},{motion.name}")
-    _render_all(out / "videos", jobs, num_frames=num_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
+    _render_all(out / "videos", jobs, video_frames=video_frames, frame_jitter=frame_jitter, seed=seed, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     suffix = ".txt" if list_format == "mmaction2" else ".csv"
     for subset, rows in lines.items():

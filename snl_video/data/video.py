@@ -265,7 +265,7 @@ def read_centre_clip(
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"video {path} does not exist; check the path")
-    indices = center_clip(count_frames(path), clip_len=num_frames, stride=sampling_stride)[0]
+    indices = center_clip(count_frames(path), num_frames=num_frames, stride=sampling_stride)[0]
     return read_frames(path, indices, backend=backend)
 
 

@@ -247,7 +247,7 @@ def prepare(dataset: str, *, output_dir: PathLike, options: Mapping[str, Any] | 
     from ..data.source_spec import parse_options
     from ..data.sources import get_source
 
-    settings = PrepareSettings(short_side=short_side, clip_len=num_frames, short_videos=short_videos,
+    settings = PrepareSettings(short_side=short_side, num_frames=num_frames, short_videos=short_videos,
                                storage=storage, jpeg_quality=jpeg_quality)
     if num_workers < 1:
         raise InvalidValueError(f"--num-workers must be >= 1, got {num_workers}")

@@ -216,7 +216,7 @@ def build_dataset(
         crops = cfg.eval.num_crops if mode == "video" else 1
         transform = input_transform(spec, crops=crops)
     kwargs = dict(
-        split=d.split, subset=subset, mode=mode, transform=transform, clip_len=d.num_frames,
+        split=d.split, subset=subset, mode=mode, transform=transform, num_frames=d.num_frames,
         stride=d.sampling_stride, num_clips=cfg.eval.num_clips,
         max_failure_fraction=d.max_decode_failure_fraction,
         val_fraction=d.val_fraction, val_seed=VAL_SEED, dataset=d.dataset,

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.datasets import ClipDataset, VideoEntry, read_prepared_entry
 from ..data.video import count_entry_frames, failure_reason, find_videos, read_entry_clips, read_entry_frames
 from ..fileio import OutputWriteError, append_line, atomic_write, atomic_write_text
-from ..models import VideoBackbone
+from ..models import RegistryModel
 from ..models.resnet3d import feature_map
 from .loading import InferenceModel
 from .records import check_features_record, features_record, write_features_record
@@ -118,7 +118,7 @@ def collect_sources(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[
 
             index = load_index(path)
             splits = [c for c in index.columns if str(c).startswith("subset_")]
-            sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.num_frames)),
+            sources += [FeatureSource(VideoEntry(str(path / r.frames_file), int(r.label), int(r.video_frames)),
                                       str(Path(r.path).with_suffix("")), prepared=True,
                                       class_name=str(r.class_name), subset=subset_cell(r, splits))
                         for r in index.itertuples()]
@@ -234,7 +234,7 @@ def extract_features(
     out.mkdir(parents=True, exist_ok=True)
     write_features_record(out, record)
     transform = loaded.transform(crops=crops)
-    clip_dataset = functools.partial(ClipDataset, mode="video", transform=transform, clip_len=loaded.num_frames,
+    clip_dataset = functools.partial(ClipDataset, mode="video", transform=transform, num_frames=loaded.num_frames,
                                      stride=loaded.sampling_stride,
                                      num_clips=num_clips if num_clips is not None else loaded.num_clips)
 
@@ -320,7 +320,7 @@ def _features(model: nn.Module, module: nn.Module | None, views: Tensor, *, devi
 
 def _features_fp(model: nn.Module, module: nn.Module | None, views: Tensor, *, device: torch.device,
                  batch_size: int, channels_last: bool) -> Tensor:
-    backbone = cast(VideoBackbone, model)  # every registry model class has forward_features
+    backbone = cast(RegistryModel, model)  # every registry model class has forward_features
     outs = []
     for chunk in views.split(batch_size):
         x = chunk.to(device)

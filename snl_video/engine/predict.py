@@ -267,15 +267,15 @@ class _Views(Dataset):
         try:
             info = probe_video(entry.path)
             views = self.clips[index]["clip"]
-            num_frames = count_entry_frames(entry)
+            video_frames = count_entry_frames(entry)
             fps = info.fps if info.fps > 0 else 1.0
-            return {"index": index, "views": [views], "spans": [(0.0, num_frames / fps)], "error": None,
-                    "num_frames": num_frames}
+            return {"index": index, "views": [views], "spans": [(0.0, video_frames / fps)], "error": None,
+                    "video_frames": video_frames}
         except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
             return {"index": index, "views": None, "spans": None, "error": failure_reason(exc, entry.path)}
 
 
-def window_clips(num_frames: int, fps: float, *, window_s: float, stride_s: float, clip_len: int,
+def window_clips(video_frames: int, fps: float, *, window_s: float, stride_s: float, num_frames: int,
                  sampling_stride: int) -> tuple[list[tuple[int, int]], list[list[int]]]:
     """The windows of a timeline and the clips covering each: ``(windows, clips)``.
 
@@ -286,10 +286,10 @@ def window_clips(num_frames: int, fps: float, *, window_s: float, stride_s: floa
     if fps <= 0:
         raise DecodeError("the container gives no frame rate: --window-seconds needs one")
     # in frames, capped at the video's length before rounding (a huge window is the whole video)
-    window = min(max(1, int(round(min(window_s * fps, num_frames)))), num_frames)
-    step = max(1, int(round(min(stride_s * fps, num_frames))))
-    starts = list(range(0, num_frames - window + 1, step)) or [0]
-    relative = sliding_clips(window, clip_len=clip_len, stride=sampling_stride)
+    window = min(max(1, int(round(min(window_s * fps, video_frames)))), video_frames)
+    step = max(1, int(round(min(stride_s * fps, video_frames))))
+    starts = list(range(0, video_frames - window + 1, step)) or [0]
+    relative = sliding_clips(window, num_frames=num_frames, stride=sampling_stride)
     clips = [[start + i for i in clip] for start in starts for clip in relative]
     return [(start, window) for start in starts], clips
 
@@ -335,13 +335,13 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     from one decoding pass (frames kept: those of the windows not yet complete). A video
     shorter than one clip or one window is said to ``note`` (:func:`short_window_note`)."""
     info = probe_video(path)
-    num_frames = count_frames(path)
-    short = short_window_note(str(path), num_frames, info.fps, window_s=window_s, clip_len=loaded.num_frames,
+    video_frames = count_frames(path)
+    short = short_window_note(str(path), video_frames, info.fps, window_s=window_s, num_frames=loaded.num_frames,
                               stride=loaded.sampling_stride)
     if short is not None and note is not None:
         note(short)
-    windows, clips = window_clips(num_frames, info.fps, window_s=window_s, stride_s=stride_s,
-                                  clip_len=loaded.num_frames, sampling_stride=loaded.sampling_stride)
+    windows, clips = window_clips(video_frames, info.fps, window_s=window_s, stride_s=stride_s,
+                                  num_frames=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     scorer = _WindowScorer(loaded, clips_per_window=len(clips) // len(windows), batch_size=batch_size)
 
     def spans(ready: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[float, float, np.ndarray]]:
@@ -355,25 +355,25 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     yield from spans(scorer.flush())
 
 
-def short_video_note(video: str, num_frames: int, *, clip_len: int, stride: int) -> str | None:
+def short_video_note(video: str, video_frames: int, *, num_frames: int, stride: int) -> str | None:
     """The note for a video shorter than one clip (how its clip was padded), or None when it is long enough."""
-    span = clip_span(clip_len, stride)
-    if num_frames >= span:
+    span = clip_span(num_frames, stride)
+    if video_frames >= span:
         return None
-    return (f"{video} has {num_frames} frame(s), shorter than one clip ({span} frames: {clip_len} every {stride}): "
+    return (f"{video} has {video_frames} frame(s), shorter than one clip ({span} frames: {num_frames} every {stride}): "
             "its frames were repeated in a loop to fill the clip, so its prediction rests on little motion")
 
 
-def short_window_note(video: str, num_frames: int, fps: float, *, window_s: float, clip_len: int,
+def short_window_note(video: str, video_frames: int, fps: float, *, window_s: float, num_frames: int,
                       stride: int) -> str | None:
     """The note for a timeline (``--window-seconds``) over a video too short for it: shorter
     than one clip (:func:`short_video_note`, as whole-video predict says), else shorter than
     one window (its single window is the whole video); None when the video is long enough."""
-    clip_note = short_video_note(video, num_frames, clip_len=clip_len, stride=stride)
+    clip_note = short_video_note(video, video_frames, num_frames=num_frames, stride=stride)
     if clip_note is not None:
         return clip_note
-    if fps > 0 and num_frames < window_s * fps:
-        return (f"{video} lasts {num_frames / fps:.2f} s ({num_frames} frames), shorter than one "
+    if fps > 0 and video_frames < window_s * fps:
+        return (f"{video} lasts {video_frames / fps:.2f} s ({video_frames} frames), shorter than one "
                 f"--window-seconds {window_s:g} window: its one window is the whole video")
     return None
 
@@ -516,7 +516,7 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
                 fail(video, item["error"])
                 clock = time.perf_counter()
                 continue
-            short = short_video_note(video, item["num_frames"], clip_len=loaded.num_frames,
+            short = short_video_note(video, item["video_frames"], num_frames=loaded.num_frames,
                                      stride=loaded.sampling_stride)
             if short is not None:
                 note(short)
@@ -556,7 +556,7 @@ def _video_views(paths: Sequence[Path], loaded: InferenceModel, *, num_clips: in
         functools.partial(read_entry_frames, backend=backend),
         mode="video",
         transform=loaded.transform(crops=crops),
-        clip_len=loaded.num_frames,
+        num_frames=loaded.num_frames,
         stride=loaded.sampling_stride,
         num_clips=num_clips if num_clips is not None else loaded.num_clips,
         count_frames=count_entry_frames,

@@ -13,8 +13,9 @@ layer's (:mod:`snl_video.weights.formats`); why a checkpoint does not fit a mode
 each family here (:mod:`.weights_fit`).
 """
 
+from .backbone import VideoBackbone
 from .architectures import HARA_DEPTHS, hara_resnet, pytorchvideo_resnet50, torchvision_video_resnet18
-from .placement import (NonLocalPlacement, VideoBackbone, default_positions, insert_nonlocal_blocks,
+from .placement import (NonLocalPlacement, RegistryModel, default_positions, insert_nonlocal_blocks,
                         mmaction2_nonlocal_spec, resolve_placement)
 from .profiling import ModelProfile, count_macs, profile_model
 from .registry import (
@@ -37,6 +38,7 @@ __all__ = [
     "HARA_DEPTHS",
     "MODEL_CLASSES",
     "ModelSpec",
+    "RegistryModel",
     "VideoBackbone",
     "SlowFast3D",
     "SlowFastSpec",

@@ -55,13 +55,13 @@ __all__ = [
     "resolve_placement",
     "insert_nonlocal_blocks",
     "stage_map_sizes",
-    "VideoBackbone",
+    "RegistryModel",
     "explain_nonlocal_mismatch",
     "mmaction2_nonlocal_spec",
 ]
 
 
-class VideoBackbone(Protocol):
+class RegistryModel(Protocol):
     """What every model class of the registry (:data:`~.registry.MODEL_CLASSES`) has besides
     being an ``nn.Module``: its spec, its stages (none for torchvision's baselines), its
     non-local block slots and the pooled features its head classifies. For the type checker:
@@ -211,7 +211,7 @@ def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dic
     clip of ``input_size``, from a shape-only run of the backbone on the meta device."""
     import torch
 
-    host = cast(VideoBackbone, model)  # a backbone with stages (the registry's model classes)
+    host = cast(RegistryModel, model)  # a backbone with stages (the registry's model classes)
     with torch.device("meta"):
         probe = type(model)(host.spec, num_classes=1)
     probe.eval()  # shapes only: training-mode BatchNorm would reject a 1x1x1 map at batch 1
@@ -228,7 +228,7 @@ def stage_map_sizes(model: "nn.Module", input_size: tuple[int, int, int]) -> dic
     try:
         with torch.no_grad():
             clip = torch.empty(1, host.spec.in_channels, *input_size, device="meta")
-            cast(VideoBackbone, probe).forward_features(clip)
+            cast(RegistryModel, probe).forward_features(clip)
     finally:
         for handle in handles:
             handle.remove()
@@ -245,7 +245,7 @@ def insert_nonlocal_blocks(model: "nn.Module", spec: NonLocalSpec) -> NonLocalPl
     refusal = getattr(model, "nonlocal_refusal", None)
     if refusal is not None:
         raise InvalidValueError(refusal)
-    host = cast(VideoBackbone, model)  # a model that does not refuse blocks has stages (the registry's classes)
+    host = cast(RegistryModel, model)  # a model that does not refuse blocks has stages (the registry's classes)
     placement = resolve_placement(spec, stage_depths=host.stage_depths())
     assert placement is not None
     channels = host.stage_channels()

@@ -31,11 +31,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..errors import InvalidValueError
+from .backbone import VideoBackbone, nonlocal_key
 from .ffc import FFCBasicBlock3D, FFCBottleneck3D
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["feature_map", "make_block", "make_stage", "nonlocal_key", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES", "StageName"]
+__all__ = ["feature_map", "make_block", "make_stage", "make_stem", "nonlocal_key", "ConvSpec", "StemSpec", "StageSpec", "FourierSpec", "ResNet3DSpec", "ResidualBlock3D", "ResNet3D", "STAGE_NAMES", "StageName"]
 
 Triple = tuple[int, int, int]
 #: The stages of the 3D ResNet family, in order (torchvision's naming); config, placement
@@ -327,6 +328,17 @@ def make_block(spec: ResNet3DSpec, stage: StageSpec, index: int, in_channels: in
     )
 
 
+def make_stem(stem: StemSpec, in_channels: int) -> tuple[nn.Module, nn.BatchNorm3d, nn.ReLU, nn.Module | None]:
+    """The stem's ``(conv1, bn1, relu, maxpool)``, ``maxpool`` None without ``pool_kernel``; a
+    model assigns them in this order, which is the order of their state-dict keys."""
+    conv1 = make_conv(stem.conv, in_channels, stem.out_channels, stride=stem.stride, mid_channels=stem.mid_channels)
+    maxpool = None
+    if stem.pool_kernel is not None:
+        maxpool = nn.MaxPool3d(stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel,
+                               padding=stem.pool_padding or 0)
+    return conv1, nn.BatchNorm3d(stem.out_channels), nn.ReLU(inplace=True), maxpool
+
+
 def make_stage(spec: ResNet3DSpec, stage: StageSpec, in_channels: int) -> nn.Sequential:
     """The residual blocks of ``stage`` as an ``nn.Sequential`` whose first block takes
     ``in_channels`` (more than the previous stage's output where a lateral connection
@@ -338,14 +350,7 @@ def make_stage(spec: ResNet3DSpec, stage: StageSpec, in_channels: int) -> nn.Seq
     return nn.Sequential(*blocks)
 
 
-def nonlocal_key(stage: str, index: int) -> str:
-    """Key in a model's ``nonlocal_blocks`` of the block applied after residual block ``index``
-    of ``stage`` (``layer3_after_4``; a pathway-qualified stage ``slow.layer3`` gives
-    ``slow_layer3_after_4``, since module names cannot hold dots)."""
-    return f"{stage.replace('.', '_')}_after_{index}"
-
-
-class ResNet3D(nn.Module):
+class ResNet3D(VideoBackbone):
     """Stem → ``layer1..layer4`` (with non-local blocks after chosen residual blocks) →
     global average pool → dropout → ``fc``.
 
@@ -362,16 +367,7 @@ class ResNet3D(nn.Module):
         self.spec = spec
         self.num_classes = num_classes
         stem = spec.stem
-        self.conv1 = make_conv(
-            stem.conv, spec.in_channels, stem.out_channels, stride=stem.stride, mid_channels=stem.mid_channels
-        )
-        self.bn1 = nn.BatchNorm3d(stem.out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module | None = None
-        if stem.pool_kernel is not None:
-            self.maxpool = nn.MaxPool3d(
-                stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel, padding=stem.pool_padding or 0
-            )
+        self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, spec.in_channels)
         channels = stem.out_channels
         self._pools_after: dict[str, Triple] = {}
         for name, stage in zip(STAGE_NAMES, spec.stages):
@@ -387,26 +383,6 @@ class ResNet3D(nn.Module):
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Kaiming (fan-out) convs, BN at (1, 0), as Hara's and torchvision's code."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    @staticmethod
-    def nonlocal_key(stage: str, index: int) -> str:
-        """Key in ``nonlocal_blocks`` of the block applied after residual block ``index`` of ``stage``."""
-        return nonlocal_key(stage, index)
-
-    def stage_channels(self) -> dict[str, int]:
-        return self.spec.stage_channels()
-
-    def stage_depths(self) -> dict[str, int]:
-        return self.spec.stage_depths()
-
     def forward_maps(self, x: Tensor) -> Tensor:
         """The last stage's feature map ``(B, feature_channels, T', H', W')`` (before the head).
 
@@ -414,19 +390,12 @@ class ResNet3D(nn.Module):
         there sees both parts concatenated on channels (the stage's full width) and its output
         is split back; after ``layer4`` only the local part is left (its global ratio is 0).
         """
-        if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
-            raise ValueError(
-                f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}"
-            )
+        self.check_clip(x)
         x = self.relu(self.bn1(self.conv1(x)))
         if self.maxpool is not None:
             x = self.maxpool(x)
         for name in STAGE_NAMES:
-            for index, block in enumerate(getattr(self, name)):
-                x = block(x)
-                key = self.nonlocal_key(name, index)
-                if key in self.nonlocal_blocks:
-                    x = _apply_to_pair(self.nonlocal_blocks[key], x)
+            x = self.run_stage(name, getattr(self, name), x, _apply_to_pair)
             pool = self._pools_after.get(name)
             if pool is not None:
                 x = _map_pair(lambda t: nn.functional.max_pool3d(t, kernel_size=pool, stride=pool), x)
@@ -455,7 +424,3 @@ class ResNet3D(nn.Module):
             # Dropout acts on every window before fc; fc of the windows' mean = mean of their scores.
             return self.fc(self.dropout(self.head_windows(self.forward_maps(x))).mean(dim=(2, 3, 4)))
         return self.fc(self.dropout(self.forward_features(x)))
-
-    def backbone_state_dict(self) -> dict[str, Tensor]:
-        """The state dict without the non-local blocks (what a backbone checkpoint holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("nonlocal_blocks.")}

@@ -40,7 +40,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from .resnet3d import STAGE_NAMES, ConvSpec, ResNet3DSpec, make_conv, make_stage, nonlocal_key
+from .backbone import VideoBackbone
+from .resnet3d import STAGE_NAMES, ConvSpec, ResNet3DSpec, make_stage, make_stem
 from ..errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
@@ -156,14 +157,7 @@ class ResNetPathway(nn.Module):
         if len(spec.stages) != len(STAGE_NAMES) or len(extra_in_channels) != len(STAGE_NAMES):
             raise ValueError(f"a pathway needs {len(STAGE_NAMES)} stages and as many extra input widths")
         stem = spec.stem
-        self.conv1 = make_conv(stem.conv, spec.in_channels, stem.out_channels, stride=stem.stride)
-        self.bn1 = nn.BatchNorm3d(stem.out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool: nn.Module | None = None
-        if stem.pool_kernel is not None:
-            self.maxpool = nn.MaxPool3d(
-                stem.pool_kernel, stride=stem.pool_stride or stem.pool_kernel, padding=stem.pool_padding or 0
-            )
+        self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, spec.in_channels)
         channels = stem.out_channels
         for name, stage, extra in zip(STAGE_NAMES, spec.stages, extra_in_channels):
             self.add_module(name, make_stage(spec, stage, channels + extra))
@@ -191,7 +185,7 @@ class LateralConnection(nn.Module):
         return torch.cat([slow, self.relu(self.bn(self.conv(fast)))], dim=1)
 
 
-class SlowFast3D(nn.Module):
+class SlowFast3D(VideoBackbone):
     """Slow and fast :class:`ResNetPathway` objects joined by ``laterals``, a global-average
     head over both (``fc``), and non-local blocks placeable in either pathway.
 
@@ -225,26 +219,6 @@ class SlowFast3D(nn.Module):
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Kaiming (fan-out) convs, BN at (1, 0), as :class:`~.resnet3d.ResNet3D`."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    @staticmethod
-    def nonlocal_key(stage: str, index: int) -> str:
-        """Key in ``nonlocal_blocks`` of the block after residual block ``index`` of ``stage`` (``slow.layer3``)."""
-        return nonlocal_key(stage, index)
-
-    def stage_channels(self) -> dict[str, int]:
-        return self.spec.stage_channels()
-
-    def stage_depths(self) -> dict[str, int]:
-        return self.spec.stage_depths()
-
     def pathway_inputs(self, x: "Tensor | Sequence[Tensor]") -> tuple[Tensor, Tensor]:
         """``(slow, fast)`` clips from one fast clip (subsampled by α) or a ``[slow, fast]`` pair."""
         channels = self.spec.in_channels
@@ -264,12 +238,8 @@ class SlowFast3D(nn.Module):
         return x.index_select(2, slow_pathway_indices(frames, alpha).to(x.device)), x
 
     def _run_stage(self, pathway: str, stage: str, x: Tensor) -> Tensor:
-        for index, block in enumerate(getattr(getattr(self, pathway), stage)):
-            x = block(x)
-            key = nonlocal_key(f"{pathway}.{stage}", index)
-            if key in self.nonlocal_blocks:
-                x = self.nonlocal_blocks[key](x)
-        return x
+        # non-local keys name the pathway-qualified stage (``slow.layer3`` -> ``slow_layer3_after_<i>``)
+        return self.run_stage(f"{pathway}.{stage}", getattr(getattr(self, pathway), stage), x)
 
     def forward_maps(self, x: "Tensor | Sequence[Tensor]") -> tuple[Tensor, Tensor]:
         """The last stage's maps of the slow and fast pathways (before the head)."""
@@ -290,7 +260,3 @@ class SlowFast3D(nn.Module):
 
     def forward(self, x: "Tensor | Sequence[Tensor]") -> Tensor:
         return self.fc(self.dropout(self.forward_features(x)))
-
-    def backbone_state_dict(self) -> dict[str, Tensor]:
-        """The state dict without the non-local blocks (what a backbone checkpoint holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("nonlocal_blocks.")}

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from torch import nn
 
-    from .placement import VideoBackbone
+    from .placement import RegistryModel
     from .registry import ModelSpec
 
 __all__ = ["WeightsMismatch", "FAMILY_HINTS", "check_weights_fit"]
@@ -66,7 +66,7 @@ FAMILY_HINTS: tuple[Callable[[WeightsMismatch], "str | None"], ...] = (
 
 def _blocks_of(model: "nn.Module") -> "nn.ModuleDict":
     """``model.nonlocal_blocks``: every model class of the registry has that ModuleDict."""
-    return cast("VideoBackbone", model).nonlocal_blocks
+    return cast("RegistryModel", model).nonlocal_blocks
 
 
 def check_weights_fit(

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from .resnet3d import STAGE_NAMES, nonlocal_key
+from .backbone import VideoBackbone
+from .resnet3d import STAGE_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -159,13 +160,15 @@ class X3DBlock(nn.Module):
         return self.relu(out + shortcut)
 
 
-class X3D(nn.Module):
+class X3D(VideoBackbone):
     """Stem → ``layer1..layer4`` of :class:`X3DBlock` (spatial stride 2 each, non-local blocks
     after chosen residual blocks) → ``conv5``/``bn5`` → global average → ``lin5`` → ``fc``.
 
     Input ``(B, C, T, H, W)``; output logits ``(B, num_classes)``. Build instances with
     :func:`snl_video.models.build_model` (``"x3d_xs"``, ``"x3d_s"``, ``"x3d_m"``).
     """
+
+    zero_conv_bias = True
 
     def __init__(self, spec: X3DSpec, *, num_classes: int) -> None:
         super().__init__()
@@ -208,39 +211,12 @@ class X3D(nn.Module):
         self.nonlocal_blocks = nn.ModuleDict()
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Kaiming (fan-out) convs, BN at (1, 0), as :class:`~.resnet3d.ResNet3D`."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    @staticmethod
-    def nonlocal_key(stage: str, index: int) -> str:
-        """Key in ``nonlocal_blocks`` of the block applied after residual block ``index`` of ``stage``."""
-        return nonlocal_key(stage, index)
-
-    def stage_channels(self) -> dict[str, int]:
-        return self.spec.stage_channels()
-
-    def stage_depths(self) -> dict[str, int]:
-        return self.spec.stage_depths()
-
     def forward_maps(self, x: Tensor) -> Tensor:
         """The last stage's feature map ``(B, widths[-1], T, H', W')`` (before the head)."""
-        if x.dim() != 5 or x.shape[1] != self.spec.in_channels:
-            raise ValueError(f"expected a clip batch (B, {self.spec.in_channels}, T, H, W), got shape {tuple(x.shape)}")
+        self.check_clip(x)
         x = self.relu(self.bn1(self.conv1(x)))
         for name in STAGE_NAMES:
-            for index, block in enumerate(getattr(self, name)):
-                x = block(x)
-                key = nonlocal_key(name, index)
-                if key in self.nonlocal_blocks:
-                    x = self.nonlocal_blocks[key](x)
+            x = self.run_stage(name, getattr(self, name), x)
         return x
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -250,7 +226,3 @@ class X3D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.dropout(self.forward_features(x)))
-
-    def backbone_state_dict(self) -> dict[str, Tensor]:
-        """The state dict without the non-local blocks (what a backbone checkpoint holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("nonlocal_blocks.")}

@@ -132,6 +132,39 @@ _TV_PROTOCOL = (
     "centre crop 112 (torchvision weights meta)"
 )
 
+
+def _kinetics400(arch: str, tag: str, file_name: str, *, url: str | None, sha256: str | None, format: FormatName,
+                 input_spec: InputSpec, top1: float | None, protocol: str, notes: str,
+                 class_names: tuple[str, ...] | None = KINETICS400, **extra: Any) -> PretrainedWeights:
+    """An entry with a 400-class Kinetics-400 head (in the class order of :data:`KINETICS400`
+    unless ``class_names`` says otherwise), named ``<arch>.<tag>_k400``: each call states only
+    what differs between the entries."""
+    return PretrainedWeights(
+        name=f"{arch}.{tag}_k400", url=url, sha256=sha256, file_name=file_name, format=format, architecture=arch,
+        num_classes=400, dataset="kinetics400", input_spec=input_spec, reported_top1=top1, protocol=protocol,
+        class_names=class_names, notes=notes, **extra,
+    )
+
+
+def _pytorchvideo_hub(arch: str, file_name: str, *, top1: float, notes: str, format: FormatName = "pytorchvideo",
+                      input_spec: InputSpec = _PTV_CLIP, protocol: str = _PTV_PROTOCOL,
+                      **extra: Any) -> PretrainedWeights:
+    """A pytorchvideo model-zoo checkpoint (``<arch>.pytorchvideo_k400``, no published checksum)."""
+    return _kinetics400(arch, "pytorchvideo", file_name, url=f"{_PTV_ROOT}/{file_name}", sha256=None, format=format,
+                        input_spec=input_spec, top1=top1, protocol=protocol, notes=notes, **extra)
+
+
+def _torchvision_hub(arch: str, weights: str, url_hash: str, *, top1: float, clips: int,
+                     format: FormatName = "torchvision_video",
+                     input_spec: InputSpec = _TV_CLIP, protocol: str = _TV_PROTOCOL) -> PretrainedWeights:
+    """A torchvision ``<weights>.KINETICS400_V1`` file (its sha256 prefix is in the file name)."""
+    file_name = f"{arch}-{url_hash}.pth"
+    return _kinetics400(arch, "torchvision", file_name, url=f"https://download.pytorch.org/models/{file_name}",
+                        sha256=url_hash, format=format, input_spec=input_spec, top1=top1, protocol=protocol,
+                        notes=f"torchvision {weights}.KINETICS400_V1; sha256 prefix from the file name.",
+                        eval_num_clips=clips, eval_num_crops=1)
+
+
 _HARA_GDRIVE = (
     "Published only on the authors' Google Drive folder (linked from the 3D-ResNets-PyTorch README), "
     "with no per-file URL: download it in a browser and put it in the weights cache directory."
@@ -153,161 +186,46 @@ _HARA_2020_PROTOCOL = "not recorded here (see Kataoka et al., arXiv:2004.04968)"
 def _hara2017(depth: int) -> PretrainedWeights:
     """The 2017 release's ``resnet-<depth>-kinetics.pth``: ResNet-18/34 use shortcut A, 50 shortcut B."""
     shortcut = "A" if depth < 50 else "B"
-    return PretrainedWeights(
-        name=f"r3d{depth}.hara2017_k400",
-        url=None,
-        sha256=None,
-        file_name=f"resnet-{depth}-kinetics.pth",
-        format="hara2017",
-        architecture=f"r3d{depth}",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_HARA_2017_CLIP,
-        reported_top1=None,
-        protocol="not recorded here (see Hara et al., CVPR 2018)",
+    return _kinetics400(
+        f"r3d{depth}", "hara2017", f"resnet-{depth}-kinetics.pth", url=None, sha256=None, format="hara2017",
+        input_spec=_HARA_2017_CLIP, top1=None, protocol="not recorded here (see Hara et al., CVPR 2018)",
         notes=f"3D-ResNets-PyTorch 2017 release, shortcut {shortcut}"
         + (" (zero padding: the file has no downsample tensors)" if shortcut == "A" else "")
         + "; 0-255 input minus the ActivityNet mean, no std. " + _HARA_GDRIVE,
         model_options=(("shortcut", "A"),) if shortcut == "A" else (),
-        class_names=KINETICS400,
         eval_num_clips=10,
         eval_num_crops=1,
     )
 
 
+def _hara2020(tag: str, file_name: str, *, num_classes: int, dataset: str, notes: str,
+              class_names: tuple[str, ...] | None) -> PretrainedWeights:
+    """The 2020 release's ``r3d50_<K|KM>_200ep.pth`` (``r3d50.hara2020_<tag>``)."""
+    return PretrainedWeights(
+        name=f"r3d50.hara2020_{tag}", url=None, sha256=None, file_name=file_name, format="hara2020",
+        architecture="r3d50", num_classes=num_classes, dataset=dataset, input_spec=_HARA_2020_CLIP,
+        reported_top1=None, protocol=_HARA_2020_PROTOCOL, notes=notes + _HARA_GDRIVE, class_names=class_names,
+        eval_num_clips=10, eval_num_crops=1,
+    )
+
+
 WEIGHTS: tuple[PretrainedWeights, ...] = (
-    PretrainedWeights(
-        name="i3d_r50.pytorchvideo_k400",
-        url=f"{_PTV_ROOT}/I3D_8x8_R50.pyth",
-        sha256=None,
-        file_name="I3D_8x8_R50.pyth",
-        format="pytorchvideo",
-        architecture="i3d_r50",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_PTV_CLIP,
-        reported_top1=73.27,
-        protocol=_PTV_PROTOCOL,
-        class_names=KINETICS400,
-        notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published.",
-    ),
-    PretrainedWeights(
-        name="slow_r50.pytorchvideo_k400",
-        url=f"{_PTV_ROOT}/SLOW_8x8_R50.pyth",
-        sha256=None,
-        file_name="SLOW_8x8_R50.pyth",
-        format="pytorchvideo",
-        architecture="slow_r50",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_PTV_CLIP,
-        reported_top1=74.58,
-        protocol=_PTV_PROTOCOL,
-        class_names=KINETICS400,
-        notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published.",
-    ),
-    PretrainedWeights(
-        name="c2d_r50.pytorchvideo_k400",
-        url=f"{_PTV_ROOT}/C2D_8x8_R50.pyth",
-        sha256=None,
-        file_name="C2D_8x8_R50.pyth",
-        format="pytorchvideo",
-        architecture="c2d_r50",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_PTV_CLIP,
-        reported_top1=71.46,
-        protocol=_PTV_PROTOCOL,
-        class_names=KINETICS400,
-        notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published.",
-    ),
-    PretrainedWeights(
-        name="r3d_18.torchvision_k400",
-        url="https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
-        sha256="b3b3357e",
-        file_name="r3d_18-b3b3357e.pth",
-        format="torchvision_video",
-        architecture="r3d_18",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_TV_CLIP,
-        reported_top1=63.200,
-        protocol=_TV_PROTOCOL,
-        class_names=KINETICS400,
-        eval_num_clips=5,
-        eval_num_crops=1,
-        notes="torchvision R3D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
-    ),
-    PretrainedWeights(
-        name="mc3_18.torchvision_k400",
-        url="https://download.pytorch.org/models/mc3_18-a90a0ba3.pth",
-        sha256="a90a0ba3",
-        file_name="mc3_18-a90a0ba3.pth",
-        format="torchvision_video",
-        architecture="mc3_18",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_TV_CLIP,
-        reported_top1=63.960,
-        protocol=_TV_PROTOCOL,
-        class_names=KINETICS400,
-        eval_num_clips=5,
-        eval_num_crops=1,
-        notes="torchvision MC3_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
-    ),
-    PretrainedWeights(
-        name="r2plus1d_18.torchvision_k400",
-        url="https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",
-        sha256="91a641e6",
-        file_name="r2plus1d_18-91a641e6.pth",
-        format="torchvision_video",
-        architecture="r2plus1d_18",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_TV_CLIP,
-        reported_top1=67.463,
-        protocol=_TV_PROTOCOL,
-        class_names=KINETICS400,
-        eval_num_clips=5,
-        eval_num_crops=1,
-        notes="torchvision R2Plus1D_18_Weights.KINETICS400_V1; sha256 prefix from the file name.",
-    ),
+    _pytorchvideo_hub("i3d_r50", "I3D_8x8_R50.pyth", top1=73.27,
+                      notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published."),
+    _pytorchvideo_hub("slow_r50", "SLOW_8x8_R50.pyth", top1=74.58,
+                      notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published."),
+    _pytorchvideo_hub("c2d_r50", "C2D_8x8_R50.pyth", top1=71.46,
+                      notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published."),
+    _torchvision_hub("r3d_18", "R3D_18_Weights", "b3b3357e", top1=63.200, clips=5),
+    _torchvision_hub("mc3_18", "MC3_18_Weights", "a90a0ba3", top1=63.960, clips=5),
+    _torchvision_hub("r2plus1d_18", "R2Plus1D_18_Weights", "91a641e6", top1=67.463, clips=5),
     *(_hara2017(depth) for depth in (18, 34, 50)),
-    PretrainedWeights(
-        name="r3d50.hara2020_k700",
-        url=None,
-        sha256=None,
-        file_name="r3d50_K_200ep.pth",
-        format="hara2020",
-        architecture="r3d50",
-        num_classes=700,
-        dataset="kinetics700",
-        input_spec=_HARA_2020_CLIP,
-        reported_top1=None,
-        protocol=_HARA_2020_PROTOCOL,
-        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. " + _HARA_GDRIVE,
-        class_names=KINETICS700,
-        eval_num_clips=10,
-        eval_num_crops=1,
-    ),
-    PretrainedWeights(
-        name="r3d50.hara2020_kmit",
-        url=None,
-        sha256=None,
-        file_name="r3d50_KM_200ep.pth",
-        format="hara2020",
-        architecture="r3d50",
-        num_classes=1039,
-        dataset="kinetics700+moments_in_time",
-        input_spec=_HARA_2020_CLIP,
-        reported_top1=None,
-        protocol=_HARA_2020_PROTOCOL,
-        notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). No class order "
-        "is published for the merged head (the merge script is not in 3D-ResNets-PyTorch), so no class names are "
-        "given: predictions name classes class_0 ... class_1038 (or pass --class-names FILE). " + _HARA_GDRIVE,
-        eval_num_clips=10,
-        eval_num_crops=1,
-    ),
+    _hara2020("k700", "r3d50_K_200ep.pth", num_classes=700, dataset="kinetics700", class_names=KINETICS700,
+              notes="3D-ResNets-PyTorch 2020 release, Kinetics-700, 200 epochs. "),
+    _hara2020("kmit", "r3d50_KM_200ep.pth", num_classes=1039, dataset="kinetics700+moments_in_time", class_names=None,
+              notes="3D-ResNets-PyTorch 2020 release, Kinetics-700 + Moments in Time (1039 classes). No class order "
+              "is published for the merged head (the merge script is not in 3D-ResNets-PyTorch), so no class names "
+              "are given: predictions name classes class_0 ... class_1038 (or pass --class-names FILE). "),
 )
 
 # --- pkumivision/FFC (ImageNet) and BA-Transform/BAT-Video-Classification (Kinetics-400) ---------
@@ -368,18 +286,9 @@ def _bat_video(variant: str, blocks: str, top1: float, drive: str, baidu: str) -
     if blocks:
         placement = {"kind": "bat", "options": {"k": 8, "tk": 4 if blocks == "3d" else 0, "ts": 4}, "positions": _BAT_PLACEMENT}
     title = variant.upper() + (f" + {blocks.upper()}-BAT" if blocks else "")
-    return PretrainedWeights(
-        name=f"bat_{variant}_r50.{tag}_k400",
-        url=None,
-        sha256=None,
-        file_name=f"bat_{variant}_r50{'_' + blocks + 'bat' if blocks else ''}_k400.pth.tar",
-        format="bat_video",
-        architecture=f"bat_{variant}_r50",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=_BAT_CLIP,
-        reported_top1=top1,
-        protocol=_BAT_PROTOCOL,
+    return _kinetics400(
+        f"bat_{variant}_r50", tag, f"bat_{variant}_r50{'_' + blocks + 'bat' if blocks else ''}_k400.pth.tar",
+        url=None, sha256=None, format="bat_video", input_spec=_BAT_CLIP, top1=top1, protocol=_BAT_PROTOCOL,
         notes=(
             f"{title}, ResNet-50, 8 frames (released by the BAT authors). Google Drive {drive} / Baidu {baidu}: "
             "download it in a browser and put it in the weights cache directory under this file name. "
@@ -424,22 +333,18 @@ WEIGHTS = WEIGHTS + _FFC_AND_BAT
 _PTV_NO_SHA = "No checksum is published (downloads are not verified)."
 
 
+def _ptv_hub_clip(frames: int, stride: int, side: int) -> InputSpec:
+    """The hub tutorial's clip of a SlowFast / X3D model: mean 0.45, std 0.225 on [0, 1] pixels."""
+    return InputSpec(num_frames=frames, sampling_stride=stride, crop_size=side, resize=side, value_scale=1,
+                     mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225))
+
+
 def _pytorchvideo_x3d(size: str, frames: int, stride: int, side: int, top1: float) -> PretrainedWeights:
-    return PretrainedWeights(
-        name=f"x3d_{size}.pytorchvideo_k400",
-        url=f"{_PTV_ROOT}/X3D_{size.upper()}.pyth",
-        sha256=None,
-        file_name=f"X3D_{size.upper()}.pyth",
-        format="pytorchvideo_x3d",
-        architecture=f"x3d_{size}",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=InputSpec(num_frames=frames, sampling_stride=stride, crop_size=side, resize=side, value_scale=1,
-                             mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)),
-        reported_top1=top1,
+    return _pytorchvideo_hub(
+        f"x3d_{size}", f"X3D_{size.upper()}.pyth", format="pytorchvideo_x3d",
+        input_spec=_ptv_hub_clip(frames, stride, side), top1=top1,
         protocol=f"Kinetics-400 val, 3 spatial crops x 10 temporal clips of {frames}x{stride}, short side {side} "
         "(pytorchvideo model zoo)",
-        class_names=KINETICS400,
         notes=f"pytorchvideo hub x3d_{size}. " + _PTV_NO_SHA,
     )
 
@@ -447,45 +352,22 @@ def _pytorchvideo_x3d(size: str, frames: int, stride: int, side: int, top1: floa
 def _torchvision_baseline(arch: str, weights: str, url_hash: str, *, frames: int, fps: float, resize: int | tuple[int, int],
                           mean: tuple[float, float, float], std: tuple[float, float, float], top1: float,
                           clips: int, level: str) -> PretrainedWeights:
-    return PretrainedWeights(
-        name=f"{arch}.torchvision_k400",
-        url=f"https://download.pytorch.org/models/{arch}-{url_hash}.pth",
-        sha256=url_hash,
-        file_name=f"{arch}-{url_hash}.pth",
-        format="torchvision_baseline",
-        architecture=arch,
-        num_classes=400,
-        dataset="kinetics400",
+    return _torchvision_hub(
+        arch, weights, url_hash, format="torchvision_baseline",
         input_spec=InputSpec(num_frames=frames, sampling_stride=1, crop_size=224, resize=resize, value_scale=1,
                              mean=mean, std=std, fps=fps),
-        reported_top1=top1,
+        top1=top1, clips=clips,
         protocol=f"Kinetics-400 val, {level}-level: {clips} clip{'s' if clips > 1 else ''} per video of {frames} "
         f"frames at {fps:g} fps, resize {resize if isinstance(resize, int) else 'x'.join(map(str, resize))}, "
         "centre crop 224 (torchvision weights meta)",
-        class_names=KINETICS400,
-        eval_num_clips=clips,
-        eval_num_crops=1,
-        notes=f"torchvision {weights}.KINETICS400_V1; sha256 prefix from the file name.",
     )
 
 
 _TWO_FAMILIES_AND_BASELINES: tuple[PretrainedWeights, ...] = (
-    PretrainedWeights(
-        name="slowfast_r50.pytorchvideo_k400",
-        url=f"{_PTV_ROOT}/SLOWFAST_8x8_R50.pyth",
-        sha256=None,
-        file_name="SLOWFAST_8x8_R50.pyth",
-        format="pytorchvideo_slowfast",
-        architecture="slowfast_r50",
-        num_classes=400,
-        dataset="kinetics400",
-        input_spec=InputSpec(num_frames=32, sampling_stride=2, crop_size=256, resize=256, value_scale=1,
-                             mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)),
-        reported_top1=76.4,
-        protocol="Kinetics-400 val, 3 spatial crops x 10 temporal clips of 32x2 (slow pathway 8 frames), "
-        "short side 256 (pytorchvideo model zoo)",
-        class_names=KINETICS400,
-        model_options=(("setting", "8x8"),),
+    _pytorchvideo_hub(
+        "slowfast_r50", "SLOWFAST_8x8_R50.pyth", format="pytorchvideo_slowfast", input_spec=_ptv_hub_clip(32, 2, 256),
+        top1=76.4, protocol="Kinetics-400 val, 3 spatial crops x 10 temporal clips of 32x2 (slow pathway 8 frames), "
+        "short side 256 (pytorchvideo model zoo)", model_options=(("setting", "8x8"),),
         notes="pytorchvideo hub slowfast_r50 (SlowFast 8x8 R50: alpha 4, fusion kernel 7). " + _PTV_NO_SHA,
     ),
     _pytorchvideo_x3d("xs", 4, 12, 182, 69.12),

@@ -30,7 +30,7 @@ def reference_videos(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray]]:
 def synthetic_tree(tmp_path_factory) -> Path:
     """A small synthetic UCF-101 tree (3 classes x 4 videos, ~24 frames). Treat as read-only."""
     root = tmp_path_factory.mktemp("synthetic")
-    return make_synthetic_ucf101(root, num_classes=3, videos_per_class=4, num_frames=20, frame_jitter=6, seed=1, progress=False)
+    return make_synthetic_ucf101(root, num_classes=3, videos_per_class=4, video_frames=20, frame_jitter=6, seed=1, progress=False)
 
 
 @pytest.fixture

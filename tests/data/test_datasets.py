@@ -55,7 +55,7 @@ def test_prepared_clip_matches_decoding_the_avi(prepared, synthetic_tree):
     path = table[table["subset"] == "test"].iloc[0]["path"]
     entry = ds.videos[0]
     assert entry.path.endswith(Path(path).with_suffix(".npy").as_posix())
-    indices = center_clip(entry.num_frames, clip_len=16)[0]
+    indices = center_clip(entry.video_frames, num_frames=16)[0]
     decoded = read_frames(synthetic_tree / "UCF-101" / path, indices).permute(0, 3, 1, 2)
     expected = F.resize(decoded, [128, 171], antialias=True).permute(0, 2, 3, 1)
     assert torch.equal(ds[0]["clip"], expected)
@@ -74,7 +74,7 @@ def test_distributed_sampler_partitions_the_videos(prepared):
 
 
 def _fake(num_videos: int, bad: set[int]):
-    videos = [VideoEntry(str(i), label=i % 3, num_frames=20) for i in range(num_videos)]
+    videos = [VideoEntry(str(i), label=i % 3, video_frames=20) for i in range(num_videos)]
 
     def read(entry, indices):
         if int(entry.path) in bad:
@@ -166,3 +166,20 @@ def test_epoch_seed_makes_each_item_independent_of_workers_and_order(prepared):
     assert not all(torch.equal(ds[i]["clip"], direct[i]) for i in order)
     ds.set_epoch_seed(None)
     assert not torch.equal(ds[0]["clip"], ds[0]["clip"])
+
+
+def test_video_entry_reads_and_accepts_its_old_frame_count_name_for_one_release():
+    with pytest.warns(DeprecationWarning, match="'num_frames' is deprecated, use 'video_frames'"):
+        entry = VideoEntry("a.avi", 1, num_frames=20)
+    assert entry == VideoEntry("a.avi", 1, video_frames=20)
+    with pytest.warns(DeprecationWarning, match=r"VideoEntry\.num_frames"):
+        assert entry.num_frames == 20
+
+
+def test_clip_dataset_accepts_and_reads_the_old_name_of_the_clip_length_for_one_release():
+    videos, read = _fake(2, bad=set())
+    with pytest.warns(DeprecationWarning, match="ClipDataset\\(\\): 'clip_len' is deprecated, use 'num_frames'"):
+        ds = ClipDataset(videos, read, mode="clip", clip_len=6)
+    assert ds.num_frames == 6 and ds[0]["clip"].shape[0] == 6
+    with pytest.warns(DeprecationWarning, match=r"ClipDataset\.clip_len"):
+        assert ds.clip_len == 6

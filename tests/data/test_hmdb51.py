@@ -122,7 +122,7 @@ def test_source_video_groups():
 
 def test_synthetic_hmdb51_end_to_end_prepare_and_dataset(tmp_path):
     raw = make_synthetic_hmdb51(tmp_path / "raw", num_classes=2, train_per_class=2, test_per_class=2,
-                                unused_per_class=0, clips_per_source=2, num_frames=8, frame_jitter=0, progress=False)
+                                unused_per_class=0, clips_per_source=2, video_frames=8, frame_jitter=0, progress=False)
     splits = raw / "testTrainMulti_7030_splits"
     assert sorted(p.name for p in splits.iterdir()) == [
         f"{c}_test_split{k}.txt" for c in ("move_left", "move_right") for k in (1, 2, 3)]
@@ -143,7 +143,7 @@ def test_synthetic_hmdb51_end_to_end_prepare_and_dataset(tmp_path):
     for split in (1, 2, 3):
         assert index[f"subset_{split}"].value_counts().to_dict() == {"train": 4, "test": 4}
         assert (index.groupby(["class_name", "group"])[f"subset_{split}"].nunique() == 1).all()
-    test = prepared_dataset(out, split=2, subset="test", mode="clip", clip_len=4, dataset="hmdb51")
+    test = prepared_dataset(out, split=2, subset="test", mode="clip", num_frames=4, dataset="hmdb51")
     assert len(test) == 4 and sorted(test.labels) == [0, 0, 1, 1]
     assert test[0]["clip"].shape == (4, 24, 32, 3)
     with pytest.raises(ValueError, match="holds a prepared 'hmdb51' dataset but the recipe names data.dataset='ucf101'"):
@@ -152,7 +152,7 @@ def test_synthetic_hmdb51_end_to_end_prepare_and_dataset(tmp_path):
 
 def test_missing_videos_are_listed(tmp_path):
     raw = make_synthetic_hmdb51(tmp_path / "raw", num_classes=1, train_per_class=2, test_per_class=2,
-                                unused_per_class=0, num_frames=6, frame_jitter=0, progress=False)
+                                unused_per_class=0, video_frames=6, frame_jitter=0, progress=False)
     victim = next((raw / "hmdb51_org" / "move_right").iterdir())
     victim.unlink()
     with pytest.raises(MissingVideosError, match=victim.name):

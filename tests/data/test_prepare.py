@@ -98,7 +98,7 @@ def test_prepared_frames_equal_an_independent_decode_and_resize(tree, tmp_path):
     assert set(index.columns) >= {"subset_1"} and "subset_2" not in index.columns
     for row in index.itertuples():
         stored = np.load(out / row.frames_file)
-        assert stored.shape == (row.num_frames, 128, 171, 3) == (row.num_frames, row.height, row.width, 3)
+        assert stored.shape == (row.video_frames, 128, 171, 3) == (row.video_frames, row.height, row.width, 3)
         np.testing.assert_array_equal(stored, _reference_prepared(tree / "UCF-101" / row.path))
 
 
@@ -179,7 +179,7 @@ def test_sigkill_at_a_random_moment_then_resume(tree, tmp_path):
     for record in (out / "videos").rglob("*.json"):
         rec = json.loads(record.read_text())
         if rec["status"] == "ok":
-            assert np.load(record.with_suffix(".npy")).shape[0] == rec["num_frames"]
+            assert np.load(record.with_suffix(".npy")).shape[0] == rec["video_frames"]
     _run(tree, out)
     _run(tree, tmp_path / "clean")
     assert _snapshot(out) == _snapshot(tmp_path / "clean")
@@ -281,7 +281,7 @@ def test_jpeg_storage_holds_the_raw_frames_as_jpegs(tree, tmp_path):
         path = tmp_path / "jpeg" / p.frames_file
         raw_bytes += frames.nbytes
         packed_bytes += path.stat().st_size
-        everything = read_clip(path, list(range(p.num_frames))).numpy()
+        everything = read_clip(path, list(range(p.video_frames))).numpy()
         assert everything.shape == frames.shape and everything.dtype == np.uint8
         error = np.abs(everything.astype(np.float64) - frames)
         psnr = 10 * np.log10(255.0**2 / (error**2).mean())
@@ -289,14 +289,14 @@ def test_jpeg_storage_holds_the_raw_frames_as_jpegs(tree, tmp_path):
         # the container is what the docs say: another JPEG decoder (torchvision's libjpeg-turbo)
         # reads every frame of the hand-parsed file as read_clip (PIL) does
         blobs = _parse_jpegs_by_hand(path)
-        assert len(blobs) == p.num_frames
-        for k in (0, p.num_frames // 2, p.num_frames - 1):
+        assert len(blobs) == p.video_frames
+        for k in (0, p.video_frames // 2, p.video_frames - 1):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 other = decode_jpeg(torch.frombuffer(bytearray(blobs[k]), dtype=torch.uint8)).permute(1, 2, 0).numpy()
             assert np.abs(other.astype(int) - everything[k]).max() <= 2  # IDCT rounding of two libjpeg builds
         # a strided, loop-padded clip is the same frames, in order, with repeats
-        clip = [3, 0, 5, 5, p.num_frames - 1, 0]
+        clip = [3, 0, 5, 5, p.video_frames - 1, 0]
         assert np.array_equal(read_clip(path, clip).numpy(), everything[clip])
     assert packed_bytes < 0.35 * raw_bytes, packed_bytes / raw_bytes
 
@@ -417,3 +417,44 @@ def test_prepare_defaults_to_jpegs_and_npy_is_an_option(tree, tmp_path):
     code = main(["prepare", "ucf101", "--videos", str(tree / "UCF-101"), "--splits", str(tree / "ucfTrainTestlist"),
                  "--out", str(tmp_path / "q"), "--storage", "jpeg", "--jpeg-quality", "101", "--no-progress"])
     assert code == 2
+
+
+def test_a_format_1_folder_reads_under_the_new_names_and_a_rerun_upgrades_it(tree, tmp_path):
+    from snl_video.data.prepare import read_prepared_settings
+    from snl_video.data.prepared import FORMAT_VERSION, load_index
+
+    out = tmp_path / "old"
+    _run(tree, out, splits=[1])
+    current = _snapshot(out)
+    assert FORMAT_VERSION == 2 and json.loads(current["settings.json"])["num_frames"] == 16
+    # the folder as format 1 wrote it: the clip length was clip_len, a video's frame count num_frames
+    splits = json.loads(current["settings.json"])["splits"]
+    (out / "settings.json").write_text(json.dumps({"clip_len": 16, "format_version": 1, "short_side": 128,
+                                                   "short_videos": "loop", "storage": "npy", "splits": splits}))
+    index = pd.read_csv(out / "index.csv", keep_default_na=False)
+    index.rename(columns={"video_frames": "num_frames"}).to_csv(out / "index.csv", index=False)
+    for record in (out / "videos").rglob("*.json"):
+        data = json.loads(record.read_text())
+        data["num_frames"] = data.pop("video_frames")
+        record.write_text(json.dumps(data))
+
+    settings = read_prepared_settings(out)
+    assert settings["num_frames"] == 16 and "clip_len" not in settings and settings["format_version"] == 2
+    pd.testing.assert_frame_equal(load_index(out), index)
+    # a re-run with the same settings resumes (nothing decoded again) and writes format 2
+    old = 1_000_000_000 * 10**9
+    frames = [p for p in out.rglob("*.npy")]
+    for p in frames:
+        os.utime(p, ns=(old, old))
+    _run(tree, out, splits=[1])
+    assert all(p.stat().st_mtime_ns == old for p in frames)
+    assert _snapshot(out) == current
+
+
+def test_prepare_settings_accept_the_old_name_of_the_clip_length_for_one_release():
+    with pytest.warns(DeprecationWarning, match="'clip_len' is deprecated, use 'num_frames'"):
+        settings = PrepareSettings(clip_len=8, storage="npy")
+    assert settings == PrepareSettings(num_frames=8, storage="npy")
+    assert settings.as_dict()["num_frames"] == 8 and "clip_len" not in settings.as_dict()
+    with pytest.warns(DeprecationWarning, match=r"PrepareSettings\.clip_len"):
+        assert settings.clip_len == 8

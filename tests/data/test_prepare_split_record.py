@@ -21,7 +21,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     return make_synthetic_folder(tmp_path_factory.mktemp("split_record") / "raw", num_classes=2, videos_per_class=6,
-                                 clips_per_group=2, num_frames=6, frame_jitter=0, progress=False)
+                                 clips_per_group=2, video_frames=6, frame_jitter=0, progress=False)
 
 
 def _prepare_folder(videos: Path, out: Path, *extra: str) -> int:

@@ -19,7 +19,7 @@ def _videos(n_per_class: int, seed: int, relation: str) -> tuple[list[np.ndarray
     for label in range(len(RELATIONS[relation])):
         for i in range(n_per_class):
             videos.append(render_relations_video(label, np.random.default_rng([seed, label, i]), size=SIZE,
-                                                 num_frames=FRAMES, relation=relation))
+                                                 video_frames=FRAMES, relation=relation))
             labels.append(label)
     return videos, np.array(labels)
 
@@ -46,13 +46,13 @@ def _fit(x: torch.Tensor, y: torch.Tensor, hidden: int = 32, steps: int = 300) -
 
 @pytest.mark.parametrize("relation", sorted(RELATIONS))
 def test_classes_are_balanced_and_generation_is_deterministic(tmp_path, relation):
-    root = make_relations_dataset(tmp_path, videos_per_class=3, size=SIZE, num_frames=8, relation=relation,
+    root = make_relations_dataset(tmp_path, videos_per_class=3, size=SIZE, video_frames=8, relation=relation,
                                   progress=False)
     counts = {d.name: len(list(d.glob("*.avi"))) for d in root.iterdir()}
     assert counts == {name: 3 for name in RELATIONS[relation]}
-    a = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, num_frames=FRAMES)
-    b = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, num_frames=FRAMES)
-    c = render_relations_video(2, np.random.default_rng([1, 2, 5]), size=SIZE, num_frames=FRAMES)
+    a = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, video_frames=FRAMES)
+    b = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, video_frames=FRAMES)
+    c = render_relations_video(2, np.random.default_rng([1, 2, 5]), size=SIZE, video_frames=FRAMES)
     assert a.shape == (FRAMES, SIZE, SIZE, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
@@ -129,3 +129,10 @@ def test_the_cli_writes_the_class_folders_and_names_the_prepare_command(tmp_path
                  "32", "--frames", "8", "--relation", "shape_colour", "--no-progress"]) == 0
     assert sorted(d.name for d in (tmp_path / "sc" / "videos").iterdir()) == sorted(RELATIONS["shape_colour"])
     assert main(["make-synthetic", "relations", "--out", str(tmp_path), "--size", "33"]) == 2
+
+
+def test_the_old_name_of_the_video_length_still_works_for_one_release():
+    with pytest.warns(DeprecationWarning, match="'num_frames' is deprecated, use 'video_frames'"):
+        old = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, num_frames=FRAMES)
+    new = render_relations_video(2, np.random.default_rng([0, 2, 5]), size=SIZE, video_frames=FRAMES)
+    assert np.array_equal(old, new) and len(new) == FRAMES

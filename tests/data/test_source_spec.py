@@ -62,8 +62,8 @@ def test_every_source_makes_synthetic_data_and_prepares_it_through_its_record(tm
 def test_the_demo_offers_and_prepares_every_source_with_a_synthetic_writer(tmp_path, monkeypatch):
     assert demo_sources() == ["ucf101", "hmdb51", "folder", "list"]
     calls = _spy_on_inputs(monkeypatch, "folder")
-    prepared = prepare_demo_data("folder", tmp_path / "data", seed=0, clip_len=4, num_classes=2, videos_per_class=8,
-                                 num_frames=6, short_side=24, workers=1)
+    prepared = prepare_demo_data("folder", tmp_path / "data", seed=0, num_frames=4, num_classes=2, videos_per_class=8,
+                                 video_frames=6, short_side=24, workers=1)
     assert len(calls) == 1 and calls[0]["test_fraction"] == 2 / 8 and calls[0]["group_regex"] == "_g([0-9]+)_"
     assert json.loads((prepared / "dataset.json").read_text()) == {"dataset": "folder"}
 
@@ -96,7 +96,7 @@ def toy_source():
 
 def test_a_registered_source_is_picked_up_by_prepare_and_the_config_without_other_edits(toy_source, tmp_path):
     videos = make_synthetic_folder(tmp_path / "raw", num_classes=2, videos_per_class=3, clips_per_group=1,
-                                   num_frames=6, frame_jitter=0, progress=False)
+                                   video_frames=6, frame_jitter=0, progress=False)
     out = tmp_path / "prepared"
     assert main(["prepare", "toy", "--videos", str(videos), "--out", str(out), "--short-side", "24", "--clip-len", "4",
                  "--no-progress"]) == 0

@@ -89,14 +89,14 @@ def test_folder_bad_inputs(tmp_path):
 
 def test_folder_end_to_end_through_the_cli(tmp_path):
     videos = make_synthetic_folder(tmp_path / "raw", num_classes=2, videos_per_class=6, clips_per_group=2,
-                                   num_frames=6, frame_jitter=0, progress=False)
+                                   video_frames=6, frame_jitter=0, progress=False)
     out = tmp_path / "out"
     assert main(["prepare", "folder", "--videos", str(videos), "--group-regex", "_g([0-9]+)_", "--test-fraction",
                  "0.3", "--val-fraction", "0.3", "--split-name", "fold_a", "--out", str(out), "--short-side", "24",
                  "--no-progress"]) == 0
     index = pd.read_csv(out / "index.csv", keep_default_na=False)
     assert index["subset_fold_a"].value_counts().to_dict() == {"train": 4, "val": 4, "test": 4}
-    val = prepared_dataset(out, split="fold_a", subset="val", mode="clip", clip_len=4, dataset="folder")
+    val = prepared_dataset(out, split="fold_a", subset="val", mode="clip", num_frames=4, dataset="folder")
     assert len(val) == 4
     with pytest.raises(ValueError, match="was prepared with its own validation subset: set data.val_fraction=0"):
         prepared_dataset(out, split="fold_a", subset="val", val_fraction=0.2, dataset="folder")
@@ -180,13 +180,13 @@ def test_list_bad_inputs_name_file_and_line(tmp_path, train, kwargs, error, need
 
 
 def test_list_missing_files_error_or_skip_and_report(tmp_path):
-    raw = make_synthetic_list(tmp_path / "raw", num_classes=2, videos_per_class=3, test_per_class=1, num_frames=6,
+    raw = make_synthetic_list(tmp_path / "raw", num_classes=2, videos_per_class=3, test_per_class=1, video_frames=6,
                               frame_jitter=0, progress=False)
     gone = raw / "videos" / "MoveLeft" / "MoveLeft_002.avi"
     gone.unlink()
     lists = {"train": raw / "train.txt", "test": raw / "test.txt"}
     manifest = list_manifest(lists, root=raw / "videos", classes=raw / "classes.txt", label_base=0)
-    settings = PrepareSettings(short_side=24, clip_len=4, storage="npy")
+    settings = PrepareSettings(short_side=24, num_frames=4, storage="npy")
     with pytest.raises(MissingVideosError, match="MoveLeft/MoveLeft_002.avi"):
         prepare_manifest(manifest, raw / "videos", tmp_path / "out", dataset="list", settings=settings, progress=False)
     report = prepare_manifest(manifest, raw / "videos", tmp_path / "out", dataset="list", settings=settings,
@@ -228,7 +228,7 @@ def old_format_prepared(tmp_path_factory, synthetic_tree) -> Path:
     no group column in index.csv."""
     out = tmp_path_factory.mktemp("old") / "prepared"
     prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[1],
-                   settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
+                   settings=PrepareSettings(short_side=24, num_frames=4, storage="npy"), progress=False)
     (out / "dataset.json").unlink()
     index = pd.read_csv(out / "index.csv", keep_default_na=False)
     index.drop(columns="group").to_csv(out / "index.csv", index=False)
@@ -237,8 +237,8 @@ def old_format_prepared(tmp_path_factory, synthetic_tree) -> Path:
 
 def test_an_old_prepared_ucf101_directory_still_loads_and_carves_a_validation_set(old_format_prepared):
     out = old_format_prepared
-    train = prepared_dataset(out, split=1, subset="train", clip_len=4, dataset="ucf101")
-    test = prepared_dataset(out, split=1, subset="test", clip_len=4, dataset="ucf101")
+    train = prepared_dataset(out, split=1, subset="train", num_frames=4, dataset="ucf101")
+    test = prepared_dataset(out, split=1, subset="test", num_frames=4, dataset="ucf101")
     index = pd.read_csv(out / "index.csv", keep_default_na=False)
     assert len(train) == (index["subset_1"] == "train").sum() and len(test) == (index["subset_1"] == "test").sum()
     # validation carved from the training list by UCF-101 group, read from the file names
@@ -263,11 +263,11 @@ def test_decoding_backend_carves_the_same_validation_videos_as_the_prepared_inde
 
     out = tmp_path / "prepared"
     prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[2],
-                   settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
+                   settings=PrepareSettings(short_side=24, num_frames=4, storage="npy"), progress=False)
     for subset in ("train", "val", "test"):
-        prepared = prepared_dataset(out, split=2, subset=subset, val_fraction=0.3, clip_len=4)
+        prepared = prepared_dataset(out, split=2, subset=subset, val_fraction=0.3, num_frames=4)
         files = video_file_dataset(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", split=2,
-                                   subset=subset, val_fraction=0.3, clip_len=4)
+                                   subset=subset, val_fraction=0.3, num_frames=4)
         stems = lambda ds: sorted(Path(v.path).stem for v in ds.videos)  # noqa: E731
         assert stems(prepared) == stems(files) and len(files) > 0
         assert sorted(prepared.labels) == sorted(files.labels)
@@ -304,10 +304,10 @@ def test_resuming_prepare_on_an_old_directory_adopts_it_as_ucf101(old_format_pre
     shutil.copytree(old_format_prepared, out)
     frames_before = {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")}
     report = prepare_ucf101(synthetic_tree / "UCF-101", synthetic_tree / "ucfTrainTestlist", out, splits=[1],
-                            settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
+                            settings=PrepareSettings(short_side=24, num_frames=4, storage="npy"), progress=False)
     assert report["dataset"] == "ucf101" and (out / "dataset.json").is_file()
     assert {p.name: p.stat().st_mtime_ns for p in (out / "videos").rglob("*.npy")} == frames_before  # none redone
     assert "group" in pd.read_csv(out / "index.csv").columns
     with pytest.raises(ValueError, match="holds a prepared 'ucf101' dataset, not 'hmdb51'"):
         prepare_manifest(ucf101_manifest(synthetic_tree / "ucfTrainTestlist", [1]), synthetic_tree / "UCF-101", out,
-                         dataset="hmdb51", settings=PrepareSettings(short_side=24, clip_len=4, storage="npy"), progress=False)
+                         dataset="hmdb51", settings=PrepareSettings(short_side=24, num_frames=4, storage="npy"), progress=False)

@@ -44,7 +44,7 @@ def _digest(root):
 
 def test_deterministic_given_the_seed(tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        make_synthetic_ucf101(tmp_path / name, num_classes=2, videos_per_class=2, num_frames=8, frame_jitter=0,
+        make_synthetic_ucf101(tmp_path / name, num_classes=2, videos_per_class=2, video_frames=8, frame_jitter=0,
                               seed=seed, progress=False)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
 

@@ -54,7 +54,7 @@ def test_centre_clip_and_entry_reader(tmp_path):
     path = tmp_path / "v.webm"
     write_random_video(path, num_frames=20, codec="libvpx", seed=20)
     clip = read_centre_clip(path, num_frames=6, sampling_stride=2)
-    indices = center_clip(20, clip_len=6, stride=2)[0]
+    indices = center_clip(20, num_frames=6, stride=2)[0]
     assert torch.equal(clip, read_frames(path, indices))
     entry = VideoEntry(str(path), 0)
     assert count_entry_frames(entry) == 20
@@ -72,9 +72,9 @@ def test_a_dataset_of_video_files_takes_containers_without_a_count(tmp_path):
     path = tmp_path / "v.mkv"
     frames = write_random_video(path, num_frames=20, codec="mpeg4", seed=20)
     ds = ClipDataset([VideoEntry(str(path), 0)], functools.partial(read_entry_frames, backend=None), mode="clip",
-                     clip_len=4, stride=1, count_frames=count_entry_frames)
+                     num_frames=4, stride=1, count_frames=count_entry_frames)
     clip = ds[0]["clip"]
-    indices = center_clip(20, clip_len=4, stride=1)[0]
+    indices = center_clip(20, num_frames=4, stride=1)[0]
     assert clip.shape == (4, 48, 64, 3) and len(frames) == 20
     assert torch.equal(clip, torch.from_numpy(decode_all(path)[indices]))
 

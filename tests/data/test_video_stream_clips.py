@@ -13,11 +13,11 @@ from snl_video.data.sampling import sliding_clips, uniform_clips
 from snl_video.data.video import read_entry_clips, stream_clips
 
 
-def _timeline_clips(num_frames: int, *, window: int, step: int, clip_len: int) -> list[list[int]]:
+def _timeline_clips(video_frames: int, *, window: int, step: int, num_frames: int) -> list[list[int]]:
     """The clips predict's ``--window/--stride`` scores, window after window."""
     clips = []
-    for start in range(0, num_frames - window + 1, step):
-        clips += [[start + i for i in clip] for clip in sliding_clips(window, clip_len=clip_len, stride=1)]
+    for start in range(0, video_frames - window + 1, step):
+        clips += [[start + i for i in clip] for clip in sliding_clips(window, num_frames=num_frames, stride=1)]
     return clips
 
 
@@ -25,8 +25,8 @@ def _timeline_clips(num_frames: int, *, window: int, step: int, clip_len: int) -
 @pytest.mark.parametrize("name", ["ip", "ipb"])
 def test_every_clip_equals_the_per_clip_reader(reference_videos, name, backend):
     path, _ = reference_videos[name]
-    clips = _timeline_clips(50, window=12, step=5, clip_len=4)
-    clips += uniform_clips(50, clip_len=8, stride=2, num_clips=3)  # out of order, strided, a far jump back
+    clips = _timeline_clips(50, window=12, step=5, num_frames=4)
+    clips += uniform_clips(50, num_frames=8, stride=2, num_clips=3)  # out of order, strided, a far jump back
     clips += [[3, 3, 4, 3]]  # repeats, not increasing
     got = dict(stream_clips(path, clips, backend=backend))
     assert sorted(got) == list(range(len(clips)))
@@ -50,7 +50,7 @@ def test_one_decoding_pass_and_a_buffer_bounded_by_the_window(reference_videos, 
 
     monkeypatch.setitem(video_module.SEQUENTIAL_READERS, "pyav", counting)
     window = 10
-    clips = _timeline_clips(50, window=window, step=3, clip_len=5)
+    clips = _timeline_clips(50, window=window, step=3, num_frames=5)
     stream = stream_clips(path, clips, backend="pyav")
     seen = 0
     for index, frames in stream:

@@ -62,7 +62,7 @@ def test_a_folder_source_trains_selects_on_its_own_val_subset_and_evaluates_on_t
     from snl_video.data.synthetic import make_synthetic_folder
 
     videos = make_synthetic_folder(tmp_path / "raw", num_classes=2, videos_per_class=8, clips_per_group=2,
-                                   num_frames=12, frame_jitter=0, progress=False)
+                                   video_frames=12, frame_jitter=0, progress=False)
     prepared = tmp_path / "prepared"
     assert main(["prepare", "folder", "--videos", str(videos), "--group-regex", "_g([0-9]+)_", "--test-fraction",
                  "0.25", "--val-fraction", "0.25", "--split-name", "a", "--out", str(prepared), "--short-side", "48",

@@ -90,10 +90,10 @@ def write_stand_in(entry: PretrainedWeights, directory: Path) -> Path:
 def small_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 classes x 4 videos of 10 frames, prepared at short side 112: one-step epochs."""
     root = tmp_path_factory.mktemp("record_ucf")
-    make_synthetic_ucf101(root / "raw", num_classes=2, videos_per_class=4, num_frames=10, frame_jitter=0, seed=0,
+    make_synthetic_ucf101(root / "raw", num_classes=2, videos_per_class=4, video_frames=10, frame_jitter=0, seed=0,
                           progress=False)
     prepare_ucf101(root / "raw" / "UCF-101", root / "raw" / "ucfTrainTestlist", root / "prepared", splits=[1],
-                   workers=1, settings=PrepareSettings(short_side=112, clip_len=8, storage="npy"), progress=False)
+                   workers=1, settings=PrepareSettings(short_side=112, num_frames=8, storage="npy"), progress=False)
     return root / "prepared"
 
 

@@ -44,7 +44,7 @@ def test_query_node_is_the_cell_nearest_upsampling_paints(clip_shape, map_shape)
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     root = make_synthetic_ucf101(tmp_path_factory.mktemp("explain"), num_classes=2, videos_per_class=1,
-                                 num_frames=20, frame_jitter=0, seed=0, progress=False)
+                                 video_frames=20, frame_jitter=0, seed=0, progress=False)
     return sorted((root / "UCF-101").rglob("*.avi"))[0]
 
 

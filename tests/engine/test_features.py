@@ -54,7 +54,7 @@ def _expected(model, path, *, clips=2, per_clip=False):
         return small.permute(0, 2, 3, 1)
 
     x = torch.stack([transform(as_prepared(read_frames(path, clip)))
-                     for clip in uniform_clips(n, clip_len=6, stride=2, num_clips=clips)])
+                     for clip in uniform_clips(n, num_frames=6, stride=2, num_clips=clips)])
     with torch.no_grad():
         feats = model.forward_features(x)
     return feats.numpy() if per_clip else feats.mean(0).numpy()

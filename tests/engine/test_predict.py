@@ -140,7 +140,7 @@ def test_window_timeline_uses_sliding_clips(video_run):
     norm = NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0)
     transform = eval_transform(norm, size=40, crops=1)
     start = starts[-1]
-    clips = sliding_clips(window, clip_len=6, stride=2)
+    clips = sliding_clips(window, num_frames=6, stride=2)
     assert len(clips) == 1  # span 11 in a 15-frame window
     x = torch.stack([transform(read_frames(video, [start + i for i in clip])) for clip in clips])
     with torch.no_grad():
@@ -197,7 +197,7 @@ def test_other_containers_including_ones_without_a_frame_count(video_run, tmp_pa
     (pred,) = snl_video.predict(path, checkpoint=ckpt, num_crops=1).predictions
     assert pred.end_s == pytest.approx(20 / 25)  # counted by decoding where the container declares no count
     transform = eval_transform(NormalizationSpec((0.45,) * 3, (0.225,) * 3, 1.0), size=40, crops=1)
-    x = torch.stack([transform(read_frames(path, c)) for c in uniform_clips(20, clip_len=6, stride=2, num_clips=2)])
+    x = torch.stack([transform(read_frames(path, c)) for c in uniform_clips(20, num_frames=6, stride=2, num_clips=2)])
     with torch.no_grad():
         expected = torch.softmax(model(x), 1).mean(0).numpy()
     np.testing.assert_allclose(pred.probabilities, expected, rtol=1e-5, atol=1e-7)
@@ -212,7 +212,7 @@ def prepared_run(tiny_prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("predict_prepared")
     raw = tiny_prepared.parent / "raw"
     prepare_ucf101(raw / "UCF-101", raw / "ucfTrainTestlist", out / "prepared", splits=[1], workers=1,
-                          settings=PrepareSettings(short_side=44, clip_len=6, storage="npy"), progress=False)
+                          settings=PrepareSettings(short_side=44, num_frames=6, storage="npy"), progress=False)
     root = out / "prepared"
     cfg = tiny_config(root, out / "run", eval={"num_clips": 2, "num_crops": 3, "batch_size": 6})
     torch.manual_seed(4)

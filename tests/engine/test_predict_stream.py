@@ -44,7 +44,7 @@ def _expected_windows(path, loaded, *, window_s, stride_s, backend, crops):
     """Each window as the per-clip reader scored it: every clip read on its own, transformed,
     one forward per window, softmax averaged over clips x crops."""
     transform = input_transform(loaded.input_spec, crops=crops)
-    windows, clips = window_clips(60, 25.0, window_s=window_s, stride_s=stride_s, clip_len=4, sampling_stride=2)
+    windows, clips = window_clips(60, 25.0, window_s=window_s, stride_s=stride_s, num_frames=4, sampling_stride=2)
     per = len(clips) // len(windows)
     out = []
     for w, (start, frames) in enumerate(windows):
@@ -72,7 +72,7 @@ def test_whole_video_views_equal_the_per_clip_reader(bframe_video, loaded, backe
     from snl_video.data.sampling import uniform_clips
 
     transform = input_transform(loaded.input_spec, crops=3)
-    views = [transform(read_frames(bframe_video, c, backend=backend)) for c in uniform_clips(60, clip_len=4, stride=2,
+    views = [transform(read_frames(bframe_video, c, backend=backend)) for c in uniform_clips(60, num_frames=4, stride=2,
                                                                                            num_clips=3)]
     with torch.no_grad():
         expected = torch.softmax(loaded.model(torch.cat(views)), 1).mean(0).numpy()

@@ -23,7 +23,7 @@ from ..helpers import tiny_config
 def two_splits(tmp_path_factory) -> tuple[Path, Path]:
     """The same 16 videos prepared twice: 25 % and 50 % test (another draw)."""
     root = tmp_path_factory.mktemp("resplit")
-    videos = make_synthetic_folder(root / "raw", num_classes=2, videos_per_class=8, clips_per_group=1, num_frames=8,
+    videos = make_synthetic_folder(root / "raw", num_classes=2, videos_per_class=8, clips_per_group=1, video_frames=8,
                                    frame_jitter=0, progress=False)
     outs = []
     for name, fraction in (("a", "0.25"), ("b", "0.5")):

@@ -163,7 +163,7 @@ def _expected_spectra(cfg, model, video):
     from snl_video.data.transforms import NormalizationSpec, eval_transform
 
     d = cfg.data
-    indices = center_clip(probe_video(video).declared_frames, clip_len=d.num_frames, stride=d.sampling_stride)[0]
+    indices = center_clip(probe_video(video).declared_frames, num_frames=d.num_frames, stride=d.sampling_stride)[0]
     frames = read_frames(video, indices).permute(0, 3, 1, 2)
     assert frames.shape[-2:] == (240, 320)
     frames = torch.nn.functional.interpolate(frames, size=(48, 64), mode="bilinear", antialias=True).permute(0, 2, 3, 1)

@@ -161,7 +161,7 @@ def tiny_checkpoint(tiny_prepared, tmp_path_factory):
 def few_videos(tmp_path_factory) -> Path:
     """A raw UCF-101-style tree of 2 classes x 2 videos (fast to prepare or predict)."""
     root = tmp_path_factory.mktemp("few")
-    make_synthetic_ucf101(root, num_classes=2, videos_per_class=2, num_frames=12, seed=1, progress=False)
+    make_synthetic_ucf101(root, num_classes=2, videos_per_class=2, video_frames=12, seed=1, progress=False)
     return root
 
 

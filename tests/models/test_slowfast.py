@@ -263,5 +263,6 @@ def test_cli_profile_defaults_to_the_published_clip(capsys):
 
     assert main(["profile", "--model", "x3d_xs", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (result["frames"], result["size"]) == (4, 160)
+    assert (result["num_frames"], result["size"]) == (4, 160)
+    assert result["frames"] == result["num_frames"]  # the old key, kept for one release
     assert result["macs"] / 1e9 == pytest.approx(0.60, rel=0.01)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_data_skips_the_videos_prepare_reported(tmp_path):
-    source = make_synthetic_ucf101(tmp_path / "src", num_classes=2, videos_per_class=4, num_frames=24,
+    source = make_synthetic_ucf101(tmp_path / "src", num_classes=2, videos_per_class=4, video_frames=24,
                                    frame_jitter=0, progress=False)
     train = read_split(source / "ucfTrainTestlist", 1)
     train = train[train["subset"] == "train"]

@@ -71,7 +71,7 @@ def test_predict_with_a_registry_name_prints_kinetics_names_and_feeds_the_2017_i
     # independent restatement of the entry's input: centre 16-frame clip, short side 112, centre crop,
     # pixels 0..255 minus the mean (no std), then softmax
     entry = get_weights("r3d18.hara2017_k400")
-    frames = read_frames(video, center_clip(20, clip_len=16, stride=1)[0]).permute(0, 3, 1, 2)
+    frames = read_frames(video, center_clip(20, num_frames=16, stride=1)[0]).permute(0, 3, 1, 2)
     frames = TF.center_crop(TF.resize(frames, 112, antialias=True), 112).float()
     x = (frames - torch.tensor(entry.input_spec.mean).view(1, 3, 1, 1)).permute(1, 0, 2, 3)[None]
     with torch.no_grad():

@@ -11,14 +11,14 @@ converter serves every model of the family.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from torch import Tensor
 
-from .base import (CheckpointFormat, StateDict, Unwrapped, container_metadata, keys_without_module, put_unique,
+from .base import (CheckpointFormat, Converter, StateDict, Unwrapped, container_metadata, keys_without_module, put_unique,
                    tensor_state)
 
-__all__ = ["FORMAT", "PYTORCHVIDEO_BLOCK_PARTS", "convert_pytorchvideo", "pytorchvideo_head_keys"]
+__all__ = ["FORMAT", "PYTORCHVIDEO_BLOCK_PARTS", "convert_pytorchvideo", "pytorchvideo_format", "pytorchvideo_head_keys"]
 
 #: Inside a pytorchvideo residual block: its part name → snl_video's.
 PYTORCHVIDEO_BLOCK_PARTS: dict[str, str] = {
@@ -33,14 +33,25 @@ PYTORCHVIDEO_BLOCK_PARTS: dict[str, str] = {
 }
 
 
-def _recognise(container: Mapping[str, Any]) -> bool:
-    inner = container.get("model_state")
-    return isinstance(inner, Mapping) and any(k.startswith("blocks.") for k in keys_without_module(inner))
-
-
 def _unwrap(container: Mapping[str, Any], source: str) -> Unwrapped:
     state = tensor_state(container["model_state"], where=f"{source}['model_state']")
     return Unwrapped(state, container_metadata(container, ("epoch", "cfg")))
+
+
+def pytorchvideo_format(*, name: str, description: str, looks_like: Callable[[set[str]], bool],
+                        head_keys: tuple[str, ...] | Callable[[Mapping[str, Tensor]], tuple[str, ...]],
+                        convert: Converter) -> CheckpointFormat:
+    """The record of a pytorchvideo hub ``.pyth`` family: every family's container is
+    ``{'model_state': state dict, 'epoch', 'cfg'}`` and is unwrapped the same way; the families
+    differ in how their keys look (``looks_like``, on the keys without a ``module.`` prefix),
+    their head keys and their key converter."""
+
+    def recognise(container: Mapping[str, Any]) -> bool:
+        inner = container.get("model_state")
+        return isinstance(inner, Mapping) and looks_like(set(keys_without_module(inner)))
+
+    return CheckpointFormat(name=name, description=description, recognise=recognise, unwrap=_unwrap,
+                            head_keys=head_keys, convert=convert)
 
 
 def pytorchvideo_head_keys(state: Mapping[str, Tensor]) -> tuple[str, ...]:
@@ -76,11 +87,10 @@ def convert_pytorchvideo(state: Mapping[str, Tensor]) -> StateDict:
     return out
 
 
-FORMAT = CheckpointFormat(
+FORMAT = pytorchvideo_format(
     name="pytorchvideo",
     description="pytorchvideo hub .pyth: 'model_state' with blocks.N keys",
-    recognise=_recognise,
-    unwrap=_unwrap,
+    looks_like=lambda keys: any(k.startswith("blocks.") for k in keys),
     head_keys=pytorchvideo_head_keys,
     convert=convert_pytorchvideo,
 )

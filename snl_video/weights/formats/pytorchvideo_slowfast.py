@@ -18,10 +18,10 @@ Recognised by its two-pathway stem with a fusion, so it must come before the sin
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, TypeVar
+from typing import Mapping, TypeVar
 
-from .base import CheckpointFormat, Unwrapped, container_metadata, keys_without_module, rename_keys, tensor_state
-from .pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS
+from .base import rename_keys
+from .pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS, pytorchvideo_format
 
 __all__ = ["FORMAT", "pytorchvideo_slowfast_key", "convert_pytorchvideo_slowfast", "is_pytorchvideo_slowfast"]
 
@@ -52,11 +52,8 @@ def pytorchvideo_slowfast_key(key: str) -> str:
 
 
 def convert_pytorchvideo_slowfast(state: Mapping[str, T]) -> dict[str, T]:
-    """A ``create_slowfast`` state dict with SlowFast3D keys (values untouched).
-
-    Keys without a counterpart pass through unchanged, so the load report names them; two
-    keys mapping to one name is a ``KeyError``.
-    """
+    """A ``create_slowfast`` state dict with SlowFast3D keys, by :func:`~.base.rename_keys` (a key without a
+    counterpart passes through, for the load report to name)."""
     return rename_keys(state, pytorchvideo_slowfast_key)
 
 
@@ -66,21 +63,10 @@ def is_pytorchvideo_slowfast(keys: "Mapping[str, object] | set[str] | list[str]"
             and "blocks.0.multipathway_fusion.conv_fast_to_slow.weight" in keys)
 
 
-def _recognise(container: Mapping[str, Any]) -> bool:
-    inner = container.get("model_state")
-    return isinstance(inner, Mapping) and is_pytorchvideo_slowfast(set(keys_without_module(inner)))
-
-
-def _unwrap(container: Mapping[str, Any], source: str) -> Unwrapped:
-    state = tensor_state(container["model_state"], where=f"{source}['model_state']")
-    return Unwrapped(state, container_metadata(container, ("epoch", "cfg")))
-
-
-FORMAT = CheckpointFormat(
+FORMAT = pytorchvideo_format(
     name="pytorchvideo_slowfast",
     description="pytorchvideo hub SlowFast .pyth: 'model_state' with blocks.N.multipathway_blocks keys",
-    recognise=_recognise,
-    unwrap=_unwrap,
+    looks_like=is_pytorchvideo_slowfast,
     head_keys=("blocks.6.proj.weight", "blocks.6.proj.bias"),
     convert=convert_pytorchvideo_slowfast,
 )

@@ -21,10 +21,10 @@ before the single-pathway ``pytorchvideo`` record (which accepts any ``blocks.``
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, TypeVar
+from typing import Mapping, TypeVar
 
-from .base import CheckpointFormat, Unwrapped, container_metadata, keys_without_module, rename_keys, tensor_state
-from .pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS
+from .base import rename_keys
+from .pytorchvideo import PYTORCHVIDEO_BLOCK_PARTS, pytorchvideo_format
 
 __all__ = ["FORMAT", "pytorchvideo_x3d_key", "convert_pytorchvideo_x3d", "is_pytorchvideo_x3d"]
 
@@ -59,11 +59,8 @@ def pytorchvideo_x3d_key(key: str) -> str:
 
 
 def convert_pytorchvideo_x3d(state: Mapping[str, T]) -> dict[str, T]:
-    """A ``create_x3d`` state dict with X3D keys (values untouched).
-
-    Keys without a counterpart pass through unchanged, so the load report names them; two
-    keys mapping to one name is a ``KeyError``.
-    """
+    """A ``create_x3d`` state dict with X3D keys, by :func:`~.base.rename_keys` (a key without a
+    counterpart passes through, for the load report to name)."""
     return rename_keys(state, pytorchvideo_x3d_key)
 
 
@@ -72,21 +69,10 @@ def is_pytorchvideo_x3d(keys: "Mapping[str, object] | set[str] | list[str]") -> 
     return "blocks.0.conv.conv_t.weight" in keys and "blocks.5.pool.pre_conv.weight" in keys
 
 
-def _recognise(container: Mapping[str, Any]) -> bool:
-    inner = container.get("model_state")
-    return isinstance(inner, Mapping) and is_pytorchvideo_x3d(set(keys_without_module(inner)))
-
-
-def _unwrap(container: Mapping[str, Any], source: str) -> Unwrapped:
-    state = tensor_state(container["model_state"], where=f"{source}['model_state']")
-    return Unwrapped(state, container_metadata(container, ("epoch", "cfg")))
-
-
-FORMAT = CheckpointFormat(
+FORMAT = pytorchvideo_format(
     name="pytorchvideo_x3d",
     description="pytorchvideo hub X3D .pyth: 'model_state' with blocks.0.conv.conv_t keys",
-    recognise=_recognise,
-    unwrap=_unwrap,
+    looks_like=is_pytorchvideo_x3d,
     head_keys=("blocks.5.proj.weight", "blocks.5.proj.bias"),
     convert=convert_pytorchvideo_x3d,
 )
