@@ -344,6 +344,7 @@ def validate_study(spec: StudySpec, out: str | os.PathLike[str], *, progress: bo
     configs: dict[Cell, ExperimentConfig] = {}
     checked_variants: set[str] = set()
     checked_data: set[str] = set()
+    missing_roots: set[str] = set()
     protocols: dict[str, dict[str, Any]] = {}
     for cell in study_cells(spec, out):
         try:
@@ -361,8 +362,13 @@ def validate_study(spec: StudySpec, out: str | os.PathLike[str], *, progress: bo
         data_key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True, default=str)
         if data_key not in checked_data:
             checked_data.add(data_key)
-            errors += [(f"variants.{cell.variant}: {k}", m) for k, m in data_problems(
-                cfg, subsets=("train", "test"), missing_root_is_error=not missing_data_ok)]
+            if missing_data_ok and not Path(cfg.data.root).exists():
+                if cfg.data.root not in missing_roots:
+                    missing_roots.add(cfg.data.root)
+                    logger.warning("data.root=%s does not exist here: the study will not start until it does",
+                                   cfg.data.root)
+                continue
+            errors += [(f"variants.{cell.variant}: {k}", m) for k, m in data_problems(cfg, subsets=("train", "test"))]
     errors += _protocol_errors(spec, protocols)
     if errors:
         raise ConfigError(errors, source=str(spec.source or spec.name))
