@@ -182,9 +182,17 @@ def _epochs_trained(metrics: dict[str, Any], run_dir: Path) -> int | None:
 
 
 def protocol_problems(rows: Sequence[RunRow]) -> list[str]:
-    """Lines naming what differs between the runs' evaluations (protocol, number of test videos)."""
+    """Lines naming what differs between the runs' evaluations (protocol, number of test videos).
+
+    Runs of one model must share the whole protocol (views per video, clip length, stride and
+    size); runs of different models (the new families beside Table 7's rows, each with the clip
+    it was built for) only the views per video (:func:`views_of`), and their clips stay in the
+    table's protocol column."""
     lines = []
-    if len({r.protocol for r in rows}) > 1:
+    by_model: dict[str, set[str]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, set()).add(r.protocol)
+    if any(len(p) > 1 for p in by_model.values()) or len({views_of(r.protocol) for r in rows}) > 1:
         lines.append("the runs were evaluated under different protocols: "
                      + "; ".join(f"{r.run}: {r.protocol}" for r in rows))
     videos = {r.videos for r in rows if r.videos is not None}
@@ -365,6 +373,12 @@ class Comparison:
                  f"+ 2 per norm element); GMACs: every product; params include the classifier head of the size shown "
                  f"(the paper's 47.02 M for r3d50 counts a 400-class head); selection: the subset (videos) that chose "
                  f"best.pt — 'test' means model selection saw the test split."]
+        if len({r.model for r in self.rows}) > 1 and len({r.protocol for r in self.rows}) > 1:
+            notes.append("rows of different models are fed their own clips (protocol column) at their own cost "
+                         "(GFLOPs, params): a delta between them compares two models, not one block.")
+        if self.reference:
+            notes.append(f"published rows {self.reference!r} follow the table: reported by their authors, not measured "
+                         f"here.")
         return notes + [f"WARNING: {line}" for line in self.warnings]
 
 
