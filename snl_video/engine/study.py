@@ -706,7 +706,8 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
 
 def _mixed_evaluations(spec: StudySpec, rows_by_variant: dict[str, list[Any]]) -> list[str]:
     """Lines naming finished cells evaluated differently: within one recipe the whole protocol
-    (clips x crops, clip, stride, size) must agree; across recipes the clips x crops."""
+    (clips x crops, clip, stride, size) must agree; across recipes the clips x crops and, as
+    their data folders may differ, the number of test videos."""
     from .compare import protocol_problems, views_of
 
     lines: list[str] = []
@@ -719,6 +720,10 @@ def _mixed_evaluations(spec: StudySpec, rows_by_variant: dict[str, list[Any]]) -
     if len({views_of(r.protocol) for r in everyone}) > 1:
         lines.append("the runs were evaluated under different protocols (views per video): "
                      + "; ".join(f"{r.run}: {r.protocol}" for r in everyone))
+    if len(by_recipe) > 1 and len({r.videos for r in everyone if r.videos is not None}) > 1:
+        # recipes of their own may read other data folders: their rows pair only on the same test videos
+        lines.append("the runs were evaluated under different protocols (numbers of test videos): "
+                     + "; ".join(f"{r.run}: {r.videos}" for r in everyone))
     return lines
 
 

@@ -298,6 +298,16 @@ def test_a_variant_with_its_own_recipe_is_paired_by_seed_and_shown_with_its_clip
     record = json.loads((out / "study.json").read_text())["spec"]["variants"]
     assert record == {"baseline": [], "other": {"recipe": str(tmp_path / "other_family.yaml"),
                                                 "overrides": ["optim.lr=0.01"]}}
+    # rows of another recipe (possibly another data folder) pair only on the same test videos
+    from snl_video.engine.compare import MixedProtocolError
+    from snl_video.engine.study import aggregate_study
+
+    metrics_file = out / "cells" / "other" / "seed0" / "eval" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**metrics, "num_videos": metrics["num_videos"] - 1}))
+    with pytest.raises(MixedProtocolError, match="numbers of test videos"):
+        aggregate_study(spec, out)
+    metrics_file.write_text(json.dumps(metrics))
     # a changed own recipe is refused for its started cells, naming the key
     _own_recipe(tmp_path, optim__momentum=0.5)
     before = _files(out / "cells")
