@@ -159,3 +159,12 @@ def test_eval_of_x3d_at_full_short_side_with_three_crops_uses_the_windowed_head(
     _, at_train = evaluate("train_size", "eval.num_crops=3")
     _, at_train_global = evaluate("train_size_global", "eval.num_crops=3", global_head)
     assert at_train == pytest.approx(at_train_global, abs=2e-6)  # one window: the same head
+    # predict through the Python API: the same recipe override feeds 48² crops to the same head
+    from snl_video.engine.api import load_model, predict
+
+    loaded = load_model(checkpoint=checkpoint, overrides=["data.crop_size=48"])
+    assert loaded.input_spec.crop_size == 48 and loaded.model.head_pool_kernel == (4, 1, 1)
+    video = sorted((tiny_prepared.parent / "raw" / "UCF-101").rglob("*.avi"))[0]
+    result = predict([video], model=loaded, num_clips=1, num_crops=3)
+    (prediction,) = result.predictions
+    assert abs(float(prediction.probabilities.sum()) - 1) < 1e-5
