@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.published import REFERENCES
 from .renamed import add_renamed_option
 
 
@@ -24,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare runs evaluated under different protocols (clips x crops, clip size): a warning, not an error")
+    p.add_argument("--reference", choices=sorted(REFERENCES), default=None,
+                   help="also show these published rows (e.g. table7: the paper's Table 7), in a table of their own "
+                        "marked as published, not measured")
     p.set_defaults(func=run)
 
 
@@ -33,11 +37,16 @@ def run(args: argparse.Namespace) -> int:
 
     comparison = compare(args.runs, output_dir=args.output_dir, level=args.level, profile=not args.no_profile,
                          curves=not args.no_curves, allow_mixed=getattr(args, "allow_mixed", False),
-                         log_warnings=False)  # printed with the notes below: each warning once
+                         log_warnings=False,  # printed with the notes below: each warning once
+                         reference=args.reference)
     print("\n".join(comparison.notes()))
     print(markdown_table(*format_rows(comparison.rows)))
     if comparison.split_means:
         print(f"\nmean over splits ({args.level} level, sample std):")
         print(markdown_table(*format_split_rows(comparison.split_means)))
+    if comparison.reference:
+        from ..engine.published import reference_markdown
+
+        print("\n" + reference_markdown(comparison.reference))
     print("written: " + ", ".join(str(p) for p in comparison.written))
     return 0

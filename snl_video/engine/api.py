@@ -263,16 +263,19 @@ def prepare(dataset: str, *, output_dir: PathLike, options: Mapping[str, Any] | 
 
 
 def compare(runs: Sequence[PathLike], *, output_dir: PathLike = "runs/compare", level: Literal["clip", "video"] = "clip",
-            profile: bool = True, curves: bool = True, allow_mixed: bool = False, log_warnings: bool = True) -> Any:
+            profile: bool = True, curves: bool = True, allow_mixed: bool = False, log_warnings: bool = True,
+            reference: str | None = None) -> Any:
     """Compare finished runs (``snl-video compare``): one row per run folder (accuracy, deltas
     against the baseline, cost, protocol), written to ``output_dir`` as ``table.md``/``.csv``
     (and the training curves); returns the :class:`~snl_video.engine.compare.Comparison`. Runs
     evaluated under different protocols are refused unless ``allow_mixed``; the warnings are
-    logged unless ``log_warnings`` is false (they are in the comparison's notes either way)."""
+    logged unless ``log_warnings`` is false (they are in the comparison's notes either way).
+    ``reference`` names published rows (``"table7"``: :data:`snl_video.engine.published.REFERENCES`)
+    shown in a table of their own below the measured one, marked as published."""
     from .compare import compare_runs, write_comparison
 
     comparison = compare_runs([Path(r) for r in runs], level=level, profile=profile, allow_mixed=allow_mixed,
-                              log_warnings=log_warnings)
+                              log_warnings=log_warnings, reference=reference)
     comparison.written = write_comparison(comparison, Path(output_dir), curves=curves)
     return comparison
 

@@ -34,7 +34,7 @@ from ..errors import InvalidValueError, MissingFileError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Level", "RunRow", "Comparison", "MixedProtocolError", "collect_row", "eval_protocol",
-           "protocol_problems", "selection_protocol", "recipe_key", "baseline_row", "format_rows", "split_means",
+           "protocol_problems", "views_of", "selection_protocol", "recipe_key", "baseline_row", "format_rows", "split_means",
            "format_split_rows", "markdown_table", "write_table", "compare_runs", "write_comparison", "profile_config",
            "block_label", "run_labels"]
 
@@ -165,6 +165,13 @@ def eval_protocol(metrics: dict[str, Any], cfg: Any, level: Level) -> str:
     return f"{clips} clip{'s' if clips != 1 else ''} x {crops} crop{'s' if crops != 1 else ''} {frames}f/{stride} @{size}"
 
 
+def views_of(protocol: str) -> str:
+    """The views part of an :func:`eval_protocol` string (``"10 clips x 3 crops"`` of
+    ``"10 clips x 3 crops 16f/1 @112"``): what runs of different recipes (their own clip and
+    size) must still share to be compared."""
+    return protocol.rsplit(" ", 2)[0]
+
+
 def _epochs_trained(metrics: dict[str, Any], run_dir: Path) -> int | None:
     if metrics.get("epoch") is not None:
         return int(metrics["epoch"])
@@ -175,9 +182,17 @@ def _epochs_trained(metrics: dict[str, Any], run_dir: Path) -> int | None:
 
 
 def protocol_problems(rows: Sequence[RunRow]) -> list[str]:
-    """Lines naming what differs between the runs' evaluations (protocol, number of test videos)."""
+    """Lines naming what differs between the runs' evaluations (protocol, number of test videos).
+
+    Runs of one model must share the whole protocol (views per video, clip length, stride and
+    size); runs of different models (the new families beside Table 7's rows, each with the clip
+    it was built for) only the views per video (:func:`views_of`), and their clips stay in the
+    table's protocol column."""
     lines = []
-    if len({r.protocol for r in rows}) > 1:
+    by_model: dict[str, set[str]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, set()).add(r.protocol)
+    if any(len(p) > 1 for p in by_model.values()) or len({views_of(r.protocol) for r in rows}) > 1:
         lines.append("the runs were evaluated under different protocols: "
                      + "; ".join(f"{r.run}: {r.protocol}" for r in rows))
     videos = {r.videos for r in rows if r.videos is not None}
@@ -319,11 +334,13 @@ def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str
 
 
 def write_table(header: Sequence[str], cells: Sequence[Sequence[str]], md: str | os.PathLike[str],
-                csv_path: str | os.PathLike[str], *, notes: Sequence[str] = ()) -> str:
+                csv_path: str | os.PathLike[str], *, notes: Sequence[str] = (), appendix: str = "") -> str:
     """The table as aligned Markdown (returned, and written with ``notes`` as quoted lines below
-    it) and CSV, both atomically."""
+    it, then ``appendix``: e.g. published rows, which stay out of the CSV) and CSV, both atomically."""
     table = markdown_table(header, cells)
     text = table + "\n" + ("\n" + "\n".join(f"> {n}" for n in notes) + "\n" if notes else "")
+    if appendix:
+        text += "\n" + appendix.rstrip("\n") + "\n"
     atomic_write_text(md, text)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -344,6 +361,8 @@ class Comparison:
     baseline: RunRow
     warnings: list[str]
     split_means: list[SplitMean]
+    #: published rows shown beside the measured ones (a name of ``snl_video.engine.published.REFERENCES``)
+    reference: str | None = None
     #: the files :func:`write_comparison` wrote (filled by ``snl_video.compare``)
     written: list[Path] = field(default_factory=list)
 
@@ -354,11 +373,17 @@ class Comparison:
                  f"+ 2 per norm element); GMACs: every product; params include the classifier head of the size shown "
                  f"(the paper's 47.02 M for r3d50 counts a 400-class head); selection: the subset (videos) that chose "
                  f"best.pt — 'test' means model selection saw the test split."]
+        if len({r.model for r in self.rows}) > 1 and len({r.protocol for r in self.rows}) > 1:
+            notes.append("rows of different models are fed their own clips (protocol column) at their own cost "
+                         "(GFLOPs, params): a delta between them compares two models, not one block.")
+        if self.reference:
+            notes.append(f"published rows {self.reference!r} follow the table: reported by their authors, not measured "
+                         f"here.")
         return notes + [f"WARNING: {line}" for line in self.warnings]
 
 
 def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "clip", profile: bool = True,
-                 allow_mixed: bool = False, log_warnings: bool = True) -> Comparison:
+                 allow_mixed: bool = False, log_warnings: bool = True, reference: str | None = None) -> Comparison:
     """Read finished runs into a :class:`Comparison`.
 
     The warnings (mixed protocols allowed, runs trained on different videos, ...) are in
@@ -371,6 +396,10 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
     """
     if not run_dirs:
         raise InvalidValueError("no run folders to compare")
+    if reference is not None:
+        from .published import reference_rows
+
+        reference_rows(reference)  # an unknown name is refused before any run is read
     rows = [collect_row(d, level=level, profile=profile) for d in run_dirs]
     for row, label in zip(rows, run_labels(rows)):  # runs named alike (or of one kind) read apart
         row.run = label
@@ -387,14 +416,20 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
             logger.warning("%s", line)
     means = split_means(rows)
     return Comparison(rows=rows, level=level, baseline=baseline_row(rows), warnings=problems,
-                      split_means=means if any(len(m.splits) > 1 for m in means) else [])
+                      split_means=means if any(len(m.splits) > 1 for m in means) else [], reference=reference)
 
 
 def write_comparison(comparison: Comparison, out: str | os.PathLike[str], *, curves: bool = True) -> list[Path]:
     """Write ``table.md`` / ``table.csv`` (with the notes), ``table_splits.*`` when there are means
     over splits, and ``curves.png`` (the runs' training curves) into ``out``; return the paths."""
     out = Path(out)
-    write_table(*format_rows(comparison.rows), out / "table.md", out / "table.csv", notes=comparison.notes())
+    appendix = ""
+    if comparison.reference:
+        from .published import reference_markdown
+
+        appendix = reference_markdown(comparison.reference)
+    write_table(*format_rows(comparison.rows), out / "table.md", out / "table.csv", notes=comparison.notes(),
+                appendix=appendix)
     written = [out / "table.md", out / "table.csv"]
     if comparison.split_means:
         write_table(*format_split_rows(comparison.split_means), out / "table_splits.md", out / "table_splits.csv")

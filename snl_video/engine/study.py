@@ -2,7 +2,7 @@
 
 A study spec (YAML) names a train recipe, overrides applied to every cell, the seeds, the
 metric (a key of eval's ``metrics.json``), the baseline variant and the variants (each a list
-of ``key=value`` overrides)::
+of ``key=value`` overrides of the study's recipe, or a mapping naming a recipe of its own)::
 
     name: relations_family
     recipe: configs/studies/relations_base.yaml
@@ -13,6 +13,16 @@ of ``key=value`` overrides)::
     variants:
       baseline: []
       snl: [nonlocal_blocks.kind=snl]
+      x3d_m: {recipe: ucf101/x3d_m.yaml, overrides: []}   # another family, its own recipe
+
+A variant with a recipe of its own (another backbone with its own clip, optimiser and
+schedule, as ``configs/studies/table7_backbones.yaml`` puts SlowFast, X3D and the
+transformers beside Table 7's rows) gets the study's common and per-seed overrides too, so
+it is still paired with the baseline seed by seed (split by split). What every cell must
+share is the *comparison* (:data:`COMPARISON_KEYS`: the level, clips × crops, the dataset,
+split and validation fraction); the clip, the epochs and the data folder are the recipe's
+own (:data:`RECIPE_KEYS`), equal only among variants of one recipe, and the summary shows each
+row's clip, parameters and GFLOPs so that rows of different cost are read as such.
 
 Cell ``(variant, seed)`` is the run folder ``OUT/cells/<variant>/seed<k>/`` (train + final
 eval: ``snl-video eval`` and ``compare`` work on it unchanged). The lifecycle of
@@ -60,13 +70,19 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["StudySpec", "Cell", "CellOutcome", "StudyChangedError", "METRICS", "load_study_spec",
            "study_cells", "shard_cells", "cell_config", "validate_study", "run_study", "run_cell", "aggregate_study",
-           "dry_run_report", "parse_shard", "protocol_of", "cell_overrides"]
+           "dry_run_report", "parse_shard", "protocol_of", "cell_overrides", "COMPARISON_KEYS", "RECIPE_KEYS",
+           "variant_inputs"]
 
 #: Keys of eval's metrics.json a study may summarise (percentages).
 METRICS = ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy")
 CELL_RECORD = "cell.json"
 STUDY_RECORD = "study.json"
-_SPEC_KEYS = ("name", "recipe", "overrides", "seeds", "seed_overrides", "metric", "baseline", "variants")
+_SPEC_KEYS = ("name", "recipe", "overrides", "seeds", "seed_overrides", "metric", "baseline", "variants", "reference")
+_VARIANT_KEYS = ("recipe", "overrides")
+#: Protocol keys every cell of a study shares, whatever its recipe: what makes two accuracies comparable.
+COMPARISON_KEYS = ("level", "metric", "num_clips", "num_crops", "dataset", "split", "val_fraction")
+#: Protocol keys that belong to a recipe: equal among the variants of one recipe, free between recipes.
+RECIPE_KEYS = ("num_frames", "sampling_stride", "crop_size", "epochs", "data_root")
 #: Keys that differ between cells by construction, or say only how a cell runs: never a protocol change.
 _PER_CELL_KEYS = frozenset({"name", "runtime.seed", "runtime.output_dir"})
 
@@ -90,12 +106,26 @@ class StudySpec:
     #: replicate of a UCF-101 study is its split, and cells pair by split).
     seed_overrides: dict[int, tuple[str, ...]] = field(default_factory=dict)
     source: Path | None = None
+    #: Variants with a recipe of their own (``variants: {x3d_m: {recipe: ..., overrides: [...]}}``);
+    #: the others use ``recipe``.
+    variant_recipes: dict[str, Path] = field(default_factory=dict)
+    #: Published rows shown beside the study's (a name of :data:`snl_video.engine.published.REFERENCES`).
+    reference: str | None = None
+
+    def recipe_of(self, variant: str) -> Path:
+        """The recipe file ``variant``'s cells are built from."""
+        return self.variant_recipes.get(variant, self.recipe)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "recipe": str(self.recipe), "overrides": list(self.overrides),
-                "seeds": list(self.seeds), "seed_overrides": {str(k): list(v) for k, v in self.seed_overrides.items()},
-                "metric": self.metric, "baseline": self.baseline,
-                "variants": {k: list(v) for k, v in self.variants.items()}}
+        variants: dict[str, Any] = {
+            k: {"recipe": str(self.variant_recipes[k]), "overrides": list(v)} if k in self.variant_recipes else list(v)
+            for k, v in self.variants.items()}
+        record = {"name": self.name, "recipe": str(self.recipe), "overrides": list(self.overrides),
+                  "seeds": list(self.seeds), "seed_overrides": {str(k): list(v) for k, v in self.seed_overrides.items()},
+                  "metric": self.metric, "baseline": self.baseline, "variants": variants}
+        if self.reference:
+            record["reference"] = self.reference
+        return record
 
 
 @dataclass(frozen=True)
@@ -159,15 +189,8 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
         if key not in raw:
             errors.append((key, "is required"))
     recipe = Path(str(raw.get("recipe", "")))
-    if "recipe" in raw and not recipe.is_file():
-        # relative to the working directory, else to the spec's folder or one above it (the
-        # repository root for configs/studies/*.yaml, run from anywhere)
-        found = next((p / recipe for p in path.resolve().parents if (p / recipe).is_file()), None)
-        if found is None and recipe.suffix not in RECIPE_SUFFIXES:  # a shipped recipe by name
-            try:
-                found = find_recipe(str(recipe))
-            except MissingFileError:
-                found = None
+    if "recipe" in raw:
+        found = _resolve_recipe(path, str(raw["recipe"]))
         if found is not None:
             recipe = found
         else:
@@ -185,11 +208,40 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
     if not isinstance(variants, dict) or not variants:
         errors.append(("variants", "must map variant names to lists of key=value overrides ([] for the recipe as is)"))
         variants = {}
-    for name, overrides in variants.items():
+    variant_overrides: dict[str, tuple[str, ...]] = {}
+    variant_recipes: dict[str, Path] = {}
+    for name, value in variants.items():
+        overrides = value
+        if isinstance(value, dict):  # a variant with a recipe of its own
+            for key in value:
+                if key not in _VARIANT_KEYS:
+                    errors.append((f"variants.{name}.{key}", f"unknown variant key; valid keys: {', '.join(_VARIANT_KEYS)}"))
+            if "recipe" not in value:
+                errors.append((f"variants.{name}.recipe", "is required in a variant written as a mapping (else write "
+                                                           "the variant as a list of overrides of the study's recipe)"))
+            else:
+                own = _resolve_recipe(path, str(value["recipe"]))
+                if own is None:
+                    errors.append((f"variants.{name}.recipe", f"{value['recipe']} does not exist (relative to the working "
+                                                              f"directory, the spec's folder or a folder above it) and is "
+                                                              f"not the name of a shipped recipe"))
+                else:
+                    variant_recipes[str(name)] = own
+            overrides = value.get("overrides") or []
         if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
-            errors.append((f"variants.{name}", f"must be a list of key=value overrides, got {overrides!r}"))
+            errors.append((f"variants.{name}", f"must be a list of key=value overrides, or a mapping with a recipe and "
+                                               f"its overrides ({{recipe: ucf101/x3d_m.yaml, overrides: [...]}}), got "
+                                               f"{value!r}"))
+            overrides = []
+        variant_overrides[str(name)] = tuple(overrides)
         if not str(name).replace("_", "").replace("-", "").isalnum():
             errors.append((f"variants.{name}", "a variant name is a folder name: letters, digits, '_' and '-'"))
+    reference = raw.get("reference")
+    if reference is not None:
+        from .published import REFERENCES
+
+        if reference not in REFERENCES:
+            errors.append(("reference", f"{reference!r} is not a set of published rows; valid: {', '.join(REFERENCES)}"))
     if "baseline" in raw and raw["baseline"] not in variants:
         errors.append(("baseline", f"{raw['baseline']!r} is not a variant; variants: {', '.join(map(str, variants))}"))
     common = raw.get("overrides") or []
@@ -205,9 +257,26 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
         seed_overrides = {}
     if errors:
         raise ConfigError(errors, source=str(path))
-    return StudySpec(seed_overrides={int(k): tuple(v) for k, v in seed_overrides.items()},name=str(raw["name"]), recipe=recipe, overrides=tuple(common) + tuple(extra_overrides),
-                     seeds=tuple(seeds), metric=metric, baseline=str(raw["baseline"]),
-                     variants={str(k): tuple(v) for k, v in variants.items()}, source=path)
+    return StudySpec(seed_overrides={int(k): tuple(v) for k, v in seed_overrides.items()}, name=str(raw["name"]),
+                     recipe=recipe, overrides=tuple(common) + tuple(extra_overrides), seeds=tuple(seeds), metric=metric,
+                     baseline=str(raw["baseline"]), variants=variant_overrides, source=path,
+                     variant_recipes=variant_recipes, reference=None if reference is None else str(reference))
+
+
+def _resolve_recipe(spec_path: Path, recipe: str) -> Path | None:
+    """A spec's ``recipe`` value as a file: relative to the working directory, else to the spec's
+    folder or a folder above it (the repository root for configs/studies/*.yaml, run from
+    anywhere), else the name of a shipped recipe (``ucf101/x3d_m``); ``None`` when none exists."""
+    candidate = Path(recipe)
+    if candidate.is_file():
+        return candidate
+    found = next((p / candidate for p in spec_path.resolve().parents if (p / candidate).is_file()), None)
+    if found is None and candidate.suffix not in RECIPE_SUFFIXES:
+        try:
+            found = find_recipe(recipe)
+        except MissingFileError:
+            found = None
+    return found
 
 
 def study_cells(spec: StudySpec, out: str | os.PathLike[str]) -> list[Cell]:
@@ -244,7 +313,7 @@ def cell_overrides(spec: StudySpec, cell: Cell, *, progress: bool = True) -> lis
 
 def cell_config(spec: StudySpec, cell: Cell, *, progress: bool = True) -> ExperimentConfig:
     """The resolved config of ``cell`` (raises :class:`ConfigError` as ``load_config`` does)."""
-    return load_config(spec.recipe, cell_overrides(spec, cell, progress=progress))
+    return load_config(spec.recipe_of(cell.variant), cell_overrides(spec, cell, progress=progress))
 
 
 def protocol_of(cfg: ExperimentConfig, metric: str) -> dict[str, Any]:
@@ -257,12 +326,14 @@ def protocol_of(cfg: ExperimentConfig, metric: str) -> dict[str, Any]:
             "split": cfg.data.split, "data_root": cfg.data.root, "val_fraction": cfg.data.val_fraction}
 
 
-def validate_study(spec: StudySpec, out: str | os.PathLike[str], *,
-                   progress: bool = True) -> dict[Cell, ExperimentConfig]:
+def validate_study(spec: StudySpec, out: str | os.PathLike[str], *, progress: bool = True,
+                   missing_data_ok: bool = False) -> dict[Cell, ExperimentConfig]:
     """Resolve and check every cell before anything trains; return their configs.
 
     Schema problems of every cell, the model build of every variant and the data of every
     distinct data section are collected and raised at once, each key prefixed with the variant.
+    ``missing_data_ok``: a data folder that does not exist is logged, not an error (a dry run
+    planned before the data is prepared); one that exists is checked all the same.
 
     Raises:
         ConfigError: every problem found.
@@ -273,6 +344,7 @@ def validate_study(spec: StudySpec, out: str | os.PathLike[str], *,
     configs: dict[Cell, ExperimentConfig] = {}
     checked_variants: set[str] = set()
     checked_data: set[str] = set()
+    missing_roots: set[str] = set()
     protocols: dict[str, dict[str, Any]] = {}
     for cell in study_cells(spec, out):
         try:
@@ -290,17 +362,49 @@ def validate_study(spec: StudySpec, out: str | os.PathLike[str], *,
         data_key = json.dumps(config_to_dict(cfg)["data"], sort_keys=True, default=str)
         if data_key not in checked_data:
             checked_data.add(data_key)
+            if missing_data_ok and not Path(cfg.data.root).exists():
+                if cfg.data.root not in missing_roots:
+                    missing_roots.add(cfg.data.root)
+                    logger.warning("data.root=%s does not exist here: the study will not start until it does",
+                                   cfg.data.root)
+                continue
             errors += [(f"variants.{cell.variant}: {k}", m) for k, m in data_problems(cfg, subsets=("train", "test"))]
-    if spec.baseline in protocols:
-        base = protocols[spec.baseline]
-        for variant, protocol in protocols.items():
-            for key, value in protocol.items():
-                if value != base[key]:
-                    errors.append((f"variants.{variant}", f"changes the evaluation protocol: {key} is {value!r}, the "
-                                                          f"baseline's is {base[key]!r}; a study compares one protocol"))
+    errors += _protocol_errors(spec, protocols)
     if errors:
         raise ConfigError(errors, source=str(spec.source or spec.name))
     return configs
+
+
+def _protocol_errors(spec: StudySpec, protocols: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every variant against the baseline: the :data:`COMPARISON_KEYS` always, the whole protocol
+    when the variant shares its recipe with the baseline (so an override of the clip or the
+    epochs is still refused there); and variants of one recipe of their own alike on
+    :data:`RECIPE_KEYS`."""
+    errors: list[tuple[str, str]] = []
+    if spec.baseline not in protocols:
+        return errors
+    base = protocols[spec.baseline]
+    first_of_recipe: dict[Path, str] = {}
+    for variant, protocol in protocols.items():
+        recipe = spec.recipe_of(variant)
+        leader = first_of_recipe.setdefault(recipe, variant)
+        same_recipe = recipe == spec.recipe_of(spec.baseline)
+        for key, value in protocol.items():
+            if key in COMPARISON_KEYS or same_recipe:
+                if value != base[key]:
+                    errors.append((f"variants.{variant}", f"changes the evaluation protocol: {key} is {value!r}, the "
+                                                          f"baseline's is {base[key]!r}; a study compares one protocol"))
+            elif value != protocols[leader][key]:
+                errors.append((f"variants.{variant}", f"{key} is {value!r}, but {leader!r} of the same recipe "
+                                                      f"({recipe.name}) has {protocols[leader][key]!r}: variants of one "
+                                                      f"recipe share its clip and schedule"))
+    return errors
+
+
+def variant_inputs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a variant's own recipe sets of the protocol (:data:`RECIPE_KEYS`), for the summary."""
+    return {"num_frames": cfg.data.num_frames, "sampling_stride": cfg.data.sampling_stride,
+            "crop_size": cfg.data.crop_size, "epochs": cfg.schedule.epochs, "data_root": cfg.data.root}
 
 
 # --------------------------------------------------------------------------------------
@@ -451,7 +555,7 @@ def run_study(spec: StudySpec, out: str | os.PathLike[str], *, jobs: int = 1, sh
     _write_record(spec, out, configs)
     todo = shard_cells(study_cells(spec, out), shard)
     result = StudyResult(out)
-    profiles: dict[str, tuple[int, int]] = {}
+    profiles: dict[str, tuple[int, int, int]] = {}
     logger.info("study %s: %d cell(s) in this shard (%d/%d) of %d, %d at once, output %s", spec.name, len(todo),
                 *shard, len(configs), jobs, out)
     aggregate_study(spec, out, configs=configs, profiles=profiles)
@@ -529,7 +633,7 @@ def _other_training_set(cell: Cell, cfg: ExperimentConfig, expected: dict[str, d
 
 def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
                     configs: dict[Cell, ExperimentConfig] | None = None,
-                    profiles: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+                    profiles: dict[str, tuple[int, int, int]] | None = None) -> dict[str, Any]:
     """Read every cell's outcome and write ``summary.json``, ``table.md``, ``table.csv`` and
     ``results.png``; return the summary. Cells without a value are listed in ``missing``, and
     so is a finished cell whose run record shows it trained on other videos than its data
@@ -539,7 +643,7 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
     Raises:
         MixedProtocolError: finished cells were evaluated under different protocols.
     """
-    from .compare import MixedProtocolError, collect_row, profile_config, protocol_problems
+    from .compare import MixedProtocolError, collect_row, profile_config
     from .stats import paired_delta, summarise
     from .study_report import plot_study, write_study_tables
 
@@ -553,8 +657,9 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
     values: dict[str, dict[int, float]] = {v: {} for v in spec.variants}
     missing, rows = [], []
     expected_videos: dict[str, dict[str, Any]] = {}  # the training set each data section names now
+    rows_by_variant: dict[str, list[Any]] = {v: [] for v in spec.variants}
     for cell in study_cells(spec, out):
-        record, reason = _cell_state(cell, base_cfg.schedule.epochs)
+        record, reason = _cell_state(cell, (configs[cell] if cell in configs else base_cfg).schedule.epochs)
         if record is not None and cell in configs:
             reason = _other_training_set(cell, configs[cell], expected_videos)
             record = None if reason else record
@@ -563,18 +668,18 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
             continue
         row = collect_row(cell.folder, level=protocol["level"], profile=False)
         rows.append(row)
+        rows_by_variant[cell.variant].append(row)
         values[cell.variant][cell.seed] = float(row.metrics[spec.metric])
         protocol.setdefault("test_videos", row.videos)
-    problems = [p for p in protocol_problems(rows) if "protocols" in p]
+    problems = _mixed_evaluations(spec, rows_by_variant)
     if problems:
         raise MixedProtocolError(f"cells of the study in {out} were evaluated under different protocols: "
                                  f"{problems[0]}; re-evaluate them alike")
     variants = []
     for name, overrides in spec.variants.items():
-        if name not in profiles and configs:
-            cfg = next(cfg for cell, cfg in configs.items() if cell.variant == name)
-            macs, params, _ = profile_config(cfg)
-            profiles[name] = (macs, params)
+        cfg = next((cfg for cell, cfg in configs.items() if cell.variant == name), None)
+        if name not in profiles and cfg is not None:
+            profiles[name] = profile_config(cfg)
         seeds = sorted(values[name])
         s = summarise([values[name][k] for k in seeds])
         delta = None
@@ -582,16 +687,44 @@ def aggregate_study(spec: StudySpec, out: str | os.PathLike[str], *,
             d = paired_delta(values[name], values[spec.baseline])
             delta = {"values": list(d.values), "mean": d.mean,
                      "ci95": list(d.ci95) if d.ci95 else None, "p_value": d.p_value, "test": d.test}
-        variant_macs, variant_params = profiles.get(name, (None, None))
+        variant_macs, variant_params, variant_macs_table7 = profiles.get(name, (None, None, None))
         variants.append({"name": name, "overrides": list(overrides), "seeds": seeds, "values": list(s.values),
                          "mean": s.mean, "std": s.std, "ci95": list(s.ci95) if s.ci95 else None, "delta": delta,
-                         "params": variant_params, "macs": variant_macs})
+                         "params": variant_params, "macs": variant_macs, "macs_table7": variant_macs_table7,
+                         "model": None if cfg is None else cfg.model.name,
+                         "recipe": str(spec.variant_recipes[name]) if name in spec.variant_recipes else None,
+                         "input": None if cfg is None else variant_inputs(cfg)})
     summary = {"name": spec.name, "metric": spec.metric, "baseline": spec.baseline, "protocol": protocol,
                "variants": variants, "missing": missing}
+    if spec.reference:
+        summary["reference"] = spec.reference
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     write_study_tables(summary, out / "table.md", out / "table.csv")
     plot_study(summary, out / "results.png")
     return summary
+
+
+def _mixed_evaluations(spec: StudySpec, rows_by_variant: dict[str, list[Any]]) -> list[str]:
+    """Lines naming finished cells evaluated differently: within one recipe the whole protocol
+    (clips x crops, clip, stride, size) must agree; across recipes the clips x crops and, as
+    their data folders may differ, the number of test videos."""
+    from .compare import protocol_problems, views_of
+
+    lines: list[str] = []
+    by_recipe: dict[Path, list[Any]] = {}
+    for variant, rows in rows_by_variant.items():
+        by_recipe.setdefault(spec.recipe_of(variant), []).extend(rows)
+    for rows in by_recipe.values():
+        lines += [p for p in protocol_problems(rows) if "protocols" in p]
+    everyone = [r for rows in rows_by_variant.values() for r in rows]
+    if len({views_of(r.protocol) for r in everyone}) > 1:
+        lines.append("the runs were evaluated under different protocols (views per video): "
+                     + "; ".join(f"{r.run}: {r.protocol}" for r in everyone))
+    if len(by_recipe) > 1 and len({r.videos for r in everyone if r.videos is not None}) > 1:
+        # recipes of their own may read other data folders: their rows pair only on the same test videos
+        lines.append("the runs were evaluated under different protocols (numbers of test videos): "
+                     + "; ".join(f"{r.run}: {r.videos}" for r in everyone))
+    return lines
 
 
 # --------------------------------------------------------------------------------------
@@ -626,29 +759,51 @@ def _timed_train_step(cfg: ExperimentConfig) -> float:
 def dry_run_report(spec: StudySpec, out: str | os.PathLike[str], *, shard: tuple[int, int] = (1, 1),
                    jobs: int = 1, time_steps: bool = True) -> list[str]:
     """Lines describing the study without running it: the cells of this shard with their status,
-    each variant's resolved differences from the baseline, and the projected time (one timed
-    training step per variant × steps per epoch × epochs, plus the evaluation's forward passes
-    at a third of a training step each)."""
+    each variant's recipe and resolved differences from the baseline (from its own recipe for a
+    variant that names one), and the projected time (one timed training step per variant ×
+    steps per epoch × epochs, plus the evaluation's forward passes at a third of a training
+    step each).
+
+    A data folder that does not exist yet (the GPU study planned on a laptop) is not an error
+    here: the report says so, and leaves out the projected time, which needs the number of
+    videos. The real run still refuses to start without the data.
+    """
     from .builders import build_dataset
     from .resume import config_differences
 
     out = Path(out)
-    configs = validate_study(spec, out)
+    configs = validate_study(spec, out, missing_data_ok=True)
     cells = study_cells(spec, out)
     mine = shard_cells(cells, shard)
     base_cfg = next(cfg for cell, cfg in configs.items() if cell.variant == spec.baseline)
     lines = [f"study {spec.name}: {len(spec.variants)} variant(s) x {len(spec.seeds)} seed(s) = {len(cells)} cells; "
              f"shard {shard[0]}/{shard[1]}: {len(mine)} cell(s); metric {spec.metric}; recipe {spec.recipe}",
              "protocol: " + ", ".join(f"{k}={v}" for k, v in protocol_of(base_cfg, spec.metric).items())]
-    train_videos = len(build_dataset(base_cfg, subset="train", mode="clip"))
-    test_videos = len(build_dataset(base_cfg, subset="test", mode="clip"))
+    missing_roots = sorted({cfg.data.root for cfg in configs.values() if not Path(cfg.data.root).exists()})
+    if missing_roots:
+        lines.append(f"data: {', '.join(missing_roots)} not prepared here yet (snl-video prepare ...): the study will "
+                     f"not start until it is; no projected time without the number of videos")
+        time_steps = False
+    videos: dict[str, tuple[int, int]] = {}  # (train, test) by data folder
     total = 0.0
     for variant in spec.variants:
         cfg = next(c for cell, c in configs.items() if cell.variant == variant)
-        diffs = [f"{k}: {old!r} -> {new!r}" for k, old, new in config_differences(base_cfg, cfg)
-                 if k not in _PER_CELL_KEYS]
-        line = f"  {variant}: " + ("; ".join(diffs) if diffs else "(the recipe as is)")
+        if variant in spec.variant_recipes:
+            overrides = " ".join(spec.variants[variant]) or "no overrides"
+            inputs = variant_inputs(cfg)
+            line = (f"  {variant}: own recipe {spec.variant_recipes[variant]} ({overrides}): {cfg.model.name}, "
+                    f"{inputs['num_frames']}f/{inputs['sampling_stride']} @{inputs['crop_size']}, "
+                    f"{inputs['epochs']} epochs, {cfg.optim.name} lr {cfg.optim.lr:g}, "
+                    f"non-local {cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else '-'}")
+        else:
+            diffs = [f"{k}: {old!r} -> {new!r}" for k, old, new in config_differences(base_cfg, cfg)
+                     if k not in _PER_CELL_KEYS]
+            line = f"  {variant}: " + ("; ".join(diffs) if diffs else "(the recipe as is)")
         if time_steps:
+            if cfg.data.root not in videos:
+                videos[cfg.data.root] = (len(build_dataset(cfg, subset="train", mode="clip")),
+                                         len(build_dataset(cfg, subset="test", mode="clip")))
+            train_videos, test_videos = videos[cfg.data.root]
             step = _timed_train_step(cfg)
             steps = math.ceil(train_videos / cfg.data.batch_size) * cfg.schedule.epochs
             views = test_videos * (1 + cfg.eval.num_clips * cfg.eval.num_crops)
@@ -658,7 +813,7 @@ def dry_run_report(spec: StudySpec, out: str | os.PathLike[str], *, shard: tuple
             line += f"  [~{per_cell / 60:.1f} min per cell, one step {step:.2f} s]"
         lines.append(line)
     for cell in mine:
-        record, reason = _cell_state(cell, base_cfg.schedule.epochs)
+        record, reason = _cell_state(cell, configs[cell].schedule.epochs)
         lines.append(f"  cell {cell.index}: {cell.label} -> {cell.folder} [{'done' if record else reason}]")
     if time_steps:
         lines.append(f"projected: ~{total / 60:.0f} min for the {sum(not _is_done(c) for c in mine)} cell(s) left "

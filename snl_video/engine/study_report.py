@@ -33,27 +33,40 @@ def _p(p: float | None) -> str:
     return "<0.001" if p < 1e-3 else f"{p:.3f}"
 
 
+def _clip(v: Mapping[str, Any]) -> str:
+    inputs = v.get("input")
+    if not inputs:
+        return "-"
+    return f"{inputs['num_frames']}f/{inputs['sampling_stride']} @{inputs['crop_size']}, {inputs['epochs']} ep"
+
+
 def study_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells: one row per variant (mean ± sample std, 95 % CI, paired delta against the
-    baseline with its CI and p-value, params and GMACs)."""
-    header = ["variant", "seeds", "mean", "std", "95% CI", "Δ vs baseline", "Δ 95% CI", "p (paired t)", "params (M)",
-              "GMACs"]
+    """Header and cells: one row per variant (its model and clip, mean ± sample std, 95 % CI,
+    paired delta against the baseline with its CI and p-value, params, GFLOPs in Table 7's
+    convention and GMACs in the counter's), so that rows of different recipes and cost read
+    as such. Summaries written before a field existed show ``-`` for it."""
+    header = ["variant", "model", "clip", "seeds", "mean", "std", "95% CI", "Δ vs baseline", "Δ 95% CI", "p (paired t)",
+              "params (M)", "GFLOPs (Table 7)", "GMACs"]
     cells = []
     for v in summary["variants"]:
         d = v["delta"]
+        macs_table7 = v.get("macs_table7")
         cells.append([
-            v["name"], str(len(v["values"])), _num(v["mean"]), _num(v["std"]), _interval(v["ci95"]),
+            v["name"], v.get("model") or "-", _clip(v), str(len(v["values"])), _num(v["mean"]), _num(v["std"]),
+            _interval(v["ci95"]),
             "(baseline)" if d is None else _num(d["mean"], sign=True),
             "" if d is None else _interval(d["ci95"], sign=True),
             "" if d is None else (_p(d["p_value"]) if d["p_value"] is not None else f"n/a ({len(d['values'])} pairs)"),
             _num(None if v["params"] is None else v["params"] / 1e6, ".3f"),
+            _num(None if macs_table7 is None else macs_table7 / 1e9, ".3f"),
             _num(None if v["macs"] is None else v["macs"] / 1e9, ".3f"),
         ])
     return header, cells
 
 
 def write_study_tables(summary: Mapping[str, Any], md: str | os.PathLike[str], csv_path: str | os.PathLike[str]) -> str:
-    """``table.md`` (the table, then what it measures, the test and the missing cells) and ``table.csv``."""
+    """``table.md`` (the table, then what it measures, the test and the missing cells, then the
+    published reference rows when the spec names them) and ``table.csv`` (measured rows only)."""
     from .compare import write_table
 
     protocol = summary["protocol"]
@@ -62,10 +75,23 @@ def write_study_tables(summary: Mapping[str, Any], md: str | os.PathLike[str], c
              f"Student-t interval; Δ: paired per-seed differences against {summary['baseline']!r} (same seed), their "
              f"mean and 95 % interval; p: {', '.join(sorted(tests)) or 'no test (fewer than 3 paired seeds)'}.",
              "protocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items())]
+    own = [v["name"] for v in summary["variants"] if v.get("recipe")]
+    if own:
+        notes.append(f"{', '.join(own)}: a recipe of their own (clip, schedule and optimiser as the clip column and "
+                     f"their recipe say), paired with the baseline seed by seed on the same test videos and views; "
+                     f"their Δ compares two different models at different cost, not one block.")
+    notes.append("params count the classifier of the size trained; GFLOPs (Table 7): multiply-adds in the paper's "
+                 "convention (convs, fc, the blocks' projections, 2 per norm element, no attention products: for "
+                 "transformers it leaves out the attention matrix products); GMACs: every product (counter).")
     if summary["missing"]:
         notes.append(f"{len(summary['missing'])} cell(s) without a value: "
                      + "; ".join(f"{m['variant']}/seed{m['seed']}: {m['reason']}" for m in summary["missing"]))
-    return write_table(*study_table(summary), md, csv_path, notes=notes)
+    appendix = ""
+    if summary.get("reference"):
+        from .published import reference_markdown
+
+        appendix = reference_markdown(summary["reference"])
+    return write_table(*study_table(summary), md, csv_path, notes=notes, appendix=appendix)
 
 
 def plot_study(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

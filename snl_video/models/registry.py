@@ -450,11 +450,14 @@ _X3D_INPUTS: dict[str, tuple[int, int, int]] = {"xs": (4, 160, 160), "s": (13, 1
 
 
 def _register_x3d(size: str) -> None:
-    def make_spec(*, dropout: float = 0.5) -> X3DSpec:
-        return x3d_spec(dropout=dropout)
+    def make_spec(*, dropout: float = 0.5,
+                  head_pool_input: tuple[int, int, int] | None = _X3D_INPUTS[size]) -> X3DSpec:
+        return x3d_spec(dropout=dropout, head_pool_input=head_pool_input)
 
     make_spec.__qualname__ = f"x3d_{size}"
-    make_spec.__doc__ = f"X3D-{size.upper()} (the XS/S/M trunk; its clip is {'x'.join(map(str, _X3D_INPUTS[size]))})."
+    make_spec.__doc__ = (f"X3D-{size.upper()} (the XS/S/M trunk; its clip is {'x'.join(map(str, _X3D_INPUTS[size]))}, "
+                         f"which sizes the head's window by default: option head_pool_input, the training clip "
+                         f"(T, H, W), or None for a global average).")
     t, h, _ = _X3D_INPUTS[size]
     register_model(
         f"x3d_{size}", family="x3d", reference=_X3D.format(size, f"{t}x{h}x{h}"), input_size=_X3D_INPUTS[size]

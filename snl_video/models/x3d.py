@@ -20,10 +20,17 @@ Widths (γ_w = 2, bottleneck expansion 2.25): stages 24, 48, 96, 192 with inner 
 differ only in the clip they are trained and tested on (4×160² / 13×160² / 16×224²; tested
 at 182², 182², 256²), which lives with the weights' input spec, not here.
 
-pytorchvideo's head average-pools with a kernel fixed at build time from its
-``input_clip_length`` / ``input_crop_size``; this head pools globally, which equals it
-whenever the clip is the size the model was built for (their fully convolutional test at a
-larger crop averages several windows after ``lin5``'s ReLU, and differs).
+**The head is windowed, as pytorchvideo's and PySlowFast's.** Its average pool has a kernel
+fixed at build time from the clip the model is trained on (``head_pool_input`` = ``(T, H, W)``:
+``(T, ⌈H/32⌉, ⌈W/32⌉)`` on the res5 map, stride 1), so a larger test clip (X3D's fully
+convolutional test: trained at 160², tested at 182² or on three 256² crops) is scored as
+the mean over every window position of ``fc(relu(lin5(window)))`` — pytorchvideo's
+``create_x3d(..., head_output_with_global_average=True)`` with the softmax left out (the
+toolkit averages probabilities over views itself). At the training size there is one window,
+the global average. A kernel larger than the map (a smaller test clip) is cut to the map,
+where pytorchvideo would fail; ``head_pool_input=None`` pools globally at any size. Dropout
+acts on the mean of the windows' features (pytorchvideo's on each window): the same in eval,
+and in training at the training size.
 """
 
 from __future__ import annotations
@@ -33,13 +40,15 @@ import math
 from dataclasses import dataclass
 
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .backbone import VideoBackbone
 from .resnet3d import STAGE_NAMES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["X3DSpec", "X3DBlock", "SqueezeExcitation3D", "X3D", "x3d_spec", "round_width"]
+__all__ = ["X3DSpec", "X3DBlock", "SqueezeExcitation3D", "X3D", "x3d_spec", "round_width", "head_pool_kernel",
+           "SPATIAL_STRIDE"]
 
 Triple = tuple[int, int, int]
 
@@ -65,6 +74,9 @@ class X3DSpec:
         se_reduced: per stage, the squeeze-excitation's reduced width (SE on even blocks).
         head_features: ``lin5``'s output width (before ``fc``).
         dropout: head dropout.
+        head_pool_input: the clip ``(T, H, W)`` the head's average pool is sized for (the
+            training clip: pytorchvideo's ``input_clip_length`` / ``input_crop_size``), making
+            the head windowed on larger clips; ``None``: a global average at any size.
     """
 
     stem_channels: int = 24
@@ -77,8 +89,15 @@ class X3DSpec:
     dropout: float = 0.5
     in_channels: int = 3
     family: str = "x3d"
+    head_pool_input: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.head_pool_input is not None:
+            size = tuple(self.head_pool_input)
+            if len(size) != 3 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in size):
+                raise ValueError(f"X3DSpec.head_pool_input must be a clip (T, H, W) of 3 positive ints, or None for a "
+                                 f"global average, got {self.head_pool_input!r}")
+            object.__setattr__(self, "head_pool_input", size)
         for name in ("depths", "widths", "inner_widths", "se_reduced"):
             values = getattr(self, name)
             if len(values) != len(STAGE_NAMES) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
@@ -92,10 +111,12 @@ class X3DSpec:
 
 
 def x3d_spec(
-    *, width_factor: float = 2.0, depth_factor: float = 2.2, bottleneck_factor: float = 2.25, dropout: float = 0.5
+    *, width_factor: float = 2.0, depth_factor: float = 2.2, bottleneck_factor: float = 2.25, dropout: float = 0.5,
+    head_pool_input: tuple[int, int, int] | None = None,
 ) -> X3DSpec:
     """The X3D spec of the given expansion factors (γ_w, γ_d and the bottleneck's; the paper's
-    XS/S/M: 2.0, 2.2, 2.25). Base: 12-channel stem, stage depths 1, 2, 5, 3, widths doubling."""
+    XS/S/M: 2.0, 2.2, 2.25). Base: 12-channel stem, stage depths 1, 2, 5, 3, widths doubling.
+    ``head_pool_input``: the training clip the head's window is sized for (see :class:`X3DSpec`)."""
     base_depths, base_widths = (1, 2, 5, 3), [12]
     for _ in range(3):
         base_widths.append(round_width(base_widths[-1], 2.0))
@@ -108,7 +129,19 @@ def x3d_spec(
         inner_widths=inner,  # type: ignore[arg-type]
         se_reduced=tuple(round_width(c, 0.0625) for c in inner),  # type: ignore[arg-type]
         dropout=dropout,
+        head_pool_input=None if head_pool_input is None else tuple(head_pool_input),  # type: ignore[arg-type]
     )
+
+
+#: The spatial stride of the trunk (stem 2 × four stages 2): the res5 map is ``⌈H/32⌉`` wide.
+SPATIAL_STRIDE = 32
+
+
+def head_pool_kernel(clip: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The head's pool kernel on the res5 map for a model trained on ``clip`` = ``(T, H, W)``:
+    ``(T, ⌈H/32⌉, ⌈W/32⌉)`` (no temporal stride in X3D), as pytorchvideo's ``create_x3d``."""
+    t, h, w = clip
+    return t, math.ceil(h / SPATIAL_STRIDE), math.ceil(w / SPATIAL_STRIDE)
 
 
 class SqueezeExcitation3D(nn.Module):
@@ -203,6 +236,8 @@ class X3D(VideoBackbone):
         self.conv5 = nn.Conv3d(channels, head_inner, 1, bias=False)
         self.bn5 = nn.BatchNorm3d(head_inner)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
+        #: the head's window on the res5 map; None: a global average
+        self.head_pool_kernel = None if spec.head_pool_input is None else head_pool_kernel(spec.head_pool_input)
         self.lin5 = nn.Conv3d(head_inner, spec.head_features, 1, bias=False)
         self.feature_channels = spec.head_features
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
@@ -220,9 +255,15 @@ class X3D(VideoBackbone):
         return x
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The head's features ``(B, head_features)`` before dropout and ``fc``."""
+        """The head's features ``(B, head_features)`` before dropout and ``fc``: the mean over
+        the head's windows of ``relu(lin5(window average))`` (one window, the global average,
+        at the training size or without ``head_pool_input``)."""
         x = self.relu(self.bn5(self.conv5(self.forward_maps(x))))
-        return self.relu(self.lin5(self.avgpool(x))).flatten(1)
+        if self.head_pool_kernel is None:
+            return self.relu(self.lin5(self.avgpool(x))).flatten(1)
+        kernel = tuple(min(k, size) for k, size in zip(self.head_pool_kernel, x.shape[2:]))
+        windows = self.relu(self.lin5(F.avg_pool3d(x, kernel, stride=1)))
+        return windows.mean(dim=(2, 3, 4))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.dropout(self.forward_features(x)))

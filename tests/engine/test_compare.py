@@ -135,3 +135,40 @@ def test_runs_of_one_name_and_kind_are_labelled_apart_and_identical_curves_do_no
     lines = {line.get_label(): line for line in figures[-1].axes[0].get_lines()}
     assert lines["d (identical to b)"].get_linestyle() == ":" and lines["d (identical to b)"].get_markerfacecolor() == "none"
     assert lines["b"].get_marker() != lines["d (identical to b)"].get_marker()
+
+
+def test_published_reference_rows_are_rendered_apart_and_marked(tmp_path, capsys):
+    """``--reference table7``: the paper's rows in a table of their own below the measured one,
+    each marked published, with its source; none of them in the CSV (measured rows only)."""
+    from snl_video.engine.published import REFERENCES
+
+    base = _fake_run(tmp_path, "base", None, 50.0, 91.0, tmp_path)
+    assert main(["compare", str(base), "--out", str(tmp_path / "cmp"), "--no-profile", "--no-curves",
+                 "--reference", "table7"]) == 0
+    printed = capsys.readouterr().out
+    md = (tmp_path / "cmp" / "table.md").read_text()
+    measured, published = md.split("Published rows `table7`")
+    assert "| base" in measured and "81.57" not in measured
+    lines = [line for line in published.splitlines() if line.startswith("| r3d50")]
+    assert [line.split("|")[1].strip() for line in lines] == [f"{r.name} (published)" for r in REFERENCES["table7"]]
+    baseline = next(line for line in lines if line.startswith("| r3d50 baseline"))
+    assert [c.strip() for c in baseline.split("|")[4:8]] == ["81.57", "95.40", "10.10", "47.02"]
+    snl = next(line for line in lines if line.startswith("| r3d50 + SNL"))
+    assert [c.strip() for c in snl.split("|")[4:8]] == ["84.39", "97.66", "10.36", "49.64"]
+    nl = next(line for line in lines if line.startswith("| r3d50 + NL"))
+    assert [c.strip() for c in nl.split("|")[4:6]] == ["-", "-"]  # not found: left out, not guessed
+    assert "source: Zhu et al." in published and "not measured" in published
+    assert "81.57" not in (tmp_path / "cmp" / "table.csv").read_text()
+    assert "(published)" in printed
+
+
+def test_an_unknown_reference_is_refused_naming_the_valid_ones(tmp_path):
+    import pytest
+
+    from snl_video import compare
+    from snl_video.errors import InvalidValueError
+
+    base = _fake_run(tmp_path, "base", None, 50.0, 91.0, tmp_path)
+    with pytest.raises(InvalidValueError, match=r"'table9'.*valid: table7"):
+        compare([base], output_dir=tmp_path / "cmp", profile=False, curves=False, reference="table9")
+    assert not (tmp_path / "cmp").exists()

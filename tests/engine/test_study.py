@@ -20,14 +20,16 @@ import numpy as np
 import pytest
 
 from snl_video.cli import main
-from snl_video.engine.study import (cell_config, load_study_spec, run_study,
+from snl_video.config import load_config
+from snl_video.engine.study import (StudyChangedError, cell_config, load_study_spec, run_study,
                                     study_cells)
 from snl_video.engine.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "studies" / "smoke.yaml"
 SCHEMA = {"name", "metric", "baseline", "protocol", "variants", "missing"}
-VARIANT_SCHEMA = {"name", "overrides", "seeds", "values", "mean", "std", "ci95", "delta", "params", "macs"}
+VARIANT_SCHEMA = {"name", "overrides", "seeds", "values", "mean", "std", "ci95", "delta", "params", "macs",
+                  "macs_table7", "model", "recipe", "input"}
 DELTA_SCHEMA = {"values", "mean", "ci95", "p_value", "test"}
 
 
@@ -234,3 +236,124 @@ def test_a_cell_trained_on_another_training_set_is_listed_missing_with_the_reaso
     assert odd.seed not in by_name[odd.variant]["seeds"]
     others = [v for v in before["variants"] if v["name"] != odd.variant]
     assert all(v["values"] == by_name[v["name"]]["values"] for v in others)  # the other cells count as before
+
+
+def _own_recipe(tmp_path: Path, **changes) -> Path:
+    """A second tiny recipe (another model, clip and schedule than smoke_base.yaml): what a
+    variant naming a recipe of its own runs, as the new families beside Table 7 do."""
+    import yaml
+
+    recipe = yaml.safe_load((SMOKE.parent / "smoke_base.yaml").read_text())
+    recipe["name"] = "other_family"
+    recipe["model"] = {"name": "r3d18", "num_classes": 4, "options": {"widen_factor": 0.125, "conv1_t_size": 3}}
+    recipe["data"].update(num_frames=4, crop_size=32)
+    recipe["schedule"]["epochs"] = 2
+    for key, value in changes.items():
+        section, name = key.split("__")
+        recipe[section][name] = value
+    path = tmp_path / "other_family.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _own_recipe_spec(tmp_path: Path, recipe: Path, reference: str | None = None) -> Path:
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(f"name: mixed\nrecipe: {SMOKE.parent / 'smoke_base.yaml'}\nseeds: [0, 1]\nmetric: clip_top1\n"
+                    + (f"reference: {reference}\n" if reference else "")
+                    + "baseline: baseline\nvariants:\n  baseline: []\n"
+                    f"  other: {{recipe: {recipe}, overrides: [optim.lr=0.01]}}\n")
+    return spec
+
+
+def test_a_variant_with_its_own_recipe_is_paired_by_seed_and_shown_with_its_clip_and_cost(tiny_prepared, tmp_path):
+    spec_file = _own_recipe_spec(tmp_path, _own_recipe(tmp_path), reference="table7")
+    spec = load_study_spec(spec_file, [f"data.root={tiny_prepared}"])
+    assert spec.recipe_of("other") == tmp_path / "other_family.yaml" and spec.recipe_of("baseline") == spec.recipe
+    out = tmp_path / "out"
+    result = run_study(spec, out, progress=False)
+    assert {o.status for o in result.outcomes} == {"done"}
+    for seed in (0, 1):  # each cell is its recipe + the study's, seed's and variant's overrides
+        cfg = load_config(out / "cells" / "other" / f"seed{seed}" / "config.yaml")
+        assert (cfg.model.name, cfg.data.num_frames, cfg.data.crop_size, cfg.schedule.epochs) == ("r3d18", 4, 32, 2)
+        assert cfg.optim.lr == 0.01 and cfg.runtime.seed == seed and cfg.data.root == str(tiny_prepared)
+    summary = result.summary
+    by_name = {v["name"]: v for v in summary["variants"]}
+    base, other = by_name["baseline"], by_name["other"]
+    cells = {(v, s): json.loads((out / "cells" / v / f"seed{s}" / "eval" / "metrics.json").read_text())["clip_top1"]
+             for v in ("baseline", "other") for s in (0, 1)}
+    assert other["values"] == [cells["other", 0], cells["other", 1]]
+    assert other["delta"]["values"] == pytest.approx([cells["other", s] - cells["baseline", s] for s in (0, 1)])
+    assert other["recipe"] == str(tmp_path / "other_family.yaml") and base["recipe"] is None
+    assert other["input"]["num_frames"] == 4 and base["input"]["num_frames"] == 6
+    assert other["model"] == "r3d18" and base["model"] == "r3d10"
+    from snl_video.engine.compare import profile_config
+
+    for v, cfg in ((other, cell_config(spec, study_cells(spec, out)[1])), (base, cell_config(spec, study_cells(spec, out)[0]))):
+        assert (v["macs"], v["params"], v["macs_table7"]) == profile_config(cfg)  # each row its own cost
+    assert other["params"] != base["params"]
+    table = (out / "table.md").read_text()
+    measured, published = table.split("Published rows `table7`")
+    assert "4f/2 @32, 2 ep" in measured and "6f/2 @40, 3 ep" in measured and "a recipe of their own" in measured
+    assert "r3d50 baseline (published)" in published and "81.57" in published and "81.57" not in measured
+    record = json.loads((out / "study.json").read_text())["spec"]["variants"]
+    assert record == {"baseline": [], "other": {"recipe": str(tmp_path / "other_family.yaml"),
+                                                "overrides": ["optim.lr=0.01"]}}
+    # rows of another recipe (possibly another data folder) pair only on the same test videos
+    from snl_video.engine.compare import MixedProtocolError
+    from snl_video.engine.study import aggregate_study
+
+    metrics_file = out / "cells" / "other" / "seed0" / "eval" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**metrics, "num_videos": metrics["num_videos"] - 1}))
+    with pytest.raises(MixedProtocolError, match="numbers of test videos"):
+        aggregate_study(spec, out)
+    metrics_file.write_text(json.dumps(metrics))
+    # a changed own recipe is refused for its started cells, naming the key
+    _own_recipe(tmp_path, optim__momentum=0.5)
+    before = _files(out / "cells")
+    with pytest.raises(StudyChangedError, match=r"cell other/seed0 was started with optim\.momentum=0\.9"):
+        run_study(load_study_spec(spec_file, [f"data.root={tiny_prepared}"]), out, progress=False)
+    assert _files(out / "cells") == before
+
+
+def test_a_variant_with_its_own_recipe_must_share_the_comparison(tiny_prepared, tmp_path, capsys):
+    """Its clip and epochs are its own, but not the views, the split or the validation hold-out."""
+    spec_file = _own_recipe_spec(tmp_path, _own_recipe(tmp_path, data__val_fraction=0.25))
+    assert main(["study", str(spec_file), "--out", str(tmp_path / "o"), f"data.root={tiny_prepared}"]) == 2
+    err = capsys.readouterr().err
+    assert "variants.other" in err and "val_fraction is 0.25" in err and "num_frames" not in err
+    assert not (tmp_path / "o").exists()
+    # on the study's own recipe the clip is still part of the protocol
+    spec_file.write_text(spec_file.read_text() + "  short: [data.num_frames=4]\n")
+    _own_recipe(tmp_path)
+    assert main(["study", str(spec_file), "--out", str(tmp_path / "o"), f"data.root={tiny_prepared}"]) == 2
+    assert "variants.short" in capsys.readouterr().err
+
+
+def test_a_variant_mapping_is_checked_like_the_rest_of_the_spec(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\nrecipe: {SMOKE.parent / 'smoke_base.yaml'}\nseeds: [0, 1]\nreference: table9\n"
+                    "baseline: baseline\nvariants:\n  baseline: []\n  a: {recipe: nowhere/none.yaml}\n"
+                    "  b: {overrides: [optim.lr=0.1], lr: 3}\n")
+    assert main(["study", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "variants.a.recipe" in err and "nowhere/none.yaml does not exist" in err
+    assert "variants.b.recipe: is required" in err and "variants.b.lr: unknown variant key" in err
+    assert "reference" in err and "table9" in err
+
+
+def test_the_table7_backbones_dry_run_lists_every_family_without_prepared_data(tmp_path, capsys):
+    """Planned on a machine without the data: the cells, each variant's own recipe and clip,
+    and a line saying the data is not prepared (so no projected time); nothing written."""
+    out = tmp_path / "t7b"
+    assert main(["study", "studies/table7_backbones", "--out", str(out), "--dry-run",
+                 f"data.root={tmp_path / 'not_prepared'}"]) == 0
+    text = capsys.readouterr().out
+    assert "9 variant(s) x 3 seed(s) = 27 cells" in text and "not prepared here yet" in text and "projected:" not in text
+    assert "slowfast_r50: own recipe" in text and "32f/2 @224" in text and "x3d_m_snl: own recipe" in text
+    assert "swin3d_t: own recipe" in text and "mvit_v2_s: own recipe" in text
+    assert "snl: nonlocal_blocks.kind: None -> 'snl'" in text
+    assert not out.exists()
+    # the real run refuses to start without the data
+    assert main(["study", "studies/table7_backbones", "--out", str(out), f"data.root={tmp_path / 'not_prepared'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()

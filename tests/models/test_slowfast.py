@@ -104,6 +104,48 @@ def test_x3d_parity_with_pytorchvideo(name, frames, size):
         _assert_same_logits(reference(clip), ours(clip))
 
 
+@pytest.mark.parametrize("frames, size", [(4, 224), (6, 200)], ids=["4x224", "6x200-non-multiple"])
+def test_x3d_head_is_windowed_on_clips_larger_than_its_training_clip_as_pytorchvideo(frames, size):
+    """X3D-S built for 4x160² (the head's pool kernel (4, 5, 5) on the res5 map) and fed a larger
+    clip: pytorchvideo's head averages fc(relu(lin5(window))) over every window position
+    (``head_output_with_global_average=True``); ours must give the same logits, and they must
+    differ from a global average over the whole map (else the test would be vacuous)."""
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.manual_seed(0)
+    reference = create_x3d(input_clip_length=4, input_crop_size=160, model_num_class=NUM_CLASSES,
+                           head_activation=None, head_output_with_global_average=True)
+    randomize_batchnorm(reference)
+    ours = build_model("x3d_s", num_classes=NUM_CLASSES, head_pool_input=(4, 160, 160))
+    assert ours.head_pool_kernel == (4, 5, 5)
+    _load_converted(ours, convert_pytorchvideo_x3d(reference.state_dict()))
+    reference.double().eval()
+    ours.double().eval()
+    clip = torch.randn(2, 3, frames, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = reference(clip)
+        _assert_same_logits(expected, ours(clip))
+        ours.head_pool_kernel = None  # a global average over the 7x7 map instead: not the same
+        assert (ours(clip) - expected).abs().max().item() > 1e-3 * expected.abs().max().item()
+
+
+def test_x3d_head_window_is_sized_by_the_training_clip():
+    # the published training clips by default (pytorchvideo's hub builders), an option otherwise
+    assert build_model("x3d_m", num_classes=3).head_pool_kernel == (16, 7, 7)
+    assert build_model("x3d_xs", num_classes=3).head_pool_kernel == (4, 5, 5)
+    assert build_model("x3d_m", num_classes=3, head_pool_input=[16, 182, 182]).head_pool_kernel == (16, 6, 6)
+    assert build_model("x3d_m", num_classes=3, head_pool_input=None).head_pool_kernel is None
+    with pytest.raises(ValueError, match="head_pool_input must be a clip"):
+        build_model("x3d_m", num_classes=3, head_pool_input=(16, 224))
+    # at the training size and below, one window: the global average
+    model = build_model("x3d_xs", num_classes=3).double().eval()
+    clip = torch.randn(1, 3, 4, 160, 160, dtype=torch.float64)
+    with torch.no_grad():
+        windowed = model(clip)
+        model.head_pool_kernel = None
+        torch.testing.assert_close(model(clip), windowed, rtol=1e-12, atol=1e-12)
+
+
 def test_key_maps_refuse_unknown_keys_and_recognise_their_format():
     with pytest.raises(KeyError, match=r"'blocks\.7\.proj\.weight' has no counterpart"):
         pytorchvideo_slowfast_key("blocks.7.proj.weight")
