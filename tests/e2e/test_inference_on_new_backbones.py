@@ -130,7 +130,7 @@ def test_eval_of_x3d_at_full_short_side_with_three_crops_uses_the_windowed_head(
     from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
 
     from ..helpers import randomize_batchnorm
-    from .conftest import tiny_config
+    from ..helpers import tiny_config
 
     cfg = tiny_config(tiny_prepared, tmp_path / "run", nonlocal_blocks=None,
                       model={"name": "x3d_xs", "num_classes": 4, "options": {"head_pool_input": [4, 32, 32]}},
