@@ -41,7 +41,7 @@ LAYERS: tuple[str, ...] = (
 )
 
 #: Top-level modules of the package that are utilities (the bottom layer).
-UTILITY_MODULES = frozenset({"fileio", "errors", "progress", "utils", "locking", "version"})
+UTILITY_MODULES = frozenset({"fileio", "errors", "progress", "utils", "locking", "version", "deprecation"})
 
 #: Share of literal expression nodes above which a function or module counts as data
 #: (a function only from ``DATA_MIN_LINES`` lines on: a two-line ``pass`` is no table).
