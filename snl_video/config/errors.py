@@ -26,7 +26,8 @@ class ConfigError(InvalidValueError):
                  command_line: Sequence[tuple[str, str]] = ()) -> None:
         """``source``: the file the errors are in; ``command_line``: those of ``errors`` that the
         command-line ``key=value`` overrides made (said as such, not as the file's)."""
-        self.errors: list[tuple[str, str]] = list(errors)
+        # one line per distinct problem (checks of the train and the test subset can find the same one)
+        self.errors: list[tuple[str, str]] = list(dict.fromkeys(errors))
         self.source = source
         self.command_line: list[tuple[str, str]] = [e for e in command_line if e in self.errors]
         if self.command_line and len(self.command_line) == len(self.errors):

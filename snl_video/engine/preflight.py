@@ -80,6 +80,50 @@ def model_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
             if "meta" not in str(exc):
                 raise
             logger.debug("preflight: %s could not be built on the meta device (%s); left to the real build", key, exc)
+    return input_size_problems(cfg)
+
+
+def input_size_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """``[("data", message)]`` when the config's model cannot take a clip of the config's size
+    (``data.num_frames`` x ``data.crop_size``²): e.g. torchvision's S3D, whose head pools a
+    fixed 2x7x7 window, on 8x64² clips, or MViT-v2-S on anything but 16x224². Found by one
+    forward pass on the meta device (shapes only, no arithmetic); a failure there is confirmed
+    by a real forward on the CPU before it is reported, so an operation without a meta
+    implementation is never mistaken for a size problem."""
+    from .builders import build_model_from_config
+
+    d = cfg.data
+    shape = (1, 3, d.num_frames, d.crop_size, d.crop_size)
+
+    def build(meta: bool) -> torch.nn.Module | None:
+        # a model that cannot be built is model_problems' to report, under its own key
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta" if meta else "cpu"):
+                return build_model_from_config(cfg, load_weights=False).eval()
+        except Exception as exc:  # noqa: BLE001 - reported (or not) by model_problems
+            logger.debug("preflight: model not built for the input-size check (%s)", exc)
+            return None
+
+    model = build(meta=True)
+    if model is None:
+        return []
+    try:
+        with torch.no_grad(), torch.device("meta"):
+            model(torch.zeros(shape))
+        return []
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
+        logger.debug("preflight: a %s clip failed on the meta device (%s); checking on the CPU", shape, exc)
+    model = build(meta=False)
+    if model is None:
+        return []
+    try:
+        with torch.no_grad():
+            model(torch.zeros(shape))
+    except (RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        return [("data", f"model {cfg.model.name!r} cannot take clips of {d.num_frames}x{d.crop_size}x{d.crop_size} "
+                         f"(data.num_frames x data.crop_size^2): {reason}; change data.num_frames / data.crop_size "
+                         f"(the model's recipe under `snl-video config list` names a size it takes)")]
     return []
 
 

@@ -194,3 +194,51 @@ def test_a_tree_of_ones_own_classes_gets_prepare_folder_advice(tmp_path):
         hint = raw_video_tree_hint(root)
         assert f"snl-video prepare folder --videos {tmp_path / 'myvids'}" in hint
         assert "ucf101" not in hint and "ucfTrainTestlist" not in hint
+
+
+# ---------------------------------------------------------------- a clip the model cannot take
+
+
+def test_a_clip_smaller_than_s3ds_head_window_is_a_start_up_problem_naming_the_sizes(tiny_prepared, tmp_path):
+    """torchvision's S3D pools a fixed 2x7x7 window at its end: 8x64² clips leave a 1x2x2 map. Before,
+    training started and died in the first forward with torch's traceback; now the start-up checks
+    name the model, the clip size and the keys to change (and pass the size the model takes)."""
+    from snl_video.engine.preflight import input_size_problems
+
+    small = tiny_config(tiny_prepared, tmp_path / "a", model={"name": "s3d", "num_classes": 4, "options": {}},
+                        nonlocal_blocks=None, data={"num_frames": 8, "crop_size": 64})
+    ((key, message),) = input_size_problems(small)
+    assert key == "data" and "'s3d'" in message and "8x64x64" in message and "smaller than kernel size" in message
+    with pytest.raises(ConfigError, match="cannot take clips of 8x64x64"):
+        train(small)
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    # 16x224² is what S3D is built for (checked by shape only, on the meta device)
+    fits = tiny_config(tiny_prepared, tmp_path / "b", model={"name": "s3d", "num_classes": 4, "options": {}},
+                       nonlocal_blocks=None, data={"num_frames": 16, "crop_size": 224})
+    assert input_size_problems(fits) == []
+
+
+def test_a_model_that_fails_only_on_the_meta_device_is_not_reported(tiny_prepared, tmp_path, monkeypatch):
+    """An operation without a meta implementation must not pass for a size problem: the meta
+    failure is confirmed by a real forward before anything is reported."""
+    import torch
+
+    from snl_video.engine import builders, preflight
+
+    class MetaShy(torch.nn.Module):
+        def forward(self, x):
+            if x.is_meta:
+                raise NotImplementedError("no meta kernel for this op")
+            return x.mean(dim=(2, 3, 4))
+
+    calls = []
+    monkeypatch.setattr(builders, "build_model_from_config", lambda cfg, load_weights: calls.append(1) or MetaShy())
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    assert preflight.input_size_problems(cfg) == [] and len(calls) == 2  # built for meta, then for the CPU
+
+
+def test_the_same_problem_found_twice_is_listed_once():
+    # (the train and the test subset's checks can both find that data.root holds another dataset)
+    exc = ConfigError([("data", "holds a 'folder' dataset"), ("data", "holds a 'folder' dataset"), ("model.name", "x")])
+    assert exc.errors == [("data", "holds a 'folder' dataset"), ("model.name", "x")]
+    assert str(exc).splitlines()[0] == "2 problem(s):"
