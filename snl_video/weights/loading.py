@@ -228,7 +228,8 @@ def _refuse_load(
     backbone = [k for k in model_state if not _is_head(k, head_prefixes) and not _matches(k, new_module_patterns)]
     # Share of backbone tensors that fit, out of all the model's backbone tensors plus the
     # checkpoint's leftovers: low when the two sides are different networks.
-    fit = sum(1 for k in report.loaded if not _is_head(k, head_prefixes)) / max(1, len(backbone) + len(report.unexpected))
+    fitting = sum(1 for k in report.loaded if not _is_head(k, head_prefixes))
+    fit = fitting / max(1, len(backbone) + len(report.unexpected))
     ckpt_arch = guess_architecture(state_dict)
     model_arch = guess_architecture(model_state)
     depths_differ = ckpt_arch.depth is not None and model_arch.depth is not None and ckpt_arch.depth != model_arch.depth
