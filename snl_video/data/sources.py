@@ -31,7 +31,7 @@ import argparse
 import logging
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -230,6 +230,16 @@ def _read_classes(path: Path) -> list[str]:
     return names
 
 
+class _ListEntry(NamedTuple):
+    """One video line of a list file, before its label is resolved (the file and line name it in errors)."""
+
+    subset: str
+    video: str
+    label_text: str
+    file: Path
+    line_no: int
+
+
 def list_manifest(
     lists: Mapping[str, str | Path],
     *,
@@ -257,91 +267,121 @@ def list_manifest(
     if label_base not in (None, 0, 1):
         raise InvalidValueError(f"--label-base must be 0 or 1, got {label_base}")
     class_names = _read_classes(Path(classes)) if classes is not None else None
-    raw: list[tuple[str, str, str, Path, int]] = []  # (subset, path, label text, file, line)
-    for subset in SUBSETS:
-        if subset not in lists:
-            continue
-        path = Path(lists[subset])
-        if not path.is_file():
-            raise MissingFileError(f"--{subset} list {path} does not exist")
-        entries = numbered_lines(path)
-        for i, (line_no, line) in enumerate(entries):
-            try:
-                parts = parse_list_line(line)
-            except ValueError as exc:  # shlex: an unclosed quote
-                raise ListFileError(path, line_no, f"{exc} in {line!r}; quote a path as \"My clip.avi\" label") from None
-            if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):
-                continue
-            if len(parts) == 3 and parts[1].isdigit():  # mmaction2 "path num_frames label" is rawframes: refuse
-                raise ListFileError(path, line_no, "three columns ('frame_dir total_frames label') list extracted "
-                                                   "frames; list the video files as 'path label'")
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise ListFileError(path, line_no, f"expected 'path label' or 'path,label', got {line!r} (a path with "
-                                                   "spaces or commas: quote it, \"My clip.avi\" label)")
-            raw.append((subset, parts[0], parts[1], path, line_no))
-        if not any(r[0] == subset for r in raw):
-            raise ListFileError(path, None, "lists no videos")
-
+    entries = [entry for subset in SUBSETS if subset in lists for entry in _read_list_file(subset, Path(lists[subset]))]
     if label_base is not None:
-        numbers = []
-        for subset, video, text, path, line_no in raw:
-            try:
-                number = int(text)
-            except ValueError:
-                raise ListFileError(path, line_no, f"label {text!r} is not an integer (--label-base {label_base} "
-                                                   "says labels are integers; drop it for class names)") from None
-            numbers.append(number - label_base)
-        if class_names is None:
-            width = len(str(max(numbers)))
-            class_names = [f"class_{k:0{width}d}" for k in range(max(numbers) + 1)]
-        labels = []
-        for number, (subset, video, text, path, line_no) in zip(numbers, raw):
-            if not 0 <= number < len(class_names):
-                hi = len(class_names) - 1 + label_base
-                raise ListFileError(path, line_no, f"label {text} is out of range ({label_base}..{hi} with "
-                                                   f"--label-base {label_base} and {len(class_names)} classes)")
-            labels.append(number)
+        labels, class_names = _integer_labels(entries, label_base=label_base, class_names=class_names)
     else:
-        texts = [r[2] for r in raw]
-        if class_names is None:
-            if all(t.lstrip("-").isdigit() for t in texts):
-                raise ListFileError(raw[0][3], raw[0][4], "labels are integers: say whether they count from 0 or 1 "
-                                                          "with --label-base 0|1")
-            class_names = sorted(set(texts))
-        to_label = {name: i for i, name in enumerate(class_names)}
-        labels = []
-        for subset, video, text, path, line_no in raw:
-            if text not in to_label:
-                raise ListFileError(path, line_no, f"unknown label {text!r} (not in {classes or 'the class list'})")
-            labels.append(to_label[text])
-
-    rows = []
-    seen: dict[str, tuple[Path, int]] = {}
-    for (subset, video, text, path, line_no), label in zip(raw, labels):
-        rel = Path(video)
-        if rel.is_absolute():
-            for base in (root, root.resolve()):
-                if rel.is_relative_to(base):
-                    rel = rel.relative_to(base)
-                    break
-            else:
-                raise ListFileError(path, line_no, f"{video} is not under --root {root}; list paths relative to --root")
-        if ".." in rel.parts:
-            raise ListFileError(path, line_no, f"{video}: '..' in a listed path; list paths under --root")
-        if not rel.name:  # '.', '/': a folder, not a video file
-            raise ListFileError(path, line_no, f"{video!r} names no video file; list video paths under --root")
-        key = rel.as_posix()
-        if key in seen:
-            first = seen[key]
-            raise ListFileError(path, line_no, f"{key} is listed twice (first at {first[0]}:{first[1]}): a video "
-                                               "belongs to one subset")
-        seen[key] = (path, line_no)
-        rows.append({"split": split_name, "path": key, "class_name": class_names[label], "label": label,
-                     "subset": subset, "group": rel.stem})
+        labels, class_names = _named_labels(entries, class_names=class_names, classes=classes)
+    rows = _list_rows(entries, labels, class_names, root=root, split_name=split_name)
     table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     _check_stems(table, where="the lists")
     table.attrs["class_names"] = list(class_names)  # all classes, also those no listed video has
     return table
+
+
+def _read_list_file(subset: str, path: Path) -> list[_ListEntry]:
+    """The video lines of one list file (a header line skipped), refusing a malformed line, a
+    rawframes list and a file that lists no videos, each with the file and line."""
+    if not path.is_file():
+        raise MissingFileError(f"--{subset} list {path} does not exist")
+    entries: list[_ListEntry] = []
+    for i, (line_no, line) in enumerate(numbered_lines(path)):
+        try:
+            parts = parse_list_line(line)
+        except ValueError as exc:  # shlex: an unclosed quote
+            raise ListFileError(path, line_no, f"{exc} in {line!r}; quote a path as \"My clip.avi\" label") from None
+        if i == 0 and len(parts) >= 2 and parts[-1].lower() in ("label", "class", "class_name"):
+            continue
+        if len(parts) == 3 and parts[1].isdigit():  # mmaction2 "path num_frames label" is rawframes: refuse
+            raise ListFileError(path, line_no, "three columns ('frame_dir total_frames label') list extracted "
+                                               "frames; list the video files as 'path label'")
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise ListFileError(path, line_no, f"expected 'path label' or 'path,label', got {line!r} (a path with "
+                                               "spaces or commas: quote it, \"My clip.avi\" label)")
+        entries.append(_ListEntry(subset, parts[0], parts[1], path, line_no))
+    if not entries:
+        raise ListFileError(path, None, "lists no videos")
+    return entries
+
+
+def _integer_labels(entries: Sequence[_ListEntry], *, label_base: int,
+                    class_names: list[str] | None) -> tuple[list[int], list[str]]:
+    """0-based labels of integer label texts counted from ``label_base``, and the class names
+    (``class_<k>`` up to the largest label when no class file names them)."""
+    numbers = []
+    for entry in entries:
+        try:
+            number = int(entry.label_text)
+        except ValueError:
+            raise ListFileError(entry.file, entry.line_no, f"label {entry.label_text!r} is not an integer (--label-base "
+                                                           f"{label_base} says labels are integers; drop it for class "
+                                                           "names)") from None
+        numbers.append(number - label_base)
+    if class_names is None:
+        width = len(str(max(numbers)))
+        class_names = [f"class_{k:0{width}d}" for k in range(max(numbers) + 1)]
+    for number, entry in zip(numbers, entries):
+        if not 0 <= number < len(class_names):
+            hi = len(class_names) - 1 + label_base
+            raise ListFileError(entry.file, entry.line_no, f"label {entry.label_text} is out of range ({label_base}.."
+                                                           f"{hi} with --label-base {label_base} and "
+                                                           f"{len(class_names)} classes)")
+    return numbers, class_names
+
+
+def _named_labels(entries: Sequence[_ListEntry], *, class_names: list[str] | None,
+                  classes: str | Path | None) -> tuple[list[int], list[str]]:
+    """Labels of class-name label texts, and the class names (the sorted listed names when no
+    class file gives them); integer texts without ``--label-base`` are refused as ambiguous."""
+    if class_names is None:
+        if all(entry.label_text.lstrip("-").isdigit() for entry in entries):
+            raise ListFileError(entries[0].file, entries[0].line_no, "labels are integers: say whether they count "
+                                                                     "from 0 or 1 with --label-base 0|1")
+        class_names = sorted({entry.label_text for entry in entries})
+    to_label = {name: i for i, name in enumerate(class_names)}
+    labels = []
+    for entry in entries:
+        if entry.label_text not in to_label:
+            raise ListFileError(entry.file, entry.line_no, f"unknown label {entry.label_text!r} (not in "
+                                                           f"{classes or 'the class list'})")
+        labels.append(to_label[entry.label_text])
+    return labels, class_names
+
+
+def _list_rows(entries: Sequence[_ListEntry], labels: Sequence[int], class_names: Sequence[str], *, root: Path,
+               split_name: str) -> list[dict[str, Any]]:
+    """Manifest rows of the listed videos, paths relative to ``root``; a video listed twice is refused."""
+    rows = []
+    seen: dict[str, tuple[Path, int]] = {}
+    for entry, label in zip(entries, labels):
+        rel = _path_under_root(entry.video, root, file=entry.file, line_no=entry.line_no)
+        key = rel.as_posix()
+        if key in seen:
+            first = seen[key]
+            raise ListFileError(entry.file, entry.line_no, f"{key} is listed twice (first at {first[0]}:{first[1]}): "
+                                                           "a video belongs to one subset")
+        seen[key] = (entry.file, entry.line_no)
+        rows.append({"split": split_name, "path": key, "class_name": class_names[label], "label": label,
+                     "subset": entry.subset, "group": rel.stem})
+    return rows
+
+
+def _path_under_root(video: str, root: Path, *, file: Path, line_no: int) -> Path:
+    """A listed video path relative to ``root`` (an absolute one must lie under it); refuses
+    ``..`` and a path that names no file."""
+    rel = Path(video)
+    if rel.is_absolute():
+        for base in (root, root.resolve()):
+            if rel.is_relative_to(base):
+                rel = rel.relative_to(base)
+                break
+        else:
+            raise ListFileError(file, line_no, f"{video} is not under --root {root}; list paths relative to --root")
+    if ".." in rel.parts:
+        raise ListFileError(file, line_no, f"{video}: '..' in a listed path; list paths under --root")
+    if not rel.name:  # '.', '/': a folder, not a video file
+        raise ListFileError(file, line_no, f"{video!r} names no video file; list video paths under --root")
+    return rel
 
 
 def _check_stems(table: pd.DataFrame, *, where: str) -> None:

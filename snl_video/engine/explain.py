@@ -47,7 +47,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, cast, get_args
+from typing import Any, Literal, Mapping, Sequence, cast, get_args
 
 import numpy as np
 import torch
@@ -416,20 +416,11 @@ def explain_video(
         raise InvalidValueError(f"animation must be 'gif' or 'mp4', got {animation!r}")
     model = loaded.model.eval()
     amp_dtype = loaded.amp_dtype  # None: fp32; bf16 autocast after set_precision("bf16")
-    x, frames = centre_clip_input(loaded, video, backend)
-    x = x.to(loaded.device)
-    if loaded.channels_last:  # the layout the model was set to for its precision
-        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x, frames = _clip_on_device(loaded, video, backend)
     clip_shape = (x.shape[2], x.shape[3], x.shape[4])
     for q in queries or ():
         check_query(q, clip_shape)
-    class_index = None
-    if gradcam_class is not None:
-        if gradcam_class not in loaded.class_names:
-            close = __import__("difflib").get_close_matches(gradcam_class, loaded.class_names, n=3)
-            raise InvalidValueError(f"--class {gradcam_class!r} is not one of the model's classes"
-                             + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
-        class_index = loaded.class_names.index(gradcam_class)
+    class_index = _gradcam_class_index(loaded, gradcam_class)
     logits, captured = _capture_blocks(model, x, amp_dtype=amp_dtype)
     predicted = int(logits[0].argmax())
     out = Path(out_dir)
@@ -439,9 +430,7 @@ def explain_video(
     if not blocks and not with_gradcam:
         raise InvalidValueError(f"{loaded.source} has no non-local blocks to explain; add --gradcam for the last stage")
     if queries is None and captured:
-        key = next(k for k in blocks if k in captured and no_affinity_reason(blocks[k]) is None) \
-            if any(no_affinity_reason(b) is None for b in blocks.values()) else next(iter(captured))
-        queries = _default_queries(*captured[key], clip_shape)
+        queries = _queries_from_first_block(blocks, captured, clip_shape)
     result.queries = list(queries or [])
     for key, block in blocks.items():
         reason = no_affinity_reason(block)
@@ -450,38 +439,98 @@ def explain_video(
             logger.warning("%s: %s", key, reason)
             continue
         assert isinstance(block, NonLocalBlock)  # the one block class with an affinity (no_affinity_reason)
-        features = captured[key][0]
-        t, h, w = features.shape[2:]
-        map_shape = (t, h, w)
-        nodes = [query_node(q, clip_shape, map_shape) for q in result.queries]
-        rows = affinity_rows(block, features[:1], nodes, amp_dtype=amp_dtype).reshape(len(nodes), *map_shape).cpu()
-        maps = upsample_map(rows, clip_shape, upsample).numpy()
-        files = [_save_npy(out / f"{key}_rows.npy", rows.numpy()), _save_npy(out / f"{key}_maps.npy", maps),
-                 render_grid(frames, maps, result.queries, out / f"{key}_grid.png",
-                             title=f"{key} ({block.kind}) affinity rows; predicted: {result.predicted}"),
-                 render_animation(frames, maps, result.queries, out / f"{key}.{animation}")]
-        if getattr(block, "recurrence", 1) > 1:
-            result.notes.append(f"{key}: {block.kind} applies its affinity {block.recurrence} times; the rows are "
-                                "those of the first pass")
-        result.files[key] = files
-        result.nodes[key] = nodes
+        _write_block_rows(result, key, block, captured[key][0], frames, clip_shape, upsample=upsample,
+                          animation=animation, amp_dtype=amp_dtype)
+    gradcam_name = None
     if with_gradcam:
         idx = class_index if class_index is not None else predicted
-        cam = gradcam(model, x, idx, amp_dtype=amp_dtype).cpu()
-        maps = upsample_map(cam[None], clip_shape, "trilinear").numpy()
-        result.files["gradcam"] = [
-            _save_npy(out / "gradcam.npy", maps[0]),
-            render_grid(frames, maps, [None], out / "gradcam_grid.png",
-                        title=f"Grad-CAM, last stage; class: {loaded.class_names[idx]}", row_labels=["Grad-CAM"]),
-            render_animation(frames, maps, [None], out / f"gradcam.{animation}"),
-        ]
-    summary = {
+        gradcam_name = loaded.class_names[idx]
+        result.files["gradcam"] = _write_gradcam(model, x, idx, gradcam_name, frames, out, clip_shape,
+                                                 animation=animation, amp_dtype=amp_dtype)
+    record = _explain_record(video, loaded, result, clip_shape, upsample=upsample, gradcam_class=gradcam_name,
+                             amp_dtype=amp_dtype)
+    atomic_write_text(out / "explain.json", json.dumps(record, indent=1) + "\n")
+    return result
+
+
+def _clip_on_device(loaded: InferenceModel, video: str | os.PathLike[str], backend: Any) -> tuple[Tensor, np.ndarray]:
+    """The centre clip's model input on the model's device, in the memory layout the model was set
+    to for its precision, and its frames for display (:func:`centre_clip_input`)."""
+    x, frames = centre_clip_input(loaded, video, backend)
+    x = x.to(loaded.device)
+    if loaded.channels_last:  # the layout the model was set to for its precision
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    return x, frames
+
+
+def _gradcam_class_index(loaded: InferenceModel, gradcam_class: str | None) -> int | None:
+    """The head index of ``--class`` (None: Grad-CAM explains the predicted class); a name the
+    model does not have is refused with the closest names."""
+    if gradcam_class is None:
+        return None
+    if gradcam_class not in loaded.class_names:
+        close = __import__("difflib").get_close_matches(gradcam_class, loaded.class_names, n=3)
+        raise InvalidValueError(f"--class {gradcam_class!r} is not one of the model's classes"
+                         + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
+    return loaded.class_names.index(gradcam_class)
+
+
+def _queries_from_first_block(blocks: Mapping[str, nn.Module], captured: Mapping[str, tuple[Tensor, Tensor]],
+                              clip_shape: tuple[int, int, int]) -> list[Query]:
+    """Default query positions, where the first block that has an affinity changes its input most
+    (the first captured block when none has one)."""
+    key = next(k for k in blocks if k in captured and no_affinity_reason(blocks[k]) is None) \
+        if any(no_affinity_reason(b) is None for b in blocks.values()) else next(iter(captured))
+    return _default_queries(*captured[key], clip_shape)
+
+
+def _write_block_rows(result: ExplainResult, key: str, block: NonLocalBlock, features: Tensor, frames: np.ndarray,
+                      clip_shape: tuple[int, int, int], *, upsample: Upsample, animation: Literal["gif", "mp4"],
+                      amp_dtype: torch.dtype | None) -> None:
+    """Write one block's affinity rows of the queries (raw and upsampled ``.npy``, grid, animation)
+    and record its files, query nodes and notes in ``result``."""
+    out = result.out_dir
+    t, h, w = features.shape[2:]
+    map_shape = (t, h, w)
+    nodes = [query_node(q, clip_shape, map_shape) for q in result.queries]
+    rows = affinity_rows(block, features[:1], nodes, amp_dtype=amp_dtype).reshape(len(nodes), *map_shape).cpu()
+    maps = upsample_map(rows, clip_shape, upsample).numpy()
+    files = [_save_npy(out / f"{key}_rows.npy", rows.numpy()), _save_npy(out / f"{key}_maps.npy", maps),
+             render_grid(frames, maps, result.queries, out / f"{key}_grid.png",
+                         title=f"{key} ({block.kind}) affinity rows; predicted: {result.predicted}"),
+             render_animation(frames, maps, result.queries, out / f"{key}.{animation}")]
+    if getattr(block, "recurrence", 1) > 1:
+        result.notes.append(f"{key}: {block.kind} applies its affinity {block.recurrence} times; the rows are "
+                            "those of the first pass")
+    result.files[key] = files
+    result.nodes[key] = nodes
+
+
+def _write_gradcam(model: nn.Module, x: Tensor, class_index: int, class_name: str, frames: np.ndarray, out: Path,
+                   clip_shape: tuple[int, int, int], *, animation: Literal["gif", "mp4"],
+                   amp_dtype: torch.dtype | None) -> list[Path]:
+    """Write the last stage's Grad-CAM for ``class_index`` (upsampled ``.npy``, grid, animation);
+    returns the files."""
+    cam = gradcam(model, x, class_index, amp_dtype=amp_dtype).cpu()
+    maps = upsample_map(cam[None], clip_shape, "trilinear").numpy()
+    return [
+        _save_npy(out / "gradcam.npy", maps[0]),
+        render_grid(frames, maps, [None], out / "gradcam_grid.png",
+                    title=f"Grad-CAM, last stage; class: {class_name}", row_labels=["Grad-CAM"]),
+        render_animation(frames, maps, [None], out / f"gradcam.{animation}"),
+    ]
+
+
+def _explain_record(video: str | os.PathLike[str], loaded: InferenceModel, result: ExplainResult,
+                    clip_shape: tuple[int, int, int], *, upsample: Upsample, gradcam_class: str | None,
+                    amp_dtype: torch.dtype | None) -> dict[str, Any]:
+    """The ``explain.json`` record: what was explained (video, model, class, clip, queries,
+    precision) and which files each block's maps went to, or why a block was skipped."""
+    return {
         "video": str(video), "source": loaded.source, "predicted": result.predicted,
-        "gradcam_class": loaded.class_names[class_index if class_index is not None else predicted] if with_gradcam else None,
+        "gradcam_class": gradcam_class,
         "clip_shape": list(clip_shape), "queries": [list(q) for q in result.queries], "upsample": upsample,
         "precision": "bf16" if amp_dtype == torch.bfloat16 else "fp32", "maps_dtype": "float32",
         "blocks": {k: {"nodes": v, "files": [p.name for p in result.files[k]]} for k, v in result.nodes.items()},
         "skipped": result.skipped, "notes": result.notes,
     }
-    atomic_write_text(out / "explain.json", json.dumps(summary, indent=1) + "\n")
-    return result

@@ -147,6 +147,31 @@ def export_model(
     and on a CPU without native bf16). Raises ``InvalidValueError`` naming the problem when
     the model does not run at that size or the verification misses its limit.
     """
+    out, num_frames, size, amp_dtype = _check_export_request(loaded, out, format=format, num_frames=num_frames,
+                                                             size=size, verify=verify, precision=precision)
+    model = loaded.model.to("cpu").eval()
+    example = torch.randn(2, 3, num_frames, size, size)
+    _check_model_runs(model, example)
+    _write_program(model, example, out, format=format, opset=opset)
+    side = out.with_name(out.name + ".preprocessing.json")
+    atomic_write_text(side, json.dumps(_preprocessing_record(loaded, format=format, num_frames=num_frames, size=size),
+                                       indent=1) + "\n")
+    rel = None
+    tolerance: float | None = None
+    if verify:
+        tolerance = VERIFY_TOLERANCES[precision]
+        rel = _verify_within_tolerance(model, out, loaded, format=format, num_frames=num_frames, size=size,
+                                       precision=precision, amp_dtype=amp_dtype)
+    logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, num_frames, size, size,
+                f", verified against PyTorch in {precision}: relative error {rel:.2e}" if rel is not None else "")
+    return ExportResult(out, side, format, (-1, 3, num_frames, size, size), rel, precision, tolerance)
+
+
+def _check_export_request(loaded: InferenceModel, out: str | os.PathLike[str], *, format: ExportFormat,
+                          num_frames: int | None, size: int | None, verify: bool,
+                          precision: Precision) -> tuple[Path, int, int, torch.dtype | None]:
+    """Refuse an export request that cannot work before anything is traced, and fill the clip size
+    from the model's spec: returns the output path, clip length, crop size and autocast dtype."""
     if format not in get_args(ExportFormat):
         raise InvalidValueError(f"--format must be 'onnx' or 'pt2', got {format!r}")
     amp_dtype = autocast_dtype(precision, "cpu")  # refuses an unknown name, and bf16 where it is emulated
@@ -166,8 +191,13 @@ def export_model(
         raise InvalidValueError(f"--output-file {out}: an {format} export is written to a '{expected_suffix}' file")
     if format == "onnx":
         _require_onnx()
-    model = loaded.model.to("cpu").eval()
-    example = torch.randn(2, 3, num_frames, size, size)
+    return out, num_frames, size, amp_dtype
+
+
+def _check_model_runs(model: torch.nn.Module, example: torch.Tensor) -> None:
+    """Run the model once on the example clip, so a size the network rejects is a one-line user
+    error rather than a long trace from inside ``torch.export``."""
+    num_frames, size = example.shape[2], example.shape[4]
     try:
         with torch.no_grad():
             model(example)
@@ -175,18 +205,26 @@ def export_model(
         first = str(exc).strip().splitlines()[0]
         raise InvalidValueError(f"the model does not run on clips of {num_frames}x{size}x{size} ({first}); pass --num-frames / "
                          "--size the network accepts (its recipe's are the safe choice)") from None
+
+
+class _NamedInput(torch.nn.Module):
+    """Wraps the model so that its input is called ``clip`` in both formats."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.inner(clip)
+
+
+def _write_program(model: torch.nn.Module, example: torch.Tensor, out: Path, *, format: ExportFormat,
+                   opset: int) -> None:
+    """Trace the model with a dynamic batch axis (``torch.export``) and write it atomically to ``out``
+    as a ``.pt2`` program or an ONNX model (dynamo exporter, batch axis named ``batch``)."""
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {"clip": {0: batch}}
-
-    class _Named(torch.nn.Module):  # names the input "clip" in both formats
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, clip: torch.Tensor) -> torch.Tensor:
-            return self.inner(clip)
-
-    wrapped = _Named(model).eval()
+    wrapped = _NamedInput(model).eval()
     with torch.no_grad():
         program = torch.export.export(wrapped, (example,), dynamic_shapes=dynamic, strict=False)
     if format == "pt2":
@@ -201,9 +239,16 @@ def export_model(
             onnx_program.save(str(tmp))
 
         atomic_output(out, write_onnx)
+
+
+def _preprocessing_record(loaded: InferenceModel, *, format: ExportFormat, num_frames: int,
+                         size: int) -> dict[str, Any]:
+    """The ``<out>.preprocessing.json`` record: the exported program's input and output, the steps
+    that turn a video into its input (in words and as the toolkit's input-spec record) and the
+    class names, so a deployment outside the toolkit can feed it correctly."""
     n = loaded.normalization
     used = loaded.input_spec.replace(num_frames=num_frames, crop_size=size)  # --num-frames / --size as exported
-    spec = {
+    return {
         "input": {"name": "clip", "shape": ["batch", 3, num_frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},
         "output": {"name": "logits", "shape": ["batch", loaded.num_classes]},
@@ -220,32 +265,33 @@ def export_model(
         # the same facts as the toolkit's one input-spec record (snl_video.inputspec.InputSpec.from_dict reads it)
         "input_spec": used.to_dict(),
     }
-    side = out.with_name(out.name + ".preprocessing.json")
-    atomic_write_text(side, json.dumps(spec, indent=1) + "\n")
-    rel = None
-    tolerance: float | None = None
-    if verify:
-        tolerance = VERIFY_TOLERANCES[precision]
-        channels_last = channels_last_by_default(loaded.architecture, precision, "cpu")
-        rel = verify_export(model, out, format=format, num_frames=num_frames, size=size, amp_dtype=amp_dtype,
-                            channels_last=channels_last)
-        if not rel <= tolerance:  # nan fails too
-            fp32_rel = rel if precision == "fp32" else verify_export(model, out, format=format,
-                                                                     num_frames=num_frames, size=size)
-            if precision != "fp32" and fp32_rel <= VERIFY_TOLERANCE:
-                raise InvalidValueError(
-                    f"verification in {precision} failed: the exported program computes the float32 model (relative "
-                    f"error {fp32_rel:.2e}), but this model's {precision} forward itself differs from it by more "
-                    f"than the {precision} limit {tolerance:g} ({rel:.2e} against the program), so {precision} "
-                    f"cannot verify it; verify with --precision fp32, and check {precision}'s accuracy on your "
-                    f"data before serving the model in {precision}")
-            raise InvalidValueError(f"verification failed: exported logits differ from PyTorch ({precision}) by "
-                                    f"{rel:.2e} (relative), more than the {precision} limit {tolerance:g}; the "
-                                    f"program does not compute the model (was {out} changed after it was "
-                                    "written?); it is kept for inspection")
-    logger.info("exported %s (%s, input (B, 3, %d, %d, %d))%s", out, format, num_frames, size, size,
-                f", verified against PyTorch in {precision}: relative error {rel:.2e}" if rel is not None else "")
-    return ExportResult(out, side, format, (-1, 3, num_frames, size, size), rel, precision, tolerance)
+
+
+def _verify_within_tolerance(model: torch.nn.Module, out: Path, loaded: InferenceModel, *, format: ExportFormat,
+                             num_frames: int, size: int, precision: Precision,
+                             amp_dtype: torch.dtype | None) -> float:
+    """Run the written program against the PyTorch model at ``precision`` and return the relative
+    error; above the precision's limit, raise an error that says whether the program or the
+    model's own ``precision`` forward is to blame (the latter by comparing in float32 too)."""
+    tolerance = VERIFY_TOLERANCES[precision]
+    channels_last = channels_last_by_default(loaded.architecture, precision, "cpu")
+    rel = verify_export(model, out, format=format, num_frames=num_frames, size=size, amp_dtype=amp_dtype,
+                        channels_last=channels_last)
+    if not rel <= tolerance:  # nan fails too
+        fp32_rel = rel if precision == "fp32" else verify_export(model, out, format=format,
+                                                                 num_frames=num_frames, size=size)
+        if precision != "fp32" and fp32_rel <= VERIFY_TOLERANCE:
+            raise InvalidValueError(
+                f"verification in {precision} failed: the exported program computes the float32 model (relative "
+                f"error {fp32_rel:.2e}), but this model's {precision} forward itself differs from it by more "
+                f"than the {precision} limit {tolerance:g} ({rel:.2e} against the program), so {precision} "
+                f"cannot verify it; verify with --precision fp32, and check {precision}'s accuracy on your "
+                f"data before serving the model in {precision}")
+        raise InvalidValueError(f"verification failed: exported logits differ from PyTorch ({precision}) by "
+                                f"{rel:.2e} (relative), more than the {precision} limit {tolerance:g}; the "
+                                f"program does not compute the model (was {out} changed after it was "
+                                "written?); it is kept for inspection")
+    return rel
 
 
 def verify_export(model: torch.nn.Module, path: Path, *, format: ExportFormat, num_frames: int, size: int,

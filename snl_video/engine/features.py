@@ -228,15 +228,33 @@ def extract_features(
     sources = collect_sources(inputs)
     out = Path(out_dir)
     crops = num_crops if num_crops is not None else loaded.num_crops
-    record = features_record(loaded, layer=layer, per_clip=per_clip, backend=backend, num_crops=crops,
-                             num_clips=num_clips if num_clips is not None else loaded.num_clips)
+    clips = num_clips if num_clips is not None else loaded.num_clips
+    record = features_record(loaded, layer=layer, per_clip=per_clip, backend=backend, num_crops=crops, num_clips=clips)
     check_features_record(out, record, overwrite=overwrite)  # before anything in out is touched
     out.mkdir(parents=True, exist_ok=True)
     write_features_record(out, record)
+    make = _dataset_maker(loaded, crops=crops, num_clips=clips, backend=backend)
+    rows, todo = _resume_rows(sources, out)
+    skipped = len(sources) - len(todo)
+    if skipped:
+        logger.info("features: %d of %d videos already done in %s (resuming)", skipped, len(sources), out)
+    items = _SourceViews([sources[i] for i in todo], make)
+    index, written, failed = _extract_pending(loaded, model, module, items, todo, rows, out, per_clip=per_clip,
+                                              batch_size=batch_size, num_workers=num_workers, progress=progress)
+    if written + skipped == 0:
+        first = failed[0] if failed else ("?", "?")
+        raise InvalidValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
+                         f"(e.g. {first[0]}: {first[1]}); see {index}")
+    return FeaturesReport(index, written, skipped, failed)
+
+
+def _dataset_maker(loaded: InferenceModel, *, crops: Literal[1, 3], num_clips: int,
+                   backend: Any) -> Callable[[list[VideoEntry], bool], ClipDataset]:
+    """How :class:`_SourceViews` reads its videos: the video-level clip protocol of eval with the
+    model's transform, from a prepared dataset's frames or from video files through ``backend``."""
     transform = loaded.transform(crops=crops)
     clip_dataset = functools.partial(ClipDataset, mode="video", transform=transform, num_frames=loaded.num_frames,
-                                     stride=loaded.sampling_stride,
-                                     num_clips=num_clips if num_clips is not None else loaded.num_clips)
+                                     stride=loaded.sampling_stride, num_clips=num_clips)
 
     def make(videos: list[VideoEntry], prepared: bool) -> ClipDataset:
         if prepared:
@@ -245,6 +263,12 @@ def extract_features(
                             count_frames=count_entry_frames,
                             read_clips=functools.partial(read_entry_clips, backend=backend))
 
+    return make
+
+
+def _resume_rows(sources: Sequence[FeatureSource], out: Path) -> tuple[list[list[str]], list[int]]:
+    """The index rows of the videos whose ``.npy`` already exists in ``out`` (a file under its final
+    name is complete), an empty row for each other video, and the positions of those still to do."""
     rows: list[list[str]] = []
     todo: list[int] = []
     for i, src in enumerate(sources):
@@ -255,10 +279,14 @@ def extract_features(
         else:
             rows.append([])
             todo.append(i)
-    skipped = len(sources) - len(todo)
-    if skipped:
-        logger.info("features: %d of %d videos already done in %s (resuming)", skipped, len(sources), out)
-    items = _SourceViews([sources[i] for i in todo], make)
+    return rows, todo
+
+
+def _extract_pending(loaded: InferenceModel, model: nn.Module, module: nn.Module | None, items: _SourceViews,
+                     todo: Sequence[int], rows: list[list[str]], out: Path, *, per_clip: bool, batch_size: int,
+                     num_workers: int, progress: bool) -> tuple[Path, int, list[tuple[str, str]]]:
+    """Featurise the videos still to do, writing each ``.npy`` and its index row as it finishes
+    (``rows`` is filled in place); returns the index, the number written and the failures."""
     loader = DataLoader(items, batch_size=1, num_workers=num_workers, collate_fn=_first)
     failed: list[tuple[str, str]] = []
     written = 0
@@ -290,11 +318,7 @@ def extract_features(
             _write_index(out, rows)
         except OutputWriteError as exc:  # the disk is full: the appended index already lists every row
             logger.warning("%s; the index as appended so far is kept", exc)
-    if written + skipped == 0:
-        first = failed[0] if failed else ("?", "?")
-        raise InvalidValueError(f"no features could be extracted: all {len(sources)} video(s) failed "
-                         f"(e.g. {first[0]}: {first[1]}); see {index}")
-    return FeaturesReport(index, written, skipped, failed)
+    return index, written, failed
 
 
 def _csv_line(row: Sequence[str]) -> str:

@@ -387,6 +387,39 @@ def _first(batch: list[Any]) -> Any:
 # --------------------------------------------------------------------------------------
 
 
+class _Collected:
+    """What a predict run gathers as it goes: each prediction (streamed to the ``writer`` too), each
+    failed video (logged, and streamed), and the notes the caller shows the user once."""
+
+    def __init__(self, class_names: Sequence[str], k: int, writer: PredictionWriter | None) -> None:
+        self.class_names = class_names
+        self.k = k
+        self.writer = writer
+        self.predictions: list[Prediction] = []
+        self.errors: list[PredictionError] = []
+        self.notes: list[str] = []
+
+    def emit(self, video: str, start_s: float, end_s: float, probs: np.ndarray) -> None:
+        """Keep the prediction of one video (or window) with its top-k classes."""
+        top = tuple(ClassProbability(self.class_names[i], int(i), float(probs[i]))
+                    for i in top_k_classes(probs, self.k))
+        self.predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
+        if self.writer is not None:
+            self.writer.add(self.predictions[-1])
+
+    def note(self, text: str) -> None:
+        """Keep something the user should know (a clamped --top-k, a video shorter than a clip)."""
+        self.notes.append(text)
+        logger.debug(text)  # shown by the caller from result.notes (the CLI prints each once): INFO would repeat it
+
+    def fail(self, video: str, reason: str) -> None:
+        """Keep (and log) a video that could not be predicted, with its reason."""
+        self.errors.append(PredictionError(video, reason))
+        logger.warning("%s: %s", video, reason)
+        if self.writer is not None:
+            self.writer.add_error(self.errors[-1])
+
+
 def predict(
     videos: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -439,42 +472,20 @@ def predict(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
     if precision is not None or model is None:
         loaded.set_precision(precision or "fp32")
-    notes = []
-    k = top_k
-    if top_k > loaded.num_classes:
-        k = loaded.num_classes
-        notes.append(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
-        logger.debug(notes[-1])  # the caller shows result.notes (the CLI prints each once): INFO would repeat it
+    k = min(top_k, loaded.num_classes)
     writer = PredictionWriter(output_file, class_names=list(loaded.class_names), top_k=k) if output_file is not None else None
-    predictions: list[Prediction] = []
-    errors: list[PredictionError] = []
-    names = loaded.class_names
-
-    def emit(video: str, start_s: float, end_s: float, probs: np.ndarray) -> None:
-        top = tuple(ClassProbability(names[i], int(i), float(probs[i])) for i in top_k_classes(probs, k))
-        predictions.append(Prediction(video, float(start_s), float(end_s), top, probs))
-        if writer is not None:
-            writer.add(predictions[-1])
-
-    def note(text: str) -> None:
-        notes.append(text)
-        logger.debug(text)  # shown by the caller from result.notes
-
-    def fail(video: str, reason: str) -> None:
-        errors.append(PredictionError(video, reason))
-        logger.warning("%s: %s", video, reason)
-        if writer is not None:
-            writer.add_error(errors[-1])
-
+    collected = _Collected(loaded.class_names, k, writer)
+    if k < top_k:
+        collected.note(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
     try:
         with flush_denormal(loaded.flush_denormal):  # on every CPU thread while predicting, restored after
-            _predict_all(paths, loaded, emit, fail, note, window=window_seconds, stride=stride_seconds,
-                         num_clips=num_clips, num_crops=num_crops, backend=backend, batch_size=batch_size,
-                         num_workers=num_workers, progress=progress, timings=timings)
+            _predict_all(paths, loaded, collected.emit, collected.fail, collected.note, window=window_seconds,
+                         stride=stride_seconds, num_clips=num_clips, num_crops=num_crops, backend=backend,
+                         batch_size=batch_size, num_workers=num_workers, progress=progress, timings=timings)
     finally:
         if writer is not None:
             writer.close()
-    result = PredictResult(predictions, errors, list(names), k, notes)
+    result = PredictResult(collected.predictions, collected.errors, list(loaded.class_names), k, collected.notes)
     if output_file is not None:
         result.write(output_file)  # the complete file, atomically (the streamed rows were the same)
     return result

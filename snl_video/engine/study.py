@@ -172,30 +172,15 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
             baseline that is not a variant, a metric that eval does not write, ...).
         FileNotFoundError: the spec file does not exist.
     """
-    path = Path(path)
-    if not path.is_file() and path.suffix not in RECIPE_SUFFIXES:
-        path = find_recipe(str(path))  # a shipped study spec by name, e.g. studies/smoke
-    if not path.is_file():
-        raise MissingFileError(f"study spec {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    path, raw = _read_spec_file(path)
     errors: list[tuple[str, str]] = []
-    if not isinstance(raw, dict):
-        raise ConfigError([("", "a study spec is a mapping (name, recipe, seeds, metric, baseline, variants)")],
-                          source=str(path))
     for key in raw:
         if key not in _SPEC_KEYS:
             errors.append((str(key), f"unknown study key; valid keys: {', '.join(_SPEC_KEYS)}"))
     for key in ("name", "recipe", "seeds", "baseline", "variants"):
         if key not in raw:
             errors.append((key, "is required"))
-    recipe = Path(str(raw.get("recipe", "")))
-    if "recipe" in raw:
-        found = _resolve_recipe(path, str(raw["recipe"]))
-        if found is not None:
-            recipe = found
-        else:
-            errors.append(("recipe", f"{recipe} does not exist (relative to the working directory, the spec's "
-                                     f"folder or a folder above it) and is not the name of a shipped recipe"))
+    recipe = _spec_recipe(path, raw, errors)
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         errors.append(("seeds", f"must be a non-empty list of seeds >= 0, got {seeds!r}"))
@@ -204,38 +189,7 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
     metric = raw.get("metric", "video_top1")
     if metric not in METRICS:
         errors.append(("metric", f"{metric!r} is not a metric eval writes; valid: {', '.join(METRICS)}"))
-    variants = raw.get("variants") or {}
-    if not isinstance(variants, dict) or not variants:
-        errors.append(("variants", "must map variant names to lists of key=value overrides ([] for the recipe as is)"))
-        variants = {}
-    variant_overrides: dict[str, tuple[str, ...]] = {}
-    variant_recipes: dict[str, Path] = {}
-    for name, value in variants.items():
-        overrides = value
-        if isinstance(value, dict):  # a variant with a recipe of its own
-            for key in value:
-                if key not in _VARIANT_KEYS:
-                    errors.append((f"variants.{name}.{key}", f"unknown variant key; valid keys: {', '.join(_VARIANT_KEYS)}"))
-            if "recipe" not in value:
-                errors.append((f"variants.{name}.recipe", "is required in a variant written as a mapping (else write "
-                                                           "the variant as a list of overrides of the study's recipe)"))
-            else:
-                own = _resolve_recipe(path, str(value["recipe"]))
-                if own is None:
-                    errors.append((f"variants.{name}.recipe", f"{value['recipe']} does not exist (relative to the working "
-                                                              f"directory, the spec's folder or a folder above it) and is "
-                                                              f"not the name of a shipped recipe"))
-                else:
-                    variant_recipes[str(name)] = own
-            overrides = value.get("overrides") or []
-        if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
-            errors.append((f"variants.{name}", f"must be a list of key=value overrides, or a mapping with a recipe and "
-                                               f"its overrides ({{recipe: ucf101/x3d_m.yaml, overrides: [...]}}), got "
-                                               f"{value!r}"))
-            overrides = []
-        variant_overrides[str(name)] = tuple(overrides)
-        if not str(name).replace("_", "").replace("-", "").isalnum():
-            errors.append((f"variants.{name}", "a variant name is a folder name: letters, digits, '_' and '-'"))
+    variants, variant_overrides, variant_recipes = _spec_variants(path, raw, errors)
     reference = raw.get("reference")
     if reference is not None:
         from .published import REFERENCES
@@ -245,22 +199,108 @@ def load_study_spec(path: str | os.PathLike[str], extra_overrides: Sequence[str]
     if "baseline" in raw and raw["baseline"] not in variants:
         errors.append(("baseline", f"{raw['baseline']!r} is not a variant; variants: {', '.join(map(str, variants))}"))
     common = raw.get("overrides") or []
-    if not isinstance(common, list) or not all(isinstance(o, str) and "=" in o for o in common):
+    if not _is_override_list(common):
         errors.append(("overrides", f"must be a list of key=value overrides, got {common!r}"))
         common = []
-    seed_overrides = raw.get("seed_overrides") or {}
-    if not isinstance(seed_overrides, dict) or not all(
-            k in seeds and isinstance(v, list) and all(isinstance(o, str) and "=" in o for o in v)
-            for k, v in seed_overrides.items()):
-        errors.append(("seed_overrides", f"must map seeds of `seeds` to lists of key=value overrides, got "
-                                         f"{seed_overrides!r}"))
-        seed_overrides = {}
+    seed_overrides = _spec_seed_overrides(raw, seeds, errors)
     if errors:
         raise ConfigError(errors, source=str(path))
     return StudySpec(seed_overrides={int(k): tuple(v) for k, v in seed_overrides.items()}, name=str(raw["name"]),
                      recipe=recipe, overrides=tuple(common) + tuple(extra_overrides), seeds=tuple(seeds), metric=metric,
                      baseline=str(raw["baseline"]), variants=variant_overrides, source=path,
                      variant_recipes=variant_recipes, reference=None if reference is None else str(reference))
+
+
+def _read_spec_file(path: str | os.PathLike[str]) -> tuple[Path, dict[Any, Any]]:
+    """Find the spec (a file, or a shipped spec by name) and read its YAML mapping; a missing file
+    or a spec that is not a mapping is refused at once (nothing else can be checked)."""
+    path = Path(path)
+    if not path.is_file() and path.suffix not in RECIPE_SUFFIXES:
+        path = find_recipe(str(path))  # a shipped study spec by name, e.g. studies/smoke
+    if not path.is_file():
+        raise MissingFileError(f"study spec {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", "a study spec is a mapping (name, recipe, seeds, metric, baseline, variants)")],
+                          source=str(path))
+    return path, raw
+
+
+def _is_override_list(value: object) -> bool:
+    """Whether ``value`` is a list of ``key=value`` override strings."""
+    return isinstance(value, list) and all(isinstance(o, str) and "=" in o for o in value)
+
+
+def _spec_recipe(path: Path, raw: dict[Any, Any], errors: list[tuple[str, str]]) -> Path:
+    """The study's recipe as a file (see :func:`_resolve_recipe`); a recipe that cannot be found
+    is added to ``errors``."""
+    recipe = Path(str(raw.get("recipe", "")))
+    if "recipe" in raw:
+        found = _resolve_recipe(path, str(raw["recipe"]))
+        if found is not None:
+            recipe = found
+        else:
+            errors.append(("recipe", f"{recipe} does not exist (relative to the working directory, the spec's "
+                                     f"folder or a folder above it) and is not the name of a shipped recipe"))
+    return recipe
+
+
+def _spec_variants(path: Path, raw: dict[Any, Any], errors: list[tuple[str, str]]
+                   ) -> tuple[dict[Any, Any], dict[str, tuple[str, ...]], dict[str, Path]]:
+    """The spec's variants as written, each variant's overrides, and the recipes of the variants
+    that bring their own; every problem is added to ``errors``."""
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or not variants:
+        errors.append(("variants", "must map variant names to lists of key=value overrides ([] for the recipe as is)"))
+        variants = {}
+    variant_overrides: dict[str, tuple[str, ...]] = {}
+    variant_recipes: dict[str, Path] = {}
+    for name, value in variants.items():
+        overrides = value
+        if isinstance(value, dict):  # a variant with a recipe of its own
+            own = _variant_recipe(path, name, value, errors)
+            if own is not None:
+                variant_recipes[str(name)] = own
+            overrides = value.get("overrides") or []
+        if not _is_override_list(overrides):
+            errors.append((f"variants.{name}", f"must be a list of key=value overrides, or a mapping with a recipe and "
+                                               f"its overrides ({{recipe: ucf101/x3d_m.yaml, overrides: [...]}}), got "
+                                               f"{value!r}"))
+            overrides = []
+        variant_overrides[str(name)] = tuple(overrides)
+        if not str(name).replace("_", "").replace("-", "").isalnum():
+            errors.append((f"variants.{name}", "a variant name is a folder name: letters, digits, '_' and '-'"))
+    return variants, variant_overrides, variant_recipes
+
+
+def _variant_recipe(path: Path, name: object, value: dict[Any, Any], errors: list[tuple[str, str]]) -> Path | None:
+    """The own recipe of a variant written as a mapping (``{recipe: ..., overrides: [...]}``), or
+    ``None`` with the problem (unknown key, no recipe, a recipe not found) added to ``errors``."""
+    for key in value:
+        if key not in _VARIANT_KEYS:
+            errors.append((f"variants.{name}.{key}", f"unknown variant key; valid keys: {', '.join(_VARIANT_KEYS)}"))
+    if "recipe" not in value:
+        errors.append((f"variants.{name}.recipe", "is required in a variant written as a mapping (else write "
+                                                   "the variant as a list of overrides of the study's recipe)"))
+        return None
+    own = _resolve_recipe(path, str(value["recipe"]))
+    if own is None:
+        errors.append((f"variants.{name}.recipe", f"{value['recipe']} does not exist (relative to the working "
+                                                  f"directory, the spec's folder or a folder above it) and is "
+                                                  f"not the name of a shipped recipe"))
+    return own
+
+
+def _spec_seed_overrides(raw: dict[Any, Any], seeds: Any, errors: list[tuple[str, str]]) -> dict[Any, Any]:
+    """The per-seed overrides (``{seed: [key=value, ...]}``, seeds among ``seeds``); a malformed
+    mapping is added to ``errors`` and read as empty."""
+    seed_overrides = raw.get("seed_overrides") or {}
+    if not isinstance(seed_overrides, dict) or not all(k in seeds and _is_override_list(v)
+                                                       for k, v in seed_overrides.items()):
+        errors.append(("seed_overrides", f"must map seeds of `seeds` to lists of key=value overrides, got "
+                                         f"{seed_overrides!r}"))
+        seed_overrides = {}
+    return seed_overrides
 
 
 def _resolve_recipe(spec_path: Path, recipe: str) -> Path | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 import torch
 from torch import nn
@@ -139,21 +139,47 @@ def load_state_with_report(
     in the wrong-architecture message; without it the architecture is guessed from the keys.
     """
     model_state = model.state_dict()
+    report, to_load = _classify_keys(model, model_state, state_dict, head_prefixes=head_prefixes, ignore=ignore,
+                                     new_module_patterns=new_module_patterns, source=source)
+    if not report.ok:
+        _refuse_load(model, model_state, state_dict, report, head_prefixes=head_prefixes,
+                     new_module_patterns=new_module_patterns, source=source,
+                     checkpoint_description=checkpoint_description)
+    _load_strict(model, to_load, report)
+    logger.info("%s", report.summary())
+    return report
+
+
+def _is_head(key: str, head_prefixes: Sequence[str]) -> bool:
+    """Whether ``key`` belongs to the classifier (which may be re-initialised rather than loaded)."""
+    return any(key.startswith(p) for p in head_prefixes)
+
+
+def _is_bn_counter(model: nn.Module, key: str) -> bool:
+    """Whether ``key`` is a BatchNorm ``num_batches_tracked`` counter of ``model`` (old checkpoints lack them)."""
+    module, _, name = key.rpartition(".")
+    if name != "num_batches_tracked":
+        return False
+    try:
+        return isinstance(model.get_submodule(module), nn.modules.batchnorm._BatchNorm)
+    except AttributeError:
+        return False
+
+
+def _classify_keys(
+    model: nn.Module,
+    model_state: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    head_prefixes: Sequence[str],
+    ignore: Sequence[str],
+    new_module_patterns: Sequence[str],
+    source: str,
+) -> tuple[LoadReport, dict[str, torch.Tensor]]:
+    """Put every model and checkpoint key in one category of the report, and collect the
+    tensors to load (checkpoint values that fit, zeros for missing BatchNorm counters)."""
     report = LoadReport(source=source)
     to_load: dict[str, torch.Tensor] = {}
-
-    def is_head(key: str) -> bool:
-        return any(key.startswith(p) for p in head_prefixes)
-
-    def is_bn_counter(key: str) -> bool:
-        module, _, name = key.rpartition(".")
-        if name != "num_batches_tracked":
-            return False
-        try:
-            return isinstance(model.get_submodule(module), nn.modules.batchnorm._BatchNorm)
-        except AttributeError:
-            return False
-
     for key, target in model_state.items():
         if key in state_dict:
             value = state_dict[key]
@@ -162,19 +188,19 @@ def load_state_with_report(
             elif tuple(value.shape) == tuple(target.shape):
                 report.loaded.append(key)
                 to_load[key] = value
-            elif is_head(key):
+            elif _is_head(key, head_prefixes):
                 report.reinitialised_head.append(key)
             elif _matches(key, ignore):
                 report.ignored.append(key)
             else:
                 report.mismatched.append((key, tuple(value.shape), tuple(target.shape)))
-        elif is_head(key):
+        elif _is_head(key, head_prefixes):
             report.reinitialised_head.append(key)
         elif _matches(key, new_module_patterns):
             report.new.append(key)
         elif _matches(key, ignore):
             report.ignored.append(key)
-        elif is_bn_counter(key):
+        elif _is_bn_counter(model, key):
             report.defaulted.append(key)
             to_load[key] = torch.zeros_like(target)
         else:
@@ -182,49 +208,64 @@ def load_state_with_report(
     for key in state_dict:
         if key not in model_state:
             (report.ignored if _matches(key, ignore) else report.unexpected).append(key)
+    return report, to_load
 
-    if not report.ok:
-        summary = report.summary()
-        backbone = [k for k in model_state if not is_head(k) and not _matches(k, new_module_patterns)]
-        # Share of backbone tensors that fit, out of all the model's backbone tensors plus the
-        # checkpoint's leftovers: low when the two sides are different networks.
-        fit = sum(1 for k in report.loaded if not is_head(k)) / max(1, len(backbone) + len(report.unexpected))
-        ckpt_arch = guess_architecture(state_dict)
-        model_arch = guess_architecture(model_state)
-        depths_differ = ckpt_arch.depth is not None and model_arch.depth is not None and ckpt_arch.depth != model_arch.depth
-        if fit < _WRONG_ARCHITECTURE_FIT or depths_differ:
-            ckpt_desc = checkpoint_description or ckpt_arch.describe()
-            alike = (
-                ckpt_arch.blocks_per_stage == model_arch.blocks_per_stage
-                and ckpt_arch.bottleneck == model_arch.bottleneck
-                and bool(ckpt_arch.blocks_per_stage)
-            )
-            advice = (
-                "The stage layouts look alike, so the key names probably differ: convert the checkpoint's keys "
-                "to the model's (snl_video.weights.formats.convert_state) before loading."
-                if alike
-                else "Pick the model that matches the checkpoint, or the checkpoint that matches the model."
-            )
-            message = (
-                f"{source} does not fit {type(model).__name__}: the checkpoint looks like {ckpt_desc}, "
-                f"the model is {model_arch.describe()} (only {fit:.0%} of their tensors fit each other). "
-                f"{advice}\n{summary}"
-            )
-            logger.error("%s", message)
-            raise WrongArchitectureError(message, report)
+
+def _refuse_load(
+    model: nn.Module,
+    model_state: Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
+    report: LoadReport,
+    *,
+    head_prefixes: Sequence[str],
+    new_module_patterns: Sequence[str],
+    source: str,
+    checkpoint_description: str | None,
+) -> NoReturn:
+    """Log and raise the error of a load that does not fit: :class:`WrongArchitectureError` with
+    advice when the two sides look like different networks, else :class:`WeightsLoadError`."""
+    summary = report.summary()
+    backbone = [k for k in model_state if not _is_head(k, head_prefixes) and not _matches(k, new_module_patterns)]
+    # Share of backbone tensors that fit, out of all the model's backbone tensors plus the
+    # checkpoint's leftovers: low when the two sides are different networks.
+    fitting = sum(1 for k in report.loaded if not _is_head(k, head_prefixes))
+    fit = fitting / max(1, len(backbone) + len(report.unexpected))
+    ckpt_arch = guess_architecture(state_dict)
+    model_arch = guess_architecture(model_state)
+    depths_differ = ckpt_arch.depth is not None and model_arch.depth is not None and ckpt_arch.depth != model_arch.depth
+    if fit < _WRONG_ARCHITECTURE_FIT or depths_differ:
+        ckpt_desc = checkpoint_description or ckpt_arch.describe()
+        alike = (
+            ckpt_arch.blocks_per_stage == model_arch.blocks_per_stage
+            and ckpt_arch.bottleneck == model_arch.bottleneck
+            and bool(ckpt_arch.blocks_per_stage)
+        )
+        advice = (
+            "The stage layouts look alike, so the key names probably differ: convert the checkpoint's keys "
+            "to the model's (snl_video.weights.formats.convert_state) before loading."
+            if alike
+            else "Pick the model that matches the checkpoint, or the checkpoint that matches the model."
+        )
         message = (
-            f"{source} does not fit {type(model).__name__}; nothing was loaded. Fix the key conversion, or "
-            f"name the keys to skip with ignore=[fnmatch patterns] (config: pretrained.ignore=['pattern', ...]).\n{summary}"
+            f"{source} does not fit {type(model).__name__}: the checkpoint looks like {ckpt_desc}, "
+            f"the model is {model_arch.describe()} (only {fit:.0%} of their tensors fit each other). "
+            f"{advice}\n{summary}"
         )
         logger.error("%s", message)
-        raise WeightsLoadError(message, report)
+        raise WrongArchitectureError(message, report)
+    message = (
+        f"{source} does not fit {type(model).__name__}; nothing was loaded. Fix the key conversion, or "
+        f"name the keys to skip with ignore=[fnmatch patterns] (config: pretrained.ignore=['pattern', ...]).\n{summary}"
+    )
+    logger.error("%s", message)
+    raise WeightsLoadError(message, report)
 
+
+def _load_strict(model: nn.Module, to_load: Mapping[str, torch.Tensor], report: LoadReport) -> None:
+    """Re-initialise the reported head, then load strictly: every model key is set exactly once,
+    from the checkpoint or from the model's own (re-)initialised value."""
     if report.reinitialised_head:
         _reset_modules(model, report.reinitialised_head)
-    # Everything not taken from the checkpoint keeps the model's own (re-)initialised value,
-    # so the final load is strict: every model key is set exactly once.
     current = model.state_dict()
     full = {k: to_load.get(k, current[k]) for k in current}
     model.load_state_dict(full, strict=True)
-    logger.info("%s", report.summary())
-    return report
