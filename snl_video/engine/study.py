@@ -295,6 +295,8 @@ def _spec_seed_overrides(raw: dict[Any, Any], seeds: Any, errors: list[tuple[str
     """The per-seed overrides (``{seed: [key=value, ...]}``, seeds among ``seeds``); a malformed
     mapping is added to ``errors`` and read as empty."""
     seed_overrides = raw.get("seed_overrides") or {}
+    if not isinstance(seeds, (list, tuple)):
+        seeds = ()  # `seeds` itself is malformed (reported under its own key): no seed is known
     if not isinstance(seed_overrides, dict) or not all(k in seeds and _is_override_list(v)
                                                        for k, v in seed_overrides.items()):
         errors.append(("seed_overrides", f"must map seeds of `seeds` to lists of key=value overrides, got "

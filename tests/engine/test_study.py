@@ -169,6 +169,17 @@ def test_a_spec_with_problems_reports_them_all_before_anything_runs(tiny_prepare
     assert not (tmp_path / "o").exists()
 
 
+def test_malformed_seeds_with_seed_overrides_is_a_spec_problem_not_a_crash(tmp_path, capsys):
+    # `seeds: x` with a seed_overrides mapping crashed with a TypeError ('in <string>') before
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\nrecipe: {SMOKE.parent / 'smoke_base.yaml'}\nseeds: x\nmetric: clip_top1\n"
+                    "baseline: baseline\nseed_overrides: {0: [data.split=1]}\nvariants:\n  baseline: []\n")
+    assert main(["study", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "seeds" in err and "seed_overrides" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_cell_held_by_another_live_process_is_refused(tmp_path, tiny_prepared):
     """Cells take the toolkit's output lock (snl_video.locking): a second runner of the same cell
     is refused at once, naming the holder; the holder's lock is untouched."""
