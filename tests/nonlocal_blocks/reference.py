@@ -289,3 +289,11 @@ def grads(block, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
     loss.backward()
     return out.detach(), x.grad, {n: p.grad.clone() for n, p in block.named_parameters()}
+
+
+def assert_relatively_close(a: Tensor, b: Tensor, rel: float, what: str) -> None:
+    """``max |a - b| <= rel * max |b|``: agreement relative to the reference's scale (a tiny
+    floor keeps an all-zero reference from dividing by zero)."""
+    err = (a - b).abs().max().item()
+    scale = b.abs().max().item()
+    assert err <= rel * max(scale, 1e-30), f"{what}: max |diff| {err:.3e} vs scale {scale:.3e}"

@@ -12,7 +12,7 @@ from snl_video.nonlocal_blocks import (
 )
 
 from . import reference as ref
-from .reference import grads, input_with_isolated_nodes, randomise
+from .reference import assert_relatively_close, grads, input_with_isolated_nodes, randomise
 
 
 def snl_pair(dtype, order=1, channels=16, inter=8):
@@ -33,9 +33,7 @@ def test_dense_and_linear_agree_on_outputs_and_gradients(dtype, rel, order):
     out_l, gx_l, gp_l = grads(linear, x)
 
     def close(a, b, what):
-        err = (a - b).abs().max().item()
-        scale = b.abs().max().item()
-        assert err <= rel * max(scale, 1e-30), f"{what}: max |diff| {err:.3e} vs scale {scale:.3e}"
+        assert_relatively_close(a, b, rel, what)
 
     close(out_l, out_d, "output")
     close(gx_l, gx_d, "input gradient")

@@ -13,7 +13,7 @@ from snl_video.nonlocal_blocks.affinity import LowRankAffinity
 from snl_video.nonlocal_blocks.rational import SOLVE_CHUNK, batched_solve, solve_quadratic
 
 from . import reference as ref
-from .reference import formula_forward, grads, input_with_isolated_nodes, mat, randomise
+from .reference import assert_relatively_close, formula_forward, grads, input_with_isolated_nodes, mat, randomise
 
 # Every filter of `snl` (and the new presets), options as built in the tests below.
 FILTERS = {
@@ -245,9 +245,7 @@ def test_dense_and_linear_agree_on_outputs_and_gradients(name, dtype, rel):
     out_l, gx_l, gp_l = grads(linear, x)
 
     def close(a, b, what):
-        err = (a - b).abs().max().item()
-        scale = b.abs().max().item()
-        assert err <= rel * max(scale, 1e-30), f"{name} {what}: max |diff| {err:.3e} vs scale {scale:.3e}"
+        assert_relatively_close(a, b, rel, f"{name} {what}")
 
     assert torch.isfinite(out_d).all() and torch.isfinite(gx_d).all()
     close(out_l, out_d, "output")
