@@ -246,6 +246,41 @@ def test_predict_on_the_video_files_equals_eval_on_their_prepared_frames(prepare
     assert np.abs(direct - report.videos.scores[:4]).max() > 1e-4
 
 
+def test_i3d_predict_in_fp32_channels_last_equals_eval_in_the_contiguous_layout(prepared_run, tmp_path):
+    """i3d_r50 is in ``FP32_CHANNELS_LAST_ON_CPU`` (measured faster, docs/cpu_inference.md): predict
+    feeds it channels-last 3D in fp32 on the CPU, eval (``runtime.channels_last: false``) the
+    contiguous layout; the video-level scores must agree to float rounding. The SNL block's
+    output BN is set non-zero so its path is not the identity."""
+    from snl_video.data.prepared import load_index
+    from snl_video.engine.loading import load_inference_model
+    from snl_video.nonlocal_blocks import NonLocalBlock
+
+    base, _, raw = prepared_run
+    cfg = tiny_config(Path(base.data.root), tmp_path / "run", model={"name": "i3d_r50", "num_classes": NUM_CLASSES, "options": {}},
+                      eval={"num_clips": 2, "num_crops": 1, "batch_size": 4})
+    assert not cfg.runtime.channels_last
+    torch.manual_seed(5)
+    model = build_model_from_config(cfg)
+    blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock)]
+    assert blocks
+    for block in blocks:
+        torch.nn.init.ones_(block.bn.weight)
+    torch.nn.init.normal_(model.fc.weight, std=0.05)  # 2048 features: logits of a few units, softmax not saturated
+    names = read_class_index(raw.parent / "ucfTrainTestlist")
+    state = {"model": model.state_dict(), "epoch": 1,
+             **checkpoint_metadata(cfg, class_names=names, normalization=normalization_from_config(cfg))}
+    ckpt = save_checkpoint(state, tmp_path / "i3d.pt")
+    report = run_evaluation(cfg, ckpt, out_dir=tmp_path / "eval")
+    source_of = {str(Path(cfg.data.root) / r.frames_file): r.path for r in load_index(cfg.data.root).itertuples()}
+    prepared = build_dataset(cfg, subset="test", mode="clip").videos
+    files = [raw / source_of[prepared[i].path] for i in report.videos.video_ids[:4]]
+    loaded = load_inference_model(checkpoint=ckpt)
+    assert loaded.set_precision("fp32").channels_last  # the measured default for this family
+    got = np.stack([p.probabilities for p in snl_video.predict(files, model=loaded, top_k=1).predictions])
+    np.testing.assert_allclose(got, report.videos.scores[:4], rtol=1e-4, atol=1e-6)
+    assert np.abs(report.videos.scores[:4] - 1.0 / NUM_CLASSES).max() > 0.05  # far from uniform: the comparison means something
+
+
 def test_the_top_k_clamp_note_is_shown_once(video_run, capsys, caplog):
     cfg, ckpt, _, _ = video_run
     video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
