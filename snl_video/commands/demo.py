@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, get_args
 
 import torch
 
@@ -29,6 +29,9 @@ from ..config import packaged_recipes_dir
 from ..errors import UserError
 from ..nonlocal_blocks import NonLocalBlock, build_nonlocal, list_nonlocal_kinds
 from .renamed import add_renamed_option
+
+if TYPE_CHECKING:
+    from ..data.prepare import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +43,16 @@ DEMO_CLASSES, DEMO_VIDEOS_PER_CLASS, DEMO_FRAMES = 8, 30, 24
 RELATIONS_CONFIG = DEMO_CONFIG.parents[1] / "studies" / "relations_base.yaml"
 RELATIONS_SNL = ("nonlocal_blocks.kind=snl", "nonlocal_blocks.positions={layer3: [0]}")
 RELATIONS_VIDEOS_PER_CLASS = 100
-#: The demo prepares raw frames, not ``prepare``'s default packed JPEGs: its few hundred tiny
-#: clips take a few MB either way, and raw frames are the faster input (scripts/bench_data.py).
+#: The demo prepares raw frames by default, not ``prepare``'s default packed JPEGs: raw frames are
+#: the faster input (scripts/bench_data.py) and its 240 small clips take 98 MB (17 MB as JPEGs).
+#: ``--storage jpeg`` runs it on prepare's default instead: ~5 % longer (README), and the
+#: JPEG-rounded pixels train a slightly different model.
 DEMO_STORAGE: Final = "npy"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.prepare import Storage
+
     p = subparsers.add_parser("demo", help="end to end on synthetic data: make, prepare, train, evaluate (minutes, CPU)")
     add_renamed_option(p, "--output-dir", "--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the demo recipe")
@@ -54,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the source format of the synthetic data, prepared through that source (default: ucf101); "
                         "relations: the relational task instead of motion (docs/relations_task.md), in the folder "
                         "source's layout, with configs/studies/relations_base.yaml + one SNL block unless --config")
+    p.add_argument("--storage", choices=get_args(Storage), default=DEMO_STORAGE,
+                   help=f"how the demo's clips are prepared (default: {DEMO_STORAGE}, the faster to read; jpeg: "
+                        "prepare's own default)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the demo recipe")
     p.set_defaults(func=run)
 
@@ -85,7 +95,7 @@ def self_check() -> list[str]:
 def prepare_demo_data(
     dataset: str, data_dir: Path, *, seed: int, num_frames: int, num_classes: int = DEMO_CLASSES,
     videos_per_class: int = DEMO_VIDEOS_PER_CLASS, video_frames: int = DEMO_FRAMES, short_side: int = 64,
-    workers: int = 2,
+    workers: int = 2, storage: Storage = DEMO_STORAGE,
 ) -> Path:
     """Synthetic motion classes in ``dataset``'s format under ``data_dir/raw``, prepared through that
     source into ``data_dir/prepared`` (split ``1``, about 28 % of each class held out for test).
@@ -99,7 +109,7 @@ def prepare_demo_data(
 
     if dataset == "relations":  # other content (docs/relations_task.md) in the folder source's layout
         return _prepare_relations(data_dir, seed=seed, num_frames=num_frames, videos_per_class=videos_per_class,
-                                  short_side=short_side, workers=workers)
+                                  short_side=short_side, workers=workers, storage=storage)
     source = get_source(dataset)
     if source.synthetic is None or source.inputs is None:
         raise UserError(f"--dataset {dataset}: that source has no synthetic writer; choose from "
@@ -110,12 +120,12 @@ def prepare_demo_data(
                                                   held_out_per_class=held_out, video_frames=video_frames, seed=seed))
     inputs = source.inputs(parse_options(source.options, written, where=f"demo --dataset {dataset}"))
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset=dataset, workers=workers,
-                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=DEMO_STORAGE), progress=False)
+                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=storage), progress=False)
     return prepared
 
 
 def _prepare_relations(data_dir: Path, *, seed: int, num_frames: int, videos_per_class: int, short_side: int,
-                       workers: int) -> Path:
+                       workers: int, storage: Storage) -> Path:
     """The relational task's videos under ``data_dir/raw``, prepared through the ``folder`` source."""
     from ..data.prepare import PrepareSettings, prepare_manifest
     from ..data.relations import make_relations_dataset
@@ -130,7 +140,7 @@ def _prepare_relations(data_dir: Path, *, seed: int, num_frames: int, videos_per
                                                           "seed": str(seed)}, where="demo --dataset relations"))
     prepared = data_dir / "prepared"
     prepare_manifest(inputs.manifest, inputs.videos_dir, prepared, dataset="folder", workers=workers,
-                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=DEMO_STORAGE), progress=False)
+                     settings=PrepareSettings(short_side=short_side, num_frames=num_frames, storage=storage), progress=False)
     return prepared
 
 
@@ -143,7 +153,7 @@ def demo_sources() -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..data.prepare import read_dataset_name
+    from ..data.prepare import read_dataset_name, read_prepared_settings
     from ..engine.evaluate import run_evaluation
     from ..engine.plots import plot_training_curves
     from ..engine.train import read_history, train
@@ -172,20 +182,30 @@ def run(args: argparse.Namespace) -> int:
 
         made_relations = (data / "raw" / "videos" / RELATION_CLASSES[0]).is_dir()  # the relational task as made now
         if (data / "prepared").exists() and (read_dataset_name(data / "prepared") != source
-                                             or made_relations != relations):
-            shutil.rmtree(data)  # the demo's own data of another source or task: prepare would refuse to mix them
+                                             or made_relations != relations
+                                             or (read_prepared_settings(data / "prepared") or {}).get("storage", "npy")
+                                             != args.storage):
+            # the demo's own data of another source, task or storage: prepare would refuse to mix them
+            shutil.rmtree(data)
         size = {"videos_per_class": RELATIONS_VIDEOS_PER_CLASS} if relations else {}
-        prepare_demo_data(args.dataset, data, seed=args.seed, num_frames=cfg.data.num_frames, **size)
+        phase_start = time.perf_counter()
+        prepare_demo_data(args.dataset, data, seed=args.seed, num_frames=cfg.data.num_frames, storage=args.storage,
+                          **size)
+        seconds = {"prepare": time.perf_counter() - phase_start}
 
         logger.info("[3/5] training %s + %s (%s)", cfg.model.name, cfg.nonlocal_blocks.kind if cfg.nonlocal_blocks else "-",
                     args.config)
         if (out / "train").exists():  # the demo always starts fresh: remove its own previous run
             shutil.rmtree(out / "train")
+        phase_start = time.perf_counter()
         result = train(cfg)
+        seconds["train"] = time.perf_counter() - phase_start
 
         logger.info("[4/5] evaluation of %s", result.last_checkpoint)
         assert result.last_checkpoint is not None  # the demo trains >= 1 epoch, and each epoch writes last.pt
+        phase_start = time.perf_counter()
         report = run_evaluation(cfg, result.last_checkpoint, out_dir=out)
+        seconds["evaluate"] = time.perf_counter() - phase_start
 
         logger.info("[5/5] plots")
         plot_training_curves({"demo": read_history(out / "train")}, out / "curves.png")
@@ -196,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
         summary = {
             "clip_top1": report.clip_top1, "clip_top5": report.clip_top5, "video_top1": report.video_top1,
             "chance": chance, "target": factor * chance, "passed": report.clip_top1 >= factor * chance,
-            "minutes": round(minutes, 2), "seed": args.seed,
+            "minutes": round(minutes, 2), "seed": args.seed, "storage": args.storage,
+            "seconds": {phase: round(value, 1) for phase, value in seconds.items()},
         }
         (out / "demo_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         print(f"\nheld-out clip top-1 {report.clip_top1:.1f}% (top-5 {report.clip_top5:.1f}%), video top-1 "
