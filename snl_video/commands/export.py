@@ -14,11 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..engine.export import ExportFormat
 
     p = subparsers.add_parser("export", help="export a model to ONNX or torch.export (.pt2), dynamic batch")
-    add_model_arguments(p)
+    add_model_arguments(p, crop_size_old=("--size",))
     p.add_argument("--format", choices=get_args(ExportFormat), required=True, help="onnx (needs snl_video[export]) or pt2")
     add_renamed_option(p, "--output-file", "--out", type=Path, required=True, help="model.onnx or model.pt2 (+ .preprocessing.json beside)")
     add_renamed_option(p, "--num-frames", "--frames", type=int, default=None, help="clip length T (default: the model's clip spec)")
-    p.add_argument("--size", type=int, default=None, help="crop size H = W (default: the model's clip spec)")
     p.add_argument("--verify", action="store_true",
                    help="run the export and compare logits with PyTorch (<= 1e-4 rel.; <= 3e-2 with --precision bf16)")
     add_precision_argument(p, help="the precision --verify runs the PyTorch model in (the exported program is "
@@ -30,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine.api import export
 
-    result = export(**model_arguments(args), output_file=args.output_file, format=args.format, num_frames=args.num_frames, size=args.size,
+    result = export(**model_arguments(args), output_file=args.output_file, format=args.format, num_frames=args.num_frames,
+                    size=args.crop_size,
                     verify=args.verify, opset=args.opset, precision=args.precision)
     shape = "x".join(str(s) for s in result.input_shape[1:])
     print(f"exported {result.path} ({result.format}; input clip (batch, {shape}), normalised as "

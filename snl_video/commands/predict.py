@@ -21,9 +21,11 @@ from .renamed import add_renamed_option
 logger = logging.getLogger(__name__)
 
 
-def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """``--checkpoint`` / ``--weights`` / ``--config`` (shared by predict, explain, features, export,
-    spectrum); ``required=False`` where the verb has another way to name a model."""
+def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True,
+                        crop_size_old: tuple[str, ...] = ()) -> None:
+    """``--checkpoint`` / ``--weights`` / ``--config`` and ``--crop-size`` (shared by predict, explain,
+    features, export, spectrum); ``required=False`` where the verb has another way to name a model;
+    ``crop_size_old``: the verb's earlier spelling of ``--crop-size`` (accepted with a warning)."""
     from ..config.schema import Device
 
     src = p.add_mutually_exclusive_group(required=required)
@@ -36,13 +38,17 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
     p.add_argument("--device", choices=get_args(Device), default="cpu", help="default: cpu")
     p.add_argument("--allow-unsafe-pickle", action="store_true",
                    help="unpickle a foreign --weights file without restrictions; ONLY for files you trust")
+    add_renamed_option(p, "--crop-size", *crop_size_old, type=int, default=None, metavar="PIXELS",
+                       help="test crop: resize the short side to PIXELS and crop PIXELS x PIXELS (default: the "
+                            "model's own input); e.g. a larger test crop than the training one, as PySlowFast tests "
+                            "X3D. Refused when the model cannot take that size")
 
 
 def model_arguments(args: argparse.Namespace, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """The keyword arguments of the Python API (:mod:`snl_video.engine.api`) that
     :func:`add_model_arguments`' flags give: ``checkpoint=`` / ``weights=`` / ``config=`` and the rest."""
     return {"checkpoint": args.checkpoint, "weights": args.weights, "config": args.config, "overrides": overrides,
-            "device": args.device, "allow_unsafe_pickle": args.allow_unsafe_pickle}
+            "device": args.device, "allow_unsafe_pickle": args.allow_unsafe_pickle, "crop_size": args.crop_size}
 
 
 def add_precision_argument(p: argparse.ArgumentParser, *, help: str | None = None) -> None:

@@ -4,7 +4,7 @@ Trained model: ``snl-video spectrum --checkpoint CKPT VIDEO --output-dir DIR`` (
 carries its recipe; ``--config RECIPE`` only for checkpoints older than that), or
 ``--weights NAME|FILE`` (a registry name or a checkpoint file), loaded as predict, explain,
 features and export load them. Fresh model:
-``snl-video spectrum --model r3d50 --nonlocal snl --num-frames 16 --size 112 VIDEO --output-dir DIR``.
+``snl-video spectrum --model r3d50 --nonlocal snl --num-frames 16 --crop-size 112 VIDEO --output-dir DIR``.
 Writes ``spectrum.json`` and ``spectrum_<block>.png`` per block (see
 :mod:`snl_video.engine.spectrum`, also the Python API).
 """
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("video", type=Path, help="a video file; its centre clip is used")
     add_renamed_option(p, "--output-dir", "--out", type=Path, required=True, help="output folder (spectrum.json and PNG plots)")
-    add_model_arguments(p, required=False)
+    add_model_arguments(p, required=False, crop_size_old=("--size",))
     p.add_argument("--model", default=None, help="an untrained model by name (instead of --checkpoint/--weights)")
     p.add_argument(
         "--nonlocal",
@@ -39,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-classes", type=int, default=400, help="with --model: head size (default 400)")
     add_renamed_option(p, "--num-frames", "--frames", type=int, default=16, help="with --model: clip length T (default 16)")
-    p.add_argument("--size", type=int, default=112, help="with --model: crop size (default 112)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="with --checkpoint: dotted overrides of its recipe")
     p.set_defaults(func=run)
@@ -53,14 +52,16 @@ def _fresh_model(args: argparse.Namespace):
 
     if args.overrides:
         raise InvalidValueError(f"dotted overrides {args.overrides} change a checkpoint's recipe: they need --checkpoint")
-    for name in ("num_classes", "num_frames", "size"):
+    if args.crop_size is None:
+        args.crop_size = 112  # a fresh model has no input spec of its own
+    for name in ("num_classes", "num_frames", "crop_size"):
         if getattr(args, name) <= 0:
             raise InvalidValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     spec = parse_nonlocal_spec(args.nonlocal_spec)
     if spec is None:
         raise InvalidValueError("--model needs --nonlocal KIND|JSON: a model without non-local blocks has no spectrum")
     model = build_model(args.model, num_classes=args.num_classes, nonlocal_blocks=spec)
-    clip = load_clip(args.video, num_frames=args.num_frames, size=args.size)
+    clip = load_clip(args.video, num_frames=args.num_frames, size=args.crop_size)
     return model, clip, {"model": args.model, "nonlocal": spec}
 
 

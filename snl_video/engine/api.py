@@ -54,14 +54,17 @@ __all__ = ["train", "evaluate", "evaluation_recipe", "predict", "explain", "expo
 
 def load_model(*, checkpoint: PathLike | None = None, weights: PathLike | None = None, config: Recipe | None = None,
                overrides: Sequence[str] = (), device: str | torch.device = "cpu",
-               allow_unsafe_pickle: bool = False, precision: Literal["fp32", "bf16"] = "fp32") -> InferenceModel:
+               allow_unsafe_pickle: bool = False, precision: Literal["fp32", "bf16"] = "fp32",
+               crop_size: int | None = None) -> InferenceModel:
     """The model named by ``checkpoint=`` or ``weights=``, through the one inference loader
     (:func:`~snl_video.engine.loading.load_inference_model`), set to ``precision`` (bf16
-    autocast is refused on a CPU without native bf16: docs/cpu_inference.md)."""
+    autocast is refused on a CPU without native bf16: docs/cpu_inference.md); ``crop_size``: a
+    test crop other than the model's own (short side resized to it, then cropped; refused when
+    the model cannot take it, :meth:`~snl_video.engine.loading.InferenceModel.set_crop_size`)."""
     from .loading import load_inference_model
 
     loaded = load_inference_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides,
-                                  device=device, allow_unsafe_pickle=allow_unsafe_pickle)
+                                  device=device, allow_unsafe_pickle=allow_unsafe_pickle, crop_size=crop_size)
     return loaded.set_precision(precision)
 
 
@@ -147,14 +150,15 @@ def explain(video: PathLike, *, checkpoint: PathLike | None = None, weights: Pat
             queries: Sequence[Query] | None = None, upsample: Upsample = "nearest", with_gradcam: bool = False,
             gradcam_class: str | None = None, animation: Literal["gif", "mp4"] = "gif", backend: Any = None,
             device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
-            precision: Literal["fp32", "bf16"] = "fp32") -> ExplainResult:
+            precision: Literal["fp32", "bf16"] = "fp32", crop_size: int | None = None) -> ExplainResult:
     """Affinity maps of the model's non-local blocks (and Grad-CAM) on the centre clip of
     ``video`` (``snl-video explain``), written to ``output_dir``; ``precision="bf16"`` runs the
-    network under bf16 autocast (the maps are float32 either way, see :mod:`snl_video.engine.explain`)."""
+    network under bf16 autocast (the maps are float32 either way, see :mod:`snl_video.engine.explain`);
+    ``crop_size``: a test crop other than the model's own (as :func:`load_model`)."""
     from .explain import explain_video
 
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                        allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
+                        allow_unsafe_pickle=allow_unsafe_pickle, precision=precision, crop_size=crop_size)
     with flush_denormal(loaded.flush_denormal):
         return explain_video(loaded, video, output_dir, queries=queries, upsample=upsample,
                              with_gradcam=with_gradcam, gradcam_class=gradcam_class, animation=animation,
@@ -165,17 +169,18 @@ def export(*, checkpoint: PathLike | None = None, weights: PathLike | None = Non
            overrides: Sequence[str] = (), output_file: PathLike, format: ExportFormat = "pt2",
            num_frames: int | None = None, size: int | None = None, verify: bool = False, opset: int = 18,
            device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
-           precision: Literal["fp32", "bf16"] = "fp32") -> ExportResult:
+           precision: Literal["fp32", "bf16"] = "fp32", crop_size: int | None = None) -> ExportResult:
     """The model as ONNX or ``torch.export`` in ``output_file``, its preprocessing beside it
     (``snl-video export``); clip length and size default to the model's input spec.
     ``verify`` compares the program's logits with the PyTorch model run in ``precision``
-    (the program itself is float32; bf16 has its own limit, see :mod:`snl_video.engine.export`)."""
+    (the program itself is float32; bf16 has its own limit, see :mod:`snl_video.engine.export`).
+    ``crop_size``: a test crop other than the model's own (as :func:`load_model`; the default of ``size``)."""
     from ..fileio import ensure_writable_dir
     from .export import export_model
 
     ensure_writable_dir(Path(output_file).parent)  # an unwritable destination fails before the model loads
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                        allow_unsafe_pickle=allow_unsafe_pickle)
+                        allow_unsafe_pickle=allow_unsafe_pickle, crop_size=crop_size)
     with flush_denormal(loaded.flush_denormal):
         return export_model(loaded, output_file, format=format, num_frames=num_frames, size=size, verify=verify,
                             opset=opset, precision=precision)
@@ -187,17 +192,18 @@ def features(inputs: PathLike | Sequence[PathLike], *, checkpoint: PathLike | No
              num_crops: Literal[1, 3] | None = None, backend: Any = None, batch_size: int = 16, num_workers: int = 0,
              progress: bool = False, device: str | torch.device = "cpu",
              allow_unsafe_pickle: bool = False, overwrite: bool = False,
-             precision: Literal["fp32", "bf16"] = "fp32") -> FeaturesReport:
+             precision: Literal["fp32", "bf16"] = "fp32", crop_size: int | None = None) -> FeaturesReport:
     """Per-video features of videos, a list file or a prepared dataset (``snl-video features``),
     one ``.npy`` per video and an index in ``output_dir`` (resumable; a rerun with other settings
-    is refused unless ``overwrite``). One writer per ``output_dir``."""
+    is refused unless ``overwrite``). One writer per ``output_dir``. ``crop_size``: a test crop
+    other than the model's own (as :func:`load_model`; ``features.json`` records it)."""
     from ..locking import output_lock
     from .features import collect_sources, extract_features
 
     collect_sources(inputs)  # bad paths fail before the model loads
     with output_lock(output_dir, "features"):  # an unwritable folder fails before the model loads
         loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                            allow_unsafe_pickle=allow_unsafe_pickle, precision=precision)
+                            allow_unsafe_pickle=allow_unsafe_pickle, precision=precision, crop_size=crop_size)
         with flush_denormal(loaded.flush_denormal):
             return extract_features(loaded, inputs, output_dir, layer=layer, per_clip=per_clip, num_clips=num_clips,
                                     num_crops=num_crops, backend=backend, batch_size=batch_size,
@@ -214,17 +220,20 @@ class SpectrumResult:
 
 def spectrum(video: PathLike, *, checkpoint: PathLike | None = None, weights: PathLike | None = None,
              config: Recipe | None = None, overrides: Sequence[str] = (), output_dir: PathLike, backend: Any = None,
-             device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False) -> SpectrumResult:
+             device: str | torch.device = "cpu", allow_unsafe_pickle: bool = False,
+             crop_size: int | None = None) -> SpectrumResult:
     """Eigenvalues of each non-local block's affinity on the centre clip of ``video`` and its
-    graph filter's frequency response (``snl-video spectrum``), written to ``output_dir``."""
+    graph filter's frequency response (``snl-video spectrum``), written to ``output_dir``
+    (``crop_size``: a test crop other than the model's own, as :func:`load_model`)."""
     from .spectrum import compute_spectra, model_input, write_spectrum_report
 
     loaded = load_model(checkpoint=checkpoint, weights=weights, config=config, overrides=overrides, device=device,
-                        allow_unsafe_pickle=allow_unsafe_pickle)
+                        allow_unsafe_pickle=allow_unsafe_pickle, crop_size=crop_size)
     clip = model_input(loaded, video, backend=backend).to(loaded.device)
-    source = {"checkpoint": str(checkpoint)} if checkpoint is not None else {"weights": str(weights)}
+    source: dict[str, Any] = {"checkpoint": str(checkpoint)} if checkpoint is not None else {"weights": str(weights)}
     if config is not None and not hasattr(config, "model"):
         source["config"] = str(config)
+    source["input_spec"] = loaded.input_spec.to_dict()
     with flush_denormal(loaded.flush_denormal):
         blocks = compute_spectra(loaded.model, clip)
     files = write_spectrum_report(blocks, output_dir, extra={"video": str(video), **source})

@@ -529,7 +529,7 @@ def _explain_record(video: str | os.PathLike[str], loaded: InferenceModel, resul
     return {
         "video": str(video), "source": loaded.source, "predicted": result.predicted,
         "gradcam_class": gradcam_class,
-        "clip_shape": list(clip_shape), "queries": [list(q) for q in result.queries], "upsample": upsample,
+        "clip_shape": list(clip_shape), "input_spec": loaded.input_spec.to_dict(), "queries": [list(q) for q in result.queries], "upsample": upsample,
         "precision": "bf16" if amp_dtype == torch.bfloat16 else "fp32", "maps_dtype": "float32",
         "blocks": {k: {"nodes": v, "files": [p.name for p in result.files[k]]} for k, v in result.nodes.items()},
         "skipped": result.skipped, "notes": result.notes,

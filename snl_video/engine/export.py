@@ -180,11 +180,11 @@ def _check_export_request(loaded: InferenceModel, out: str | os.PathLike[str], *
                                 "exported program is float32): add --verify, or leave --precision out")
     if (num_frames is None or size is None) and not loaded.input_known:
         raise InvalidValueError(f"the input size of {loaded.source} is unknown (no recipe or registry entry): "
-                         "pass --num-frames T --size S")
+                         "pass --num-frames T --crop-size S")
     num_frames = num_frames if num_frames is not None else loaded.num_frames
     size = size if size is not None else loaded.crop_size
     if num_frames < 1 or size < 1:
-        raise InvalidValueError(f"--num-frames and --size must be positive, got {num_frames} and {size}")
+        raise InvalidValueError(f"--num-frames and --crop-size must be positive, got {num_frames} and {size}")
     out = Path(out)
     expected_suffix = {"onnx": ".onnx", "pt2": ".pt2"}[format]
     if out.suffix != expected_suffix:
@@ -204,7 +204,7 @@ def _check_model_runs(model: torch.nn.Module, example: torch.Tensor) -> None:
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise InvalidValueError(f"the model does not run on clips of {num_frames}x{size}x{size} ({first}); pass --num-frames / "
-                         "--size the network accepts (its recipe's are the safe choice)") from None
+                         "--crop-size the network accepts (its recipe's are the safe choice)") from None
 
 
 class _NamedInput(torch.nn.Module):
@@ -247,13 +247,18 @@ def _preprocessing_record(loaded: InferenceModel, *, format: ExportFormat, num_f
     that turn a video into its input (in words and as the toolkit's input-spec record) and the
     class names, so a deployment outside the toolkit can feed it correctly."""
     n = loaded.normalization
-    used = loaded.input_spec.replace(num_frames=num_frames, crop_size=size)  # --num-frames / --size as exported
+    used = loaded.input_spec.replace(num_frames=num_frames)  # --num-frames / --crop-size as exported
+    if size != used.crop_size:  # another crop: the short side goes to it (a published resize no longer applies)
+        used = used.replace(crop_size=size, resize=None)
+    prepared = ([f"resize the short side to {loaded.frame_short_side} (antialiased): the frames the model was "
+                 "trained on were stored at that size"] if loaded.frame_short_side is not None else [])
     return {
         "input": {"name": "clip", "shape": ["batch", 3, num_frames, size, size], "dtype": "float32",
                   "layout": "(batch, RGB channel, time, height, width)"},
         "output": {"name": "logits", "shape": ["batch", loaded.num_classes]},
         "preprocessing": [
             "decode RGB frames",
+            *prepared,
             f"take {num_frames} frames {loaded.sampling_stride} apart (uniform clips over the video for a video-level score)",
             f"resize the short side to {size} (antialiased), centre-crop {size}x{size}",
             f"scale pixels to [0, {n.value_scale:g}], subtract mean, divide by std (per RGB channel)",

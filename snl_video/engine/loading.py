@@ -18,6 +18,7 @@ rank 0 only and shares the tensors, so it hands over the state instead of the pa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ class InferenceModel:
     amp_dtype: torch.dtype | None = None
     #: Feed activations as channels-last 3D (set with bf16 on the CPU, where it is faster).
     channels_last: bool = False
+    #: Builds the same network again without weights (on the ambient device): how a size the
+    #: model is asked to take is checked on the meta device (:meth:`set_crop_size`).
+    rebuild: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
     def set_precision(self, precision: str) -> "InferenceModel":
         """Run the forward in ``precision`` (``fp32`` or ``bf16`` autocast; see
@@ -100,6 +104,42 @@ class InferenceModel:
         if self.frame_short_side is None:
             return inner
         return v2.Compose([ResizeShortSide(self.frame_short_side), inner])
+
+    def set_crop_size(self, crop_size: int) -> "InferenceModel":
+        """Feed the model ``crop_size``² crops (frames resized to a short side of ``crop_size``,
+        then cropped): a test crop larger than the training one, as PySlowFast tests X3D
+        (``TEST_CROP_SIZE``) and as ``eval`` does with ``data.crop_size``. A model that cannot
+        take clips of that size (MViT at anything but 224, S3D below its minimum) is refused
+        first, with the reason its forward gives. The input spec (and a recipe's
+        ``data.crop_size``) say the new size, so every record of it does too."""
+        import dataclasses
+
+        from .preflight import clip_size_problem
+
+        if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1:
+            raise InvalidValueError(f"--crop-size must be a positive number of pixels, got {crop_size!r}")
+        if crop_size == self.input_spec.crop_size and self.input_spec.resize is None:
+            return self
+        if self.recipe is not None:
+            from .preflight import input_size_problems
+
+            recipe = dataclasses.replace(self.recipe, data=dataclasses.replace(self.recipe.data, crop_size=crop_size))
+            problems = input_size_problems(recipe)
+            reason = problems[0][1] if problems else None
+        else:
+            recipe = None
+            reason = (clip_size_problem(self.rebuild, num_frames=self.num_frames, crop_size=crop_size)
+                      if self.rebuild is not None else None)
+        if reason is not None:
+            raise InvalidValueError(f"--crop-size {crop_size}: {self.architecture} cannot take clips of "
+                                    f"{self.num_frames}x{crop_size}x{crop_size}: {reason}; give a crop size it takes "
+                                    f"(its own is {self.input_spec.crop_size})")
+        logger.info("test crop %d (the model's own input: %s, short side %d)", crop_size,
+                    self.input_spec.crop_size, self.input_spec.short_side)
+        self.input_spec = self.input_spec.replace(crop_size=crop_size, resize=None)
+        if recipe is not None:
+            self.recipe = recipe
+        return self
 
     @property
     def flush_denormal(self) -> bool:
@@ -172,6 +212,8 @@ def _from_training_checkpoint(
     described = describe_checkpoint(state, path=path, config=config, overrides=overrides)
     cfg = described.recipe
     model = model_from_training_state(state, cfg, path=path)
+    from .builders import build_model_from_config
+
     names = described.class_names if described.class_names is not None else generic_class_names(cfg.model.num_classes)
     prepared = state.get("prepared_frames")
     if not isinstance(prepared, dict):  # a checkpoint written before it recorded them: the recipe's folder
@@ -187,6 +229,7 @@ def _from_training_checkpoint(
         num_clips=cfg.eval.num_clips, num_crops=cfg.eval.num_crops, reduce=cfg.eval.reduce,
         source=str(path), recipe=cfg,
         frame_short_side=int(prepared["short_side"]) if prepared else None,
+        rebuild=functools.partial(build_model_from_config, cfg, load_weights=False),
     )
 
 
@@ -256,8 +299,11 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
                                     "(`snl-video weights list` shows the names)")
         registered = get_weights(name)
         model = build_model(registered.architecture, num_classes=registered.num_classes, pretrained=name)
-        return _from_registry_entry(model, registered, num_classes=registered.num_classes, source=name,
-                                    architecture=registered.architecture, borrow_names=False)
+        loaded = _from_registry_entry(model, registered, num_classes=registered.num_classes, source=name,
+                                      architecture=registered.architecture, borrow_names=False)
+        loaded.rebuild = _rebuild(registered.architecture, registered.num_classes, registered,
+                                  dict(registered.model_options))
+        return loaded
     path = Path(name)
     detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
     entry = next((e for e in WEIGHTS if e.file_name == path.name), None)
@@ -274,14 +320,29 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     model = build_model(arch, num_classes=num_classes, pretrained=path, **options)
     if entry is None:  # same architecture and format in the registry: its input spec
         entry = next((e for e in WEIGHTS if e.architecture == arch and e.format == detected.format), None)
+    rebuild = _rebuild(arch, num_classes, entry if entry is not None and entry.file_name == path.name else None,
+                       options)
     if entry is not None:
-        return _from_registry_entry(model, entry, num_classes=num_classes, source=str(path), architecture=arch,
-                                    borrow_names=True)
+        loaded = _from_registry_entry(model, entry, num_classes=num_classes, source=str(path), architecture=arch,
+                                      borrow_names=True)
+        loaded.rebuild = rebuild
+        return loaded
     logger.warning("%s: no registry entry for %s %s files; assuming 16x112 clips with 3D-ResNets-PyTorch's "
                    "Kinetics mean/std", path, detected.format, arch)
     names = _known_class_list(num_classes) or generic_class_names(num_classes)
     return InferenceModel(model=model.eval(), architecture=arch, class_names=names, input_spec=_GUESSED_INPUT,
-                          num_clips=10, num_crops=3, reduce="mean_prob", source=str(path), input_known=False)
+                          num_clips=10, num_crops=3, reduce="mean_prob", source=str(path), input_known=False,
+                          rebuild=rebuild)
+
+
+def _rebuild(architecture: str, num_classes: int, entry: "PretrainedWeights | None",
+             options: dict[str, Any]) -> Callable[[], nn.Module]:
+    """A builder of the network weights of ``architecture`` were loaded into, without the weights
+    (the options and non-local blocks the registry ``entry`` of the file implies)."""
+    from ..models import build_model
+
+    blocks = dict(entry.nonlocal_blocks) if entry is not None and entry.nonlocal_blocks is not None else None
+    return functools.partial(build_model, architecture, num_classes=num_classes, nonlocal_blocks=blocks, **options)
 
 
 # --------------------------------------------------------------------------------------
@@ -323,7 +384,7 @@ def _from_published_folder(published: "PublishedFolder", *, shown_as: str, overr
         model=model.eval(), architecture=cfg.model.name, class_names=list(described.class_names or []),
         input_spec=described.input_spec, num_clips=int(protocol.get("num_clips", cfg.eval.num_clips)),
         num_crops=protocol.get("num_crops", cfg.eval.num_crops), reduce=protocol.get("reduce", cfg.eval.reduce),
-        source=shown_as, recipe=cfg,
+        source=shown_as, recipe=cfg, rebuild=functools.partial(build_model_from_config, cfg, load_weights=False),
     )
 
 
@@ -340,6 +401,7 @@ def load_inference_model(
     overrides: Sequence[str] = (),
     device: str | torch.device = "cpu",
     allow_unsafe_pickle: bool = False,
+    crop_size: int | None = None,
 ) -> InferenceModel:
     """The model named by exactly one of ``checkpoint`` or ``weights``, in eval mode on ``device``.
 
@@ -354,6 +416,8 @@ def load_inference_model(
             spec and class names (found by file name, else by architecture and format).
         overrides: dotted ``key=value`` changes to the recipe (e.g. ``data.num_frames=32``).
         allow_unsafe_pickle: unpickle a foreign file without restrictions (trusted files only).
+        crop_size: a test crop other than the model's own (:meth:`InferenceModel.set_crop_size`:
+            short side resized to it, then cropped; refused when the model cannot take it).
     """
     from .builders import resolve_device
 
@@ -379,6 +443,8 @@ def load_inference_model(
                 raise InvalidValueError(f"dotted overrides {list(overrides)} change a training recipe; --weights "
                                  f"{weights} has none")
             loaded = _from_weights(weights, allow_unsafe_pickle=allow_unsafe_pickle)
+    if crop_size is not None:
+        loaded.set_crop_size(crop_size)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     loaded.model.to(dev)
     loaded.device = dev

@@ -440,6 +440,7 @@ def predict(
     timings: dict[str, float] | None = None,
     output_file: str | os.PathLike[str] | None = None,
     precision: Precision | None = None,
+    crop_size: int | None = None,
 ) -> PredictResult:
     """Top-k classes of each video (or of each ``window_seconds`` window, every ``stride_seconds``).
 
@@ -459,6 +460,9 @@ def predict(
         output_file: a ``.csv`` or ``.json`` file the results stream to as each video (or window)
             finishes, and that is rewritten atomically complete at the end
             (:class:`PredictionWriter`).
+        crop_size: a test crop other than the model's own (short side resized to it, then
+            cropped; :meth:`InferenceModel.set_crop_size`, which refuses a size the model
+            cannot take); applied to a given ``model`` too.
         precision: ``fp32`` or ``bf16`` autocast (:meth:`InferenceModel.set_precision`;
             refused on a CPU without native bf16); None keeps a given ``model``'s setting (fp32 when
             loaded here).
@@ -470,6 +474,8 @@ def predict(
     paths = find_videos(videos)
     loaded = model if model is not None else load_inference_model(
         checkpoint=checkpoint, weights=weights, config=config, device=device)
+    if crop_size is not None:
+        loaded.set_crop_size(crop_size)
     if precision is not None or model is None:
         loaded.set_precision(precision or "fp32")
     k = min(top_k, loaded.num_classes)

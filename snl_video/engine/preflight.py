@@ -25,7 +25,7 @@ import difflib
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -36,7 +36,8 @@ from ..data.video import VIDEO_SUFFIXES
 logger = logging.getLogger(__name__)
 
 __all__ = ["preflight", "model_problems", "data_problems", "dataset_class_count", "raw_video_tree_hint",
-           "available_cpus", "usable_workers", "warn_if_slow_on_cpu"]
+           "available_cpus", "usable_workers", "warn_if_slow_on_cpu", "input_size_problems",
+           "clip_size_problem"]
 
 
 def _suggest(name: str, valid: Sequence[str]) -> str:
@@ -86,45 +87,57 @@ def model_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
 def input_size_problems(cfg: ExperimentConfig) -> list[tuple[str, str]]:
     """``[("data", message)]`` when the config's model cannot take a clip of the config's size
     (``data.num_frames`` x ``data.crop_size``²): e.g. torchvision's S3D, whose head pools a
-    fixed 2x7x7 window, on 8x64² clips, or MViT-v2-S on anything but 16x224². Found by one
-    forward pass on the meta device (shapes only, no arithmetic); a failure there is confirmed
-    by a real forward on the CPU before it is reported, so an operation without a meta
-    implementation is never mistaken for a size problem."""
+    fixed 2x7x7 window, on 8x64² clips, or MViT-v2-S on anything but 16x224² (see
+    :func:`clip_size_problem`, which finds it)."""
     from .builders import build_model_from_config
 
     d = cfg.data
-    shape = (1, 3, d.num_frames, d.crop_size, d.crop_size)
+    reason = clip_size_problem(lambda: build_model_from_config(cfg, load_weights=False),
+                               num_frames=d.num_frames, crop_size=d.crop_size)
+    if reason is None:
+        return []
+    return [("data", f"model {cfg.model.name!r} cannot take clips of {d.num_frames}x{d.crop_size}x{d.crop_size} "
+                     f"(data.num_frames x data.crop_size^2): {reason}; change data.num_frames / data.crop_size "
+                     f"(the model's recipe under `snl-video config list` names a size it takes)")]
 
-    def build(meta: bool) -> torch.nn.Module | None:
-        # a model that cannot be built is model_problems' to report, under its own key
+
+def clip_size_problem(build: Callable[[], torch.nn.Module], *, num_frames: int, crop_size: int) -> str | None:
+    """Why the model ``build()`` makes cannot take a ``(1, 3, num_frames, crop_size, crop_size)``
+    clip (the first line of the error its forward raises), or None when it can.
+
+    Found by one forward pass on the meta device (shapes only, no arithmetic); a failure there
+    is confirmed by a real forward on the CPU before it is reported, so an operation without a
+    meta implementation is never mistaken for a size problem. ``build`` is called under the
+    device it should build on (no weights needed); a model it cannot build is not a size
+    problem (None: whoever builds it for real reports that)."""
+    shape = (1, 3, num_frames, crop_size, crop_size)
+
+    def built(meta: bool) -> torch.nn.Module | None:
         try:
             with torch.random.fork_rng(devices=[]), torch.device("meta" if meta else "cpu"):
-                return build_model_from_config(cfg, load_weights=False).eval()
-        except Exception as exc:  # noqa: BLE001 - reported (or not) by model_problems
+                return build().eval()
+        except Exception as exc:  # noqa: BLE001 - reported (or not) by whoever builds the model for real
             logger.debug("preflight: model not built for the input-size check (%s)", exc)
             return None
 
-    model = build(meta=True)
+    model = built(meta=True)
     if model is None:
-        return []
+        return None
     try:
         with torch.no_grad(), torch.device("meta"):
             model(torch.zeros(shape))
-        return []
+        return None
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
         logger.debug("preflight: a %s clip failed on the meta device (%s); checking on the CPU", shape, exc)
-    model = build(meta=False)
+    model = built(meta=False)
     if model is None:
-        return []
+        return None
     try:
         with torch.no_grad():
             model(torch.zeros(shape))
     except (RuntimeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        return [("data", f"model {cfg.model.name!r} cannot take clips of {d.num_frames}x{d.crop_size}x{d.crop_size} "
-                         f"(data.num_frames x data.crop_size^2): {reason}; change data.num_frames / data.crop_size "
-                         f"(the model's recipe under `snl-video config list` names a size it takes)")]
-    return []
+        return str(exc).strip().splitlines()[0]
+    return None
 
 
 def raw_video_tree_hint(root: Path) -> str | None:

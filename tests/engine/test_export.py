@@ -80,6 +80,24 @@ def test_every_kind_traces_in_eval_mode_with_the_same_values(kind):
     assert leaving.grad is not None and leaving.grad.abs().sum() > 0
 
 
+
+def test_the_preprocessing_record_describes_what_the_toolkit_feeds(tmp_path):
+    """The words and the ``input_spec`` of ``.preprocessing.json`` agree with
+    :meth:`InferenceModel.transform`: a model trained on prepared frames gets their resize first,
+    and a size other than the model's own drops a published resize (a 182 short side cannot
+    give a 256 crop). Before, both were left out, and a deployment following the record fed
+    other pixels than predict does."""
+    loaded = _loaded("nl")
+    loaded.frame_short_side = 44
+    loaded.input_spec = loaded.input_spec.replace(resize=(10, 14))
+    record = json.loads(export_model(loaded, tmp_path / "m.pt2", format="pt2").preprocessing.read_text())
+    assert record["preprocessing"][1].startswith("resize the short side to 44")
+    assert record["preprocessing"][3].startswith("resize the short side to 8")
+    assert record["input_spec"]["resize"] == [10, 14]  # the model's own size: its spec as it is
+    record = json.loads(export_model(loaded, tmp_path / "s.pt2", format="pt2", size=12).preprocessing.read_text())
+    assert record["input_spec"]["crop_size"] == 12 and record["input_spec"]["resize"] is None
+    assert "resize the short side to 12 (antialiased), centre-crop 12x12" in record["preprocessing"]
+
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
 def test_export_verifies_and_has_a_dynamic_batch(fmt, tmp_path):
     loaded = _loaded("snl")
@@ -190,16 +208,16 @@ def test_export_cli_from_a_checkpoint_and_bad_requests(tiny_prepared, tmp_path, 
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.pt2")]) == 2
     assert "'.onnx' file" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(ckpt), "--format", "pt2", "--output-file", str(tmp_path / "x.pt2"),
-                 "--size", "0"]) == 2
+                 "--crop-size", "0"]) == 2
     err = capsys.readouterr().err
-    assert "--num-frames and --size must be positive" in err and len(err.strip().splitlines()) == 1
+    assert "--crop-size must be a positive number of pixels, got 0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt2").exists()
 
 
 def test_unknown_input_size_needs_frames_and_size(tmp_path):
     loaded = _loaded("nl")
     loaded.input_known = False
-    with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --size S"):
+    with pytest.raises(ValueError, match="input size of test is unknown.*--num-frames T --crop-size S"):
         export_model(loaded, tmp_path / "m.pt2", format="pt2")
     assert export_model(loaded, tmp_path / "m.pt2", format="pt2", num_frames=2, size=6).input_shape[1:] == (3, 2, 6, 6)
 
