@@ -308,7 +308,8 @@ def _find_all(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def failure_reason(exc: BaseException, path: str | os.PathLike[str]) -> str:
     """Why reading the video at ``path`` failed, in one line without the path (the caller
-    names the video): "empty file (0 bytes)", "truncated: ...", or the decoder's message."""
+    names the video): "empty file (0 bytes)", "truncated: ...", "not a video FFmpeg can open: ...",
+    or the decoder's message."""
     path = str(path)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     while text.startswith(path + ": "):
@@ -317,4 +318,8 @@ def failure_reason(exc: BaseException, path: str | os.PathLike[str]) -> str:
         return "empty file (0 bytes)"  # the decoder's own text ("[Errno 1094995529] Invalid data ...") adds nothing
     if "fewer frames than requested" in text:
         return f"truncated: fewer frames decode than the container declares ({text})"
+    if "Invalid data found when processing input" in text:
+        # FFmpeg's AVERROR_INVALIDDATA ("[Errno 1094995529] ...: '<path>'"): its number and the path add nothing
+        return ("not a video FFmpeg can open: no container header it recognises (a corrupt file, one cut before "
+                "its header, or another kind of file)")
     return text

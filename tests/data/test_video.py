@@ -109,3 +109,22 @@ def test_failure_reason_is_one_line_without_the_path(tmp_path):
     other = tmp_path / "o.avi"
     other.write_bytes(b"x")
     assert failure_reason(ValueError(f"{other}: bad header\nmore"), other) == "bad header"
+
+
+def test_a_file_ffmpeg_cannot_open_is_said_so_without_its_errno(tmp_path):
+    """The real error of a non-video file and of an MP4 cut before its header (PyAV's
+    ``[Errno 1094995529] Invalid data found when processing input: '<path>'``)."""
+    from snl_video.data.decoding import DecodeError
+
+    text = tmp_path / "notes.avi"
+    text.write_text("hello")
+    cut = tmp_path / "cut.mp4"
+    write_random_video(tmp_path / "whole.mp4", num_frames=8, height=32, width=32)
+    data = (tmp_path / "whole.mp4").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])  # the moov atom (at the end) is lost
+    for path in (text, cut):
+        with pytest.raises(DecodeError) as caught:
+            probe_video(path)
+        assert "1094995529" in str(caught.value)  # what the decoder says
+        reason = failure_reason(caught.value, path)
+        assert reason.startswith("not a video FFmpeg can open") and str(path) not in reason and "Errno" not in reason
