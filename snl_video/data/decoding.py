@@ -26,6 +26,7 @@ without B-frames (the common xvid/DivX case) keep the fast seeking path.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +40,7 @@ from ..errors import InvalidValueError, SnlVideoError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Backend", "BACKENDS", "DecodeError", "VideoInfo", "available_backends", "read_frames", "probe_video", "decode_all", "iter_frames",
-           "has_frame_reordering", "check_backend", "READERS",
+           "has_frame_reordering", "timestamp_rate", "TimestampRate", "check_backend", "READERS",
            "backend_importable", "forget_fallbacks"]
 
 Backend = Literal["pyav", "decord", "torchcodec"]
@@ -196,6 +197,53 @@ def has_frame_reordering(path: str | Path, *, packets: int = 48) -> bool:
     try:
         stat = Path(path).stat()
         return _reordering_cached(str(path), stat.st_size, stat.st_mtime_ns, packets)
+    except Exception as exc:  # PyAV's and the OS's own types (no stream: IndexError): one error type leaves here
+        raise DecodeError(f"{path}: cannot read its packets: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class TimestampRate:
+    """The frame rate a video's packet timestamps give (:func:`timestamp_rate`).
+
+    ``fps``: frames per second on average (frames over the time from the first frame's start
+    to the last one's end); ``regular``: whether consecutive frames are evenly spaced (every
+    gap within 10% of the median: a constant frame rate); ``duration_s``: that time.
+    """
+
+    fps: float
+    regular: bool
+    duration_s: float
+
+
+@lru_cache(maxsize=1024)
+def _timestamp_rate_cached(path: str, size: int, mtime_ns: int) -> TimestampRate | None:
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if stream.time_base is None:
+            return None
+        times = sorted(packet.pts for packet in container.demux(stream) if packet.size > 0 and packet.pts is not None)
+        base = float(stream.time_base)
+    if len(times) < 3:
+        return None
+    gaps = np.diff(np.asarray(times, dtype=np.float64)) * base
+    median = float(np.median(gaps))
+    if median <= 0:
+        return None
+    duration = (times[-1] - times[0]) * base + median  # the last frame lasts a typical gap
+    regular = bool(np.all(np.abs(gaps - median) <= 0.1 * median))
+    return TimestampRate(fps=len(times) / duration, regular=regular, duration_s=duration)
+
+
+def timestamp_rate(path: str | os.PathLike[str]) -> TimestampRate | None:
+    """The frame rate the video stream's packet timestamps give, read by demuxing only (no
+    decoding; cached per file): what a container's declared rate (``probe_video().fps``)
+    cannot tell, a variable frame rate or a declared rate the frames do not follow. None when
+    the packets carry no usable timestamps (fewer than 3, or all at one time)."""
+    try:
+        stat = Path(path).stat()
+        return _timestamp_rate_cached(str(path), stat.st_size, stat.st_mtime_ns)
     except Exception as exc:  # PyAV's and the OS's own types (no stream: IndexError): one error type leaves here
         raise DecodeError(f"{path}: cannot read its packets: {exc}") from exc
 

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import ExperimentConfig
 from ..data.datasets import ClipDataset, VideoEntry
-from ..data.decoding import Backend, DecodeError, probe_video
+from ..data.decoding import Backend, DecodeError, probe_video, timestamp_rate
 from ..data.sampling import clip_span, sliding_clips
 from ..data.video import (count_entry_frames, count_frames, failure_reason, find_videos, read_entry_clips,
                           read_entry_frames, stream_clips)
@@ -71,6 +71,7 @@ __all__ = [
     "top_k_classes",
     "short_video_note",
     "short_window_note",
+    "seconds_rate",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -268,9 +269,10 @@ class _Views(Dataset):
             info = probe_video(entry.path)
             views = self.clips[index]["clip"]
             video_frames = count_entry_frames(entry)
-            fps = info.fps if info.fps > 0 else 1.0
+            fps, rate_note = seconds_rate(entry.path, info.fps, timeline=False)
+            fps = fps if fps > 0 else 1.0
             return {"index": index, "views": [views], "spans": [(0.0, video_frames / fps)], "error": None,
-                    "video_frames": video_frames}
+                    "video_frames": video_frames, "note": rate_note}
         except Exception as exc:  # noqa: BLE001 - reported per video, the others go on
             return {"index": index, "views": None, "spans": None, "error": failure_reason(exc, entry.path)}
 
@@ -336,23 +338,51 @@ def _stream_windows(path: Path, loaded: InferenceModel, transform: Any, *, windo
     shorter than one clip or one window is said to ``note`` (:func:`short_window_note`)."""
     info = probe_video(path)
     video_frames = count_frames(path)
-    short = short_window_note(str(path), video_frames, info.fps, window_s=window_s, num_frames=loaded.num_frames,
+    fps, rate_note = seconds_rate(path, info.fps, timeline=True)
+    if rate_note is not None and note is not None:
+        note(rate_note)
+    short = short_window_note(str(path), video_frames, fps, window_s=window_s, num_frames=loaded.num_frames,
                               stride=loaded.sampling_stride)
     if short is not None and note is not None:
         note(short)
-    windows, clips = window_clips(video_frames, info.fps, window_s=window_s, stride_s=stride_s,
+    windows, clips = window_clips(video_frames, fps, window_s=window_s, stride_s=stride_s,
                                   num_frames=loaded.num_frames, sampling_stride=loaded.sampling_stride)
     scorer = _WindowScorer(loaded, clips_per_window=len(clips) // len(windows), batch_size=batch_size)
 
     def spans(ready: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[float, float, np.ndarray]]:
         for w, probs in ready:
             start, frames = windows[w]
-            yield start / info.fps, (start + frames) / info.fps, probs
+            yield start / fps, (start + frames) / fps, probs
 
     for clip_index, frames in stream_clips(path, clips, backend=backend):
         out = transform(frames)
         yield from spans(scorer.add(clip_index, out if out.ndim == 5 else out.unsqueeze(0)))
     yield from spans(scorer.flush())
+
+
+def seconds_rate(path: str | os.PathLike[str], declared_fps: float, *, timeline: bool) -> tuple[float, str | None]:
+    """The frames per second that turn frame indices into seconds for the video at ``path``,
+    and a note for the user when it is not simply the container's declared rate.
+
+    The declared rate (``probe_video().fps``) when the packet timestamps agree with it (within
+    1%); else the rate the timestamps give on average (:func:`~snl_video.data.decoding.timestamp_rate`),
+    so a video whose container declares 25 fps but whose frames last 4 s is not said to end
+    at 2.4 s. A variable frame rate (uneven gaps) is said too when ``timeline``: windows are
+    counted in frames, so their times are right on average only.
+    """
+    rate = timestamp_rate(path)
+    if rate is None:
+        return declared_fps, None
+    fps, notes = declared_fps, []
+    if declared_fps <= 0 or abs(rate.fps - declared_fps) > 0.01 * declared_fps:
+        fps = rate.fps
+        declared = f"declares {declared_fps:g} fps" if declared_fps > 0 else "declares no frame rate"
+        notes.append(f"{path}: its container {declared} but its frames' timestamps give {rate.fps:.4g} fps on average "
+                     f"({rate.duration_s:.2f} s): times use the timestamps' rate")
+    if timeline and not rate.regular:
+        notes.append(f"{path} has a variable frame rate (uneven gaps between frames): windows are counted in frames at "
+                     f"its average {fps:.4g} fps, so their times are approximate")
+    return fps, "; ".join(notes) or None
 
 
 def short_video_note(video: str, video_frames: int, *, num_frames: int, stride: int) -> str | None:
@@ -533,6 +563,8 @@ def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail:
                 fail(video, item["error"])
                 clock = time.perf_counter()
                 continue
+            if item.get("note") is not None:
+                note(item["note"])
             short = short_video_note(video, item["video_frames"], num_frames=loaded.num_frames,
                                      stride=loaded.sampling_stride)
             if short is not None:
