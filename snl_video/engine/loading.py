@@ -298,17 +298,18 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
             raise MissingFileError(f"--weights {name!r} is neither an existing file nor a registry name "
                                     "(`snl-video weights list` shows the names)")
         registered = get_weights(name)
-        model = build_model(registered.architecture, num_classes=registered.num_classes, pretrained=name)
+        model = build_model(registered.architecture, num_classes=registered.num_classes, pretrained=name,
+                            **dict(registered.inference_options))
         loaded = _from_registry_entry(model, registered, num_classes=registered.num_classes, source=name,
                                       architecture=registered.architecture, borrow_names=False)
         loaded.rebuild = _rebuild(registered.architecture, registered.num_classes, registered,
-                                  dict(registered.model_options))
+                                  {**dict(registered.model_options), **dict(registered.inference_options)})
         return loaded
     path = Path(name)
     detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
-    entry = next((e for e in WEIGHTS if e.file_name == path.name), None)
-    options: dict[str, Any] = dict(entry.model_options) if entry is not None else {}
-    arch = entry.architecture if entry is not None else guess_model_name(convert_state(detected))
+    named = next((e for e in WEIGHTS if e.file_name == path.name), None)
+    options: dict[str, Any] = dict(named.model_options) if named is not None else {}
+    arch = named.architecture if named is not None else guess_model_name(convert_state(detected))
     if arch is None:
         raise InvalidValueError(f"{path}: {detected.describe()} matches no registered architecture (`snl-video weights "
                          "inspect` shows what it holds); load it with a recipe (pretrained: FILE) and train, or "
@@ -317,11 +318,12 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     if num_classes is None:
         raise InvalidValueError(f"{path} has no classifier head: it cannot predict classes; pass --head-from CKPT "
                          "(eval) or a checkpoint with a head")
+    # its registry entry, else one of the same architecture and format: its input spec and test-time head
+    entry = named or next((e for e in WEIGHTS if e.architecture == arch and e.format == detected.format), None)
+    if entry is not None:
+        options.update(entry.inference_options)
     model = build_model(arch, num_classes=num_classes, pretrained=path, **options)
-    if entry is None:  # same architecture and format in the registry: its input spec
-        entry = next((e for e in WEIGHTS if e.architecture == arch and e.format == detected.format), None)
-    rebuild = _rebuild(arch, num_classes, entry if entry is not None and entry.file_name == path.name else None,
-                       options)
+    rebuild = _rebuild(arch, num_classes, named, options)
     if entry is not None:
         loaded = _from_registry_entry(model, entry, num_classes=num_classes, source=str(path), architecture=arch,
                                       borrow_names=True)

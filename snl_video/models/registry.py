@@ -11,6 +11,7 @@ profile`` uses it by default). Registering a name twice is an error.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import inspect
@@ -345,8 +346,18 @@ def _register_hara(depth: int) -> None:
 
 
 def _register_pytorchvideo(variant: str) -> None:
-    def make_spec(*, dropout: float = 0.5) -> ResNet3DSpec:
-        return arch.pytorchvideo_resnet50(variant, dropout=dropout)
+    def make_spec(*, dropout: float = 0.5, head_window: Sequence[int] | None = None) -> ResNet3DSpec:
+        """``head_window``: ``(h, w)`` for pytorchvideo's windowed head (average (T, h, w) windows at
+        stride 1, score each, average the scores; their hub models use (7, 7), which changes
+        nothing up to 224² crops); None: a global average."""
+        spec = arch.pytorchvideo_resnet50(variant, dropout=dropout)
+        if head_window is None:
+            return spec
+        window = tuple(int(v) for v in head_window)
+        if len(window) != 2 or min(window) < 1:
+            raise InvalidValueError(f"{variant}_r50 option head_window must be (h, w), two positive ints, or None for a "
+                                    f"global average, got {head_window!r}")
+        return dataclasses.replace(spec, head_window=window)
 
     make_spec.__qualname__ = f"{variant}_r50"
     register_model(

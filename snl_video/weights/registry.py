@@ -99,6 +99,11 @@ class PretrainedWeights:
     #: :mod:`snl_video.models.placement`); ``build_model(pretrained=<this name>)`` places it
     #: when ``nonlocal_blocks`` is not given.
     nonlocal_blocks: Mapping[str, Any] | None = None
+    #: Model options that make the network score as the upstream model does at test time
+    #: (pytorchvideo's ResNet-50s: their head pools (T, 7, 7) windows, so at the 256² test crop
+    #: it averages four window scores, not one global average). The inference loader builds
+    #: with them; fine-tuning does not (they change nothing at the 224² training crop).
+    inference_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def clip(self) -> InputSpec:
@@ -116,6 +121,8 @@ _PTV_CLIP = InputSpec(
     std=PYTORCHVIDEO_KINETICS_STD,
 )
 _PTV_PROTOCOL = "Kinetics-400 val, 3 spatial crops x 10 temporal clips of 8x8, short side 256 (pytorchvideo model zoo)"
+#: pytorchvideo's hub ResNet-50 heads: AvgPool3d((T, 7, 7), stride 1), proj per window, global average of the scores.
+_PTV_R50_HEAD: tuple[tuple[str, Any], ...] = (("head_window", (7, 7)),)
 
 _TV_CLIP = InputSpec(
     num_frames=16,
@@ -210,11 +217,11 @@ def _hara2020(tag: str, file_name: str, *, num_classes: int, dataset: str, notes
 
 
 WEIGHTS: tuple[PretrainedWeights, ...] = (
-    _pytorchvideo_hub("i3d_r50", "I3D_8x8_R50.pyth", top1=73.27,
+    _pytorchvideo_hub("i3d_r50", "I3D_8x8_R50.pyth", top1=73.27, inference_options=_PTV_R50_HEAD,
                       notes="pytorchvideo hub i3d_r50; stem temporal kernel 5. No checksum is published."),
-    _pytorchvideo_hub("slow_r50", "SLOW_8x8_R50.pyth", top1=74.58,
+    _pytorchvideo_hub("slow_r50", "SLOW_8x8_R50.pyth", top1=74.58, inference_options=_PTV_R50_HEAD,
                       notes="pytorchvideo hub slow_r50 (Slow pathway of SlowFast). No checksum is published."),
-    _pytorchvideo_hub("c2d_r50", "C2D_8x8_R50.pyth", top1=71.46,
+    _pytorchvideo_hub("c2d_r50", "C2D_8x8_R50.pyth", top1=71.46, inference_options=_PTV_R50_HEAD,
                       notes="pytorchvideo hub c2d_r50 (2-D convs, temporal pooling after res2). No checksum is published."),
     _torchvision_hub("r3d_18", "R3D_18_Weights", "b3b3357e", top1=63.200, clips=5),
     _torchvision_hub("mc3_18", "MC3_18_Weights", "a90a0ba3", top1=63.960, clips=5),

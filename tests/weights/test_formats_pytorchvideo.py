@@ -103,3 +103,32 @@ def test_inference_loader_finds_the_architecture_of_a_hub_file(which, arch, slow
     with torch.no_grad():
         expected = reference([clip.index_select(2, slow_pathway_indices(8, 4)), clip] if which == "slowfast" else clip)
         _assert_same_logits(expected, ours(clip))
+
+
+@pytest.mark.parametrize("arch", ["i3d_r50", "slow_r50", "c2d_r50"])
+def test_hub_resnet50_scores_as_pytorchvideo_at_the_256_test_crop(arch, tmp_path):
+    """pytorchvideo's hub ResNet-50 heads average-pool (T, 7, 7) windows at stride 1, score each
+    window and average the scores: at the registry's 256² test crop (an 8x8 map) that is four
+    windows, not one global average. ``load_inference_model`` builds the head that way
+    (``inference_options`` of the registry entry); before, the port pooled globally and its
+    logits differed from pytorchvideo's by ~3% of their scale (float64, random weights)."""
+    from pytorchvideo.models import hub
+
+    from snl_video.engine.loading import load_inference_model
+
+    torch.manual_seed(0)
+    reference = getattr(hub, arch)(pretrained=False, model_num_class=NUM_CLASSES, head_activation=None)
+    randomize_batchnorm(reference)
+    path = tmp_path / f"{arch}_random.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    loaded = load_inference_model(weights=path)
+    assert loaded.architecture == arch and loaded.crop_size == 256
+    clip = torch.randn(1, 3, 8, 256, 256, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = reference.eval()(clip)
+        got = loaded.model(clip)
+        scale = expected.abs().max().item()
+        assert scale > 1e-3 and (got - expected).abs().max().item() <= 1e-5 * scale
+        global_average = build_model(arch, num_classes=NUM_CLASSES).eval()
+        global_average.load_state_dict(loaded.model.state_dict())
+        assert (global_average(clip) - expected).abs().max().item() > 1e-3 * scale  # the test can fail
