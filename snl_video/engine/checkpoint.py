@@ -142,7 +142,8 @@ def load_training_checkpoint(
         state = _to_device(state, torch.device(map_location))
     if not isinstance(state, dict) or "model" not in state:
         raise InvalidValueError(f"{path} is not a training checkpoint of snl-video train (no 'model' entry); "
-                         "to start from foreign weights set `pretrained:` in the config")
+                         "foreign weights are --weights FILE for predict / features / explain / export / "
+                         "spectrum / eval, and `pretrained: FILE` in the config to fine-tune from them")
     return state
 
 

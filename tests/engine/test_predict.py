@@ -162,6 +162,12 @@ def test_old_checkpoint_and_wrong_architecture_are_clear_errors(video_run, tmp_p
     assert main(["predict", "--checkpoint", str(old), "--config", str(other_file), video]) == 2
     err = capsys.readouterr().err
     assert "does not fit the model of this config (model r3d18" in err and len(err.strip().splitlines()) == 1
+    # a foreign state dict given as --checkpoint: the line names --weights, the flag that reads it
+    foreign = tmp_path / "foreign.pth"
+    torch.save(model.state_dict(), foreign)
+    assert main(["predict", "--checkpoint", str(foreign), video]) == 2
+    err = capsys.readouterr().err
+    assert "not a training checkpoint" in err and "--weights FILE for predict" in err and len(err.strip().splitlines()) == 1
 
 
 class _RunsCode:
