@@ -447,10 +447,16 @@ _PTV_SLOWFAST = "Feichtenhofer et al., ICCV 2019; pytorchvideo.models.slowfast.c
 
 # input_size: the training clip (32 fast frames, 224² crops); the published GFLOPs are for 256² test views.
 @register_model("slowfast_r50", family="slowfast", reference=_PTV_SLOWFAST, input_size=(32, 224, 224))
-def _slowfast_r50(*, setting: Literal["8x8", "4x16"] = "8x8", dropout: float = 0.5) -> SlowFastSpec:
+def _slowfast_r50(*, setting: Literal["8x8", "4x16"] = "8x8", dropout: float = 0.5,
+                  head_window: Sequence[int] | None = None) -> SlowFastSpec:
     """SlowFast R50: ``setting`` 8x8 (α 4, fusion kernel 7) or 4x16 (α 8, fusion kernel 5); one
-    32-frame clip in, the slow pathway subsampled inside (see :mod:`.slowfast`)."""
-    return slowfast_resnet50(arch.pytorchvideo_resnet50("slow", dropout=dropout), setting=setting, dropout=dropout)
+    32-frame clip in, the slow pathway subsampled inside (see :mod:`.slowfast`). ``head_window``:
+    pytorchvideo's windowed head ((7, 7) in their hub model), None a global average."""
+    spec = slowfast_resnet50(arch.pytorchvideo_resnet50("slow", dropout=dropout), setting=setting, dropout=dropout)
+    try:
+        return spec if head_window is None else dataclasses.replace(spec, head_window=tuple(head_window))
+    except (ValueError, TypeError) as exc:
+        raise InvalidValueError(f"slowfast_r50 option {exc}") from None
 
 
 _X3D = "Feichtenhofer, CVPR 2020; pytorchvideo.models.x3d.create_x3d (hub x3d_{}: {} clips)"

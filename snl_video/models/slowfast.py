@@ -74,6 +74,10 @@ class SlowFastSpec:
         fusion_kernel: temporal kernel of the lateral convs.
         fusion_channel_ratio: the lateral conv maps ``C_fast`` to ``ratio · C_fast`` channels.
         dropout: head dropout.
+        head_window: ``(h, w)`` for pytorchvideo's windowed head: each pathway's last map
+            average-pooled in (T, h, w) windows at stride 1 (a window takes a dimension smaller
+            than it whole), each window scored, the scores averaged; ``None``: a global average.
+            Their hub model uses (7, 7): the same up to 224² crops, four windows at 256².
     """
 
     slow: ResNet3DSpec
@@ -84,6 +88,7 @@ class SlowFastSpec:
     dropout: float = 0.5
     in_channels: int = 3
     family: str = "slowfast"
+    head_window: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.alpha < 1 or self.fusion_kernel < 1 or self.fusion_kernel % 2 == 0:
@@ -93,6 +98,12 @@ class SlowFastSpec:
             )
         if [s.depth for s in self.slow.stages] != [s.depth for s in self.fast.stages]:
             raise ValueError("the slow and fast pathways must have the same stage depths")
+        if self.head_window is not None:
+            window = tuple(int(v) for v in self.head_window)
+            if len(window) != 2 or min(window) < 1:
+                raise ValueError(f"head_window must be (h, w), two positive ints, or None for a global average, "
+                                 f"got {self.head_window!r}")
+            object.__setattr__(self, "head_window", window)
 
     def lateral_channels(self) -> dict[str, int]:
         """Channels each lateral connection adds to the slow map, keyed by where it sits
@@ -254,9 +265,19 @@ class SlowFast3D(VideoBackbone):
         return slow, fast
 
     def forward_features(self, x: "Tensor | Sequence[Tensor]") -> Tensor:
-        """Pooled features ``(B, feature_channels)``: each pathway averaged, slow then fast."""
+        """Pooled features ``(B, feature_channels)``: each pathway averaged, slow then fast.
+
+        With ``spec.head_window`` these are the windows' mean, so ``fc`` of them equals the
+        mean of the per-window scores (``fc`` is linear), as pytorchvideo's head computes them."""
         slow, fast = self.forward_maps(x)
-        return torch.cat([self.avgpool(slow).flatten(1), self.avgpool(fast).flatten(1)], dim=1)
+        return torch.cat([self._pool(slow), self._pool(fast)], dim=1)
+
+    def _pool(self, x: Tensor) -> Tensor:
+        window = self.spec.head_window
+        if window is None:
+            return self.avgpool(x).flatten(1)
+        kernel = (x.shape[2], min(window[0], x.shape[3]), min(window[1], x.shape[4]))
+        return nn.functional.avg_pool3d(x, kernel_size=kernel, stride=1).mean(dim=(2, 3, 4))
 
     def forward(self, x: "Tensor | Sequence[Tensor]") -> Tensor:
         return self.fc(self.dropout(self.forward_features(x)))

@@ -374,7 +374,7 @@ _TWO_FAMILIES_AND_BASELINES: tuple[PretrainedWeights, ...] = (
     _pytorchvideo_hub(
         "slowfast_r50", "SLOWFAST_8x8_R50.pyth", format="pytorchvideo_slowfast", input_spec=_ptv_hub_clip(32, 2, 256),
         top1=76.4, protocol="Kinetics-400 val, 3 spatial crops x 10 temporal clips of 32x2 (slow pathway 8 frames), "
-        "short side 256 (pytorchvideo model zoo)", model_options=(("setting", "8x8"),),
+        "short side 256 (pytorchvideo model zoo)", model_options=(("setting", "8x8"),), inference_options=_PTV_R50_HEAD,
         notes="pytorchvideo hub slowfast_r50 (SlowFast 8x8 R50: alpha 4, fusion kernel 7). " + _PTV_NO_SHA,
     ),
     _pytorchvideo_x3d("xs", 4, 12, 182, 69.12),

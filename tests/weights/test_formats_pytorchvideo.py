@@ -132,3 +132,30 @@ def test_hub_resnet50_scores_as_pytorchvideo_at_the_256_test_crop(arch, tmp_path
         global_average = build_model(arch, num_classes=NUM_CLASSES).eval()
         global_average.load_state_dict(loaded.model.state_dict())
         assert (global_average(clip) - expected).abs().max().item() > 1e-3 * scale  # the test can fail
+
+
+def test_hub_slowfast_scores_as_pytorchvideo_at_the_256_test_crop(tmp_path):
+    """As for the single-pathway ResNets: pytorchvideo's SlowFast head pools each pathway in
+    (T, 7, 7) windows, concatenates them per window, scores each window and averages. Built
+    here for 8 fast frames (2 slow), so its pool kernels are (2, 7, 7) and (8, 7, 7); before,
+    the port pooled globally and differed by ~3% of the logits' scale at 256²."""
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    from snl_video.engine.loading import load_inference_model
+
+    torch.manual_seed(0)
+    reference = create_slowfast(model_num_class=NUM_CLASSES, head_activation=None,
+                                head_pool_kernel_sizes=((2, 7, 7), (8, 7, 7)))
+    randomize_batchnorm(reference)
+    path = tmp_path / "SLOWFAST_random.pyth"
+    torch.save({"model_state": reference.state_dict()}, path)
+    loaded = load_inference_model(weights=path)
+    assert loaded.architecture == "slowfast_r50" and loaded.crop_size == 256
+    clip = torch.randn(1, 3, 8, 256, 256, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = reference.eval()([clip.index_select(2, slow_pathway_indices(8, 4)), clip])
+        scale = expected.abs().max().item()
+        assert scale > 1e-3 and (loaded.model(clip) - expected).abs().max().item() <= 1e-5 * scale
+        global_average = build_model("slowfast_r50", num_classes=NUM_CLASSES).eval()
+        global_average.load_state_dict(loaded.model.state_dict())
+        assert (global_average(clip) - expected).abs().max().item() > 1e-3 * scale  # the test can fail
