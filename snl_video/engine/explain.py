@@ -426,6 +426,9 @@ def explain_video(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = ExplainResult(out, [], loaded.class_names[predicted])
+    short = _short_clip_note(loaded, video)
+    if short is not None:  # as predict says it: the maps rest on frames repeated in a loop
+        result.notes.append(short)
     blocks = dict(getattr(model, "nonlocal_blocks", {}).items())
     if not blocks and not with_gradcam:
         raise InvalidValueError(f"{loaded.source} has no non-local blocks to explain; add --gradcam for the last stage")
@@ -451,6 +454,15 @@ def explain_video(
                              amp_dtype=amp_dtype)
     atomic_write_text(out / "explain.json", json.dumps(record, indent=1) + "\n")
     return result
+
+
+def _short_clip_note(loaded: InferenceModel, video: str | os.PathLike[str]) -> str | None:
+    """:func:`~snl_video.engine.predict.short_video_note` of ``video`` (None when it fills a clip)."""
+    from ..data.video import count_frames
+    from .predict import short_video_note
+
+    return short_video_note(str(video), count_frames(video), num_frames=loaded.num_frames,
+                            stride=loaded.sampling_stride)
 
 
 def _clip_on_device(loaded: InferenceModel, video: str | os.PathLike[str], backend: Any) -> tuple[Tensor, np.ndarray]:

@@ -276,3 +276,18 @@ def test_bf16_explain_is_refused_where_emulated(video, tmp_path, capsys, monkeyp
     error = capsys.readouterr().err.strip().splitlines()[-1]  # (after the loader's INFO line)
     assert "no native bf16" in error and "--precision fp32" in error
     assert not out.exists()  # refused before anything is written
+
+
+def test_a_video_shorter_than_a_clip_gets_predicts_note(tmp_path):
+    """A 5-frame video under an 8x2 clip (15 frames): its frames are looped to fill the clip, and
+    explain says so as predict does (in ``explain.json``; the command prints the notes); before, silently."""
+    from ..helpers import write_random_video
+
+    short = tmp_path / "short.mp4"
+    write_random_video(short, num_frames=5, height=48, width=48)
+    result = explain_video(_loaded("snl"), short, tmp_path / "ex")
+    assert any("has 5 frame(s), shorter than one clip (15 frames: 8 every 2)" in n for n in result.notes)
+    assert result.notes == json.loads((tmp_path / "ex" / "explain.json").read_text())["notes"]
+    long_enough = tmp_path / "long.mp4"
+    write_random_video(long_enough, num_frames=15, height=48, width=48)
+    assert not explain_video(_loaded("snl"), long_enough, tmp_path / "ex2").notes
