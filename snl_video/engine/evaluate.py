@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .builders import build_dataset, class_names
 from ..progress import progress as progress_bar
 from .metrics import deduplicate_by_index
 from .reports import MetricsReport, compute_metrics_report, write_evaluation_outputs
-from .naming import source_video_names
+from .naming import class_order, source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
 from ..errors import InvalidValueError, MissingFileError
 
@@ -107,6 +107,9 @@ def evaluate_model(
     extra: dict[str, Any] | None = None,
     clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     subset: Literal["test", "val"] = "test",
+    model_class_names: Sequence[str] | None = None,
+    model_source: str = "the checkpoint",
+    strict_classes: bool = True,
 ) -> MetricsReport:
     """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split
     (``subset="val"``: the validation set that selects ``best.pt``, see ``data.val_fraction``).
@@ -116,12 +119,19 @@ def evaluate_model(
     ``clip_outputs`` (``(indices, labels, logits)`` of the clip-level pass, as
     :attr:`MetricsReport.clip_outputs` holds them) skips that pass: the final evaluation
     after training reuses the one the last epoch computed with the same weights.
+    ``model_class_names``: the classes the model's outputs score, in output order (a
+    checkpoint's ``class_names``); the same classes numbered otherwise by the dataset are
+    matched by name, other classes are an error (``strict_classes``) or a warning
+    (:func:`~snl_video.engine.naming.class_order`; ``model_source`` names the model there).
     Every rank returns the same report.
     """
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.runtime.amp) if device.type == "cuda" else None
     if cfg.runtime.amp == "bf16" and device.type == "cpu":
         amp_dtype = torch.bfloat16
     workers = usable_workers(cfg.data.num_workers)
+    dataset_class_names = class_names(cfg)
+    # checked before any forward pass; order[label] = the model output scoring dataset class `label`
+    order = class_order(model_class_names, dataset_class_names, model_source=model_source, strict=strict_classes)
     clip_ds = build_dataset(cfg, subset=subset, mode="clip")
     if clip_outputs is not None and len(clip_outputs[0]) == len(clip_ds):
         idx, lab, clip_logits = clip_outputs
@@ -130,6 +140,8 @@ def evaluate_model(
         idx, lab, clip_logits = _gather(*collect_logits(
             model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
+        if order is not None:
+            clip_logits = clip_logits[..., order]
     if video_level:
         video_ds = build_dataset(cfg, subset=subset, mode="video")
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
@@ -138,6 +150,8 @@ def evaluate_model(
         vidx, vlab, vlogits = _gather(*collect_logits(
             model, _loader(video_ds, vbatch, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval videos", progress=progress))
+        if order is not None:
+            vlogits = vlogits[..., order]
         views = vlogits.shape[1]
         view_scores = vlogits.reshape(-1, vlogits.shape[-1])
         view_labels = np.repeat(vlab, views)
@@ -165,7 +179,7 @@ def evaluate_model(
     meta.update(extra or {})
     report = compute_metrics_report(
         clip_logits, lab, view_scores, view_labels, view_ids, num_classes=cfg.model.num_classes,
-        class_names=class_names(cfg), video_names=names, reduce=cfg.eval.reduce, extra=meta,
+        class_names=dataset_class_names, video_names=names, reduce=cfg.eval.reduce, extra=meta,
         video_level=video_level,
     )
     report.clip_outputs = (idx, lab, clip_logits)
@@ -248,7 +262,8 @@ def run_evaluation(
                 warn_if_slow_on_cpu(model, cfg)
             report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
                                     extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")},
-                                    clip_outputs=clip_outputs)
+                                    clip_outputs=clip_outputs, model_class_names=state.get("class_names"),
+                                    model_source=str(checkpoint))
             if dist_utils.is_main():
                 out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
                 paths = write_evaluation_outputs(report, out)
