@@ -219,7 +219,8 @@ class ClipDataset(Dataset):
                 if self.mode != "train":  # every test video is scored: a bad one cannot be replaced
                     detail = str(exc) if str(entry.path) in str(exc) else f"{entry.path}: {exc}"
                     raise DecodeError(
-                        f"cannot read {self.mode} video {detail}; evaluation scores every video of the subset, so "
+                        f"cannot read video {detail} ({self.mode}-level evaluation); evaluation scores every video of "
+                        "the subset, so "
                         "remove it from the split list, or (re-)run `snl-video prepare` (it reports unreadable videos "
                         "and leaves them out) and evaluate the prepared folder") from exc
                 self._counters[row, 1] += 1
