@@ -208,6 +208,36 @@ def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> di
     return payload
 
 
+def _with_trained_normalisation(cfg: ExperimentConfig, state: dict[str, Any],
+                                checkpoint: str | os.PathLike[str]) -> ExperimentConfig:
+    """``cfg`` fed as the checkpoint's network was trained: its stored mean / std / value scale
+    win over the recipe's (as they do for predict, features and export), with a warning when
+    they differ. An ``eval --config RECIPE`` whose recipe resolves another normalisation (its
+    ``pretrained:`` file is not on this machine, a ``data.mean`` override at training time)
+    would otherwise score the network on inputs it was not trained on, with exit code 0."""
+    import dataclasses
+
+    from .builders import normalization_from_config
+    from .checkpoint import checkpoint_input_spec
+
+    stored = checkpoint_input_spec(state, path=checkpoint)
+    if stored is None:  # a checkpoint written before checkpoints described their input
+        return cfg
+    recipe = normalization_from_config(cfg)
+    trained = (stored.mean, stored.std, float(stored.value_scale))
+    given = (recipe.mean, recipe.std, float(recipe.value_scale))
+    if np.allclose(np.hstack([np.ravel(v) for v in trained]), np.hstack([np.ravel(v) for v in given]),
+                   rtol=0, atol=1e-6):
+        return cfg
+    logger.warning("%s was trained on inputs normalised with mean %s, std %s (value scale %g); the recipe says mean "
+                   "%s, std %s (value scale %g): evaluating with the checkpoint's, as predict does", checkpoint,
+                   list(stored.mean), list(stored.std), stored.value_scale, list(recipe.mean), list(recipe.std),
+                   recipe.value_scale)
+    data = dataclasses.replace(cfg.data, mean=tuple(stored.mean), std=tuple(stored.std),
+                               value_scale=float(stored.value_scale))
+    return dataclasses.replace(cfg, data=data)
+
+
 def run_evaluation(
     cfg: ExperimentConfig,
     checkpoint: str | os.PathLike[str],
@@ -253,6 +283,7 @@ def run_evaluation(
             from .records import check_train_test_overlap
 
             check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
+            cfg = _with_trained_normalisation(cfg, state, checkpoint)
             model = model_from_training_state(state, cfg, path=checkpoint)
             model.to(device)
             if cfg.runtime.channels_last:
