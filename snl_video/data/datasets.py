@@ -217,7 +217,7 @@ class ClipDataset(Dataset):
                 return {"clip": clip, "label": entry.label, "index": attempt}
             except (DecodeError, IndexError, OSError, ValueError) as exc:
                 if self.mode != "train":  # every test video is scored: a bad one cannot be replaced
-                    detail = str(exc) if str(entry.path) in str(exc) else f"{entry.path}: {exc}"
+                    detail = str(exc) if str(exc).startswith(str(entry.path)) else f"{entry.path}: {exc}"
                     raise DecodeError(
                         f"cannot read video {detail} ({self.mode}-level evaluation); evaluation scores every video of "
                         "the subset, so "
