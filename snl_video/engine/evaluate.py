@@ -208,6 +208,38 @@ def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> di
     return payload
 
 
+def _check_run_folder_is_for_this_data(cfg: ExperimentConfig, state: dict[str, Any],
+                                       checkpoint: str | os.PathLike[str], *, overlap: int) -> None:
+    """Refuse to write into the run's own ``eval/`` an evaluation on other data than the run's.
+
+    That folder is the run's result: ``compare`` and ``study`` read its ``metrics.json`` as
+    the run's test score. An evaluation on another dataset, prepared folder or split (an
+    override of ``data.root`` / ``data.dataset`` / ``data.split``), or one allowed to score
+    training videos (``--allow-train-overlap``), would silently replace it there.
+
+    Raises:
+        InvalidValueError: naming what differs and ``--output-dir``, the way out.
+    """
+    recorded = state.get("recipe")
+    data = recorded.get("data") if isinstance(recorded, dict) else None
+    changed = []
+    if isinstance(data, dict):
+        if "root" in data and Path(str(data["root"])).expanduser().resolve() != \
+                Path(cfg.data.root).expanduser().resolve():
+            changed.append(f"data.root {cfg.data.root} (the run's: {data['root']})")
+        for key in ("dataset", "split"):
+            if key in data and str(data[key]) != str(getattr(cfg.data, key)):
+                changed.append(f"data.{key} {getattr(cfg.data, key)} (the run's: {data[key]})")
+    if overlap:
+        changed.append(f"{overlap} test videos it was trained on (--allow-train-overlap)")
+    if changed:
+        out = Path(cfg.runtime.output_dir) / "eval"
+        raise InvalidValueError(
+            f"this evaluation of {checkpoint} is on other data than its run's ({'; '.join(changed)}): its outputs "
+            f"would replace the run's own evaluation in {out}, which `compare` and `study` read as the run's "
+            "result; pass --output-dir FOLDER for them")
+
+
 def _with_trained_normalisation(cfg: ExperimentConfig, state: dict[str, Any],
                                 checkpoint: str | os.PathLike[str]) -> ExperimentConfig:
     """``cfg`` fed as the checkpoint's network was trained: its stored mean / std / value scale
@@ -282,7 +314,10 @@ def run_evaluation(
             state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
             from .records import check_train_test_overlap
 
-            check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
+            overlap = check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap,
+                                               checkpoint=checkpoint)
+            if out_dir is None:
+                _check_run_folder_is_for_this_data(cfg, state, checkpoint, overlap=overlap)
             cfg = _with_trained_normalisation(cfg, state, checkpoint)
             model = model_from_training_state(state, cfg, path=checkpoint)
             model.to(device)
