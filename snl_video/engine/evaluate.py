@@ -34,6 +34,7 @@ from .reports import MetricsReport, compute_metrics_report, write_evaluation_out
 from .naming import class_order, source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
 from ..errors import InvalidValueError, MissingFileError
+from ..inputspec import rgb_triple
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def _with_trained_normalisation(cfg: ExperimentConfig, state: dict[str, Any],
                    "%s, std %s (value scale %g): evaluating with the checkpoint's, as predict does", checkpoint,
                    list(stored.mean), list(stored.std), stored.value_scale, list(recipe.mean), list(recipe.std),
                    recipe.value_scale)
-    data = dataclasses.replace(cfg.data, mean=tuple(stored.mean), std=tuple(stored.std),
+    data = dataclasses.replace(cfg.data, mean=rgb_triple(stored.mean), std=rgb_triple(stored.std),
                                value_scale=float(stored.value_scale))
     return dataclasses.replace(cfg, data=data)
 
