@@ -156,19 +156,65 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
             spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
     kw = dict(cfg.model.options)
     pretrained = cfg.pretrained if load_weights else None
+    source: Any = pretrained.source if pretrained is not None else None
+    ignore = tuple(pretrained.ignore) if pretrained is not None else ()
+    if pretrained is not None:
+        source, ignore = _head_for_these_classes(cfg, source, ignore)
     # One fine-tuning path: build, place the blocks, then load any checkpoint format with
     # a load report (head re-initialised, blocks new, wrong architecture refused).
     model = build_model(
         cfg.model.name,
         num_classes=cfg.model.num_classes,
         nonlocal_blocks=spec,
-        pretrained=pretrained.source if pretrained is not None else None,
-        pretrained_ignore=tuple(pretrained.ignore) if pretrained is not None else (),
+        pretrained=source,
+        pretrained_ignore=ignore,
         **kw,
     )
     if cfg.model.dropout > 0 and hasattr(model, "dropout"):
         model.dropout = nn.Dropout(cfg.model.dropout)
     return model
+
+
+def _head_for_these_classes(cfg: ExperimentConfig, source: str,
+                            ignore: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """Fine-tuning from an snl-video checkpoint whose head has as many classes as the dataset:
+    its head is kept only where its classes are the dataset's, matched by name.
+
+    Heads load by shape, so without this a checkpoint trained on one preparation would start
+    the fine-tune with its rows meaning other labels: the same classes numbered otherwise (its
+    rows are reordered to the dataset's labels, in memory) or other classes altogether (its
+    head is left out and starts fresh, as for a pretrained file of another class count). Any
+    other source, or names that cannot be compared, load as given.
+    """
+    from .naming import class_order
+
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return source, ignore
+    from ..weights import WeightsError, read_checkpoint_file
+
+    try:
+        content = read_checkpoint_file(path)
+    except (WeightsError, OSError, ValueError):
+        return source, ignore  # the load (next) reports what is wrong with the file
+    if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
+        return source, ignore
+    names, state = content.get("class_names"), content["model"]
+    head = state.get("fc.weight"), state.get("fc.bias")
+    if not names or head[0] is None or head[1] is None or len(names) != head[0].shape[0] \
+            or len(names) != cfg.model.num_classes:
+        return source, ignore
+    try:
+        order = class_order(names, class_names(cfg), model_source=str(path))
+    except InvalidValueError:
+        logger.warning("%s was trained on other classes than the dataset's (e.g. %r): its head is not loaded "
+                       "(re-initialised, as for other class counts)", path, names[0])
+        return {**content, "model": {k: v for k, v in state.items() if not k.startswith("fc.")}}, ignore
+    if order is None:
+        return source, ignore
+    index = torch.as_tensor(order)
+    content = {**content, "model": {**state, "fc.weight": head[0][index], "fc.bias": head[1][index]}}
+    return content, ignore
 
 
 def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:

@@ -77,7 +77,7 @@ def class_order(model_names: Sequence[str] | None, dataset_names: Sequence[str] 
         order = [position[name] for name in dataset_names]
         moved = [name for label, name in enumerate(dataset_names) if order[label] != label]
         logger.warning("%s numbers the classes in another order than the dataset (%d of %d classes moved, e.g. %r "
-                       "is its output %d, the dataset's label %d): scores are matched to the dataset's classes by "
+                       "is its output %d, the dataset's label %d): its outputs are matched to the dataset's classes by "
                        "name", model_source, len(moved), len(dataset_names), moved[0], position[moved[0]],
                        dataset_names.index(moved[0]))
         return order
