@@ -112,4 +112,7 @@ def interrupted_train_message(cfg) -> str:
     except Exception:  # noqa: BLE001 - a message must not fail
         epoch = None
     after = f" (after epoch {epoch} of {cfg.schedule.epochs})" if epoch is not None else ""
-    return f"kept {last}{after}; resume with: snl-video train --config {recorded_config_path(out)} --resume"
+    import shlex
+
+    config = shlex.quote(str(recorded_config_path(out)))  # a command to paste: a folder with spaces stays one word
+    return f"kept {last}{after}; resume with: snl-video train --config {config} --resume"

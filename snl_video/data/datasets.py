@@ -216,8 +216,13 @@ class ClipDataset(Dataset):
                 clip = self._load(entry, attempt)
                 return {"clip": clip, "label": entry.label, "index": attempt}
             except (DecodeError, IndexError, OSError, ValueError) as exc:
-                if self.mode != "train":
-                    raise DecodeError(f"{entry.path}: {exc}") from exc
+                if self.mode != "train":  # every test video is scored: a bad one cannot be replaced
+                    detail = str(exc) if str(exc).startswith(str(entry.path)) else f"{entry.path}: {exc}"
+                    raise DecodeError(
+                        f"cannot read video {detail} ({self.mode}-level evaluation); evaluation scores every video of "
+                        "the subset, so "
+                        "remove it from the split list, or (re-)run `snl-video prepare` (it reports unreadable videos "
+                        "and leaves them out) and evaluate the prepared folder") from exc
                 self._counters[row, 1] += 1
                 failures = int(self._counters[:, 1].sum())
                 logger.warning("decode failure %d (allowed %d): %s: %s", failures, self.allowed_failures, entry.path, exc)

@@ -318,6 +318,11 @@ def _integer_labels(entries: Sequence[_ListEntry], *, label_base: int,
                                                            "names)") from None
         numbers.append(number - label_base)
     if class_names is None:
+        if label_base == 0 and min(numbers) == 1:
+            # a 1-based list read as 0-based: every label one too high, and a class_0 no video has
+            logger.warning("--label-base 0, but no listed video has label 0 (the smallest is 1): if the lists count "
+                           "labels from 1 (UCF-101's trainlist, HMDB-style lists), prepare again with --label-base 1; "
+                           "as it is, class_0 is a class without videos and the head gets one class too many")
         width = len(str(max(numbers)))
         class_names = [f"class_{k:0{width}d}" for k in range(max(numbers) + 1)]
     for number, entry in zip(numbers, entries):

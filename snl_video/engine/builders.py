@@ -69,7 +69,8 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
     * the non-local blocks a registry checkpoint holds (BAT's placement), when the recipe
       places none;
     * the non-local positions (the default placement, made explicit for this backbone);
-    * the normalisation (``data.mean/std/value_scale``: the registry entry's, else the default).
+    * the normalisation (``data.mean/std/value_scale``: the pretrained weights' (a registry
+      entry, or the one a file stands for: :func:`pretrained_input_spec`), else the default).
 
     Train records the result in ``config.yaml`` and every checkpoint; every builder
     (:func:`build_model_from_config`) resolves again, which changes nothing on a resolved
@@ -114,18 +115,12 @@ def resolve_recipe(cfg: ExperimentConfig) -> ResolvedRecipe:
         norm = normalization_from_config(cfg)
         data = dataclasses.replace(data, mean=rgb_triple(norm.mean), std=rgb_triple(norm.std),
                                    value_scale=float(norm.value_scale))
-        source = (cfg.pretrained.source if cfg.pretrained is not None and _is_registry_name(cfg.pretrained.source)
-                  else "the default")
+        known = pretrained_input_spec(cfg)
+        source = known[1] if known is not None else "the default"
         implied.append(("data.mean/std/value_scale", (data.mean, data.std, data.value_scale),
                         f"the normalisation of {source}"))
     resolved = dataclasses.replace(cfg, model=model, nonlocal_blocks=nonlocal_cfg, data=data)
     return ResolvedRecipe(resolved, tuple(implied))
-
-
-def _is_registry_name(source: str) -> bool:
-    from ..weights import list_weights
-
-    return not Path(source).expanduser().is_file() and source in list_weights()
 
 
 def _stage_depths(name: str, options: dict[str, Any]) -> dict[str, int] | None:
@@ -161,14 +156,18 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
             spec["positions"] = {stage: list(idx) for stage, idx in nl.positions.items()}
     kw = dict(cfg.model.options)
     pretrained = cfg.pretrained if load_weights else None
+    source: Any = pretrained.source if pretrained is not None else None
+    ignore = tuple(pretrained.ignore) if pretrained is not None else ()
+    if pretrained is not None:
+        source, ignore = _head_for_these_classes(cfg, source, ignore)
     # One fine-tuning path: build, place the blocks, then load any checkpoint format with
     # a load report (head re-initialised, blocks new, wrong architecture refused).
     model = build_model(
         cfg.model.name,
         num_classes=cfg.model.num_classes,
         nonlocal_blocks=spec,
-        pretrained=pretrained.source if pretrained is not None else None,
-        pretrained_ignore=tuple(pretrained.ignore) if pretrained is not None else (),
+        pretrained=source,
+        pretrained_ignore=ignore,
         **kw,
     )
     if cfg.model.dropout > 0 and hasattr(model, "dropout"):
@@ -176,18 +175,88 @@ def build_model_from_config(cfg: ExperimentConfig, *, load_weights: bool = True)
     return model
 
 
+def _head_for_these_classes(cfg: ExperimentConfig, source: str,
+                            ignore: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """Fine-tuning from an snl-video checkpoint whose head has as many classes as the dataset:
+    its head is kept only where its classes are the dataset's, matched by name.
+
+    Heads load by shape, so without this a checkpoint trained on one preparation would start
+    the fine-tune with its rows meaning other labels: the same classes numbered otherwise (its
+    rows are reordered to the dataset's labels, in memory) or other classes altogether (its
+    head is left out and starts fresh, as for a pretrained file of another class count). Any
+    other source, or names that cannot be compared, load as given.
+    """
+    from .naming import class_order
+
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return source, ignore
+    from ..weights import WeightsError, read_checkpoint_file
+
+    try:
+        content = read_checkpoint_file(path)
+    except (WeightsError, OSError, ValueError):
+        return source, ignore  # the load (next) reports what is wrong with the file
+    if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
+        return source, ignore
+    names, state = content.get("class_names"), content["model"]
+    head = state.get("fc.weight"), state.get("fc.bias")
+    if not names or head[0] is None or head[1] is None or len(names) != head[0].shape[0] \
+            or len(names) != cfg.model.num_classes:
+        return source, ignore
+    try:
+        order = class_order(names, class_names(cfg), model_source=str(path))
+    except InvalidValueError:
+        logger.warning("%s was trained on other classes than the dataset's (e.g. %r): its head is not loaded "
+                       "(re-initialised, as for other class counts)", path, names[0])
+        return {**content, "model": {k: v for k, v in state.items() if not k.startswith("fc.")}}, ignore
+    if order is None:
+        return source, ignore
+    index = torch.as_tensor(order)
+    content = {**content, "model": {**state, "fc.weight": head[0][index], "fc.bias": head[1][index]}}
+    return content, ignore
+
+
 def normalization_from_config(cfg: ExperimentConfig) -> NormalizationSpec:
-    """``data.mean/std`` (in ``data.value_scale`` units) if given, else the registry entry's, else 3D-ResNets-PyTorch's Kinetics
-    statistics (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
+    """``data.mean/std`` (in ``data.value_scale`` units) if given, else the pretrained weights'
+    (:func:`pretrained_input_spec`), else 3D-ResNets-PyTorch's Kinetics statistics
+    (:data:`~snl_video.data.transforms.HARA_KINETICS_NORMALIZATION`)."""
     if cfg.data.mean is not None and cfg.data.std is not None:
         scale = cfg.data.value_scale if cfg.data.value_scale is not None else 1.0
         return NormalizationSpec(rgb_triple(cfg.data.mean), rgb_triple(cfg.data.std), float(scale))
-    if cfg.pretrained is not None:
-        from ..weights import eval_transform_params, list_weights
-
-        if cfg.pretrained.source in list_weights():
-            return NormalizationSpec.from_any(eval_transform_params(cfg.pretrained.source))
+    spec = pretrained_input_spec(cfg)
+    if spec is not None:
+        return NormalizationSpec.from_any(spec[0])
     return HARA_KINETICS_NORMALIZATION
+
+
+def pretrained_input_spec(cfg: ExperimentConfig) -> tuple[InputSpec, str] | None:
+    """What the recipe's pretrained weights were fed, and where that is known from: a registry
+    name's entry; for a file, the input spec an snl-video checkpoint records, else the entry of
+    the registry the file stands for (:func:`~snl_video.weights.entry_for_file`: its upstream
+    name, or its format and architecture). A file of a known family is thereby fed as its
+    registry name would be (torchvision's ``r3d_18`` state dict saved as ``my_r3d18.pth`` gets
+    torchvision's mean/std, not the default's). ``None``: nothing is known (a foreign file of
+    no registered family, an unreadable file: its load reports that)."""
+    if cfg.pretrained is None:
+        return None
+    from ..weights import entry_for_file, eval_transform_params, list_weights
+
+    source = cfg.pretrained.source
+    path = Path(source).expanduser()
+    if not path.is_file():
+        return (eval_transform_params(source), source) if source in list_weights() else None
+    from ..weights import WeightsError, detect_format, read_checkpoint_file
+
+    try:
+        content = read_checkpoint_file(path)
+        if isinstance(content, dict) and isinstance(content.get("input_spec"), dict):  # an snl-video checkpoint
+            return InputSpec.from_dict(content["input_spec"], where=f"{path} input_spec"), str(path)
+        detected = detect_format(content, source=str(path))
+    except (WeightsError, InvalidValueError, OSError, ValueError):
+        return None  # the weights load (after this) says what is wrong with the file
+    entry = entry_for_file(path.name, architecture=cfg.model.name, format=detected.format)
+    return (entry.input_spec, f"{path.name}, a {entry.name} file") if entry is not None else None
 
 
 def input_spec_from_config(cfg: ExperimentConfig) -> InputSpec:

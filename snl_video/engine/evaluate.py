@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -31,9 +31,10 @@ from .builders import build_dataset, class_names
 from ..progress import progress as progress_bar
 from .metrics import deduplicate_by_index
 from .reports import MetricsReport, compute_metrics_report, write_evaluation_outputs
-from .naming import source_video_names
+from .naming import class_order, source_video_names
 from .preflight import usable_workers, warn_if_slow_on_cpu
 from ..errors import InvalidValueError, MissingFileError
+from ..inputspec import rgb_triple
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ def evaluate_model(
     extra: dict[str, Any] | None = None,
     clip_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     subset: Literal["test", "val"] = "test",
+    model_class_names: Sequence[str] | None = None,
+    model_source: str = "the checkpoint",
+    strict_classes: bool = True,
 ) -> MetricsReport:
     """Clip-level (and, with ``video_level``, video-level) metrics of ``model`` on the test split
     (``subset="val"``: the validation set that selects ``best.pt``, see ``data.val_fraction``).
@@ -116,12 +120,19 @@ def evaluate_model(
     ``clip_outputs`` (``(indices, labels, logits)`` of the clip-level pass, as
     :attr:`MetricsReport.clip_outputs` holds them) skips that pass: the final evaluation
     after training reuses the one the last epoch computed with the same weights.
+    ``model_class_names``: the classes the model's outputs score, in output order (a
+    checkpoint's ``class_names``); the same classes numbered otherwise by the dataset are
+    matched by name, other classes are an error (``strict_classes``) or a warning
+    (:func:`~snl_video.engine.naming.class_order`; ``model_source`` names the model there).
     Every rank returns the same report.
     """
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.runtime.amp) if device.type == "cuda" else None
     if cfg.runtime.amp == "bf16" and device.type == "cpu":
         amp_dtype = torch.bfloat16
     workers = usable_workers(cfg.data.num_workers)
+    dataset_class_names = class_names(cfg)
+    # checked before any forward pass; order[label] = the model output scoring dataset class `label`
+    order = class_order(model_class_names, dataset_class_names, model_source=model_source, strict=strict_classes)
     clip_ds = build_dataset(cfg, subset=subset, mode="clip")
     if clip_outputs is not None and len(clip_outputs[0]) == len(clip_ds):
         idx, lab, clip_logits = clip_outputs
@@ -130,6 +141,8 @@ def evaluate_model(
         idx, lab, clip_logits = _gather(*collect_logits(
             model, _loader(clip_ds, cfg.eval.batch_size, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval clips", progress=progress))
+        if order is not None:
+            clip_logits = clip_logits[..., order]
     if video_level:
         video_ds = build_dataset(cfg, subset=subset, mode="video")
         # each item holds num_clips x num_crops views: keep the number of views per batch near eval.batch_size
@@ -138,6 +151,8 @@ def evaluate_model(
         vidx, vlab, vlogits = _gather(*collect_logits(
             model, _loader(video_ds, vbatch, workers), device=device, amp_dtype=amp_dtype,
             channels_last=cfg.runtime.channels_last, desc="eval videos", progress=progress))
+        if order is not None:
+            vlogits = vlogits[..., order]
         views = vlogits.shape[1]
         view_scores = vlogits.reshape(-1, vlogits.shape[-1])
         view_labels = np.repeat(vlab, views)
@@ -165,7 +180,7 @@ def evaluate_model(
     meta.update(extra or {})
     report = compute_metrics_report(
         clip_logits, lab, view_scores, view_labels, view_ids, num_classes=cfg.model.num_classes,
-        class_names=class_names(cfg), video_names=names, reduce=cfg.eval.reduce, extra=meta,
+        class_names=dataset_class_names, video_names=names, reduce=cfg.eval.reduce, extra=meta,
         video_level=video_level,
     )
     report.clip_outputs = (idx, lab, clip_logits)
@@ -192,6 +207,68 @@ def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> di
     if isinstance(payload, str):
         raise InvalidValueError(f"rank 0 could not read the checkpoint {checkpoint}: {payload}")
     return payload
+
+
+def _check_run_folder_is_for_this_data(cfg: ExperimentConfig, state: dict[str, Any],
+                                       checkpoint: str | os.PathLike[str], *, overlap: int) -> None:
+    """Refuse to write into the run's own ``eval/`` an evaluation on other data than the run's.
+
+    That folder is the run's result: ``compare`` and ``study`` read its ``metrics.json`` as
+    the run's test score. An evaluation on another dataset, prepared folder or split (an
+    override of ``data.root`` / ``data.dataset`` / ``data.split``), or one allowed to score
+    training videos (``--allow-train-overlap``), would silently replace it there.
+
+    Raises:
+        InvalidValueError: naming what differs and ``--output-dir``, the way out.
+    """
+    recorded = state.get("recipe")
+    data = recorded.get("data") if isinstance(recorded, dict) else None
+    changed = []
+    if isinstance(data, dict):
+        if "root" in data and Path(str(data["root"])).expanduser().resolve() != \
+                Path(cfg.data.root).expanduser().resolve():
+            changed.append(f"data.root {cfg.data.root} (the run's: {data['root']})")
+        for key in ("dataset", "split"):
+            if key in data and str(data[key]) != str(getattr(cfg.data, key)):
+                changed.append(f"data.{key} {getattr(cfg.data, key)} (the run's: {data[key]})")
+    if overlap:
+        changed.append(f"{overlap} test videos it was trained on (--allow-train-overlap)")
+    if changed:
+        out = Path(cfg.runtime.output_dir) / "eval"
+        raise InvalidValueError(
+            f"this evaluation of {checkpoint} is on other data than its run's ({'; '.join(changed)}): its outputs "
+            f"would replace the run's own evaluation in {out}, which `compare` and `study` read as the run's "
+            "result; pass --output-dir FOLDER for them")
+
+
+def _with_trained_normalisation(cfg: ExperimentConfig, state: dict[str, Any],
+                                checkpoint: str | os.PathLike[str]) -> ExperimentConfig:
+    """``cfg`` fed as the checkpoint's network was trained: its stored mean / std / value scale
+    win over the recipe's (as they do for predict, features and export), with a warning when
+    they differ. An ``eval --config RECIPE`` whose recipe resolves another normalisation (its
+    ``pretrained:`` file is not on this machine, a ``data.mean`` override at training time)
+    would otherwise score the network on inputs it was not trained on, with exit code 0."""
+    import dataclasses
+
+    from .builders import normalization_from_config
+    from .checkpoint import checkpoint_input_spec
+
+    stored = checkpoint_input_spec(state, path=checkpoint)
+    if stored is None:  # a checkpoint written before checkpoints described their input
+        return cfg
+    recipe = normalization_from_config(cfg)
+    trained = (stored.mean, stored.std, float(stored.value_scale))
+    given = (recipe.mean, recipe.std, float(recipe.value_scale))
+    if np.allclose(np.hstack([np.ravel(v) for v in trained]), np.hstack([np.ravel(v) for v in given]),
+                   rtol=0, atol=1e-6):
+        return cfg
+    logger.warning("%s was trained on inputs normalised with mean %s, std %s (value scale %g); the recipe says mean "
+                   "%s, std %s (value scale %g): evaluating with the checkpoint's, as predict does", checkpoint,
+                   list(stored.mean), list(stored.std), stored.value_scale, list(recipe.mean), list(recipe.std),
+                   recipe.value_scale)
+    data = dataclasses.replace(cfg.data, mean=rgb_triple(stored.mean), std=rgb_triple(stored.std),
+                               value_scale=float(stored.value_scale))
+    return dataclasses.replace(cfg, data=data)
 
 
 def run_evaluation(
@@ -238,7 +315,11 @@ def run_evaluation(
             state = _load_on_main_and_share(checkpoint, load_training_checkpoint)
             from .records import check_train_test_overlap
 
-            check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap, checkpoint=checkpoint)
+            overlap = check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap,
+                                               checkpoint=checkpoint)
+            if out_dir is None:
+                _check_run_folder_is_for_this_data(cfg, state, checkpoint, overlap=overlap)
+            cfg = _with_trained_normalisation(cfg, state, checkpoint)
             model = model_from_training_state(state, cfg, path=checkpoint)
             model.to(device)
             if cfg.runtime.channels_last:
@@ -248,7 +329,8 @@ def run_evaluation(
                 warn_if_slow_on_cpu(model, cfg)
             report = evaluate_model(model, cfg, device=device, progress=show and dist_utils.is_main(),
                                     extra={"checkpoint": str(checkpoint), "epoch": state.get("epoch")},
-                                    clip_outputs=clip_outputs)
+                                    clip_outputs=clip_outputs, model_class_names=state.get("class_names"),
+                                    model_source=str(checkpoint))
             if dist_utils.is_main():
                 out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
                 paths = write_evaluation_outputs(report, out)

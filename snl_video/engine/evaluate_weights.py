@@ -108,8 +108,13 @@ def evaluate_weights(
                          "evaluate on a dataset with the head's classes")
     eval_cfg = evaluation_config_for(loaded, cfg)
     show = cfg.runtime.progress if progress is None else progress
+    # a head of another preparation's class order is matched by name; a training checkpoint's
+    # head (--head-from, or --weights CKPT) on other classes is an error, a registry head's
+    # names (spelled as its source spells them) only a warning
     report = evaluate_model(loaded.model, eval_cfg, device=device, progress=show,
-                            extra={"weights": str(weights), "head_from": str(head_from) if head_from else None})
+                            extra={"weights": str(weights), "head_from": str(head_from) if head_from else None},
+                            model_class_names=loaded.class_names, model_source=loaded.source,
+                            strict_classes=head_from is not None or loaded.recipe is not None)
     out = Path(out_dir) if out_dir is not None else Path(cfg.runtime.output_dir) / "eval"
     paths = write_evaluation_outputs(report, out)
     logger.info("evaluation outputs: %s", ", ".join(str(p) for p in paths.values()))

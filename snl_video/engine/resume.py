@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,7 +62,8 @@ class ResumeConfigError(InvalidValueError):
         lines = [f"--resume: the config differs from the run's record {record} in {len(differences)} key(s) "
                  "that cannot change on resume (the checkpoint was trained with the recorded values):"]
         lines += [f"  {k}: recorded {old!r}, now {new!r}" for k, old, new in differences]
-        lines.append(f"resume with the recorded recipe: `snl-video train --config {record} --resume` (overriding only "
+        lines.append(f"resume with the recorded recipe: `snl-video train --config {shlex.quote(str(record))} --resume` "
+                     "(overriding only "
                      f"{', '.join(sorted(RESUMABLE_KEYS))}), or start a new run with another runtime.output_dir")
         super().__init__("\n".join(lines))
 

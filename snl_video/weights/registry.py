@@ -48,6 +48,7 @@ __all__ = [
     "get_weights",
     "list_weights",
     "eval_transform_params", "WEIGHTS_BY_NAME",
+    "entry_for_file",
 ]
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -420,6 +421,26 @@ def eval_transform_params(weights: str | PretrainedWeights) -> InputSpec:
     """The input spec (evaluation preprocessing) of a registry entry, by name or entry."""
     entry = get_weights(weights) if isinstance(weights, str) else weights
     return entry.input_spec
+
+
+def entry_for_file(file_name: str, *, architecture: str, format: str) -> PretrainedWeights | None:
+    """The registry entry a checkpoint file on disk stands for, so that a file is fed as its
+    registry name would be: the entry whose ``file_name`` is the file's name (an upstream file
+    kept under its name), else the one of the same container ``format`` that loads into
+    ``architecture`` (a file of that upstream family, e.g. torchvision's ``r3d_18`` state dict
+    saved under another name). ``None`` when no entry fits, or when the entries that fit
+    disagree on the input's normalisation (a guess would then be arbitrary).
+    """
+    by_name = [e for e in WEIGHTS if e.file_name == file_name]
+    if len(by_name) == 1:
+        return by_name[0]
+    family = [e for e in WEIGHTS if e.format == format and architecture in (e.architecture, *e.also_fits)]
+    if not family:
+        return None
+    first = family[0].input_spec
+    same = all((e.input_spec.mean, e.input_spec.std, e.input_spec.value_scale) == (first.mean, first.std,
+                                                                                  first.value_scale) for e in family)
+    return family[0] if same else None
 
 
 def validate_entry(entry: PretrainedWeights) -> list[str]:

@@ -112,6 +112,19 @@ def test_default_threshold_is_zero_and_test_mode_raises():
         ClipDataset(videos, read, mode="clip", max_failure_fraction=1.0)[0]
 
 
+def test_a_broken_test_video_is_an_error_naming_it_once_and_the_way_out():
+    videos, _ = _fake(4, bad=set())
+
+    def read(entry, indices):
+        raise DecodeError(f"/data/UCF-101/{entry.path}.avi: Invalid data found when processing input")
+
+    with pytest.raises(DecodeError) as info:
+        ClipDataset(videos, read, mode="video")[2]
+    message = str(info.value)
+    assert message.count("/data/UCF-101/2.avi") == 1  # old: the path twice, no way out
+    assert "remove it from the split list" in message and "snl-video prepare" in message
+
+
 def test_video_file_dataset_counts_a_broken_avi(synthetic_tree, tmp_path):
     tree = tmp_path / "t"
     shutil.copytree(synthetic_tree, tree)

@@ -311,3 +311,16 @@ def test_resuming_prepare_on_an_old_directory_adopts_it_as_ucf101(old_format_pre
     with pytest.raises(ValueError, match="holds a prepared 'ucf101' dataset, not 'hmdb51'"):
         prepare_manifest(ucf101_manifest(synthetic_tree / "ucfTrainTestlist", [1]), synthetic_tree / "UCF-101", out,
                          dataset="hmdb51", settings=PrepareSettings(short_side=24, num_frames=4, storage="npy"), progress=False)
+
+
+def test_a_one_based_list_read_as_zero_based_is_warned_about(tmp_path, caplog):
+    (tmp_path / "one").mkdir()
+    one = _lists(tmp_path / "one", "r/1.mp4 1\nj/1.mp4 2\ns/1.mp4 3\n", "r/2.mp4 1\nj/2.mp4 2\n")
+    with caplog.at_level("WARNING", logger="snl_video.data.sources"):
+        wrong = list_manifest(one, root=tmp_path, label_base=0)
+    assert sorted(wrong["label"].unique()) == [1, 2, 3]  # what it does: labels as given, class_0 empty
+    assert "no listed video has label 0" in caplog.text and "--label-base 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="snl_video.data.sources"):
+        right = list_manifest(one, root=tmp_path, label_base=1)
+    assert sorted(right["label"].unique()) == [0, 1, 2] and "label 0" not in caplog.text

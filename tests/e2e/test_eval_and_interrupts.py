@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 
 import pytest
 
@@ -65,7 +66,8 @@ def test_cli_eval_mismatch_is_one_line_exit_2(tiny_prepared, tiny_run, tmp_path,
 
 
 def test_ctrl_c_during_train_says_what_was_kept_and_how_to_resume(tiny_prepared, tmp_path, capsys, monkeypatch):
-    cfg = tiny_config(tiny_prepared, tmp_path / "run", schedule={"epochs": 3}, runtime={"tensorboard": False})
+    run = tmp_path / "my run"  # a folder with a space: the printed command must still paste as one
+    cfg = tiny_config(tiny_prepared, run, schedule={"epochs": 3}, runtime={"tensorboard": False})
     recipe = tmp_path / "r.yaml"
     recipe.write_text(dump_config(cfg))
     real = train_module.train_one_epoch
@@ -79,12 +81,13 @@ def test_ctrl_c_during_train_says_what_was_kept_and_how_to_resume(tiny_prepared,
     assert main(["train", "--config", str(recipe)]) == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    last = run / "checkpoints" / "last.pt"
     assert f"kept {last} (after epoch 1 of 3)" in err
-    assert f"snl-video train --config {tmp_path / 'run' / 'config.yaml'} --resume" in err
+    command = shlex.split(err.split("resume with: ")[1])
+    assert command == ["snl-video", "train", "--config", str(run / "config.yaml"), "--resume"]
     # and that command does resume
     monkeypatch.setattr(train_module, "train_one_epoch", real)
-    assert main(["train", "--config", str(tmp_path / "run" / "config.yaml"), "--resume", "--no-eval"]) == 0
+    assert main([*command[1:], "--no-eval"]) == 0
 
 
 def test_ctrl_c_during_eval_and_prepare_is_one_line_exit_130(tiny_prepared, tiny_run, tmp_path, capsys, monkeypatch):

@@ -101,3 +101,115 @@ def test_the_shipped_snl_recipe_fine_tunes_from_the_registry_checkpoint(tiny_pre
     assert main(["compare", str(run), "--out", str(tmp_path / "cmp")]) == 0
     table = (tmp_path / "cmp" / "table.md").read_text()
     assert "| ucf101_r3d50_snl" in table and "| snl" in table
+
+
+def test_a_pretrained_file_of_a_known_family_is_normalised_as_that_family_is(tmp_path):
+    """torchvision's r3d_18 state dict under a name of the user's: fed with torchvision's
+    Kinetics mean/std (as `pretrained: r3d_18.torchvision_k400` and `predict --weights FILE`
+    are), not 3D-ResNets-PyTorch's default ones."""
+    import torchvision
+
+    from snl_video.engine.builders import normalization_from_config, resolve_recipe
+
+    path = tmp_path / "my kinetics r3d18.pth"
+    torch.save(torchvision.models.video.r3d_18(num_classes=400).state_dict(), path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: {{name: r3d_18, num_classes: 5}}\nnonlocal_blocks: snl\npretrained: '{path}'\n")
+    cfg = load_config(recipe)
+    # the independent reference: torchvision's own preset for these weights (no download)
+    preset = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()
+    norm = normalization_from_config(cfg)
+    assert norm.mean == pytest.approx(tuple(preset.mean)) and norm.std == pytest.approx(tuple(preset.std))
+    resolved = resolve_recipe(cfg)
+    assert resolved.config.data.mean == pytest.approx(tuple(preset.mean))
+    assert any("r3d_18.torchvision_k400" in line for line in resolved.describe())
+
+
+def test_fine_tuning_from_an_snl_video_checkpoint_keeps_its_normalisation(tmp_path):
+    from snl_video.config import config_with_overrides
+    from snl_video.engine.builders import normalization_from_config
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    first = config_with_overrides({"model": {"name": "r3d10", "num_classes": 4}},
+                                  ["data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]"], source="test")
+    model = build_model_from_config(first)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(first, class_names=None)},
+                           tmp_path / "stage1.pt")
+    second = config_with_overrides({"model": {"name": "r3d10", "num_classes": 7}, "pretrained": str(ckpt)}, [],
+                                   source="test")
+    norm = normalization_from_config(second)
+    assert norm.mean == (0.5, 0.5, 0.5) and norm.std == (0.25, 0.25, 0.25)
+
+
+def _relabelled(prepared, dest, names):
+    """A copy of a prepared folder (frames shared by a link) whose class of old label l is
+    called ``names[l]`` and numbered by the position of that name in sorted order."""
+    import json
+    import os
+
+    import pandas as pd
+
+    dest.mkdir()
+    os.symlink(prepared / "videos", dest / "videos")
+    (dest / "settings.json").write_text((prepared / "settings.json").read_text())
+    order = sorted(names)
+    (dest / "classes.json").write_text(json.dumps(order))
+    index = pd.read_csv(prepared / "index.csv", keep_default_na=False)
+    old_labels = list(index["label"])
+    index["class_name"] = [names[label] for label in old_labels]
+    index["label"] = [order.index(names[label]) for label in old_labels]
+    index.to_csv(dest / "index.csv", index=False)
+    return dest
+
+
+def _stage_one(tiny_prepared, tmp_path):
+    from snl_video.engine.builders import class_names
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    from ..helpers import tiny_config
+
+    cfg = tiny_config(tiny_prepared, tmp_path / "stage1")
+    torch.manual_seed(5)
+    model = build_model_from_config(cfg)
+    torch.nn.init.normal_(model.fc.weight)
+    torch.nn.init.normal_(model.fc.bias)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1,
+                            **checkpoint_metadata(cfg, class_names=class_names(cfg))}, tmp_path / "stage1.pt")
+    return cfg, model, ckpt
+
+
+def test_fine_tuning_from_a_checkpoint_of_the_same_classes_numbered_otherwise_reorders_its_head(
+        tiny_prepared, tmp_path):
+    import dataclasses
+
+    from snl_video.config import PretrainedConfig
+    from snl_video.engine.builders import class_names
+
+    cfg, first, ckpt = _stage_one(tiny_prepared, tmp_path)
+    names = class_names(cfg)
+    other = _relabelled(tiny_prepared, tmp_path / "sorted", names)  # as `prepare folder` numbers them
+    assert class_names(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other)))) != names
+    second = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other)),
+                                 pretrained=PretrainedConfig(source=str(ckpt)))
+    model = build_model_from_config(second)
+    # each dataset class's row is the row the first stage learnt for that class name
+    for label, name in enumerate(class_names(second)):
+        old = names.index(name)
+        assert torch.equal(model.fc.weight[label], first.fc.weight[old]), name
+        assert torch.equal(model.fc.bias[label], first.fc.bias[old]), name
+    assert torch.equal(model.layer1[0].conv1.weight, first.layer1[0].conv1.weight)  # the backbone as saved
+
+
+def test_fine_tuning_from_a_checkpoint_of_other_classes_starts_a_fresh_head(tiny_prepared, tmp_path):
+    import dataclasses
+
+    from snl_video.config import PretrainedConfig
+
+    cfg, first, ckpt = _stage_one(tiny_prepared, tmp_path)
+    other = _relabelled(tiny_prepared, tmp_path / "other", ["Run", "Jump", "Swim", "Row"])
+    second = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other)),
+                                 pretrained=PretrainedConfig(source=str(ckpt)))
+    model = build_model_from_config(second)
+    assert not torch.equal(model.fc.weight, first.fc.weight)  # old: the first stage's rows, by position
+    assert set(model.load_report.reinitialised_head) == {"fc.weight", "fc.bias"}
+    assert torch.equal(model.layer1[0].conv1.weight, first.layer1[0].conv1.weight)

@@ -79,3 +79,56 @@ def test_multi_process_gloo_eval_equals_one_process(untrained_run, tmp_path, npr
     assert pa == pb
     assert np.array_equal(np.loadtxt(tmp_path / "one" / "confusion_matrix.csv", delimiter=",", skiprows=1, usecols=range(1, NUM_CLASSES + 1)),
                           np.loadtxt(tmp_path / "two" / "confusion_matrix.csv", delimiter=",", skiprows=1, usecols=range(1, NUM_CLASSES + 1)))
+
+
+def test_eval_feeds_the_normalisation_the_checkpoint_was_trained_with(tiny_prepared, tmp_path):
+    """`eval --config RECIPE` whose recipe resolves another mean/std (its pretrained file is not
+    on this machine, or a data.mean override at training time) scores the network on the
+    inputs it was trained on: the same predictions as with the training recipe."""
+    import dataclasses
+
+    import pandas as pd
+
+    from snl_video.engine.checkpoint import checkpoint_metadata
+
+    trained = tiny_config(tiny_prepared, tmp_path / "run", data={"mean": [0.2, 0.3, 0.4], "std": [0.1, 0.2, 0.3]})
+    torch.manual_seed(1)
+    model = build_model_from_config(trained)
+    torch.nn.init.normal_(model.fc.weight, std=1.0)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(trained, class_names=None)},
+                           tmp_path / "c.pt")
+    run_evaluation(trained, ckpt, out_dir=tmp_path / "trained")
+    other = dataclasses.replace(trained, data=dataclasses.replace(trained.data, mean=(0.45,) * 3, std=(0.225,) * 3))
+    run_evaluation(other, ckpt, out_dir=tmp_path / "other")
+    a = pd.read_csv(tmp_path / "trained" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "other" / "predictions.csv")
+    np.testing.assert_allclose(b["prob_label"], a["prob_label"], atol=1e-6)  # old: differed by up to 0.19
+    assert (a["predicted"] == b["predicted"]).all()
+
+
+def test_eval_on_other_data_does_not_replace_the_runs_own_evaluation(tiny_prepared, tmp_path):
+    """The run's eval/ is what compare and study read as its result: an evaluation on another
+    prepared folder (or one allowed to score training videos) must go elsewhere."""
+    import dataclasses
+
+    from snl_video.engine.checkpoint import checkpoint_metadata
+    from snl_video.errors import InvalidValueError
+
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    model = build_model_from_config(cfg)
+    ckpt = save_checkpoint({"model": model.state_dict(), "epoch": 1, **checkpoint_metadata(cfg, class_names=None)},
+                           tmp_path / "c.pt")
+    other = tmp_path / "other prepared"  # the same videos, prepared into another folder
+    other.mkdir()
+    os.symlink(tiny_prepared / "videos", other / "videos")
+    for name in ("classes.json", "settings.json", "index.csv", "dataset.json"):
+        if (tiny_prepared / name).exists():
+            (other / name).write_bytes((tiny_prepared / name).read_bytes())
+    elsewhere = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other)))
+    with pytest.raises(InvalidValueError, match=r"other data than its run's \(data.root .*--output-dir"):
+        run_evaluation(elsewhere, ckpt)
+    assert not (tmp_path / "run" / "eval").exists()
+    report = run_evaluation(elsewhere, ckpt, out_dir=tmp_path / "other eval")  # named: fine
+    assert (tmp_path / "other eval" / "metrics.json").is_file() and report.num_videos > 0
+    run_evaluation(cfg, ckpt)  # its own data: into the run's folder, as before
+    assert (tmp_path / "run" / "eval" / "metrics.json").is_file()

@@ -104,3 +104,86 @@ def test_a_long_confusion_title_fits_in_the_png(tmp_path, monkeypatch):
     assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # inside the figure: wrapped, not cut off at its edges
     with Image.open(path) as image:
         assert image.format == "PNG"
+
+
+def _renumbered(prepared, dest, new_label):
+    """A copy of a prepared folder (frames shared by a link) numbering its classes otherwise:
+    the class of old label ``l`` gets label ``new_label[l]`` (as ``prepare folder`` numbers
+    UCF-101's classes alphabetically where ``classInd.txt`` does not)."""
+    dest.mkdir()
+    os.symlink(prepared / "videos", dest / "videos")
+    names = json.loads((prepared / "classes.json").read_text())
+    renamed = [""] * len(names)
+    for old, new in enumerate(new_label):
+        renamed[new] = names[old]
+    (dest / "classes.json").write_text(json.dumps(renamed))
+    (dest / "settings.json").write_text((prepared / "settings.json").read_text())
+    index = pd.read_csv(prepared / "index.csv", keep_default_na=False)
+    index["label"] = [new_label[label] for label in index["label"]]
+    index.to_csv(dest / "index.csv", index=False)
+    return dest
+
+
+def _checkpoint_naming_its_classes(cfg, path):
+    import torch
+
+    from snl_video.engine.builders import build_model_from_config, class_names
+    from snl_video.engine.checkpoint import checkpoint_metadata, save_checkpoint
+
+    torch.manual_seed(3)
+    model = build_model_from_config(cfg)
+    torch.nn.init.normal_(model.fc.weight, std=1.0)  # a head that tells the classes apart
+    return save_checkpoint({"model": model.state_dict(), "epoch": 1,
+                            **checkpoint_metadata(cfg, class_names=class_names(cfg))}, path)
+
+
+def test_eval_on_a_preparation_numbering_the_classes_otherwise_scores_them_by_name(tiny_prepared, tmp_path):
+    import dataclasses
+
+    cfg = tiny_config(tiny_prepared, tmp_path / "run", eval={"num_clips": 2, "num_crops": 1})
+    ckpt = _checkpoint_naming_its_classes(cfg, tmp_path / "c.pt")
+    same = run_evaluation(cfg, ckpt, out_dir=tmp_path / "same")
+    other = _renumbered(tiny_prepared, tmp_path / "other", new_label=[2, 0, 3, 1])
+    moved = run_evaluation(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other))), ckpt,
+                           out_dir=tmp_path / "moved")
+    a = {r["video"]: r for r in _rows(tmp_path / "same" / "predictions.csv")}
+    b = {r["video"]: r for r in _rows(tmp_path / "moved" / "predictions.csv")}
+    assert set(a) == set(b) and len(a) > 0
+    # the same weights on the same videos: each video gets the same class (by name) and the same
+    # probability of its true class; before, the scores were read by position (old label 0 = 'b')
+    assert {v: (r["label_name"], r["predicted_name"]) for v, r in a.items()} \
+        == {v: (r["label_name"], r["predicted_name"]) for v, r in b.items()}
+    assert all(abs(float(a[v]["prob_label"]) - float(b[v]["prob_label"])) < 1e-6 for v in a)
+    assert moved.video_top1 == same.video_top1 and moved.clip_top1 == same.clip_top1
+    assert 0 < same.video_top1 < 100  # a head that gets some right and some wrong: positions matter
+
+
+def test_eval_on_a_dataset_of_other_classes_is_an_error_naming_them(tiny_prepared, tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from snl_video.errors import InvalidValueError
+
+    cfg = tiny_config(tiny_prepared, tmp_path / "run")
+    ckpt = _checkpoint_naming_its_classes(cfg, tmp_path / "c.pt")
+    other = _renumbered(tiny_prepared, tmp_path / "other", new_label=[0, 1, 2, 3])
+    names = json.loads((other / "classes.json").read_text())
+    (other / "classes.json").write_text(json.dumps(names[:3] + ["Juggling"]))
+    with pytest.raises(InvalidValueError, match="other classes than the dataset's.*'Juggling'"):
+        run_evaluation(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(other))), ckpt,
+                       out_dir=tmp_path / "e")
+    assert not (tmp_path / "e").exists()  # refused before anything is written
+
+
+def test_class_order_matches_by_name_and_leaves_unnamed_heads_alone():
+    from snl_video.engine.naming import class_order
+
+    assert class_order(["a", "b", "c"], ["a", "b", "c"]) is None
+    order = class_order(["b", "c", "a"], ["a", "b", "c"])
+    assert order == [2, 0, 1]
+    scores = np.array([[0.2, 0.3, 0.5]])  # outputs for b, c, a
+    assert dict(zip(["a", "b", "c"], scores[0, order])) == {"a": 0.5, "b": 0.2, "c": 0.3}
+    assert class_order(["class_0", "class_1"], ["a", "b"]) is None  # a head nobody named
+    assert class_order(["a", "b"], ["0", "1"]) is None  # a dataset whose labels have no names
+    assert class_order(["a", "b"], ["a", "x"], strict=False) is None  # a warning only

@@ -139,3 +139,21 @@ def test_eval_transform_params_come_from_the_entry():
     )
     hara = eval_transform_params(get_weights("r3d50.hara2017_k400"))
     assert hara.value_scale == 255 and hara.num_frames == 16 and hara.crop_size == 112
+
+
+def test_entry_for_file_by_upstream_name_then_by_family():
+    from snl_video.weights.registry import entry_for_file
+
+    # the upstream file under its own name: that entry, whatever format is guessed
+    assert entry_for_file("I3D_8x8_R50.pyth", architecture="i3d_r50", format="pytorchvideo").name == \
+        "i3d_r50.pytorchvideo_k400"
+    # the same family under another name: the entry of that format and architecture
+    assert entry_for_file("my r3d18.pth", architecture="r3d_18", format="torchvision_video").name == \
+        "r3d_18.torchvision_k400"
+    assert entry_for_file("x.pth", architecture="swin3d_t", format="torchvision_baseline").name == \
+        "swin3d_t.torchvision_k400"  # not mvit_v2_s's, whose normalisation differs
+    # 2-D ImageNet weights inflate into other trunks (also_fits)
+    assert entry_for_file("x.pth", architecture="ffc_i3d_r50", format="ffc").name.startswith("ffc_c2d_r50.")
+    # no entry of that family: nothing is guessed
+    assert entry_for_file("x.pth", architecture="r3d10", format="hara2017") is None
+    assert entry_for_file("x.pth", architecture="r3d_18", format="generic") is None
