@@ -259,7 +259,7 @@ def _class_names_for(entry: "PretrainedWeights | None", count: int) -> list[str]
 
 def _known_class_list(count: int) -> list[str] | None:
     """Class names for a head of ``count`` classes, when a registry entry has them (Kinetics)."""
-    from ..weights.registry import WEIGHTS
+    from ..weights.registry import WEIGHTS, entry_for_file
 
     for entry in WEIGHTS:
         if entry.class_names and len(entry.class_names) == count:
@@ -290,7 +290,7 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     from ..models import build_model, guess_model_name
     from ..weights import get_weights, list_weights
     from ..weights.formats import convert_state, read_checkpoint
-    from ..weights.registry import WEIGHTS
+    from ..weights.registry import WEIGHTS, entry_for_file
 
     name = str(weights)
     if not Path(name).is_file():
@@ -318,8 +318,9 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     if num_classes is None:
         raise InvalidValueError(f"{path} has no classifier head: it cannot predict classes; pass --head-from CKPT "
                          "(eval) or a checkpoint with a head")
-    # its registry entry, else one of the same architecture and format: its input spec and test-time head
-    entry = named or next((e for e in WEIGHTS if e.architecture == arch and e.format == detected.format), None)
+    # its registry entry, else one of the same family (format + architecture): its input spec and test-time
+    # head; the same rule fine-tuning from a file uses (weights.entry_for_file)
+    entry = named or entry_for_file(path.name, architecture=arch, format=detected.format)
     if entry is not None:
         options.update(entry.inference_options)
     model = build_model(arch, num_classes=num_classes, pretrained=path, **options)
