@@ -15,7 +15,9 @@ Each video is decoded once (:func:`~snl_video.data.video.stream_clips`): a timel
 only the frames the windows still to come need, scores views in batches of
 ``batch_size`` as they become ready and hands each window on as soon as its clips are
 scored, so memory is bounded by the window and the batch, not the length of the video.
-With ``output_file`` the rows are written as they come (an interrupted run keeps what it did).
+With ``output_file`` the rows are written as they come to ``NAME.partial.csv|json`` beside it
+(an interrupted run keeps what it did there), and ``NAME`` is replaced atomically, complete,
+at the end: a file from an earlier run is never left half-overwritten.
 
 The model comes from :func:`snl_video.engine.loading.load_inference_model`. Bad files in
 a folder (empty, truncated, not a video) are reported with their reason in
@@ -52,7 +54,7 @@ from .loading import InferenceModel, load_inference_model
 from .precision import Precision
 from .runtime import flush_denormal
 from ..progress import progress as progress_bar
-from ..errors import InvalidValueError
+from ..errors import Interrupted, InvalidValueError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ __all__ = [
     "PredictionError",
     "PredictResult",
     "predict",
+    "partial_path",
     "iter_predictions",
     "score_views",
     "view_logits",
@@ -193,8 +196,16 @@ def csv_rows(p: Prediction) -> list[list[Any]]:
             for rank, c in enumerate(p.top_k, start=1)]
 
 
+def partial_path(output_file: str | os.PathLike[str]) -> Path:
+    """Where :func:`predict` streams the rows of ``output_file`` while it runs:
+    ``NAME.partial.csv`` / ``NAME.partial.json`` beside it (removed when ``NAME`` is written)."""
+    path = Path(output_file)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
 class PredictionWriter:
-    """Results written as they come, so an interrupted run keeps what it had done.
+    """Results written as they come, so an interrupted run keeps what it had done
+    (:func:`predict` points it at :func:`partial_path`, not at the final file).
 
     ``.csv``: the header at once, then each prediction's rows appended and flushed as it is
     added. ``.json``: the document so far rewritten atomically at most every
@@ -487,9 +498,10 @@ def predict(
         timings: if given, ``data_s`` (waiting for decoded views) and ``model_s`` (forward and
             averaging) are added to it, in seconds: where the time goes (a timeline decodes
             and scores interleaved: all of it is ``model_s``).
-        output_file: a ``.csv`` or ``.json`` file the results stream to as each video (or window)
-            finishes, and that is rewritten atomically complete at the end
-            (:class:`PredictionWriter`).
+        output_file: a ``.csv`` or ``.json`` file, written atomically complete at the end; the
+            results stream to :func:`partial_path` (``NAME.partial.csv|json``) as each video (or
+            window) finishes, so an interrupted run keeps them there and leaves ``output_file``
+            as it was (:class:`PredictionWriter`).
         crop_size: a test crop other than the model's own (short side resized to it, then
             cropped; :meth:`InferenceModel.set_crop_size`, which refuses a size the model
             cannot take); applied to a given ``model`` too.
@@ -509,7 +521,8 @@ def predict(
     if precision is not None or model is None:
         loaded.set_precision(precision or "fp32")
     k = min(top_k, loaded.num_classes)
-    writer = PredictionWriter(output_file, class_names=list(loaded.class_names), top_k=k) if output_file is not None else None
+    writer = (PredictionWriter(partial_path(output_file), class_names=list(loaded.class_names), top_k=k)
+              if output_file is not None else None)
     collected = _Collected(loaded.class_names, k, writer)
     if k < top_k:
         collected.note(f"--top-k {top_k} is more than the model's {loaded.num_classes} classes: showing {k}")
@@ -518,13 +531,30 @@ def predict(
             _predict_all(paths, loaded, collected.emit, collected.fail, collected.note, window=window_seconds,
                          stride=stride_seconds, num_clips=num_clips, num_crops=num_crops, backend=backend,
                          batch_size=batch_size, num_workers=num_workers, progress=progress, timings=timings)
+    except KeyboardInterrupt as exc:
+        if writer is None:
+            raise
+        writer.close()
+        raise Interrupted(f"the {len(collected.predictions)} prediction(s) made so far are in {writer.path}; "
+                          f"{output_file} was not changed") from exc
     finally:
         if writer is not None:
             writer.close()
     result = PredictResult(collected.predictions, collected.errors, list(loaded.class_names), k, collected.notes)
-    if output_file is not None:
-        result.write(output_file)  # the complete file, atomically (the streamed rows were the same)
+    if output_file is not None and writer is not None:
+        _write_final(result, Path(output_file), writer.path)
     return result
+
+
+def _write_final(result: PredictResult, output_file: Path, partial: Path) -> None:
+    """Replace ``output_file`` atomically with the complete result (the streamed rows were the
+    same), then drop the partial file. When nothing could be predicted, a file already there
+    (an earlier run's) is kept rather than replaced by an empty table."""
+    if not result.predictions and result.errors and output_file.exists():
+        result.notes.append(f"nothing was predicted: {output_file} from before was left as it was")
+    else:
+        result.write(output_file)
+    partial.unlink(missing_ok=True)
 
 
 def _predict_all(paths: Sequence[Path], loaded: InferenceModel, emit: Any, fail: Any, note: Any, *, window: float | None,

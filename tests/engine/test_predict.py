@@ -287,6 +287,25 @@ def test_i3d_predict_in_fp32_channels_last_equals_eval_in_the_contiguous_layout(
     assert np.abs(report.videos.scores[:4] - 1.0 / NUM_CLASSES).max() > 0.05  # far from uniform: the comparison means something
 
 
+def test_a_run_where_every_video_fails_leaves_an_earlier_output_file_as_it_was(video_run, tmp_path, capsys):
+    """Exit 2 and the earlier run's predictions kept (they used to be replaced by an empty table),
+    with a note saying so; no partial file left behind."""
+    cfg, ckpt, _, _ = video_run
+    good = sorted(Path(cfg.data.root).rglob("*.avi"))[0]
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--checkpoint", str(ckpt), str(good), "--out", str(out), "--no-progress"]) == 0
+    before = out.read_text()
+    assert before.count("\n") > 1
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _bad_files(bad, good)
+    assert main(["predict", "--checkpoint", str(ckpt), str(bad), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert out.read_text() == before
+    assert f"{out} from before was left as it was" in err and "none of the 3 video(s) could be predicted" in err
+    assert not (tmp_path / "p.partial.csv").exists()
+
+
 def test_the_top_k_clamp_note_is_shown_once(video_run, capsys, caplog):
     cfg, ckpt, _, _ = video_run
     video = sorted(Path(cfg.data.root).rglob("*.avi"))[0]

@@ -86,6 +86,8 @@ def test_rows_stream_out_and_an_interrupted_run_keeps_them(bframe_video, loaded,
     full = predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.24, num_crops=1, output_file=out, top_k=2)
     complete = out.read_text()
     assert complete == (full.csv_text() if suffix == ".csv" else json.dumps(full.to_json_dict(), indent=1) + "\n")
+    partial = predict_module.partial_path(out)
+    assert partial.name == f"timeline.partial{suffix}" and not partial.exists()  # removed once the file is complete
 
     # the third window's scoring fails: the first two are already in the file
     original = predict_module.probabilities_of_views
@@ -99,14 +101,14 @@ def test_rows_stream_out_and_an_interrupted_run_keeps_them(bframe_video, loaded,
 
     monkeypatch.setattr(predict_module, "probabilities_of_views", failing)
     monkeypatch.setattr(predict_module.PredictionWriter, "JSON_EVERY_S", 0.0)  # JSON: rewrite every time
-    out.unlink()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=f"2 prediction.*{partial.name}.*was not changed"):
         predict(bframe_video, model=loaded, window_seconds=0.8, stride_seconds=0.24, num_crops=1, output_file=out, top_k=2)
+    assert out.read_text() == complete  # the earlier run's complete file is untouched
     if suffix == ".csv":
-        rows = list(csv.reader(out.read_text().splitlines()))
+        rows = list(csv.reader(partial.read_text().splitlines()))
         assert rows == list(csv.reader(complete.splitlines()))[:1 + 2 * 2]  # header + 2 windows x top-2
     else:
-        kept = json.loads(out.read_text())["predictions"]
+        kept = json.loads(partial.read_text())["predictions"]
         assert kept == json.loads(complete)["predictions"][:2]
 
 
