@@ -74,6 +74,10 @@ def set_class_names(model, path: Path) -> None:
     if len(names) != model.num_classes:
         raise InvalidValueError(f"--class-names {path} lists {len(names)} names for a {model.num_classes}-class head; "
                          "give one name per line, in head order")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # two outputs under one name: the table and CSV could not tell them apart
+        raise InvalidValueError(f"--class-names {path} lists {', '.join(repr(n) for n in repeated)} more than once; "
+                                "give each class of the head its own name")
     model.class_names = names
 
 

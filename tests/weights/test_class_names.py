@@ -103,3 +103,6 @@ def test_class_names_file_overrides_and_is_checked(tmp_path, monkeypatch, capsys
     save_hara2017(build_model("r3d18", num_classes=400, shortcut="A"), tmp_path / "resnet-18-kinetics.pth")
     assert main(["predict", "--weights", "r3d18.hara2017_k400", str(video), "--class-names", str(names)]) == 2
     assert "lists 2 names for a 400-class head" in capsys.readouterr().err
+    names.write_text("\n".join(["a", "b", "a", *(f"c{i}" for i in range(396)), "b"]) + "\n")  # 400 lines, 2 repeated
+    assert main(["predict", "--weights", "r3d18.hara2017_k400", str(video), "--class-names", str(names)]) == 2
+    assert "lists 'a', 'b' more than once" in capsys.readouterr().err
