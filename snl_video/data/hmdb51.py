@@ -3,7 +3,8 @@
 The official ``testTrainMulti_7030_splits/`` folder holds 153 files
 ``<class>_test_split<k>.txt`` (51 classes x splits 1-3). Each line is ``<video>.avi <id>``
 with ``1`` = train, ``2`` = test, ``0`` = not used in this split; the files carry trailing
-spaces and some tools add CRLF endings, both tolerated. Videos live in the class-folder
+spaces and some tools add CRLF endings, both tolerated. The id is the line's last field, so a
+video name holding spaces (or ``#``, ``(``, ``!``, ``&``) is read whole. Videos live in the class-folder
 tree of the official archive (``hmdb51_org/<class>/<video>.avi`` once the per-class RARs
 are extracted), so a video's path is ``<class>/<video>.avi``.
 
@@ -94,10 +95,12 @@ def _read_file(path: Path, class_name: str) -> list[dict]:
     rows: list[dict] = []
     seen: dict[str, int] = {}
     for line_no, line in numbered_lines(path):
-        parts = line.split()
+        # The id is the last field; the name is everything before it, so a name with spaces
+        # (HMDB's titles carry '#', '(', '!', '&' and a few spaces) stays one name.
+        parts = line.rsplit(None, 1)
         if len(parts) != 2:
             raise SplitFileError(path, line_no, f"expected '<video>.avi <0|1|2>', got {line!r}")
-        video, flag = parts
+        video, flag = parts[0].strip(), parts[1]
         if flag not in _SUBSET_OF_ID:
             raise SplitFileError(path, line_no, f"id {flag!r} is not 0 (unused), 1 (train) or 2 (test)")
         if "/" in video or "\\" in video or not video.lower().endswith(".avi"):

@@ -158,3 +158,13 @@ def test_missing_videos_are_listed(tmp_path):
     with pytest.raises(MissingVideosError, match=victim.name):
         prepare_hmdb51(raw / "hmdb51_org", raw / "testTrainMulti_7030_splits", tmp_path / "out", per_class=(2, 2),
                        settings=PrepareSettings(short_side=24, storage="npy"), progress=False)
+
+
+def test_video_names_with_spaces_and_odd_characters_are_read_whole(tmp_path):
+    """HMDB titles carry '#', '(', '!', '&' and spaces; the id is the last field, the name all before it."""
+    odd = "#Odd_(Must See!)_&_x_f_nm_np1_fr_goo_0.avi"
+    (tmp_path / "x_test_split1.txt").write_text(f"plain_x_f_nm_np1_fr_goo_0.avi 1 \n{odd} 2 \r\nskip me_x_0.avi 0\n")
+    frame = read_hmdb51_split(tmp_path, 1, per_class=None)
+    assert frame["path"].tolist() == ["x/plain_x_f_nm_np1_fr_goo_0.avi", f"x/{odd}"]
+    assert frame["subset"].tolist() == ["train", "test"]
+    assert frame["group"].tolist() == ["plain", "#Odd_(Must See!)_&"]
