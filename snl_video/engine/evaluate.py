@@ -209,6 +209,13 @@ def _load_on_main_and_share(checkpoint: str | os.PathLike[str], load: Any) -> di
     return payload
 
 
+def _recorded_split(state: dict[str, Any]) -> object:
+    """``data.split`` of the recipe stored in a training checkpoint, or None when it holds none."""
+    recorded = state.get("recipe")
+    data = recorded.get("data") if isinstance(recorded, dict) else None
+    return data.get("split") if isinstance(data, dict) else None
+
+
 def _check_run_folder_is_for_this_data(cfg: ExperimentConfig, state: dict[str, Any],
                                        checkpoint: str | os.PathLike[str], *, overlap: int) -> None:
     """Refuse to write into the run's own ``eval/`` an evaluation on other data than the run's.
@@ -316,7 +323,7 @@ def run_evaluation(
             from .records import check_train_test_overlap
 
             overlap = check_train_test_overlap(state.get("train_videos"), cfg, allow=allow_train_overlap,
-                                               checkpoint=checkpoint)
+                                               checkpoint=checkpoint, trained_split=_recorded_split(state))
             if out_dir is None:
                 _check_run_folder_is_for_this_data(cfg, state, checkpoint, overlap=overlap)
             cfg = _with_trained_normalisation(cfg, state, checkpoint)

@@ -195,10 +195,13 @@ def train_fingerprint(cfg: "ExperimentConfig") -> dict[str, Any]:
 
 
 def check_train_test_overlap(fingerprint: Mapping[str, Any] | None, cfg: "ExperimentConfig", *,
-                             allow: bool = False, checkpoint: str | os.PathLike[str] = "the checkpoint") -> int:
+                             allow: bool = False, checkpoint: str | os.PathLike[str] = "the checkpoint",
+                             trained_split: object = None) -> int:
     """How many of ``cfg``'s test videos the checkpoint was trained on; any is an error
     (:class:`TrainTestOverlapError`, naming how many) unless ``allow``. A checkpoint without
-    a fingerprint (written before they were recorded) is not checked (0)."""
+    a fingerprint (written before they were recorded) is not checked (0). ``trained_split``
+    (the split the checkpoint's recipe names, when known) lets the message say the cause
+    when it is another split than ``cfg.data.split`` (the official splits share videos)."""
     if not fingerprint or not isinstance(fingerprint.get("videos"), (list, tuple)):
         return 0
     trained = set(fingerprint["videos"])
@@ -206,10 +209,15 @@ def check_train_test_overlap(fingerprint: Mapping[str, Any] | None, cfg: "Experi
     shared = [v for v in test if _video_hash(v) in trained]
     if not shared:
         return 0
+    if trained_split is not None and str(trained_split) != str(cfg.data.split):
+        cause = (f"it was trained on split {trained_split}, and the splits re-partition the same videos; evaluate "
+                 f"with data.split={trained_split}")
+    else:
+        cause = ("the data was split differently since (re-prepared with another --test-fraction / --seed / split "
+                 "files?); evaluate on the split it was trained on")
     message = (f"{len(shared)} of the {len(test)} test videos of {cfg.data.root} (split {cfg.data.split}) were in "
-               f"the training set of {checkpoint} (e.g. {shared[0]}): the data was split differently since (re-prepared "
-               "with another --test-fraction / --seed / split files?), so its score would be inflated; evaluate on "
-               "the split it was trained on, or pass --allow-train-overlap to evaluate anyway")
+               f"the training set of {checkpoint} (e.g. {shared[0]}): {cause}, as its score would be inflated, "
+               "or pass --allow-train-overlap to evaluate anyway")
     if not allow:
         raise TrainTestOverlapError(message)
     logger.warning("--allow-train-overlap: %s", message)

@@ -168,3 +168,26 @@ def test_video_names_with_spaces_and_odd_characters_are_read_whole(tmp_path):
     assert frame["path"].tolist() == ["x/plain_x_f_nm_np1_fr_goo_0.avi", f"x/{odd}"]
     assert frame["subset"].tolist() == ["train", "test"]
     assert frame["group"].tolist() == ["plain", "#Odd_(Must See!)_&"]
+
+
+def test_eval_of_a_split_1_checkpoint_on_split_2_says_the_splits_share_videos(tmp_path, capsys):
+    """The official splits re-partition one set of videos: split 2's test holds split 1's training
+    videos. The refusal names that cause (and the split to use), not a re-prepared folder."""
+    from snl_video.engine.train import train
+
+    from ..helpers import tiny_config
+
+    raw = make_synthetic_hmdb51(tmp_path / "raw", num_classes=2, train_per_class=2, test_per_class=2,
+                                unused_per_class=0, clips_per_source=2, video_frames=8, frame_jitter=0, progress=False)
+    out = tmp_path / "prepared"
+    assert main(["prepare", "hmdb51", "--videos", str(raw / "hmdb51_org"), "--splits",
+                 str(raw / "testTrainMulti_7030_splits"), "--per-class", "2,2", "--out", str(out), "--short-side",
+                 "40", "--clip-len", "6", "--no-progress"]) == 0
+    cfg = tiny_config(out, tmp_path / "run", data={"dataset": "hmdb51", "split": 1}, schedule={"epochs": 1},
+                      model={"num_classes": 2}, nonlocal_blocks=None, runtime={"deterministic": False})
+    ckpt = train(cfg).last_checkpoint
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(ckpt), "data.split=2", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "it was trained on split 1" in err and "data.split=1" in err and "re-prepared" not in err
+    assert not (tmp_path / "ev").exists()
