@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["StudySpec", "Cell", "CellOutcome", "StudyChangedError", "METRICS", "load_study_spec",
            "study_cells", "shard_cells", "cell_config", "validate_study", "run_study", "run_cell", "aggregate_study",
            "dry_run_report", "parse_shard", "protocol_of", "cell_overrides", "COMPARISON_KEYS", "RECIPE_KEYS",
-           "variant_inputs"]
+           "variant_inputs", "end_with_parent", "stop_processes"]
 
 #: Keys of eval's metrics.json a study may summarise (percentages).
 METRICS = ("clip_top1", "clip_top5", "video_top1", "video_top5", "mean_class_accuracy")
@@ -559,6 +559,39 @@ def run_cell(cfg: ExperimentConfig, cell: Cell, *, metric: str, threads: int | N
         return CellOutcome(cell, "done", value=value, seconds=seconds, resumed_from_epoch=resumed_from)
 
 
+def end_with_parent(parent_pid: int) -> None:
+    """Initializer of a ``--jobs N`` worker: end it when the study process ends, however it ends.
+
+    A worker that outlived a killed study (``kill -9``, an OOM kill) would go on training the
+    cells queued to it with nobody waiting for them, holding their locks and racing the next
+    run. On Linux the kernel sends the worker SIGTERM when its parent dies
+    (``PR_SET_PDEATHSIG``); a parent already gone before that was set ends the worker at once.
+    Elsewhere only the second check applies.
+    """
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def stop_processes(processes: set[Any], timeout: float = 10.0) -> None:
+    """Terminate ``processes`` (``multiprocessing.Process``) and wait for them, killing any that
+    ignore SIGTERM within ``timeout`` seconds: an interrupted study leaves no cell running."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _run_cell_in_worker(spec: StudySpec, cell: Cell, progress: bool, threads: int) -> CellOutcome:
     """Entry point of a worker process (``--jobs N``)."""
     import logging as _logging
@@ -621,12 +654,22 @@ def run_study(spec: StudySpec, out: str | os.PathLike[str], *, jobs: int = 1, sh
         from .preflight import available_cpus
 
         threads = max(1, available_cpus() // jobs)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        children_before = set(multiprocessing.active_children())
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
             pending = {pool.submit(_run_cell_in_worker, spec, cell, progress, threads) for cell in todo}
-            while pending:
-                ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in ready:
-                    finished(future.result())
+            try:
+                while pending:
+                    ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in ready:
+                        finished(future.result())
+            except BaseException:
+                # Interrupted (a SIGINT to this process alone, as a scheduler or `kill -INT` sends):
+                # without this the pool's exit would wait for the running cells and start the
+                # queued ones. Each cell resumes from its last checkpoint on the next run.
+                pool.shutdown(wait=False, cancel_futures=True)
+                stop_processes(set(multiprocessing.active_children()) - children_before)
+                raise
     result.summary = aggregate_study(spec, out, configs=configs, profiles=profiles)
     return result
 
