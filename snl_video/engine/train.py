@@ -15,8 +15,11 @@ as well, for the record and for anything drawn outside the epoch loop.
 
 Scaling. The same sampler serves 1 and W processes (rank r takes every W-th item of the
 epoch's permutation) and augmentation depends on the item, not on who reads it, so W
-processes with batch b and a run with batch b and W-step gradient accumulation take the
-same optimizer steps (tested with 2 gloo processes). Epoch records (loss, top-1, clips/s)
+processes with batch b and a run with batch b and W-step gradient accumulation put the
+same clips into each optimizer step. The steps are equal where BatchNorm does not use
+batch statistics (tested with 2 gloo processes, BatchNorm on running statistics); with
+batch statistics they differ, as rank r normalises over items r, r+W, ... of the step and
+a micro-batch over consecutive ones. Epoch records (loss, top-1, clips/s)
 are summed over all processes; per-step records are rank 0's micro-batch.
 
 A non-finite loss stops the run with :class:`NonFiniteLossError` before the optimizer
