@@ -4,7 +4,7 @@ Argument parsing over :func:`snl_video.engine.compare.compare_runs` and
 :func:`~snl_video.engine.compare.write_comparison`: the table lists top-1 / top-5 (clip level,
 the paper's protocol, or video level), GMACs and parameters, and the deltas against the
 baseline row; runs of one recipe on several UCF-101 splits are also averaged over the splits.
-Runs evaluated under different protocols are refused unless ``--allow-mixed``.
+Runs evaluated under different protocols, or on different datasets, are refused unless ``--allow-mixed``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-profile", action="store_true", help="skip counting GMACs/params (no model build)")
     p.add_argument("--no-curves", action="store_true", help="do not plot the runs' training curves (curves.png)")
     p.add_argument("--allow-mixed", action="store_true",
-                   help="compare runs evaluated under different protocols (clips x crops, clip size): a warning, not an error")
+                   help="compare runs evaluated under different protocols (clips x crops, clip size) or on different "
+                        "datasets (each split then names its dataset): a warning, not an error")
     p.add_argument("--reference", choices=sorted(REFERENCES), default=None,
                    help="also show these published rows (e.g. table7: the paper's Table 7), in a table of their own "
                         "marked as published, not measured")

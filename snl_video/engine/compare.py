@@ -64,6 +64,8 @@ class RunRow:
     params_m: float | None = None
     #: the run's whole eval/metrics.json, for callers that want another metric
     metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the dataset source its recipe names (``data.dataset``); "" when unknown
+    dataset: str = ""
 
 
 class MixedProtocolError(InvalidValueError):
@@ -100,6 +102,7 @@ def collect_row(run_dir: str | os.PathLike[str], *, level: Level = "clip", profi
         selection=selection_protocol(run_dir, cfg), group=recipe_key(cfg), model=cfg.model.name,
         nonlocal_kind=block_label(cfg),
         top1=float(metrics[f"{level}_top1"]), top5=float(metrics[f"{level}_top5"]), metrics=metrics,
+        dataset=str(cfg.data.dataset),
     )
     if profile:
         macs, params, macs_table7 = profile_config(cfg)
@@ -189,6 +192,10 @@ def protocol_problems(rows: Sequence[RunRow]) -> list[str]:
     it was built for) only the views per video (:func:`views_of`), and their clips stay in the
     table's protocol column."""
     lines = []
+    datasets = {(r.dataset, r.classes) for r in rows}
+    if len(datasets) > 1:  # first: the strongest reason the scores are not comparable
+        lines.append("the runs were evaluated on different datasets: "
+                     + "; ".join(f"{r.run}: {r.dataset or '?'} ({r.classes} classes)" for r in rows))
     by_model: dict[str, set[str]] = {}
     for r in rows:
         by_model.setdefault(r.model, set()).add(r.protocol)
@@ -246,6 +253,7 @@ def _fmt(x: float | None, fmt: str) -> str:
 def format_rows(rows: Sequence[RunRow]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells, with deltas against the baseline row."""
     base = baseline_row(rows)
+    mixed = len({r.dataset for r in rows}) > 1  # allowed with --allow-mixed: each split says its dataset
     header = ["run", "split", "selection", "level", "protocol", "videos", "epochs", "model", "non-local", "top-1",
               "top-5", "GFLOPs (paper)", "GMACs", "params (M)", "head", "Δtop-1", "Δtop-5", "ΔGFLOPs (paper)",
               "ΔGMACs", "Δparams (M)"]
@@ -257,7 +265,7 @@ def format_rows(rows: Sequence[RunRow]) -> tuple[list[str], list[list[str]]]:
             return f"{value - ref:+{fmt}}" if r is not base else ""
 
         cells.append([
-            r.run, str(r.split), r.selection, r.level, r.protocol,
+            r.run, f"{r.dataset} {r.split}" if mixed else str(r.split), r.selection, r.level, r.protocol,
             "-" if r.videos is None else str(r.videos), "-" if r.epochs is None else str(r.epochs),
             r.model, r.nonlocal_kind, f"{r.top1:.2f}", f"{r.top5:.2f}",
             _fmt(r.gflops_paper, ".2f"), _fmt(r.gmacs, ".3f"), _fmt(r.params_m, ".2f"),
@@ -404,6 +412,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike[str]], *, level: Level = "
     for row, label in zip(rows, run_labels(rows)):  # runs named alike (or of one kind) read apart
         row.run = label
     problems = protocol_problems(rows)
+    if not allow_mixed and any("datasets" in line for line in problems):
+        raise MixedProtocolError(f"{problems[0]}: their accuracies (and the deltas between them) are not "
+                                 "comparable; compare runs of one dataset, or pass --allow-mixed (allow_mixed=True)")
     if not allow_mixed and any("protocols" in line for line in problems):
         raise MixedProtocolError(f"{problems[0]}: their accuracies are not comparable; re-evaluate them alike "
                                  f"(snl-video eval ... eval.num_clips=N eval.num_crops=M) or pass --allow-mixed "

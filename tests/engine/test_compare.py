@@ -172,3 +172,22 @@ def test_an_unknown_reference_is_refused_naming_the_valid_ones(tmp_path):
     with pytest.raises(InvalidValueError, match=r"'table9'.*valid: table7"):
         compare([base], output_dir=tmp_path / "cmp", profile=False, curves=False, reference="table9")
     assert not (tmp_path / "cmp").exists()
+
+
+def test_runs_on_different_datasets_are_refused_and_labelled_when_allowed(tmp_path, capsys):
+    """A UCF-101 run beside an HMDB-51 run: same recipe otherwise, so the table would read the
+    difference of their scores as an effect of the model; refused, and with --allow-mixed each
+    split cell names its dataset."""
+    ucf = _fake_run(tmp_path, "ucf", None, 50.0, 90.0, tmp_path)
+    hmdb = _fake_run(tmp_path, "hmdb", None, 30.0, 70.0, tmp_path)
+    cfg = tiny_config(tmp_path, hmdb, name="hmdb", nonlocal_blocks=None, data={"dataset": "hmdb51"})
+    save_config(cfg, hmdb / "config.yaml")
+    capsys.readouterr()
+    assert main(["compare", str(ucf), str(hmdb), "--out", str(tmp_path / "cmp"), "--no-profile"]) == 2
+    err = capsys.readouterr().err
+    assert "different datasets" in err and "ucf: ucf101" in err and "hmdb: hmdb51" in err and "--allow-mixed" in err
+    assert not (tmp_path / "cmp").exists()
+    assert main(["compare", str(ucf), str(hmdb), "--out", str(tmp_path / "cmp"), "--no-profile", "--allow-mixed"]) == 0
+    rows = (tmp_path / "cmp" / "table.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    assert [dict(zip(header, row.split(",")))["split"] for row in rows[1:]] == ["ucf101 1", "hmdb51 1"]
