@@ -115,4 +115,8 @@ def interrupted_train_message(cfg) -> str:
     import shlex
 
     config = shlex.quote(str(recorded_config_path(out)))  # a command to paste: a folder with spaces stays one word
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if processes > 1:  # the same launch: a resume with another process count is refused
+        return (f"kept {last}{after}; resume with the same {processes}-process launch: torchrun ... -m snl_video.cli "
+                f"train --config {config} --resume")
     return f"kept {last}{after}; resume with: snl-video train --config {config} --resume"

@@ -68,7 +68,8 @@ logger = logging.getLogger(__name__)
 
 # ``read_history`` lives in :mod:`.metric_log`, ``build_optimizer`` / ``build_scheduler`` in
 # :mod:`.optim`; ``read_history`` stays importable from here, where callers long found it.
-__all__ = ["NonFiniteLossError", "TrainResult", "freeze_groups", "freeze_until", "train", "epoch_seed", "read_history", "train_one_epoch"]
+__all__ = ["NonFiniteLossError", "TrainResult", "freeze_groups", "freeze_until", "train", "epoch_seed", "read_history", "train_one_epoch",
+           "check_resume_world_size"]
 
 
 class NonFiniteLossError(SnlVideoError, RuntimeError):
@@ -280,11 +281,34 @@ def _build_run(cfg: ExperimentConfig, device: torch.device, out: Path, *, load_w
                 optimizer=optimizer, scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype)
 
 
+def check_resume_world_size(recorded: Any, now: int, *, checkpoint: str | os.PathLike[str]) -> None:
+    """Refuse to resume a run with another number of processes than trained it.
+
+    Each optimizer step takes ``data.batch_size x runtime.grad_accum_steps x processes``
+    clips: a run started under ``torchrun --nproc_per_node=2`` and resumed as one process
+    would go on with half the batch, twice the steps per epoch and the schedule's learning
+    rates, and its record would not say so. ``recorded`` None (a checkpoint from before the
+    count was stored) is not checked.
+
+    Raises:
+        InvalidValueError: naming both counts and the launch that resumes it.
+    """
+    if recorded is None or int(recorded) == now:
+        return
+    launch = ("snl-video train ... --resume" if int(recorded) == 1 else
+              f"torchrun --nproc_per_node={int(recorded)} -m snl_video.cli train ... --resume (over all its nodes)")
+    raise InvalidValueError(
+        f"{checkpoint} was trained by {int(recorded)} process(es), this resume runs {now}: each step would take "
+        f"another batch (data.batch_size x runtime.grad_accum_steps x processes) than the run so far; resume with "
+        f"{int(recorded)} process(es): {launch}")
+
+
 def _restore(run: _Run, resume_path: Path, resume_changes: list[Any]) -> None:
     """Load weights, optimizer, schedule, scaler and RNG states; record allowed config changes."""
     state = load_training_checkpoint(resume_path)
     # the same training videos as when the run started (not a dataset re-split in place since)
     check_resume_videos(state.get("train_videos"), run.cfg, checkpoint=resume_path)
+    check_resume_world_size(state.get("world_size"), dist_utils.world_size(), checkpoint=resume_path)
     load_model_state(run.model, state, checkpoint=resume_path)  # one-line error for another recipe's file
     run.optimizer.load_state_dict(state["optimizer"])
     # The schedule of this config continued from the checkpoint's epoch (a changed
@@ -431,6 +455,9 @@ def _save_epoch(
             "scaler": run.scaler.state_dict(),
             "epoch": epoch + 1,
             "best_top1": run.best_top1,
+            # processes that trained it: with data.batch_size and grad_accum_steps, the batch
+            # of each optimizer step (checked on resume, see check_resume_world_size)
+            "world_size": dist_utils.world_size(),
             "rng": capture_rng_state(),
             "config_name": cfg.name,
             "selection_subset": run.selection,
