@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 
 from ..errors import InvalidValueError
+from ..models import fitting_model_names
+from ..weights import DetectedCheckpoint, WeightsError
 from ..weights.download import default_cache_dir, download_weights
-from ..weights.formats import read_checkpoint
+from ..weights.formats import convert_state, read_checkpoint
 from ..weights.registry import get_weights, list_weights
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         ("file", str(args.file)),
         ("format", detected.format),
         ("architecture", detected.architecture.describe()),
+        ("fits models", _fitting_models(detected)),
         ("classes", str(detected.num_classes) if detected.num_classes is not None else "unknown (no classifier found)"),
         ("head keys", ", ".join(detected.head_keys) or "-"),
         ("tensors", str(detected.num_tensors)),
@@ -99,6 +102,21 @@ def run_inspect(args: argparse.Namespace) -> int:
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")
     return 0
+
+
+def _fitting_models(detected: DetectedCheckpoint) -> str:
+    """The registered models whose backbone the file's converted tensors match (the architecture
+    line above is a guess from key names: it calls an X3D a ResNet-80 and cannot name a SlowFast)."""
+    try:
+        state = convert_state(detected)
+    except WeightsError as exc:
+        return f"unknown (its keys could not be converted: {exc})"
+    names = fitting_model_names(state)
+    if not names:
+        return "none of the registered models with default options (`snl-video profile --help` lists them)"
+    if len(names) > 1:
+        return " / ".join(names) + " (one network; the file name or the registry name says which clip it expects)"
+    return names[0]
 
 
 def run_download(args: argparse.Namespace) -> int:

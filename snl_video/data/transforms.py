@@ -207,12 +207,23 @@ def train_transform(
 
 
 def eval_transform(
-    normalization: NormalizationSpec | InputSpec | Mapping, *, size: int = 112, crops: Literal[1, 3] = 1
+    normalization: NormalizationSpec | InputSpec | Mapping,
+    *,
+    size: int = 112,
+    crops: Literal[1, 3] = 1,
+    resize: int | tuple[int, int] | None = None,
 ) -> v2.Compose:
-    """Test: resize the short side to ``size``, then the centre crop (``crops=1``, output
-    ``(C, T, size, size)``) or three crops along the long side (``crops=3``, output
-    ``(3, C, T, size, size)``), normalise."""
+    """Test: resize (``resize``: a short side, or a fixed ``(height, width)`` as torchvision's
+    video models were evaluated; ``None``: the short side to ``size``), then the centre crop
+    (``crops=1``, output ``(C, T, size, size)``) or three crops along the long side
+    (``crops=3``, output ``(3, C, T, size, size)``), normalise."""
     spec = NormalizationSpec.from_any(normalization)
+    if resize is None:
+        resize = size
+    short_side = resize if isinstance(resize, int) else min(resize)
+    if short_side < size:
+        raise InvalidValueError(f"eval transform: resize {resize!r} is smaller than the crop {size}; give a resize "
+                                "of at least the crop size (or none: the short side goes to the crop size)")
     if crops == 1:
         cropper: nn.Module = v2.CenterCrop(size)
     elif crops == 3:
@@ -220,16 +231,22 @@ def eval_transform(
     else:
         raise InvalidValueError(f"crops must be 1 or 3, got {crops!r}")
     return v2.Compose(
-        [ToVideo(), v2.Resize(size, antialias=True), cropper, NormalizeToModel(spec)]
+        [ToVideo(), v2.Resize(resize if isinstance(resize, int) else list(resize), antialias=True), cropper,
+         NormalizeToModel(spec)]
     )
 
 
 def input_transform(spec: InputSpec, *, crops: Literal[1, 3] = 1) -> v2.Compose:
-    """The test-time transform ``spec`` describes: short side to ``spec.crop_size``, the centre
-    crop (or three crops), normalised with ``spec``'s mean/std/value scale.
+    """The test-time transform ``spec`` describes: frames resized as ``spec.resize`` says (a
+    registry entry's published resize, e.g. torchvision's 128x171 before its 112 crop, or
+    256 before a 224 crop; ``None``, the toolkit's own recipe: short side to
+    ``spec.crop_size``), the centre crop (or three crops), normalised with ``spec``'s
+    mean/std/value scale.
 
     This is what ``eval`` does to a clip, and what predict, explain, features and spectrum
-    call, so a model is fed the same way by every verb. (``spec.resize`` records a registry
-    entry's published resize; the toolkit resizes to the crop size, as it always has.)
+    call, so a model is fed the same way by every verb, and as its published protocol was.
+    (Until this honoured ``spec.resize``, every verb resized the short side to the crop and
+    fed such entries a wider view than the one their accuracy was reported at, while the
+    records it wrote said ``resize``.)
     """
-    return eval_transform(spec, size=spec.crop_size, crops=crops)
+    return eval_transform(spec, size=spec.crop_size, crops=crops, resize=spec.resize)

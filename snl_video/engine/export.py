@@ -241,6 +241,13 @@ def _write_program(model: torch.nn.Module, example: torch.Tensor, out: Path, *, 
         atomic_output(out, write_onnx)
 
 
+def _resize_step(resize: int | tuple[int, int] | None, size: int) -> str:
+    """The resize-and-crop step in words, as :func:`snl_video.data.transforms.input_transform` does it."""
+    if isinstance(resize, tuple):
+        return f"resize to {resize[0]}x{resize[1]} (height x width, antialiased), centre-crop {size}x{size}"
+    return f"resize the short side to {resize or size} (antialiased), centre-crop {size}x{size}"
+
+
 def _preprocessing_record(loaded: InferenceModel, *, format: ExportFormat, num_frames: int,
                          size: int) -> dict[str, Any]:
     """The ``<out>.preprocessing.json`` record: the exported program's input and output, the steps
@@ -260,7 +267,7 @@ def _preprocessing_record(loaded: InferenceModel, *, format: ExportFormat, num_f
             "decode RGB frames",
             *prepared,
             f"take {num_frames} frames {loaded.sampling_stride} apart (uniform clips over the video for a video-level score)",
-            f"resize the short side to {size} (antialiased), centre-crop {size}x{size}",
+            _resize_step(used.resize, size),
             f"scale pixels to [0, {n.value_scale:g}], subtract mean, divide by std (per RGB channel)",
             "average softmax probabilities over the clips (and crops)",
         ],

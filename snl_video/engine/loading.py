@@ -34,6 +34,7 @@ from ..inputspec import InputSpec
 from ..errors import InvalidValueError, MissingFileError
 
 if TYPE_CHECKING:
+    from ..weights import DetectedCheckpoint
     from ..weights.registry import PretrainedWeights
     from .publish import PublishedFolder
 
@@ -287,9 +288,9 @@ _GUESSED_INPUT = InputSpec(num_frames=16, sampling_stride=1, crop_size=112, mean
 def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool) -> InferenceModel:
     """A registry name, or a foreign checkpoint file (its registry entry found by file name,
     or its architecture by its tensors)."""
-    from ..models import build_model, guess_model_name
+    from ..models import build_model
     from ..weights import get_weights, list_weights
-    from ..weights.formats import convert_state, read_checkpoint
+    from ..weights.formats import read_checkpoint
     from ..weights.registry import WEIGHTS, entry_for_file
 
     name = str(weights)
@@ -309,7 +310,7 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     detected = read_checkpoint(path, allow_unsafe_pickle=allow_unsafe_pickle)
     named = next((e for e in WEIGHTS if e.file_name == path.name), None)
     options: dict[str, Any] = dict(named.model_options) if named is not None else {}
-    arch = named.architecture if named is not None else guess_model_name(convert_state(detected))
+    arch = named.architecture if named is not None else _architecture_of_file(path, detected)
     if arch is None:
         raise InvalidValueError(f"{path}: {detected.describe()} matches no registered architecture (`snl-video weights "
                          "inspect` shows what it holds); load it with a recipe (pretrained: FILE) and train, or "
@@ -336,6 +337,37 @@ def _from_weights(weights: str | os.PathLike[str], *, allow_unsafe_pickle: bool)
     return InferenceModel(model=model.eval(), architecture=arch, class_names=names, input_spec=_GUESSED_INPUT,
                           num_clips=10, num_crops=3, reduce="mean_prob", source=str(path), input_known=False,
                           rebuild=rebuild)
+
+
+def _architecture_of_file(path: Path, detected: "DetectedCheckpoint") -> str | None:
+    """The registered architecture a foreign file not named as a registry file holds, by its tensors.
+
+    Several architectures can share one network and differ only in the clip they are fed
+    (X3D-XS / -S / -M: 4x12, 13x6 and 16x5 frames). Taking the first would feed an X3D-M file
+    X3D-XS clips with no error, so a tie between registry entries of the file's format whose
+    input specs differ is refused, naming the file names that settle it. ``None`` when no
+    architecture fits.
+    """
+    from ..models import fitting_model_names
+    from ..weights.formats import convert_state
+    from ..weights.registry import WEIGHTS
+
+    fitting = fitting_model_names(convert_state(detected))
+    if not fitting:
+        return None
+    family = [e for e in WEIGHTS if e.format == detected.format and e.architecture in fitting]
+    specs = {(e.input_spec.num_frames, e.input_spec.sampling_stride, e.input_spec.crop_size, e.input_spec.mean,
+              e.input_spec.std, e.input_spec.value_scale) for e in family}
+    if len({e.architecture for e in family}) > 1 and len(specs) > 1:
+        choices = "; ".join(f"{e.architecture}: {e.input_spec.num_frames}x{e.input_spec.sampling_stride} frames at "
+                            f"{e.input_spec.crop_size}, file name {e.file_name}" for e in family)
+        raise InvalidValueError(
+            f"{path}: its tensors fit {' / '.join(dict.fromkeys(e.architecture for e in family))}, which share one "
+            f"network but are fed different clips ({choices}), and its file name is none of theirs, so which clip "
+            "it expects cannot be told: rename (or link) the file to the file name of the model it is, or copy it "
+            "into the weights cache under that name and pass the registry name (`snl-video weights list`)"
+        )
+    return family[0].architecture if family else fitting[0]
 
 
 def _rebuild(architecture: str, num_classes: int, entry: "PretrainedWeights | None",

@@ -50,6 +50,7 @@ __all__ = [
     "load_backbone_weights",
     "backbone_signature",
     "registered_signature",
+    "fitting_model_names",
     "guess_model_name",
 ]
 
@@ -309,14 +310,24 @@ def registered_signature(name: str, ignore: Sequence[str]) -> dict[str, tuple[in
     return {k: v for k, v in _registered_signature_all(name) if not any(fnmatch.fnmatchcase(k, p) for p in ignore)}
 
 
-def guess_model_name(state: Mapping[str, Any]) -> str | None:
-    """The registered architecture (default options) whose backbone tensors, names and shapes,
-    match ``state`` (a state dict in snl_video key names); None when none does."""
+def fitting_model_names(state: Mapping[str, Any]) -> list[str]:
+    """Every registered architecture (default options) whose backbone tensors, names and shapes,
+    match ``state`` (a state dict in snl_video key names), in registration order.
+
+    More than one can fit: X3D-XS, -S and -M share one network and differ only in the clip
+    they are fed, and a BAT backbone is its plain backbone plus blocks. Callers that pick an
+    input spec from the architecture must treat such a tie as ambiguous.
+    """
     theirs = backbone_signature(state, ())
-    for name in list_models():
-        if registered_signature(name, ()) == theirs:
-            return name
-    return None
+    return [name for name in list_models() if registered_signature(name, ()) == theirs]
+
+
+def guess_model_name(state: Mapping[str, Any]) -> str | None:
+    """The first registered architecture (default options) whose backbone tensors, names and
+    shapes match ``state`` (a state dict in snl_video key names); None when none does.
+    :func:`fitting_model_names` lists them all."""
+    names = fitting_model_names(state)
+    return names[0] if names else None
 
 
 # --------------------------------------------------------------------------------------

@@ -66,3 +66,23 @@ def test_download_uses_a_file_placed_in_the_cache(tmp_path, capsys):
 def test_download_of_an_unknown_name_lists_known_ones(capsys):
     assert main(["weights", "download", "nope"]) == 2
     assert "slow_r50.pytorchvideo_k400" in capsys.readouterr().err
+
+
+def test_inspect_names_the_registered_models_the_tensors_fit(tmp_path, capsys):
+    """The architecture line is a guess from key names (it reads torchvision's r3d_18 and mc3_18
+    alike, and an X3D as a ResNet-80); `fits models` compares the converted tensors with each
+    registered model's."""
+    from pytorchvideo.models.x3d import create_x3d
+
+    cases = [
+        (torchvision.models.video.mc3_18(weights=None).state_dict(), "mc3_18.pth", "mc3_18"),
+        (torchvision.models.video.r3d_18(weights=None).state_dict(), "r3d_18.pth", "r3d_18"),
+        ({"model_state": create_x3d(model_num_class=400).state_dict()}, "x3d.pyth", "x3d_xs / x3d_s / x3d_m"),
+    ]
+    for state, name, expected in cases:
+        path = tmp_path / name
+        torch.save(state, path)
+        assert main(["weights", "inspect", str(path)]) == 0
+        out = capsys.readouterr().out
+        fits = [line for line in out.splitlines() if line.startswith("fits models")]
+        assert len(fits) == 1 and fits[0].split(None, 2)[2].startswith(expected), out

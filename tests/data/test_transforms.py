@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from snl_video.data.transforms import NormalizationSpec, ThreeCrop, eval_transform, train_transform
+from snl_video.errors import InvalidValueError
 
 SPEC = NormalizationSpec(mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))
 
@@ -105,3 +106,32 @@ def reference_of(video, spec):
     from snl_video.data.transforms import ToModelLayout
 
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), spec.normalize(), ToModelLayout()])(video)
+
+
+@pytest.mark.parametrize("resize, expected_hw", [((128, 171), (128, 171)), (128, (128, 170)), (None, (112, 149))])
+def test_input_transform_resizes_as_the_input_spec_says(resize, expected_hw):
+    """A registry entry's published resize (torchvision's video models: 128x171 then a 112 crop)
+    is what every verb feeds; before, the short side went to the crop whatever ``resize`` said.
+    Reference: torchvision's functional resize then a centre crop by slicing."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from snl_video.data.transforms import input_transform
+    from snl_video.inputspec import InputSpec
+
+    spec = InputSpec(num_frames=2, sampling_stride=1, crop_size=112, mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0),
+                     resize=resize)
+    torch.manual_seed(0)
+    clip = torch.randint(0, 256, (2, 240, 320, 3), dtype=torch.uint8)
+    resized = TF.resize(clip.permute(0, 3, 1, 2), list(expected_hw), antialias=True)  # (T, C, h, w) uint8
+    top, left = int(round((expected_hw[0] - 112) / 2.0)), int(round((expected_hw[1] - 112) / 2.0))
+    cropped = resized[:, :, top:top + 112, left:left + 112].float() / 255
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    expected = ((cropped - mean) / std).permute(1, 0, 2, 3)
+    out = input_transform(spec)(clip)
+    assert out.shape == (3, 2, 112, 112)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_a_resize_smaller_than_the_crop_is_refused():
+    with pytest.raises(InvalidValueError, match="smaller than the crop"):
+        eval_transform(SPEC, size=112, resize=(100, 171))

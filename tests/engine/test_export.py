@@ -92,7 +92,8 @@ def test_the_preprocessing_record_describes_what_the_toolkit_feeds(tmp_path):
     loaded.input_spec = loaded.input_spec.replace(resize=(10, 14))
     record = json.loads(export_model(loaded, tmp_path / "m.pt2", format="pt2").preprocessing.read_text())
     assert record["preprocessing"][1].startswith("resize the short side to 44")
-    assert record["preprocessing"][3].startswith("resize the short side to 8")
+    # the spec's published resize is what the toolkit feeds (input_transform honours it)
+    assert record["preprocessing"][3].startswith("resize to 10x14 (height x width, antialiased), centre-crop 8x8")
     assert record["input_spec"]["resize"] == [10, 14]  # the model's own size: its spec as it is
     record = json.loads(export_model(loaded, tmp_path / "s.pt2", format="pt2", size=12).preprocessing.read_text())
     assert record["input_spec"]["crop_size"] == 12 and record["input_spec"]["resize"] is None
