@@ -275,6 +275,13 @@ def _from_registry_entry(model: nn.Module, entry: "PretrainedWeights", *, num_cl
     names = _class_names_for(entry, num_classes)
     if borrow_names and names[0] == "class_0":
         names = _known_class_list(num_classes) or names
+    spec = entry.input_spec
+    if spec.fps is not None:  # recorded, not applied: say so rather than score silently off-protocol
+        logger.warning(
+            "%s was trained and published on clips resampled to %g fps; snl-video takes frames at each video's own "
+            "rate (resampling is not implemented), so on a 25 fps video a %d-frame clip spans %.2f s instead of "
+            "%.2f s and scores can differ from the published ones", source, spec.fps, spec.num_frames,
+            spec.num_frames * spec.sampling_stride / 25.0, spec.num_frames * spec.sampling_stride / spec.fps)
     return InferenceModel(model=model.eval(), architecture=architecture, class_names=names,
                           input_spec=entry.input_spec, num_clips=entry.eval_num_clips, num_crops=entry.eval_num_crops,
                           reduce="mean_prob", source=source)

@@ -81,7 +81,7 @@ def test_predict_with_a_registry_name_prints_kinetics_names_and_feeds_the_2017_i
     np.testing.assert_allclose([t["probability"] for t in top], probs[best].numpy(), rtol=1e-3, atol=1e-6)
 
 
-def test_predict_with_a_foreign_torchvision_file_names_kinetics_classes(tmp_path, capsys):
+def test_predict_with_a_foreign_torchvision_file_names_kinetics_classes(tmp_path, capsys, caplog):
     from torchvision.models.video import r3d_18
 
     torch.manual_seed(1)
@@ -89,9 +89,13 @@ def test_predict_with_a_foreign_torchvision_file_names_kinetics_classes(tmp_path
     path = tmp_path / "my_r3d18.pth"
     torch.save(tv.state_dict(), path)
     video = _video(tmp_path / "v.avi", frames=18, seed=2)
-    assert main(["predict", "--weights", str(path), str(video), "--clips", "1", "--crops", "1", "--top-k", "2"]) == 0
+    with caplog.at_level("WARNING", logger="snl_video.engine.loading"):
+        assert main(["predict", "--weights", str(path), str(video), "--clips", "1", "--crops", "1", "--top-k", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split(".", 1)[1].rsplit(" ", 1)[0].strip() in KINETICS400
+    # torchvision's weights were published on clips resampled to 15 fps, which is not applied: said, not silent
+    (warning,) = [r.getMessage() for r in caplog.records if "resampled to 15 fps" in r.getMessage()]
+    assert "16-frame clip spans 0.64 s instead of 1.07 s" in warning
 
 
 def test_class_names_file_overrides_and_is_checked(tmp_path, monkeypatch, capsys):
